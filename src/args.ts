@@ -1,0 +1,62 @@
+// The command line: yargs turns argv into Flags. No defaults here: options.ts applies them, after env.
+import yargs from 'yargs';
+import { UsageError } from './errors.ts';
+import type { Flags } from './options.ts';
+
+export function parseArgs(argv: readonly string[]): Flags {
+  const dash = argv.indexOf('--');
+  const own = dash === -1 ? [...argv] : argv.slice(0, dash);
+  const etcdArgs = dash === -1 ? undefined : argv.slice(dash + 1);
+  const y = yargs(own)
+    .scriptName('etcd-migrate')
+    .usage('$0 [options] [-- <etcd flags>]\n\nMigrates the etcd data dir to the target version and storage, one minor at a time, then execs the target etcd with the flags after --.')
+    .option('data-dir', { type: 'string', describe: 'etcd data directory [env DATA_DIRECTORY]' })
+    .option('target-version', { type: 'string', describe: 'target etcd version x.y.z [env TARGET_VERSION]' })
+    .option('target-storage', { type: 'string', describe: 'etcd2 or etcd3 [env TARGET_STORAGE] (default etcd3)' })
+    .option('bin-dir', { type: 'string', describe: 'directory of etcd-<x.y.z>, etcdctl-<x.y.z>, etcdutl-<x.y.z> (default /usr/local/bin)' })
+    .option('bundled-versions', { type: 'string', describe: 'bundled versions, split on commas or spaces [env BUNDLED_VERSIONS] (default: every etcd-x.y.z in the bin dir)' })
+    .option('name', { type: 'string', describe: 'member name [env ETCD_NAME] (default etcd-<hostname>)' })
+    .option('initial-cluster', { type: 'string', describe: '<name>=<peer url>,... [env INITIAL_CLUSTER]' })
+    .option('listen-peer-urls', { type: 'string', describe: '[env LISTEN_PEER_URLS] (default http://127.0.0.1:<peer-port>)' })
+    .option('initial-advertise-peer-urls', { type: 'string', describe: '[env INITIAL_ADVERTISE_PEER_URLS] (default http://127.0.0.1:<peer-port>)' })
+    .option('port', { type: 'number', describe: 'hidden client port of the temporary etcd, on 127.0.0.1 only (default 18629)' })
+    .option('peer-port', { type: 'number', describe: 'peer port of the temporary etcd (default 2380)' })
+    .option('etcd-data-prefix', { type: 'string', describe: 'key prefix of the data [env ETCD_DATA_PREFIX] (default /registry)' })
+    .option('ttl-keys-directory', { type: 'string', describe: 'accepted for compatibility; every TTL is kept [env TTL_KEYS_DIRECTORY]' })
+    .option('etcd-server-extra-args', { type: 'string', describe: 'extra flags for every temporary etcd, split on whitespace [env ETCD_CREDS]' })
+    .option('dry-run', { type: 'boolean', describe: 'print the plan; change nothing' })
+    .strict()
+    .parserConfiguration({ 'camel-case-expansion': true, 'duplicate-arguments-array': false, 'strip-aliased': true })
+    .version(false)
+    .help()
+    .exitProcess(false)
+    .fail((msg, err) => {
+      throw new UsageError(`${err?.message ?? msg}; see etcd-migrate --help`);
+    });
+  const a = y.parseSync();
+  const num = (v: unknown, flag: string): number | undefined => {
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || Number.isNaN(v)) throw new UsageError(`${flag} needs a number`);
+    return v;
+  };
+  const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : v === undefined ? undefined : String(v));
+  return {
+    dataDir: str(a.dataDir),
+    targetVersion: str(a.targetVersion),
+    targetStorage: str(a.targetStorage),
+    binDir: str(a.binDir),
+    bundledVersions: str(a.bundledVersions),
+    name: str(a.name),
+    initialCluster: str(a.initialCluster),
+    listenPeerUrls: str(a.listenPeerUrls),
+    initialAdvertisePeerUrls: str(a.initialAdvertisePeerUrls),
+    port: num(a.port, '--port'),
+    peerPort: num(a.peerPort, '--peer-port'),
+    etcdDataPrefix: str(a.etcdDataPrefix),
+    ttlKeysDirectory: str(a.ttlKeysDirectory),
+    etcdServerExtraArgs: str(a.etcdServerExtraArgs),
+    dryRun: a.dryRun as boolean | undefined,
+    etcdArgs,
+    help: a.help === true || own.includes('--help') || own.includes('-h'),
+  };
+}

@@ -1,0 +1,33 @@
+// Errors the entrypoint reports as one line. Only cli.ts turns them into exit codes.
+
+/** Bad input or configuration, found before anything changed. Exit code 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+  readonly exitCode = 2;
+}
+
+/** A step failed; the data dir is at the last good step and version.txt says which. Exit code 1. */
+export class StepError extends Error {
+  override readonly name = 'StepError';
+  readonly exitCode = 1;
+}
+
+/** A child process failed: the facts about it, for the log line and for tests. */
+export class ProcessError extends StepError {
+  readonly command: string;
+  readonly processExitCode: number | undefined;
+  readonly signal: string | undefined;
+  /** The process's last output lines (etcd never logs key values). */
+  readonly output: string;
+  constructor(message: string, facts: { command: string; exitCode?: number; signal?: string; output: string }) {
+    super(message);
+    this.command = facts.command;
+    this.processExitCode = facts.exitCode;
+    this.signal = facts.signal;
+    this.output = facts.output;
+  }
+}
+
+export function isUserFacing(e: unknown): e is UsageError | StepError {
+  return e instanceof UsageError || e instanceof StepError;
+}

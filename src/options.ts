@@ -1,0 +1,202 @@
+// Options: resolved flag -> environment variable -> default, by a pure function.
+import { UsageError } from './errors.ts';
+import { parseStorage, parseVersion, type DataVersion, type Version } from './version.ts';
+
+/** What the command line gave; undefined where a flag was not given. */
+export interface Flags {
+  dataDir?: string;
+  targetVersion?: string;
+  targetStorage?: string;
+  binDir?: string;
+  bundledVersions?: string;
+  name?: string;
+  initialCluster?: string;
+  listenPeerUrls?: string;
+  initialAdvertisePeerUrls?: string;
+  port?: number;
+  peerPort?: number;
+  etcdDataPrefix?: string;
+  ttlKeysDirectory?: string;
+  etcdServerExtraArgs?: string;
+  dryRun?: boolean;
+  /** Flags for the target etcd, after `--`; undefined when there was no `--`. */
+  etcdArgs?: string[];
+  help?: boolean;
+}
+
+export interface Options {
+  dataDir: string;
+  target: DataVersion;
+  binDir: string;
+  /** Explicit bundle; undefined means every etcd-x.y.z in binDir. */
+  bundled: Version[] | undefined;
+  name: string;
+  initialCluster: string;
+  listenPeerUrls: string;
+  initialAdvertisePeerUrls: string;
+  port: number;
+  peerPort: number;
+  dataPrefix: string;
+  ttlKeysDirectory: string;
+  extraArgs: string[];
+  dryRun: boolean;
+  etcdArgs: string[] | undefined;
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export interface Context {
+  hostname: string;
+}
+
+export const DEFAULT_BIN_DIR = '/usr/local/bin';
+export const DEFAULT_PORT = 18629;
+export const DEFAULT_PEER_PORT = 2380;
+
+/** The environment variables this tool reads (Kubernetes' etcd image used the same names). */
+export const ENV = {
+  dataDir: 'DATA_DIRECTORY',
+  targetVersion: 'TARGET_VERSION',
+  targetStorage: 'TARGET_STORAGE',
+  bundledVersions: 'BUNDLED_VERSIONS',
+  name: 'ETCD_NAME',
+  initialCluster: 'INITIAL_CLUSTER',
+  listenPeerUrls: 'LISTEN_PEER_URLS',
+  initialAdvertisePeerUrls: 'INITIAL_ADVERTISE_PEER_URLS',
+  etcdDataPrefix: 'ETCD_DATA_PREFIX',
+  ttlKeysDirectory: 'TTL_KEYS_DIRECTORY',
+  etcdServerExtraArgs: 'ETCD_CREDS',
+} as const;
+
+export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
+  const pick = (key: keyof typeof ENV): { value: string; from: string } | undefined => {
+    const f = flags[key];
+    if (typeof f === 'string') return { value: f, from: `--${kebab(key)}` };
+    const e = env[ENV[key]];
+    if (e !== undefined && e !== '') return { value: e, from: ENV[key] };
+    return undefined;
+  };
+  const required = (key: keyof typeof ENV, example: string): { value: string; from: string } => {
+    const v = pick(key);
+    if (!v || v.value.trim() === '') throw new UsageError(`--${kebab(key)} (or ${ENV[key]}) is required, e.g. --${kebab(key)}=${example}`);
+    return v;
+  };
+
+  const dataDir = required('dataDir', '/var/etcd/data').value;
+  const tv = required('targetVersion', '3.5.16');
+  const target: DataVersion = {
+    version: parseVersion(tv.value.trim(), `${tv.from}`),
+    storage: (() => {
+      const s = pick('targetStorage');
+      return s ? parseStorage(s.value.trim(), s.from) : 'etcd3';
+    })(),
+  };
+
+  const port = checkPort(flags.port ?? DEFAULT_PORT, '--port');
+  const peerPort = checkPort(flags.peerPort ?? DEFAULT_PEER_PORT, '--peer-port');
+  if (port === peerPort) throw new UsageError(`--port and --peer-port are both ${port}; give the temporary etcd two different ports`);
+
+  const name = pick('name')?.value ?? `etcd-${ctx.hostname}`;
+  checkName(name);
+  const localPeer = `http://127.0.0.1:${peerPort}`;
+  const initialCluster = pick('initialCluster')?.value ?? `${name}=${localPeer}`;
+  checkInitialCluster(initialCluster, name);
+  const listenPeerUrls = pick('listenPeerUrls')?.value ?? localPeer;
+  checkUrls(listenPeerUrls, flags.listenPeerUrls !== undefined ? '--listen-peer-urls' : ENV.listenPeerUrls);
+  const initialAdvertisePeerUrls = pick('initialAdvertisePeerUrls')?.value ?? localPeer;
+  checkUrls(initialAdvertisePeerUrls, flags.initialAdvertisePeerUrls !== undefined ? '--initial-advertise-peer-urls' : ENV.initialAdvertisePeerUrls);
+
+  const dataPrefix = pick('etcdDataPrefix')?.value ?? '/registry';
+  if (!dataPrefix.startsWith('/')) throw new UsageError(`the data prefix "${dataPrefix}" must start with "/", e.g. /registry`);
+  const ttlKeysDirectory = pick('ttlKeysDirectory')?.value ?? `${dataPrefix.replace(/\/+$/, '')}/events`;
+
+  const bv = pick('bundledVersions');
+  const bundled = bv ? splitList(bv.value).map((v) => parseVersion(v, `${bv.from} entry`)) : undefined;
+  if (bv && bundled!.length === 0) throw new UsageError(`${bv.from} is set but lists no version; list x.y.z versions split by commas or spaces, or unset it`);
+
+  const extra = pick('etcdServerExtraArgs');
+  const extraArgs = extra ? extra.value.split(/\s+/).filter(Boolean) : [];
+
+  const etcdArgs = flags.etcdArgs;
+  if (etcdArgs) {
+    const dd = flagValue(etcdArgs, 'data-dir');
+    if (dd !== undefined && stripSlash(dd) !== stripSlash(dataDir)) {
+      throw new UsageError(`the etcd flag --data-dir=${dd} is not the data dir being migrated (${dataDir}); make them the same`);
+    }
+  }
+
+  return {
+    dataDir,
+    target,
+    binDir: flags.binDir ?? DEFAULT_BIN_DIR,
+    bundled,
+    name,
+    initialCluster,
+    listenPeerUrls,
+    initialAdvertisePeerUrls,
+    port,
+    peerPort,
+    dataPrefix,
+    ttlKeysDirectory,
+    extraArgs,
+    dryRun: flags.dryRun ?? false,
+    etcdArgs,
+  };
+}
+
+/** The value of `--name value`, `--name=value` or the single-dash forms in an etcd argument list. */
+export function flagValue(args: readonly string[], name: string): string | undefined {
+  let found: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    for (const dash of ['--', '-']) {
+      if (a === `${dash}${name}`) found = args[i + 1];
+      else if (a.startsWith(`${dash}${name}=`)) found = a.slice(dash.length + name.length + 1);
+    }
+  }
+  return found;
+}
+
+export function splitList(s: string): string[] {
+  return s.split(/[\s,]+/).filter(Boolean);
+}
+
+function checkPort(p: number, what: string): number {
+  if (!Number.isInteger(p) || p < 1 || p > 65535) throw new UsageError(`${what} ${p} is not a TCP port (1-65535)`);
+  return p;
+}
+
+function checkName(name: string): void {
+  if (name === '' || /[\s=,]/.test(name)) throw new UsageError(`the member name "${name}" is not usable: it must be non-empty without spaces, "=" or ","`);
+}
+
+function checkInitialCluster(value: string, name: string): void {
+  const fix = `write it as <name>=<peer-url>[,<name>=<peer-url>...], e.g. ${name}=http://127.0.0.1:2380`;
+  const names: string[] = [];
+  for (const entry of value.split(',')) {
+    const eq = entry.indexOf('=');
+    if (eq <= 0) throw new UsageError(`the initial cluster "${value}" is malformed at "${entry}": ${fix}`);
+    names.push(entry.slice(0, eq));
+    checkUrls(entry.slice(eq + 1), `the initial cluster entry "${entry}"`);
+  }
+  if (!names.includes(name)) {
+    throw new UsageError(`the initial cluster "${value}" does not name this member "${name}": set INITIAL_CLUSTER to include ${name}=<its peer url>, or set ETCD_NAME to this member's name`);
+  }
+}
+
+function checkUrls(value: string, what: string): void {
+  for (const u of value.split(',')) {
+    let url: URL;
+    try {
+      url = new URL(u);
+    } catch {
+      throw new UsageError(`${what}: "${u}" is not a URL like http://127.0.0.1:2380`);
+    }
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !url.port) {
+      throw new UsageError(`${what}: "${u}" must be http(s)://host:port, e.g. http://127.0.0.1:2380`);
+    }
+  }
+}
+
+const kebab = (s: string): string => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+const stripSlash = (s: string): string => s.replace(/\/+$/, '');

@@ -1,0 +1,163 @@
+// The pure planner: from what the data dir holds to the target, which steps, in which order.
+// No I/O. Every refusal is a PlanError that names what is missing and how to fix it.
+import { UsageError } from './errors.ts';
+import {
+  compare, compareMinor, fmt, fmtData, fmtMinor, nextMinor, previousMinor, sameMinor,
+  type DataVersion, type Version,
+} from './version.ts';
+
+/**
+ * One step; after it succeeds version.txt holds `to`.
+ * - upgrade:  start etcd `to.version` on the data until a write commits, then stop it.
+ * - patch:    the same, within one minor, where the next minor needs a newer patch first.
+ * - v2-to-v3: offline `etcdctl migrate` with etcd `to.version`'s tools, then re-attach every TTL.
+ * - v3-to-v2: read the v3 keys with etcd `read`, write them with their TTLs into a new v2 store
+ *             made by etcd `to.version`, then swap it in.
+ * - downgrade: snapshot with etcd `snapshotWith`, restore with `to.version`'s tools, swap it in.
+ */
+export type Step =
+  | { kind: 'upgrade'; from: DataVersion; to: DataVersion }
+  | { kind: 'patch'; from: DataVersion; to: DataVersion }
+  | { kind: 'v2-to-v3'; from: DataVersion; to: DataVersion }
+  | { kind: 'v3-to-v2'; from: DataVersion; to: DataVersion; read: Version }
+  | { kind: 'downgrade'; from: DataVersion; to: DataVersion; snapshotWith: Version };
+
+export type StepKind = Step['kind'];
+
+export class PlanError extends UsageError {}
+
+/** The newest etcd minor that serves the v2 API by default, so can run etcd2 storage. */
+export const NEWEST_ETCD2_MINOR: Version = { major: 3, minor: 3, patch: 0 };
+/** The newest minor whose etcdctl has `migrate` (v2 -> v3); 3.5 removed it. */
+export const NEWEST_MIGRATE_MINOR: Version = { major: 3, minor: 4, patch: 0 };
+/** etcd's own rule: before moving to a minor, the previous one must be at least this patch. */
+export const PATCH_BEFORE: ReadonlyMap<string, Version> = new Map([
+  ['3.6', { major: 3, minor: 5, patch: 26 }],
+]);
+
+const FIRST_V3: Version = { major: 3, minor: 0, patch: 0 };
+
+/**
+ * Plans the steps that take data at `current` to `target` with the bundled versions.
+ * `current` undefined means an empty data dir: nothing to migrate.
+ */
+export function plan(current: DataVersion | undefined, target: DataVersion, bundled: readonly Version[]): Step[] {
+  const b = new Bundle(bundled);
+  checkStorageVersion(target, 'the target');
+  if (!b.has(target.version)) {
+    throw new PlanError(`target version ${fmt(target.version)} is not bundled (bundled: ${b.list()}); set TARGET_VERSION to one of them, or add etcd-${fmt(target.version)} to the bin dir`);
+  }
+  if (!current) return [];
+  checkStorageVersion(current, 'version.txt');
+
+  const steps: Step[] = [];
+  let at = current;
+  const push = (s: Step) => { steps.push(s); at = s.to; };
+
+  if (at.storage === 'etcd2' && target.storage === 'etcd3') {
+    // Convert as early as possible: at the first 3.x minor the chain reaches, before any v3 write.
+    if (compareMinor(at.version, NEWEST_MIGRATE_MINOR) > 0) {
+      throw new PlanError(`version.txt says ${fmtData(at)}, but no etcdctl newer than ${fmtMinor(NEWEST_MIGRATE_MINOR)} can convert etcd2 data (3.5 removed "etcdctl migrate"); restore a backup taken before ${fmtMinor(at.version)}, or set TARGET_STORAGE=etcd2`);
+    }
+    if (compareMinor(target.version, at.version) < 0 || compareMinor(target.version, FIRST_V3) < 0) {
+      throw new PlanError(`cannot convert ${fmtData(at)} to etcd3 and go down to ${fmtData(target)}; choose a target version at or above ${fmtMinor(compareMinor(at.version, FIRST_V3) < 0 ? FIRST_V3 : at.version)}`);
+    }
+    for (const s of upgrades(at, FIRST_V3, target, b)) push(s);
+    const tool = b.newestOf(at.version, `to convert ${fmtData(at)} to etcd3 (its etcdctl migrate)`);
+    push({ kind: 'v2-to-v3', from: at, to: { version: tool, storage: 'etcd3' } });
+  }
+
+  if (at.storage === 'etcd3' && target.storage === 'etcd2') {
+    const read = b.newestOf(at.version, `to read the etcd3 data of ${fmtData(at)}`);
+    push({ kind: 'v3-to-v2', from: at, to: target, read });
+    return steps;
+  }
+
+  const c = compareMinor(target.version, at.version);
+  if (c > 0) for (const s of upgrades(at, target.version, target, b)) push(s);
+  if (c < 0) {
+    if (at.storage === 'etcd2') {
+      throw new PlanError(`cannot downgrade etcd2 data from ${fmtData(at)} to ${fmtData(target)}: etcd2 storage has no downgrade; restore a backup taken with ${fmtMinor(target.version)}`);
+    }
+    for (const s of downgrades(at, target, b)) push(s);
+  }
+  return steps;
+}
+
+/** Upgrades from `at` through each minor up to and including `until`'s minor. */
+function upgrades(from: DataVersion, until: Version, target: DataVersion, b: Bundle): Step[] {
+  const steps: Step[] = [];
+  let at = from;
+  while (compareMinor(at.version, until) < 0) {
+    const m = nextMinor(at.version);
+    const min = PATCH_BEFORE.get(fmtMinor(m));
+    if (min && compare(at.version, min) < 0) {
+      const p = b.newestOf(at.version, `to upgrade to ${fmtMinor(m)}`);
+      if (compare(p, min) < 0) {
+        throw new PlanError(`etcd ${fmtMinor(m)} needs ${fmt(min)} or newer first, but the newest bundled ${fmtMinor(at.version)} is ${fmt(p)}; bundle etcd ${fmt(min)} or newer`);
+      }
+      const to = { version: p, storage: at.storage };
+      steps.push({ kind: 'patch', from: at, to });
+      at = to;
+    }
+    const version = sameMinor(m, target.version) ? target.version : b.newestOf(m, `to step from ${fmtMinor(at.version)} towards ${fmt(target.version)}, one minor at a time`);
+    const to = { version, storage: at.storage };
+    steps.push({ kind: 'upgrade', from: at, to });
+    at = to;
+  }
+  return steps;
+}
+
+/** Downgrades one minor at a time; each needs a snapshot taken by the current minor's etcd. */
+function downgrades(from: DataVersion, target: DataVersion, b: Bundle): Step[] {
+  const steps: Step[] = [];
+  let at = from;
+  while (compareMinor(at.version, target.version) > 0) {
+    const m = previousMinor(at.version)!;
+    const snapshotWith = b.newestOf(at.version, `to take the snapshot that a downgrade from ${fmtMinor(at.version)} starts with`);
+    const version = sameMinor(m, target.version) ? target.version : b.newestOf(m, `to step down from ${fmtMinor(at.version)} towards ${fmt(target.version)}, one minor at a time`);
+    const to = { version, storage: at.storage };
+    steps.push({ kind: 'downgrade', from: at, to, snapshotWith });
+    at = to;
+  }
+  return steps;
+}
+
+function checkStorageVersion(d: DataVersion, what: string): void {
+  if (what === 'the target' && d.storage === 'etcd2' && compareMinor(d.version, NEWEST_ETCD2_MINOR) > 0) {
+    throw new PlanError(`the target ${fmtData(d)} is not possible: etcd ${fmtMinor(d.version)} does not serve etcd2 storage by default; choose ${fmtMinor(NEWEST_ETCD2_MINOR)} or older for etcd2, or set TARGET_STORAGE=etcd3`);
+  }
+  if (d.storage === 'etcd3' && compareMinor(d.version, FIRST_V3) < 0) {
+    throw new PlanError(`${what} says ${fmtData(d)}, but etcd3 storage needs etcd 3.0 or newer; use etcd2 with ${fmt(d.version)}`);
+  }
+}
+
+class Bundle {
+  private readonly versions: Version[];
+  constructor(versions: readonly Version[]) {
+    this.versions = [...versions].sort(compare);
+  }
+  has(v: Version): boolean {
+    return this.versions.some((x) => compare(x, v) === 0);
+  }
+  /** The newest bundled patch of v's minor; `why` explains the need in the error. */
+  newestOf(v: Version, why: string): Version {
+    const found = this.versions.filter((x) => sameMinor(x, v)).at(-1);
+    if (!found) throw new PlanError(`etcd ${fmtMinor(v)} is needed ${why}, but no ${fmtMinor(v)}.x is bundled (bundled: ${this.list()}); add etcd-${fmtMinor(v)}.x to the bin dir or BUNDLED_VERSIONS`);
+    return found;
+  }
+  list(): string {
+    return this.versions.length ? this.versions.map(fmt).join(', ') : 'none';
+  }
+}
+
+/** One line per step, for logs and --dry-run. */
+export function describe(s: Step): string {
+  switch (s.kind) {
+    case 'upgrade': return `upgrade ${fmtData(s.from)} -> ${fmtData(s.to)}: start etcd ${fmt(s.to.version)} until a write commits, then stop it`;
+    case 'patch': return `patch ${fmtData(s.from)} -> ${fmtData(s.to)}: start etcd ${fmt(s.to.version)} until a write commits, then stop it`;
+    case 'v2-to-v3': return `convert ${fmtData(s.from)} -> ${fmtData(s.to)}: etcdctl ${fmt(s.to.version)} migrate, then re-attach every TTL as a lease`;
+    case 'v3-to-v2': return `roll back ${fmtData(s.from)} -> ${fmtData(s.to)}: read keys with etcd ${fmt(s.read)}, write them with TTLs into a new etcd ${fmt(s.to.version)} v2 store`;
+    case 'downgrade': return `downgrade ${fmtData(s.from)} -> ${fmtData(s.to)}: snapshot with etcd ${fmt(s.snapshotWith)}, restore with etcd ${fmt(s.to.version)}`;
+  }
+}

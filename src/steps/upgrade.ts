@@ -1,0 +1,21 @@
+// Upgrade (or patch) step: start the newer etcd on the data until a write commits, then stop it.
+import { binPath } from '../bundle.ts';
+import { runTempEtcd } from '../etcd/server.ts';
+import type { Step } from '../plan.ts';
+import type { StepContext, ToolNeed } from './context.ts';
+
+type UpgradeStep = Extract<Step, { kind: 'upgrade' | 'patch' }>;
+
+export const needs = (s: UpgradeStep): ToolNeed[] => [{ tool: 'etcd', version: s.to.version }];
+
+export async function run(s: UpgradeStep, ctx: StepContext): Promise<void> {
+  await runTempEtcd({
+    bin: binPath(ctx.binDir, 'etcd', s.to.version),
+    version: s.to.version,
+    dataDir: ctx.dataDir,
+    member: ctx.member,
+    storage: s.to.storage,
+    env: ctx.env,
+    timeoutMs: ctx.stepTimeoutMs,
+  });
+}
