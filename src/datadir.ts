@@ -6,9 +6,13 @@ import { errno, readIfExists, writeFileAtomic } from './fsx.ts';
 import { fmtData, formatVersionFile, parseVersionFile, type DataVersion } from './version.ts';
 
 export const VERSION_FILE = 'version.txt';
+/** Work area of rewriting steps (see workdir.ts). */
+export const WORK_DIR = '.etcd-migrate';
+/** One entrypoint per data dir (see lock.ts). */
+export const LOCK_FILE = '.etcd-migrate.lock';
 
 /** Entries that do not make a data dir hold data: our own files and a file system's lost+found. */
-const IGNORED = new Set([VERSION_FILE, `${VERSION_FILE}.next`, 'lost+found']);
+const IGNORED = new Set([VERSION_FILE, `${VERSION_FILE}.next`, 'lost+found', WORK_DIR, LOCK_FILE]);
 
 export type DataDirState =
   | { kind: 'missing' }
@@ -38,7 +42,7 @@ export async function inspectDataDir(dir: string): Promise<DataDirState> {
     throw e;
   }
   const version = text === undefined ? undefined : parseVersionFile(text, file);
-  const hasData = entries.some((e) => !IGNORED.has(e));
+  const hasData = entries.some((e) => !IGNORED.has(e) && !e.startsWith(`${LOCK_FILE}.`));
   if (!hasData) return { kind: 'empty', version };
   if (!version) {
     throw new UsageError(`${dir} holds data but no ${VERSION_FILE}, so the etcd version that wrote it is unknown; write it (e.g. echo -n 3.4.23/etcd3 > ${file}) or pass --assume-current-version x.y.z/etcdN`);

@@ -8,7 +8,9 @@ import { UsageError } from './errors.ts';
 import { seconds, type Log } from './log.ts';
 import type { Options } from './options.ts';
 import { describe, plan, type Step } from './plan.ts';
-import { runnerFor, type StepContext, type ToolNeed } from './steps/index.ts';
+import { acquireLock, type Lock } from './lock.ts';
+import { runnerFor, type StepContext, type StepReport, type ToolNeed } from './steps/index.ts';
+import { newMemberDir, prepareWorkDir, recoverWorkDir, removeWorkDir, swapInNewMember } from './workdir.ts';
 import { fmtData, type DataVersion } from './version.ts';
 
 export interface Runtime {
@@ -26,6 +28,21 @@ export interface Outcome {
 }
 
 export async function migrate(opts: Options, rt: Runtime): Promise<Outcome> {
+  // A data dir that exists gets the lock and any interrupted swap finished before it is read.
+  let lock: Lock | undefined;
+  if (!opts.dryRun && (await isDir(opts.dataDir))) {
+    lock = await acquireLock(opts.dataDir);
+    const recovered = await recoverWorkDir(opts.dataDir);
+    if (recovered) rt.log(recovered);
+  }
+  try {
+    return await migrateLocked(opts, rt);
+  } finally {
+    await lock?.release();
+  }
+}
+
+async function migrateLocked(opts: Options, rt: Runtime): Promise<Outcome> {
   const state = await inspectDataDir(opts.dataDir);
   const bundled = opts.bundled ?? (await discoverBundled(opts.binDir));
   const current = state.kind === 'data' ? state.version : undefined;
@@ -72,13 +89,28 @@ export async function migrate(opts: Options, rt: Runtime): Promise<Outcome> {
     env: rt.env,
     log: rt.log,
     stepTimeoutMs: rt.stepTimeoutMs ?? 120_000,
+    newMember: newMemberDir(opts.dataDir),
   };
   const started = Date.now();
   for (const [i, s] of steps.entries()) {
     const t0 = Date.now();
-    await runnerFor(s)!.run(s, ctx);
-    await writeVersionFile(opts.dataDir, s.to);
-    rt.log(`step ${i + 1}/${steps.length} done in ${seconds(Date.now() - t0)}: ${describe(s)}; version.txt = ${fmtData(s.to)}`);
+    const runner = runnerFor(s)!;
+    let report: StepReport | void;
+    if (runner.mode === 'rebuild') {
+      await prepareWorkDir(opts.dataDir);
+      try {
+        report = await runner.run(s, ctx);
+      } catch (e) {
+        await removeWorkDir(opts.dataDir);
+        throw e;
+      }
+      await swapInNewMember(opts.dataDir, s.to);
+    } else {
+      report = await runner.run(s, ctx);
+      await writeVersionFile(opts.dataDir, s.to);
+    }
+    const detail = report?.detail ? `; ${report.detail}` : '';
+    rt.log(`step ${i + 1}/${steps.length} done in ${seconds(Date.now() - t0)}: ${describe(s)}${detail}; version.txt = ${fmtData(s.to)}`);
   }
   const last = steps.at(-1)?.to ?? current;
   if (fmtData(last) !== fmtData(opts.target)) await writeVersionFile(opts.dataDir, opts.target);
@@ -103,4 +135,8 @@ async function checkPortsFree(opts: Options): Promise<void> {
     });
     if (!free) throw new UsageError(`127.0.0.1:${port} is already in use, and ${what} needs it for the temporary etcd; stop whatever holds it (is etcd already running on this data?) or choose another port`);
   }
+}
+
+async function isDir(p: string): Promise<boolean> {
+  return fs.stat(p).then((s) => s.isDirectory(), () => false);
 }

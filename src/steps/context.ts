@@ -12,6 +12,13 @@ export interface StepContext {
   env: NodeJS.ProcessEnv;
   log: (line: string) => void;
   stepTimeoutMs: number;
+  /** Where a 'rebuild' step writes the new member dir (inside the data dir's work area). */
+  newMember: string;
+}
+
+/** What a step reports for its log line: facts such as key counts and checksums, never values. */
+export interface StepReport {
+  detail?: string;
 }
 
 export interface ToolNeed {

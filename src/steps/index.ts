@@ -1,11 +1,17 @@
 // The step runners, one module per kind. A kind without a runner is refused before anything changes.
 import type { Step, StepKind } from '../plan.ts';
-import type { StepContext, ToolNeed } from './context.ts';
+import type { StepContext, StepReport, ToolNeed } from './context.ts';
 import * as upgrade from './upgrade.ts';
 
-interface Runner<S extends Step> {
+/**
+ * mode 'in-place': runs etcd on the live data dir (an upgrade: etcd's own WAL keeps it safe, and a
+ *   rerun repeats it). mode 'rebuild': reads the live data without changing it and builds the new
+ *   member dir at ctx.newMember; the executor swaps it in under a journal.
+ */
+export interface Runner<S extends Step> {
+  mode: 'in-place' | 'rebuild';
   needs: (s: S) => ToolNeed[];
-  run: (s: S, ctx: StepContext) => Promise<void>;
+  run: (s: S, ctx: StepContext) => Promise<StepReport | void>;
 }
 
 type Runners = { [K in StepKind]?: Runner<Extract<Step, { kind: K }>> };
@@ -19,4 +25,4 @@ export function runnerFor<S extends Step>(s: S): Runner<S> | undefined {
   return RUNNERS[s.kind] as Runner<S> | undefined;
 }
 
-export type { StepContext, ToolNeed };
+export type { StepContext, StepReport, ToolNeed };

@@ -6,6 +6,8 @@ import type { StepContext, ToolNeed } from './context.ts';
 
 type UpgradeStep = Extract<Step, { kind: 'upgrade' | 'patch' }>;
 
+export const mode = 'in-place';
+
 export const needs = (s: UpgradeStep): ToolNeed[] => [{ tool: 'etcd', version: s.to.version }];
 
 export async function run(s: UpgradeStep, ctx: StepContext): Promise<void> {
