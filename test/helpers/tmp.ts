@@ -23,11 +23,12 @@ export async function tmpDir(prefix = 'etcd-migrate-test-'): Promise<string> {
   return dir;
 }
 
-// Ports come from 20000-32767, below Linux's ephemeral range, so no outgoing connection takes
-// them; each worker draws from its own slice so parallel workers never hand out the same port.
+// Ports come from below Linux's ephemeral range (32768+), so no outgoing connection takes them;
+// each worker draws from its own slice so parallel workers never hand out the same port.
+// TEST_PORT_BASE moves the whole range, for two test runs on one machine at once.
 const worker = Number(process.env.VITEST_POOL_ID ?? process.env.VITEST_WORKER_ID ?? 1);
-const SLICE = 1500;
-const base = 20000 + ((worker - 1) % 8) * SLICE;
+const SLICE = 600;
+const base = Number(process.env.TEST_PORT_BASE ?? 20000) + ((worker - 1) % 4) * SLICE;
 let next = base + Math.floor(Math.random() * SLICE);
 
 export async function freePort(): Promise<number> {
