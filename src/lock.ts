@@ -24,8 +24,8 @@ export function processStart(pid: number): string | undefined {
 export async function acquireLock(dataDir: string, pid = process.pid): Promise<Lock> {
   const file = path.join(dataDir, LOCK_FILE);
   const mine = `${file}.${pid}`;
-  await fs.writeFile(mine, `${pid} ${processStart(pid) ?? ''}\n`, { mode: 0o600 });
   try {
+    await fs.writeFile(mine, `${pid} ${processStart(pid) ?? ''}\n`, { mode: 0o600 });
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
         await fs.link(mine, file);
