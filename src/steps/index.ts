@@ -2,6 +2,7 @@
 import type { Step, StepKind } from '../plan.ts';
 import type { StepContext, StepReport, ToolNeed } from './context.ts';
 import * as upgrade from './upgrade.ts';
+import * as v2tov3 from './v2tov3.ts';
 
 /**
  * mode 'in-place': runs etcd on the live data dir (an upgrade: etcd's own WAL keeps it safe, and a
@@ -19,6 +20,7 @@ type Runners = { [K in StepKind]?: Runner<Extract<Step, { kind: K }>> };
 const RUNNERS: Runners = {
   upgrade,
   patch: upgrade,
+  'v2-to-v3': v2tov3,
 };
 
 export function runnerFor<S extends Step>(s: S): Runner<S> | undefined {
