@@ -8,8 +8,6 @@ import type { SpillWriter } from './spill.ts';
 export interface V2Contents {
   /** Every key and value, and which keys carry a TTL. */
   all: ChecksumBuilder;
-  /** The names of the keys without a TTL (value left out): what must stay unleased in v3. */
-  permanentNames: ChecksumBuilder;
   dirs: number;
 }
 
@@ -20,7 +18,6 @@ export const parseTtlLine = (f: string[]): TtlLine => [Number(f[0]), f[1]!, BigI
 
 export async function readV2Store(c: HttpClient, ttlKeys: SpillWriter): Promise<V2Contents> {
   const all = new ChecksumBuilder();
-  const permanentNames = new ChecksumBuilder();
   let dirs = 0;
   for await (const n of walk(c)) {
     if (n.dir) {
@@ -31,8 +28,7 @@ export async function readV2Store(c: HttpClient, ttlKeys: SpillWriter): Promise<
     const kv = kvDigest(key, n.value ?? '');
     const exp = expiresAt(n);
     all.addDigest(key, kv, exp !== undefined);
-    if (exp === undefined) permanentNames.add(key, '', false);
-    else await ttlKeys.write([exp, key.toString('base64'), kv.toString(16)]);
+    if (exp !== undefined) await ttlKeys.write([exp, key.toString('base64'), kv.toString(16)]);
   }
-  return { all, permanentNames, dirs };
+  return { all, dirs };
 }

@@ -6,7 +6,7 @@ import { StepError } from '../errors.ts';
 export interface HttpClient {
   readonly endpoint: string;
   /** The whole answer as text; for small answers (a v3 page, a v2 write). */
-  text: (method: string, path: string, body?: string) => Promise<{ status: number; body: string }>;
+  text: (method: string, path: string, body?: string) => Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }>;
   /** The answer as a stream of UTF-8 text chunks, for answers that may not fit in memory. */
   stream: (method: string, path: string) => Promise<{ status: number; chunks: AsyncIterable<string> }>;
   close: () => void;
@@ -32,7 +32,7 @@ export function httpClient(endpoint: string, maxSockets = 32): HttpClient {
       res.setEncoding('utf8');
       let text = '';
       for await (const c of res) text += c as string;
-      return { status: res.statusCode ?? 0, body: text };
+      return { status: res.statusCode ?? 0, body: text, headers: res.headers };
     },
     async stream(method, path) {
       const res = await open(method, path);

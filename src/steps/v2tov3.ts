@@ -3,18 +3,18 @@
 //  2. start etcd on the copy with the v2 API only for writes: refuse if v3 already holds keys, read
 //     every key's value and absolute expiry through the v2 API (streamed; TTL keys spilled to a file);
 //  3. `etcdctl migrate` offline (it drops TTLs);
-//  4. start etcd again: delete the expired, check the conversion, lease every TTL key again, check,
-//     and empty the v2 store;
-//  5. a last short run with --snapshot-count=1 puts the emptied v2 store into a .snap file, so 3.5
-//     does not warn about custom v2 content and 3.6 accepts the data.
+//  4. a short run with --snapshot-count=1 empties the v2 store and puts it so into a .snap file, so
+//     3.5 does not warn about custom v2 content and 3.6 accepts the data;
+//  5. a last run: delete the expired keys, check the conversion, lease every TTL key again, check.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { binPath } from '../bundle.ts';
 import { formatChecksum } from '../checksum.ts';
+import { seconds } from '../log.ts';
 import { reattachTtls, TXN_OPS } from '../convert/leases.ts';
 import { SpillWriter } from '../convert/spill.ts';
 import { readV2Store } from '../convert/v2read.ts';
-import { emptyV2Store, sealSnapshot } from '../convert/v2store.ts';
+import { emptyAndSeal } from '../convert/v2store.ts';
 import { UsageError } from '../errors.ts';
 import { migrateV2ToV3 } from '../etcd/etcdctl.ts';
 import { withClient } from '../etcd/http.ts';
@@ -63,19 +63,17 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   // 3. Convert, offline.
   await migrateV2ToV3(binPath(ctx.binDir, 'etcdctl', v), dataDir, ctx.env);
 
-  // 4. Leases, checks, and the v2 store emptied.
-  const bigTxn = compareMinor(v, { major: 3, minor: 3, patch: 0 }) >= 0;
-  const r = await withTempEtcd(etcd({ v2: true, flags: bigTxn ? [`--max-txn-ops=${BIG_TXN_OPS}`] : [] }), (e) => withClient(e.endpoint, async (c) => {
-    const result = await reattachTtls(new V3(c, v), ttlFile, v2, bigTxn ? BIG_TXN_OPS : TXN_OPS);
-    await emptyV2Store(c);
-    return result;
-  }));
+  // 4. The v2 store emptied, and written so into a .snap file.
+  await emptyAndSeal(etcd({}), ctx.newMember);
 
-  // 5. The emptied v2 store into a .snap file.
-  await sealSnapshot(etcd({}), ctx.newMember);
+  // 5. Leases, with checks. Last, since every restart of etcd lengthens a lease by the time it was down.
+  const bigTxn = compareMinor(v, { major: 3, minor: 3, patch: 0 }) >= 0;
+  const r = await withTempEtcd(etcd({ flags: bigTxn ? [`--max-txn-ops=${BIG_TXN_OPS}`] : [] }), (e) => withClient(e.endpoint, (c) =>
+    reattachTtls(new V3(c, v), ttlFile, v2, bigTxn ? BIG_TXN_OPS : TXN_OPS)));
 
   return {
     detail: `before (v2): ${formatChecksum(before)} in ${v2.dirs} dirs; after (v3): ${formatChecksum(r.after)}; `
-      + `${r.expired} keys expired during the conversion; ${r.after.ttlKeys} keys on ${r.leases} leases; v2 store emptied`,
+      + `${r.expired} keys expired during the conversion; ${r.after.ttlKeys} keys on ${r.leases} leases `
+      + `(granted ${seconds(Date.now() - r.grantedAt)} before the end of this step: leases restart in full when etcd does); v2 store emptied`,
   };
 }

@@ -11,7 +11,7 @@ export interface DataKey {
 }
 
 /** Short TTLs: long enough to outlive a conversion, short enough to watch one expire in a test. */
-export const SHORT_TTL = 25;
+export const SHORT_TTL = 15;
 
 /**
  * `n` keys (n >= 100): pods, services and secrets without TTL (about 70 %), events with TTL 1 h
