@@ -39,6 +39,13 @@ const BIG_TXN_OPS = 1000;
 
 export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> {
   const v = s.to.version;
+  let t = Date.now();
+  const since = () => {
+    const now = Date.now();
+    const d = seconds(now - t);
+    t = now;
+    return d;
+  };
   const dataDir = path.dirname(ctx.newMember);
   await copyMemberDir(path.join(ctx.dataDir, 'member'), ctx.newMember);
   const ttlFile = path.join(await scratchDir(ctx, 'v2-to-v3'), 'ttl-keys.tsv');
@@ -58,13 +65,15 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
     return readV2Store(c, spill);
   }).finally(() => spill.close()));
   const before = v2.all.digest();
-  ctx.log(`read the v2 store: ${before.keys} keys (${before.ttlKeys} with a TTL) in ${v2.dirs} directories (v3 has no directories; they are not kept)`);
+  ctx.log(`read the v2 store in ${since()}: ${before.keys} keys (${before.ttlKeys} with a TTL) in ${v2.dirs} directories (v3 has no directories; they are not kept)`);
 
   // 3. Convert, offline.
   await migrateV2ToV3(binPath(ctx.binDir, 'etcdctl', v), dataDir, ctx.env);
+  ctx.log(`etcdctl ${fmt(v)} migrate done in ${since()}`);
 
   // 4. The v2 store emptied, and written so into a .snap file.
   await emptyAndSeal(etcd({}), ctx.newMember);
+  ctx.log(`v2 store emptied and snapshotted in ${since()}`);
 
   // 5. Leases, with checks. Last, since every restart of etcd lengthens a lease by the time it was down.
   const bigTxn = compareMinor(v, { major: 3, minor: 3, patch: 0 }) >= 0;
