@@ -2,7 +2,7 @@
 // CLI) side by side with `etcdctl migrate` alone, on copies of the same 3.3.25 etcd2 data dir.
 // Time and peak RSS (VmHWM of each process, sampled from /proc every 20 ms).
 // Usage: node bench/convert.ts [keys=100000] [bin-dir=.cache/etcd-bin] [port-base=23500]
-// (NODE_OPTIONS is passed on to the etcd-migrate process, e.g. --max-old-space-size=64)
+// (BENCH_NODE_OPTIONS becomes the NODE_OPTIONS of the etcd-migrate process, e.g. --max-old-space-size=64)
 import { execa } from 'execa';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -71,8 +71,8 @@ try {
   const b = await copy('ours');
   const ours = await timed(process.execPath, [ENTRY, '--data-dir', b, '--target-version', '3.3.25', '--bin-dir', binDir, '--name', 'm1',
     '--port', String(portBase), '--peer-port', String(portBase + 1)],
-  // NODE_OPTIONS=--max-old-space-size=N shows the conversion runs within a fixed heap.
-  { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(process.env.NODE_OPTIONS ? { NODE_OPTIONS: process.env.NODE_OPTIONS } : {}) });
+  // BENCH_NODE_OPTIONS=--max-old-space-size=N shows the conversion runs within a fixed heap.
+  { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}) });
   const report = /before \(v2\): keys=(\d+) ttl-keys=(\d+).*?(\d+) keys on (\d+) leases/.exec(ours.stderr);
 
   const du = async (d: string) => (await execa('du', ['-sm', path.join(d, 'member')])).stdout.split('\t')[0];

@@ -16,10 +16,15 @@ const TIMEOUT_MS = 120_000;
 
 export function httpClient(endpoint: string, maxSockets = 32): HttpClient {
   const agent = new http.Agent({ keepAlive: true, maxSockets });
-  const open = (method: string, path: string, body?: string) => new Promise<http.IncomingMessage>((resolve, reject) => {
+  const open = (method: string, path: string, body?: string, retried = false): Promise<http.IncomingMessage> => new Promise((resolve, reject) => {
     const req = http.request(new URL(path, endpoint), { method, agent, timeout: TIMEOUT_MS }, resolve);
     req.on('timeout', () => req.destroy(new StepError(`${method} ${path.split('?')[0]} on the temporary etcd: no answer in ${TIMEOUT_MS / 1000} s`)));
-    req.on('error', reject);
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      // A kept-alive connection that the server closed just as the request went out: the request
+      // never reached it, so sending it again on a new connection is safe (Node's documented pattern).
+      if (!retried && req.reusedSocket && e.code === 'ECONNRESET') open(method, path, body, true).then(resolve, reject);
+      else reject(e);
+    });
     if (body !== undefined) {
       req.setHeader('content-type', path.startsWith('/v3') ? 'application/json' : 'application/x-www-form-urlencoded');
       req.end(body);

@@ -86,7 +86,7 @@ export async function writeV3(endpoint: string, keys: readonly DataKey[], gatewa
 
 export const b64 = (s: string | Buffer): string => Buffer.from(s).toString('base64');
 
-export function send(agent: http.Agent, endpoint: string, method: string, path: string, body: string | undefined, type: string): Promise<{ status: number; body: string }> {
+export function send(agent: http.Agent, endpoint: string, method: string, path: string, body: string | undefined, type: string, retried = false): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request(new URL(path, endpoint), { method, agent, headers: body !== undefined ? { 'content-type': type } : {} }, (res) => {
       let text = '';
@@ -95,7 +95,11 @@ export function send(agent: http.Agent, endpoint: string, method: string, path: 
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
       res.on('error', reject);
     });
-    req.on('error', reject);
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      // The server closed a kept-alive connection as the request went out: send it again.
+      if (!retried && req.reusedSocket && e.code === 'ECONNRESET') send(agent, endpoint, method, path, body, type, true).then(resolve, reject);
+      else reject(e);
+    });
     req.end(body);
   });
 }
