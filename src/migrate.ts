@@ -18,6 +18,8 @@ export interface Runtime {
   log: Log;
   /** How long a temporary etcd may take to commit a write. */
   stepTimeoutMs?: number;
+  /** Told after each step completes (rehearse reports each step's time). */
+  onStep?: (done: { index: number; step: Step; ms: number; detail?: string }) => void;
 }
 
 export interface Outcome {
@@ -111,6 +113,7 @@ async function migrateLocked(opts: Options, rt: Runtime): Promise<Outcome> {
     }
     const detail = report?.detail ? `; ${report.detail}` : '';
     rt.log(`step ${i + 1}/${steps.length} done in ${seconds(Date.now() - t0)}: ${describe(s)}${detail}; version.txt = ${fmtData(s.to)}`);
+    rt.onStep?.({ index: i, step: s, ms: Date.now() - t0, detail: report?.detail });
   }
   const last = steps.at(-1)?.to ?? current;
   if (fmtData(last) !== fmtData(opts.target)) await writeVersionFile(opts.dataDir, opts.target);
