@@ -52,6 +52,7 @@ case "$source" in
     # shellcheck disable=SC2086
     "$repo/node_modules/.bin/node" image/etcd-bundle.ts local "$bin_dir" "$stage/etcd-bin" $versions
     base=${BASE_IMAGE:-$(bash image/base.sh localhost/etcd-migrate-base "$stage/node" "$stage"/etcd-bin/*-[0-9]*)}
+    echo "$base" > "$stage/base"
     args+=(--network=none --build-arg "BASE_IMAGE=$base")
     ;;
   release)

@@ -3,17 +3,17 @@
 //
 //   node image/etcd-bundle.ts release <releases.tsv> <out-dir> [version...]
 //       downloads each official tarball listed in releases.tsv, checks its sha256, unpacks the tools
+//       (in JS: the fetch stage needs Node 24 only)
 //   node image/etcd-bundle.ts local <bin-dir> <out-dir> [version...]
 //       hard-links (or copies) the tools from a bin dir laid out as above (make etcd-bin)
 //
 // A version is x.y.z, or x.y for the newest patch of that minor found in the source. Without
 // versions on the command line, ETCD_VERSIONS (split on spaces or commas) names them.
-import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import zlib from 'node:zlib';
 
 export interface Release {
   version: string;
@@ -31,10 +31,10 @@ export function parseReleases(text: string): Release[] {
   for (const [i, line] of text.split('\n').entries()) {
     if (line.trim() === '' || line.startsWith('#')) continue;
     const [version, url, sha256] = line.split('\t');
-    if (!version || !VERSION.test(version) || !url?.startsWith('https://') || !/^[0-9a-f]{64}$/.test(sha256 ?? '')) {
-      throw new Error(`releases.tsv line ${i + 1} is not "<x.y.z>\\t<https url>\\t<sha256>"`);
+    if (!version || !VERSION.test(version) || !/^https?:\/\//.test(url ?? '') || !/^[0-9a-f]{64}$/.test(sha256 ?? '')) {
+      throw new Error(`releases.tsv line ${i + 1} is not "<x.y.z>\\t<url>\\t<sha256>"`);
     }
-    out.push({ version, url, sha256: sha256! });
+    out.push({ version, url: url!, sha256: sha256! });
   }
   return out;
 }
@@ -93,32 +93,51 @@ async function fromLocal(binDir: string, out: string, wanted: string[]): Promise
 async function fromRelease(tsv: string, out: string, wanted: string[]): Promise<string[]> {
   const releases = parseReleases(await fs.readFile(tsv, 'utf8'));
   const versions = selectVersions(releases.map((r) => r.version), wanted);
-  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'etcd-release-'));
-  try {
-    for (const v of versions) {
-      const r = releases.find((x) => x.version === v)!;
-      const res = await fetch(r.url);
-      if (!res.ok) throw new Error(`download of ${r.url} failed: HTTP ${res.status}`);
-      const body = Buffer.from(await res.arrayBuffer());
-      const sum = crypto.createHash('sha256').update(body).digest('hex');
-      if (sum !== r.sha256) throw new Error(`sha256 of ${r.url} is ${sum}, expected ${r.sha256}`);
-      const tgz = path.join(tmp, `etcd-${v}.tar.gz`);
-      await fs.writeFile(tgz, body);
-      const dir = path.join(tmp, v);
-      await fs.mkdir(dir);
-      execFileSync('tar', ['-xzf', tgz, '-C', dir, '--strip-components=1'], { stdio: 'inherit' });
-      for (const tool of TOOLS) {
-        if (!(await exists(path.join(dir, tool)))) continue;
-        await fs.copyFile(path.join(dir, tool), path.join(out, `${tool}-${v}`));
-        await fs.chmod(path.join(out, `${tool}-${v}`), 0o755);
-      }
-      await fs.rm(dir, { recursive: true });
-      console.log(`etcd-bundle: etcd ${v}: sha256 ${sum} verified`);
+  for (const v of versions) {
+    const r = releases.find((x) => x.version === v)!;
+    const res = await fetch(r.url);
+    if (!res.ok) throw new Error(`download of ${r.url} failed: HTTP ${res.status}`);
+    const body = Buffer.from(await res.arrayBuffer());
+    const sum = crypto.createHash('sha256').update(body).digest('hex');
+    if (sum !== r.sha256) throw new Error(`sha256 of ${r.url} is ${sum}, expected ${r.sha256}`);
+    const files = untar(zlib.gunzipSync(body));
+    let found = 0;
+    for (const tool of TOOLS) {
+      const data = files.get(tool);
+      if (!data) continue;
+      await fs.writeFile(path.join(out, `${tool}-${v}`), data, { mode: 0o755 });
+      found++;
     }
-  } finally {
-    await fs.rm(tmp, { recursive: true, force: true });
+    if (!files.has('etcd') || !files.has('etcdctl')) throw new Error(`${r.url} holds no etcd or no etcdctl at its top level`);
+    console.log(`etcd-bundle: etcd ${v}: sha256 ${sum} verified, ${found} tools`);
   }
   return versions;
+}
+
+/**
+ * The regular files one directory deep in a tar archive (etcd-v<V>-linux-amd64/<name>), by name.
+ * Reads ustar and GNU headers, GNU long names and pax path records: what release tarballs hold.
+ */
+export function untar(tar: Buffer): Map<string, Buffer> {
+  const files = new Map<string, Buffer>();
+  const field = (h: Buffer, at: number, len: number) => h.subarray(at, at + len).toString('utf8').replace(/\0.*$/s, '');
+  let longName: string | undefined;
+  for (let off = 0; off + 512 <= tar.length;) {
+    const h = tar.subarray(off, off + 512);
+    if (h.every((b) => b === 0)) break;
+    const size = parseInt(field(h, 124, 12).trim() || '0', 8);
+    const type = String.fromCharCode(h[156]!);
+    const data = tar.subarray(off + 512, off + 512 + size);
+    off += 512 + Math.ceil(size / 512) * 512;
+    if (type === 'L') { longName = data.toString('utf8').replace(/\0.*$/s, ''); continue; }
+    if (type === 'x') { longName = /(?:^|\n)\d+ path=([^\n]*)\n/.exec(data.toString('utf8'))?.[1] ?? longName; continue; }
+    const prefix = field(h, 345, 155);
+    const name = longName ?? (prefix ? `${prefix}/${field(h, 0, 100)}` : field(h, 0, 100));
+    longName = undefined;
+    const parts = name.split('/').filter(Boolean);
+    if ((type === '0' || type === '\0') && parts.length === 2) files.set(parts[1]!, Buffer.from(data));
+  }
+  return files;
 }
 
 async function exists(p: string): Promise<boolean> {

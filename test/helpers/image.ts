@@ -14,13 +14,14 @@ export async function podmanMissing(): Promise<string | undefined> {
 
 let confEnv: Record<string, string> | undefined;
 
-/** CONTAINERS_CONF and CONTAINERS_REGISTRIES_CONF, written by scripts/podman-conf.sh. */
+/** CONTAINERS_CONF and CONTAINERS_REGISTRIES_CONF, written by scripts/podman-conf.sh (other CONTAINERS_* pass through). */
 export async function podmanEnv(): Promise<Record<string, string>> {
   if (!confEnv) {
     const r = await execa('bash', [path.join(REPO, 'scripts/podman-conf.sh')]);
     confEnv = Object.fromEntries(String(r.stdout).replace(/^export /, '').trim().split(/\s+/).map((kv) => kv.split('=', 2) as [string, string]));
   }
-  return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...confEnv };
+  const own = Object.fromEntries(Object.entries(process.env).filter(([k, v]) => k.startsWith('CONTAINERS_') && v !== undefined)) as Record<string, string>;
+  return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...own, ...confEnv };
 }
 
 export function podman(args: string[], o: { reject?: boolean; timeoutMs?: number } = {}) {

@@ -3,7 +3,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { parseReleases, selectVersions } from '../../image/etcd-bundle.ts';
+import { parseReleases, selectVersions, untar } from '../../image/etcd-bundle.ts';
+import { makeTarballs, serveDir, tsvRow } from '../helpers/releases.ts';
 import { REPO } from '../helpers/env.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
@@ -11,7 +12,7 @@ describe('versions/releases.tsv', () => {
   it('parses into versions with https urls of that version and sha256 sums, each once', async () => {
     const rows = parseReleases(await fs.readFile(path.join(REPO, 'versions/releases.tsv'), 'utf8'));
     expect(rows.length).toBeGreaterThan(10);
-    for (const r of rows) expect(r.url).toContain(`/v${r.version}/etcd-v${r.version}-linux-amd64.tar.gz`);
+    for (const r of rows) expect(r.url).toMatch(new RegExp(`^https://.*/v${r.version.replaceAll('.', '\\.')}/etcd-v${r.version.replaceAll('.', '\\.')}-linux-amd64\\.tar\\.gz$`));
     expect(new Set(rows.map((r) => r.version)).size).toBe(rows.length);
   });
 
@@ -61,5 +62,54 @@ describe('etcd-bundle.ts local', () => {
     const r = await execa(path.join(REPO, 'node_modules/.bin/node'), [path.join(REPO, 'image/etcd-bundle.ts'), 'local', src, out, '3.6'], { reject: false });
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain('no etcd 3.6.x is available');
+  });
+});
+
+describe('etcd-bundle.ts release', () => {
+  const node = path.join(REPO, 'node_modules/.bin/node');
+  const script = path.join(REPO, 'image/etcd-bundle.ts');
+
+  it('untar reads the top-level files of a GNU tar archive, long and pax names included', async () => {
+    const dir = await tmpDir();
+    const long = 'x'.repeat(120);
+    await fs.mkdir(path.join(dir, 'top', 'sub'), { recursive: true });
+    await fs.writeFile(path.join(dir, 'top', 'etcd'), 'E'.repeat(1000));
+    await fs.writeFile(path.join(dir, 'top', long), 'long');
+    await fs.writeFile(path.join(dir, 'top', 'sub', 'etcd'), 'deep');
+    for (const format of ['gnu', 'pax']) {
+      await execa('tar', [`--format=${format}`, '-cf', path.join(dir, `${format}.tar`), '-C', dir, 'top']);
+      const files = untar(await fs.readFile(path.join(dir, `${format}.tar`)));
+      expect([...files.keys()].sort(), format).toEqual(['etcd', long]);
+      expect(files.get('etcd')!.toString()).toBe('E'.repeat(1000));
+      expect(files.get(long)!.toString()).toBe('long');
+    }
+  });
+
+  it('downloads each chosen release, checks its sha256 and lays out its tools', async () => {
+    const dir = await tmpDir();
+    const tars = await makeTarballs(dir, [
+      { version: '9.1.0', tools: ['etcd', 'etcdctl'] }, { version: '9.1.1', tools: ['etcd', 'etcdctl'] },
+      { version: '9.2.0', tools: ['etcd', 'etcdctl', 'etcdutl'] },
+    ]);
+    const base = await serveDir(dir);
+    await fs.writeFile(path.join(dir, 'releases.tsv'), `# test\n${tars.map((t) => tsvRow(base, t)).join('\n')}\n`);
+    const out = path.join(dir, 'out');
+    const r = await execa(node, [script, 'release', path.join(dir, 'releases.tsv'), out], { env: { ETCD_VERSIONS: '9.1 9.2' } });
+    expect(r.stdout).toContain(`etcd 9.1.1: sha256 ${tars[1]!.sha256} verified`);
+    expect((await fs.readdir(out)).sort()).toEqual(['etcd', 'etcd-9.1.1', 'etcd-9.2.0', 'etcdctl', 'etcdctl-9.1.1', 'etcdctl-9.2.0', 'etcdutl', 'etcdutl-9.2.0']);
+    expect(await fs.readFile(path.join(out, 'etcdutl'), 'utf8')).toBe('etcdutl 9.2.0');
+    expect((await fs.stat(path.join(out, 'etcd-9.1.1'))).mode & 0o777).toBe(0o755);
+  });
+
+  it('refuses a tarball whose sha256 is not the listed one, and bundles nothing', async () => {
+    const dir = await tmpDir();
+    const [t] = await makeTarballs(dir, [{ version: '9.1.0', tools: ['etcd', 'etcdctl'] }]);
+    const base = await serveDir(dir);
+    const wrong = { ...t!, sha256: '0'.repeat(64) };
+    await fs.writeFile(path.join(dir, 'releases.tsv'), `${tsvRow(base, wrong)}\n`);
+    const r = await execa(node, [script, 'release', path.join(dir, 'releases.tsv'), path.join(dir, 'out'), '9.1.0'], { reject: false });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain(`sha256 of ${base}/${t!.file} is ${t!.sha256}, expected ${'0'.repeat(64)}`);
+    expect(await fs.readdir(path.join(dir, 'out'))).toEqual([]);
   });
 });

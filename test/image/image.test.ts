@@ -1,6 +1,7 @@
 // The image as users run it: built from this checkout, run by podman with the host network and the
 // data dir bind-mounted, with the env and args of image/etcd-upgrade.yaml and etcd-rollback.yaml
 // (their ports moved to free ones). Checked from the host with etcdctl. Nothing is ever pulled.
+import { execa } from 'execa';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -8,10 +9,11 @@ import type { Step } from '../../src/plan.ts';
 import { runnerFor } from '../../src/steps/index.ts';
 import { runCli, treeSnapshot } from '../helpers/cli.ts';
 import { dumpV2, makeV2Data, makeV3Data } from '../helpers/data.ts';
-import { requireBinaries } from '../helpers/env.ts';
+import { REPO, requireBinaries } from '../helpers/env.ts';
 import { dumpKeys, etcdctl, leaseTtl, startEtcd, type KeyValue } from '../helpers/etcd.ts';
 import { buildImage, podman, podmanEnv, podmanMissing, readManifest, runImage, type Manifest } from '../helpers/image.ts';
-import { freePort, tmpDir } from '../helpers/tmp.ts';
+import { makeTarballs, serveDir, tsvRow } from '../helpers/releases.ts';
+import { freePort, onCleanup, tmpDir } from '../helpers/tmp.ts';
 
 const missing = await podmanMissing();
 if (missing && process.env.CI) throw new Error(`CI must run the image test, but ${missing}`);
@@ -149,6 +151,38 @@ describe.skipIf(missing)(`the image${missing ? ` [skipped: ${missing}]` : ''}`, 
     for (const k of v2) expect(k.ttl !== undefined, k.key).toBe(k.key.startsWith('/registry/events/'));
     expect(await fs.readFile(path.join(p.data, 'version.txt'), 'utf8')).toBe('3.3.25/etcd2');
     expect((await c.stop()).exitCode).toBe(0);
+  });
+
+  it('the Dockerfile\'s release path: downloads the tarballs of releases.tsv, checks their sha256, bundles the newest of each minor', async () => {
+    // Offline stand-ins: tarballs served on loopback, a releases.tsv naming them, the Node of the image just built.
+    const files = await tmpDir();
+    const tars = await makeTarballs(files, [
+      { version: '9.1.0', tools: ['etcd', 'etcdctl'] }, { version: '9.1.1', tools: ['etcd', 'etcdctl'] },
+      { version: '9.2.0', tools: ['etcd', 'etcdctl', 'etcdutl'] },
+    ]);
+    const url = await serveDir(files);
+    const ctx = await tmpDir();
+    for (const p of ['bin', 'src', 'package.json', 'image/etcd-bundle.ts', '.cache/image/node', '.cache/image/app/node_modules']) {
+      await fs.mkdir(path.dirname(path.join(ctx, p)), { recursive: true });
+      await execa('cp', ['-al', path.join(REPO, p), path.join(ctx, p)]).catch(() => execa('cp', ['-a', path.join(REPO, p), path.join(ctx, p)]));
+    }
+    await fs.mkdir(path.join(ctx, 'versions'));
+    await fs.writeFile(path.join(ctx, 'versions/releases.tsv'), `${tars.map((t) => tsvRow(url, t)).join('\n')}\n`);
+    const baseImage = (await fs.readFile(path.join(REPO, '.cache/image/base'), 'utf8')).trim();
+    const b = await podman(['build', '--pull=never', '--network=host', '-f', path.join(REPO, 'image/Dockerfile'), '--iidfile', path.join(ctx, 'iid'),
+      '--build-arg', 'ETCD_SOURCE=release', '--build-arg', `FETCH_IMAGE=${image}`, '--build-arg', `BASE_IMAGE=${baseImage}`,
+      '--build-arg', 'ETCD_VERSIONS=9.1 9.2', ctx], { timeoutMs: 300_000 });
+    expect(`${b.stdout}${b.stderr}`).not.toMatch(/Trying to pull|Pulling/);
+    expect(String(b.stdout)).toContain(`etcd 9.1.1: sha256 ${tars[1]!.sha256} verified`);
+    const built = (await fs.readFile(path.join(ctx, 'iid'), 'utf8')).trim();
+    onCleanup(async () => { await podman(['rmi', '-f', built], { reject: false }); });
+    const l = await podman(['run', '--rm', '--pull=never', '--net=none', '--entrypoint', '/usr/local/bin/node', built, '-e',
+      `const fs = require('fs'); console.log(JSON.stringify({ bin: fs.readdirSync('/usr/local/bin').sort(), etcd: fs.readlinkSync('/usr/local/bin/etcd'), utl: fs.readFileSync('/usr/local/bin/etcdutl', 'utf8') }))`]);
+    expect(JSON.parse(String(l.stdout))).toEqual({
+      bin: ['etcd', 'etcd-9.1.1', 'etcd-9.2.0', 'etcdctl', 'etcdctl-9.1.1', 'etcdctl-9.2.0', 'etcdutl', 'etcdutl-9.2.0', 'node'],
+      etcd: 'etcd-9.2.0', utl: 'etcdutl 9.2.0',
+    });
+    expect((await podman(['run', '--rm', '--pull=never', '--net=none', built, '--help'])).stdout).toContain('etcd-migrate [options]');
   });
 
   it('rehearse in the image: migrates a copy, counts the keys before and after, leaves the original as it was', async () => {
