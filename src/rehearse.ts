@@ -79,8 +79,12 @@ export async function rehearse(f: RehearseFlags, env: NodeJS.ProcessEnv, io: Reh
   if (await heldByProcess(source)) {
     throw new UsageError(`a process (etcd?) holds ${source} open: a copy of a live data dir is not consistent; stop it first, or rehearse on a copy of a backup`);
   }
-  const engine = await chooseEngine(f.engine ?? 'auto', f.image ?? (env.ETCD_MIGRATE_IMAGE || DEFAULT_IMAGE), env);
-  if (!engine) await discoverBundled(opts.binDir);
+  const image = f.image ?? (env.ETCD_MIGRATE_IMAGE || DEFAULT_IMAGE);
+  const engine = await chooseEngine(f.engine ?? 'auto', image, env);
+  if (!engine) {
+    await discoverBundled(opts.binDir);
+    if ((f.engine ?? 'auto') === 'auto') io.log(`rehearsal: neither podman nor docker holds ${image}; using the etcd binaries in ${opts.binDir} (make image builds the image)`);
+  }
   const bytes = await treeBytes(source);
   const parent = path.resolve(f.workDir ?? os.tmpdir());
   const sf = await fs.statfs(parent).catch(() => undefined);
