@@ -19,6 +19,7 @@ const OPTIONS = {
   'ttl-keys-directory': { type: 'string', describe: 'accepted for compatibility; every TTL is kept [env TTL_KEYS_DIRECTORY]' },
   'etcd-server-extra-args': { type: 'string', describe: 'extra flags for every temporary etcd, split on whitespace [env ETCD_CREDS]' },
   'dry-run': { type: 'boolean', describe: 'print the plan; change nothing' },
+  'assume-current-version': { type: 'string', describe: 'x.y.z/etcdN that wrote a data dir lacking version.txt (checked against what the data records)' },
 } as const satisfies Record<string, Options>;
 
 export function parseArgs(argv: readonly string[]): Flags {
@@ -64,6 +65,7 @@ export function parseArgs(argv: readonly string[]): Flags {
     ttlKeysDirectory: str(a.ttlKeysDirectory),
     etcdServerExtraArgs: str(a.etcdServerExtraArgs),
     dryRun: a.dryRun as boolean | undefined,
+    assumeCurrentVersion: str(a.assumeCurrentVersion),
     etcdArgs,
     help: a.help === true || own.includes('--help') || own.includes('-h'),
   };

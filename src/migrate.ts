@@ -10,7 +10,8 @@ import type { Options } from './options.ts';
 import { describe, plan, type Step } from './plan.ts';
 import { checkFreeSpace, checkPortsFree, checkWritable, fsUsageError } from './preflight.ts';
 import { runnerFor, type StepContext, type StepReport, type ToolNeed } from './steps/index.ts';
-import { fmtData, type DataVersion } from './version.ts';
+import { readEvidence, describeEvidence } from './inspect/evidence.ts';
+import { fmt, fmtData, fmtMinor, type DataVersion, type Version } from './version.ts';
 import { newMemberDir, prepareWorkDir, recoverWorkDir, removeWorkDir, swapInNewMember } from './workdir.ts';
 
 export interface Runtime {
@@ -61,7 +62,10 @@ export async function migrate(opts: Options, rt: Runtime): Promise<Outcome> {
 async function prepare(opts: Options): Promise<Prepared> {
   const state = await inspectDataDir(opts.dataDir);
   const bundled = opts.bundled ?? (await discoverBundled(opts.binDir));
-  const current = state.kind === 'data' ? state.version : undefined;
+  const current = state.kind === 'unversioned' ? await assumedVersion(opts, bundled) : state.kind === 'data' ? state.version : undefined;
+  if (state.kind === 'data' && opts.assumeCurrent && fmtData(opts.assumeCurrent) !== fmtData(state.version)) {
+    throw new UsageError(`version.txt says ${fmtData(state.version)} but --assume-current-version says ${fmtData(opts.assumeCurrent)}; drop the flag (version.txt is the record) or fix version.txt`);
+  }
   const steps = plan(current, opts.target, bundled);
 
   const needs: ToolNeed[] = [];
@@ -152,6 +156,26 @@ async function runStep(s: Step, ctx: StepContext): Promise<StepReport | void> {
   }
   await swapInNewMember(ctx.dataDir, s.to);
   return report;
+}
+
+/** A data dir without version.txt: what the data records, and the operator's word for the rest. */
+async function assumedVersion(opts: Options, bundled: readonly Version[]): Promise<DataVersion> {
+  const ev = await readEvidence(opts.dataDir);
+  const shown = describeEvidence(ev);
+  const a = opts.assumeCurrent;
+  if (!a) {
+    const minor = ev.clusterVersion?.minor;
+    const example = (minor && bundled.filter((v) => fmtMinor(v) === minor).map(fmt).at(-1)) ?? (minor ? `${minor}.0` : '3.4.23');
+    const storage = ev.v3Keys === false ? 'etcd2' : 'etcd3';
+    throw new UsageError(`${opts.dataDir} holds data but no version.txt; ${shown}; if that is right, pass --assume-current-version ${example}/${storage} (or write it into version.txt); nothing is guessed`);
+  }
+  if (ev.clusterVersion && ev.clusterVersion.minor !== fmtMinor(a.version)) {
+    throw new UsageError(`--assume-current-version ${fmtData(a)} contradicts the data: ${shown}; pass the version the data records`);
+  }
+  if (ev.v3Keys === true && a.storage === 'etcd2') {
+    throw new UsageError(`--assume-current-version ${fmtData(a)} contradicts the data: ${shown}; pass ${fmt(a.version)}/etcd3`);
+  }
+  return a;
 }
 
 function origin(p: Prepared): string {
