@@ -5,6 +5,7 @@ import { checkTools, discoverBundled } from './bundle.ts';
 import { inspectDataDir, writeVersionFile, type DataDirState } from './datadir.ts';
 import { StepError, UsageError, isUserFacing } from './errors.ts';
 import { acquireLock, type Lock } from './lock.ts';
+import { stopLeftoverEtcds } from './stale.ts';
 import { seconds, type Log } from './log.ts';
 import type { Options } from './options.ts';
 import { describe, plan, type Step } from './plan.ts';
@@ -34,7 +35,11 @@ interface Prepared {
   steps: Step[];
 }
 
-export async function migrate(opts: Options, rt: Runtime): Promise<Outcome> {
+/**
+ * With `keepLock` (an exec of etcd follows) the lock is not released: the exec'd etcd keeps this
+ * PID, so the lock stays live while etcd runs and no second entrypoint migrates under it.
+ */
+export async function migrate(opts: Options, rt: Runtime, keepLock = false): Promise<Outcome> {
   if (opts.dryRun) {
     const p = await prepare(opts);
     rt.log(`plan (dry run, nothing changed): ${origin(p)} -> ${fmtData(opts.target)}: ${p.steps.length ? `${p.steps.length} step(s)` : 'nothing to migrate'}`);
@@ -49,12 +54,16 @@ export async function migrate(opts: Options, rt: Runtime): Promise<Outcome> {
   }
   try {
     if (lock) {
+      await stopLeftoverEtcds(opts.dataDir, rt.log);
       const recovered = await recoverWorkDir(opts.dataDir);
       if (recovered) rt.log(recovered);
     }
-    return await apply(opts, rt, await prepare(opts));
-  } finally {
+    const outcome = await apply(opts, rt, await prepare(opts));
+    if (!keepLock) await lock?.release();
+    return outcome;
+  } catch (e) {
     await lock?.release();
+    throw e;
   }
 }
 
