@@ -16,7 +16,7 @@ const runs = Number(process.argv[2] ?? 9);
 await (bundle as () => Promise<void>)();
 const entry = path.resolve('dist/etcd-migrate.mjs');
 const root = await fs.mkdtemp(path.join(os.tmpdir(), 'etcd-migrate-bench-'));
-const [port, peerPort, hidden, hiddenPeer] = [16379, 16380, 16381, 16382];
+const [port, peerPort, hidden, hiddenPeer] = [10379, 10380, 10381, 10382];
 const lone = ['--heartbeat-interval', '10', '--election-timeout', '100'];
 console.log(`machine: ${machine()}; ${runs} runs each, alternating`);
 

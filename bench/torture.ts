@@ -15,7 +15,7 @@ const seed = Number(process.argv[3] ?? Date.now() % 100000);
 await (bundle as () => Promise<void>)();
 const root = await fs.mkdtemp(path.join(os.tmpdir(), 'etcd-migrate-torture-'));
 const pristine = path.join(root, 'pristine');
-const [client, peer] = ['http://127.0.0.1:26379', 'http://127.0.0.1:26380'];
+const [client, peer] = ['http://127.0.0.1:10479', 'http://127.0.0.1:10480'];
 const etcd = execa(path.join(BIN_DIR, 'etcd-3.3.25'), ['--name', 'm1', '--data-dir', pristine, '--listen-client-urls', client,
   '--advertise-client-urls', client, '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `m1=${peer}`,
   '--heartbeat-interval', '10', '--election-timeout', '100'], { reject: false });
@@ -35,7 +35,7 @@ const freshDataDir = async () => {
   if (n > 2) await fs.rm(path.join(root, `run${n - 3}`), { recursive: true, force: true });
   return d;
 };
-const args = (dir: string) => ['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1', '--port', '26381', '--peer-port', '26382'];
+const args = (dir: string) => ['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1', '--port', '10481', '--peer-port', '10482'];
 const t0 = Date.now();
 await execa(process.execPath, ['dist/etcd-migrate.mjs', ...args(await freshDataDir())]);
 const full = Date.now() - t0;
