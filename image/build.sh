@@ -24,7 +24,7 @@ stage=.cache/image
 node_bin=node_modules/node/bin/node
 
 command -v podman >/dev/null || die "podman is not installed; as root: apt-get install podman runc"
-[ -x "$node_bin" ] || die "$node_bin is missing; run npm ci (make deps)"
+[ -x "$node_bin" ] && [ -d node_modules/esbuild ] || die "$node_bin or esbuild is missing; run npm ci (make deps)"
 eval "$(bash scripts/podman-conf.sh)"
 mkdir -p "$stage"
 t0=$(date +%s.%N)
@@ -35,14 +35,9 @@ if [ ! -f "$stage/node" ] || [ "$node_bin" -nt "$stage/node" ]; then
   mv "$stage/node.next" "$stage/node"
 fi
 
-# The production node_modules, rebuilt only when package.json or the lock file changes.
-stamp=$(cat package.json package-lock.json | sha256sum | cut -c1-16)
-if [ "$(cat "$stage/app/.stamp" 2>/dev/null)" != "$stamp" ]; then
-  rm -rf "$stage/app" && mkdir -p "$stage/app"
-  cp package.json package-lock.json "$stage/app/"
-  (cd "$stage/app" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
-  echo "$stamp" > "$stage/app/.stamp"
-fi
+# The entrypoint as it ships: the esbuild bundle of src/ and its production dependencies, built
+# here (not in dist/, which tests may be running at this moment).
+"$repo/node_modules/.bin/node" scripts/build.mjs "$stage/etcd-migrate.mjs"
 
 args=(--pull=never -f image/Dockerfile -t "$image" --iidfile "$stage/iid" --build-arg "ETCD_SOURCE=$source")
 case "$source" in

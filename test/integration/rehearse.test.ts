@@ -62,7 +62,7 @@ describe('etcd-migrate rehearse (local binaries)', () => {
     expect(r.exitCode).toBe(1);
     expect(r.stdout).toMatch(/1\. upgrade 3\.3\.25\/etcd3 -> 3\.4\.23\/etcd3: .*\[FAILED\]/);
     expect(r.stdout).toMatch(/2\. upgrade .*\[not run\]/);
-    expect(r.stdout).toMatch(/result: failed: etcd 3\.4\.23 exited before a write committed \(exit code 3\)/);
+    expect(r.stdout).toMatch(/result: failed: step 1\/2 \(upgrade 3\.3\.25\/etcd3 -> 3\.4\.23\/etcd3: .*\) failed: etcd 3\.4\.23 exited before a write committed \(exit code 3\)/);
     expect(await treeSnapshot(dir)).toEqual(before);
     expect(await fs.readdir(work)).toEqual([]);
   });
