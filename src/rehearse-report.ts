@@ -22,8 +22,8 @@ export interface Rehearsal {
   migrateSeconds?: number;
   after: Census;
   result: 'ok' | 'mismatch' | 'failed';
-  /** The phase that failed, when result is 'failed'. */
-  failedAt?: 'plan' | 'before' | 'migrate' | 'after';
+  /** The phase that failed, when result is 'failed' ('container': the engine did not run the rehearsal). */
+  failedAt?: 'container' | 'plan' | 'before' | 'migrate' | 'after';
   /** One line: why this result. */
   message: string;
 }
@@ -69,7 +69,8 @@ export function formatReport(r: Report): string {
   const lines = [
     `rehearsal of ${h.source}: copied ${mib(h.bytes)} in ${s(h.copySeconds)} to ${h.copy}${h.kept ? ' (kept)' : ' (removed afterwards)'}`,
     `ran in: ${h.engine === 'local' ? 'the local etcd binaries' : `${h.engine}, image ${h.image} (${h.imageId?.replace(/^sha256:/, '').slice(0, 12)})`}`,
-    `plan: ${r.from} -> ${r.target}: ${r.failedAt === 'plan' ? 'refused' : r.plan.length ? `${r.plan.length} step(s)` : 'nothing to migrate'}`,
+    r.failedAt === 'container' ? 'plan: not made: the container did not run the rehearsal'
+      : `plan: ${r.from} -> ${r.target}: ${r.failedAt === 'plan' ? 'refused' : r.plan.length ? `${r.plan.length} step(s)` : 'nothing to migrate'}`,
   ];
   r.plan.forEach((p, i) => {
     const t = r.steps[i];

@@ -135,7 +135,9 @@ async function inContainer(engine: Engine, work: string, fl: Flags, env: NodeJS.
   } catch {
     const why = String(r.stderr).split('\n').filter((l) => /error/.test(l)).at(-1)?.replace(/^etcd-migrate: (error: )?/, '');
     const message = `the rehearsal in ${engine.name} (${engine.image}) ended with exit code ${r.exitCode} and no report${why ? `: ${why}` : ''}`;
-    return { from: '?', target: fl.targetVersion ?? '?', plan: [], before: { skipped: 'not reached' }, steps: [], after: { skipped: 'not reached' }, result: 'failed', failedAt: 'plan', message };
+    const target = `${fl.targetVersion ?? '?'}/${fl.targetStorage ?? 'etcd3'}`;
+    // Exit code 2: the entrypoint in the image refused (a usage error); anything else: the engine failed.
+    return { from: '?', target, plan: [], before: { skipped: 'not reached' }, steps: [], after: { skipped: 'not reached' }, result: 'failed', failedAt: r.exitCode === 2 ? 'plan' : 'container', message };
   }
 }
 

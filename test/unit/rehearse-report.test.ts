@@ -41,5 +41,6 @@ describe('formatReport', () => {
   it('says "refused" for a plan that was refused, and "not run" for steps after a failure elsewhere', () => {
     expect(formatReport({ ...base, failedAt: 'plan', plan: [] })).toContain('plan: 3.3.25/etcd3 -> 3.5.30/etcd3: refused');
     expect(formatReport({ ...base, failedAt: 'after', steps: [] })).toContain('  1. upgrade a  [not run]');
+    expect(formatReport({ ...base, failedAt: 'container', plan: [] })).toContain('plan: not made: the container did not run the rehearsal');
   });
 });
