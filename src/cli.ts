@@ -25,6 +25,15 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
 }
 
 export async function run(): Promise<never> {
+  // As a container's PID 1, Node gets no default action for SIGTERM: without these handlers a pod
+  // deleted mid-migration would wait out its grace period. Exiting stops the temporary etcd (execa
+  // kills its children on exit); version.txt and the swap journal make the rerun resume.
+  for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+    process.once(signal, () => {
+      stderrLog(`${signal}: stopping; the next run resumes from version.txt`);
+      process.exit(code);
+    });
+  }
   let code: number;
   try {
     code = await main(process.argv.slice(2), process.env);
