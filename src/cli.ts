@@ -1,17 +1,22 @@
 // The entry: argv + env in, exit code out. The only module that ends the process.
 import os from 'node:os';
-import { parseArgs } from './args.ts';
+import { parseArgs, parseRehearseArgs } from './args.ts';
 import { isUserFacing } from './errors.ts';
 import { execTarget } from './exec.ts';
 import { stderrLog } from './log.ts';
 import { migrate } from './migrate.ts';
 import { resolveOptions } from './options.ts';
+import { rehearse } from './rehearse.ts';
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  if (argv[0] === 'rehearse') {
+    const rf = parseRehearseArgs(argv);
+    return rf.help ? 0 : rehearse(rf, env, { log: stderrLog, out: (t) => process.stdout.write(t) });
+  }
   const flags = parseArgs(argv);
   if (flags.help) return 0;
   const opts = resolveOptions(flags, env, { hostname: os.hostname() });
-  await migrate(opts, { env, log: stderrLog });
+  await migrate(opts, { env, log: stderrLog }, opts.etcdArgs !== undefined);
   if (opts.etcdArgs && !opts.dryRun) {
     stderrLog(`exec etcd ${opts.target.version.major}.${opts.target.version.minor}.${opts.target.version.patch} (pid ${process.pid})`);
     execTarget(opts, env);
@@ -20,6 +25,15 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
 }
 
 export async function run(): Promise<never> {
+  // As a container's PID 1, Node gets no default action for SIGTERM: without these handlers a pod
+  // deleted mid-migration would wait out its grace period. Exiting stops the temporary etcd (execa
+  // kills its children on exit); version.txt and the swap journal make the rerun resume.
+  for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+    process.once(signal, () => {
+      stderrLog(`${signal}: stopping; the next run resumes from version.txt`);
+      process.exit(code);
+    });
+  }
   let code: number;
   try {
     code = await main(process.argv.slice(2), process.env);

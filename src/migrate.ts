@@ -5,12 +5,14 @@ import { checkTools, discoverBundled } from './bundle.ts';
 import { inspectDataDir, writeVersionFile, type DataDirState } from './datadir.ts';
 import { StepError, UsageError, isUserFacing } from './errors.ts';
 import { acquireLock, type Lock } from './lock.ts';
+import { stopLeftoverEtcds } from './stale.ts';
 import { seconds, type Log } from './log.ts';
 import type { Options } from './options.ts';
 import { describe, plan, type Step } from './plan.ts';
 import { checkFreeSpace, checkPortsFree, checkWritable, fsUsageError } from './preflight.ts';
 import { runnerFor, type StepContext, type StepReport, type ToolNeed } from './steps/index.ts';
-import { fmtData, type DataVersion } from './version.ts';
+import { readEvidence, describeEvidence } from './inspect/evidence.ts';
+import { fmt, fmtData, fmtMinor, type DataVersion, type Version } from './version.ts';
 import { newMemberDir, prepareWorkDir, recoverWorkDir, removeWorkDir, swapInNewMember } from './workdir.ts';
 
 export interface Runtime {
@@ -18,6 +20,8 @@ export interface Runtime {
   log: Log;
   /** How long a temporary etcd may take to commit a write. */
   stepTimeoutMs?: number;
+  /** Told after each step completes (rehearse reports each step's time). */
+  onStep?: (done: { index: number; step: Step; ms: number; detail?: string }) => void;
 }
 
 export interface Outcome {
@@ -33,7 +37,11 @@ interface Prepared {
   steps: Step[];
 }
 
-export async function migrate(opts: Options, rt: Runtime): Promise<Outcome> {
+/**
+ * With `keepLock` (an exec of etcd follows) the lock is not released: the exec'd etcd keeps this
+ * PID, so the lock stays live while etcd runs and no second entrypoint migrates under it.
+ */
+export async function migrate(opts: Options, rt: Runtime, keepLock = false): Promise<Outcome> {
   if (opts.dryRun) {
     const p = await prepare(opts);
     rt.log(`plan (dry run, nothing changed): ${origin(p)} -> ${fmtData(opts.target)}: ${p.steps.length ? `${p.steps.length} step(s)` : 'nothing to migrate'}`);
@@ -48,12 +56,16 @@ export async function migrate(opts: Options, rt: Runtime): Promise<Outcome> {
   }
   try {
     if (lock) {
+      await stopLeftoverEtcds(opts.dataDir, rt.log);
       const recovered = await recoverWorkDir(opts.dataDir);
       if (recovered) rt.log(recovered);
     }
-    return await apply(opts, rt, await prepare(opts));
-  } finally {
+    const outcome = await apply(opts, rt, await prepare(opts));
+    if (!keepLock) await lock?.release();
+    return outcome;
+  } catch (e) {
     await lock?.release();
+    throw e;
   }
 }
 
@@ -61,7 +73,10 @@ export async function migrate(opts: Options, rt: Runtime): Promise<Outcome> {
 async function prepare(opts: Options): Promise<Prepared> {
   const state = await inspectDataDir(opts.dataDir);
   const bundled = opts.bundled ?? (await discoverBundled(opts.binDir));
-  const current = state.kind === 'data' ? state.version : undefined;
+  const current = state.kind === 'unversioned' ? await assumedVersion(opts, bundled) : state.kind === 'data' ? state.version : undefined;
+  if (state.kind === 'data' && opts.assumeCurrent && fmtData(opts.assumeCurrent) !== fmtData(state.version)) {
+    throw new UsageError(`version.txt says ${fmtData(state.version)} but --assume-current-version says ${fmtData(opts.assumeCurrent)}; drop the flag (version.txt is the record) or fix version.txt`);
+  }
   const steps = plan(current, opts.target, bundled);
 
   const needs: ToolNeed[] = [];
@@ -125,6 +140,7 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps }: Prep
     at = s.to;
     const detail = report?.detail ? `; ${report.detail}` : '';
     rt.log(`step ${i + 1}/${steps.length} done in ${seconds(Date.now() - t0)}: ${describe(s)}${detail}; version.txt = ${fmtData(s.to)}`);
+    rt.onStep?.({ index: i, step: s, ms: Date.now() - t0, detail: report?.detail });
   }
   const updated = fmtData(at) !== fmtData(opts.target);
   if (updated) await writeVersionFile(opts.dataDir, opts.target);
@@ -152,6 +168,26 @@ async function runStep(s: Step, ctx: StepContext): Promise<StepReport | void> {
   }
   await swapInNewMember(ctx.dataDir, s.to);
   return report;
+}
+
+/** A data dir without version.txt: what the data records, and the operator's word for the rest. */
+async function assumedVersion(opts: Options, bundled: readonly Version[]): Promise<DataVersion> {
+  const ev = await readEvidence(opts.dataDir);
+  const shown = describeEvidence(ev);
+  const a = opts.assumeCurrent;
+  if (!a) {
+    const minor = ev.clusterVersion?.minor;
+    const example = (minor && bundled.filter((v) => fmtMinor(v) === minor).map(fmt).at(-1)) ?? (minor ? `${minor}.0` : '3.4.23');
+    const storage = ev.v3Keys === false ? 'etcd2' : 'etcd3';
+    throw new UsageError(`${opts.dataDir} holds data but no version.txt; ${shown}; if that is right, pass --assume-current-version ${example}/${storage} (or write it into version.txt); nothing is guessed`);
+  }
+  if (ev.clusterVersion && ev.clusterVersion.minor !== fmtMinor(a.version)) {
+    throw new UsageError(`--assume-current-version ${fmtData(a)} contradicts the data: ${shown}; pass the version the data records`);
+  }
+  if (ev.v3Keys === true && a.storage === 'etcd2') {
+    throw new UsageError(`--assume-current-version ${fmtData(a)} contradicts the data: ${shown}; pass ${fmt(a.version)}/etcd3`);
+  }
+  return a;
 }
 
 function origin(p: Prepared): string {

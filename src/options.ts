@@ -1,6 +1,6 @@
 // Options: resolved flag -> environment variable -> default, by a pure function.
 import { UsageError } from './errors.ts';
-import { parseStorage, parseVersion, type DataVersion, type Version } from './version.ts';
+import { parseStorage, parseVersion, parseVersionFile, type DataVersion, type Version } from './version.ts';
 
 /** What the command line gave; undefined where a flag was not given. */
 export interface Flags {
@@ -19,6 +19,7 @@ export interface Flags {
   ttlKeysDirectory?: string;
   etcdServerExtraArgs?: string;
   dryRun?: boolean;
+  assumeCurrentVersion?: string;
   /** Flags for the target etcd, after `--`; undefined when there was no `--`. */
   etcdArgs?: string[];
   help?: boolean;
@@ -40,6 +41,8 @@ export interface Options {
   ttlKeysDirectory: string;
   extraArgs: string[];
   dryRun: boolean;
+  /** What the data holds when it has no version.txt (--assume-current-version). */
+  assumeCurrent: DataVersion | undefined;
   etcdArgs: string[] | undefined;
 }
 
@@ -140,6 +143,7 @@ export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
     ttlKeysDirectory,
     extraArgs,
     dryRun: flags.dryRun ?? false,
+    assumeCurrent: flags.assumeCurrentVersion === undefined ? undefined : parseVersionFile(flags.assumeCurrentVersion, '--assume-current-version'),
     etcdArgs,
   };
 }
