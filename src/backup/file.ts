@@ -1,6 +1,6 @@
 // Backup files on disk: an archive (archive.ts) compressed with zstd, optionally encrypted
 // (crypt.ts); or an etcd snapshot, optionally encrypted. Written owner-only (0600) and fsynced.
-import { constants, createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
@@ -31,7 +31,7 @@ export async function sniff(file: string): Promise<FileKind> {
 
 /** Opens `file` for writing, owner-only, failing if it exists. */
 export function ownerOnlyWriteStream(file: string) {
-  return createWriteStream(file, { flags: constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode: 0o600 });
+  return createWriteStream(file, { flags: 'wx', mode: 0o600 });
 }
 
 export async function fsyncFile(file: string): Promise<void> {
@@ -50,7 +50,7 @@ export async function writeArchiveFile(root: string, file: string, header: Archi
   const manifest: Manifest = { header, entries: [], bytes: 0 };
   const stages: Transform[] = [zstdCompress()];
   if (key) stages.push(encryptStream(key));
-  await pipeline(Readable.from(archiveBytes(root, header, manifest)), ...stages, ownerOnlyWriteStream(file));
+  await pipeline([Readable.from(archiveBytes(root, header, manifest)), ...stages, ownerOnlyWriteStream(file)]);
   await fsyncFile(file);
   return manifest;
 }
@@ -58,13 +58,12 @@ export async function writeArchiveFile(root: string, file: string, header: Archi
 /** Reads an archive file back, checking everything; with `target`, extracts it there. */
 export async function readArchiveFile(file: string, key: Buffer | undefined, target?: string): Promise<Manifest> {
   let manifest: Manifest | undefined;
-  const stages: Transform[] = [];
-  if (key) stages.push(decryptStream(key));
-  stages.push(zlib.createZstdDecompress());
+  const sink = async (source: AsyncIterable<Buffer>) => {
+    manifest = await readArchive(source, target);
+  };
   try {
-    await pipeline(createReadStream(file), ...stages, async (source: AsyncIterable<Buffer>) => {
-      manifest = await readArchive(source, target);
-    });
+    if (key) await pipeline(createReadStream(file), decryptStream(key), zlib.createZstdDecompress(), sink);
+    else await pipeline(createReadStream(file), zlib.createZstdDecompress(), sink);
   } catch (e) {
     // zlib reports a damaged or cut compressed stream with its own codes.
     const code = (e as NodeJS.ErrnoException).code ?? '';
