@@ -25,6 +25,10 @@ export function parseArgs(argv: readonly string[]): Flags {
     .option('ttl-keys-directory', { type: 'string', describe: 'accepted for compatibility; every TTL is kept [env TTL_KEYS_DIRECTORY]' })
     .option('etcd-server-extra-args', { type: 'string', describe: 'extra flags for every temporary etcd, split on whitespace [env ETCD_CREDS]' })
     .option('dry-run', { type: 'boolean', describe: 'print the plan; change nothing' })
+    .option('backup-dir', { type: 'string', describe: 'where verified backups go before each step, never inside the data dir [env BACKUP_DIR] (default <data-dir>.backups)' })
+    .option('keep-backups', { type: 'number', describe: 'how many backups of this data dir to keep [env KEEP_BACKUPS] (default 3)' })
+    .option('backup-encryption-key-file', { type: 'string', describe: 'encrypt backups (AES-256-GCM) with the key in this file, 32+ random bytes [env BACKUP_ENCRYPTION_KEY_FILE]' })
+    .option('initial-cluster-token', { type: 'string', describe: 'cluster token of members restored from a snapshot [env INITIAL_CLUSTER_TOKEN] (default: the etcd flags\' one, else etcd-cluster)' })
     .strict()
     .parserConfiguration({ 'camel-case-expansion': true, 'duplicate-arguments-array': false, 'strip-aliased': true })
     .version(false)
@@ -56,6 +60,10 @@ export function parseArgs(argv: readonly string[]): Flags {
     ttlKeysDirectory: str(a.ttlKeysDirectory),
     etcdServerExtraArgs: str(a.etcdServerExtraArgs),
     dryRun: a.dryRun as boolean | undefined,
+    backupDir: str(a.backupDir),
+    keepBackups: num(a.keepBackups, '--keep-backups'),
+    backupEncryptionKeyFile: str(a.backupEncryptionKeyFile),
+    initialClusterToken: str(a.initialClusterToken),
     etcdArgs,
     help: a.help === true || own.includes('--help') || own.includes('-h'),
   };

@@ -6,6 +6,7 @@ import { checkTools, discoverBundled } from './bundle.ts';
 import { inspectDataDir, writeVersionFile } from './datadir.ts';
 import { UsageError } from './errors.ts';
 import { seconds, type Log } from './log.ts';
+import type { MemberConfig } from './etcd/server.ts';
 import type { Options } from './options.ts';
 import { describe, plan, type Step } from './plan.ts';
 import { acquireLock, type Lock } from './lock.ts';
@@ -52,6 +53,7 @@ async function migrateLocked(opts: Options, rt: Runtime): Promise<Outcome> {
   for (const s of steps) {
     const runner = runnerFor(s);
     if (!runner) throw new UsageError(`the plan needs a step this build cannot run yet: ${describe(s)}`);
+    runner.check?.(s, memberOf(opts));
     needs.push(...runner.needs(s));
   }
   if (opts.etcdArgs) needs.push({ tool: 'etcd', version: opts.target.version });
@@ -76,14 +78,7 @@ async function migrateLocked(opts: Options, rt: Runtime): Promise<Outcome> {
   const ctx: StepContext = {
     dataDir: opts.dataDir,
     binDir: opts.binDir,
-    member: {
-      name: opts.name,
-      initialCluster: opts.initialCluster,
-      listenPeerUrls: opts.listenPeerUrls,
-      initialAdvertisePeerUrls: opts.initialAdvertisePeerUrls,
-      port: opts.port,
-      extraArgs: opts.extraArgs,
-    },
+    member: memberOf(opts),
     dataPrefix: opts.dataPrefix,
     ttlKeysDirectory: opts.ttlKeysDirectory,
     env: rt.env,
@@ -118,6 +113,18 @@ async function migrateLocked(opts: Options, rt: Runtime): Promise<Outcome> {
     ? `migrated ${fmtData(current)} -> ${fmtData(opts.target)} in ${seconds(Date.now() - started)}`
     : `${fmtData(current)}: nothing to migrate for ${fmtData(opts.target)}${fmtData(last) !== fmtData(opts.target) ? '; version.txt updated' : ''}`);
   return { steps, final: opts.target, changed: steps.length > 0 || fmtData(last) !== fmtData(opts.target) };
+}
+
+function memberOf(opts: Options): MemberConfig {
+  return {
+    name: opts.name,
+    initialCluster: opts.initialCluster,
+    listenPeerUrls: opts.listenPeerUrls,
+    initialAdvertisePeerUrls: opts.initialAdvertisePeerUrls,
+    port: opts.port,
+    extraArgs: opts.extraArgs,
+    initialClusterToken: opts.initialClusterToken,
+  };
 }
 
 /** The temporary etcd's loopback ports must be free; say so before anything changes. */

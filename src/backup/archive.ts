@@ -10,7 +10,7 @@
 import crypto from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { IntegrityError } from './crypt.ts';
+import { IntegrityError } from '../errors.ts';
 
 export const ARCHIVE_MAGIC = 'etcd-migrate archive 1\n';
 const READ_CHUNK = 1 << 20;

@@ -12,7 +12,9 @@
 // apart from a damaged file.
 import crypto from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
-import { UsageError } from '../errors.ts';
+import { IntegrityError, UsageError } from '../errors.ts';
+
+export { IntegrityError };
 
 export const CRYPT_MAGIC = Buffer.from('EMENC\x00\x01\n', 'latin1');
 const HEADER_LEN = CRYPT_MAGIC.length + 4 + 32 + 32;
@@ -21,16 +23,6 @@ export const DEFAULT_CHUNK = 1 << 20;
 const MAX_CHUNK = 16 << 20;
 /** Key files shorter than this are refused: the key file is a random secret, not a password. */
 export const MIN_KEY_BYTES = 32;
-
-/** A file that cannot be decrypted: wrong key, damaged, truncated, or not ours. One line. */
-export class IntegrityError extends Error {
-  override readonly name = 'IntegrityError';
-  readonly reason: 'wrong-key' | 'damaged' | 'truncated' | 'format';
-  constructor(reason: IntegrityError['reason'], message: string) {
-    super(message);
-    this.reason = reason;
-  }
-}
 
 function derive(ikm: Uint8Array, salt: Uint8Array): { key: Buffer; check: Buffer } {
   const key = Buffer.from(crypto.hkdfSync('sha256', ikm, salt, 'etcd-migrate backup encryption v1', 32));

@@ -5,7 +5,8 @@ import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { archiveBytes, readArchive, type ArchiveHeader, type Manifest } from './archive.ts';
-import { CRYPT_MAGIC, decryptStream, encryptStream, IntegrityError } from './crypt.ts';
+import { IntegrityError } from '../errors.ts';
+import { CRYPT_MAGIC, decryptStream, encryptStream } from './crypt.ts';
 
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 const BOLT_MAGIC = 0xed0cdaed;

@@ -1,6 +1,9 @@
 // The step runners, one module per kind. A kind without a runner is refused before anything changes.
 import type { Step, StepKind } from '../plan.ts';
 import type { StepContext, StepReport, ToolNeed } from './context.ts';
+import type { MemberConfig } from '../etcd/server.ts';
+import type { MemberSizes } from '../backup/space.ts';
+import * as downgrade from './downgrade.ts';
 import * as upgrade from './upgrade.ts';
 
 /**
@@ -12,6 +15,10 @@ export interface Runner<S extends Step> {
   mode: 'in-place' | 'rebuild';
   needs: (s: S) => ToolNeed[];
   run: (s: S, ctx: StepContext) => Promise<StepReport | void>;
+  /** Refuses (UsageError), before anything changes, what this runner cannot do. */
+  check?: (s: S, member: MemberConfig) => void;
+  /** Scratch bytes it needs on the data dir's file system (default: backup/space.ts defaultScratch). */
+  space?: (s: S, sizes: MemberSizes) => number;
 }
 
 type Runners = { [K in StepKind]?: Runner<Extract<Step, { kind: K }>> };
@@ -19,6 +26,7 @@ type Runners = { [K in StepKind]?: Runner<Extract<Step, { kind: K }>> };
 const RUNNERS: Runners = {
   upgrade,
   patch: upgrade,
+  downgrade,
 };
 
 export function runnerFor<S extends Step>(s: S): Runner<S> | undefined {
