@@ -2,6 +2,7 @@
 // recording each in version.txt as it completes.
 import net from 'node:net';
 import { promises as fs } from 'node:fs';
+import { BackupGuard } from './backup/guard.ts';
 import { checkTools, discoverBundled } from './bundle.ts';
 import { inspectDataDir, writeVersionFile } from './datadir.ts';
 import { UsageError } from './errors.ts';
@@ -58,11 +59,14 @@ async function migrateLocked(opts: Options, rt: Runtime): Promise<Outcome> {
   }
   if (opts.etcdArgs) needs.push({ tool: 'etcd', version: opts.target.version });
   await checkTools(opts.binDir, needs);
+  // Backups: the key, the place and the free space are checked here, before anything changes.
+  const backups = steps.length ? await BackupGuard.prepare(opts, steps.map((step) => ({ step, runner: runnerFor(step)! })), rt.log) : undefined;
 
   const from = current ? fmtData(current) : state.kind === 'missing' ? 'no data dir' : 'an empty data dir';
   if (opts.dryRun) {
     rt.log(`plan (dry run, nothing changed): ${from} -> ${fmtData(opts.target)}: ${steps.length ? `${steps.length} step(s)` : 'nothing to migrate'}`);
     steps.forEach((s, i) => rt.log(`  ${i + 1}. ${describe(s)}`));
+    if (backups) rt.log(`  before each step: ${backups.describe()}`);
     return { steps, final: opts.target, changed: false };
   }
   if (steps.length) await checkPortsFree(opts);
@@ -88,21 +92,27 @@ async function migrateLocked(opts: Options, rt: Runtime): Promise<Outcome> {
   };
   const started = Date.now();
   for (const [i, s] of steps.entries()) {
-    const t0 = Date.now();
     const runner = runnerFor(s)!;
+    await backups!.before(s);
+    const t0 = Date.now();
     let report: StepReport | void;
-    if (runner.mode === 'rebuild') {
-      await prepareWorkDir(opts.dataDir);
-      try {
+    try {
+      if (runner.mode === 'rebuild') {
+        await prepareWorkDir(opts.dataDir);
+        try {
+          report = await runner.run(s, ctx);
+        } catch (e) {
+          await removeWorkDir(opts.dataDir);
+          throw e;
+        }
+        await swapInNewMember(opts.dataDir, s.to);
+      } else {
         report = await runner.run(s, ctx);
-      } catch (e) {
-        await removeWorkDir(opts.dataDir);
-        throw e;
+        await writeVersionFile(opts.dataDir, s.to);
       }
-      await swapInNewMember(opts.dataDir, s.to);
-    } else {
-      report = await runner.run(s, ctx);
-      await writeVersionFile(opts.dataDir, s.to);
+    } catch (e) {
+      await backups!.afterFailure(s, runner.mode);
+      throw e;
     }
     const detail = report?.detail ? `; ${report.detail}` : '';
     rt.log(`step ${i + 1}/${steps.length} done in ${seconds(Date.now() - t0)}: ${describe(s)}${detail}; version.txt = ${fmtData(s.to)}`);
