@@ -1,7 +1,30 @@
 // The command line: yargs turns argv into Flags. No defaults here: options.ts applies them, after env.
-import yargs from 'yargs';
+import yargs, { type Options } from 'yargs';
 import { UsageError } from './errors.ts';
 import type { Flags } from './options.ts';
+
+const OPTIONS = {
+  'data-dir': { type: 'string', describe: 'etcd data directory [env DATA_DIRECTORY]' },
+  'target-version': { type: 'string', describe: 'target etcd version x.y.z [env TARGET_VERSION]' },
+  'target-storage': { type: 'string', describe: 'etcd2 or etcd3 [env TARGET_STORAGE] (default etcd3)' },
+  'bin-dir': { type: 'string', describe: 'directory of etcd-<x.y.z>, etcdctl-<x.y.z>, etcdutl-<x.y.z> (default /usr/local/bin)' },
+  'bundled-versions': { type: 'string', describe: 'bundled versions, split on commas or spaces [env BUNDLED_VERSIONS] (default: every etcd-x.y.z in the bin dir)' },
+  'name': { type: 'string', describe: 'member name [env ETCD_NAME] (default etcd-<hostname>)' },
+  'initial-cluster': { type: 'string', describe: '<name>=<peer url>,... [env INITIAL_CLUSTER]' },
+  'listen-peer-urls': { type: 'string', describe: '[env LISTEN_PEER_URLS] (default http://127.0.0.1:<peer-port>)' },
+  'initial-advertise-peer-urls': { type: 'string', describe: '[env INITIAL_ADVERTISE_PEER_URLS] (default http://127.0.0.1:<peer-port>)' },
+  'port': { type: 'number', describe: 'hidden client port of the temporary etcd, on 127.0.0.1 only (default 18629)' },
+  'peer-port': { type: 'number', describe: 'peer port of the temporary etcd (default 2380)' },
+  'etcd-data-prefix': { type: 'string', describe: 'key prefix of the data [env ETCD_DATA_PREFIX] (default /registry)' },
+  'ttl-keys-directory': { type: 'string', describe: 'accepted for compatibility; every TTL is kept [env TTL_KEYS_DIRECTORY]' },
+  'etcd-server-extra-args': { type: 'string', describe: 'extra flags for every temporary etcd, split on whitespace [env ETCD_CREDS]' },
+  'dry-run': { type: 'boolean', describe: 'print the plan; change nothing' },
+  'assume-current-version': { type: 'string', describe: 'x.y.z/etcdN that wrote a data dir lacking version.txt (checked against what the data records)' },
+  'backup-dir': { type: 'string', describe: 'where verified backups go before each step, never inside the data dir [env BACKUP_DIR] (default <data-dir>.backups)' },
+  'keep-backups': { type: 'number', describe: 'how many backups of this data dir to keep [env KEEP_BACKUPS] (default 3)' },
+  'backup-encryption-key-file': { type: 'string', describe: 'encrypt backups (AES-256-GCM) with the key in this file, 32+ random bytes [env BACKUP_ENCRYPTION_KEY_FILE]' },
+  'initial-cluster-token': { type: 'string', describe: 'cluster token of members restored from a snapshot [env INITIAL_CLUSTER_TOKEN] (default: the one in the etcd flags, else etcd-cluster)' },
+} as const satisfies Record<string, Options>;
 
 export function parseArgs(argv: readonly string[]): Flags {
   const dash = argv.indexOf('--');
@@ -10,26 +33,7 @@ export function parseArgs(argv: readonly string[]): Flags {
   const y = yargs(own)
     .scriptName('etcd-migrate')
     .usage('$0 [options] [-- <etcd flags>]\n\nMigrates the etcd data dir to the target version and storage, one minor at a time, then execs the target etcd with the flags after --.')
-    .option('data-dir', { type: 'string', describe: 'etcd data directory [env DATA_DIRECTORY]' })
-    .option('target-version', { type: 'string', describe: 'target etcd version x.y.z [env TARGET_VERSION]' })
-    .option('target-storage', { type: 'string', describe: 'etcd2 or etcd3 [env TARGET_STORAGE] (default etcd3)' })
-    .option('bin-dir', { type: 'string', describe: 'directory of etcd-<x.y.z>, etcdctl-<x.y.z>, etcdutl-<x.y.z> (default /usr/local/bin)' })
-    .option('bundled-versions', { type: 'string', describe: 'bundled versions, split on commas or spaces [env BUNDLED_VERSIONS] (default: every etcd-x.y.z in the bin dir)' })
-    .option('name', { type: 'string', describe: 'member name [env ETCD_NAME] (default etcd-<hostname>)' })
-    .option('initial-cluster', { type: 'string', describe: '<name>=<peer url>,... [env INITIAL_CLUSTER]' })
-    .option('listen-peer-urls', { type: 'string', describe: '[env LISTEN_PEER_URLS] (default http://127.0.0.1:<peer-port>)' })
-    .option('initial-advertise-peer-urls', { type: 'string', describe: '[env INITIAL_ADVERTISE_PEER_URLS] (default http://127.0.0.1:<peer-port>)' })
-    .option('port', { type: 'number', describe: 'hidden client port of the temporary etcd, on 127.0.0.1 only (default 18629)' })
-    .option('peer-port', { type: 'number', describe: 'peer port of the temporary etcd (default 2380)' })
-    .option('etcd-data-prefix', { type: 'string', describe: 'key prefix of the data [env ETCD_DATA_PREFIX] (default /registry)' })
-    .option('ttl-keys-directory', { type: 'string', describe: 'accepted for compatibility; every TTL is kept [env TTL_KEYS_DIRECTORY]' })
-    .option('etcd-server-extra-args', { type: 'string', describe: 'extra flags for every temporary etcd, split on whitespace [env ETCD_CREDS]' })
-    .option('dry-run', { type: 'boolean', describe: 'print the plan; change nothing' })
-    .option('backup-dir', { type: 'string', describe: 'where verified backups go before each step, never inside the data dir [env BACKUP_DIR] (default <data-dir>.backups)' })
-    .option('keep-backups', { type: 'number', describe: 'how many backups of this data dir to keep [env KEEP_BACKUPS] (default 3)' })
-    .option('backup-encryption-key-file', { type: 'string', describe: 'encrypt backups (AES-256-GCM) with the key in this file, 32+ random bytes [env BACKUP_ENCRYPTION_KEY_FILE]' })
-    .option('initial-cluster-token', { type: 'string', describe: 'cluster token of members restored from a snapshot [env INITIAL_CLUSTER_TOKEN] (default: the etcd flags\' one, else etcd-cluster)' })
-    .strict()
+    .options(OPTIONS)
     .parserConfiguration({ 'camel-case-expansion': true, 'duplicate-arguments-array': false, 'strip-aliased': true })
     .version(false)
     .help()
@@ -38,6 +42,11 @@ export function parseArgs(argv: readonly string[]): Flags {
       throw new UsageError(`${err?.message ?? msg}; see etcd-migrate --help`);
     });
   const a = y.parseSync();
+  const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  const known = new Set(['_', '$0', 'help', 'h', ...Object.keys(OPTIONS)]);
+  const unknown = Object.keys(a).map(kebab).find((k) => !known.has(k));
+  if (unknown) throw new UsageError(`unknown flag --${unknown}; see etcd-migrate --help`);
+  if (a._.length) throw new UsageError(`unexpected argument "${String(a._[0])}"; etcd flags go after --, see etcd-migrate --help`);
   const num = (v: unknown, flag: string): number | undefined => {
     if (v === undefined) return undefined;
     if (typeof v !== 'number' || Number.isNaN(v)) throw new UsageError(`${flag} needs a number`);
@@ -60,6 +69,7 @@ export function parseArgs(argv: readonly string[]): Flags {
     ttlKeysDirectory: str(a.ttlKeysDirectory),
     etcdServerExtraArgs: str(a.etcdServerExtraArgs),
     dryRun: a.dryRun as boolean | undefined,
+    assumeCurrentVersion: str(a.assumeCurrentVersion),
     backupDir: str(a.backupDir),
     keepBackups: num(a.keepBackups, '--keep-backups'),
     backupEncryptionKeyFile: str(a.backupEncryptionKeyFile),

@@ -11,7 +11,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   const flags = parseArgs(argv);
   if (flags.help) return 0;
   const opts = resolveOptions(flags, env, { hostname: os.hostname() });
-  await migrate(opts, { env, log: stderrLog });
+  await migrate(opts, { env, log: stderrLog }, opts.etcdArgs !== undefined);
   if (opts.etcdArgs && !opts.dryRun) {
     stderrLog(`exec etcd ${opts.target.version.major}.${opts.target.version.minor}.${opts.target.version.patch} (pid ${process.pid})`);
     execTarget(opts, env);

@@ -17,7 +17,9 @@ const IGNORED = new Set([VERSION_FILE, `${VERSION_FILE}.next`, 'lost+found', WOR
 export type DataDirState =
   | { kind: 'missing' }
   | { kind: 'empty'; version: DataVersion | undefined }
-  | { kind: 'data'; version: DataVersion };
+  | { kind: 'data'; version: DataVersion }
+  /** Data but no version.txt: the caller decides (never guess). */
+  | { kind: 'unversioned' };
 
 export async function inspectDataDir(dir: string): Promise<DataDirState> {
   let entries: string[];
@@ -44,9 +46,7 @@ export async function inspectDataDir(dir: string): Promise<DataDirState> {
   const version = text === undefined ? undefined : parseVersionFile(text, file);
   const hasData = entries.some((e) => !IGNORED.has(e) && !e.startsWith(`${LOCK_FILE}.`));
   if (!hasData) return { kind: 'empty', version };
-  if (!version) {
-    throw new UsageError(`${dir} holds data but no ${VERSION_FILE}, so the etcd version that wrote it is unknown; write it (e.g. echo -n 3.4.23/etcd3 > ${file}) or pass --assume-current-version x.y.z/etcdN`);
-  }
+  if (!version) return { kind: 'unversioned' };
   return { kind: 'data', version };
 }
 

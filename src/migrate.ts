@@ -1,19 +1,20 @@
-// The executor: inspect, plan, check everything the plan needs, then run the steps one by one,
-// recording each in version.txt as it completes.
-import net from 'node:net';
+// The executor. prepare() reads and checks everything the plan needs and changes nothing; apply()
+// then runs the steps one by one, recording each in version.txt as it completes.
 import { promises as fs } from 'node:fs';
 import { BackupGuard } from './backup/guard.ts';
 import { checkTools, discoverBundled } from './bundle.ts';
-import { inspectDataDir, writeVersionFile } from './datadir.ts';
-import { UsageError } from './errors.ts';
+import { inspectDataDir, writeVersionFile, type DataDirState } from './datadir.ts';
+import { StepError, UsageError, isUserFacing } from './errors.ts';
+import { acquireLock, type Lock } from './lock.ts';
+import { stopLeftoverEtcds } from './stale.ts';
 import { seconds, type Log } from './log.ts';
-import type { MemberConfig } from './etcd/server.ts';
 import type { Options } from './options.ts';
 import { describe, plan, type Step } from './plan.ts';
-import { acquireLock, type Lock } from './lock.ts';
+import { checkFreeSpace, checkPortsFree, checkWritable, fsUsageError } from './preflight.ts';
 import { runnerFor, type StepContext, type StepReport, type ToolNeed } from './steps/index.ts';
+import { readEvidence, describeEvidence } from './inspect/evidence.ts';
+import { fmt, fmtData, fmtMinor, type DataVersion, type Version } from './version.ts';
 import { newMemberDir, prepareWorkDir, recoverWorkDir, removeWorkDir, swapInNewMember } from './workdir.ts';
-import { fmtData, type DataVersion } from './version.ts';
 
 export interface Runtime {
   env: NodeJS.ProcessEnv;
@@ -29,60 +30,99 @@ export interface Outcome {
   changed: boolean;
 }
 
-export async function migrate(opts: Options, rt: Runtime): Promise<Outcome> {
-  // A data dir that exists gets the lock and any interrupted swap finished before it is read.
+interface Prepared {
+  state: DataDirState;
+  current: DataVersion | undefined;
+  steps: Step[];
+  backups?: BackupGuard;
+}
+
+/**
+ * With `keepLock` (an exec of etcd follows) the lock is not released: the exec'd etcd keeps this
+ * PID, so the lock stays live while etcd runs and no second entrypoint migrates under it.
+ */
+export async function migrate(opts: Options, rt: Runtime, keepLock = false): Promise<Outcome> {
+  if (opts.dryRun) {
+    const p = await prepare(opts);
+    rt.log(`plan (dry run, nothing changed): ${origin(p)} -> ${fmtData(opts.target)}: ${p.steps.length ? `${p.steps.length} step(s)` : 'nothing to migrate'}`);
+    p.steps.forEach((s, i) => rt.log(`  ${i + 1}. ${describe(s)}`));
+    if (p.steps.length) rt.log(`  before each step: ${BackupGuard.describePlan(opts)}`);
+    return { steps: p.steps, final: opts.target, changed: false };
+  }
+  // A data dir that exists is locked, and an interrupted swap finished, before it is read.
   let lock: Lock | undefined;
-  if (!opts.dryRun && (await isDir(opts.dataDir))) {
-    lock = await acquireLock(opts.dataDir);
-    const recovered = await recoverWorkDir(opts.dataDir);
-    if (recovered) rt.log(recovered);
+  if (await isDir(opts.dataDir)) {
+    await checkWritable(opts.dataDir);
+    lock = await acquireLock(opts.dataDir).catch((e: unknown) => { throw isUserFacing(e) ? e : fsUsageError(e, opts.dataDir); });
   }
   try {
-    return await migrateLocked(opts, rt);
-  } finally {
+    if (lock) {
+      await stopLeftoverEtcds(opts.dataDir, rt.log);
+      const recovered = await recoverWorkDir(opts.dataDir);
+      if (recovered) rt.log(recovered);
+    }
+    const outcome = await apply(opts, rt, await prepare(opts, rt));
+    if (!keepLock) await lock?.release();
+    return outcome;
+  } catch (e) {
     await lock?.release();
+    throw e;
   }
 }
 
-async function migrateLocked(opts: Options, rt: Runtime): Promise<Outcome> {
+/** Everything that can be known and checked before a change: a UsageError here means nothing changed. */
+async function prepare(opts: Options, rt?: Runtime): Promise<Prepared> {
   const state = await inspectDataDir(opts.dataDir);
   const bundled = opts.bundled ?? (await discoverBundled(opts.binDir));
-  const current = state.kind === 'data' ? state.version : undefined;
+  const current = state.kind === 'unversioned' ? await assumedVersion(opts, bundled) : state.kind === 'data' ? state.version : undefined;
+  if (state.kind === 'data' && opts.assumeCurrent && fmtData(opts.assumeCurrent) !== fmtData(state.version)) {
+    throw new UsageError(`version.txt says ${fmtData(state.version)} but --assume-current-version says ${fmtData(opts.assumeCurrent)}; drop the flag (version.txt is the record) or fix version.txt`);
+  }
   const steps = plan(current, opts.target, bundled);
 
   const needs: ToolNeed[] = [];
   for (const s of steps) {
     const runner = runnerFor(s);
     if (!runner) throw new UsageError(`the plan needs a step this build cannot run yet: ${describe(s)}`);
-    runner.check?.(s, memberOf(opts));
+    runner.check?.(s, opts);
     needs.push(...runner.needs(s));
   }
   if (opts.etcdArgs) needs.push({ tool: 'etcd', version: opts.target.version });
   await checkTools(opts.binDir, needs);
-  // Backups: the key, the place and the free space are checked here, before anything changes.
-  const backups = steps.length ? await BackupGuard.prepare(opts, steps.map((step) => ({ step, runner: runnerFor(step)! })), rt.log) : undefined;
-
-  const from = current ? fmtData(current) : state.kind === 'missing' ? 'no data dir' : 'an empty data dir';
-  if (opts.dryRun) {
-    rt.log(`plan (dry run, nothing changed): ${from} -> ${fmtData(opts.target)}: ${steps.length ? `${steps.length} step(s)` : 'nothing to migrate'}`);
-    steps.forEach((s, i) => rt.log(`  ${i + 1}. ${describe(s)}`));
-    if (backups) rt.log(`  before each step: ${backups.describe()}`);
-    return { steps, final: opts.target, changed: false };
+  if (!opts.dryRun && steps.length) {
+    await checkPortsFree(opts);
+    await checkFreeSpace(opts.dataDir, steps);
   }
-  if (steps.length) await checkPortsFree(opts);
+  // Backups: the key, the place and the free space for backups and steps, checked before any change.
+  const backups = !opts.dryRun && steps.length ? await BackupGuard.prepare(opts, steps, rt?.log ?? (() => {})) : undefined;
+  return { state, current, steps, backups };
+}
 
-  if (state.kind === 'missing') await fs.mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
+async function apply(opts: Options, rt: Runtime, { state, current, steps, backups }: Prepared): Promise<Outcome> {
   if (!current) {
     const same = state.kind === 'empty' && state.version && fmtData(state.version) === fmtData(opts.target);
-    if (!same) await writeVersionFile(opts.dataDir, opts.target);
-    rt.log(`${from}: nothing to migrate; version.txt = ${fmtData(opts.target)}`);
+    try {
+      if (state.kind === 'missing') await fs.mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
+      if (!same) await writeVersionFile(opts.dataDir, opts.target);
+    } catch (e) {
+      throw fsUsageError(e, opts.dataDir);
+    }
+    rt.log(`${origin({ state, current, steps })}: nothing to migrate; version.txt = ${fmtData(opts.target)}`);
     return { steps, final: opts.target, changed: !same };
   }
 
   const ctx: StepContext = {
     dataDir: opts.dataDir,
     binDir: opts.binDir,
-    member: memberOf(opts),
+    member: {
+      name: opts.name,
+      initialCluster: opts.initialCluster,
+      listenPeerUrls: opts.listenPeerUrls,
+      initialAdvertisePeerUrls: opts.initialAdvertisePeerUrls,
+      port: opts.port,
+      extraArgs: opts.extraArgs,
+      initialClusterToken: opts.initialClusterToken,
+    },
     dataPrefix: opts.dataPrefix,
     ttlKeysDirectory: opts.ttlKeysDirectory,
     env: rt.env,
@@ -91,67 +131,71 @@ async function migrateLocked(opts: Options, rt: Runtime): Promise<Outcome> {
     newMember: newMemberDir(opts.dataDir),
   };
   const started = Date.now();
+  let at = current;
   for (const [i, s] of steps.entries()) {
-    const runner = runnerFor(s)!;
-    await backups!.before(s);
     const t0 = Date.now();
     let report: StepReport | void;
     try {
-      if (runner.mode === 'rebuild') {
-        await prepareWorkDir(opts.dataDir);
-        try {
-          report = await runner.run(s, ctx);
-        } catch (e) {
-          await removeWorkDir(opts.dataDir);
-          throw e;
-        }
-        await swapInNewMember(opts.dataDir, s.to);
-      } else {
-        report = await runner.run(s, ctx);
-        await writeVersionFile(opts.dataDir, s.to);
-      }
+      report = await backups!.around(s, runnerFor(s)!.mode, () => runStep(s, ctx));
     } catch (e) {
-      await backups!.afterFailure(s, runner.mode);
-      throw e;
+      if (e instanceof UsageError && !(e instanceof StepError)) throw e;
+      const why = isUserFacing(e) ? e.message : `${(e as Error).message}`;
+      throw new StepError(`step ${i + 1}/${steps.length} (${describe(s)}) failed: ${why}; version.txt says ${fmtData(at)}, the last step that completed; fix the cause and rerun to repeat this step`);
     }
+    at = s.to;
     const detail = report?.detail ? `; ${report.detail}` : '';
     rt.log(`step ${i + 1}/${steps.length} done in ${seconds(Date.now() - t0)}: ${describe(s)}${detail}; version.txt = ${fmtData(s.to)}`);
   }
-  const last = steps.at(-1)?.to ?? current;
-  if (fmtData(last) !== fmtData(opts.target)) await writeVersionFile(opts.dataDir, opts.target);
+  const updated = fmtData(at) !== fmtData(opts.target);
+  if (updated) await writeVersionFile(opts.dataDir, opts.target);
   rt.log(steps.length
     ? `migrated ${fmtData(current)} -> ${fmtData(opts.target)} in ${seconds(Date.now() - started)}`
-    : `${fmtData(current)}: nothing to migrate for ${fmtData(opts.target)}${fmtData(last) !== fmtData(opts.target) ? '; version.txt updated' : ''}`);
-  return { steps, final: opts.target, changed: steps.length > 0 || fmtData(last) !== fmtData(opts.target) };
+    : `${fmtData(current)}: nothing to migrate for ${fmtData(opts.target)}${updated ? '; version.txt updated' : ''}`);
+  return { steps, final: opts.target, changed: steps.length > 0 || updated };
 }
 
-function memberOf(opts: Options): MemberConfig {
-  return {
-    name: opts.name,
-    initialCluster: opts.initialCluster,
-    listenPeerUrls: opts.listenPeerUrls,
-    initialAdvertisePeerUrls: opts.initialAdvertisePeerUrls,
-    port: opts.port,
-    extraArgs: opts.extraArgs,
-    initialClusterToken: opts.initialClusterToken,
-  };
+/** Runs one step and records it: an in-place step in version.txt, a rebuilt one through the journaled swap. */
+async function runStep(s: Step, ctx: StepContext): Promise<StepReport | void> {
+  const runner = runnerFor(s)!;
+  if (runner.mode === 'in-place') {
+    const report = await runner.run(s, ctx);
+    await writeVersionFile(ctx.dataDir, s.to);
+    return report;
+  }
+  await prepareWorkDir(ctx.dataDir);
+  let report: StepReport | void;
+  try {
+    report = await runner.run(s, ctx);
+  } catch (e) {
+    await removeWorkDir(ctx.dataDir);
+    throw e;
+  }
+  await swapInNewMember(ctx.dataDir, s.to);
+  return report;
 }
 
-/** The temporary etcd's loopback ports must be free; say so before anything changes. */
-async function checkPortsFree(opts: Options): Promise<void> {
-  const ports: Array<[number, string]> = [[opts.port, '--port (the hidden client port)']];
-  for (const u of opts.listenPeerUrls.split(',')) {
-    const url = new URL(u);
-    if (url.hostname === '127.0.0.1' || url.hostname === 'localhost') ports.push([Number(url.port), 'the peer port (--peer-port / LISTEN_PEER_URLS)']);
+/** A data dir without version.txt: what the data records, and the operator's word for the rest. */
+async function assumedVersion(opts: Options, bundled: readonly Version[]): Promise<DataVersion> {
+  const ev = await readEvidence(opts.dataDir);
+  const shown = describeEvidence(ev);
+  const a = opts.assumeCurrent;
+  if (!a) {
+    const minor = ev.clusterVersion?.minor;
+    const example = (minor && bundled.filter((v) => fmtMinor(v) === minor).map(fmt).at(-1)) ?? (minor ? `${minor}.0` : '3.4.23');
+    const storage = ev.v3Keys === false ? 'etcd2' : 'etcd3';
+    throw new UsageError(`${opts.dataDir} holds data but no version.txt; ${shown}; if that is right, pass --assume-current-version ${example}/${storage} (or write it into version.txt); nothing is guessed`);
   }
-  for (const [port, what] of ports) {
-    const free = await new Promise<boolean>((resolve) => {
-      const srv = net.createServer();
-      srv.once('error', () => resolve(false));
-      srv.listen({ port, host: '127.0.0.1', exclusive: true }, () => srv.close(() => resolve(true)));
-    });
-    if (!free) throw new UsageError(`127.0.0.1:${port} is already in use, and ${what} needs it for the temporary etcd; stop whatever holds it (is etcd already running on this data?) or choose another port`);
+  if (ev.clusterVersion && ev.clusterVersion.minor !== fmtMinor(a.version)) {
+    throw new UsageError(`--assume-current-version ${fmtData(a)} contradicts the data: ${shown}; pass the version the data records`);
   }
+  if (ev.v3Keys === true && a.storage === 'etcd2') {
+    throw new UsageError(`--assume-current-version ${fmtData(a)} contradicts the data: ${shown}; pass ${fmt(a.version)}/etcd3`);
+  }
+  return a;
+}
+
+function origin(p: Prepared): string {
+  return p.current ? fmtData(p.current) : p.state.kind === 'missing' ? 'no data dir' : 'an empty data dir';
 }
 
 async function isDir(p: string): Promise<boolean> {

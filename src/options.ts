@@ -1,7 +1,7 @@
 // Options: resolved flag -> environment variable -> default, by a pure function.
 import path from 'node:path';
 import { UsageError } from './errors.ts';
-import { parseStorage, parseVersion, type DataVersion, type Version } from './version.ts';
+import { parseStorage, parseVersion, parseVersionFile, type DataVersion, type Version } from './version.ts';
 
 /** What the command line gave; undefined where a flag was not given. */
 export interface Flags {
@@ -20,6 +20,7 @@ export interface Flags {
   ttlKeysDirectory?: string;
   etcdServerExtraArgs?: string;
   dryRun?: boolean;
+  assumeCurrentVersion?: string;
   backupDir?: string;
   keepBackups?: number;
   backupEncryptionKeyFile?: string;
@@ -45,6 +46,8 @@ export interface Options {
   ttlKeysDirectory: string;
   extraArgs: string[];
   dryRun: boolean;
+  /** What the data holds when it has no version.txt (--assume-current-version). */
+  assumeCurrent: DataVersion | undefined;
   etcdArgs: string[] | undefined;
   /** Where verified backups go before each step (never inside the data dir), and how many to keep. */
   backupDir: string;
@@ -168,6 +171,7 @@ export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
     ttlKeysDirectory,
     extraArgs,
     dryRun: flags.dryRun ?? false,
+    assumeCurrent: flags.assumeCurrentVersion === undefined ? undefined : parseVersionFile(flags.assumeCurrentVersion, '--assume-current-version'),
     etcdArgs,
     backupDir,
     keepBackups,

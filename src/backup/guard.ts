@@ -14,17 +14,12 @@ import { UsageError } from '../errors.ts';
 import type { Log } from '../log.ts';
 import { checkBackupDir, type Options } from '../options.ts';
 import { describe, type Step } from '../plan.ts';
-import type { Runner } from '../steps/index.ts';
+import { runnerFor, type Runner } from '../steps/index.ts';
 import { fmtData } from '../version.ts';
 import { swapPending } from '../workdir.ts';
 import { backupId, listBackups } from './retention.ts';
 import { backupBound, checkSpace, defaultScratch, human, measureFree, measureMember } from './space.ts';
 import { createBackup, existingSizes, prune, readKeyFile, restoreArchive, type Backup, type BackupDir } from './store.ts';
-
-export interface PlannedStep {
-  step: Step;
-  runner: Runner<Step>;
-}
 
 export class BackupGuard {
   readonly target: BackupDir;
@@ -39,7 +34,7 @@ export class BackupGuard {
   }
 
   /** Checks everything a backup needs (key, place, free space) before anything changes. */
-  static async prepare(opts: Options, steps: readonly PlannedStep[], log: Log): Promise<BackupGuard> {
+  static async prepare(opts: Options, steps: readonly Step[], log: Log): Promise<BackupGuard> {
     const key = opts.backupKeyFile ? await readKeyFile(opts.backupKeyFile) : undefined;
     const dataReal = await realish(opts.dataDir);
     const dir = await realish(opts.backupDir);
@@ -53,11 +48,14 @@ export class BackupGuard {
     const verdict = checkSpace({
       dataFree: data.free, backupFree: backup.free, sameFs: data.dev === backup.dev,
       existing: await existingSizes(guard.target, names), keep: opts.keepBackups,
-      steps: steps.map(({ step, runner }) => ({
-        label: describe(step),
-        backup: backupBound(sizes),
-        scratch: runner.space ? runner.space(step, sizes) : defaultScratch(runner.mode, sizes),
-      })),
+      steps: steps.map((step) => {
+        const runner = runnerFor(step)!;
+        return {
+          label: describe(step),
+          backup: backupBound(sizes),
+          scratch: runner.space ? runner.space(step, sizes) : defaultScratch(runner.mode, sizes),
+        };
+      }),
     });
     if (!verdict.ok) {
       const where = verdict.what === 'backup' ? `its backup in ${dir}` : `its work in ${opts.dataDir}`;
@@ -66,11 +64,24 @@ export class BackupGuard {
     return guard;
   }
 
-  describe(): string {
-    return `a verified backup of the data before each step in ${this.target.dir} (keep ${this.target.keep}${this.target.key ? ', encrypted' : ''})`;
+  /** For --dry-run: what would be backed up where. */
+  static describePlan(opts: Options): string {
+    return `a verified backup of the data in ${opts.backupDir} (keep ${opts.keepBackups}${opts.backupKeyFile ? ', encrypted' : ''})`;
+  }
+
+  /** Backup, then the step; when the step fails, what afterFailure says. */
+  async around<T>(s: Step, mode: Runner<Step>['mode'], step: () => Promise<T>): Promise<T> {
+    await this.before(s);
+    try {
+      return await step();
+    } catch (e) {
+      await this.afterFailure(s, mode);
+      throw e;
+    }
   }
 
   async before(s: Step): Promise<Backup> {
+    this.last = undefined;
     const t0 = Date.now();
     const b = await createBackup(this.dataDir, s.from, this.target);
     const gone = await prune(this.target);

@@ -16,7 +16,7 @@ import { binPath } from '../bundle.ts';
 import { StepError, UsageError } from '../errors.ts';
 import { describeFacts, memberFacts, sameFacts } from '../etcd/facts.ts';
 import { withTempEtcd } from '../etcd/session.ts';
-import type { MemberConfig } from '../etcd/server.ts';
+import type { Options } from '../options.ts';
 import { checkSnapshotFile, restoreSnapshot, saveSnapshot, snapshotStatus } from '../etcd/snapshot.ts';
 import { ctlEnv, offlineTool } from '../etcd/tool.ts';
 import { human, WAL_SEGMENT, type MemberSizes } from '../backup/space.ts';
@@ -37,9 +37,9 @@ export const needs = (s: DowngradeStep): ToolNeed[] => [
 ];
 
 /** A restored member starts a new cluster: each member of a real cluster would get its own. */
-export function check(s: DowngradeStep, member: MemberConfig): void {
-  if (member.initialCluster.includes(',')) {
-    throw new UsageError(`cannot downgrade ${fmtData(s.from)} -> ${fmtData(s.to)} for a member of a multi-member cluster (INITIAL_CLUSTER names ${member.initialCluster.split(',').length}): a downgrade restores a snapshot, which makes a new cluster; take one snapshot with "etcd-migrate backup" and restore it on every member with "etcd-migrate restore"`);
+export function check(s: DowngradeStep, opts: Pick<Options, 'initialCluster'>): void {
+  if (opts.initialCluster.includes(',')) {
+    throw new UsageError(`cannot downgrade ${fmtData(s.from)} -> ${fmtData(s.to)} for a member of a multi-member cluster (INITIAL_CLUSTER names ${opts.initialCluster.split(',').length}): a downgrade restores a snapshot, which makes a new cluster; take one snapshot with "etcd-migrate backup" and restore it on every member with "etcd-migrate restore"`);
   }
 }
 

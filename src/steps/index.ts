@@ -1,7 +1,7 @@
 // The step runners, one module per kind. A kind without a runner is refused before anything changes.
 import type { Step, StepKind } from '../plan.ts';
 import type { StepContext, StepReport, ToolNeed } from './context.ts';
-import type { MemberConfig } from '../etcd/server.ts';
+import type { Options } from '../options.ts';
 import type { MemberSizes } from '../backup/space.ts';
 import * as downgrade from './downgrade.ts';
 import * as upgrade from './upgrade.ts';
@@ -16,7 +16,7 @@ export interface Runner<S extends Step> {
   needs: (s: S) => ToolNeed[];
   run: (s: S, ctx: StepContext) => Promise<StepReport | void>;
   /** Refuses (UsageError), before anything changes, what this runner cannot do. */
-  check?: (s: S, member: MemberConfig) => void;
+  check?: (s: S, opts: Options) => void;
   /** Scratch bytes it needs on the data dir's file system (default: backup/space.ts defaultScratch). */
   space?: (s: S, sizes: MemberSizes) => number;
 }

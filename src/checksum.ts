@@ -1,0 +1,57 @@
+// A logical checksum of a keyspace: key count, a hash over keys and values, and how many keys
+// carry a TTL (and a hash of which). Order-independent (a sum of per-key digests), so a v2 walk
+// and a v3 range give the same figure for the same data, in O(1) memory.
+import crypto from 'node:crypto';
+
+export interface Checksum {
+  keys: number;
+  ttlKeys: number;
+  /** 64-bit sum of the per-key digests of (key, value), hex. */
+  kv: string;
+  /** 64-bit sum of the digests of the keys that carry a TTL, hex. */
+  ttl: string;
+}
+
+const MASK = (1n << 64n) - 1n;
+
+export class ChecksumBuilder {
+  private keys = 0;
+  private ttlKeys = 0;
+  private kv = 0n;
+  private ttl = 0n;
+
+  add(key: Uint8Array | string, value: Uint8Array | string, hasTtl: boolean): void {
+    const k = typeof key === 'string' ? Buffer.from(key) : key;
+    const h = crypto.createHash('sha256');
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(k.length);
+    h.update(len).update(k).update(typeof value === 'string' ? Buffer.from(value) : value);
+    this.keys++;
+    this.kv = (this.kv + h.digest().readBigUInt64BE(0)) & MASK;
+    if (hasTtl) {
+      this.ttlKeys++;
+      this.ttl = (this.ttl + crypto.createHash('sha256').update(k).digest().readBigUInt64BE(0)) & MASK;
+    }
+  }
+
+  digest(): Checksum {
+    return { keys: this.keys, ttlKeys: this.ttlKeys, kv: hex(this.kv), ttl: hex(this.ttl) };
+  }
+}
+
+const hex = (n: bigint): string => n.toString(16).padStart(16, '0');
+
+export const formatChecksum = (c: Checksum): string => `keys=${c.keys} ttl-keys=${c.ttlKeys} kv=${c.kv} ttl=${c.ttl}`;
+
+export const sameChecksum = (a: Checksum, b: Checksum): boolean =>
+  a.keys === b.keys && a.ttlKeys === b.ttlKeys && a.kv === b.kv && a.ttl === b.ttl;
+
+/** Names what differs, for the error that aborts a step. */
+export function checksumMismatch(before: Checksum, after: Checksum): string | undefined {
+  if (sameChecksum(before, after)) return undefined;
+  const diffs: string[] = [];
+  if (before.keys !== after.keys) diffs.push(`key count ${before.keys} -> ${after.keys}`);
+  if (before.kv !== after.kv) diffs.push('keys or values differ');
+  if (before.ttlKeys !== after.ttlKeys || before.ttl !== after.ttl) diffs.push(`keys with a TTL ${before.ttlKeys} -> ${after.ttlKeys}${before.ttlKeys === after.ttlKeys ? ' (different keys)' : ''}`);
+  return diffs.join(', ');
+}

@@ -1,0 +1,136 @@
+// A read-only reader of etcd's bbolt database (member/snap/db), just enough to look up a key in a
+// bucket and to tell whether a bucket holds anything. It reads a few pages; never the whole file.
+import { closeSync, openSync, readSync } from 'node:fs';
+
+const PAGE_HEADER = 16;
+const BRANCH = 0x01;
+const LEAF = 0x02;
+const BUCKET_LEAF = 0x01;
+const MAGIC = 0xed0cdaed;
+
+interface Page {
+  buf: Buffer;
+  /** Offset of the page header in buf. */
+  at: number;
+}
+
+export class Bbolt {
+  private readonly fd: number;
+  private readonly pageSize: number;
+  private readonly root: bigint;
+
+  constructor(file: string) {
+    this.fd = openSync(file, 'r');
+    try {
+      const head = this.read(0, 4096);
+      const pageSize = head.readUInt32LE(PAGE_HEADER + 8);
+      if (head.readUInt32LE(PAGE_HEADER) !== MAGIC || pageSize < 512 || pageSize > 65536) throw new Error('not a bbolt database');
+      this.pageSize = pageSize;
+      const metas = [this.read(0, pageSize), this.read(pageSize, pageSize)]
+        .map((b) => ({ txid: b.readBigUInt64LE(PAGE_HEADER + 48), root: b.readBigUInt64LE(PAGE_HEADER + 16), ok: validMeta(b) }))
+        .filter((m) => m.ok)
+        .sort((a, b) => (a.txid > b.txid ? -1 : 1));
+      if (!metas[0]) throw new Error('no valid meta page');
+      this.root = metas[0].root;
+    } catch (e) {
+      closeSync(this.fd);
+      throw e;
+    }
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+
+  /** The value of `key` in the bucket at `path` (nested bucket names), or undefined. */
+  get(path: readonly string[], key: string): Buffer | undefined {
+    const bucket = this.bucket(path);
+    if (!bucket) return undefined;
+    const hit = this.find(bucket, Buffer.from(key));
+    return hit && !hit.isBucket ? hit.value : undefined;
+  }
+
+  /** Whether the bucket at `path` exists and holds at least one key. */
+  hasKeys(path: readonly string[]): boolean {
+    const bucket = this.bucket(path);
+    if (!bucket) return false;
+    let page = bucket;
+    for (;;) {
+      const { flags, count } = header(page);
+      if (count === 0) return false;
+      if (flags & LEAF) return true;
+      page = this.page(page.buf.readBigUInt64LE(page.at + PAGE_HEADER + 8));
+    }
+  }
+
+  private bucket(path: readonly string[]): Page | undefined {
+    let page = this.page(this.root);
+    for (const name of path) {
+      const hit = this.find(page, Buffer.from(name));
+      if (!hit?.isBucket) return undefined;
+      const root = hit.value.readBigUInt64LE(0);
+      page = root === 0n ? { buf: hit.value, at: 16 } : this.page(root);
+    }
+    return page;
+  }
+
+  private find(start: Page, key: Buffer): { value: Buffer; isBucket: boolean } | undefined {
+    let page = start;
+    for (;;) {
+      const { flags, count } = header(page);
+      const elems = page.at + PAGE_HEADER;
+      if (flags & BRANCH) {
+        let child: bigint | undefined;
+        for (let i = 0; i < count; i++) {
+          const e = elems + i * 16;
+          const k = page.buf.subarray(e + page.buf.readUInt32LE(e), e + page.buf.readUInt32LE(e) + page.buf.readUInt32LE(e + 4));
+          if (i > 0 && Buffer.compare(k, key) > 0) break;
+          child = page.buf.readBigUInt64LE(e + 8);
+        }
+        if (child === undefined) return undefined;
+        page = this.page(child);
+      } else if (flags & LEAF) {
+        for (let i = 0; i < count; i++) {
+          const e = elems + i * 16;
+          const pos = page.buf.readUInt32LE(e + 4);
+          const ksize = page.buf.readUInt32LE(e + 8);
+          const vsize = page.buf.readUInt32LE(e + 12);
+          const k = page.buf.subarray(e + pos, e + pos + ksize);
+          if (Buffer.compare(k, key) === 0) {
+            return { value: page.buf.subarray(e + pos + ksize, e + pos + ksize + vsize), isBucket: (page.buf.readUInt32LE(e) & BUCKET_LEAF) !== 0 };
+          }
+        }
+        return undefined;
+      } else throw new Error(`unexpected page type ${flags}`);
+    }
+  }
+
+  private page(id: bigint): Page {
+    const first = this.read(Number(id) * this.pageSize, this.pageSize);
+    const overflow = first.readUInt32LE(12);
+    const buf = overflow ? this.read(Number(id) * this.pageSize, (overflow + 1) * this.pageSize) : first;
+    return { buf, at: 0 };
+  }
+
+  private read(offset: number, length: number): Buffer {
+    const buf = Buffer.alloc(length);
+    const n = readSync(this.fd, buf, 0, length, offset);
+    if (n < length && offset === 0) throw new Error('file too short for a bbolt database');
+    return buf;
+  }
+}
+
+function header(p: Page): { flags: number; count: number } {
+  return { flags: p.buf.readUInt16LE(p.at + 8), count: p.buf.readUInt16LE(p.at + 10) };
+}
+
+/** FNV-1a 64 over the meta fields, as bbolt checks them. */
+function validMeta(b: Buffer): boolean {
+  if (b.readUInt32LE(PAGE_HEADER) !== MAGIC) return false;
+  let h = 0xcbf29ce484222325n;
+  for (const byte of b.subarray(PAGE_HEADER, PAGE_HEADER + 56)) {
+    h ^= BigInt(byte);
+    h = (h * 0x100000001b3n) & 0xffffffffffffffffn;
+  }
+  return h === b.readBigUInt64LE(PAGE_HEADER + 56);
+}

@@ -1,0 +1,61 @@
+// After a crash (the entrypoint SIGKILLed, its temporary etcd orphaned), the next run finds the
+// etcd still holding the data dir and its port. Once this run holds the lock, no live entrypoint
+// nor exec'd etcd owns the data dir, so an etcd whose --data-dir lies in it is a leftover: stop it.
+import { promises as fs, readFileSync } from 'node:fs';
+import path from 'node:path';
+
+export interface Leftover {
+  pid: number;
+  dataDir: string;
+}
+
+/** etcd processes (an etcd-x.y.z binary) whose --data-dir is `dataDir` or inside it. */
+export async function findLeftoverEtcds(dataDir: string, self = process.pid): Promise<Leftover[]> {
+  const root = path.resolve(dataDir);
+  const found: Leftover[] = [];
+  for (const entry of await fs.readdir('/proc').catch(() => [] as string[])) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === self) continue;
+    const argv = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    if (!/^etcd(-\d+\.\d+\.\d+)?$/.test(path.basename(argv[0] ?? ''))) continue;
+    const i = argv.indexOf('--data-dir');
+    const dir = i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith('--data-dir='))?.slice(11);
+    if (!dir) continue;
+    const abs = path.resolve(dir);
+    if (abs === root || abs.startsWith(`${root}${path.sep}`)) found.push({ pid, dataDir: abs });
+  }
+  return found;
+}
+
+export async function stopLeftoverEtcds(dataDir: string, log: (line: string) => void): Promise<void> {
+  for (const l of await findLeftoverEtcds(dataDir)) {
+    log(`stopping etcd pid ${l.pid} on ${l.dataDir}, left by an interrupted run`);
+    signal(l.pid, 'SIGTERM');
+    const deadline = Date.now() + 10_000;
+    while (alive(l.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    if (alive(l.pid)) signal(l.pid, 'SIGKILL');
+    while (alive(l.pid)) await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+/** Alive and not a zombie. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,99 @@
+// Kill the entrypoint at random moments of a migration, rerun, repeat; check after every kill that
+// version.txt never claims a state the data is not in. Shared by the CI test and bench/torture.ts.
+import { execa } from 'execa';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { Bbolt } from '../../src/inspect/bbolt.ts';
+import { parseVersionFile, fmtData, type DataVersion } from '../../src/version.ts';
+import { ENTRY } from './env.ts';
+
+export interface TortureResult {
+  kills: number;
+  orphans: number;
+  runs: number;
+  converged: boolean;
+  violations: string[];
+  seed: number;
+}
+
+/** Mulberry32: a small seeded PRNG, so a failing run can be replayed from its seed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface TortureOptions {
+  dataDir: string;
+  args: string[];
+  kills: number;
+  seed: number;
+  /** Kill moments are drawn from [0, maxDelayMs). */
+  maxDelayMs: number;
+  /** Checks a state after a kill; returns a violation or undefined. */
+  check?: (dataDir: string, claimed: DataVersion) => Promise<string | undefined>;
+}
+
+export async function torture(o: TortureOptions): Promise<TortureResult> {
+  const rand = prng(o.seed);
+  const result: TortureResult = { kills: 0, orphans: 0, runs: 0, converged: false, violations: [], seed: o.seed };
+  const check = o.check ?? checkClusterVersion;
+  for (let attempt = 0; attempt < o.kills * 4 + 10; attempt++) {
+    result.runs++;
+    const proc = execa(process.execPath, [ENTRY, ...o.args], { detached: true, reject: false, stdin: 'ignore', all: true });
+    const killing = result.kills < o.kills;
+    const delay = rand() * o.maxDelayMs;
+    const orphan = rand() < 0.25;
+    let killed = false;
+    const timer = killing ? setTimeout(() => {
+      killed = true;
+      // Mostly the whole process group (a pod killed); sometimes the entrypoint alone, orphaning its etcd.
+      try { process.kill(orphan ? proc.pid! : -proc.pid!, 'SIGKILL'); } catch { /* gone */ }
+    }, delay) : undefined;
+    const r = await proc;
+    clearTimeout(timer);
+    if (killed && r.signal === 'SIGKILL') {
+      result.kills++;
+      if (orphan) result.orphans++;
+    } else if (r.exitCode === 0) {
+      result.converged = true;
+      break;
+    } else if (!killed || r.signal !== 'SIGKILL') {
+      result.violations.push(`run ${result.runs} failed (exit ${r.exitCode ?? r.signal}): ${String(r.all).split('\n').filter(Boolean).slice(-3).join(' | ')}`);
+      if (result.violations.length > 3) break;
+    }
+    const text = await fs.readFile(path.join(o.dataDir, 'version.txt'), 'utf8').catch(() => undefined);
+    if (text === undefined) { result.violations.push(`after kill ${result.kills}: version.txt missing`); continue; }
+    let claimed: DataVersion;
+    try {
+      claimed = parseVersionFile(text);
+    } catch (e) {
+      result.violations.push(`after kill ${result.kills}: version.txt unreadable: ${(e as Error).message}`);
+      continue;
+    }
+    const v = await check(o.dataDir, claimed);
+    if (v) result.violations.push(`after kill ${result.kills}: ${v}`);
+  }
+  return result;
+}
+
+/** etcd3: the cluster version bbolt records is at least the minor version.txt claims. */
+export async function checkClusterVersion(dataDir: string, claimed: DataVersion): Promise<string | undefined> {
+  let cv: string | undefined;
+  try {
+    const db = new Bbolt(path.join(dataDir, 'member/snap/db'));
+    try { cv = db.get(['cluster'], 'clusterVersion')?.toString(); } finally { db.close(); }
+  } catch (e) {
+    return `member/snap/db unreadable while version.txt says ${fmtData(claimed)}: ${(e as Error).message}`;
+  }
+  const [maj, min] = (cv ?? '0.0').split('.').map(Number);
+  if (maj! < claimed.version.major || (maj === claimed.version.major && min! < claimed.version.minor)) {
+    return `version.txt says ${fmtData(claimed)} but the data's cluster version is ${cv}`;
+  }
+  return undefined;
+}

@@ -1,0 +1,81 @@
+// Crash safety with real etcd: kills at random moments converge on rerun; a leftover etcd from a
+// killed run is stopped; the exec'd etcd keeps the lock so no second migration runs under it.
+import { execa } from 'execa';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { BIN_DIR, ENTRY, requireBinaries } from '../helpers/env.ts';
+import { dumpKeys, etcdctl, grantLease, startEtcd, type KeyValue } from '../helpers/etcd.ts';
+import { runCli } from '../helpers/cli.ts';
+import { freePort, onCleanup, tmpDir } from '../helpers/tmp.ts';
+import { torture } from '../helpers/torture.ts';
+
+beforeAll(requireBinaries);
+
+async function v3Data(dir: string): Promise<KeyValue[]> {
+  const m = await startEtcd('3.3.25', dir, { name: 'm1' });
+  const lease = await grantLease('3.3.25', m.endpoint, 3600);
+  for (let i = 0; i < 10; i++) await etcdctl('3.3.25', m.endpoint, ['put', `/registry/pods/p${i}`, `pod ${i}`]);
+  for (let i = 0; i < 3; i++) await etcdctl('3.3.25', m.endpoint, ['put', `/registry/events/e${i}`, `ev ${i}`, '--lease', lease]);
+  const keys = await dumpKeys('3.3.25', m.endpoint);
+  await m.stop();
+  await fs.writeFile(path.join(dir, 'version.txt'), '3.3.25/etcd3');
+  return keys;
+}
+
+describe('crash safety', () => {
+  it('converges after 20 SIGKILLs at random moments of 3.3.25 -> 3.5.30, version.txt always true', { timeout: 240_000 }, async () => {
+    const dir = path.join(await tmpDir(), 'data');
+    const keys = await v3Data(dir);
+    const args = ['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1',
+      '--port', String(await freePort()), '--peer-port', String(await freePort())];
+    const seed = Number(process.env.TORTURE_SEED ?? Date.now() % 100000);
+    const r = await torture({ dataDir: dir, args, kills: 20, seed, maxDelayMs: 700 });
+    expect(r.violations, `seed ${seed}`).toEqual([]);
+    expect(r.kills).toBe(20);
+    expect(r.converged, `seed ${seed}`).toBe(true);
+    expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.5.30/etcd3');
+    const m = await startEtcd('3.5.30', dir, { name: 'm1' });
+    const after = await dumpKeys('3.5.30', m.endpoint);
+    expect(after.map((k) => [k.key, k.value, k.lease])).toEqual(keys.map((k) => [k.key, k.value, k.lease]));
+  });
+
+  it('stops an etcd that a killed run left on the data dir, then migrates', async () => {
+    const dir = path.join(await tmpDir(), 'data');
+    await v3Data(dir);
+    const orphan = await startEtcd('3.3.25', dir, { name: 'm1' });
+    const r = await runCli(['--data-dir', dir, '--target-version', '3.4.23', '--bin-dir', BIN_DIR, '--name', 'm1',
+      '--port', String(await freePort()), '--peer-port', String(await freePort())]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/stopping etcd pid \d+ on .*, left by an interrupted run/);
+    expect(await etcdctl('3.3.25', orphan.endpoint, ['endpoint', 'health'], { reject: false }).then((x) => x.exitCode)).not.toBe(0);
+    expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.4.23/etcd3');
+  });
+
+  it('the exec\'d etcd keeps the lock: a second entrypoint refuses and changes nothing', async () => {
+    const dir = path.join(await tmpDir(), 'data');
+    await v3Data(dir);
+    const client = `http://127.0.0.1:${await freePort()}`;
+    const peer = `http://127.0.0.1:${await freePort()}`;
+    const first = execa(process.execPath, [ENTRY, '--data-dir', dir, '--target-version', '3.4.23', '--bin-dir', BIN_DIR, '--name', 'm1',
+      '--port', String(await freePort()), '--peer-port', String(await freePort()), '--',
+      '--name', 'm1', '--listen-client-urls', client, '--advertise-client-urls', client,
+      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `m1=${peer}`], { reject: false, stdin: 'ignore' });
+    onCleanup(async () => { first.kill('SIGTERM'); await first; });
+    for (let i = 0; i < 200; i++) {
+      if ((await etcdctl('3.4.23', client, ['endpoint', 'health'], { reject: false })).exitCode === 0) break;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    const second = await runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1',
+      '--port', String(await freePort()), '--peer-port', String(await freePort())]);
+    expect(second.exitCode).toBe(2);
+    expect(second.stderr).toMatch(new RegExp(`etcd \\(pid ${first.pid}, etcd-3\\.4\\.23\\) is running on .*; stop it before migrating its data`));
+    expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.4.23/etcd3');
+    first.kill('SIGTERM');
+    await first;
+    // etcd gone: its lock is stale and the next run takes it over.
+    const third = await runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1',
+      '--port', String(await freePort()), '--peer-port', String(await freePort())]);
+    expect(third.exitCode, third.stderr).toBe(0);
+  });
+});

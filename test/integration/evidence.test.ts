@@ -1,0 +1,68 @@
+// A data dir without version.txt: the entrypoint reports what the data records (bbolt's
+// clusterVersion, the v2 store's /0/version, whether v3 keys exist) and proceeds only on
+// --assume-current-version that agrees with it. Real data from real etcd.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { BIN_DIR, requireBinaries } from '../helpers/env.ts';
+import { etcdctl, startEtcd } from '../helpers/etcd.ts';
+import { runCli, treeSnapshot } from '../helpers/cli.ts';
+import { freePort, tmpDir } from '../helpers/tmp.ts';
+import { readEvidence } from '../../src/inspect/evidence.ts';
+
+beforeAll(requireBinaries);
+
+async function data(version: string, api: 'v2' | 'v3'): Promise<string> {
+  const dir = path.join(await tmpDir(), 'data');
+  const m = await startEtcd(version, dir, { name: 'm1' });
+  if (api === 'v3') await etcdctl(version, m.endpoint, ['put', '/registry/a', '1']);
+  else await fetch(`${m.endpoint}/v2/keys/registry/a`, { method: 'PUT', body: new URLSearchParams({ value: '1' }) });
+  await m.stop();
+  return dir;
+}
+
+const run = async (dir: string, extra: string[] = []) => runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1',
+  '--port', String(await freePort()), '--peer-port', String(await freePort()), ...extra]);
+
+describe('data without version.txt', () => {
+  it.each([['3.3.25', '3.3'], ['3.4.23', '3.4'], ['3.5.30', '3.5']])('reads the cluster version of %s data from bbolt', async (v, minor) => {
+    const ev = await readEvidence(await data(v, 'v3'));
+    expect(ev).toEqual({ clusterVersion: { minor, from: 'member/snap/db' }, v3Keys: true });
+  });
+
+  it('reports what 3.4 data shows, suggests the flag, changes nothing', async () => {
+    const dir = await data('3.4.23', 'v3');
+    const before = await treeSnapshot(dir);
+    const r = await run(dir);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr.trim()).toMatch(/^etcd-migrate: error: .* holds data but no version\.txt; the data shows cluster version 3\.4 \(from member\/snap\/db\), v3 keys present \(etcd3 storage\); if that is right, pass --assume-current-version 3\.4\.23\/etcd3/);
+    expect(await treeSnapshot(dir)).toEqual(before);
+  });
+
+  it('sees etcd2 storage: v2 keys only', async () => {
+    const dir = await data('3.3.25', 'v2');
+    const r = await run(dir);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/the data shows cluster version 3\.3 \(from member\/snap\/db\), no v3 keys \(etcd2 storage, or no data\); if that is right, pass --assume-current-version 3\.3\.25\/etcd2/);
+  });
+
+  it('refuses an assumption the data contradicts', async () => {
+    const dir = await data('3.4.23', 'v3');
+    const before = await treeSnapshot(dir);
+    const minor = await run(dir, ['--assume-current-version', '3.3.25/etcd3']);
+    expect(minor.exitCode).toBe(2);
+    expect(minor.stderr).toMatch(/--assume-current-version 3\.3\.25\/etcd3 contradicts the data: the data shows cluster version 3\.4/);
+    const storage = await run(dir, ['--assume-current-version', '3.4.23/etcd2']);
+    expect(storage.exitCode).toBe(2);
+    expect(storage.stderr).toMatch(/contradicts the data: .*v3 keys present.*pass 3\.4\.23\/etcd3/);
+    expect(await treeSnapshot(dir)).toEqual(before);
+  });
+
+  it('migrates on an assumption that agrees, and records version.txt', async () => {
+    const dir = await data('3.4.23', 'v3');
+    const r = await run(dir, ['--assume-current-version', '3.4.23/etcd3']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/step 1\/1 done .* upgrade 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3/);
+    expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.5.30/etcd3');
+  });
+});

@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest';
+import { ChecksumBuilder, checksumMismatch, formatChecksum } from '../../src/checksum.ts';
+
+const sum = (entries: Array<[string, string, boolean]>) => {
+  const b = new ChecksumBuilder();
+  for (const [k, v, t] of entries) b.add(k, v, t);
+  return b.digest();
+};
+
+describe('checksum', () => {
+  const data: Array<[string, string, boolean]> = [['/registry/a', '1', false], ['/registry/b', '2', true], ['/registry/c', '', false]];
+  it('does not depend on the order keys come in', () => {
+    expect(sum(data)).toEqual(sum([...data].reverse()));
+  });
+  it('changes with any value, key, or TTL flag', () => {
+    const a = sum(data);
+    expect(checksumMismatch(a, sum([['/registry/a', '1', false], ['/registry/b', '3', true], ['/registry/c', '', false]]))).toBe('keys or values differ');
+    expect(checksumMismatch(a, sum([['/registry/a', '1', true], ['/registry/b', '2', false], ['/registry/c', '', false]]))).toBe('keys with a TTL 1 -> 1 (different keys)');
+    expect(checksumMismatch(a, sum(data.slice(1)))).toMatch(/key count 3 -> 2/);
+    // key/value boundary is part of the digest: ("ab","c") is not ("a","bc")
+    expect(sum([['ab', 'c', false]]).kv).not.toBe(sum([['a', 'bc', false]]).kv);
+    expect(checksumMismatch(a, sum(data))).toBeUndefined();
+  });
+  it('prints counts and hashes, never values', () => {
+    const line = formatChecksum(sum([['/registry/secret', 'hunter2', false]]));
+    expect(line).toMatch(/^keys=1 ttl-keys=0 kv=[0-9a-f]{16} ttl=0{16}$/);
+    expect(line).not.toContain('hunter2');
+  });
+});

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { childEnv } from '../../../src/etcd/env.ts';
+import { etcdArgs } from '../../../src/etcd/server.ts';
+import { targetCommand } from '../../../src/exec.ts';
+import { resolveOptions } from '../../../src/options.ts';
+import { parseVersion } from '../../../src/version.ts';
+
+describe('childEnv', () => {
+  it('drops ETCD_<FLAG> where the flag is given, and our own variables, keeps the rest', () => {
+    const env = { ETCD_NAME: 'a', ETCD_DATA_DIR: '/x', ETCD_SNAPSHOT_COUNT: '5', ETCD_CREDS: '--x', ETCD_DATA_PREFIX: '/r', PATH: '/bin', HOME: '/root' };
+    expect(childEnv(env, ['--name', 'a', '-data-dir=/y', '--listen-client-urls', 'http://x'])).toEqual({ ETCD_SNAPSHOT_COUNT: '5', PATH: '/bin', HOME: '/root' });
+  });
+  it('keeps ETCD_NAME when the flags do not name the member', () => {
+    expect(childEnv({ ETCD_NAME: 'a' }, ['--data-dir', '/d'])).toEqual({ ETCD_NAME: 'a' });
+  });
+});
+
+describe('the exec of the target etcd', () => {
+  const opts = (etcdArgs: string[]) => resolveOptions({ dataDir: '/var/etcd/data', targetVersion: '3.5.30', binDir: '/b', etcdArgs }, {}, { hostname: 'h' });
+  it('adds --data-dir when the flags lack it', () => {
+    const c = targetCommand(opts(['--name', 'n']), { ETCD_NAME: 'n', PATH: '/bin' });
+    expect(c.file).toBe('/b/etcd-3.5.30');
+    expect(c.args).toEqual(['--name', 'n', '--data-dir', '/var/etcd/data']);
+    expect(c.env).toEqual({ PATH: '/bin' });
+  });
+  it('keeps a --data-dir the flags give', () => {
+    expect(targetCommand(opts(['--data-dir=/var/etcd/data/']), {}).args).toEqual(['--data-dir=/var/etcd/data/']);
+  });
+});
+
+describe('temporary etcd flags', () => {
+  const member = { name: 'm', initialCluster: 'm=http://127.0.0.1:2380', listenPeerUrls: 'http://127.0.0.1:2380', initialAdvertisePeerUrls: 'http://127.0.0.1:2380', port: 18629, extraArgs: ['--peer-auto-tls'] };
+  const args = (v: string, storage: 'etcd2' | 'etcd3', m = member) => etcdArgs({ bin: 'etcd', version: parseVersion(v), dataDir: '/d', member: m, storage, env: {}, timeoutMs: 1 });
+  it('listens for clients on 127.0.0.1 only, user extra args last', () => {
+    const a = args('3.5.30', 'etcd3');
+    expect(a.slice(a.indexOf('--listen-client-urls'), a.indexOf('--listen-client-urls') + 2)).toEqual(['--listen-client-urls', 'http://127.0.0.1:18629']);
+    expect(a.at(-1)).toBe('--peer-auto-tls');
+  });
+  it('short election timeouts for a lone member only', () => {
+    expect(args('3.5.30', 'etcd3')).toContain('--election-timeout');
+    expect(args('3.5.30', 'etcd3', { ...member, initialCluster: 'm=http://127.0.0.1:2380,n=http://127.0.0.1:2381' })).not.toContain('--election-timeout');
+  });
+  it('enables v2 for etcd2 storage on 3.4+ only', () => {
+    expect(args('3.4.23', 'etcd2')).toContain('--enable-v2=true');
+    expect(args('3.3.25', 'etcd2')).not.toContain('--enable-v2=true');
+    expect(args('3.4.23', 'etcd3')).not.toContain('--enable-v2=true');
+  });
+});
