@@ -3,7 +3,7 @@ import yargs, { type Options } from 'yargs';
 import { UsageError } from './errors.ts';
 import type { Flags } from './options.ts';
 
-const OPTIONS = {
+export const OPTIONS = {
   'data-dir': { type: 'string', describe: 'etcd data directory [env DATA_DIRECTORY]' },
   'target-version': { type: 'string', describe: 'target etcd version x.y.z [env TARGET_VERSION]' },
   'target-storage': { type: 'string', describe: 'etcd2 or etcd3 [env TARGET_STORAGE] (default etcd3)' },

@@ -1,6 +1,8 @@
 // The entry: argv + env in, exit code out. The only module that ends the process.
 import os from 'node:os';
 import { parseArgs } from './args.ts';
+import { isCommand } from './commands/args.ts';
+import { runCommand } from './commands/index.ts';
 import { isUserFacing } from './errors.ts';
 import { execTarget } from './exec.ts';
 import { stderrLog } from './log.ts';
@@ -8,6 +10,7 @@ import { migrate } from './migrate.ts';
 import { resolveOptions } from './options.ts';
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  if (isCommand(argv[0])) return runCommand(argv, { env, log: stderrLog, print: (l) => process.stdout.write(`${l}\n`), hostname: os.hostname() });
   const flags = parseArgs(argv);
   if (flags.help) return 0;
   const opts = resolveOptions(flags, env, { hostname: os.hostname() });
