@@ -2,6 +2,7 @@
 // offline data dir (etcd started on a copy, on the hidden loopback port), checked (etcd's sha256
 // trailer, `snapshot status`), optionally encrypted and then decrypted again to check it, then
 // described: hash, revision, keys, size.
+import { execa } from 'execa';
 import { constants, promises as fs } from 'node:fs';
 import { createReadStream } from 'node:fs';
 import crypto from 'node:crypto';
@@ -50,6 +51,7 @@ export async function backupCommand(f: CommandFlags, io: CommandIO): Promise<voi
       const tls: TlsFlags = { cacert: f.cacert, cert: f.cert, key: f.key };
       // The user's ETCDCTL_* apply, except where a flag says otherwise.
       const env = { ...childEnv(io.env, ['--endpoints', ...Object.entries(tls).filter(([, v]) => v).map(([k]) => `--${k}`)], 'ETCDCTL_'), ETCDCTL_API: '3' };
+      await checkReachable(binDir, version, f.endpoints, tls, env);
       await saveSnapshot({ binDir, version, endpoint: f.endpoints, file: plain, env, tls });
       const status = await snapshotStatus(binDir, version, plain, io.env);
       keys = await countAt(binDir, version, f.endpoints, tls, status.revision, env).catch(() => undefined);
@@ -99,9 +101,22 @@ async function newestWithTools(binDir: string): Promise<Version> {
   throw new UsageError(`the bin dir ${binDir} has no etcdctl-<x.y.z> (with etcdutl for 3.5+) to take a snapshot with; pass --bin-dir`);
 }
 
+/**
+ * `snapshot save` retries forever when TLS or the address is wrong; `endpoint status` gives up
+ * after etcdctl's command timeout (5 s), printing an empty list.
+ */
+async function checkReachable(binDir: string, v: Version, endpoint: string, tls: TlsFlags, env: Record<string, string>): Promise<void> {
+  const r = await execa(binPath(binDir, 'etcdctl', v), ['--endpoints', endpoint, ...tlsArgs(tls), 'endpoint', 'status', '-w', 'json'], { reject: false, env, extendEnv: false, stdin: 'ignore', timeout: 60_000 });
+  if (r.exitCode === 0 && /"revision":\d+/.test(String(r.stdout))) return;
+  const why = String(r.stderr).trim().split('\n').at(-1) || `exit code ${r.exitCode}`;
+  throw new UsageError(`cannot reach etcd at ${endpoint} (${why}); check --endpoints and the TLS flags --cacert, --cert, --key`);
+}
+
+const tlsArgs = (tls: TlsFlags): string[] => [...(tls.cacert ? ['--cacert', tls.cacert] : []), ...(tls.cert ? ['--cert', tls.cert] : []), ...(tls.key ? ['--key', tls.key] : [])];
+
 /** The live keys at the snapshot's revision (a count only: no value is read). */
 async function countAt(binDir: string, v: Version, endpoint: string, tls: TlsFlags, rev: number, env: Record<string, string>): Promise<number> {
-  const args = ['--endpoints', endpoint, ...(tls.cacert ? ['--cacert', tls.cacert] : []), ...(tls.cert ? ['--cert', tls.cert] : []), ...(tls.key ? ['--key', tls.key] : []),
+  const args = ['--endpoints', endpoint, ...tlsArgs(tls),
     'get', '', '--from-key', '--count-only', '--rev', String(rev), '-w', 'fields'];
   const out = await runTool(binDir, 'etcdctl', v, args, env, 'etcdctl get --count-only', 600_000);
   const m = /"Count" : (\d+)/.exec(out);
