@@ -32,7 +32,7 @@ export async function sniff(file: string): Promise<FileKind> {
 
 /** Opens `file` for writing, owner-only, failing if it exists. */
 export function ownerOnlyWriteStream(file: string) {
-  return createWriteStream(file, { flags: 'wx', mode: 0o600 });
+  return createWriteStream(file, { flags: 'wx', mode: 0o600, highWaterMark: CHUNK });
 }
 
 export async function fsyncFile(file: string): Promise<void> {
@@ -44,7 +44,12 @@ export async function fsyncFile(file: string): Promise<void> {
   }
 }
 
-const zstdCompress = () => zlib.createZstdCompress({ params: { [zlib.constants.ZSTD_c_compressionLevel]: 1, [zlib.constants.ZSTD_c_checksumFlag]: 1 } });
+/** 1 MiB pieces: with zlib's default 16 KiB, streaming zstd ran at half the speed (bench/backup.ts). */
+const CHUNK = 1 << 20;
+const read = (file: string) => createReadStream(file, { highWaterMark: CHUNK });
+/** Level 1: 400 MB/s on this machine's text-like data, and a preallocated WAL's zeros vanish. */
+const zstdCompress = () => zlib.createZstdCompress({ chunkSize: CHUNK, params: { [zlib.constants.ZSTD_c_compressionLevel]: 1, [zlib.constants.ZSTD_c_checksumFlag]: 1 } });
+const zstdDecompress = () => zlib.createZstdDecompress({ chunkSize: CHUNK });
 
 /** Writes `<root>/member` as a compressed (and with a key, encrypted) archive to a new file. */
 export async function writeArchiveFile(root: string, file: string, header: ArchiveHeader, key: Buffer | undefined): Promise<Manifest> {
@@ -63,8 +68,8 @@ export async function readArchiveFile(file: string, key: Buffer | undefined, tar
     manifest = await readArchive(source, target);
   };
   try {
-    if (key) await pipeline(createReadStream(file), decryptStream(key), zlib.createZstdDecompress(), sink);
-    else await pipeline(createReadStream(file), zlib.createZstdDecompress(), sink);
+    if (key) await pipeline(read(file), decryptStream(key), zstdDecompress(), sink);
+    else await pipeline(read(file), zstdDecompress(), sink);
   } catch (e) {
     // zlib reports a damaged or cut compressed stream with its own codes.
     const code = (e as NodeJS.ErrnoException).code ?? '';
@@ -78,12 +83,12 @@ export async function readArchiveFile(file: string, key: Buffer | undefined, tar
 
 /** Encrypts `src` into the new file `dst` (0600). */
 export async function encryptFile(src: string, dst: string, key: Buffer): Promise<void> {
-  await pipeline(createReadStream(src), encryptStream(key), ownerOnlyWriteStream(dst));
+  await pipeline(read(src), encryptStream(key), ownerOnlyWriteStream(dst));
   await fsyncFile(dst);
 }
 
 /** Decrypts `src` into the new file `dst` (0600); fails with an IntegrityError, leaving `dst` for the caller to remove. */
 export async function decryptFile(src: string, dst: string, key: Buffer): Promise<void> {
-  await pipeline(createReadStream(src), decryptStream(key), ownerOnlyWriteStream(dst));
+  await pipeline(read(src), decryptStream(key), ownerOnlyWriteStream(dst));
   await fsyncFile(dst);
 }

@@ -7,6 +7,7 @@ import { constants, promises as fs } from 'node:fs';
 import { createReadStream } from 'node:fs';
 import crypto from 'node:crypto';
 import path from 'node:path';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { decryptStream } from '../backup/crypt.ts';
 import { encryptFile, fsyncFile } from '../backup/file.ts';
@@ -65,10 +66,13 @@ export async function backupCommand(f: CommandFlags, io: CommandIO): Promise<voi
     let sha256 = file.sha256;
     if (key) {
       await encryptFile(plain, out, key);
+      // Read it back once: the hash of what is on disk, and of what it decrypts to.
+      const sealed = crypto.createHash('sha256');
       const back = crypto.createHash('sha256');
-      await pipeline(createReadStream(out), decryptStream(key), async (src: AsyncIterable<Buffer>) => { for await (const b of src) back.update(b); });
+      const tap = new Transform({ transform(chunk: Buffer, _e, cb) { sealed.update(chunk); cb(null, chunk); } });
+      await pipeline(createReadStream(out, { highWaterMark: 1 << 20 }), tap, decryptStream(key), async (src: AsyncIterable<Buffer>) => { for await (const b of src) back.update(b); });
       if (back.digest('hex') !== file.sha256) throw new StepError(`${out} does not decrypt to the snapshot it was made from; it was removed`);
-      sha256 = crypto.createHash('sha256').update(await fs.readFile(out)).digest('hex');
+      sha256 = sealed.digest('hex');
     } else {
       await fs.rename(plain, out);
       await fsyncFile(out);

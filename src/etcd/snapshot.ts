@@ -54,7 +54,7 @@ export async function checkSnapshotFile(file: string): Promise<{ sha256: string;
   if (head.readUInt32LE(16) !== BOLT_MAGIC) throw new IntegrityError('format', `${file} is not an etcd snapshot (no bbolt header)`);
   const body = crypto.createHash('sha256');
   const whole = crypto.createHash('sha256');
-  for await (const piece of createReadStream(file, { end: size - TRAILER - 1 }) as AsyncIterable<Buffer>) {
+  for await (const piece of createReadStream(file, { end: size - TRAILER - 1, highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
     body.update(piece);
     whole.update(piece);
   }
