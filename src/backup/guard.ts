@@ -43,7 +43,11 @@ export class BackupGuard {
 
     const sizes = await measureMember(opts.dataDir);
     const data = await measureFree(await nearestDir(opts.dataDir));
-    const backup = await measureFree(await nearestDir(dir));
+    const existingDir = await nearestDir(dir);
+    await fs.access(existingDir, fs.constants.W_OK | fs.constants.X_OK).catch(() => {
+      throw new UsageError(`the backup dir ${dir} cannot be ${existingDir === dir ? 'written' : `created in ${existingDir}`} (permission denied or read-only); choose a writable --backup-dir (BACKUP_DIR)`);
+    });
+    const backup = await measureFree(existingDir);
     const names = listBackups(await fs.readdir(dir).catch(() => [] as string[]), guard.target.id);
     const verdict = checkSpace({
       dataFree: data.free, backupFree: backup.free, sameFs: data.dev === backup.dev,
