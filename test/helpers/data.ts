@@ -13,13 +13,16 @@ export interface V3Data {
 
 /**
  * Plain keys, keys on a 600 s lease, an overwritten and a deleted key (so the revision is not the
- * key count), written by etcd `version`; version.txt says `version`/etcd3.
+ * key count), history compacted, written by etcd `version`; version.txt says `version`/etcd3.
  */
 export async function makeV3Data(version: string, dir: string, name: string): Promise<V3Data> {
   const m = await startEtcd(version, dir, { name });
   for (let i = 0; i < 12; i++) await etcdctl(version, m.endpoint, ['put', `/registry/pods/default/p${i}`, `{"pod":${i}}`]);
   await etcdctl(version, m.endpoint, ['put', '/registry/pods/default/p0', '{"pod":"changed"}']);
   await etcdctl(version, m.endpoint, ['del', '/registry/pods/default/p11']);
+  // Compacted history, as every Kubernetes etcd has (the API server compacts every 5 minutes).
+  const compactAt = Number(/"revision":(\d+)/.exec((await etcdctl(version, m.endpoint, ['endpoint', 'status', '-w', 'json'])).stdout)![1]) - 2;
+  await etcdctl(version, m.endpoint, ['compact', String(compactAt)]);
   const lease = await grantLease(version, m.endpoint, 600);
   for (let i = 0; i < 4; i++) await etcdctl(version, m.endpoint, ['put', `/registry/events/e${i}`, `event ${i}`, '--lease', lease]);
   const keys = await dumpKeys(version, m.endpoint);

@@ -87,10 +87,10 @@ esac
 exec "$REAL" "$@"`;
 
   it.each([
-    ['die', /etcdctl snapshot save .* failed: .*\(signal SIGKILL\)/],
-    ['truncate', /snapshot etcd 3\.5\.30 saved is not usable: .* damaged or truncated/],
-    ['corrupt', /snapshot etcd 3\.5\.30 saved is not usable: .* damaged or truncated/],
-  ])('an etcdctl that %s mid-step leaves the data dir exactly as before the step', async (mode, message) => {
+    ['dies with half a file', 'die', /etcdctl snapshot save .* failed: .*\(signal SIGKILL\)/],
+    ['cuts the file and reports success', 'truncate', /snapshot etcd 3\.5\.30 saved is not usable: .* damaged or truncated/],
+    ['changes bytes and reports success', 'corrupt', /snapshot etcd 3\.5\.30 saved is not usable: .* damaged or truncated/],
+  ])('an etcdctl that %s leaves the data dir exactly as before the step', async (_what, mode, message) => {
     const dir = path.join(await tmpDir(), 'data');
     const data = await makeV3Data('3.5.30', dir, NAME);
     const bin = await fixtureBinDir({ 'etcdctl-3.5.30': LIAR });
