@@ -1,6 +1,6 @@
 // A temporary etcd member on the hidden loopback port: start it, wait until a write commits, stop it.
 import { execa, type ResultPromise } from 'execa';
-import { ProcessError, StepError } from '../errors.ts';
+import { ProcessError } from '../errors.ts';
 import { compareMinor, fmt, fmtMinor, type Storage, type Version } from '../version.ts';
 import { clusterVersion, probeWriteV2, probeWriteV3 } from './client.ts';
 import { childEnv } from './env.ts';
@@ -92,19 +92,14 @@ export class TempEtcd {
 
   /** SIGTERM, then SIGKILL after a grace period. etcd exits 143 on SIGTERM: a clean stop. */
   async stop(): Promise<void> {
-    if (!this.exited) {
-      this.proc.kill('SIGTERM');
-      const timer = setTimeout(() => this.proc.kill('SIGKILL'), STOP_GRACE_MS);
-      await this.done;
-      clearTimeout(timer);
-      const { code, signal } = this.exited!;
-      if (signal === 'SIGKILL') throw this.failure(`etcd ${fmt(this.opts.version)} ignored SIGTERM for ${STOP_GRACE_MS / 1000} s and was killed`);
-      if (!(code === 0 || code === 143 || signal === 'SIGTERM')) throw this.failure(`etcd ${fmt(this.opts.version)} did not stop cleanly`);
-    }
-    await this.done;
+    if (this.exited) throw this.failure(`etcd ${fmt(this.opts.version)} exited on its own`);
+    await this.kill();
+    const { code, signal } = this.exited!;
+    if (signal === 'SIGKILL') throw this.failure(`etcd ${fmt(this.opts.version)} ignored SIGTERM for ${STOP_GRACE_MS / 1000} s and was killed`);
+    if (!(code === 0 || code === 143 || signal === 'SIGTERM')) throw this.failure(`etcd ${fmt(this.opts.version)} did not stop cleanly`);
   }
 
-  /** Stops without judging how; for cleanup after another failure. */
+  /** Stops it without judging how: for cleanup after another failure. */
   async kill(): Promise<void> {
     if (!this.exited) {
       this.proc.kill('SIGTERM');
@@ -152,5 +147,4 @@ export function etcdArgs(o: StartOptions): string[] {
   return [...args, ...m.extraArgs];
 }
 
-export { StepError };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,67 +1,57 @@
-// Data dirs for the backup, restore and downgrade tests, written by a real etcd through the v3 API.
+// Sample data dirs written by a real etcd: v3 keys (some on a lease), or v2 keys (some with a TTL).
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { BIN_DIR } from './env.ts';
+import { request } from '../../src/etcd/client.ts';
 import { dumpKeys, etcdctl, grantLease, startEtcd, type KeyValue } from './etcd.ts';
-import { tmpDir } from './tmp.ts';
 
 export interface V3Data {
   keys: KeyValue[];
   lease: string;
-  revision: number;
 }
 
-/**
- * Plain keys, keys on a 600 s lease, an overwritten and a deleted key (so the revision is not the
- * key count), history compacted, written by etcd `version`; version.txt says `version`/etcd3.
- */
-export async function makeV3Data(version: string, dir: string, name: string): Promise<V3Data> {
+/** `count` keys under /registry/pods and 3 events on one lease, written by etcd `version`; version.txt set. */
+export async function makeV3Data(version: string, dir: string, name: string, count = 20): Promise<V3Data> {
   const m = await startEtcd(version, dir, { name });
-  for (let i = 0; i < 12; i++) await etcdctl(version, m.endpoint, ['put', `/registry/pods/default/p${i}`, `{"pod":${i}}`]);
-  await etcdctl(version, m.endpoint, ['put', '/registry/pods/default/p0', '{"pod":"changed"}']);
-  await etcdctl(version, m.endpoint, ['del', '/registry/pods/default/p11']);
-  // Compacted history, as every Kubernetes etcd has (the API server compacts every 5 minutes).
-  const compactAt = Number(/"revision":(\d+)/.exec((await etcdctl(version, m.endpoint, ['endpoint', 'status', '-w', 'json'])).stdout)![1]) - 2;
-  await etcdctl(version, m.endpoint, ['compact', String(compactAt)]);
+  for (let i = 0; i < count; i++) await etcdctl(version, m.endpoint, ['put', `/registry/pods/default/p${i}`, `{"pod":${i}}`]);
   const lease = await grantLease(version, m.endpoint, 600);
-  for (let i = 0; i < 4; i++) await etcdctl(version, m.endpoint, ['put', `/registry/events/e${i}`, `event ${i}`, '--lease', lease]);
+  for (let i = 0; i < 3; i++) await etcdctl(version, m.endpoint, ['put', `/registry/events/e${i}`, `event ${i}`, '--lease', lease]);
   const keys = await dumpKeys(version, m.endpoint);
-  const status = await etcdctl(version, m.endpoint, ['endpoint', 'status', '-w', 'json']);
-  const revision = Number(/"revision":(\d+)/.exec(status.stdout)![1]);
   await m.stop();
   await fs.writeFile(path.join(dir, 'version.txt'), `${version}/etcd3`);
-  return { keys, lease, revision };
+  return { keys, lease };
 }
 
-/**
- * A bin dir like BIN_DIR, every binary a symlink to the real one, except `scripts`: name -> a sh
- * script body, in which $REAL is the real binary it stands in for.
- */
-export async function fixtureBinDir(scripts: Record<string, string>): Promise<string> {
-  const dir = path.join(await tmpDir('etcd-migrate-bin-'), 'bin');
-  await fs.mkdir(dir);
-  for (const name of await fs.readdir(BIN_DIR)) {
-    if (name.startsWith('.')) continue;
-    const real = path.join(BIN_DIR, name);
-    if (scripts[name] !== undefined) {
-      await fs.writeFile(path.join(dir, name), `#!/bin/sh\nREAL=${real}\n${scripts[name]}\n`, { mode: 0o755 });
-    } else await fs.symlink(real, path.join(dir, name));
+export interface V2Key {
+  key: string;
+  value: string;
+  ttl?: number;
+}
+
+/** v2 keys written by etcd 3.3.25 through the v2 API (some with a TTL); version.txt = 3.3.25/etcd2. */
+export async function makeV2Data(dir: string, name: string): Promise<V2Key[]> {
+  const m = await startEtcd('3.3.25', dir, { name });
+  const keys: V2Key[] = [];
+  for (let i = 0; i < 10; i++) keys.push({ key: `/registry/pods/default/p${i}`, value: `{"pod":${i}}` });
+  for (let i = 0; i < 4; i++) keys.push({ key: `/registry/events/default/e${i}`, value: `{"event":${i}}`, ttl: 3600 });
+  for (const k of keys) {
+    const r = await request(m.endpoint, 'PUT', `/v2/keys${k.key}${k.ttl ? `?ttl=${k.ttl}` : ''}`, `value=${encodeURIComponent(k.value)}`);
+    if (r.status !== 201 && r.status !== 200) throw new Error(`v2 PUT ${k.key}: HTTP ${r.status} ${r.body}`);
   }
-  return dir;
-}
-
-/** The revision and key count etcd `version` serves on `dir` (started and stopped here). */
-export async function served(version: string, dir: string, name: string): Promise<{ keys: KeyValue[]; revision: number; members: string }> {
-  const m = await startEtcd(version, dir, { name });
-  const keys = await dumpKeys(version, m.endpoint);
-  const status = await etcdctl(version, m.endpoint, ['endpoint', 'status', '-w', 'json']);
-  const members = (await etcdctl(version, m.endpoint, ['member', 'list'])).stdout;
   await m.stop();
-  return { keys, revision: Number(/"revision":(\d+)/.exec(status.stdout)![1]), members };
+  await fs.writeFile(path.join(dir, 'version.txt'), '3.3.25/etcd2');
+  return keys;
 }
 
-/** File mode bits. */
-export async function modeOf(p: string): Promise<number> {
-  return (await fs.stat(p)).mode & 0o777;
+/** Every v2 leaf key under `prefix` with its value and TTL, read through the v2 API. */
+export async function dumpV2(endpoint: string, prefix = '/'): Promise<V2Key[]> {
+  const r = await request(endpoint, 'GET', `/v2/keys${prefix}?recursive=true&sorted=true`);
+  if (r.status !== 200) throw new Error(`v2 GET ${prefix}: HTTP ${r.status}`);
+  interface Node { key: string; value?: string; dir?: boolean; ttl?: number; nodes?: Node[] }
+  const out: V2Key[] = [];
+  const walk = (n: Node) => {
+    if (!n.dir) out.push({ key: n.key, value: n.value ?? '', ...(n.ttl !== undefined ? { ttl: n.ttl } : {}) });
+    for (const c of n.nodes ?? []) walk(c);
+  };
+  walk((JSON.parse(r.body) as { node: Node }).node);
+  return out.sort((a, b) => a.key.localeCompare(b.key));
 }
-

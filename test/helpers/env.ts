@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN_DIR = process.env.ETCD_BIN_DIR ?? path.join(REPO, '.cache/etcd-bin');
-export const ENTRY = path.join(REPO, 'bin/etcd-migrate.js');
+/** What ships: the bundle that test/helpers/global-setup.ts builds from src/ before the tests. */
+export const ENTRY = path.join(REPO, 'dist/etcd-migrate.mjs');
 
 /** Fails loudly (never skips) when the binaries are not installed. */
 export function requireBinaries(): void {

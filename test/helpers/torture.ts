@@ -9,11 +9,15 @@ import { ENTRY } from './env.ts';
 
 export interface TortureResult {
   kills: number;
+  /** Fresh copies of the data migrated to the end (each through some of the kills). */
+  episodes: number;
   orphans: number;
   runs: number;
   converged: boolean;
   violations: string[];
   seed: number;
+  /** The data dir of the last episode, migrated to the end when converged. */
+  lastDataDir: string;
 }
 
 /** Mulberry32: a small seeded PRNG, so a failing run can be replayed from its seed. */
@@ -29,8 +33,9 @@ export function prng(seed: number): () => number {
 }
 
 export interface TortureOptions {
-  dataDir: string;
-  args: string[];
+  /** A fresh copy of the data to migrate, for each episode. */
+  freshDataDir: () => Promise<string>;
+  args: (dataDir: string) => string[];
   kills: number;
   seed: number;
   /** Kill moments are drawn from [0, maxDelayMs). */
@@ -41,14 +46,22 @@ export interface TortureOptions {
 
 export async function torture(o: TortureOptions): Promise<TortureResult> {
   const rand = prng(o.seed);
-  const result: TortureResult = { kills: 0, orphans: 0, runs: 0, converged: false, violations: [], seed: o.seed };
+  const result: TortureResult = { kills: 0, episodes: 0, orphans: 0, runs: 0, converged: false, violations: [], seed: o.seed, lastDataDir: '' };
   const check = o.check ?? checkClusterVersion;
-  for (let attempt = 0; attempt < o.kills * 4 + 10; attempt++) {
+  let dataDir = '';
+  // Episodes: a fresh copy, killed at random moments until a run completes; then another copy,
+  // until the kills are spent and the last copy has converged.
+  for (let attempt = 0; attempt < o.kills * 6 + 20; attempt++) {
+    if (!dataDir) {
+      dataDir = await o.freshDataDir();
+      result.episodes++;
+      result.converged = false;
+    }
     result.runs++;
-    const proc = execa(process.execPath, [ENTRY, ...o.args], { detached: true, reject: false, stdin: 'ignore', all: true });
+    const proc = execa(process.execPath, [ENTRY, ...o.args(dataDir)], { detached: true, reject: false, stdin: 'ignore', all: true });
     const killing = result.kills < o.kills;
     const delay = rand() * o.maxDelayMs;
-    const orphan = rand() < 0.25;
+    const orphan = result.kills % 4 === 3; // every 4th kill orphans the temporary etcd
     let killed = false;
     const timer = killing ? setTimeout(() => {
       killed = true;
@@ -62,12 +75,15 @@ export async function torture(o: TortureOptions): Promise<TortureResult> {
       if (orphan) result.orphans++;
     } else if (r.exitCode === 0) {
       result.converged = true;
-      break;
+      result.lastDataDir = dataDir;
+      if (result.kills >= o.kills) break;
+      dataDir = '';
+      continue;
     } else if (!killed || r.signal !== 'SIGKILL') {
       result.violations.push(`run ${result.runs} failed (exit ${r.exitCode ?? r.signal}): ${String(r.all).split('\n').filter(Boolean).slice(-3).join(' | ')}`);
       if (result.violations.length > 3) break;
     }
-    const text = await fs.readFile(path.join(o.dataDir, 'version.txt'), 'utf8').catch(() => undefined);
+    const text = await fs.readFile(path.join(dataDir, 'version.txt'), 'utf8').catch(() => undefined);
     if (text === undefined) { result.violations.push(`after kill ${result.kills}: version.txt missing`); continue; }
     let claimed: DataVersion;
     try {
@@ -76,7 +92,7 @@ export async function torture(o: TortureOptions): Promise<TortureResult> {
       result.violations.push(`after kill ${result.kills}: version.txt unreadable: ${(e as Error).message}`);
       continue;
     }
-    const v = await check(o.dataDir, claimed);
+    const v = await check(dataDir, claimed);
     if (v) result.violations.push(`after kill ${result.kills}: ${v}`);
   }
   return result;

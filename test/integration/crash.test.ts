@@ -9,6 +9,7 @@ import { dumpKeys, etcdctl, grantLease, startEtcd, type KeyValue } from '../help
 import { runCli } from '../helpers/cli.ts';
 import { freePort, onCleanup, tmpDir } from '../helpers/tmp.ts';
 import { torture } from '../helpers/torture.ts';
+import { findLeftoverEtcds } from '../../src/stale.ts';
 
 beforeAll(requireBinaries);
 
@@ -25,19 +26,56 @@ async function v3Data(dir: string): Promise<KeyValue[]> {
 
 describe('crash safety', () => {
   it('converges after 20 SIGKILLs at random moments of 3.3.25 -> 3.5.30, version.txt always true', { timeout: 240_000 }, async () => {
-    const dir = path.join(await tmpDir(), 'data');
-    const keys = await v3Data(dir);
-    const args = ['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1',
-      '--port', String(await freePort()), '--peer-port', String(await freePort())];
+    const root = await tmpDir();
+    const pristine = path.join(root, 'pristine');
+    const keys = await v3Data(pristine);
+    let n = 0;
+    const freshDataDir = async () => {
+      const d = path.join(root, `run${n++}`);
+      await fs.cp(pristine, d, { recursive: true });
+      return d;
+    };
+    const [port, peerPort] = [await freePort(), await freePort()];
+    const args = (dir: string) => ['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1',
+      '--port', String(port), '--peer-port', String(peerPort)];
+    // Kill moments span a whole uninterrupted run, measured first.
+    const t0 = Date.now();
+    const full = await runCli(args(await freshDataDir()));
+    expect(full.exitCode, full.stderr).toBe(0);
     const seed = Number(process.env.TORTURE_SEED ?? Date.now() % 100000);
-    const r = await torture({ dataDir: dir, args, kills: 20, seed, maxDelayMs: 700 });
+    const r = await torture({ freshDataDir, args, kills: 20, seed, maxDelayMs: Date.now() - t0 });
     expect(r.violations, `seed ${seed}`).toEqual([]);
     expect(r.kills).toBe(20);
+    expect(r.orphans).toBe(5);
     expect(r.converged, `seed ${seed}`).toBe(true);
+    const dir = r.lastDataDir;
     expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.5.30/etcd3');
     const m = await startEtcd('3.5.30', dir, { name: 'm1' });
     const after = await dumpKeys('3.5.30', m.endpoint);
     expect(after.map((k) => [k.key, k.value, k.lease])).toEqual(keys.map((k) => [k.key, k.value, k.lease]));
+  });
+
+  it('SIGTERM during a step stops the temporary etcd too, and a rerun completes', async () => {
+    const dir = path.join(await tmpDir(), 'data');
+    await v3Data(dir);
+    const args = ['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1',
+      '--port', String(await freePort()), '--peer-port', String(await freePort())];
+    const proc = execa(process.execPath, [ENTRY, ...args], { reject: false, stdin: 'ignore' });
+    // Wait until the temporary etcd runs on the data dir, then stop the entrypoint as kubelet would.
+    let etcdPid: number | undefined;
+    for (let i = 0; i < 500 && !etcdPid; i++) {
+      etcdPid = (await findLeftoverEtcds(dir, proc.pid))[0]?.pid;
+      if (!etcdPid) await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(etcdPid).toBeDefined();
+    proc.kill('SIGTERM');
+    const r = await proc;
+    expect(r.exitCode === 143 || r.signal === 'SIGTERM').toBe(true);
+    for (let i = 0; i < 200 && (await findLeftoverEtcds(dir, proc.pid)).length; i++) await new Promise((res) => setTimeout(res, 10));
+    expect(await findLeftoverEtcds(dir, proc.pid)).toEqual([]);
+    const again = await runCli(args);
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.5.30/etcd3');
   });
 
   it('stops an etcd that a killed run left on the data dir, then migrates', async () => {

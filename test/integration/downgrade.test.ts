@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli, treeSnapshot } from '../helpers/cli.ts';
-import { fixtureBinDir, makeV3Data, modeOf, served } from '../helpers/data.ts';
+import { fixtureBinDir, makeHistoryData, modeOf, served } from '../helpers/fixtures.ts';
 import { BIN_DIR, requireBinaries } from '../helpers/env.ts';
 import { leaseTtl, startEtcd } from '../helpers/etcd.ts';
 import { freePort, tmpDir } from '../helpers/tmp.ts';
@@ -21,7 +21,7 @@ async function cli(dir: string, target: string, binDir = BIN_DIR, extra: string[
 describe('downgrade with real etcd', () => {
   it('3.5.30 -> 3.4.23 -> 3.3.25 keeps every key, value, lease and the revision; each step in version.txt', async () => {
     const dir = path.join(await tmpDir(), 'data');
-    const data = await makeV3Data('3.5.30', dir, NAME);
+    const data = await makeHistoryData('3.5.30', dir, NAME);
     const seen: string[] = [];
     let watching = true;
     const watcher = (async () => {
@@ -62,7 +62,7 @@ describe('downgrade with real etcd', () => {
 
   it('refuses a member of a multi-member cluster before anything changes', async () => {
     const dir = path.join(await tmpDir(), 'data');
-    await makeV3Data('3.5.30', dir, NAME);
+    await makeHistoryData('3.5.30', dir, NAME);
     const before = await treeSnapshot(dir);
     const peers = `${NAME}=http://127.0.0.1:${await freePort()},m2=http://127.0.0.1:${await freePort()}`;
     const r = await cli(dir, '3.4.23', BIN_DIR, ['--initial-cluster', peers]);
@@ -92,7 +92,7 @@ exec "$REAL" "$@"`;
     ['changes bytes and reports success', 'corrupt', /snapshot etcd 3\.5\.30 saved is not usable: .* damaged or truncated/],
   ])('an etcdctl that %s leaves the data dir exactly as before the step', async (_what, mode, message) => {
     const dir = path.join(await tmpDir(), 'data');
-    const data = await makeV3Data('3.5.30', dir, NAME);
+    const data = await makeHistoryData('3.5.30', dir, NAME);
     const bin = await fixtureBinDir({ 'etcdctl-3.5.30': LIAR });
     const before = await treeSnapshot(dir);
     const r = await cli(dir, '3.4.23', bin, [], { FIXTURE_MODE: mode });

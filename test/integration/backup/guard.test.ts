@@ -6,7 +6,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { backupId } from '../../../src/backup/retention.ts';
 import { runCli, treeSnapshot } from '../../helpers/cli.ts';
-import { fixtureBinDir, makeV3Data, modeOf, served } from '../../helpers/data.ts';
+import { fixtureBinDir, makeHistoryData, modeOf, served } from '../../helpers/fixtures.ts';
 import { BIN_DIR, requireBinaries } from '../../helpers/env.ts';
 import { freePort, onCleanup, tmpDir } from '../../helpers/tmp.ts';
 
@@ -22,7 +22,7 @@ async function cli(dir: string, target: string, extra: string[] = [], binDir = B
 describe('backups before each step', () => {
   it('a step that fails after etcd ran on the live data is undone from the backup', async () => {
     const dir = path.join(await tmpDir(), 'data');
-    const data = await makeV3Data('3.3.25', dir, NAME);
+    const data = await makeHistoryData('3.3.25', dir, NAME);
     const before = await treeSnapshot(dir);
     // etcd 3.4.23 runs for real (it records cluster version 3.4 in the data), but fails to stop cleanly.
     const bin = await fixtureBinDir({ 'etcd-3.4.23': '"$REAL" "$@" &\npid=$!\ntrap \'kill -TERM $pid; wait $pid; exit 1\' TERM\nwait $pid' });
@@ -39,7 +39,7 @@ describe('backups before each step', () => {
   it('retention keeps the newest N of this data dir and touches nothing else', async () => {
     const root = await tmpDir();
     const dir = path.join(root, 'data');
-    await makeV3Data('3.4.23', dir, NAME);
+    await makeHistoryData('3.4.23', dir, NAME);
     const backups = path.join(root, 'backups');
     await fs.mkdir(backups, { mode: 0o700 });
     const id = backupId(await fs.realpath(dir));
@@ -60,7 +60,7 @@ describe('backups before each step', () => {
   it('encrypts backups with the key file; restore needs that key and gives back the member dir byte for byte', async () => {
     const root = await tmpDir();
     const dir = path.join(root, 'data');
-    await makeV3Data('3.5.30', dir, NAME);
+    await makeHistoryData('3.5.30', dir, NAME);
     const member = await treeSnapshot(path.join(dir, 'member'));
     const key = path.join(root, 'key');
     await fs.writeFile(key, `${'k'.repeat(20)}${Math.random().toString(36)}${'q'.repeat(20)}\n`, { mode: 0o600 });
@@ -95,7 +95,7 @@ describe('backups before each step', () => {
   it('refuses a backup dir inside the data dir, also through a symlink, before any change', async () => {
     const root = await tmpDir();
     const dir = path.join(root, 'data');
-    await makeV3Data('3.4.23', dir, NAME);
+    await makeHistoryData('3.4.23', dir, NAME);
     await fs.symlink(path.join(dir, 'member'), path.join(root, 'sneaky'));
     const before = await treeSnapshot(dir);
     for (const b of [path.join(dir, 'backups'), path.join(root, 'sneaky', 'backups')]) {
@@ -115,7 +115,7 @@ describe('backups before each step', () => {
     if (m.exitCode !== 0) ctx.skip(`needs a small file system; mounting a tmpfs is not permitted here (${m.stderr.trim()})`);
     onCleanup(async () => { await execa('umount', [small], { reject: false }); });
     const dir = path.join(root, 'data');
-    await makeV3Data('3.5.30', dir, NAME);
+    await makeHistoryData('3.5.30', dir, NAME);
     const before = await treeSnapshot(dir);
     const r = await cli(dir, '3.4.23', ['--backup-dir', path.join(small, 'b')]);
     expect(r.exitCode).toBe(2);

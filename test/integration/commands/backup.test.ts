@@ -5,7 +5,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli, treeSnapshot } from '../../helpers/cli.ts';
-import { makeV3Data, modeOf } from '../../helpers/data.ts';
+import { makeHistoryData, modeOf } from '../../helpers/fixtures.ts';
 import { BIN_DIR, requireBinaries } from '../../helpers/env.ts';
 import { etcdctl, startEtcd } from '../../helpers/etcd.ts';
 import { freePort, onCleanup, tmpDir } from '../../helpers/tmp.ts';
@@ -29,7 +29,7 @@ describe('etcd-migrate backup', () => {
   it('snapshots a live member and prints hash, revision, keys and size that etcd agrees with', async () => {
     const root = await tmpDir();
     const dir = path.join(root, 'data');
-    const data = await makeV3Data('3.5.30', dir, NAME);
+    const data = await makeHistoryData('3.5.30', dir, NAME);
     const m = await startEtcd('3.5.30', dir, { name: NAME });
     const out = path.join(root, 'snap.db');
     const r = await runCli(['backup', out, '--endpoints', m.endpoint, '--bin-dir', BIN_DIR]);
@@ -65,7 +65,7 @@ describe('etcd-migrate backup', () => {
       expect(s.exitCode, s.stderr).toBe(0);
     }
     const dir = path.join(root, 'data');
-    const data = await makeV3Data('3.5.30', dir, NAME);
+    const data = await makeHistoryData('3.5.30', dir, NAME);
     const [port, peer] = [await freePort(), await freePort()];
     const client = `https://127.0.0.1:${port}`;
     const etcd = execa(path.join(BIN_DIR, 'etcd-3.5.30'), ['--name', NAME, '--data-dir', dir,
@@ -95,7 +95,7 @@ describe('etcd-migrate backup', () => {
   it('snapshots an offline data dir without changing it, on the hidden port, encrypted when asked', async () => {
     const root = await tmpDir();
     const dir = path.join(root, 'data');
-    const data = await makeV3Data('3.4.23', dir, NAME);
+    const data = await makeHistoryData('3.4.23', dir, NAME);
     const before = await treeSnapshot(dir);
     const key = path.join(root, 'key');
     await fs.writeFile(key, 'x'.repeat(64));

@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli, treeSnapshot } from '../../helpers/cli.ts';
-import { makeV3Data, served } from '../../helpers/data.ts';
+import { makeHistoryData, served } from '../../helpers/fixtures.ts';
 import { BIN_DIR, requireBinaries } from '../../helpers/env.ts';
 import { freePort, tmpDir } from '../../helpers/tmp.ts';
 
@@ -15,7 +15,7 @@ const NAME = 'm1';
 /** A 3.5.30 data dir and a verified snapshot of it (plain, and encrypted with `key`). */
 async function snapshotOf(root: string) {
   const dir = path.join(root, 'data');
-  const data = await makeV3Data('3.5.30', dir, NAME);
+  const data = await makeHistoryData('3.5.30', dir, NAME);
   const key = path.join(root, 'key');
   await fs.writeFile(key, 'k'.repeat(48));
   const ports = ['--port', String(await freePort()), '--peer-port', String(await freePort())];
@@ -92,7 +92,7 @@ describe('etcd-migrate restore', () => {
   it('restores a raw copy of member/snap/db only with --skip-hash-check', async () => {
     const root = await tmpDir();
     const dir = path.join(root, 'data');
-    const data = await makeV3Data('3.5.30', dir, NAME);
+    const data = await makeHistoryData('3.5.30', dir, NAME);
     const raw = path.join(root, 'db');
     await fs.copyFile(path.join(dir, 'member/snap/db'), raw);
     const base = ['--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', NAME, '--port', String(await freePort()), '--peer-port', String(await freePort())];
