@@ -50,16 +50,7 @@ async function fill(): Promise<number> {
   return n;
 }
 
-async function median(fn: (i: number) => Promise<void>, reset: () => Promise<void>): Promise<number> {
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    await reset();
-    const t = performance.now();
-    await fn(i);
-    times.push((performance.now() - t) / 1000);
-  }
-  return times.sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
-}
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function sizeOf(p: string): Promise<number> {
   const st = await fs.stat(p);
@@ -84,42 +75,56 @@ try {
   await fs.writeFile(key, crypto.randomBytes(48).toString('base64'));
   const out = path.join(root, 'out');
   const reset = () => fs.rm(out, { recursive: true, force: true }).then(() => fs.mkdir(out));
-  const rows: Array<[string, number, number]> = [];
-  const row = async (what: string, fn: (i: number) => Promise<void>, result: () => Promise<number>) => {
-    const s = await median(fn, reset);
-    rows.push([what, s, await result()]);
-    process.stderr.write(`${what}: ${s.toFixed(2)} s\n`);
+  // Every measurement once per round, round after round: a change in the machine's load (other
+  // jobs share it) then touches all of them alike.
+  const rows: Array<{ what: string; fn: () => Promise<void>; live?: boolean; times: number[]; bytes: number }> = [];
+  const row = async (what: string, fn: () => Promise<void>, live = false) => {
+    rows.push({ what, fn, live, times: [], bytes: 0 });
   };
-  const outFile = () => fs.readdir(out).then((n) => sizeOf(path.join(out, n[0]!)));
+  const outFile = () => fs.readdir(out).then((n) => sizeOf(path.join(out, n.find((x) => !x.endsWith('.part')) ?? n[0]!)));
 
-  await row('`cp member/snap/db` (baseline: the db file)', () => execa('cp', [path.join(dir, 'member/snap/db'), path.join(out, 'db')]).then(() => {}), outFile);
-  await row('`cp -a member` (baseline: the member dir)', () => execa('cp', ['-a', path.join(dir, 'member'), path.join(out, 'member')]).then(() => {}), outFile);
+  await row('`cp member/snap/db` (baseline: the db file)', () => execa('cp', [path.join(dir, 'member/snap/db'), path.join(out, 'db')]).then(() => {}));
+  await row('`cp -a member` (baseline: the member dir)', () => execa('cp', ['-a', path.join(dir, 'member'), path.join(out, 'member')]).then(() => {}));
   const target = (k: Buffer | undefined) => ({ dir: out, id: backupId(dir), keep: 10, key: k });
-  await row('pre-step backup: archive (zstd) + read back + verify', () => createBackup(dir, { version: { major: 3, minor: 5, patch: 30 }, storage: 'etcd3' }, target(undefined)).then(() => {}), outFile);
+  await row('pre-step backup: archive (zstd) + read back + verify', () => createBackup(dir, { version: { major: 3, minor: 5, patch: 30 }, storage: 'etcd3' }, target(undefined)).then(() => {}));
   const k = Buffer.from((await fs.readFile(key, 'utf8')).trim());
-  await row('pre-step backup, encrypted (AES-256-GCM)', () => createBackup(dir, { version: { major: 3, minor: 5, patch: 30 }, storage: 'etcd3' }, target(k)).then(() => {}), outFile);
+  await row('pre-step backup, encrypted (AES-256-GCM)', () => createBackup(dir, { version: { major: 3, minor: 5, patch: 30 }, storage: 'etcd3' }, target(k)).then(() => {}));
   const cmd = (extra: string[]) => async () => {
     const r = await execa(process.execPath, [ENTRY, 'backup', path.join(out, 'snap'), '--data-dir', dir, '--bin-dir', BIN, '--port', String(port), '--peer-port', String(peer), ...extra], { reject: false });
     if (r.exitCode !== 0) throw new Error(r.stderr);
   };
-  await row('`etcd-migrate backup --data-dir` (copy, etcd, snapshot save, verify)', cmd([]), outFile);
-  await row('`etcd-migrate backup --data-dir`, encrypted', cmd(['--backup-encryption-key-file', key]), outFile);
-  const live = startEtcd(dir);
-  await waitReady();
-  await row('`etcdctl snapshot save` from the running etcd (baseline: a snapshot)', () => execa(path.join(BIN, 'etcdctl-3.5.30'), ['--endpoints', client, 'snapshot', 'save', path.join(out, 'snap')]).then(() => {}), outFile);
+  await row('`etcd-migrate backup --data-dir` (copy, etcd, snapshot save, verify)', cmd([]));
+  await row('`etcd-migrate backup --data-dir`, encrypted', cmd(['--backup-encryption-key-file', key]));
+  await row('`etcdctl snapshot save` from the running etcd (baseline: a snapshot)', () => execa(path.join(BIN, 'etcdctl-3.5.30'), ['--endpoints', client, 'snapshot', 'save', path.join(out, 'snap')]).then(() => {}), true);
   await row('`etcd-migrate backup --endpoints` (snapshot save, verify)', async () => {
     const r = await execa(process.execPath, [ENTRY, 'backup', path.join(out, 'snap'), '--endpoints', client, '--bin-dir', BIN], { reject: false });
     if (r.exitCode !== 0) throw new Error(r.stderr);
-  }, outFile);
-  live.kill('SIGTERM');
-  await live;
+  }, true);
+  for (let round = 0; round < runs; round++) {
+    for (const r of rows) {
+      await reset();
+      const live = r.live ? startEtcd(dir) : undefined;
+      if (live) await waitReady();
+      const t = performance.now();
+      await r.fn();
+      r.times.push((performance.now() - t) / 1000);
+      r.bytes = await outFile();
+      if (live) {
+        live.kill('SIGTERM');
+        await live;
+      }
+      process.stderr.write(`round ${round + 1}: ${r.what}: ${r.times.at(-1)!.toFixed(2)} s (load ${os.loadavg()[0]!.toFixed(1)})\n`);
+    }
+  }
 
   const cpu = (await fs.readFile('/proc/cpuinfo', 'utf8')).match(/model name\s*:\s*(.*)/)?.[1] ?? 'unknown CPU';
   console.log(`Data: ${keys} keys of 100 KiB written by etcd 3.5.30; db ${(db / 2 ** 20).toFixed(0)} MiB, member dir ${(member / 2 ** 20).toFixed(0)} MiB (WAL segments preallocated).`);
   console.log(`Machine: ${os.cpus().length} x ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${os.type()} ${os.release()}, Node ${process.version}; ${new Date().toISOString().slice(0, 10)}; median of ${runs} runs, warm page cache.\n`);
   console.log('| what | seconds | output size (MiB) | vs `cp` of the db |');
   console.log('|---|---:|---:|---:|');
-  for (const [what, s, bytes] of rows) console.log(`| ${what} | ${s.toFixed(2)} | ${(bytes / 2 ** 20).toFixed(0)} | ${(s / rows[0]![1]).toFixed(1)}x |`);
+  const base0 = median(rows[0]!.times);
+  for (const r of rows) console.log(`| ${r.what} | ${median(r.times).toFixed(2)} | ${(r.bytes / 2 ** 20).toFixed(0)} | ${(median(r.times) / base0).toFixed(1)}x |`);
+  console.log(`\nLoad average (1 min) at the end: ${os.loadavg()[0]!.toFixed(1)} on ${os.cpus().length} cores.`);
 } finally {
   await fs.rm(root, { recursive: true, force: true });
 }

@@ -34,7 +34,7 @@ export function parseArgs(argv: readonly string[]): Flags {
   const etcdArgs = dash === -1 ? undefined : argv.slice(dash + 1);
   const y = yargs(own)
     .scriptName('etcd-migrate')
-    .usage('$0 [options] [-- <etcd flags>]\n\nMigrates the etcd data dir to the target version and storage, one minor at a time, then execs the target etcd with the flags after --.')
+    .usage('$0 [options] [-- <etcd flags>]\n\nMigrates the etcd data dir to the target version and storage, one minor at a time, then execs the target etcd with the flags after --.\n\nOther commands: etcd-migrate backup --help, etcd-migrate restore --help, etcd-migrate rehearse --help.')
     .options(OPTIONS)
     .epilogue('Subcommands: etcd-migrate rehearse --help (a rehearsal of the migration on a copy of a data dir)')
     .parserConfiguration({ 'camel-case-expansion': true, 'duplicate-arguments-array': false, 'strip-aliased': true })
