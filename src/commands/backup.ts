@@ -25,6 +25,7 @@ import { fsyncDir } from '../fsx.ts';
 import { acquireLock } from '../lock.ts';
 import { DEFAULT_BIN_DIR, ENV, resolveOptions } from '../options.ts';
 import { checkPortsFree } from '../preflight.ts';
+import { findLeftoverEtcds } from '../stale.ts';
 import { compare, fmt, fmtData, sameMinor, type Version } from '../version.ts';
 import { swapPending } from '../workdir.ts';
 import type { CommandFlags } from './args.ts';
@@ -47,15 +48,18 @@ export async function backupCommand(f: CommandFlags, io: CommandIO): Promise<voi
   try {
     let version: Version;
     let keys: number | undefined;
+    /** Live: the keys are counted at the snapshot's revision once it is known. */
+    let countLive: ((revision: number) => Promise<number>) | undefined;
     if (f.endpoints) {
-      version = await newestWithTools(binDir);
+      const endpoint = f.endpoints;
+      const v = await newestWithTools(binDir);
       const tls: TlsFlags = { cacert: f.cacert, cert: f.cert, key: f.key };
       // The user's ETCDCTL_* apply, except where a flag says otherwise.
-      const env = { ...childEnv(io.env, ['--endpoints', ...Object.entries(tls).filter(([, v]) => v).map(([k]) => `--${k}`)], 'ETCDCTL_'), ETCDCTL_API: '3' };
-      await checkReachable(binDir, version, f.endpoints, tls, env);
-      await saveSnapshot({ binDir, version, endpoint: f.endpoints, file: plain, env, tls });
-      const status = await snapshotStatus(binDir, version, plain, io.env);
-      keys = await countAt(binDir, version, f.endpoints, tls, status.revision, env).catch(() => undefined);
+      const env = { ...childEnv(io.env, ['--endpoints', ...Object.entries(tls).filter(([, x]) => x).map(([k]) => `--${k}`)], 'ETCDCTL_'), ETCDCTL_API: '3' };
+      await checkReachable(binDir, v, endpoint, tls, env);
+      await saveSnapshot({ binDir, version: v, endpoint, file: plain, env, tls });
+      version = v;
+      countLive = (revision) => countAt(binDir, v, endpoint, tls, revision, env);
     } else {
       ({ version, keys } = await snapshotOffline(f, dataDir!, binDir, work, plain, io));
     }
@@ -63,6 +67,7 @@ export async function backupCommand(f: CommandFlags, io: CommandIO): Promise<voi
       throw e instanceof IntegrityError ? new StepError(`the snapshot etcd sent is not usable: ${e.message}; nothing was written to ${out}`) : e;
     });
     const status = await snapshotStatus(binDir, version, plain, io.env);
+    if (countLive) keys = await countLive(status.revision).catch(() => undefined);
     let sha256 = file.sha256;
     if (key) {
       await encryptFile(plain, out, key);
@@ -153,6 +158,10 @@ async function snapshotOffline(f: CommandFlags, dataDir: string, binDir: string,
 
   const lock = await acquireLock(dataDir);
   try {
+    // A running etcd keeps writing its WAL: a copy of it could be torn. (One in another PID
+    // namespace is not visible here; the lock keeps out a migration.)
+    const running = (await findLeftoverEtcds(dataDir)).filter((e) => path.resolve(e.dataDir) === path.resolve(dataDir));
+    if (running.length) throw new UsageError(`etcd (pid ${running.map((e) => e.pid).join(', ')}) is running on ${dataDir}; back it up with --endpoints <its client URL>, or stop it first`);
     await fs.mkdir(work, { mode: 0o700 });
     await fs.cp(path.join(dataDir, 'member'), path.join(work, 'member'), { recursive: true, mode: constants.COPYFILE_FICLONE });
   } finally {

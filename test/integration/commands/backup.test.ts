@@ -31,6 +31,10 @@ describe('etcd-migrate backup', () => {
     const dir = path.join(root, 'data');
     const data = await makeHistoryData('3.5.30', dir, NAME);
     const m = await startEtcd('3.5.30', dir, { name: NAME });
+    // Not offline while etcd runs on it.
+    const busy = await runCli(['backup', path.join(root, 'busy.db'), '--data-dir', dir, '--bin-dir', BIN_DIR, '--port', String(await freePort()), '--peer-port', String(await freePort())]);
+    expect(busy.exitCode).toBe(2);
+    expect(busy.stderr).toMatch(/etcd \(pid \d+\) is running on .*; back it up with --endpoints/);
     const out = path.join(root, 'snap.db');
     const r = await runCli(['backup', out, '--endpoints', m.endpoint, '--bin-dir', BIN_DIR]);
     expect(r.exitCode, r.stderr).toBe(0);
