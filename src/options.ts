@@ -1,4 +1,5 @@
 // Options: resolved flag -> environment variable -> default, by a pure function.
+import path from 'node:path';
 import { UsageError } from './errors.ts';
 import { parseStorage, parseVersion, parseVersionFile, type DataVersion, type Version } from './version.ts';
 
@@ -20,6 +21,10 @@ export interface Flags {
   etcdServerExtraArgs?: string;
   dryRun?: boolean;
   assumeCurrentVersion?: string;
+  backupDir?: string;
+  keepBackups?: number;
+  backupEncryptionKeyFile?: string;
+  initialClusterToken?: string;
   /** Flags for the target etcd, after `--`; undefined when there was no `--`. */
   etcdArgs?: string[];
   help?: boolean;
@@ -44,6 +49,12 @@ export interface Options {
   /** What the data holds when it has no version.txt (--assume-current-version). */
   assumeCurrent: DataVersion | undefined;
   etcdArgs: string[] | undefined;
+  /** Where verified backups go before each step (never inside the data dir), and how many to keep. */
+  backupDir: string;
+  keepBackups: number;
+  backupKeyFile: string | undefined;
+  /** For restored members (downgrades, restore): flag, env, the etcd flags after --, ETCD_INITIAL_CLUSTER_TOKEN, etcd's default. */
+  initialClusterToken: string;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -55,6 +66,9 @@ export interface Context {
 export const DEFAULT_BIN_DIR = '/usr/local/bin';
 export const DEFAULT_PORT = 18629;
 export const DEFAULT_PEER_PORT = 2380;
+export const DEFAULT_KEEP_BACKUPS = 3;
+/** etcd's own default --initial-cluster-token. */
+export const DEFAULT_CLUSTER_TOKEN = 'etcd-cluster';
 
 /** The environment variables this tool reads (Kubernetes' etcd image used the same names). */
 export const ENV = {
@@ -69,7 +83,13 @@ export const ENV = {
   etcdDataPrefix: 'ETCD_DATA_PREFIX',
   ttlKeysDirectory: 'TTL_KEYS_DIRECTORY',
   etcdServerExtraArgs: 'ETCD_CREDS',
+  backupDir: 'BACKUP_DIR',
+  backupEncryptionKeyFile: 'BACKUP_ENCRYPTION_KEY_FILE',
+  initialClusterToken: 'INITIAL_CLUSTER_TOKEN',
 } as const;
+
+/** Read by hand: a number. */
+export const KEEP_BACKUPS_ENV = 'KEEP_BACKUPS';
 
 export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
   const pick = (key: keyof typeof ENV): { value: string; from: string } | undefined => {
@@ -128,6 +148,14 @@ export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
     }
   }
 
+  const backupDir = pick('backupDir')?.value ?? `${stripSlash(dataDir)}.backups`;
+  checkBackupDir(backupDir, dataDir);
+  const keepBackups = resolveKeep(flags.keepBackups, env[KEEP_BACKUPS_ENV]);
+  const initialClusterToken = pick('initialClusterToken')?.value
+    ?? (etcdArgs && flagValue(etcdArgs, 'initial-cluster-token'))
+    ?? (env.ETCD_INITIAL_CLUSTER_TOKEN || undefined)
+    ?? DEFAULT_CLUSTER_TOKEN;
+
   return {
     dataDir,
     target,
@@ -145,7 +173,26 @@ export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
     dryRun: flags.dryRun ?? false,
     assumeCurrent: flags.assumeCurrentVersion === undefined ? undefined : parseVersionFile(flags.assumeCurrentVersion, '--assume-current-version'),
     etcdArgs,
+    backupDir,
+    keepBackups,
+    backupKeyFile: pick('backupEncryptionKeyFile')?.value,
+    initialClusterToken,
   };
+}
+
+/** A backup inside the data dir would be copied into the next backup and lost with the dir. */
+export function checkBackupDir(backupDir: string, dataDir: string): void {
+  const rel = path.relative(path.resolve(dataDir), path.resolve(backupDir));
+  if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {
+    throw new UsageError(`the backup dir ${backupDir} is inside the data dir ${dataDir}; put it beside the data dir (the default is ${stripSlash(dataDir)}.backups) with --backup-dir or BACKUP_DIR`);
+  }
+}
+
+function resolveKeep(flag: number | undefined, envValue: string | undefined): number {
+  const from = flag !== undefined ? '--keep-backups' : KEEP_BACKUPS_ENV;
+  const v = flag ?? (envValue !== undefined && envValue !== '' ? Number(envValue) : DEFAULT_KEEP_BACKUPS);
+  if (!Number.isInteger(v) || v < 1) throw new UsageError(`${from} must be a whole number of backups to keep, 1 or more (got ${flag ?? envValue})`);
+  return v;
 }
 
 /** The value of `--name value`, `--name=value` or the single-dash forms in an etcd argument list. */

@@ -14,6 +14,8 @@ export interface MemberConfig {
   port: number;
   /** ETCD_CREDS and the like, given to every temporary etcd after our own flags. */
   extraArgs: readonly string[];
+  /** For members restored from a snapshot; etcd's default when unset. */
+  initialClusterToken?: string;
 }
 
 export interface StartOptions {
