@@ -14,7 +14,7 @@ import { checkFreeSpace, checkPortsFree, checkWritable, fsUsageError } from './p
 import { runnerFor, type StepContext, type StepReport, type ToolNeed } from './steps/index.ts';
 import { readEvidence, describeEvidence } from './inspect/evidence.ts';
 import { fmt, fmtData, fmtMinor, type DataVersion, type Version } from './version.ts';
-import { newMemberDir, prepareWorkDir, recoverWorkDir, removeWorkDir, swapInNewMember } from './workdir.ts';
+import { exists, newMemberDir, pendingTtlsFile, prepareWorkDir, recoverWorkDir, removeWorkDir, swapInNewMember } from './workdir.ts';
 
 export interface Runtime {
   env: NodeJS.ProcessEnv;
@@ -80,7 +80,7 @@ async function prepare(opts: Options, rt?: Runtime): Promise<Prepared> {
   if (state.kind === 'data' && opts.assumeCurrent && fmtData(opts.assumeCurrent) !== fmtData(state.version)) {
     throw new UsageError(`version.txt says ${fmtData(state.version)} but --assume-current-version says ${fmtData(opts.assumeCurrent)}; drop the flag (version.txt is the record) or fix version.txt`);
   }
-  const steps = plan(current, opts.target, bundled);
+  const steps = plan(current, opts.target, bundled, { pendingTtls: await exists(pendingTtlsFile(opts.dataDir)) });
 
   const needs: ToolNeed[] = [];
   for (const s of steps) {

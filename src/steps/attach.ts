@@ -1,0 +1,40 @@
+// attach-ttls: the TTLs a v2-to-v3 step left in the pending file become leases, with the etcd of
+// this point of the chain (the target's, last, so only the start of the target etcd follows the
+// grant: etcd gives every lease its full TTL again whenever it starts). On the live data, like an
+// upgrade: etcd's WAL keeps it safe, and a rerun repeats it (see convert/leases.ts). The file is
+// removed (durably) once etcd has stopped; the executor then writes version.txt.
+import { binPath } from '../bundle.ts';
+import { formatChecksum } from '../checksum.ts';
+import { txnLimits } from '../convert/check.ts';
+import { attachTtls } from '../convert/leases.ts';
+import { readPendingTtls } from '../convert/pending.ts';
+import { withClient } from '../etcd/http.ts';
+import { withTempEtcd } from '../etcd/server.ts';
+import { V3 } from '../etcd/v3.ts';
+import { removeFileDurably } from '../fsx.ts';
+import { seconds } from '../log.ts';
+import type { Step } from '../plan.ts';
+import { pendingTtlsFile } from '../workdir.ts';
+import type { StepContext, StepReport, ToolNeed } from './context.ts';
+
+type AttachStep = Extract<Step, { kind: 'attach-ttls' }>;
+
+export const mode = 'in-place';
+
+export const needs = (s: AttachStep): ToolNeed[] => [{ tool: 'etcd', version: s.to.version }];
+
+export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> {
+  const v = s.to.version;
+  const file = pendingTtlsFile(ctx.dataDir);
+  const pending = await readPendingTtls(file);
+  const txn = txnLimits(v);
+  const r = await withTempEtcd({
+    bin: binPath(ctx.binDir, 'etcd', v), version: v, dataDir: ctx.dataDir, member: ctx.member, storage: 'etcd3',
+    env: ctx.env, timeoutMs: ctx.stepTimeoutMs, flags: txn.flags,
+  }, (e) => withClient(e.endpoint, (c) => attachTtls(new V3(c, v), pending, txn.ops)));
+  await removeFileDurably(file);
+  return {
+    detail: `after: ${formatChecksum(r.after)}; ${r.expired} keys expired since the conversion; ${r.after.ttlKeys} keys on ${r.leases} leases `
+      + `(granted ${seconds(Date.now() - r.grantedAt)} before the end of this step: a lease restarts in full when etcd starts)`,
+  };
+}
