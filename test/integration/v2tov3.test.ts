@@ -73,11 +73,18 @@ describe('etcd2 -> etcd3 with every TTL kept', () => {
 
     const r = await cli(dir, '3.5.30');
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/step 1\/3 done in [\d.]+ s: convert 3\.3\.25\/etcd2 -> 3\.3\.25\/etcd3/);
+    expect(r.stderr).toMatch(/step 1\/4 done in [\d.]+ s: convert 3\.3\.25\/etcd2 -> 3\.3\.25\/etcd3/);
     expect(r.stderr).toMatch(new RegExp(`read the v2 store in [\\d.]+ s: ${keys.length} keys \\(${expiries.size} with a TTL\\) in ${v2Dirs(keys)} directories`));
-    const report = /before \(v2\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+) in \d+ dirs; after \(v3\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+);/.exec(r.stderr);
+    const report = /before \(v2\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+) in \d+ dirs; after \(v3, TTLs pending\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+);/.exec(r.stderr);
     expect(report, r.stderr).not.toBeNull();
     expect(report![2]).toBe(report![1]);
+    // The TTLs become leases last, with the target's etcd; the checksum then covers which keys have a lease.
+    const attached = /step 4\/4 done in [\d.]+ s: attach TTLs 3\.5\.30\/etcd3 -> 3\.5\.30\/etcd3: .*; after: (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+); 0 keys expired since the conversion; (\d+) keys on \d+ leases \(granted ([\d.]+) s before the end of this step/.exec(r.stderr);
+    expect(attached, r.stderr).not.toBeNull();
+    expect(attached![1]).toBe(report![1]);
+    expect(Number(attached![2])).toBe(expiries.size);
+    console.log(`leases granted ${attached![3]} s before the end of the attach step`);
+    await expect(fs.access(path.join(dir, '.etcd-migrate.pending-ttls'))).rejects.toThrow();
     expect(r.stderr).not.toContain('custom');
     expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.5.30/etcd3');
 
@@ -127,7 +134,9 @@ describe('etcd2 -> etcd3 with every TTL kept', () => {
     const r = await cli(dir, '3.5.30');
     expect(r.exitCode, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/also holds 1 keys in etcd3 storage.*nothing was changed/);
-    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    // One line of error, the last (the backup taken before the step logs its own lines before it).
+    expect(r.stderr.trim().split('\n').filter((l) => l.includes('error:')), r.stderr).toHaveLength(1);
+    expect(r.stderr.trim().split('\n').at(-1)).toMatch(/^etcd-migrate: error: .*also holds 1 keys/);
     expect(await treeSnapshot(dir)).toEqual(before);
   });
 });
