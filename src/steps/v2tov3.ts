@@ -21,7 +21,7 @@ import { writePendingTtls } from '../convert/pending.ts';
 import { SpillWriter } from '../convert/spill.ts';
 import { readV2Store } from '../convert/v2read.ts';
 import { emptyAndSeal } from '../convert/v2store.ts';
-import { UsageError } from '../errors.ts';
+import { StepError, UsageError } from '../errors.ts';
 import { migrateV2ToV3 } from '../etcd/etcdctl.ts';
 import { withClient } from '../etcd/http.ts';
 import { withTempEtcd, type StartOptions } from '../etcd/server.ts';
@@ -87,6 +87,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
 
   // 6. The TTLs, pending until the end of the chain (fsynced; the swap moves the file in).
   const pending = await writePendingTtls(newPendingTtlsFile(ctx.dataDir), r.expected, unexpired(ttlFile, r.cutoff));
+  if (pending !== r.expected.ttlKeys) throw new StepError(`the pending TTL file holds ${pending} keys, but ${r.expected.ttlKeys} keys with a TTL are left; the live data was not changed`);
 
   return {
     detail: `before (v2): ${formatChecksum(before)} in ${v2.dirs} dirs; after (v3, TTLs pending): ${formatChecksum(r.expected)}; `
