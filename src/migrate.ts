@@ -131,6 +131,7 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, backup
     log: rt.log,
     stepTimeoutMs: rt.stepTimeoutMs ?? 120_000,
     newMember: newMemberDir(opts.dataDir),
+    targetElectionTimeoutMs: opts.targetElectionTimeoutMs,
   };
   const started = Date.now();
   let at = current;

@@ -14,8 +14,9 @@ import {
  * - v2-to-v3: offline `etcdctl migrate` with etcd `to.version`'s tools; every TTL is left, with its
  *             absolute expiry, in the data dir's pending TTL file for an attach-ttls step.
  * - attach-ttls: start etcd `to.version` on the data and give each key of the pending TTL file a lease
- *             for what is left of its TTL, then remove the file. Last in the chain: etcd gives every
- *             lease its full TTL again whenever it starts, so each start after the grant lengthens it.
+ *             for what is left of its TTL, then remove the file. Last in the chain (`then` 'target'):
+ *             etcd gives every lease its full TTL again whenever it starts, so each start after the
+ *             grant lengthens it; before a rollback (`then` 'rollback'), which reads the leases.
  * - v3-to-v2: read the v3 keys with etcd `read`, write them with their TTLs into a new v2 store
  *             made by etcd `to.version`, then swap it in.
  * - downgrade: snapshot with etcd `snapshotWith`, restore with `to.version`'s tools, swap it in.
@@ -24,7 +25,7 @@ export type Step =
   | { kind: 'upgrade'; from: DataVersion; to: DataVersion }
   | { kind: 'patch'; from: DataVersion; to: DataVersion }
   | { kind: 'v2-to-v3'; from: DataVersion; to: DataVersion }
-  | { kind: 'attach-ttls'; from: DataVersion; to: DataVersion }
+  | { kind: 'attach-ttls'; from: DataVersion; to: DataVersion; then: 'target' | 'rollback' }
   | { kind: 'v3-to-v2'; from: DataVersion; to: DataVersion; read: Version }
   | { kind: 'downgrade'; from: DataVersion; to: DataVersion; snapshotWith: Version };
 
@@ -69,8 +70,8 @@ export function plan(current: DataVersion | undefined, target: DataVersion, bund
   let pending = input.pendingTtls ?? false;
   const push = (s: Step) => { steps.push(s); at = s.to; };
   // The pending TTLs become leases with etcd `version` on the data as it is at that point.
-  const attach = (version: Version) => {
-    push({ kind: 'attach-ttls', from: at, to: { version, storage: 'etcd3' } });
+  const attach = (version: Version, then: 'target' | 'rollback') => {
+    push({ kind: 'attach-ttls', from: at, to: { version, storage: 'etcd3' }, then });
     pending = false;
   };
 
@@ -91,7 +92,7 @@ export function plan(current: DataVersion | undefined, target: DataVersion, bund
   if (at.storage === 'etcd3' && target.storage === 'etcd2') {
     const read = b.newestOf(at.version, `to read the etcd3 data of ${fmtData(at)}`);
     // The rollback reads each key's TTL from its lease: pending TTLs become leases first.
-    if (pending) attach(read);
+    if (pending) attach(read, 'rollback');
     push({ kind: 'v3-to-v2', from: at, to: target, read });
     return steps;
   }
@@ -106,7 +107,7 @@ export function plan(current: DataVersion | undefined, target: DataVersion, bund
   }
   // Last, with the target's etcd: only the start of the target etcd then follows the grant. A
   // downgrade keeps every key, and the pending file stays beside the data, so it waits for the end too.
-  if (pending) attach(target.version);
+  if (pending) attach(target.version, 'target');
   return steps;
 }
 

@@ -17,9 +17,20 @@ import type { TtlLine } from './v2read.ts';
 /**
  * A key on a lease that an interrupted earlier attempt granted may be gone before its expiry: that
  * lease ended up to 1.5 s early (TTLs are rounded down to whole seconds, and by the seconds between
- * plan and grant). A missing key due within this long counts as expired; any other is a loss.
+ * plan and grant), and `extendMs` more. A missing key due within this long counts as expired; any
+ * other is a loss.
  */
 const EARLY_MS = 2000;
+
+export interface AttachOptions {
+  /** Operations per transaction. */
+  opsPerTxn?: number;
+  /**
+   * What the next etcd to serve the data adds to every lease when it becomes leader (its election
+   * timeout: etcd's lessor.Promote): each lease is granted that much shorter.
+   */
+  extendMs?: number;
+}
 
 export interface Attached {
   /** The v3 keyspace at the end: keys, values, which keys have a lease. */
@@ -32,7 +43,10 @@ export interface Attached {
   grantedAt: number;
 }
 
-export async function attachTtls(v3: V3, pending: PendingTtls, opsPerTxn = TXN_OPS): Promise<Attached> {
+export async function attachTtls(v3: V3, pending: PendingTtls, o: AttachOptions = {}): Promise<Attached> {
+  const opsPerTxn = o.opsPerTxn ?? TXN_OPS;
+  const extendMs = o.extendMs ?? 0;
+  const early = EARLY_MS + extendMs;
   const want = ChecksumBuilder.of(pending.expected);
   let gone = 0;
   const drop = ([, key, kv]: TtlLine) => {
@@ -54,7 +68,7 @@ export async function attachTtls(v3: V3, pending: PendingTtls, opsPerTxn = TXN_O
   const missing = new Set<string>();
   if (!same()) {
     for await (const line of pending.lines()) {
-      if (!expired(line[0], cutoff) && line[0] - Date.now() < EARLY_MS && !(await exists(v3, line[1]))) {
+      if (!expired(line[0], cutoff) && line[0] - Date.now() < early && !(await exists(v3, line[1]))) {
         missing.add(line[1]);
         drop(line);
       }
@@ -64,11 +78,12 @@ export async function attachTtls(v3: V3, pending: PendingTtls, opsPerTxn = TXN_O
     }
   }
 
-  // 3. One lease per whole second of TTL left, all granted now.
+  // 3. One lease per whole second of TTL left (less what the next etcd adds), all granted now.
   const planned = Date.now();
+  const ttlOf = (exp: number) => leaseTtl(exp, planned + extendMs);
   const ttls = new Set<number>();
   const live = (line: TtlLine) => !expired(line[0], cutoff) && !missing.has(line[1]);
-  for await (const line of pending.lines()) if (live(line)) ttls.add(leaseTtl(line[0], planned));
+  for await (const line of pending.lines()) if (live(line)) ttls.add(ttlOf(line[0]));
   const leases = new Map<number, string>();
   await forEachConcurrent([...ttls], IN_FLIGHT * 2, async (ttl) => {
     leases.set(ttl, await v3.grant(ttlAtGrant(ttl, planned, Date.now())));
@@ -80,7 +95,7 @@ export async function attachTtls(v3: V3, pending: PendingTtls, opsPerTxn = TXN_O
   const withLease = new ChecksumBuilder();
   async function* attachOps(): AsyncGenerator<[Op, TtlLine]> {
     for await (const line of pending.lines()) {
-      if (live(line)) yield [{ request_put: { key: line[1], lease: leases.get(leaseTtl(line[0], planned))!, ignore_value: true } }, line];
+      if (live(line)) yield [{ request_put: { key: line[1], lease: leases.get(ttlOf(line[0]))!, ignore_value: true } }, line];
     }
   }
   await forEachConcurrent(batches(attachOps(), opsPerTxn), IN_FLIGHT, async (batch) => {
@@ -90,7 +105,7 @@ export async function attachTtls(v3: V3, pending: PendingTtls, opsPerTxn = TXN_O
     } catch (e) {
       if (!(e instanceof V3Error && (e.leaseNotFound || e.keyNotFound))) throw e;
       ok = [];
-      for (const [op, line] of batch) ok.push(await attachOne(v3, op, line));
+      for (const [op, line] of batch) ok.push(await attachOne(v3, op, line, early));
     }
     batch.forEach(([, line], i) => {
       const k = Buffer.from(line[1], 'base64');
@@ -116,7 +131,7 @@ export async function attachTtls(v3: V3, pending: PendingTtls, opsPerTxn = TXN_O
  * One key alone: true once it has its lease; false when it is gone as due (its new lease ran out, so
  * it is deleted; or a lease of an earlier attempt took it just before its expiry).
  */
-async function attachOne(v3: V3, op: Op, [exp, key]: TtlLine): Promise<boolean> {
+async function attachOne(v3: V3, op: Op, [exp, key]: TtlLine, early: number): Promise<boolean> {
   try {
     await v3.txn([op]);
     return true;
@@ -125,7 +140,7 @@ async function attachOne(v3: V3, op: Op, [exp, key]: TtlLine): Promise<boolean> 
       await v3.txn([{ request_delete_range: { key } }]);
       return false;
     }
-    if (e instanceof V3Error && e.keyNotFound && exp - Date.now() < EARLY_MS) return false;
+    if (e instanceof V3Error && e.keyNotFound && exp - Date.now() < early) return false;
     if (e instanceof V3Error && e.keyNotFound) throw new StepError(`a key with ${Math.round((exp - Date.now()) / 1000)} s of TTL left is gone from the keyspace before its lease was attached (did an etcd run on this data dir outside the migration?)`);
     throw e;
   }

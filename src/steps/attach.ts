@@ -28,13 +28,16 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
   const file = pendingTtlsFile(ctx.dataDir);
   const pending = await readPendingTtls(file);
   const txn = txnLimits(v);
+  // The target etcd adds its election timeout to every lease when it becomes leader; the rollback's
+  // temporary etcd adds its own 0.1 s, which is left as it is.
+  const extendMs = s.then === 'target' ? ctx.targetElectionTimeoutMs : 0;
   const r = await withTempEtcd({
     bin: binPath(ctx.binDir, 'etcd', v), version: v, dataDir: ctx.dataDir, member: ctx.member, storage: 'etcd3',
     env: ctx.env, timeoutMs: ctx.stepTimeoutMs, flags: txn.flags,
-  }, (e) => withClient(e.endpoint, (c) => attachTtls(new V3(c, v), pending, txn.ops)));
+  }, (e) => withClient(e.endpoint, (c) => attachTtls(new V3(c, v), pending, { opsPerTxn: txn.ops, extendMs })));
   await removeFileDurably(file);
   return {
     detail: `after: ${formatChecksum(r.after)}; ${r.expired} keys expired since the conversion; ${r.after.ttlKeys} keys on ${r.leases} leases `
-      + `(granted ${seconds(Date.now() - r.grantedAt)} before the end of this step: a lease restarts in full when etcd starts)`,
+      + `(granted ${seconds(Date.now() - r.grantedAt)} before the end of this step, ${seconds(extendMs)} short: a lease restarts in full, plus the election timeout, when etcd becomes leader)`,
   };
 }

@@ -3,6 +3,9 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { dumpKeys, startEtcd, type KeyValue } from './etcd.ts';
 import { writeV2, type DataKey } from './k8sdata.ts';
+import { leaseExpiries } from './lease-ends.ts';
+
+export { leaseExpiries };
 
 /** Writes `keys` through the v2 API of etcd 3.3.25 into `dir` (version.txt 3.3.25/etcd2); returns each TTL key's expiry (ms). */
 export async function makeV2Data(dir: string, keys: readonly DataKey[], name: string): Promise<Map<string, number>> {
@@ -11,35 +14,6 @@ export async function makeV2Data(dir: string, keys: readonly DataKey[], name: st
   await m.stop();
   await fs.writeFile(path.join(dir, 'version.txt'), '3.3.25/etcd2');
   return expiries;
-}
-
-/**
- * When each lease (hex id) ends, in ms since the epoch, to within a few ms. etcd reports whole
- * seconds rounded down, so the moment the figure drops from n+1 to n, n+1 seconds are left: poll
- * every lease until its figure drops.
- */
-export async function leaseExpiries(endpoint: string, ids: Iterable<string>): Promise<Map<string, number>> {
-  const ask = async (id: string) => {
-    const r = await fetch(`${endpoint}/v3/lease/timetolive`, { method: 'POST', body: JSON.stringify({ ID: BigInt(`0x${id}`).toString() }) });
-    return Number(((await r.json()) as { TTL: string }).TTL);
-  };
-  const out = new Map<string, number>();
-  await Promise.all([...ids].map(async (id) => {
-    let prev = await ask(id);
-    let prevAt = Date.now();
-    for (;;) {
-      await new Promise((res) => setTimeout(res, 10));
-      const t0 = Date.now();
-      const n = await ask(id);
-      if (n !== prev) {
-        out.set(id, (prevAt + t0) / 2 + (n + 1) * 1000);
-        return;
-      }
-      prevAt = Date.now();
-      prev = n;
-    }
-  }));
-  return out;
 }
 
 export interface TtlCheck {

@@ -24,10 +24,12 @@ beforeAll(requireBinaries);
 
 const NAME = 'm1';
 const PENDING = '.etcd-migrate.pending-ttls';
+/** The etcd that serves the data next is the test's (helpers/etcd.ts: --election-timeout 100): the tool is told, as a pod's env would. */
+const NEXT_ETCD = { ETCD_ELECTION_TIMEOUT: '100' };
 
 /** Runs the entrypoint until `when` holds (checked every few ms), then SIGKILLs its process group (etcd too). */
 async function runUntil(args: string[], when: (stderr: string) => boolean | Promise<boolean>): Promise<{ killed: boolean; exitCode?: number; stderr: string }> {
-  const proc = execa(process.execPath, [ENTRY, ...args], { detached: true, reject: false, stdin: 'ignore', stdout: 'ignore', buffer: false });
+  const proc = execa(process.execPath, [ENTRY, ...args], { detached: true, reject: false, stdin: 'ignore', stdout: 'ignore', buffer: false, env: NEXT_ETCD });
   onCleanup(async () => { try { process.kill(-proc.pid!, 'SIGKILL'); } catch { /* gone */ } });
   let stderr = '';
   proc.stderr!.setEncoding('utf8');
@@ -95,7 +97,7 @@ describe('attach-ttls at the end of the chain', () => {
     console.log(`second run: ${second.killed ? 'killed' : 'completed'}; pending TTL file ${pendingLeft ? 'still there' : 'removed'}`);
 
     // 3. Completes.
-    const third = await runCli(args);
+    const third = await runCli(args, NEXT_ETCD);
     expect(third.exitCode, third.stderr).toBe(0);
     if (pendingLeft) expect(third.stderr).toMatch(/step 1\/1 done in [\d.]+ s: attach TTLs 3\.5\.30\/etcd3 -> 3\.5\.30\/etcd3: .*; \d+ keys on \d+ leases/);
     await expectTtlsKept(dir, keys, expiries, 'after two kills');
@@ -110,16 +112,45 @@ describe('attach-ttls at the end of the chain', () => {
     const bin = await fixtureBinDir({ 'etcd-3.5.30': `case "$*" in *--max-txn-ops*) if [ ! -e ${marker} ]; then touch ${marker}; echo "injected failure" >&2; exit 3; fi;; esac\nexec "$REAL" "$@"` });
     const args = ['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', bin, '--name', NAME, '--port', String(await freePort()), '--peer-port', String(await freePort())];
 
-    const failed = await runCli(args);
+    const failed = await runCli(args, NEXT_ETCD);
     expect(failed.exitCode, failed.stderr).toBe(1);
     expect(failed.stderr).toMatch(/step 4\/4 \(attach TTLs 3\.5\.30\/etcd3 -> 3\.5\.30\/etcd3: .*\) failed: etcd 3\.5\.30 exited before a write committed \(exit code 3\).*version\.txt says 3\.5\.30\/etcd3/s);
     expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.5.30/etcd3');
     await fs.access(path.join(dir, PENDING));
 
-    const again = await runCli(args);
+    const again = await runCli(args, NEXT_ETCD);
     expect(again.exitCode, again.stderr).toBe(0);
     expect(again.stderr).toMatch(/step 1\/1 done in [\d.]+ s: attach TTLs 3\.5\.30\/etcd3 -> 3\.5\.30\/etcd3/);
     await expectTtlsKept(dir, keys, expiries, 'after a failed attach');
+  }, 120_000);
+
+  it('as a pod sees it: the exec\'d target etcd, with etcd\'s default election timeout, serves every TTL within 2 s', async () => {
+    const dir = path.join(await tmpDir(), 'data');
+    const keys = k8sDataSet(1000);
+    const expiries = await makeV2Data(dir, keys, NAME);
+    const client = `http://127.0.0.1:${await freePort()}`;
+    const peer = `http://127.0.0.1:${await freePort()}`;
+    // etcd's own flags as a manifest gives them: no --election-timeout (1000 ms), which etcd adds to
+    // every lease when it becomes leader; the attach step grants that much less.
+    const pod = execa(process.execPath, [ENTRY, '--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', NAME,
+      '--port', String(await freePort()), '--peer-port', String(await freePort()), '--',
+      '--name', NAME, '--listen-client-urls', client, '--advertise-client-urls', client,
+      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `${NAME}=${peer}`], { reject: false, stdin: 'ignore', all: true });
+    onCleanup(async () => { pod.kill('SIGTERM'); await pod; });
+    for (let i = 0; (await etcdctl('3.5.30', client, ['endpoint', 'health'], { reject: false })).exitCode !== 0; i++) {
+      if (pod.exitCode !== null || i > 1500) throw new Error(`etcd did not serve: ${(await pod).all}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const { after, wrongLease, errors } = await checkTtls(client, keys, expiries);
+    expect(after).toHaveLength(keys.length);
+    expect(wrongLease).toEqual([]);
+    expect(errors).toHaveLength(expiries.size);
+    console.log(`exec'd etcd, default election timeout: TTL error from ${range(errors)}`);
+    expect(Math.max(...errors.map(Math.abs))).toBeLessThanOrEqual(2);
+    await expect(fs.access(path.join(dir, PENDING))).rejects.toThrow();
+    pod.kill('SIGTERM');
+    const r = await pod;
+    expect(String(r.all)).toMatch(/attach TTLs 3\.5\.30\/etcd3 -> 3\.5\.30\/etcd3: .*granted [\d.]+ s before the end of this step, 1\.00 s short/);
   }, 120_000);
 
   it('--dry-run shows the attach step for pending TTLs and changes nothing', async () => {
@@ -171,7 +202,7 @@ describe('attachTtls (on a running etcd 3.5.30)', () => {
     const t0 = Date.now();
     const { file, expected } = await converted(m.endpoint, keys, (k) => t0 + k.ttl! * 1000);
 
-    await expect(attachTtls(new Interrupted(m.endpoint, 3), await readPendingTtls(file), 10)).rejects.toThrow('killed');
+    await expect(attachTtls(new Interrupted(m.endpoint, 3), await readPendingTtls(file), { opsPerTxn: 10 })).rejects.toThrow('killed');
     const half = await dumpKeys('3.5.30', m.endpoint);
     const leasedBefore = half.filter((k) => k.lease !== '0').length;
     expect(leasedBefore).toBeGreaterThan(0);
@@ -180,7 +211,7 @@ describe('attachTtls (on a running etcd 3.5.30)', () => {
     // etcd restarts (every lease back to its full TTL), then the rerun.
     await m.stop();
     m = await startEtcd('3.5.30', dir, { name: NAME });
-    const r = await attachTtls(new V3(httpClient(m.endpoint), v), await readPendingTtls(file), 10);
+    const r = await attachTtls(new V3(httpClient(m.endpoint), v), await readPendingTtls(file), { opsPerTxn: 10 });
     expect(formatChecksum(r.after)).toBe(formatChecksum(expected));
     expect(r.expired).toBe(0);
     const after = await dumpKeys('3.5.30', m.endpoint);

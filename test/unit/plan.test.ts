@@ -11,7 +11,8 @@ const K8S_2025 = bundle('3.4.18', '3.5.21', '3.5.26', '3.6.4');
 
 /** A step as a short string: kind from -> to (+ the tool version where it differs). */
 const show = (s: Step): string => {
-  const extra = s.kind === 'v3-to-v2' ? ` read ${fmt(s.read)}` : s.kind === 'downgrade' ? ` snapshot ${fmt(s.snapshotWith)}` : '';
+  const extra = s.kind === 'v3-to-v2' ? ` read ${fmt(s.read)}` : s.kind === 'downgrade' ? ` snapshot ${fmt(s.snapshotWith)}`
+    : s.kind === 'attach-ttls' && s.then !== 'target' ? ` then ${s.then}` : '';
   return `${s.kind} ${fmtData(s.from)} -> ${fmtData(s.to)}${extra}`;
 };
 
@@ -70,9 +71,9 @@ const pending: typeof ok = [
   ['killed between the conversion and the upgrades: upgrades, then attach', '3.3.25/etcd3', '3.5.30/etcd3', HERE,
     ['upgrade 3.3.25/etcd3 -> 3.4.23/etcd3', 'upgrade 3.4.23/etcd3 -> 3.5.30/etcd3', 'attach-ttls 3.5.30/etcd3 -> 3.5.30/etcd3']],
   ['rollback reads leases: attach first, with the etcd that reads', '3.4.23/etcd3', '3.3.25/etcd2', HERE,
-    ['attach-ttls 3.4.23/etcd3 -> 3.4.23/etcd3', 'v3-to-v2 3.4.23/etcd3 -> 3.3.25/etcd2 read 3.4.23']],
+    ['attach-ttls 3.4.23/etcd3 -> 3.4.23/etcd3 then rollback', 'v3-to-v2 3.4.23/etcd3 -> 3.3.25/etcd2 read 3.4.23']],
   ['rollback from an unbundled patch: attach with the newest patch of that minor', '3.5.21/etcd3', '3.3.25/etcd2', HERE,
-    ['attach-ttls 3.5.21/etcd3 -> 3.5.30/etcd3', 'v3-to-v2 3.5.30/etcd3 -> 3.3.25/etcd2 read 3.5.30']],
+    ['attach-ttls 3.5.21/etcd3 -> 3.5.30/etcd3 then rollback', 'v3-to-v2 3.5.30/etcd3 -> 3.3.25/etcd2 read 3.5.30']],
   ['downgrade keeps every key and the pending file: attach last, with the target', '3.5.30/etcd3', '3.3.25/etcd3', HERE,
     ['downgrade 3.5.30/etcd3 -> 3.4.23/etcd3 snapshot 3.5.30', 'downgrade 3.4.23/etcd3 -> 3.3.25/etcd3 snapshot 3.4.23',
       'attach-ttls 3.3.25/etcd3 -> 3.3.25/etcd3']],
