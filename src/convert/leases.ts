@@ -39,8 +39,9 @@ export interface Attached {
   expected: Checksum;
   expired: number;
   leases: number;
-  /** When the leases were granted (ms since the epoch). */
+  /** When the leases were granted, and when the last key had its lease (ms since the epoch). */
   grantedAt: number;
+  attachedAt: number;
 }
 
 export async function attachTtls(v3: V3, pending: PendingTtls, o: AttachOptions = {}): Promise<Attached> {
@@ -117,6 +118,8 @@ export async function attachTtls(v3: V3, pending: PendingTtls, o: AttachOptions 
     });
   });
 
+  const attachedAt = Date.now();
+
   // 5. The keys with a lease are the pending keys (less the expired), each put with its lease
   // confirmed by etcd; keys and values are those checked in 2. (a put with ignore_value keeps the value).
   const l = withLease.digest();
@@ -124,7 +127,7 @@ export async function attachTtls(v3: V3, pending: PendingTtls, o: AttachOptions 
   const expected = want.digest();
   const mismatch = checksumMismatch(expected, after);
   if (mismatch) throw new StepError(`after attaching the TTLs the v3 keyspace does not match what the conversion left: ${mismatch}`);
-  return { after, expected, expired: gone, leases: leases.size, grantedAt: planned };
+  return { after, expected, expired: gone, leases: leases.size, grantedAt: planned, attachedAt };
 }
 
 /**

@@ -38,6 +38,7 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
   await removeFileDurably(file);
   return {
     detail: `after: ${formatChecksum(r.after)}; ${r.expired} keys expired since the conversion; ${r.after.ttlKeys} keys on ${r.leases} leases `
-      + `(granted ${seconds(Date.now() - r.grantedAt)} before the end of this step, ${seconds(extendMs)} short: a lease restarts in full, plus the election timeout, when etcd becomes leader)`,
+      + `(granted ${seconds(Date.now() - r.grantedAt)} before the end of this step, ${seconds(extendMs)} short: a lease restarts in full, plus the election timeout, when etcd becomes leader; `
+      + `attached in ${seconds(r.attachedAt - r.grantedAt)}, etcd stopped and the file removed in ${seconds(Date.now() - r.attachedAt)})`,
   };
 }
