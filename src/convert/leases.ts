@@ -1,6 +1,6 @@
 // The attach-ttls step's work, on the data as it is at the end of the chain: each key of the
-// pending TTL file gets a lease for what is left of its TTL, one lease per whole second left,
-// attached in batched transactions; keys whose expiry has passed go. Checked against the checksum
+// pending TTL file gets a lease for what will be left of its TTL when etcd next starts, one lease
+// per whole second, attached in batched transactions; keys whose expiry has passed go. Checked against the checksum
 // the conversion recorded: nothing lost, nothing changed, no TTL lost.
 //
 // A rerun after a crash repeats it all: a key attached before gets a new lease (the old one, left
@@ -17,10 +17,10 @@ import type { TtlLine } from './v2read.ts';
 /**
  * A key on a lease that an interrupted earlier attempt granted may be gone before its expiry: that
  * lease ended up to 1.5 s early (TTLs are rounded down to whole seconds, and by the seconds between
- * plan and grant), and `extendMs` more. A missing key due within this long counts as expired; any
- * other is a loss.
+ * plan and grant), and by the attach time it allowed for and `extendMs` more. A missing key due
+ * within this long counts as expired; any other is a loss.
  */
-const EARLY_MS = 2000;
+const EARLY_MS = 5000;
 
 export interface AttachOptions {
   /** Operations per transaction. */
@@ -42,6 +42,8 @@ export interface Attached {
   /** When the leases were granted, and when the last key had its lease (ms since the epoch). */
   grantedAt: number;
   attachedAt: number;
+  /** How long the attach was expected to take (the pass without leases); the TTLs allow for it. */
+  predictedMs: number;
 }
 
 export async function attachTtls(v3: V3, pending: PendingTtls, o: AttachOptions = {}): Promise<Attached> {
@@ -79,55 +81,62 @@ export async function attachTtls(v3: V3, pending: PendingTtls, o: AttachOptions 
     }
   }
 
-  // 3. One lease per whole second of TTL left (less what the next etcd adds), all granted now.
-  const planned = Date.now();
-  const ttlOf = (exp: number) => leaseTtl(exp, planned + extendMs);
-  const ttls = new Set<number>();
+  // Each pass below puts every key with a TTL again (ignore_value keeps its value), a transaction per
+  // batch; a key found gone meanwhile (its lease ran out) is dropped from the expected checksum.
   const live = (line: TtlLine) => !expired(line[0], cutoff) && !missing.has(line[1]);
+  const putAll = (leaseOf: (line: TtlLine) => string, done: (line: TtlLine) => void) => {
+    async function* ops(): AsyncGenerator<[Op, TtlLine]> {
+      for await (const line of pending.lines()) if (live(line)) yield [{ request_put: { key: line[1], lease: leaseOf(line), ignore_value: true } }, line];
+    }
+    return forEachConcurrent(batches(ops(), opsPerTxn), IN_FLIGHT, async (batch) => {
+      let ok = batch.map(() => true);
+      try {
+        await v3.txn(batch.map(([op]) => op));
+      } catch (e) {
+        if (!(e instanceof V3Error && (e.leaseNotFound || e.keyNotFound))) throw e;
+        ok = [];
+        for (const [op, line] of batch) ok.push(await attachOne(v3, op, line, early));
+      }
+      batch.forEach(([, line], i) => {
+        if (ok[i]) return done(line);
+        missing.add(line[1]);
+        drop(line);
+        converted.remove(Buffer.from(line[1], 'base64'), line[2], false);
+      });
+    });
+  };
+
+  // 3. The same puts without a lease, timed. A lease lives from the start of the next etcd on, so
+  // what its TTL must allow for is when this step ends, not when it is granted: the attach after
+  // the grant takes about as long as this pass (same keys, batches, etcd), and the TTLs are that
+  // much shorter. (It also takes every key off a lease an interrupted earlier attempt gave it.)
+  const t0 = Date.now();
+  await putAll(() => '0', () => {});
+  const predictedMs = Date.now() - t0;
+
+  // 4. One lease per whole second of TTL left at the predicted end, less what the next etcd adds.
+  const planned = Date.now();
+  const ttlOf = (exp: number) => leaseTtl(exp, planned + predictedMs + extendMs);
+  const ttls = new Set<number>();
   for await (const line of pending.lines()) if (live(line)) ttls.add(ttlOf(line[0]));
   const leases = new Map<number, string>();
   await forEachConcurrent([...ttls], IN_FLIGHT * 2, async (ttl) => {
     leases.set(ttl, await v3.grant(ttlAtGrant(ttl, planned, Date.now())));
   });
 
-  // 4. Attach, a transaction per batch; a key whose lease ran out meanwhile is deleted instead.
-  // Nothing slow comes after this: a lease lives on for as long as etcd is down after its grant
-  // (a start gives it its full TTL again), so the step ends as soon as the last key is attached.
+  // 5. Attach. Nothing slow comes after this: the step ends as soon as the last key has its lease.
   const withLease = new ChecksumBuilder();
-  async function* attachOps(): AsyncGenerator<[Op, TtlLine]> {
-    for await (const line of pending.lines()) {
-      if (live(line)) yield [{ request_put: { key: line[1], lease: leases.get(ttlOf(line[0]))!, ignore_value: true } }, line];
-    }
-  }
-  await forEachConcurrent(batches(attachOps(), opsPerTxn), IN_FLIGHT, async (batch) => {
-    let ok = batch.map(() => true);
-    try {
-      await v3.txn(batch.map(([op]) => op));
-    } catch (e) {
-      if (!(e instanceof V3Error && (e.leaseNotFound || e.keyNotFound))) throw e;
-      ok = [];
-      for (const [op, line] of batch) ok.push(await attachOne(v3, op, line, early));
-    }
-    batch.forEach(([, line], i) => {
-      const k = Buffer.from(line[1], 'base64');
-      if (ok[i]) withLease.add(k, '', true);
-      else {
-        drop(line);
-        converted.remove(k, line[2], false);
-      }
-    });
-  });
-
+  await putAll((line) => leases.get(ttlOf(line[0]))!, (line) => withLease.add(Buffer.from(line[1], 'base64'), '', true));
   const attachedAt = Date.now();
 
-  // 5. The keys with a lease are the pending keys (less the expired), each put with its lease
+  // 6. The keys with a lease are the pending keys (less the expired), each put with its lease
   // confirmed by etcd; keys and values are those checked in 2. (a put with ignore_value keeps the value).
   const l = withLease.digest();
   const after: Checksum = { ...converted.digest(), ttlKeys: l.ttlKeys, ttl: l.ttl };
   const expected = want.digest();
   const mismatch = checksumMismatch(expected, after);
   if (mismatch) throw new StepError(`after attaching the TTLs the v3 keyspace does not match what the conversion left: ${mismatch}`);
-  return { after, expected, expired: gone, leases: leases.size, grantedAt: planned, attachedAt };
+  return { after, expected, expired: gone, leases: leases.size, grantedAt: planned, attachedAt, predictedMs };
 }
 
 /**

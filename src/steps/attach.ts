@@ -39,6 +39,6 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
   return {
     detail: `after: ${formatChecksum(r.after)}; ${r.expired} keys expired since the conversion; ${r.after.ttlKeys} keys on ${r.leases} leases `
       + `(granted ${seconds(Date.now() - r.grantedAt)} before the end of this step, ${seconds(extendMs)} short: a lease restarts in full, plus the election timeout, when etcd becomes leader; `
-      + `attached in ${seconds(r.attachedAt - r.grantedAt)}, etcd stopped and the file removed in ${seconds(Date.now() - r.attachedAt)})`,
+      + `attached in ${seconds(r.attachedAt - r.grantedAt)}, ${seconds(r.predictedMs)} allowed for by a timed pass without leases; etcd stopped and the file removed in ${seconds(Date.now() - r.attachedAt)})`,
   };
 }
