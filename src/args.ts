@@ -19,6 +19,10 @@ const OPTIONS = {
   'ttl-keys-directory': { type: 'string', describe: 'accepted for compatibility; every TTL is kept [env TTL_KEYS_DIRECTORY]' },
   'etcd-server-extra-args': { type: 'string', describe: 'extra flags for every temporary etcd, split on whitespace [env ETCD_CREDS]' },
   'dry-run': { type: 'boolean', describe: 'print the plan; change nothing' },
+  'client-ca-file': { type: 'string', describe: 'CA that signed the server certificate in ETCD_CREDS (--cert-file): the temporary etcd then serves https [env CLIENT_CA_FILE]' },
+  'client-cert-file': { type: 'string', describe: 'client certificate for the temporary etcd when ETCD_CREDS has --client-cert-auth or --trusted-ca-file [env CLIENT_CERT_FILE]' },
+  'client-key-file': { type: 'string', describe: 'key of --client-cert-file [env CLIENT_KEY_FILE]' },
+  'step-timeout': { type: 'number', describe: 'seconds a temporary etcd may take to become ready [env STEP_TIMEOUT] (default 120; 600 in a cluster, whose members meet)' },
   'assume-current-version': { type: 'string', describe: 'x.y.z/etcdN that wrote a data dir lacking version.txt (checked against what the data records)' },
 } as const satisfies Record<string, Options>;
 
@@ -66,6 +70,10 @@ export function parseArgs(argv: readonly string[]): Flags {
     etcdServerExtraArgs: str(a.etcdServerExtraArgs),
     dryRun: a.dryRun as boolean | undefined,
     assumeCurrentVersion: str(a.assumeCurrentVersion),
+    clientCaFile: str(a.clientCaFile),
+    clientCertFile: str(a.clientCertFile),
+    clientKeyFile: str(a.clientKeyFile),
+    stepTimeout: num(a.stepTimeout, '--step-timeout'),
     etcdArgs,
     help: a.help === true || own.includes('--help') || own.includes('-h'),
   };

@@ -2,6 +2,7 @@
 // then runs the steps one by one, recording each in version.txt as it completes.
 import { promises as fs } from 'node:fs';
 import { checkTools, discoverBundled } from './bundle.ts';
+import { checkClusterPlan, clusterNote } from './cluster.ts';
 import { inspectDataDir, writeVersionFile, type DataDirState } from './datadir.ts';
 import { StepError, UsageError, isUserFacing } from './errors.ts';
 import { acquireLock, type Lock } from './lock.ts';
@@ -12,6 +13,7 @@ import { describe, plan, type Step } from './plan.ts';
 import { checkFreeSpace, checkPortsFree, checkWritable, fsUsageError } from './preflight.ts';
 import { runnerFor, type StepContext, type StepReport, type ToolNeed } from './steps/index.ts';
 import { readEvidence, describeEvidence } from './inspect/evidence.ts';
+import { loadClientTls, type ClientTls } from './etcd/tls.ts';
 import { fmt, fmtData, fmtMinor, type DataVersion, type Version } from './version.ts';
 import { newMemberDir, prepareWorkDir, recoverWorkDir, removeWorkDir, swapInNewMember } from './workdir.ts';
 
@@ -33,6 +35,7 @@ interface Prepared {
   state: DataDirState;
   current: DataVersion | undefined;
   steps: Step[];
+  clientTls?: ClientTls;
 }
 
 /**
@@ -76,6 +79,7 @@ async function prepare(opts: Options): Promise<Prepared> {
     throw new UsageError(`version.txt says ${fmtData(state.version)} but --assume-current-version says ${fmtData(opts.assumeCurrent)}; drop the flag (version.txt is the record) or fix version.txt`);
   }
   const steps = plan(current, opts.target, bundled);
+  checkClusterPlan(steps, opts.initialCluster, opts.target);
 
   const needs: ToolNeed[] = [];
   for (const s of steps) {
@@ -85,14 +89,15 @@ async function prepare(opts: Options): Promise<Prepared> {
   }
   if (opts.etcdArgs) needs.push({ tool: 'etcd', version: opts.target.version });
   await checkTools(opts.binDir, needs);
+  const clientTls = steps.length ? await loadClientTls(opts.clientTls) : undefined;
   if (!opts.dryRun && steps.length) {
     await checkPortsFree(opts);
     await checkFreeSpace(opts.dataDir, steps);
   }
-  return { state, current, steps };
+  return { state, current, steps, clientTls };
 }
 
-async function apply(opts: Options, rt: Runtime, { state, current, steps }: Prepared): Promise<Outcome> {
+async function apply(opts: Options, rt: Runtime, { state, current, steps, clientTls }: Prepared): Promise<Outcome> {
   if (!current) {
     const same = state.kind === 'empty' && state.version && fmtData(state.version) === fmtData(opts.target);
     try {
@@ -115,14 +120,18 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps }: Prep
       initialAdvertisePeerUrls: opts.initialAdvertisePeerUrls,
       port: opts.port,
       extraArgs: opts.extraArgs,
+      clientTls,
     },
     dataPrefix: opts.dataPrefix,
     ttlKeysDirectory: opts.ttlKeysDirectory,
     env: rt.env,
     log: rt.log,
-    stepTimeoutMs: rt.stepTimeoutMs ?? 120_000,
+    stepTimeoutMs: rt.stepTimeoutMs ?? opts.stepTimeoutMs,
+    target: opts.target,
     newMember: newMemberDir(opts.dataDir),
   };
+  const note = clusterNote(steps, opts.target.version, opts.initialCluster);
+  if (note) rt.log(note);
   const started = Date.now();
   let at = current;
   for (const [i, s] of steps.entries()) {
