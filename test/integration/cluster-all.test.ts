@@ -60,6 +60,38 @@ describe('a 3-member cluster, all members at once', () => {
       if (cv !== '3.5.0') await sleep(200);
     }
     expect(cv).toBe('3.5.0');
-    console.log(`all members 3.3.25 -> 3.5.30 with TLS: ${(took / 1000).toFixed(1)} s from the first entrypoint to all three serving 3.5.30\n${entries.map((e, i) => `m${i + 1}: ${e.output().split('\n').filter((l) => /step \d|migrated|exec etcd|waiting/.test(l)).join(' | ')}`).join('\n')}`);
+    console.log(`all members 3.3.25 -> 3.5.30 with TLS: ${(took / 1000).toFixed(1)} s from the first entrypoint to all three serving 3.5.30\n${summary(entries)}`);
   }, 240_000);
+
+  it('a member 16 s late: the others wait at 3.4 until it runs 3.4 too (no minor skipped), then all finish', async () => {
+    const root = await tmpDir();
+    const c = await planCluster(root, 3);
+    const old = c.nodes.map((m) => startMember('3.3.25', c, m));
+    await Promise.all(c.nodes.map((m, i) => waitServing(m.clientUrl, undefined, '3.3.25', 30_000, old[i])));
+    for (let i = 0; i < 10; i++) expect(await put(c.nodes[0]!.clientUrl, '3.3.25', undefined, `/registry/k${i}`, `v${i}`)).toBe(true);
+    const before = await range(c.nodes[0]!.clientUrl, '3.3.25', undefined, '/registry/');
+    for (const p of old) await p.stop();
+    for (const m of c.nodes) await fs.writeFile(path.join(m.dataDir, 'version.txt'), '3.3.25/etcd3');
+
+    const entries = [startEntrypoint(c, c.nodes[0]!, { target: '3.5.30' }), startEntrypoint(c, c.nodes[1]!, { target: '3.5.30' })];
+    await sleep(16_000);
+    // m1 and m2 have a quorum, and their writes commit, but the cluster version stays 3.3 without m3.
+    for (const e of entries) {
+      expect(e.output()).not.toContain('step 1/2 done');
+      expect(e.output()).toMatch(/etcd 3\.4\.23 waiting 1\d s: cluster version 3\.3, waiting for 3\.4/);
+    }
+    const late = Date.now();
+    entries.push(startEntrypoint(c, c.nodes[2]!, { target: '3.5.30' }));
+    await Promise.all(c.nodes.map((m, i) => waitServing(m.clientUrl, undefined, '3.5.30', 120_000, entries[i])));
+    for (const [i, m] of c.nodes.entries()) {
+      expect(entries[i]!.output()).toMatch(/step 2\/2 done/);
+      expect(await readVersionTxt(m)).toBe('3.5.30/etcd3');
+      expect(await range(m.clientUrl, '3.5.30', undefined, '/registry/')).toEqual(before);
+    }
+    console.log(`a member 16 s late: all three serving 3.5.30 ${((Date.now() - late) / 1000).toFixed(1)} s after it started\n${summary(entries)}`);
+  }, 180_000);
 });
+
+function summary(entries: Proc[]): string {
+  return entries.map((e, i) => `m${i + 1}: ${e.output().split('\n').filter((l) => /step \d|migrated|exec etcd|waiting|killed/.test(l)).join(' | ')}`).join('\n');
+}
