@@ -1,8 +1,15 @@
 # etcd-migrate: make demo (the main job on a sample data dir), make test (what CI runs).
 BIN_DIR ?= $(CURDIR)/.cache/etcd-bin
 export ETCD_BIN_DIR := $(BIN_DIR)
+# The image: built offline from the binaries of BIN_DIR (ETCD_SOURCE=local), or from the official
+# release tarballs (ETCD_SOURCE=release, needs the registry images and the network).
+IMAGE ?= localhost/etcd-migrate:dev
+ETCD_SOURCE ?= local
+# make rehearse DATA=<data dir> TARGET=<x.y.z> [STORAGE=etcd3|etcd2] [ENGINE=auto|podman|docker|none]
+STORAGE ?= etcd3
+ENGINE ?= auto
 
-.PHONY: all deps etcd-bin test unit demo typecheck clean
+.PHONY: all deps etcd-bin podman test unit demo typecheck image image-test rehearse clean
 all: test
 
 # npm packages, with the pinned Node 24 (node_modules/.bin/node).
@@ -15,7 +22,14 @@ deps: node_modules/.package-lock.json
 etcd-bin:
 	bash scripts/install-etcd.sh $(BIN_DIR)
 
-test: deps etcd-bin
+# Podman (with runc) from Debian's packages, to build and run the image; installed as root when missing.
+podman:
+	@command -v podman >/dev/null && command -v runc >/dev/null && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc >/dev/null; \
+	else echo "podman is not installed and this is not root: the image tests will be skipped (as root: apt-get install podman runc)"; fi
+
+# Everything, the image test included (it builds the image from this checkout).
+test: deps etcd-bin podman
 	npm test
 
 unit: deps
@@ -28,5 +42,18 @@ typecheck: deps
 demo: deps etcd-bin
 	bash scripts/demo.sh
 
+image: deps etcd-bin podman
+	IMAGE=$(IMAGE) ETCD_SOURCE=$(ETCD_SOURCE) bash image/build.sh
+
+image-test: deps etcd-bin podman
+	npx vitest run test/image
+
+# A rehearsal on a copy of DATA (never changed): in the image when podman has it, else the local binaries.
+rehearse: deps etcd-bin
+	@test -n "$(DATA)" && test -n "$(TARGET)" || { echo "usage: make rehearse DATA=<data dir> TARGET=<x.y.z> [STORAGE=etcd3|etcd2] [ENGINE=auto|podman|docker|none]" >&2; exit 2; }
+	@if [ "$(ENGINE)" != none ] && command -v podman >/dev/null; then $(MAKE) --no-print-directory image >/dev/null; fi
+	@eval "$$(bash scripts/podman-conf.sh)" && node_modules/.bin/node bin/etcd-migrate.js rehearse --data-dir "$(DATA)" \
+	  --target-version "$(TARGET)" --target-storage "$(STORAGE)" --engine "$(ENGINE)" --image "$(IMAGE)" --bin-dir "$(BIN_DIR)"
+
 clean:
-	rm -rf .cache/demo
+	rm -rf .cache/demo .cache/image .cache/podman

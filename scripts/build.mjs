@@ -6,10 +6,11 @@ import { fileURLToPath } from 'node:url';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-export async function bundle() {
+/** `outfile`: where the bundle goes (image/build.sh builds the image's own copy). */
+export async function bundle(outfile = path.join(repo, 'dist/etcd-migrate.mjs')) {
   await build({
     entryPoints: [path.join(repo, 'src/main.ts')],
-    outfile: path.join(repo, 'dist/etcd-migrate.mjs'),
+    outfile,
     bundle: true,
     platform: 'node',
     format: 'esm',
@@ -20,4 +21,4 @@ export async function bundle() {
   });
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) await bundle();
+if (process.argv[1] === fileURLToPath(import.meta.url)) await bundle(process.argv[2] && path.resolve(process.argv[2]));

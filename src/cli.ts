@@ -1,13 +1,18 @@
 // The entry: argv + env in, exit code out. The only module that ends the process.
 import os from 'node:os';
-import { parseArgs } from './args.ts';
+import { parseArgs, parseRehearseArgs } from './args.ts';
 import { isUserFacing } from './errors.ts';
 import { execTarget } from './exec.ts';
 import { stderrLog } from './log.ts';
 import { migrate } from './migrate.ts';
 import { resolveOptions } from './options.ts';
+import { rehearse } from './rehearse.ts';
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  if (argv[0] === 'rehearse') {
+    const rf = parseRehearseArgs(argv);
+    return rf.help ? 0 : rehearse(rf, env, { log: stderrLog, out: (t) => process.stdout.write(t) });
+  }
   const flags = parseArgs(argv);
   if (flags.help) return 0;
   const opts = resolveOptions(flags, env, { hostname: os.hostname() });

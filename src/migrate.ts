@@ -22,6 +22,8 @@ export interface Runtime {
   log: Log;
   /** How long a temporary etcd may take to commit a write. */
   stepTimeoutMs?: number;
+  /** Told after each step completes (rehearse reports each step's time). */
+  onStep?: (done: { index: number; step: Step; ms: number; detail?: string }) => void;
 }
 
 export interface Outcome {
@@ -147,6 +149,7 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
     at = s.to;
     const detail = report?.detail ? `; ${report.detail}` : '';
     rt.log(`step ${i + 1}/${steps.length} done in ${seconds(Date.now() - t0)}: ${describe(s)}${detail}; version.txt = ${fmtData(s.to)}`);
+    rt.onStep?.({ index: i, step: s, ms: Date.now() - t0, detail: report?.detail });
   }
   const updated = fmtData(at) !== fmtData(opts.target);
   if (updated) await writeVersionFile(opts.dataDir, opts.target);

@@ -1,7 +1,7 @@
 // A temporary etcd member on the hidden loopback port: start it, wait until a write commits, stop it.
 import { execa, type ResultPromise } from 'execa';
-import { ProcessError, StepError } from '../errors.ts';
-import { compareMinor, fmt, fmtMinor, type Storage, type Version } from '../version.ts';
+import { ProcessError } from '../errors.ts';
+import { compareMinor, fmt, type Storage, type Version } from '../version.ts';
 import { isCluster, memberNames } from '../cluster.ts';
 import { isJoined, probeWriteV2, probeWriteV3, versions } from './client.ts';
 import { childEnv } from './env.ts';
@@ -133,29 +133,24 @@ export class TempEtcd {
 
   /** SIGTERM, then SIGKILL after a grace period. etcd exits 143 on SIGTERM: a clean stop. */
   async stop(): Promise<void> {
-    if (!this.exited) {
-      const cluster = isCluster(this.opts.member.initialCluster);
-      const grace = cluster ? CLUSTER_STOP_GRACE_MS : STOP_GRACE_MS;
-      this.proc.kill('SIGTERM');
-      const timer = setTimeout(() => this.proc.kill('SIGKILL'), grace);
-      await this.done;
-      clearTimeout(timer);
-      const { code, signal } = this.exited!;
-      if (signal === 'SIGKILL' && cluster) {
-        this.opts.log?.(`  etcd ${fmt(this.opts.version)} was still shutting down ${grace / 1000} s after SIGTERM (leadership handed back by a peer stopping at the same moment) and was killed; its write-ahead log holds every committed entry`);
-        return;
-      }
-      if (signal === 'SIGKILL') throw this.failure(`etcd ${fmt(this.opts.version)} ignored SIGTERM for ${grace / 1000} s and was killed`);
-      if (!(code === 0 || code === 143 || signal === 'SIGTERM')) throw this.failure(`etcd ${fmt(this.opts.version)} did not stop cleanly`);
+    if (this.exited) throw this.failure(`etcd ${fmt(this.opts.version)} exited on its own`);
+    const cluster = isCluster(this.opts.member.initialCluster);
+    await this.kill();
+    const { code, signal } = this.exited!;
+    if (signal === 'SIGKILL' && cluster) {
+      this.opts.log?.(`  etcd ${fmt(this.opts.version)} was still shutting down ${CLUSTER_STOP_GRACE_MS / 1000} s after SIGTERM (leadership handed back by a peer stopping at the same moment) and was killed; its write-ahead log holds every committed entry`);
+      return;
     }
-    await this.done;
+    if (signal === 'SIGKILL') throw this.failure(`etcd ${fmt(this.opts.version)} ignored SIGTERM for ${STOP_GRACE_MS / 1000} s and was killed`);
+    if (!(code === 0 || code === 143 || signal === 'SIGTERM')) throw this.failure(`etcd ${fmt(this.opts.version)} did not stop cleanly`);
   }
 
-  /** Stops without judging how; for cleanup after another failure. */
+  /** Stops it without judging how: for cleanup after another failure. */
   async kill(): Promise<void> {
     if (!this.exited) {
       this.proc.kill('SIGTERM');
-      const timer = setTimeout(() => this.proc.kill('SIGKILL'), STOP_GRACE_MS);
+      const grace = isCluster(this.opts.member.initialCluster) ? CLUSTER_STOP_GRACE_MS : STOP_GRACE_MS;
+      const timer = setTimeout(() => this.proc.kill('SIGKILL'), grace);
       await this.done;
       clearTimeout(timer);
     }
@@ -204,5 +199,4 @@ export function clientUrl(m: MemberConfig): string {
   return `${m.clientTls ? 'https' : 'http'}://127.0.0.1:${m.port}`;
 }
 
-export { StepError };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
