@@ -9,7 +9,7 @@ import { tmpDir } from '../helpers/tmp.ts';
 
 beforeAll(requireBinaries);
 
-const MAX_PUTS = 4000;
+const MAX_PUTS = 20_000;
 const LOOP_MS = 150_000;
 const PAUSE_MS = 5;
 
