@@ -33,7 +33,9 @@ export function missing(e: Expectation, s: Seen): string | undefined {
   if (e.cluster && s.server !== fmt(e.version)) return `the hidden client port answers as etcd ${s.server || 'of no version'}, not ${fmt(e.version)}`;
   if (e.version.major >= 3 && (!s.cluster || compareMinor(s.cluster, e.clusterAtLeast) < 0)) {
     const cv = `cluster version ${s.cluster ? fmtMinor(s.cluster) : 'not decided'}`;
-    return e.cluster ? `${cv}, waiting for ${fmtMinor(e.clusterAtLeast)}, which etcd sets only once every member runs etcd ${fmtMinor(e.clusterAtLeast)} or newer` : cv;
+    return e.cluster
+      ? `${cv}, waiting for ${fmtMinor(e.clusterAtLeast)}, which etcd sets only once every member runs etcd ${fmtMinor(e.clusterAtLeast)} or newer (start the other members' entrypoints; a rolling upgrade moves one minor at a time)`
+      : cv;
   }
   if (e.cluster && s.joined === false) return `member ${e.cluster.name} is not yet listed with its client URL ${e.cluster.clientUrl}`;
   return undefined;
