@@ -22,7 +22,7 @@ export const OPTIONS = {
   'etcd-server-extra-args': { type: 'string', describe: 'extra flags for every temporary etcd, split on whitespace [env ETCD_CREDS]' },
   'dry-run': { type: 'boolean', describe: 'print the plan; change nothing' },
   'assume-current-version': { type: 'string', describe: 'x.y.z/etcdN that wrote a data dir lacking version.txt (checked against what the data records)' },
-  'backup-dir': { type: 'string', describe: 'where verified backups go before each step, never inside the data dir [env BACKUP_DIR] (default <data-dir>.backups)' },
+  'backup-dir': { type: 'string', describe: 'where the verified backup goes before a run\'s first step, never inside the data dir [env BACKUP_DIR] (default <data-dir>.backups)' },
   'keep-backups': { type: 'number', describe: 'how many backups of this data dir to keep [env KEEP_BACKUPS] (default 3)' },
   'backup-encryption-key-file': { type: 'string', describe: 'encrypt backups (AES-256-GCM) with the key in this file, 32+ random bytes [env BACKUP_ENCRYPTION_KEY_FILE]' },
   'initial-cluster-token': { type: 'string', describe: 'cluster token of members restored from a snapshot [env INITIAL_CLUSTER_TOKEN] (default: the one in the etcd flags, else etcd-cluster)' },

@@ -10,7 +10,7 @@ import { stopLeftoverEtcds } from './stale.ts';
 import { seconds, type Log } from './log.ts';
 import type { Options } from './options.ts';
 import { describe, plan, type Step } from './plan.ts';
-import { checkFreeSpace, checkPortsFree, checkWritable, fsUsageError } from './preflight.ts';
+import { checkPortsFree, checkWritable, fsUsageError } from './preflight.ts';
 import { runnerFor, type StepContext, type StepReport, type ToolNeed } from './steps/index.ts';
 import { readEvidence, describeEvidence } from './inspect/evidence.ts';
 import { fmt, fmtData, fmtMinor, type DataVersion, type Version } from './version.ts';
@@ -48,7 +48,7 @@ export async function migrate(opts: Options, rt: Runtime, keepLock = false): Pro
     const p = await prepare(opts);
     rt.log(`plan (dry run, nothing changed): ${origin(p)} -> ${fmtData(opts.target)}: ${p.steps.length ? `${p.steps.length} step(s)` : 'nothing to migrate'}`);
     p.steps.forEach((s, i) => rt.log(`  ${i + 1}. ${describe(s)}`));
-    if (p.steps.length) rt.log(`  before each step: ${BackupGuard.describePlan(opts)}`);
+    if (p.steps.length) rt.log(`  first: ${BackupGuard.describePlan(opts)}`);
     return { steps: p.steps, final: opts.target, changed: false };
   }
   // A data dir that exists is locked, and an interrupted swap finished, before it is read.
@@ -93,7 +93,6 @@ async function prepare(opts: Options, rt?: Runtime): Promise<Prepared> {
   await checkTools(opts.binDir, needs);
   if (!opts.dryRun && steps.length) {
     await checkPortsFree(opts);
-    await checkFreeSpace(opts.dataDir, steps);
   }
   // Backups: the key, the place and the free space for backups and steps, checked before any change.
   const backups = !opts.dryRun && steps.length ? await BackupGuard.prepare(opts, steps, rt?.log ?? (() => {})) : undefined;

@@ -49,7 +49,7 @@ export interface Options {
   /** What the data holds when it has no version.txt (--assume-current-version). */
   assumeCurrent: DataVersion | undefined;
   etcdArgs: string[] | undefined;
-  /** Where verified backups go before each step (never inside the data dir), and how many to keep. */
+  /** Where the verified backup goes before a run's first step (never inside the data dir), and how many to keep. */
   backupDir: string;
   keepBackups: number;
   backupKeyFile: string | undefined;
