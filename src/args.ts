@@ -5,7 +5,7 @@ import type { Flags } from './options.ts';
 import { ENGINE_CHOICES, type EngineChoice } from './container.ts';
 import { DEFAULT_IMAGE, type RehearseFlags } from './rehearse.ts';
 
-const OPTIONS = {
+export const OPTIONS = {
   'data-dir': { type: 'string', describe: 'etcd data directory [env DATA_DIRECTORY]' },
   'target-version': { type: 'string', describe: 'target etcd version x.y.z [env TARGET_VERSION]' },
   'target-storage': { type: 'string', describe: 'etcd2 or etcd3 [env TARGET_STORAGE] (default etcd3)' },
@@ -26,6 +26,10 @@ const OPTIONS = {
   'client-key-file': { type: 'string', describe: 'key of --client-cert-file [env CLIENT_KEY_FILE]' },
   'step-timeout': { type: 'number', describe: 'seconds a temporary etcd may take to become ready [env STEP_TIMEOUT] (default 120; 600 in a cluster, whose members meet)' },
   'assume-current-version': { type: 'string', describe: 'x.y.z/etcdN that wrote a data dir lacking version.txt (checked against what the data records)' },
+  'backup-dir': { type: 'string', describe: 'where the verified backup goes before a run\'s first step, never inside the data dir [env BACKUP_DIR] (default <data-dir>.backups)' },
+  'keep-backups': { type: 'number', describe: 'how many backups of this data dir to keep [env KEEP_BACKUPS] (default 3)' },
+  'backup-encryption-key-file': { type: 'string', describe: 'encrypt backups (AES-256-GCM) with the key in this file, 32+ random bytes [env BACKUP_ENCRYPTION_KEY_FILE]' },
+  'initial-cluster-token': { type: 'string', describe: 'cluster token of members restored from a snapshot [env INITIAL_CLUSTER_TOKEN] (default: the one in the etcd flags, else etcd-cluster)' },
 } as const satisfies Record<string, Options>;
 
 export function parseArgs(argv: readonly string[]): Flags {
@@ -34,7 +38,7 @@ export function parseArgs(argv: readonly string[]): Flags {
   const etcdArgs = dash === -1 ? undefined : argv.slice(dash + 1);
   const y = yargs(own)
     .scriptName('etcd-migrate')
-    .usage('$0 [options] [-- <etcd flags>]\n\nMigrates the etcd data dir to the target version and storage, one minor at a time, then execs the target etcd with the flags after --.')
+    .usage('$0 [options] [-- <etcd flags>]\n\nMigrates the etcd data dir to the target version and storage, one minor at a time, then execs the target etcd with the flags after --.\n\nOther commands: etcd-migrate backup --help, etcd-migrate restore --help, etcd-migrate rehearse --help.')
     .options(OPTIONS)
     .epilogue('Subcommands: etcd-migrate rehearse --help (a rehearsal of the migration on a copy of a data dir)')
     .parserConfiguration({ 'camel-case-expansion': true, 'duplicate-arguments-array': false, 'strip-aliased': true })
@@ -77,6 +81,10 @@ export function parseArgs(argv: readonly string[]): Flags {
     clientCertFile: str(a.clientCertFile),
     clientKeyFile: str(a.clientKeyFile),
     stepTimeout: num(a.stepTimeout, '--step-timeout'),
+    backupDir: str(a.backupDir),
+    keepBackups: num(a.keepBackups, '--keep-backups'),
+    backupEncryptionKeyFile: str(a.backupEncryptionKeyFile),
+    initialClusterToken: str(a.initialClusterToken),
     etcdArgs,
     help: a.help === true || own.includes('--help') || own.includes('-h'),
   };

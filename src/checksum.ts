@@ -21,22 +21,40 @@ export class ChecksumBuilder {
   private ttl = 0n;
 
   add(key: Uint8Array | string, value: Uint8Array | string, hasTtl: boolean): void {
-    const k = typeof key === 'string' ? Buffer.from(key) : key;
-    const h = crypto.createHash('sha256');
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(k.length);
-    h.update(len).update(k).update(typeof value === 'string' ? Buffer.from(value) : value);
-    this.keys++;
-    this.kv = (this.kv + h.digest().readBigUInt64BE(0)) & MASK;
+    this.addDigest(key, kvDigest(key, value), hasTtl);
+  }
+
+  /** Adds a key whose (key, value) digest was computed before (see kvDigest). */
+  addDigest(key: Uint8Array | string, kv: bigint, hasTtl: boolean): void {
+    this.change(key, kv, hasTtl, 1);
+  }
+
+  /** Takes out a key added before: one that expired meanwhile, for example. */
+  remove(key: Uint8Array | string, kv: bigint, hasTtl: boolean): void {
+    this.change(key, kv, hasTtl, -1);
+  }
+
+  private change(key: Uint8Array | string, kv: bigint, hasTtl: boolean, sign: 1 | -1): void {
+    this.keys += sign;
+    this.kv = (this.kv + BigInt(sign) * kv) & MASK;
     if (hasTtl) {
-      this.ttlKeys++;
-      this.ttl = (this.ttl + crypto.createHash('sha256').update(k).digest().readBigUInt64BE(0)) & MASK;
+      this.ttlKeys += sign;
+      const k = typeof key === 'string' ? Buffer.from(key) : key;
+      this.ttl = (this.ttl + BigInt(sign) * crypto.createHash('sha256').update(k).digest().readBigUInt64BE(0)) & MASK;
     }
   }
 
   digest(): Checksum {
     return { keys: this.keys, ttlKeys: this.ttlKeys, kv: hex(this.kv), ttl: hex(this.ttl) };
   }
+}
+
+/** What one key adds to the kv sum: the first 64 bits of sha256(len(key) || key || value). */
+export function kvDigest(key: Uint8Array | string, value: Uint8Array | string): bigint {
+  const k = typeof key === 'string' ? Buffer.from(key) : key;
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(k.length);
+  return crypto.createHash('sha256').update(len).update(k).update(typeof value === 'string' ? Buffer.from(value) : value).digest().readBigUInt64BE(0);
 }
 
 const hex = (n: bigint): string => n.toString(16).padStart(16, '0');

@@ -1,6 +1,8 @@
 // The entry: argv + env in, exit code out. The only module that ends the process.
 import os from 'node:os';
 import { parseArgs, parseRehearseArgs } from './args.ts';
+import { isCommand } from './commands/args.ts';
+import { runCommand } from './commands/index.ts';
 import { isUserFacing } from './errors.ts';
 import { execTarget } from './exec.ts';
 import { stderrLog } from './log.ts';
@@ -13,6 +15,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     const rf = parseRehearseArgs(argv);
     return rf.help ? 0 : rehearse(rf, env, { log: stderrLog, out: (t) => process.stdout.write(t) });
   }
+  if (isCommand(argv[0])) return runCommand(argv, { env, log: stderrLog, print: (l) => process.stdout.write(`${l}\n`), hostname: os.hostname() });
   const flags = parseArgs(argv);
   if (flags.help) return 0;
   const opts = resolveOptions(flags, env, { hostname: os.hostname() });
@@ -25,6 +28,15 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
 }
 
 export async function run(): Promise<never> {
+  // As a container's PID 1, Node gets no default action for SIGTERM: without these handlers a pod
+  // deleted mid-migration would wait out its grace period. Exiting stops the temporary etcd (execa
+  // kills its children on exit); version.txt and the swap journal make the rerun resume.
+  for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+    process.once(signal, () => {
+      stderrLog(`${signal}: stopping; the next run resumes from version.txt`);
+      process.exit(code);
+    });
+  }
   let code: number;
   try {
     code = await main(process.argv.slice(2), process.env);

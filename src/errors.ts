@@ -28,6 +28,19 @@ export class ProcessError extends StepError {
   }
 }
 
+/**
+ * A backup or snapshot file that fails its checks: wrong key, damaged, truncated, or not one of
+ * ours. Callers decide what it means: bad input for restore, a failed step for a migration.
+ */
+export class IntegrityError extends Error {
+  override readonly name = 'IntegrityError';
+  readonly reason: 'wrong-key' | 'damaged' | 'truncated' | 'format';
+  constructor(reason: IntegrityError['reason'], message: string) {
+    super(message);
+    this.reason = reason;
+  }
+}
+
 export function isUserFacing(e: unknown): e is UsageError | StepError {
   return e instanceof UsageError || e instanceof StepError;
 }

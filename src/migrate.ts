@@ -1,6 +1,7 @@
 // The executor. prepare() reads and checks everything the plan needs and changes nothing; apply()
 // then runs the steps one by one, recording each in version.txt as it completes.
 import { promises as fs } from 'node:fs';
+import { BackupGuard } from './backup/guard.ts';
 import { checkTools, discoverBundled } from './bundle.ts';
 import { checkClusterPlan, clusterNote } from './cluster.ts';
 import { inspectDataDir, writeVersionFile, type DataDirState } from './datadir.ts';
@@ -10,7 +11,7 @@ import { stopLeftoverEtcds } from './stale.ts';
 import { seconds, type Log } from './log.ts';
 import type { Options } from './options.ts';
 import { describe, plan, type Step } from './plan.ts';
-import { checkFreeSpace, checkPortsFree, checkWritable, fsUsageError } from './preflight.ts';
+import { checkPortsFree, checkWritable, fsUsageError } from './preflight.ts';
 import { runnerFor, type StepContext, type StepReport, type ToolNeed } from './steps/index.ts';
 import { readEvidence, describeEvidence } from './inspect/evidence.ts';
 import { loadClientTls, type ClientTls } from './etcd/tls.ts';
@@ -38,6 +39,7 @@ interface Prepared {
   current: DataVersion | undefined;
   steps: Step[];
   clientTls?: ClientTls;
+  backups?: BackupGuard;
 }
 
 /**
@@ -49,6 +51,7 @@ export async function migrate(opts: Options, rt: Runtime, keepLock = false): Pro
     const p = await prepare(opts);
     rt.log(`plan (dry run, nothing changed): ${origin(p)} -> ${fmtData(opts.target)}: ${p.steps.length ? `${p.steps.length} step(s)` : 'nothing to migrate'}`);
     p.steps.forEach((s, i) => rt.log(`  ${i + 1}. ${describe(s)}`));
+    if (p.steps.length) rt.log(`  first: ${BackupGuard.describePlan(opts)}`);
     return { steps: p.steps, final: opts.target, changed: false };
   }
   // A data dir that exists is locked, and an interrupted swap finished, before it is read.
@@ -63,7 +66,7 @@ export async function migrate(opts: Options, rt: Runtime, keepLock = false): Pro
       const recovered = await recoverWorkDir(opts.dataDir);
       if (recovered) rt.log(recovered);
     }
-    const outcome = await apply(opts, rt, await prepare(opts));
+    const outcome = await apply(opts, rt, await prepare(opts, rt));
     if (!keepLock) await lock?.release();
     return outcome;
   } catch (e) {
@@ -73,7 +76,7 @@ export async function migrate(opts: Options, rt: Runtime, keepLock = false): Pro
 }
 
 /** Everything that can be known and checked before a change: a UsageError here means nothing changed. */
-async function prepare(opts: Options): Promise<Prepared> {
+async function prepare(opts: Options, rt?: Runtime): Promise<Prepared> {
   const state = await inspectDataDir(opts.dataDir);
   const bundled = opts.bundled ?? (await discoverBundled(opts.binDir));
   const current = state.kind === 'unversioned' ? await assumedVersion(opts, bundled) : state.kind === 'data' ? state.version : undefined;
@@ -87,6 +90,7 @@ async function prepare(opts: Options): Promise<Prepared> {
   for (const s of steps) {
     const runner = runnerFor(s);
     if (!runner) throw new UsageError(`the plan needs a step this build cannot run yet: ${describe(s)}`);
+    runner.check?.(s, opts);
     needs.push(...runner.needs(s));
   }
   if (opts.etcdArgs) needs.push({ tool: 'etcd', version: opts.target.version });
@@ -94,12 +98,13 @@ async function prepare(opts: Options): Promise<Prepared> {
   const clientTls = steps.length ? await loadClientTls(opts.clientTls) : undefined;
   if (!opts.dryRun && steps.length) {
     await checkPortsFree(opts);
-    await checkFreeSpace(opts.dataDir, steps);
   }
-  return { state, current, steps, clientTls };
+  // Backups: the key, the place and the free space for backups and steps, checked before any change.
+  const backups = !opts.dryRun && steps.length ? await BackupGuard.prepare(opts, steps, rt?.log ?? (() => {})) : undefined;
+  return { state, current, steps, clientTls, backups };
 }
 
-async function apply(opts: Options, rt: Runtime, { state, current, steps, clientTls }: Prepared): Promise<Outcome> {
+async function apply(opts: Options, rt: Runtime, { state, current, steps, clientTls, backups }: Prepared): Promise<Outcome> {
   if (!current) {
     const same = state.kind === 'empty' && state.version && fmtData(state.version) === fmtData(opts.target);
     try {
@@ -123,6 +128,7 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
       port: opts.port,
       extraArgs: opts.extraArgs,
       clientTls,
+      initialClusterToken: opts.initialClusterToken,
     },
     dataPrefix: opts.dataPrefix,
     ttlKeysDirectory: opts.ttlKeysDirectory,
@@ -140,7 +146,7 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
     const t0 = Date.now();
     let report: StepReport | void;
     try {
-      report = await runStep(s, ctx);
+      report = await backups!.around(s, runnerFor(s)!.mode, () => runStep(s, ctx));
     } catch (e) {
       if (e instanceof UsageError && !(e instanceof StepError)) throw e;
       const why = isUserFacing(e) ? e.message : `${(e as Error).message}`;

@@ -1,4 +1,5 @@
 // Options: resolved flag -> environment variable -> default, by a pure function.
+import path from 'node:path';
 import { isCluster } from './cluster.ts';
 import { resolveClientTls, type ClientTlsFiles } from './etcd/tls.ts';
 import { UsageError } from './errors.ts';
@@ -27,6 +28,10 @@ export interface Flags {
   clientKeyFile?: string;
   /** Seconds a temporary etcd may take to become ready. */
   stepTimeout?: number;
+  backupDir?: string;
+  keepBackups?: number;
+  backupEncryptionKeyFile?: string;
+  initialClusterToken?: string;
   /** Flags for the target etcd, after `--`; undefined when there was no `--`. */
   etcdArgs?: string[];
   help?: boolean;
@@ -55,6 +60,12 @@ export interface Options {
   clientTls: ClientTlsFiles | undefined;
   /** How long a temporary etcd may take to become ready: longer in a cluster, whose members meet. */
   stepTimeoutMs: number;
+  /** Where the verified backup goes before a run's first step (never inside the data dir), and how many to keep. */
+  backupDir: string;
+  keepBackups: number;
+  backupKeyFile: string | undefined;
+  /** For restored members (downgrades, restore): flag, env, the etcd flags after --, ETCD_INITIAL_CLUSTER_TOKEN, etcd's default. */
+  initialClusterToken: string;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -69,6 +80,9 @@ export const DEFAULT_PEER_PORT = 2380;
 /** Seconds a lone member's temporary etcd may take; a cluster member's waits for its peers, which may start minutes apart. */
 export const DEFAULT_STEP_TIMEOUT_S = 120;
 export const DEFAULT_CLUSTER_STEP_TIMEOUT_S = 600;
+export const DEFAULT_KEEP_BACKUPS = 3;
+/** etcd's own default --initial-cluster-token. */
+export const DEFAULT_CLUSTER_TOKEN = 'etcd-cluster';
 
 /** The environment variables this tool reads (Kubernetes' etcd image used the same names). */
 export const ENV = {
@@ -86,10 +100,15 @@ export const ENV = {
   clientCaFile: 'CLIENT_CA_FILE',
   clientCertFile: 'CLIENT_CERT_FILE',
   clientKeyFile: 'CLIENT_KEY_FILE',
+  backupDir: 'BACKUP_DIR',
+  backupEncryptionKeyFile: 'BACKUP_ENCRYPTION_KEY_FILE',
+  initialClusterToken: 'INITIAL_CLUSTER_TOKEN',
 } as const;
 
 /** Read by hand: a number of seconds. */
 export const STEP_TIMEOUT_ENV = 'STEP_TIMEOUT';
+/** Read by hand: a number. */
+export const KEEP_BACKUPS_ENV = 'KEEP_BACKUPS';
 
 export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
   const pick = (key: keyof typeof ENV): { value: string; from: string } | undefined => {
@@ -153,6 +172,14 @@ export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
     }
   }
 
+  const backupDir = pick('backupDir')?.value ?? `${stripSlash(dataDir)}.backups`;
+  checkBackupDir(backupDir, dataDir);
+  const keepBackups = resolveKeep(flags.keepBackups, env[KEEP_BACKUPS_ENV]);
+  const initialClusterToken = pick('initialClusterToken')?.value
+    ?? (etcdArgs && flagValue(etcdArgs, 'initial-cluster-token'))
+    ?? (env.ETCD_INITIAL_CLUSTER_TOKEN || undefined)
+    ?? DEFAULT_CLUSTER_TOKEN;
+
   return {
     dataDir,
     target,
@@ -172,6 +199,10 @@ export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
     etcdArgs,
     clientTls,
     stepTimeoutMs,
+    backupDir,
+    keepBackups,
+    backupKeyFile: pick('backupEncryptionKeyFile')?.value,
+    initialClusterToken,
   };
 }
 
@@ -180,6 +211,21 @@ function resolveStepTimeout(flag: number | undefined, envValue: string | undefin
   const v = flag ?? (envValue !== undefined && envValue !== '' ? Number(envValue) : cluster ? DEFAULT_CLUSTER_STEP_TIMEOUT_S : DEFAULT_STEP_TIMEOUT_S);
   if (!Number.isFinite(v) || v <= 0) throw new UsageError(`${from} must be a number of seconds above 0 (got ${flag ?? envValue})`);
   return Math.round(v * 1000);
+}
+
+/** A backup inside the data dir would be copied into the next backup and lost with the dir. */
+export function checkBackupDir(backupDir: string, dataDir: string): void {
+  const rel = path.relative(path.resolve(dataDir), path.resolve(backupDir));
+  if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {
+    throw new UsageError(`the backup dir ${backupDir} is inside the data dir ${dataDir}; put it beside the data dir (the default is ${stripSlash(dataDir)}.backups) with --backup-dir or BACKUP_DIR`);
+  }
+}
+
+function resolveKeep(flag: number | undefined, envValue: string | undefined): number {
+  const from = flag !== undefined ? '--keep-backups' : KEEP_BACKUPS_ENV;
+  const v = flag ?? (envValue !== undefined && envValue !== '' ? Number(envValue) : DEFAULT_KEEP_BACKUPS);
+  if (!Number.isInteger(v) || v < 1) throw new UsageError(`${from} must be a whole number of backups to keep, 1 or more (got ${flag ?? envValue})`);
+  return v;
 }
 
 /** The value of `--name value`, `--name=value` or the single-dash forms in an etcd argument list. */

@@ -81,6 +81,11 @@ export async function recoverWorkDir(dataDir: string): Promise<string | undefine
   return undefined;
 }
 
+/** A swap whose journal is written but not finished: the next run completes it. */
+export async function swapPending(dataDir: string): Promise<boolean> {
+  return exists(path.join(workDir(dataDir), JOURNAL));
+}
+
 async function exists(p: string): Promise<boolean> {
   try {
     await fs.lstat(p);

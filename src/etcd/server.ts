@@ -19,6 +19,8 @@ export interface MemberConfig {
   extraArgs: readonly string[];
   /** Set when ETCD_CREDS gives a server certificate: the hidden port then serves https. */
   clientTls?: ClientTls;
+  /** For members restored from a snapshot; etcd's default when unset. */
+  initialClusterToken?: string;
 }
 
 export interface StartOptions {
@@ -35,6 +37,10 @@ export interface StartOptions {
   clusterAtLeast?: Version;
   /** Progress while a cluster member waits for its peers. */
   log?: (line: string) => void;
+  /** Also serve the v2 API (3.4+ need --enable-v2), e.g. to empty the v2 store after a conversion. */
+  v2?: boolean;
+  /** More etcd flags for this run (e.g. --snapshot-count=1), before the member's extra args. */
+  flags?: readonly string[];
 }
 
 const POLL_MS = 5;
@@ -176,6 +182,21 @@ export async function runTempEtcd(opts: StartOptions): Promise<void> {
   await etcd.stop();
 }
 
+/** Starts etcd, waits until a write commits, runs `fn` against it, then stops it (also when `fn` fails). */
+export async function withTempEtcd<T>(opts: StartOptions, fn: (etcd: TempEtcd) => Promise<T>): Promise<T> {
+  const etcd = new TempEtcd(opts);
+  let result: T;
+  try {
+    await etcd.waitReady();
+    result = await fn(etcd);
+  } catch (e) {
+    await etcd.kill();
+    throw e;
+  }
+  await etcd.stop();
+  return result;
+}
+
 export function etcdArgs(o: StartOptions): string[] {
   const m = o.member;
   const client = clientUrl(m);
@@ -191,8 +212,8 @@ export function etcdArgs(o: StartOptions): string[] {
   // A lone member elects itself after one election timeout: keep it short (etcd-facts: 0.07-0.1 s
   // instead of 0.3-0.8 s). A real cluster keeps etcd's defaults, since peers may be far apart.
   if (!m.initialCluster.includes(',')) args.push('--heartbeat-interval', '10', '--election-timeout', '100');
-  if (o.storage === 'etcd2' && compareMinor(o.version, { major: 3, minor: 4, patch: 0 }) >= 0) args.push('--enable-v2=true');
-  return [...args, ...m.extraArgs];
+  if ((o.storage === 'etcd2' || o.v2) && compareMinor(o.version, { major: 3, minor: 4, patch: 0 }) >= 0) args.push('--enable-v2=true');
+  return [...args, ...(o.flags ?? []), ...m.extraArgs];
 }
 
 /** The hidden client URL: https when ETCD_CREDS gives a server certificate. */

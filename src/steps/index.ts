@@ -1,7 +1,12 @@
 // The step runners, one module per kind. A kind without a runner is refused before anything changes.
 import type { Step, StepKind } from '../plan.ts';
 import type { StepContext, StepReport, ToolNeed } from './context.ts';
+import type { Options } from '../options.ts';
+import type { MemberSizes } from '../backup/space.ts';
+import * as downgrade from './downgrade.ts';
 import * as upgrade from './upgrade.ts';
+import * as v2tov3 from './v2tov3.ts';
+import * as v3tov2 from './v3tov2.ts';
 
 /**
  * mode 'in-place': runs etcd on the live data dir (an upgrade: etcd's own WAL keeps it safe, and a
@@ -12,6 +17,10 @@ export interface Runner<S extends Step> {
   mode: 'in-place' | 'rebuild';
   needs: (s: S) => ToolNeed[];
   run: (s: S, ctx: StepContext) => Promise<StepReport | void>;
+  /** Refuses (UsageError), before anything changes, what this runner cannot do. */
+  check?: (s: S, opts: Options) => void;
+  /** Scratch bytes it needs on the data dir's file system (default: backup/space.ts defaultScratch). */
+  space?: (s: S, sizes: MemberSizes) => number;
 }
 
 type Runners = { [K in StepKind]?: Runner<Extract<Step, { kind: K }>> };
@@ -19,6 +28,9 @@ type Runners = { [K in StepKind]?: Runner<Extract<Step, { kind: K }>> };
 const RUNNERS: Runners = {
   upgrade,
   patch: upgrade,
+  'v2-to-v3': v2tov3,
+  'v3-to-v2': v3tov2,
+  downgrade,
 };
 
 export function runnerFor<S extends Step>(s: S): Runner<S> | undefined {

@@ -27,3 +27,18 @@ describe('checksum', () => {
     expect(line).not.toContain('hunter2');
   });
 });
+
+describe('checksum remove', () => {
+  it('taking a key out gives the checksum of the data without it', async () => {
+    const { kvDigest } = await import('../../src/checksum.ts');
+    const b = new ChecksumBuilder();
+    b.add('/a', '1', false);
+    b.add('/b', '2', true);
+    b.addDigest('/c', kvDigest('/c', '3'), true);
+    b.remove('/b', kvDigest('/b', '2'), true);
+    const only = new ChecksumBuilder();
+    only.add('/a', '1', false);
+    only.add('/c', '3', true);
+    expect(b.digest()).toEqual(only.digest());
+  });
+});

@@ -1,0 +1,112 @@
+// The command lines of `etcd-migrate backup` and `etcd-migrate restore`. The default command (the
+// migration) is parsed by ../args.ts; these reuse its option descriptions where they mean the same.
+import yargs, { type Options } from 'yargs';
+import { OPTIONS } from '../args.ts';
+import { UsageError } from '../errors.ts';
+import type { Flags } from '../options.ts';
+
+export const COMMANDS = ['backup', 'restore'] as const;
+export type Command = (typeof COMMANDS)[number];
+
+export const isCommand = (word: string | undefined): word is Command => (COMMANDS as readonly string[]).includes(word ?? '');
+
+const TLS = {
+  'endpoints': { type: 'string', describe: 'snapshot this live etcd (one client URL) instead of an offline data dir' },
+  'cacert': { type: 'string', describe: 'CA bundle to verify the endpoint (TLS)' },
+  'cert': { type: 'string', describe: 'client certificate for the endpoint (TLS)' },
+  'key': { type: 'string', describe: 'client key for the endpoint (TLS)' },
+} as const satisfies Record<string, Options>;
+
+const TEMP_ETCD = {
+  'bin-dir': OPTIONS['bin-dir'],
+  'port': OPTIONS.port,
+  'peer-port': OPTIONS['peer-port'],
+  'etcd-server-extra-args': OPTIONS['etcd-server-extra-args'],
+  'backup-encryption-key-file': { type: 'string', describe: 'encrypt / decrypt with the key in this file (AES-256-GCM) [env BACKUP_ENCRYPTION_KEY_FILE]' },
+} as const satisfies Record<string, Options>;
+
+const BACKUP = {
+  ...TLS,
+  'data-dir': { type: 'string', describe: 'snapshot this offline data dir (no etcd may run on it) [env DATA_DIRECTORY]' },
+  ...TEMP_ETCD,
+} as const satisfies Record<string, Options>;
+
+const RESTORE = {
+  'data-dir': { type: 'string', describe: 'the data dir to create; missing or empty [env DATA_DIRECTORY]' },
+  'target-version': { type: 'string', describe: 'the etcd version x.y.z the data dir is for (its tool restores the snapshot) [env TARGET_VERSION]; a backup archive records its own' },
+  'name': OPTIONS.name,
+  'initial-cluster': OPTIONS['initial-cluster'],
+  'initial-advertise-peer-urls': OPTIONS['initial-advertise-peer-urls'],
+  'listen-peer-urls': OPTIONS['listen-peer-urls'],
+  'initial-cluster-token': OPTIONS['initial-cluster-token'],
+  'skip-hash-check': { type: 'boolean', describe: 'accept a raw copy of member/snap/db, which has no sha256 appended by etcd' },
+  ...TEMP_ETCD,
+} as const satisfies Record<string, Options>;
+
+export interface CommandFlags extends Flags {
+  command: Command;
+  /** backup: the file to write; restore: the file to read. */
+  file?: string;
+  endpoints?: string;
+  cacert?: string;
+  cert?: string;
+  key?: string;
+  skipHashCheck?: boolean;
+}
+
+export function parseCommand(argv: readonly string[]): CommandFlags {
+  const command = argv[0];
+  if (!isCommand(command)) throw new UsageError(`unknown command "${command}"`);
+  const options = command === 'backup' ? BACKUP : RESTORE;
+  const usage = command === 'backup'
+    ? '$0 backup <file> (--endpoints <url> [--cacert --cert --key] | --data-dir <dir>) [options]\n\nSaves an etcd snapshot of a live member or an offline data dir into <file>, verifies it, and prints its hash, revision, keys and size.'
+    : '$0 restore <file> --data-dir <empty dir> [--target-version x.y.z] [member flags] [options]\n\nRestores an etcd snapshot or an etcd-migrate backup (decrypting it when needed) into an empty data dir, checks it with the target etcd, and writes version.txt.';
+  const a = yargs(argv.slice(1))
+    .scriptName('etcd-migrate')
+    .usage(usage)
+    .options(options)
+    .parserConfiguration({ 'camel-case-expansion': true, 'duplicate-arguments-array': false, 'strip-aliased': true })
+    .version(false)
+    .help()
+    .exitProcess(false)
+    .fail((msg, err) => {
+      throw new UsageError(`${err?.message ?? msg}; see etcd-migrate ${command} --help`);
+    })
+    .parseSync();
+  const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  const known = new Set(['_', '$0', 'help', 'h', ...Object.keys(options)]);
+  const unknown = Object.keys(a).map(kebab).find((k) => !known.has(k));
+  if (unknown) throw new UsageError(`unknown flag --${unknown} for ${command}; see etcd-migrate ${command} --help`);
+  const help = a.help === true || argv.includes('--help') || argv.includes('-h');
+  if (a._.length > 1) throw new UsageError(`unexpected argument "${String(a._[1])}"; ${command} takes one file`);
+  const file = a._[0] === undefined ? undefined : String(a._[0]);
+  if (!file && !help) throw new UsageError(`${command} needs a file: etcd-migrate ${command} <file> ...; see etcd-migrate ${command} --help`);
+  const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : v === undefined ? undefined : String(v));
+  const num = (v: unknown, flag: string): number | undefined => {
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || Number.isNaN(v)) throw new UsageError(`${flag} needs a number`);
+    return v;
+  };
+  return {
+    command,
+    file,
+    help,
+    dataDir: str(a.dataDir),
+    targetVersion: str(a.targetVersion),
+    binDir: str(a.binDir),
+    name: str(a.name),
+    initialCluster: str(a.initialCluster),
+    listenPeerUrls: str(a.listenPeerUrls),
+    initialAdvertisePeerUrls: str(a.initialAdvertisePeerUrls),
+    initialClusterToken: str(a.initialClusterToken),
+    port: num(a.port, '--port'),
+    peerPort: num(a.peerPort, '--peer-port'),
+    etcdServerExtraArgs: str(a.etcdServerExtraArgs),
+    backupEncryptionKeyFile: str(a.backupEncryptionKeyFile),
+    endpoints: str(a.endpoints),
+    cacert: str(a.cacert),
+    cert: str(a.cert),
+    key: str(a.key),
+    skipHashCheck: a.skipHashCheck === true ? true : undefined,
+  };
+}

@@ -1,0 +1,85 @@
+// A streaming reader for a v2 directory listing (GET /v2/keys/<dir>): it hands out the child nodes
+// one at a time as the text arrives, so a directory of a million keys never sits in memory at once.
+// The answer is {"action":"get","node":{...,"nodes":[{child},{child},...]}}: the children are the
+// objects at depth 4 inside the array at depth 3. Pure: text in, child texts out.
+
+const QUOTE = 34;
+const BACKSLASH = 92;
+const OPEN_OBJ = 123;
+const CLOSE_OBJ = 125;
+const OPEN_ARR = 91;
+const CLOSE_ARR = 93;
+
+export class ChildNodeScanner {
+  private buf = '';
+  private pos = 0;
+  /** Open containers, outermost first (their opening character codes). */
+  private readonly stack: number[] = [];
+  /** Start of the child object being read, or -1. */
+  private start = -1;
+  /** Start of the string being read, or -1. */
+  private strStart = -1;
+
+  /** Feeds a chunk; returns the JSON texts of the child nodes it completed. */
+  push(chunk: string): string[] {
+    const out: string[] = [];
+    this.buf += chunk;
+    const buf = this.buf;
+    let pos = this.pos;
+    while (pos < buf.length) {
+      if (this.strStart >= 0) {
+        const q = buf.indexOf('"', pos);
+        if (q < 0) {
+          pos = buf.length;
+          break;
+        }
+        pos = q + 1;
+        if (!escaped(buf, q)) this.strStart = -1;
+        continue;
+      }
+      const c = buf.charCodeAt(pos);
+      if (c === QUOTE) this.strStart = pos;
+      else if (c === OPEN_OBJ || c === OPEN_ARR) {
+        this.stack.push(c);
+        if (this.stack.length === 4 && c === OPEN_OBJ && this.stack[2] === OPEN_ARR) this.start = pos;
+      } else if (c === CLOSE_OBJ || c === CLOSE_ARR) {
+        if (this.stack.length === 4 && this.start >= 0) {
+          out.push(buf.slice(this.start, pos + 1));
+          this.start = -1;
+        }
+        this.stack.pop();
+      }
+      pos++;
+    }
+    // Keep only what is still needed: the open child, or the open string (for its escapes).
+    const keep = this.start >= 0 ? this.start : this.strStart >= 0 ? this.strStart : pos;
+    this.buf = buf.slice(keep);
+    this.pos = pos - keep;
+    if (this.start >= 0) this.start -= keep;
+    if (this.strStart >= 0) this.strStart -= keep;
+    return out;
+  }
+
+  /** True when the text so far closed every container it opened. */
+  get complete(): boolean {
+    return this.stack.length === 0 && this.strStart < 0;
+  }
+}
+
+/** Is the quote at q escaped, i.e. preceded by an odd number of backslashes? */
+function escaped(buf: string, q: number): boolean {
+  let n = 0;
+  for (let i = q - 1; i >= 0 && buf.charCodeAt(i) === BACKSLASH; i--) n++;
+  return n % 2 === 1;
+}
+
+/** A v2 node as the API gives it (the fields used here). */
+export interface V2Node {
+  key: string;
+  dir?: boolean;
+  value?: string;
+  /** Absolute expiry time (RFC 3339, nanoseconds) of a key with a TTL. */
+  expiration?: string;
+  ttl?: number;
+  modifiedIndex: number;
+}

@@ -1,0 +1,140 @@
+// Issue 5: the verified backup before a run's first step, with the real binaries: restored after a failed
+// in-place step, retention, encryption, where backups may go, and the free-space preflight.
+import { execa } from 'execa';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { backupId } from '../../../src/backup/retention.ts';
+import { runCli, treeSnapshot } from '../../helpers/cli.ts';
+import { fixtureBinDir, makeHistoryData, modeOf, served } from '../../helpers/fixtures.ts';
+import { BIN_DIR, requireBinaries } from '../../helpers/env.ts';
+import { freePort, onCleanup, tmpDir } from '../../helpers/tmp.ts';
+
+beforeAll(requireBinaries);
+
+const NAME = 'm1';
+
+async function cli(dir: string, target: string, extra: string[] = [], binDir = BIN_DIR) {
+  return runCli(['--data-dir', dir, '--target-version', target, '--bin-dir', binDir, '--name', NAME,
+    '--port', String(await freePort()), '--peer-port', String(await freePort()), ...extra]);
+}
+
+describe('the backup before a run\'s first step', () => {
+  it('a step that fails after etcd ran on the live data is undone from the backup', async () => {
+    const dir = path.join(await tmpDir(), 'data');
+    const data = await makeHistoryData('3.3.25', dir, NAME);
+    const before = await treeSnapshot(dir);
+    // etcd 3.4.23 runs for real (it records cluster version 3.4 in the data), but fails to stop cleanly.
+    const bin = await fixtureBinDir({ 'etcd-3.4.23': '"$REAL" "$@" &\npid=$!\ntrap \'kill -TERM $pid; wait $pid; exit 1\' TERM\nwait $pid' });
+    const r = await cli(dir, '3.4.23', [], bin);
+    expect(r.exitCode, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/etcd 3\.4\.23 did not stop cleanly/);
+    expect(r.stderr).toMatch(/the step failed after etcd ran on the live data; restoring .*\.backup/);
+    expect(r.stderr).toContain("restored the data dir from the backup taken before this run's first step: it is as it was then (version.txt = 3.3.25/etcd3)");
+    expect(await treeSnapshot(dir)).toEqual(before);
+    // 3.3.25 still runs it, which it would refuse had the 3.4 cluster version stayed.
+    expect((await served('3.3.25', dir, NAME)).keys).toEqual(data.keys);
+  });
+
+  it('one backup covers a run of several steps; a failure in the second step puts back the data from before the first', async () => {
+    const dir = path.join(await tmpDir(), 'data');
+    const data = await makeHistoryData('3.3.25', dir, NAME);
+    const before = await treeSnapshot(dir);
+    const bin = await fixtureBinDir({ 'etcd-3.5.30': '"$REAL" "$@" &\npid=$!\ntrap \'kill -TERM $pid; wait $pid; exit 1\' TERM\nwait $pid' });
+    const r = await cli(dir, '3.5.30', [], bin);
+    expect(r.exitCode, r.stderr).toBe(1);
+    expect(r.stderr.match(/backup of /g)).toHaveLength(1);
+    expect(r.stderr).toMatch(/step 1\/2 done .* version\.txt = 3\.4\.23\/etcd3/);
+    expect(r.stderr).toContain("restored the data dir from the backup taken before this run's first step: it is as it was then (version.txt = 3.3.25/etcd3)");
+    expect(await treeSnapshot(dir)).toEqual(before);
+    expect((await served('3.3.25', dir, NAME)).keys).toEqual(data.keys);
+  });
+
+  it('retention keeps the newest N of this data dir and touches nothing else', async () => {
+    const root = await tmpDir();
+    const dir = path.join(root, 'data');
+    await makeHistoryData('3.4.23', dir, NAME);
+    const backups = path.join(root, 'backups');
+    await fs.mkdir(backups, { mode: 0o700 });
+    const id = backupId(await fs.realpath(dir));
+    const old = ['20200101T000000000Z', '20210101T000000000Z', '20220101T000000000Z'].map((s) => `${id}-${s}-3.4.23-etcd3.backup`);
+    const others = ['other-0123abcd-20200101T000000000Z-3.4.23-etcd3.backup', 'notes.txt'];
+    for (const n of [...old, ...others, `${id}-20230101T000000000Z-3.4.23-etcd3.backup.part`]) await fs.writeFile(path.join(backups, n), 'x');
+
+    const r = await cli(dir, '3.5.30', ['--backup-dir', backups, '--keep-backups', '2']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/removed 3 older backup\(s\), keeping 2/);
+    const left = (await fs.readdir(backups)).sort();
+    const made = left.filter((n) => n.startsWith(id) && !old.includes(n));
+    expect(made).toHaveLength(1);
+    expect(made[0]).toMatch(/-3\.4\.23-etcd3\.backup$/);
+    expect(left).toEqual([...others, old[2]!, made[0]!].sort());
+  });
+
+  it('encrypts backups with the key file; restore needs that key and gives back the member dir byte for byte', async () => {
+    const root = await tmpDir();
+    const dir = path.join(root, 'data');
+    await makeHistoryData('3.5.30', dir, NAME);
+    const member = await treeSnapshot(path.join(dir, 'member'));
+    const key = path.join(root, 'key');
+    await fs.writeFile(key, `${'k'.repeat(20)}${Math.random().toString(36)}${'q'.repeat(20)}\n`, { mode: 0o600 });
+    const r = await cli(dir, '3.4.23', ['--backup-encryption-key-file', key]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const [file] = await fs.readdir(`${dir}.backups`);
+    expect(file).toMatch(/-3\.5\.30-etcd3\.backup\.enc$/);
+    const backup = path.join(`${dir}.backups`, file!);
+    const bytes = await fs.readFile(backup);
+    expect(bytes.subarray(0, 6).toString()).toBe('EMENC\0');
+    expect(bytes.includes(Buffer.from('etcd-migrate archive'))).toBe(false);
+
+    const wrong = path.join(root, 'wrong');
+    await fs.writeFile(wrong, 'w'.repeat(44));
+    const target = path.join(root, 'restored');
+    const bad = await runCli(['restore', backup, '--data-dir', target, '--backup-encryption-key-file', wrong]);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toMatch(/error: .*does not match this file \(wrong key file\); nothing was changed/);
+    await expect(fs.stat(target)).rejects.toThrow(/ENOENT/);
+    const none = await runCli(['restore', backup, '--data-dir', target]);
+    expect(none.exitCode).toBe(2);
+    expect(none.stderr).toMatch(/is encrypted; pass --backup-encryption-key-file/);
+
+    const good = await runCli(['restore', backup, '--data-dir', target, '--backup-encryption-key-file', key]);
+    expect(good.exitCode, good.stderr).toBe(0);
+    expect(good.stdout).toContain('version.txt: 3.5.30/etcd3');
+    expect(await fs.readFile(path.join(target, 'version.txt'), 'utf8')).toBe('3.5.30/etcd3');
+    expect(await treeSnapshot(path.join(target, 'member'))).toEqual(member);
+    expect(await fs.readdir(target)).toEqual(['member', 'version.txt']);
+  });
+
+  it('refuses a backup dir inside the data dir, also through a symlink, before any change', async () => {
+    const root = await tmpDir();
+    const dir = path.join(root, 'data');
+    await makeHistoryData('3.4.23', dir, NAME);
+    await fs.symlink(path.join(dir, 'member'), path.join(root, 'sneaky'));
+    const before = await treeSnapshot(dir);
+    for (const b of [path.join(dir, 'backups'), path.join(root, 'sneaky', 'backups')]) {
+      const r = await cli(dir, '3.5.30', ['--backup-dir', b]);
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr).toMatch(/error: the backup dir .* is inside the data dir/);
+    }
+    expect(await treeSnapshot(dir)).toEqual(before);
+  });
+
+  it('refuses before any change when the backup dir cannot hold the backup', async (ctx) => {
+    const root = await tmpDir();
+    const small = path.join(root, 'small');
+    await fs.mkdir(small);
+    // A 16 MiB file system: too small for a member dir of ~77 MiB (its WAL is preallocated).
+    const m = await execa('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', small], { reject: false });
+    if (m.exitCode !== 0) ctx.skip(`needs a small file system; mounting a tmpfs is not permitted here (${m.stderr.trim()})`);
+    onCleanup(async () => { await execa('umount', [small], { reject: false }); });
+    const dir = path.join(root, 'data');
+    await makeHistoryData('3.5.30', dir, NAME);
+    const before = await treeSnapshot(dir);
+    const r = await cli(dir, '3.4.23', ['--backup-dir', path.join(small, 'b')]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/error: not enough free space for step 1 \(downgrade .*\): its backup in .*small\/b needs up to [\d.]+ MiB, [\d.]+ MiB is free/);
+    expect(await treeSnapshot(dir)).toEqual(before);
+    expect(await fs.readdir(small)).toEqual([]);
+  });
+});

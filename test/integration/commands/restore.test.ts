@@ -1,0 +1,107 @@
+// `etcd-migrate restore` with the real binaries: a snapshot into an empty data dir with the member
+// flags, checked by starting etcd; a damaged, truncated or wrongly keyed file changes nothing.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { runCli, treeSnapshot } from '../../helpers/cli.ts';
+import { makeHistoryData, served } from '../../helpers/fixtures.ts';
+import { BIN_DIR, requireBinaries } from '../../helpers/env.ts';
+import { freePort, tmpDir } from '../../helpers/tmp.ts';
+
+beforeAll(requireBinaries);
+
+const NAME = 'm1';
+
+/** A 3.5.30 data dir and a verified snapshot of it (plain, and encrypted with `key`). */
+async function snapshotOf(root: string) {
+  const dir = path.join(root, 'data');
+  const data = await makeHistoryData('3.5.30', dir, NAME);
+  const key = path.join(root, 'key');
+  await fs.writeFile(key, 'k'.repeat(48));
+  const ports = ['--port', String(await freePort()), '--peer-port', String(await freePort())];
+  for (const [file, extra] of [['snap.db', []], ['snap.enc', ['--backup-encryption-key-file', key]]] as const) {
+    const r = await runCli(['backup', path.join(root, file), '--data-dir', dir, '--bin-dir', BIN_DIR, ...ports, ...extra]);
+    expect(r.exitCode, r.stderr).toBe(0);
+  }
+  return { data, snap: path.join(root, 'snap.db'), enc: path.join(root, 'snap.enc'), key };
+}
+
+describe('etcd-migrate restore', () => {
+  it('restores a snapshot (plain or encrypted) for an older minor, with the member flags, and writes version.txt', async () => {
+    const root = await tmpDir();
+    const { data, snap, enc, key } = await snapshotOf(root);
+    const peer = `http://127.0.0.1:${await freePort()}`;
+    for (const [file, extra] of [[snap, []], [enc, ['--backup-encryption-key-file', key]]] as const) {
+      const target = path.join(root, `restored-${path.basename(file)}`);
+      await fs.mkdir(path.join(target, 'lost+found'), { recursive: true }); // an empty volume
+      const r = await runCli(['restore', file, '--data-dir', target, '--target-version', '3.4.23', '--bin-dir', BIN_DIR,
+        '--name', 'm2', '--initial-cluster', `m2=${peer}`, '--initial-advertise-peer-urls', peer, '--initial-cluster-token', 'tok-1',
+        '--port', String(await freePort()), '--peer-port', String(await freePort()), ...extra]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stdout).toContain(`keys: ${data.keys.length}`);
+      expect(r.stdout).toContain(`revision: ${data.revision}`);
+      expect(await fs.readFile(path.join(target, 'version.txt'), 'utf8')).toBe('3.4.23/etcd3');
+      expect((await fs.readdir(target)).sort()).toEqual(['lost+found', 'member', 'version.txt']);
+      const after = await served('3.4.23', target, 'm2');
+      expect(after.keys).toEqual(data.keys);
+      expect(after.revision).toBe(data.revision);
+      expect(after.members).toMatch(new RegExp(`, m2, ${peer}, `));
+    }
+  });
+
+  it('refuses a damaged or truncated snapshot, a wrong key, a non-empty dir, and changes nothing', async () => {
+    const root = await tmpDir();
+    const { snap, enc, key } = await snapshotOf(root);
+    const good = await fs.readFile(snap);
+    const flipped = Buffer.from(good);
+    flipped[Math.floor(good.length / 2)]! ^= 0x01;
+    await fs.writeFile(path.join(root, 'flipped.db'), flipped);
+    await fs.writeFile(path.join(root, 'cut.db'), good.subarray(0, good.length - 1000));
+    const sealed = await fs.readFile(enc);
+    await fs.writeFile(path.join(root, 'cut.enc'), sealed.subarray(0, sealed.length - 10));
+    const wrong = path.join(root, 'wrong');
+    await fs.writeFile(wrong, 'w'.repeat(48));
+    const empty = path.join(root, 'empty');
+    await fs.mkdir(empty);
+    const base = ['--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--port', String(await freePort()), '--peer-port', String(await freePort())];
+    const cases: Array<[string, string[], RegExp]> = [
+      [path.join(root, 'flipped.db'), [], /damaged or truncated: its content does not match the sha256 etcd appended/],
+      [path.join(root, 'cut.db'), [], /damaged or truncated/],
+      [path.join(root, 'cut.enc'), ['--backup-encryption-key-file', key], /encrypted file is damaged or truncated/],
+      [enc, ['--backup-encryption-key-file', wrong], /wrong key file/],
+      [path.join(root, 'key'), [], /neither an etcd snapshot nor an etcd-migrate backup/],
+    ];
+    for (const target of [empty, path.join(root, 'missing')]) {
+      for (const [file, extra, message] of cases) {
+        const r = await runCli(['restore', file, '--data-dir', target, ...base, ...extra]);
+        expect(r.exitCode, r.stderr).toBe(2);
+        expect(r.stderr).toMatch(message);
+      }
+    }
+    expect(await fs.readdir(empty)).toEqual([]);
+    await expect(fs.stat(path.join(root, 'missing'))).rejects.toThrow(/ENOENT/);
+
+    const dir = path.join(root, 'data');
+    const before = await treeSnapshot(dir);
+    const busy = await runCli(['restore', snap, '--data-dir', dir, ...base]);
+    expect(busy.exitCode).toBe(2);
+    expect(busy.stderr).toMatch(/already holds data; restore only fills a missing or empty data dir/);
+    expect(await treeSnapshot(dir)).toEqual(before);
+  });
+
+  it('restores a raw copy of member/snap/db only with --skip-hash-check', async () => {
+    const root = await tmpDir();
+    const dir = path.join(root, 'data');
+    const data = await makeHistoryData('3.5.30', dir, NAME);
+    const raw = path.join(root, 'db');
+    await fs.copyFile(path.join(dir, 'member/snap/db'), raw);
+    const base = ['--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', NAME, '--port', String(await freePort()), '--peer-port', String(await freePort())];
+    const target = path.join(root, 'restored');
+    const no = await runCli(['restore', raw, '--data-dir', target, ...base]);
+    expect(no.exitCode).toBe(2);
+    expect(no.stderr).toMatch(/restore one with --skip-hash-check/);
+    const yes = await runCli(['restore', raw, '--data-dir', target, ...base, '--skip-hash-check']);
+    expect(yes.exitCode, yes.stderr).toBe(0);
+    expect((await served('3.5.30', target, NAME)).keys).toEqual(data.keys);
+  });
+});

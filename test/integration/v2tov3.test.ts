@@ -1,0 +1,134 @@
+// Issue 3: etcd2 storage (3.3.25, written through the v2 API) -> 3.5.30/etcd3 with every TTL kept.
+import { execa } from 'execa';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { BIN_DIR, requireBinaries } from '../helpers/env.ts';
+import { dumpKeys, etcdctl, startEtcd } from '../helpers/etcd.ts';
+import { EMPTY_DIRS, k8sDataSet, writeV2, type DataKey } from '../helpers/k8sdata.ts';
+import { runCli, treeSnapshot } from '../helpers/cli.ts';
+import { freePort, tmpDir } from '../helpers/tmp.ts';
+
+beforeAll(requireBinaries);
+
+const NAME = 'm1';
+const KEYS = 10_000;
+
+async function makeV2Data(dir: string, keys: readonly DataKey[]): Promise<Map<string, number>> {
+  const m = await startEtcd('3.3.25', dir, { name: NAME });
+  const expiries = await writeV2(m.endpoint, keys);
+  await m.stop();
+  await fs.writeFile(path.join(dir, 'version.txt'), '3.3.25/etcd2');
+  return expiries;
+}
+
+/** Every v2 directory the data set makes: each key's ancestors and the empty ones. */
+function v2Dirs(keys: readonly DataKey[]): number {
+  const dirs = new Set<string>();
+  for (const p of [...keys.map((k) => path.posix.dirname(k.key)), ...EMPTY_DIRS]) {
+    for (let d = p; d !== '/'; d = path.posix.dirname(d)) dirs.add(d);
+  }
+  return dirs.size;
+}
+
+async function cli(dir: string, target: string) {
+  return runCli(['--data-dir', dir, '--target-version', target, '--bin-dir', BIN_DIR, '--name', NAME,
+    '--port', String(await freePort()), '--peer-port', String(await freePort())]);
+}
+
+/**
+ * When each lease (hex id) ends, in ms since the epoch, to within a few ms. etcd reports whole
+ * seconds rounded down, so the moment the figure drops from n+1 to n, n+1 seconds are left: poll
+ * every lease until its figure drops.
+ */
+async function leaseExpiries(endpoint: string, ids: Iterable<string>): Promise<Map<string, number>> {
+  const ask = async (id: string) => {
+    const r = await fetch(`${endpoint}/v3/lease/timetolive`, { method: 'POST', body: JSON.stringify({ ID: BigInt(`0x${id}`).toString() }) });
+    return Number(((await r.json()) as { TTL: string }).TTL);
+  };
+  const out = new Map<string, number>();
+  await Promise.all([...ids].map(async (id) => {
+    let prev = await ask(id);
+    let prevAt = Date.now();
+    for (;;) {
+      await new Promise((res) => setTimeout(res, 10));
+      const t0 = Date.now();
+      const n = await ask(id);
+      if (n !== prev) {
+        out.set(id, (prevAt + t0) / 2 + (n + 1) * 1000);
+        return;
+      }
+      prevAt = Date.now();
+      prev = n;
+    }
+  }));
+  return out;
+}
+
+describe('etcd2 -> etcd3 with every TTL kept', () => {
+  it(`converts ${KEYS} Kubernetes-shaped keys 3.3.25/etcd2 -> 3.5.30/etcd3: same keys and values, every TTL within 2 s, v2 store empty`, async () => {
+    const dir = path.join(await tmpDir(), 'data');
+    const keys = k8sDataSet(KEYS);
+    const expiries = await makeV2Data(dir, keys);
+
+    const r = await cli(dir, '3.5.30');
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/step 1\/3 done in [\d.]+ s: convert 3\.3\.25\/etcd2 -> 3\.3\.25\/etcd3/);
+    expect(r.stderr).toMatch(new RegExp(`read the v2 store in [\\d.]+ s: ${keys.length} keys \\(${expiries.size} with a TTL\\) in ${v2Dirs(keys)} directories`));
+    const report = /before \(v2\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+) in \d+ dirs; after \(v3\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+);/.exec(r.stderr);
+    expect(report, r.stderr).not.toBeNull();
+    expect(report![2]).toBe(report![1]);
+    expect(r.stderr).not.toContain('custom');
+    expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.5.30/etcd3');
+
+    // The v2 store holds nothing of ours, in the newest .snap file: 3.5.30's own check, and 3.5.30
+    // run as 3.6 will (--v2-deprecation=write-only refuses to start on custom v2 content).
+    expect((await fs.readdir(path.join(dir, 'member/snap'))).some((f) => f.endsWith('.snap'))).toBe(true);
+    const check = await execa(path.join(BIN_DIR, 'etcdutl-3.5.30'), ['check', 'v2store', '--data-dir', dir], { reject: false, all: true });
+    expect(check.all).toContain('No custom content found in v2store');
+    expect(check.exitCode).toBe(0);
+    const m = await startEtcd('3.5.30', dir, { name: NAME, extraArgs: ['--v2-deprecation=write-only'] });
+
+    // Same keys and values; a lease exactly on the keys that had a TTL.
+    const after = await dumpKeys('3.5.30', m.endpoint);
+    expect(after.map((k) => [k.key, k.value]).sort()).toEqual(keys.map((k) => [k.key, k.value]).sort());
+    const byKey = new Map(after.map((k) => [k.key, k]));
+    for (const k of keys) expect(byKey.get(k.key)!.lease !== '0', k.key).toBe(k.ttl !== undefined);
+
+    // Every TTL within 2 s of what v2 said. etcd reports whole seconds, rounded down: a lease that
+    // reports t has t to t+1 s left.
+    const ends = await leaseExpiries(m.endpoint, new Set(after.filter((k) => k.lease !== '0').map((k) => k.lease)));
+    const errors = keys.filter((x) => x.ttl).map((k) => (ends.get(byKey.get(k.key)!.lease)! - expiries.get(k.key)!) / 1000);
+    console.log(`TTL error from ${Math.min(...errors).toFixed(2)} to ${Math.max(...errors).toFixed(2)} s`);
+    expect(Math.max(...errors.map(Math.abs))).toBeLessThanOrEqual(2);
+
+    // A short TTL ends when due (give or take the 2 s above, and etcd's 0.5 s revoke loop): the
+    // short keys go, every other key stays.
+    const short = keys.filter((k) => k.ttl !== undefined && k.ttl < 60);
+    const due = Math.max(...short.map((k) => expiries.get(k.key)!));
+    expect(due - Date.now(), 'the short keys must outlive the conversion for this check').toBeGreaterThan(2000);
+    let left: string[] = [];
+    do {
+      await new Promise((res) => setTimeout(res, 250));
+      const now = new Set((await dumpKeys('3.5.30', m.endpoint)).map((k) => k.key));
+      left = short.filter((k) => now.has(k.key)).map((k) => k.key);
+      expect(now.size).toBe(keys.length - short.length + left.length);
+    } while (left.length && Date.now() < due + 3000);
+    expect(left).toEqual([]);
+  }, 120_000);
+
+  it('refuses etcd2 data whose v3 keyspace already holds keys, changing nothing', async () => {
+    const dir = path.join(await tmpDir(), 'data');
+    await makeV2Data(dir, k8sDataSet(200));
+    const m = await startEtcd('3.3.25', dir, { name: NAME });
+    await etcdctl('3.3.25', m.endpoint, ['put', '/registry/v3-written', 'x']);
+    await m.stop();
+    const before = await treeSnapshot(dir);
+    const r = await cli(dir, '3.5.30');
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/also holds 1 keys in etcd3 storage.*nothing was changed/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(await treeSnapshot(dir)).toEqual(before);
+  });
+});
+
