@@ -18,11 +18,14 @@ export interface ClientTlsFiles {
   clientAuth: boolean;
 }
 
-/** The loaded material for https requests. */
+/** The loaded material for https requests, and the files for etcdctl. */
 export interface ClientTls {
   ca: Buffer;
   cert?: Buffer;
   key?: Buffer;
+  caFile: string;
+  certFile?: string;
+  keyFile?: string;
 }
 
 export interface ClientTlsFlags {
@@ -94,7 +97,7 @@ export async function loadClientTls(files: ClientTlsFiles | undefined): Promise<
   }
   const ca = await read(files.caFile, 'the CA file', '--client-ca-file');
   if (!ca.toString('utf8').includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`the CA file ${files.caFile} (--client-ca-file) holds no PEM certificate`);
-  if (!files.certFile || !files.keyFile) return { ca };
+  if (!files.certFile || !files.keyFile) return { ca, caFile: files.caFile };
   const certPem = await read(files.certFile, 'the client certificate', '--client-cert-file');
   cert(certPem, files.certFile, 'the client certificate', '--client-cert-file');
   const key = await read(files.keyFile, 'the client key', '--client-key-file');
@@ -103,7 +106,16 @@ export async function loadClientTls(files: ClientTlsFiles | undefined): Promise<
   } catch {
     throw new UsageError(`the client key ${files.keyFile} (--client-key-file) is not a PEM private key without a passphrase`);
   }
-  return { ca, cert: certPem, key };
+  return { ca, cert: certPem, key, caFile: files.caFile, certFile: files.certFile, keyFile: files.keyFile };
+}
+
+/** etcdctl's TLS flags for the temporary etcd (none for plain http). */
+export function etcdctlTls(t: ClientTls | undefined): { cacert?: string; cert?: string; key?: string } {
+  return t ? { cacert: t.caFile, cert: t.certFile, key: t.keyFile } : {};
+}
+
+export function etcdctlTlsArgs(t: ClientTls | undefined): string[] {
+  return Object.entries(etcdctlTls(t)).flatMap(([k, v]) => (v ? [`--${k}`, v] : []));
 }
 
 /**

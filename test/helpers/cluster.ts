@@ -37,7 +37,10 @@ export async function planCluster(root: string, n: number, certs?: Certs): Promi
       hiddenPort: await freePort(),
     });
   }
-  const tls = certs ? { ca: await fs.readFile(certs.ca), cert: await fs.readFile(certs.crt('client')), key: await fs.readFile(certs.key('client')) } : undefined;
+  const tls = certs ? {
+    ca: await fs.readFile(certs.ca), cert: await fs.readFile(certs.crt('client')), key: await fs.readFile(certs.key('client')),
+    caFile: certs.ca, certFile: certs.crt('client'), keyFile: certs.key('client'),
+  } : undefined;
   return { nodes, initialCluster: nodes.map((m) => `${m.name}=${m.peerUrl}`).join(','), tls };
 }
 
