@@ -5,10 +5,7 @@ import { OPTIONS } from '../args.ts';
 import { UsageError } from '../errors.ts';
 import type { Flags } from '../options.ts';
 
-export const COMMANDS = ['backup', 'restore'] as const;
-export type Command = (typeof COMMANDS)[number];
-
-export const isCommand = (word: string | undefined): word is Command => (COMMANDS as readonly string[]).includes(word ?? '');
+import { isCommand, type Command } from './names.ts';
 
 const TLS = {
   'endpoints': { type: 'string', describe: 'snapshot this live etcd (one client URL) instead of an offline data dir' },

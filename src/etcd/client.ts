@@ -3,7 +3,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import { compareMinor, tryParseVersion, type Version } from '../version.ts';
-import { httpsOptions, type ClientTls } from './tls.ts';
+import { httpsOptions } from './tls-load.ts';
+import type { ClientTls } from './tls.ts';
 
 export interface Response {
   status: number;
