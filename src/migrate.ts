@@ -3,6 +3,7 @@
 import { promises as fs } from 'node:fs';
 import type { BackupGuard } from './backup/guard.ts';
 import { checkTools, discoverBundled } from './bundle.ts';
+import { checkClusterPlan, clusterNote } from './cluster.ts';
 import { inspectDataDir, writeVersionFile, type DataDirState } from './datadir.ts';
 import { StepError, UsageError, isUserFacing } from './errors.ts';
 import { acquireLock, type Lock } from './lock.ts';
@@ -13,6 +14,7 @@ import { describe, plan, type Step } from './plan.ts';
 import { checkPortsFree, checkWritable, fsUsageError } from './preflight.ts';
 import type { Runner, StepContext, StepReport, ToolNeed } from './steps/index.ts';
 import { readEvidence, describeEvidence } from './inspect/evidence.ts';
+import type { ClientTls } from './etcd/tls.ts';
 import { fmt, fmtData, fmtMinor, type DataVersion, type Version } from './version.ts';
 import { newMemberDir, prepareWorkDir, recoverWorkDir, removeWorkDir, swapInNewMember } from './workdir.ts';
 
@@ -36,6 +38,7 @@ interface Prepared {
   state: DataDirState;
   current: DataVersion | undefined;
   steps: Step[];
+  clientTls?: ClientTls;
   /** Loaded only when there are steps to run. */
   machinery?: Machinery;
   backups?: BackupGuard;
@@ -47,8 +50,8 @@ interface Prepared {
  */
 type Machinery = Awaited<ReturnType<typeof loadMachinery>>;
 async function loadMachinery() {
-  const [{ runnerFor }, { BackupGuard }] = await Promise.all([import('./steps/index.ts'), import('./backup/guard.ts')]);
-  return { runnerFor, BackupGuard };
+  const [{ runnerFor }, { BackupGuard }, { loadClientTls }] = await Promise.all([import('./steps/index.ts'), import('./backup/guard.ts'), import('./etcd/tls-load.ts')]);
+  return { runnerFor, BackupGuard, loadClientTls };
 }
 
 /**
@@ -93,6 +96,7 @@ async function prepare(opts: Options, rt?: Runtime): Promise<Prepared> {
     throw new UsageError(`version.txt says ${fmtData(state.version)} but --assume-current-version says ${fmtData(opts.assumeCurrent)}; drop the flag (version.txt is the record) or fix version.txt`);
   }
   const steps = plan(current, opts.target, bundled);
+  checkClusterPlan(steps, opts.initialCluster, opts.target);
   const machinery = steps.length ? await loadMachinery() : undefined;
 
   const needs: ToolNeed[] = [];
@@ -104,15 +108,16 @@ async function prepare(opts: Options, rt?: Runtime): Promise<Prepared> {
   }
   if (opts.etcdArgs) needs.push({ tool: 'etcd', version: opts.target.version });
   await checkTools(opts.binDir, needs);
+  const clientTls = machinery ? await machinery.loadClientTls(opts.clientTls) : undefined;
   if (!opts.dryRun && steps.length) {
     await checkPortsFree(opts);
   }
   // Backups: the key, the place and the free space for backups and steps, checked before any change.
   const backups = !opts.dryRun && machinery ? await machinery.BackupGuard.prepare(opts, steps, rt?.log ?? (() => {})) : undefined;
-  return { state, current, steps, machinery, backups };
+  return { state, current, steps, clientTls, machinery, backups };
 }
 
-async function apply(opts: Options, rt: Runtime, { state, current, steps, machinery, backups }: Prepared): Promise<Outcome> {
+async function apply(opts: Options, rt: Runtime, { state, current, steps, clientTls, machinery, backups }: Prepared): Promise<Outcome> {
   if (!current) {
     const same = state.kind === 'empty' && state.version && fmtData(state.version) === fmtData(opts.target);
     try {
@@ -135,15 +140,19 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, machin
       initialAdvertisePeerUrls: opts.initialAdvertisePeerUrls,
       port: opts.port,
       extraArgs: opts.extraArgs,
+      clientTls,
       initialClusterToken: opts.initialClusterToken,
     },
     dataPrefix: opts.dataPrefix,
     ttlKeysDirectory: opts.ttlKeysDirectory,
     env: rt.env,
     log: rt.log,
-    stepTimeoutMs: rt.stepTimeoutMs ?? 120_000,
+    stepTimeoutMs: rt.stepTimeoutMs ?? opts.stepTimeoutMs,
+    target: opts.target,
     newMember: newMemberDir(opts.dataDir),
   };
+  const note = clusterNote(steps, opts.target.version, opts.initialCluster);
+  if (note) rt.log(note);
   const started = Date.now();
   let at = current;
   for (const [i, s] of steps.entries()) {

@@ -63,7 +63,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
       throw new UsageError(`the etcd2 data of ${fmtData(s.from)} also holds ${inV3} keys in etcd3 storage, which etcdctl migrate could overwrite (v2 indexes become v3 revisions); nothing was changed. Look at them with ETCDCTL_API=3 etcdctl get "" --prefix --keys-only on etcd ${fmt(v)}; if the data is really etcd3, write ${fmt(s.from.version)}/etcd3 into version.txt, else delete those keys`);
     }
     return readV2Store(c, spill);
-  }).finally(() => spill.close()));
+  }, ctx.member.clientTls).finally(() => spill.close()));
   const before = v2.all.digest();
   ctx.log(`read the v2 store in ${since()}: ${before.keys} keys (${before.ttlKeys} with a TTL) in ${v2.dirs} directories (v3 has no directories; they are not kept)`);
 
@@ -78,7 +78,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   // 5. Leases, with checks. Last, since every restart of etcd lengthens a lease by the time it was down.
   const bigTxn = compareMinor(v, { major: 3, minor: 3, patch: 0 }) >= 0;
   const r = await withTempEtcd(etcd({ flags: bigTxn ? [`--max-txn-ops=${BIG_TXN_OPS}`] : [] }), (e) => withClient(e.endpoint, (c) =>
-    reattachTtls(new V3(c, v), ttlFile, v2, bigTxn ? BIG_TXN_OPS : TXN_OPS)));
+    reattachTtls(new V3(c, v), ttlFile, v2, bigTxn ? BIG_TXN_OPS : TXN_OPS), ctx.member.clientTls));
 
   return {
     detail: `before (v2): ${formatChecksum(before)} in ${v2.dirs} dirs; after (v3): ${formatChecksum(r.after)}; `
