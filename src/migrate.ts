@@ -156,11 +156,15 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
   const started = Date.now();
   let at = current;
   for (const [i, s] of steps.entries()) {
-    const t0 = Date.now();
+    // The step's own time, without the run's backup (logged on its own line before it).
+    let t0 = Date.now();
     let report: StepReport | void;
     try {
       const runner = machinery!.runnerFor(s)!;
-      report = await backups!.around(s, runner.mode, () => runStep(s, runner, ctx));
+      report = await backups!.around(s, runner.mode, () => {
+        t0 = Date.now();
+        return runStep(s, runner, ctx);
+      });
     } catch (e) {
       if (e instanceof UsageError && !(e instanceof StepError)) throw e;
       const why = isUserFacing(e) ? e.message : `${(e as Error).message}`;
