@@ -31,6 +31,16 @@ export const OPTIONS = {
   'initial-cluster-token': { type: 'string', describe: 'cluster token of members restored from a snapshot [env INITIAL_CLUSTER_TOKEN] (default: the one in the etcd flags, else etcd-cluster)' },
 } as const satisfies Record<string, Options>;
 
+/** A parsed flag's value as a string, or undefined when the flag was not given. */
+export const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : v === undefined ? undefined : String(v));
+
+/** A parsed flag's value as a number; a value that is not one is refused. */
+export function num(v: unknown, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || Number.isNaN(v)) throw new UsageError(`${flag} needs a number`);
+  return v;
+}
+
 export function parseArgs(argv: readonly string[]): Flags {
   const dash = argv.indexOf('--');
   const own = dash === -1 ? [...argv] : argv.slice(0, dash);
@@ -50,12 +60,6 @@ export function parseArgs(argv: readonly string[]): Flags {
   const unknown = Object.keys(a).map(kebab).find((k) => !known.has(k));
   if (unknown) throw new UsageError(`unknown flag --${unknown}; see etcd-migrate --help`);
   if (a._.length) throw new UsageError(`unexpected argument "${String(a._[0])}"; etcd flags go after --, see etcd-migrate --help`);
-  const num = (v: unknown, flag: string): number | undefined => {
-    if (v === undefined) return undefined;
-    if (typeof v !== 'number' || Number.isNaN(v)) throw new UsageError(`${flag} needs a number`);
-    return v;
-  };
-  const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : v === undefined ? undefined : String(v));
   return {
     dataDir: str(a.dataDir),
     targetVersion: str(a.targetVersion),

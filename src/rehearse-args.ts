@@ -1,6 +1,7 @@
 // The command line of `etcd-migrate rehearse` (loaded only for that command).
 import yargs from 'yargs';
 import { ENGINE_CHOICES, type EngineChoice } from './container.ts';
+import { num, str } from './args.ts';
 import { UsageError } from './errors.ts';
 import { DEFAULT_IMAGE, type RehearseFlags } from './rehearse.ts';
 
@@ -37,12 +38,6 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseFlags {
       throw new UsageError(`${err?.message ?? msg}; see etcd-migrate rehearse --help`);
     });
   y.parseSync();
-  const num = (v: unknown, flag: string): number | undefined => {
-    if (v === undefined) return undefined;
-    if (typeof v !== 'number' || Number.isNaN(v)) throw new UsageError(`${flag} needs a number`);
-    return v;
-  };
-  const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : v === undefined ? undefined : String(v));
   return {
     dataDir: str(a.dataDir),
     targetVersion: str(a.targetVersion),
