@@ -37,7 +37,7 @@ fi
 
 # The entrypoint as it ships: the esbuild bundle of src/ and its production dependencies, built
 # here (not in dist/, which tests may be running at this moment).
-"$repo/node_modules/.bin/node" scripts/build.mjs "$stage/etcd-migrate.mjs"
+"$repo/node_modules/.bin/node" scripts/build.mjs "$stage/app"
 
 args=(--pull=never -f image/Dockerfile -t "$image" --iidfile "$stage/iid" --build-arg "ETCD_SOURCE=$source")
 case "$source" in

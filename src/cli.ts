@@ -1,23 +1,26 @@
 // The entry: argv + env in, exit code out. The only module that ends the process.
 import os from 'node:os';
-import { parseArgs, parseRehearseArgs } from './args.ts';
-import { isCommand } from './commands/args.ts';
-import { runCommand } from './commands/index.ts';
+import { parseArgs, printHelp } from './args.ts';
+import { isCommand } from './commands/names.ts';
 import { isUserFacing } from './errors.ts';
 import { execTarget } from './exec.ts';
 import { stderrLog } from './log.ts';
 import { migrate } from './migrate.ts';
 import { resolveOptions } from './options.ts';
-import { rehearse } from './rehearse.ts';
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (argv[0] === 'rehearse') {
-    const rf = parseRehearseArgs(argv);
+    const rf = (await import('./rehearse-args.ts')).parseRehearseArgs(argv);
+    const { rehearse } = await import('./rehearse.ts');
     return rf.help ? 0 : rehearse(rf, env, { log: stderrLog, out: (t) => process.stdout.write(t) });
   }
-  if (isCommand(argv[0])) return runCommand(argv, { env, log: stderrLog, print: (l) => process.stdout.write(`${l}\n`), hostname: os.hostname() });
+  // Subcommands load only when asked for: the pod start path stays small.
+  if (isCommand(argv[0])) return (await import('./commands/index.ts')).runCommand(argv, { env, log: stderrLog, print: (l) => process.stdout.write(`${l}\n`), hostname: os.hostname() });
   const flags = parseArgs(argv);
-  if (flags.help) return 0;
+  if (flags.help) {
+    await printHelp();
+    return 0;
+  }
   const opts = resolveOptions(flags, env, { hostname: os.hostname() });
   await migrate(opts, { env, log: stderrLog }, opts.etcdArgs !== undefined);
   if (opts.etcdArgs && !opts.dryRun) {

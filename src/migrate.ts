@@ -1,8 +1,9 @@
 // The executor. prepare() reads and checks everything the plan needs and changes nothing; apply()
 // then runs the steps one by one, recording each in version.txt as it completes.
 import { promises as fs } from 'node:fs';
-import { BackupGuard } from './backup/guard.ts';
+import type { BackupGuard } from './backup/guard.ts';
 import { checkTools, discoverBundled } from './bundle.ts';
+import { checkClusterPlan, clusterNote } from './cluster.ts';
 import { inspectDataDir, writeVersionFile, type DataDirState } from './datadir.ts';
 import { StepError, UsageError, isUserFacing } from './errors.ts';
 import { acquireLock, type Lock } from './lock.ts';
@@ -10,9 +11,10 @@ import { stopLeftoverEtcds } from './stale.ts';
 import { seconds, type Log } from './log.ts';
 import type { Options } from './options.ts';
 import { describe, plan, type Step } from './plan.ts';
-import { checkFreeSpace, checkPortsFree, checkWritable, fsUsageError } from './preflight.ts';
-import { runnerFor, type StepContext, type StepReport, type ToolNeed } from './steps/index.ts';
+import { checkPortsFree, checkWritable, fsUsageError } from './preflight.ts';
+import type { Runner, StepContext, StepReport, ToolNeed } from './steps/index.ts';
 import { readEvidence, describeEvidence } from './inspect/evidence.ts';
+import type { ClientTls } from './etcd/tls.ts';
 import { fmt, fmtData, fmtMinor, type DataVersion, type Version } from './version.ts';
 import { exists, newMemberDir, pendingTtlsFile, prepareWorkDir, recoverWorkDir, removeWorkDir, swapInNewMember } from './workdir.ts';
 
@@ -36,7 +38,20 @@ interface Prepared {
   state: DataDirState;
   current: DataVersion | undefined;
   steps: Step[];
+  clientTls?: ClientTls;
+  /** Loaded only when there are steps to run. */
+  machinery?: Machinery;
   backups?: BackupGuard;
+}
+
+/**
+ * The step runners and the backup guard (execa, zstd, crypto, ...) are loaded only when a step
+ * will run: a pod start with nothing to migrate, the common case, reads no more than it needs.
+ */
+type Machinery = Awaited<ReturnType<typeof loadMachinery>>;
+async function loadMachinery() {
+  const [{ runnerFor }, { BackupGuard }, { loadClientTls }] = await Promise.all([import('./steps/index.ts'), import('./backup/guard.ts'), import('./etcd/tls-load.ts')]);
+  return { runnerFor, BackupGuard, loadClientTls };
 }
 
 /**
@@ -48,7 +63,7 @@ export async function migrate(opts: Options, rt: Runtime, keepLock = false): Pro
     const p = await prepare(opts);
     rt.log(`plan (dry run, nothing changed): ${origin(p)} -> ${fmtData(opts.target)}: ${p.steps.length ? `${p.steps.length} step(s)` : 'nothing to migrate'}`);
     p.steps.forEach((s, i) => rt.log(`  ${i + 1}. ${describe(s)}`));
-    if (p.steps.length) rt.log(`  before each step: ${BackupGuard.describePlan(opts)}`);
+    if (p.machinery) rt.log(`  first: ${p.machinery.BackupGuard.describePlan(opts)}`);
     return { steps: p.steps, final: opts.target, changed: false };
   }
   // A data dir that exists is locked, and an interrupted swap finished, before it is read.
@@ -81,26 +96,28 @@ async function prepare(opts: Options, rt?: Runtime): Promise<Prepared> {
     throw new UsageError(`version.txt says ${fmtData(state.version)} but --assume-current-version says ${fmtData(opts.assumeCurrent)}; drop the flag (version.txt is the record) or fix version.txt`);
   }
   const steps = plan(current, opts.target, bundled, { pendingTtls: await exists(pendingTtlsFile(opts.dataDir)) });
+  checkClusterPlan(steps, opts.initialCluster, opts.target);
+  const machinery = steps.length ? await loadMachinery() : undefined;
 
   const needs: ToolNeed[] = [];
   for (const s of steps) {
-    const runner = runnerFor(s);
+    const runner = machinery!.runnerFor(s);
     if (!runner) throw new UsageError(`the plan needs a step this build cannot run yet: ${describe(s)}`);
     runner.check?.(s, opts);
     needs.push(...runner.needs(s));
   }
   if (opts.etcdArgs) needs.push({ tool: 'etcd', version: opts.target.version });
   await checkTools(opts.binDir, needs);
+  const clientTls = machinery ? await machinery.loadClientTls(opts.clientTls) : undefined;
   if (!opts.dryRun && steps.length) {
     await checkPortsFree(opts);
-    await checkFreeSpace(opts.dataDir, steps);
   }
   // Backups: the key, the place and the free space for backups and steps, checked before any change.
-  const backups = !opts.dryRun && steps.length ? await BackupGuard.prepare(opts, steps, rt?.log ?? (() => {})) : undefined;
-  return { state, current, steps, backups };
+  const backups = !opts.dryRun && machinery ? await machinery.BackupGuard.prepare(opts, steps, rt?.log ?? (() => {})) : undefined;
+  return { state, current, steps, clientTls, machinery, backups };
 }
 
-async function apply(opts: Options, rt: Runtime, { state, current, steps, backups }: Prepared): Promise<Outcome> {
+async function apply(opts: Options, rt: Runtime, { state, current, steps, clientTls, machinery, backups }: Prepared): Promise<Outcome> {
   if (!current) {
     const same = state.kind === 'empty' && state.version && fmtData(state.version) === fmtData(opts.target);
     try {
@@ -123,23 +140,32 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, backup
       initialAdvertisePeerUrls: opts.initialAdvertisePeerUrls,
       port: opts.port,
       extraArgs: opts.extraArgs,
+      clientTls,
       initialClusterToken: opts.initialClusterToken,
     },
     dataPrefix: opts.dataPrefix,
     ttlKeysDirectory: opts.ttlKeysDirectory,
     env: rt.env,
     log: rt.log,
-    stepTimeoutMs: rt.stepTimeoutMs ?? 120_000,
+    stepTimeoutMs: rt.stepTimeoutMs ?? opts.stepTimeoutMs,
+    target: opts.target,
     newMember: newMemberDir(opts.dataDir),
     targetElectionTimeoutMs: opts.targetElectionTimeoutMs,
   };
+  const note = clusterNote(steps, opts.target.version, opts.initialCluster);
+  if (note) rt.log(note);
   const started = Date.now();
   let at = current;
   for (const [i, s] of steps.entries()) {
-    const t0 = Date.now();
+    // The step's own time, without the run's backup (logged on its own line before it).
+    let t0 = Date.now();
     let report: StepReport | void;
     try {
-      report = await backups!.around(s, runnerFor(s)!.mode, () => runStep(s, ctx));
+      const runner = machinery!.runnerFor(s)!;
+      report = await backups!.around(s, runner.mode, () => {
+        t0 = Date.now();
+        return runStep(s, runner, ctx);
+      });
     } catch (e) {
       if (e instanceof UsageError && !(e instanceof StepError)) throw e;
       const why = isUserFacing(e) ? e.message : `${(e as Error).message}`;
@@ -159,8 +185,7 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, backup
 }
 
 /** Runs one step and records it: an in-place step in version.txt, a rebuilt one through the journaled swap. */
-async function runStep(s: Step, ctx: StepContext): Promise<StepReport | void> {
-  const runner = runnerFor(s)!;
+async function runStep(s: Step, runner: Runner<Step>, ctx: StepContext): Promise<StepReport | void> {
   if (runner.mode === 'in-place') {
     const report = await runner.run(s, ctx);
     await writeVersionFile(ctx.dataDir, s.to);

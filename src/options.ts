@@ -1,5 +1,7 @@
 // Options: resolved flag -> environment variable -> default, by a pure function.
 import path from 'node:path';
+import { isCluster } from './cluster.ts';
+import { resolveClientTls, type ClientTlsFiles } from './etcd/tls.ts';
 import { UsageError } from './errors.ts';
 import { parseStorage, parseVersion, parseVersionFile, type DataVersion, type Version } from './version.ts';
 
@@ -21,6 +23,11 @@ export interface Flags {
   etcdServerExtraArgs?: string;
   dryRun?: boolean;
   assumeCurrentVersion?: string;
+  clientCaFile?: string;
+  clientCertFile?: string;
+  clientKeyFile?: string;
+  /** Seconds a temporary etcd may take to become ready. */
+  stepTimeout?: number;
   backupDir?: string;
   keepBackups?: number;
   backupEncryptionKeyFile?: string;
@@ -49,7 +56,11 @@ export interface Options {
   /** What the data holds when it has no version.txt (--assume-current-version). */
   assumeCurrent: DataVersion | undefined;
   etcdArgs: string[] | undefined;
-  /** Where verified backups go before each step (never inside the data dir), and how many to keep. */
+  /** TLS for this tool's requests to the temporary etcd; undefined: it speaks plain http. */
+  clientTls: ClientTlsFiles | undefined;
+  /** How long a temporary etcd may take to become ready: longer in a cluster, whose members meet. */
+  stepTimeoutMs: number;
+  /** Where the verified backup goes before a run's first step (never inside the data dir), and how many to keep. */
   backupDir: string;
   keepBackups: number;
   backupKeyFile: string | undefined;
@@ -72,6 +83,9 @@ export interface Context {
 export const DEFAULT_BIN_DIR = '/usr/local/bin';
 export const DEFAULT_PORT = 18629;
 export const DEFAULT_PEER_PORT = 2380;
+/** Seconds a lone member's temporary etcd may take; a cluster member's waits for its peers, which may start minutes apart. */
+export const DEFAULT_STEP_TIMEOUT_S = 120;
+export const DEFAULT_CLUSTER_STEP_TIMEOUT_S = 600;
 export const DEFAULT_KEEP_BACKUPS = 3;
 /** etcd's own default --election-timeout (ms). */
 export const DEFAULT_ELECTION_TIMEOUT_MS = 1000;
@@ -91,11 +105,16 @@ export const ENV = {
   etcdDataPrefix: 'ETCD_DATA_PREFIX',
   ttlKeysDirectory: 'TTL_KEYS_DIRECTORY',
   etcdServerExtraArgs: 'ETCD_CREDS',
+  clientCaFile: 'CLIENT_CA_FILE',
+  clientCertFile: 'CLIENT_CERT_FILE',
+  clientKeyFile: 'CLIENT_KEY_FILE',
   backupDir: 'BACKUP_DIR',
   backupEncryptionKeyFile: 'BACKUP_ENCRYPTION_KEY_FILE',
   initialClusterToken: 'INITIAL_CLUSTER_TOKEN',
 } as const;
 
+/** Read by hand: a number of seconds. */
+export const STEP_TIMEOUT_ENV = 'STEP_TIMEOUT';
 /** Read by hand: a number. */
 export const KEEP_BACKUPS_ENV = 'KEEP_BACKUPS';
 
@@ -148,6 +167,11 @@ export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
   const extra = pick('etcdServerExtraArgs');
   const extraArgs = extra ? extra.value.split(/\s+/).filter(Boolean) : [];
 
+  const clientTls = resolveClientTls(extraArgs, {
+    caFile: pick('clientCaFile')?.value, certFile: pick('clientCertFile')?.value, keyFile: pick('clientKeyFile')?.value,
+  }, flagValue);
+  const stepTimeoutMs = resolveStepTimeout(flags.stepTimeout, env[STEP_TIMEOUT_ENV], isCluster(initialCluster));
+
   const etcdArgs = flags.etcdArgs;
   if (etcdArgs) {
     const dd = flagValue(etcdArgs, 'data-dir');
@@ -187,12 +211,21 @@ export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
     dryRun: flags.dryRun ?? false,
     assumeCurrent: flags.assumeCurrentVersion === undefined ? undefined : parseVersionFile(flags.assumeCurrentVersion, '--assume-current-version'),
     etcdArgs,
+    clientTls,
+    stepTimeoutMs,
     backupDir,
     keepBackups,
     backupKeyFile: pick('backupEncryptionKeyFile')?.value,
     initialClusterToken,
     targetElectionTimeoutMs,
   };
+}
+
+function resolveStepTimeout(flag: number | undefined, envValue: string | undefined, cluster: boolean): number {
+  const from = flag !== undefined ? '--step-timeout' : STEP_TIMEOUT_ENV;
+  const v = flag ?? (envValue !== undefined && envValue !== '' ? Number(envValue) : cluster ? DEFAULT_CLUSTER_STEP_TIMEOUT_S : DEFAULT_STEP_TIMEOUT_S);
+  if (!Number.isFinite(v) || v <= 0) throw new UsageError(`${from} must be a number of seconds above 0 (got ${flag ?? envValue})`);
+  return Math.round(v * 1000);
 }
 
 /** A backup inside the data dir would be copied into the next backup and lost with the dir. */

@@ -1,6 +1,5 @@
 // The pure planner: from what the data dir holds to the target, which steps, in which order.
 // No I/O. Every refusal is a PlanError that names what is missing and how to fix it.
-import { PENDING_TTLS_FILE } from './datadir.ts';
 import { UsageError } from './errors.ts';
 import {
   compare, compareMinor, fmt, fmtData, fmtMinor, nextMinor, previousMinor, sameMinor,
@@ -61,13 +60,13 @@ export function plan(current: DataVersion | undefined, target: DataVersion, bund
   }
   if (!current) return [];
   checkStorageVersion(current, 'version.txt');
-  if (input.pendingTtls && current.storage === 'etcd2') {
-    throw new PlanError(`version.txt says ${fmtData(current)}, but the data dir holds TTLs that a conversion to etcd3 left to attach (${PENDING_TTLS_FILE}): the data dir was changed by hand after a conversion; if version.txt is right, delete that file, else restore the backup taken before the conversion`);
-  }
 
   const steps: Step[] = [];
   let at = current;
-  let pending = input.pendingTtls ?? false;
+  // Pending TTLs belong to etcd3 data. Beside etcd2 data they are left from a conversion that was
+  // undone (a failed step put back the backup taken before it): the v2 store holds the TTLs, and
+  // the next conversion's swap replaces the file.
+  let pending = (input.pendingTtls ?? false) && current.storage === 'etcd3';
   const push = (s: Step) => { steps.push(s); at = s.to; };
   // The pending TTLs become leases with etcd `version` on the data as it is at that point.
   const attach = (version: Version, then: 'target' | 'rollback') => {

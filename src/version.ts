@@ -1,5 +1,5 @@
 // etcd versions, storage kinds and the version.txt format (`<x.y.z>/<etcd2|etcd3>`).
-import semver from 'semver';
+import semverCompare from 'semver/functions/compare.js';
 import { UsageError } from './errors.ts';
 
 export type Storage = 'etcd2' | 'etcd3';
@@ -38,7 +38,7 @@ export const fmtMinor = (v: Version): string => `${v.major}.${v.minor}`;
 export const fmtData = (d: DataVersion): string => `${fmt(d.version)}/${d.storage}`;
 
 export function compare(a: Version, b: Version): number {
-  return semver.compare(fmt(a), fmt(b));
+  return semverCompare(fmt(a), fmt(b));
 }
 
 export function compareMinor(a: Version, b: Version): number {

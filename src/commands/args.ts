@@ -1,14 +1,11 @@
 // The command lines of `etcd-migrate backup` and `etcd-migrate restore`. The default command (the
 // migration) is parsed by ../args.ts; these reuse its option descriptions where they mean the same.
 import yargs, { type Options } from 'yargs';
-import { OPTIONS } from '../args.ts';
+import { num, OPTIONS, str } from '../args.ts';
 import { UsageError } from '../errors.ts';
 import type { Flags } from '../options.ts';
 
-export const COMMANDS = ['backup', 'restore'] as const;
-export type Command = (typeof COMMANDS)[number];
-
-export const isCommand = (word: string | undefined): word is Command => (COMMANDS as readonly string[]).includes(word ?? '');
+import { isCommand, type Command } from './names.ts';
 
 const TLS = {
   'endpoints': { type: 'string', describe: 'snapshot this live etcd (one client URL) instead of an offline data dir' },
@@ -81,12 +78,6 @@ export function parseCommand(argv: readonly string[]): CommandFlags {
   if (a._.length > 1) throw new UsageError(`unexpected argument "${String(a._[1])}"; ${command} takes one file`);
   const file = a._[0] === undefined ? undefined : String(a._[0]);
   if (!file && !help) throw new UsageError(`${command} needs a file: etcd-migrate ${command} <file> ...; see etcd-migrate ${command} --help`);
-  const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : v === undefined ? undefined : String(v));
-  const num = (v: unknown, flag: string): number | undefined => {
-    if (v === undefined) return undefined;
-    if (typeof v !== 'number' || Number.isNaN(v)) throw new UsageError(`${flag} needs a number`);
-    return v;
-  };
   return {
     command,
     file,

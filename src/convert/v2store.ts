@@ -37,8 +37,8 @@ export async function emptyAndSeal(opts: StartOptions, memberDir: string): Promi
     // write that changes nothing (a delete of a key that does not exist) adds an entry.
     while ((await newestIndex()) < emptyAt) {
       if (Date.now() > deadline) throw new StepError(`etcd wrote no snapshot of the emptied v2 store within ${opts.timeoutMs / 1000} s`);
-      await probeWriteV2(c.endpoint);
+      await probeWriteV2(c.endpoint, opts.member.clientTls);
       await new Promise((r) => setTimeout(r, 5));
     }
-  }));
+  }, opts.member.clientTls));
 }

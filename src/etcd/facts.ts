@@ -3,6 +3,7 @@
 import { binPath } from '../bundle.ts';
 import { fmt, type Version } from '../version.ts';
 import { gatewayPrefix, request } from './client.ts';
+import { etcdctlTlsArgs, type ClientTls } from './tls.ts';
 import { ctlEnv, runTool } from './tool.ts';
 
 export interface MemberFacts {
@@ -11,12 +12,13 @@ export interface MemberFacts {
   hashKv: number;
 }
 
-export async function memberFacts(endpoint: string, v: Version, binDir: string, env: NodeJS.ProcessEnv): Promise<MemberFacts> {
+/** `tls`: for a temporary etcd that serves https (ETCD_CREDS with a server certificate). */
+export async function memberFacts(endpoint: string, v: Version, binDir: string, env: NodeJS.ProcessEnv, tls?: ClientTls): Promise<MemberFacts> {
   // The whole key space ("\0" to "\0"), counted only: no value crosses the wire.
-  const r = await request(endpoint, 'POST', `${gatewayPrefix(v)}/kv/range`, JSON.stringify({ key: 'AA==', range_end: 'AA==', count_only: true }), 60_000);
+  const r = await request(endpoint, 'POST', `${gatewayPrefix(v)}/kv/range`, JSON.stringify({ key: 'AA==', range_end: 'AA==', count_only: true }), 60_000, tls);
   if (r.status !== 200) throw new Error(`counting the keys of etcd ${fmt(v)} failed: HTTP ${r.status}`);
   const range = JSON.parse(r.body) as { count?: string; header?: { revision?: string } };
-  const out = await runTool(binDir, 'etcdctl', v, ['--endpoints', endpoint, 'endpoint', 'hashkv', '-w', 'json'], ctlEnv(env), `${binPath(binDir, 'etcdctl', v)} endpoint hashkv`, 600_000);
+  const out = await runTool(binDir, 'etcdctl', v, ['--endpoints', endpoint, ...etcdctlTlsArgs(tls), 'endpoint', 'hashkv', '-w', 'json'], ctlEnv(env), `${binPath(binDir, 'etcdctl', v)} endpoint hashkv`, 600_000);
   const hash = /"hash":(\d+)/.exec(out)?.[1];
   const rev = /"revision":(\d+)/.exec(out)?.[1];
   if (hash === undefined || rev === undefined) throw new Error(`etcdctl ${fmt(v)} endpoint hashkv printed no hash`);

@@ -1,7 +1,10 @@
 // HTTP to a temporary etcd for bulk work (thousands of requests): kept-alive connections, a JSON
 // body or a streamed one. client.ts stays the one-shot client for probes.
 import http from 'node:http';
+import https from 'node:https';
 import { StepError } from '../errors.ts';
+import { httpsOptions } from './tls-load.ts';
+import type { ClientTls } from './tls.ts';
 
 export interface HttpClient {
   readonly endpoint: string;
@@ -14,10 +17,13 @@ export interface HttpClient {
 
 const TIMEOUT_MS = 120_000;
 
-export function httpClient(endpoint: string, maxSockets = 32): HttpClient {
-  const agent = new http.Agent({ keepAlive: true, maxSockets });
+/** `tls`: for an https endpoint (a temporary etcd whose ETCD_CREDS give a server certificate). */
+export function httpClient(endpoint: string, maxSockets = 32, tls?: ClientTls): HttpClient {
+  const secure = endpoint.startsWith('https:');
+  if (secure && !tls) throw new Error(`${endpoint} is https, but no client TLS material was given`);
+  const agent = secure ? new https.Agent({ keepAlive: true, maxSockets, ...httpsOptions(tls!) }) : new http.Agent({ keepAlive: true, maxSockets });
   const open = (method: string, path: string, body?: string, retried = false): Promise<http.IncomingMessage> => new Promise((resolve, reject) => {
-    const req = http.request(new URL(path, endpoint), { method, agent, timeout: TIMEOUT_MS }, resolve);
+    const req = (secure ? https : http).request(new URL(path, endpoint), { method, agent, timeout: TIMEOUT_MS }, resolve);
     req.on('timeout', () => req.destroy(new StepError(`${method} ${path.split('?')[0]} on the temporary etcd: no answer in ${TIMEOUT_MS / 1000} s`)));
     req.on('error', (e: NodeJS.ErrnoException) => {
       // A kept-alive connection that the server closed just as the request went out: the request
@@ -49,8 +55,8 @@ export function httpClient(endpoint: string, maxSockets = 32): HttpClient {
 }
 
 /** Runs `fn` with a client for `endpoint`, closing its connections afterwards. */
-export async function withClient<T>(endpoint: string, fn: (c: HttpClient) => Promise<T>): Promise<T> {
-  const c = httpClient(endpoint);
+export async function withClient<T>(endpoint: string, fn: (c: HttpClient) => Promise<T>, tls?: ClientTls): Promise<T> {
+  const c = httpClient(endpoint, 32, tls);
   try {
     return await fn(c);
   } finally {

@@ -34,7 +34,7 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
   const r = await withTempEtcd({
     bin: binPath(ctx.binDir, 'etcd', v), version: v, dataDir: ctx.dataDir, member: ctx.member, storage: 'etcd3',
     env: ctx.env, timeoutMs: ctx.stepTimeoutMs, flags: txn.flags,
-  }, (e) => withClient(e.endpoint, (c) => attachTtls(new V3(c, v), pending, { opsPerTxn: txn.ops, extendMs })));
+  }, (e) => withClient(e.endpoint, (c) => attachTtls(new V3(c, v), pending, { opsPerTxn: txn.ops, extendMs }), ctx.member.clientTls));
   await removeFileDurably(file);
   return {
     detail: `after: ${formatChecksum(r.after)}; ${r.expired} keys expired since the conversion; ${r.after.ttlKeys} keys on ${r.leases} leases `

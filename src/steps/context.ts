@@ -1,6 +1,6 @@
 import type { MemberConfig } from '../etcd/server.ts';
 import type { Tool } from '../bundle.ts';
-import type { Version } from '../version.ts';
+import type { DataVersion, Version } from '../version.ts';
 
 /** What a step runner gets: everything passed in, no globals. */
 export interface StepContext {
@@ -12,6 +12,8 @@ export interface StepContext {
   env: NodeJS.ProcessEnv;
   log: (line: string) => void;
   stepTimeoutMs: number;
+  /** Where the whole plan ends (a cluster member's steps wait differently before the last minor). */
+  target: DataVersion;
   /** Where a 'rebuild' step writes the new member dir (inside the data dir's work area). */
   newMember: string;
   /** The target etcd's election timeout (ms): etcd adds it to every lease when it becomes leader. */

@@ -19,6 +19,7 @@ import { withTempEtcd } from '../etcd/session.ts';
 import type { Options } from '../options.ts';
 import { checkSnapshotFile, restoreSnapshot, saveSnapshot, snapshotStatus } from '../etcd/snapshot.ts';
 import { ctlEnv, offlineTool } from '../etcd/tool.ts';
+import { etcdctlTls } from '../etcd/tls.ts';
 import { human, WAL_SEGMENT, type MemberSizes } from '../backup/space.ts';
 import type { Step } from '../plan.ts';
 import { fmt, fmtData } from '../version.ts';
@@ -60,8 +61,8 @@ export async function run(s: DowngradeStep, ctx: StepContext): Promise<StepRepor
   await fs.mkdir(copy, { mode: 0o700 });
   await fs.cp(path.join(ctx.dataDir, 'member'), path.join(copy, 'member'), { recursive: true, mode: constants.COPYFILE_FICLONE });
   const source = await withTempEtcd(temp(s.snapshotWith, copy), async (endpoint) => {
-    const facts = await memberFacts(endpoint, s.snapshotWith, ctx.binDir, ctx.env);
-    await saveSnapshot({ binDir: ctx.binDir, version: s.snapshotWith, endpoint, file: snapshot, env });
+    const facts = await memberFacts(endpoint, s.snapshotWith, ctx.binDir, ctx.env, ctx.member.clientTls);
+    await saveSnapshot({ binDir: ctx.binDir, version: s.snapshotWith, endpoint, file: snapshot, env, tls: etcdctlTls(ctx.member.clientTls) });
     return facts;
   });
   await fs.rm(copy, { recursive: true, force: true });
@@ -78,7 +79,7 @@ export async function run(s: DowngradeStep, ctx: StepContext): Promise<StepRepor
   await fs.rm(snapshot, { force: true });
 
   // 4. The older etcd serves exactly what the newer one did.
-  const after = await withTempEtcd(temp(s.to.version, path.dirname(ctx.newMember)), (endpoint) => memberFacts(endpoint, s.to.version, ctx.binDir, ctx.env));
+  const after = await withTempEtcd(temp(s.to.version, path.dirname(ctx.newMember)), (endpoint) => memberFacts(endpoint, s.to.version, ctx.binDir, ctx.env, ctx.member.clientTls));
   if (!sameFacts(source, after)) {
     throw new StepError(`etcd ${fmt(s.to.version)} on the restored snapshot serves ${describeFacts(after)}, but etcd ${fmt(s.snapshotWith)} served ${describeFacts(source)}; nothing was changed`);
   }

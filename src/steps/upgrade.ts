@@ -1,5 +1,7 @@
-// Upgrade (or patch) step: start the newer etcd on the data until a write commits, then stop it.
+// Upgrade (or patch) step: start the newer etcd on the data until it is ready (in a cluster: with its
+// peers, see cluster.ts) and a write commits, then stop it.
 import { binPath } from '../bundle.ts';
+import { clusterVersionNeeded, isCluster } from '../cluster.ts';
 import { runTempEtcd } from '../etcd/server.ts';
 import type { Step } from '../plan.ts';
 import type { StepContext, ToolNeed } from './context.ts';
@@ -19,5 +21,7 @@ export async function run(s: UpgradeStep, ctx: StepContext): Promise<void> {
     storage: s.to.storage,
     env: ctx.env,
     timeoutMs: ctx.stepTimeoutMs,
+    clusterAtLeast: clusterVersionNeeded(s, ctx.target.version, isCluster(ctx.member.initialCluster)),
+    log: ctx.log,
   });
 }

@@ -67,7 +67,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
       throw new UsageError(`the etcd2 data of ${fmtData(s.from)} also holds ${inV3} keys in etcd3 storage, which etcdctl migrate could overwrite (v2 indexes become v3 revisions); nothing was changed. Look at them with ETCDCTL_API=3 etcdctl get "" --prefix --keys-only on etcd ${fmt(v)}; if the data is really etcd3, write ${fmt(s.from.version)}/etcd3 into version.txt, else delete those keys`);
     }
     return readV2Store(c, spill);
-  }).finally(() => spill.close()));
+  }, ctx.member.clientTls).finally(() => spill.close()));
   const before = v2.all.digest();
   ctx.log(`read the v2 store in ${since()}: ${before.keys} keys (${before.ttlKeys} with a TTL) in ${v2.dirs} directories (v3 has no directories; they are not kept)`);
 
@@ -82,7 +82,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   // 5. The expired keys go; every other key and value must be there.
   const txn = txnLimits(v);
   const r = await withTempEtcd(etcd({ flags: txn.flags }), (e) => withClient(e.endpoint, (c) =>
-    checkConversion(new V3(c, v), ttlFile, v2, txn.ops)));
+    checkConversion(new V3(c, v), ttlFile, v2, txn.ops), ctx.member.clientTls));
   ctx.log(`conversion checked in ${since()}`);
 
   // 6. The TTLs, pending until the end of the chain (fsynced; the swap moves the file in).

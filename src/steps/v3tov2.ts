@@ -41,12 +41,12 @@ export async function run(s: V3ToV2Step, ctx: StepContext): Promise<StepReport> 
 
   const spill = new SpillWriter(spillFile);
   const src = await withTempEtcd({ ...common, bin: binPath(ctx.binDir, 'etcd', s.read), version: s.read, dataDir: readDir, storage: 'etcd3' },
-    (e) => withClient(e.endpoint, (c) => readV3Prefix(new V3(c, s.read), prefix, spill)).finally(() => spill.close()));
+    (e) => withClient(e.endpoint, (c) => readV3Prefix(new V3(c, s.read), prefix, spill), ctx.member.clientTls).finally(() => spill.close()));
   const before = src.sum.digest();
   ctx.log(`read ${before.keys} keys under ${prefix} (${before.ttlKeys} on a lease)${src.outside ? `; ${src.outside} keys outside ${prefix} are not rolled back` : ''}${src.expired ? `; ${src.expired} keys whose lease had run out are left out` : ''}`);
 
   const dst = await withTempEtcd({ ...common, bin: binPath(ctx.binDir, 'etcd', s.to.version), version: s.to.version, dataDir: path.dirname(ctx.newMember), storage: 'etcd2' },
-    (e) => withClient(e.endpoint, (c) => writeV2Keys(c, spillFile)));
+    (e) => withClient(e.endpoint, (c) => writeV2Keys(c, spillFile), ctx.member.clientTls));
 
   return {
     detail: `before (v3, under ${prefix}): ${formatChecksum(before)}; after (v2): ${formatChecksum(dst.readBack)} in ${dst.dirs} dirs`

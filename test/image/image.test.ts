@@ -85,7 +85,7 @@ describe.skipIf(missing)(`the image${missing ? ` [skipped: ${missing}]` : ''}`, 
     expect(j.bin).toEqual(expect.arrayContaining(['etcd', 'etcdctl', 'etcdutl-3.5.30', 'node']));
     expect(j.etcd).toBe('etcd-3.5.30');
     expect(j.node).toMatch(/^v24\./);
-    expect(j.app).toEqual(['etcd-migrate.mjs']); // the bundle: src/ and its production dependencies, nothing else
+    expect(j.app).toEqual(['chunks', 'etcd-migrate.mjs']); // the bundle (src/ and its production dependencies) and its lazily loaded chunks, nothing else
     expect(j.top).not.toContain('bin'); // no shell, no compiler, no package manager
     expect(j.usrbin).toBe(false);
     expect(j.npmCache).toBe(false);
@@ -161,7 +161,7 @@ describe.skipIf(missing)(`the image${missing ? ` [skipped: ${missing}]` : ''}`, 
     ]);
     const url = await serveDir(files);
     const ctx = await tmpDir();
-    for (const p of ['image/etcd-bundle.ts', '.cache/image/node', '.cache/image/etcd-migrate.mjs']) {
+    for (const p of ['image/etcd-bundle.ts', '.cache/image/node', '.cache/image/app']) {
       await fs.mkdir(path.dirname(path.join(ctx, p)), { recursive: true });
       await execa('cp', ['-al', path.join(REPO, p), path.join(ctx, p)]).catch(() => execa('cp', ['-a', path.join(REPO, p), path.join(ctx, p)]));
     }

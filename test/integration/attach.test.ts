@@ -103,25 +103,53 @@ describe('attach-ttls at the end of the chain', () => {
     await expectTtlsKept(dir, keys, expiries, 'after two kills');
   }, 120_000);
 
-  it('the attach\'s etcd fails once: the step fails naming it, the data stays at the last good step with its TTLs pending, and a rerun attaches them', async () => {
+  /** A bin dir whose etcd 3.5.30 fails the attach step's start (the only one with --max-txn-ops on the live data dir) once. */
+  async function attachFailsOnce(): Promise<string> {
+    const marker = path.join(await tmpDir(), 'failed-once');
+    return fixtureBinDir({ 'etcd-3.5.30': `case "$*" in *--max-txn-ops*) if [ ! -e ${marker} ]; then touch ${marker}; echo "injected failure" >&2; exit 3; fi;; esac\nexec "$REAL" "$@"` });
+  }
+
+  it('the attach fails in the run that converted: the run\'s backup (etcd2) is put back, its pending TTLs are stale, and the rerun converts again and attaches', async () => {
     const dir = path.join(await tmpDir(), 'data');
     const keys = k8sDataSet(1000);
     const expiries = await makeV2Data(dir, keys, NAME);
-    // Only the attach runs etcd with --max-txn-ops on the live data dir; it fails the first time.
-    const marker = path.join(await tmpDir(), 'failed-once');
-    const bin = await fixtureBinDir({ 'etcd-3.5.30': `case "$*" in *--max-txn-ops*) if [ ! -e ${marker} ]; then touch ${marker}; echo "injected failure" >&2; exit 3; fi;; esac\nexec "$REAL" "$@"` });
-    const args = ['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', bin, '--name', NAME, '--port', String(await freePort()), '--peer-port', String(await freePort())];
+    const args = ['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', await attachFailsOnce(), '--name', NAME, '--port', String(await freePort()), '--peer-port', String(await freePort())];
 
     const failed = await runCli(args, NEXT_ETCD);
     expect(failed.exitCode, failed.stderr).toBe(1);
-    expect(failed.stderr).toMatch(/step 4\/4 \(attach TTLs 3\.5\.30\/etcd3 -> 3\.5\.30\/etcd3: .*\) failed: etcd 3\.5\.30 exited before a write committed \(exit code 3\).*version\.txt says 3\.5\.30\/etcd3/s);
-    expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.5.30/etcd3');
+    expect(failed.stderr).toMatch(/restored the data dir from the backup .*\(version\.txt = 3\.3\.25\/etcd2\)/);
+    expect(failed.stderr).toMatch(/step 4\/4 \(attach TTLs 3\.5\.30\/etcd3 -> 3\.5\.30\/etcd3: .*\) failed: etcd 3\.5\.30 exited before a write committed \(exit code 3\)/s);
+    expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.3.25/etcd2');
     await fs.access(path.join(dir, PENDING));
 
     const again = await runCli(args, NEXT_ETCD);
     expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(/step 1\/4 done in [\d.]+ s: convert 3\.3\.25\/etcd2 -> 3\.3\.25\/etcd3/);
+    expect(again.stderr).toMatch(/step 4\/4 done in [\d.]+ s: attach TTLs 3\.5\.30\/etcd3 -> 3\.5\.30\/etcd3: .*; 0 keys expired since the conversion/);
+    await expectTtlsKept(dir, keys, expiries, 'after a failed attach, converted again');
+  }, 120_000);
+
+  it('the attach fails in a run that starts with pending TTLs: the data stays at the target with its TTLs pending, and a rerun attaches them', async () => {
+    const dir = path.join(await tmpDir(), 'data');
+    const keys = k8sDataSet(1000);
+    const expiries = await makeV2Data(dir, keys, NAME);
+    const port = ['--port', String(await freePort()), '--peer-port', String(await freePort())];
+    const args = (bin: string) => ['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', bin, '--name', NAME, ...port];
+    // Killed once the last upgrade is recorded, before the attach's etcd starts.
+    const first = await runUntil(args(BIN_DIR), (err) => /version\.txt = 3\.5\.30\/etcd3/.test(err));
+    expect(first.killed, first.stderr).toBe(true);
+    const bin = await attachFailsOnce();
+
+    const failed = await runCli(args(bin), NEXT_ETCD);
+    expect(failed.exitCode, failed.stderr).toBe(1);
+    expect(failed.stderr).toMatch(/step 1\/1 \(attach TTLs 3\.5\.30\/etcd3 -> 3\.5\.30\/etcd3: .*\) failed: etcd 3\.5\.30 exited before a write committed \(exit code 3\).*version\.txt says 3\.5\.30\/etcd3/s);
+    expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.5.30/etcd3');
+    await fs.access(path.join(dir, PENDING));
+
+    const again = await runCli(args(bin), NEXT_ETCD);
+    expect(again.exitCode, again.stderr).toBe(0);
     expect(again.stderr).toMatch(/step 1\/1 done in [\d.]+ s: attach TTLs 3\.5\.30\/etcd3 -> 3\.5\.30\/etcd3/);
-    await expectTtlsKept(dir, keys, expiries, 'after a failed attach');
+    await expectTtlsKept(dir, keys, expiries, 'after a failed attach on its own');
   }, 120_000);
 
   it('as a pod sees it: the exec\'d target etcd, with etcd\'s default election timeout, serves every TTL within 2 s', async () => {

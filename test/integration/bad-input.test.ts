@@ -98,7 +98,7 @@ const cases: Case[] = [
     const dataDir = path.join(mnt, 'data');
     await withData(dataDir);
     return { dataDir };
-  }, message: /free on the file system of .*, but the migration needs about 61 MiB.*free some space and rerun/ },
+  }, message: /not enough free space for step 1 \(upgrade 3\.3\.25\/etcd3 -> 3\.4\.23\/etcd3.*needs up to 61\.0 MiB, .* is free .*; free some space/ },
   { name: 'a full disk for a new cluster (version.txt cannot be written)', needsRoot: true, setup: async (r) => {
     const mnt = path.join(r, 'full0');
     await mountTmpfs(mnt, 'size=64k');

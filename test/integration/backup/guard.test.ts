@@ -1,4 +1,4 @@
-// Issue 5: the verified backup before each step, with the real binaries: restored after a failed
+// Issue 5: the verified backup before a run's first step, with the real binaries: restored after a failed
 // in-place step, retention, encryption, where backups may go, and the free-space preflight.
 import { execa } from 'execa';
 import { promises as fs } from 'node:fs';
@@ -19,7 +19,7 @@ async function cli(dir: string, target: string, extra: string[] = [], binDir = B
     '--port', String(await freePort()), '--peer-port', String(await freePort()), ...extra]);
 }
 
-describe('backups before each step', () => {
+describe('the backup before a run\'s first step', () => {
   it('a step that fails after etcd ran on the live data is undone from the backup', async () => {
     const dir = path.join(await tmpDir(), 'data');
     const data = await makeHistoryData('3.3.25', dir, NAME);
@@ -30,9 +30,23 @@ describe('backups before each step', () => {
     expect(r.exitCode, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/etcd 3\.4\.23 did not stop cleanly/);
     expect(r.stderr).toMatch(/the step failed after etcd ran on the live data; restoring .*\.backup/);
-    expect(r.stderr).toContain('restored the data dir from the backup: it is as it was before the step (version.txt = 3.3.25/etcd3)');
+    expect(r.stderr).toContain("restored the data dir from the backup taken before this run's first step: it is as it was then (version.txt = 3.3.25/etcd3)");
     expect(await treeSnapshot(dir)).toEqual(before);
     // 3.3.25 still runs it, which it would refuse had the 3.4 cluster version stayed.
+    expect((await served('3.3.25', dir, NAME)).keys).toEqual(data.keys);
+  });
+
+  it('one backup covers a run of several steps; a failure in the second step puts back the data from before the first', async () => {
+    const dir = path.join(await tmpDir(), 'data');
+    const data = await makeHistoryData('3.3.25', dir, NAME);
+    const before = await treeSnapshot(dir);
+    const bin = await fixtureBinDir({ 'etcd-3.5.30': '"$REAL" "$@" &\npid=$!\ntrap \'kill -TERM $pid; wait $pid; exit 1\' TERM\nwait $pid' });
+    const r = await cli(dir, '3.5.30', [], bin);
+    expect(r.exitCode, r.stderr).toBe(1);
+    expect(r.stderr.match(/backup of /g)).toHaveLength(1);
+    expect(r.stderr).toMatch(/step 1\/2 done .* version\.txt = 3\.4\.23\/etcd3/);
+    expect(r.stderr).toContain("restored the data dir from the backup taken before this run's first step: it is as it was then (version.txt = 3.3.25/etcd3)");
+    expect(await treeSnapshot(dir)).toEqual(before);
     expect((await served('3.3.25', dir, NAME)).keys).toEqual(data.keys);
   });
 

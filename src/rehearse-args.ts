@@ -1,0 +1,59 @@
+// The command line of `etcd-migrate rehearse` (loaded only for that command).
+import yargs from 'yargs';
+import { ENGINE_CHOICES, type EngineChoice } from './container.ts';
+import { num, str } from './args.ts';
+import { UsageError } from './errors.ts';
+import { DEFAULT_IMAGE, type RehearseFlags } from './rehearse.ts';
+
+/** `etcd-migrate rehearse ...`: argv starts with "rehearse". */
+export function parseRehearseArgs(argv: readonly string[]): RehearseFlags {
+  let a: Record<string, unknown> = {};
+  const y = yargs([...argv])
+    .scriptName('etcd-migrate')
+    .command('rehearse', 'copy a data dir (the original is only read), migrate the copy in the image (or with the local binaries), start the target etcd on it and report: the plan, each step\'s time, the key counts before and after, the result', (c) => c
+      .option('data-dir', { type: 'string', describe: 'the etcd data dir to rehearse on [env DATA_DIRECTORY]' })
+      .option('target-version', { type: 'string', describe: 'target etcd version x.y.z [env TARGET_VERSION]' })
+      .option('target-storage', { type: 'string', describe: 'etcd2 or etcd3 [env TARGET_STORAGE] (default etcd3)' })
+      .option('image', { type: 'string', describe: `the etcd-migrate image [env ETCD_MIGRATE_IMAGE] (default ${DEFAULT_IMAGE})` })
+      .option('engine', { choices: ENGINE_CHOICES, describe: 'container engine; auto: podman or docker, whichever has the image, else none; none: the local binaries (default auto)' })
+      .option('bin-dir', { type: 'string', describe: 'with --engine none: directory of etcd-<x.y.z> binaries (default /usr/local/bin)' })
+      .option('bundled-versions', { type: 'string', describe: 'bundled versions, split on commas or spaces [env BUNDLED_VERSIONS] (default: every etcd-x.y.z in the bin dir)' })
+      .option('name', { type: 'string', describe: 'member name [env ETCD_NAME] (default etcd-<hostname>)' })
+      .option('etcd-data-prefix', { type: 'string', describe: 'key prefix of the data [env ETCD_DATA_PREFIX] (default /registry)' })
+      .option('work-dir', { type: 'string', describe: 'where the copy is made (default the system temp dir); needs twice the data\'s size free' })
+      .option('keep', { type: 'boolean', describe: 'keep the migrated copy' })
+      .option('port', { type: 'number', describe: 'client port of the temporary etcds, on 127.0.0.1 (default: a free one)' })
+      .option('peer-port', { type: 'number', describe: 'peer port of the temporary etcds, on 127.0.0.1 (default: a free one)' })
+      .option('json', { type: 'boolean', describe: 'print the report as JSON' })
+      .option('already-copied', { type: 'boolean', hidden: true }), (args) => {
+      a = args;
+    })
+    .demandCommand(1, 1)
+    .strict()
+    .parserConfiguration({ 'camel-case-expansion': true, 'duplicate-arguments-array': false, 'strip-aliased': true })
+    .version(false)
+    .help()
+    .exitProcess(false)
+    .fail((msg, err) => {
+      throw new UsageError(`${err?.message ?? msg}; see etcd-migrate rehearse --help`);
+    });
+  y.parseSync();
+  return {
+    dataDir: str(a.dataDir),
+    targetVersion: str(a.targetVersion),
+    targetStorage: str(a.targetStorage),
+    image: str(a.image),
+    engine: a.engine as EngineChoice | undefined,
+    binDir: str(a.binDir),
+    bundledVersions: str(a.bundledVersions),
+    name: str(a.name),
+    etcdDataPrefix: str(a.etcdDataPrefix),
+    workDir: str(a.workDir),
+    keep: a.keep as boolean | undefined,
+    port: num(a.port, '--port'),
+    peerPort: num(a.peerPort, '--peer-port'),
+    json: a.json as boolean | undefined,
+    alreadyCopied: a.alreadyCopied as boolean | undefined,
+    help: argv.includes('--help') || argv.includes('-h'),
+  };
+}
