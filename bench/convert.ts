@@ -1,5 +1,5 @@
 // Benchmark: etcd2 -> etcd3 conversion with every TTL re-attached (the v2-to-v3 and attach-ttls
-// steps, through the CLI, with their backups) side by side with `etcdctl migrate` alone, on copies
+// steps, through the CLI, with the run's backup) side by side with `etcdctl migrate` alone, on copies
 // of the same 3.3.25 etcd2 data dir.
 // Time and peak RSS (VmHWM of each process, sampled from /proc every 20 ms).
 // Usage: node bench/convert.ts [keys=100000] [bin-dir=.cache/etcd-bin] [port-base=23500]
@@ -80,7 +80,7 @@ try {
 
   const du = async (d: string) => (await execa('du', ['-sm', path.join(d, 'member')])).stdout.split('\t')[0];
   console.log(`| ${keys} keys (${report?.[2] ?? '?'} with a TTL) | etcdctl migrate alone (TTLs dropped) | ${migrate.seconds.toFixed(1)} s | etcdctl ${mib(peakOf(migrate.peaks, /etcdctl/))} | ${await du(a)} MB |`);
-  console.log(`| ${keys} keys (${report?.[2] ?? '?'} with a TTL) | etcd-migrate: v2-to-v3 step ${stepTime('convert')} s (read, migrate, v2 store emptied, checks) + attach-ttls step ${stepTime('attach TTLs')} s (${report?.[3] ?? '?'} keys on ${report?.[4] ?? '?'} leases, granted ${report?.[5] ?? '?'} s before its end); each step's time includes its backup (${backups.toFixed(1)} s in all) | ${ours.seconds.toFixed(1)} s | node ${mib(peakOf(ours.peaks, /node/))}, etcd ${mib(peakOf(ours.peaks, /^etcd-/))}, etcdctl ${mib(peakOf(ours.peaks, /etcdctl/))} | ${await du(b)} MB |`);
+  console.log(`| ${keys} keys (${report?.[2] ?? '?'} with a TTL) | etcd-migrate: v2-to-v3 step ${stepTime('convert')} s (read, migrate, v2 store emptied, checks) + attach-ttls step ${stepTime('attach TTLs')} s (${report?.[3] ?? '?'} keys on ${report?.[4] ?? '?'} leases, granted ${report?.[5] ?? '?'} s before its end) + the run's backup ${backups.toFixed(1)} s | ${ours.seconds.toFixed(1)} s | node ${mib(peakOf(ours.peaks, /node/))}, etcd ${mib(peakOf(ours.peaks, /^etcd-/))}, etcdctl ${mib(peakOf(ours.peaks, /etcdctl/))} | ${await du(b)} MB |`);
   console.log(`load average after: ${(await fs.readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`);
 } finally {
   await fs.rm(work, { recursive: true, force: true });
