@@ -1,7 +1,7 @@
 // The attach-ttls step's work, on the data as it is at the end of the chain: each key of the
 // pending TTL file gets a lease for what will be left of its TTL when etcd next starts, one lease
-// per whole second, attached in batched transactions; keys whose expiry has passed go. Checked against the checksum
-// the conversion recorded: nothing lost, nothing changed, no TTL lost.
+// per whole second, attached in batched transactions; keys whose expiry has passed go. Checked
+// against the checksum the conversion recorded: nothing lost, nothing changed, no TTL lost.
 //
 // A rerun after a crash repeats it all: a key attached before gets a new lease (the old one, left
 // empty, runs out by itself), a key deleted before is deleted again (a no-op).
