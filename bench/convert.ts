@@ -1,5 +1,6 @@
-// Benchmark: etcd2 -> etcd3 conversion with every TTL re-attached (the v2-to-v3 step, through the
-// CLI) side by side with `etcdctl migrate` alone, on copies of the same 3.3.25 etcd2 data dir.
+// Benchmark: etcd2 -> etcd3 conversion with every TTL re-attached (the v2-to-v3 and attach-ttls
+// steps, through the CLI, with the run's backup) side by side with `etcdctl migrate` alone, on copies
+// of the same 3.3.25 etcd2 data dir.
 // Time and peak RSS (VmHWM of each process, sampled from /proc every 20 ms).
 // Usage: node bench/convert.ts [keys=100000] [bin-dir=.cache/etcd-bin] [port-base=23500]
 // (BENCH_NODE_OPTIONS becomes the NODE_OPTIONS of the etcd-migrate process, e.g. --max-old-space-size=64)
@@ -73,11 +74,14 @@ try {
     '--port', String(portBase), '--peer-port', String(portBase + 1)],
   // BENCH_NODE_OPTIONS=--max-old-space-size=N shows the conversion runs within a fixed heap.
   { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}) });
-  const report = /before \(v2\): keys=(\d+) ttl-keys=(\d+).*?(\d+) keys on (\d+) leases/.exec(ours.stderr);
+  const report = /before \(v2\): keys=(\d+) ttl-keys=(\d+).*?(\d+) keys on (\d+) leases \(granted ([\d.]+) s before/s.exec(ours.stderr);
+  const stepTime = (what: string) => new RegExp(`done in ([\\d.]+) s: ${what}`).exec(ours.stderr)?.[1] ?? '?';
+  const backups = [...ours.stderr.matchAll(/read back and verified in ([\d.]+) s/g)].reduce((t, m) => t + Number(m[1]), 0);
 
   const du = async (d: string) => (await execa('du', ['-sm', path.join(d, 'member')])).stdout.split('\t')[0];
   console.log(`| ${keys} keys (${report?.[2] ?? '?'} with a TTL) | etcdctl migrate alone (TTLs dropped) | ${migrate.seconds.toFixed(1)} s | etcdctl ${mib(peakOf(migrate.peaks, /etcdctl/))} | ${await du(a)} MB |`);
-  console.log(`| ${keys} keys (${report?.[2] ?? '?'} with a TTL) | etcd-migrate v2-to-v3 step (read, migrate, ${report?.[3] ?? '?'} keys on ${report?.[4] ?? '?'} leases, checks, v2 store emptied) | ${ours.seconds.toFixed(1)} s | node ${mib(peakOf(ours.peaks, /node/))}, etcd ${mib(peakOf(ours.peaks, /^etcd-/))}, etcdctl ${mib(peakOf(ours.peaks, /etcdctl/))} | ${await du(b)} MB |`);
+  console.log(`| ${keys} keys (${report?.[2] ?? '?'} with a TTL) | etcd-migrate: v2-to-v3 step ${stepTime('convert')} s (read, migrate, v2 store emptied, checks) + attach-ttls step ${stepTime('attach TTLs')} s (${report?.[3] ?? '?'} keys on ${report?.[4] ?? '?'} leases, granted ${report?.[5] ?? '?'} s before its end) + the run's backup ${backups.toFixed(1)} s | ${ours.seconds.toFixed(1)} s | node ${mib(peakOf(ours.peaks, /node/))}, etcd ${mib(peakOf(ours.peaks, /^etcd-/))}, etcdctl ${mib(peakOf(ours.peaks, /etcdctl/))} | ${await du(b)} MB |`);
+  console.log(`load average after: ${(await fs.readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`);
 } finally {
   await fs.rm(work, { recursive: true, force: true });
 }

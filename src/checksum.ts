@@ -20,6 +20,16 @@ export class ChecksumBuilder {
   private kv = 0n;
   private ttl = 0n;
 
+  /** A builder that starts from a checksum taken before (to take keys out of it, for example). */
+  static of(c: Checksum): ChecksumBuilder {
+    const b = new ChecksumBuilder();
+    b.keys = c.keys;
+    b.ttlKeys = c.ttlKeys;
+    b.kv = BigInt(`0x${c.kv}`);
+    b.ttl = BigInt(`0x${c.ttl}`);
+    return b;
+  }
+
   add(key: Uint8Array | string, value: Uint8Array | string, hasTtl: boolean): void {
     this.addDigest(key, kvDigest(key, value), hasTtl);
   }

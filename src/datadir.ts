@@ -10,6 +10,11 @@ export const VERSION_FILE = 'version.txt';
 export const WORK_DIR = '.etcd-migrate';
 /** One entrypoint per data dir (see lock.ts). */
 export const LOCK_FILE = '.etcd-migrate.lock';
+/**
+ * The TTLs a v2-to-v3 step leaves for the attach-ttls step at the end of the chain (see
+ * convert/pending.ts). It is data: a data dir holding it is not empty.
+ */
+export const PENDING_TTLS_FILE = '.etcd-migrate.pending-ttls';
 
 /** Entries that do not make a data dir hold data: our own files and a file system's lost+found. */
 const IGNORED = new Set([VERSION_FILE, `${VERSION_FILE}.next`, 'lost+found', WORK_DIR, LOCK_FILE]);

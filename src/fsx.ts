@@ -29,6 +29,22 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** Makes a file's content durable (the rename or directory entry that names it is synced apart). */
+export async function fsyncFile(file: string): Promise<void> {
+  const fh = await fs.open(file, constants.O_RDONLY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Removes a file for good: unlink, then fsync its directory. A file already gone is fine. */
+export async function removeFileDurably(file: string): Promise<void> {
+  await fs.rm(file, { force: true });
+  await fsyncDir(path.dirname(file));
+}
+
 export async function readIfExists(file: string): Promise<string | undefined> {
   try {
     return await fs.readFile(file, 'utf8');

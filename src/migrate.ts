@@ -16,7 +16,7 @@ import type { Runner, StepContext, StepReport, ToolNeed } from './steps/index.ts
 import { readEvidence, describeEvidence } from './inspect/evidence.ts';
 import type { ClientTls } from './etcd/tls.ts';
 import { fmt, fmtData, fmtMinor, type DataVersion, type Version } from './version.ts';
-import { newMemberDir, prepareWorkDir, recoverWorkDir, removeWorkDir, swapInNewMember } from './workdir.ts';
+import { exists, newMemberDir, pendingTtlsFile, prepareWorkDir, recoverWorkDir, removeWorkDir, swapInNewMember } from './workdir.ts';
 
 export interface Runtime {
   env: NodeJS.ProcessEnv;
@@ -95,7 +95,7 @@ async function prepare(opts: Options, rt?: Runtime): Promise<Prepared> {
   if (state.kind === 'data' && opts.assumeCurrent && fmtData(opts.assumeCurrent) !== fmtData(state.version)) {
     throw new UsageError(`version.txt says ${fmtData(state.version)} but --assume-current-version says ${fmtData(opts.assumeCurrent)}; drop the flag (version.txt is the record) or fix version.txt`);
   }
-  const steps = plan(current, opts.target, bundled);
+  const steps = plan(current, opts.target, bundled, { pendingTtls: await exists(pendingTtlsFile(opts.dataDir)) });
   checkClusterPlan(steps, opts.initialCluster, opts.target);
   const machinery = steps.length ? await loadMachinery() : undefined;
 
@@ -150,6 +150,7 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
     stepTimeoutMs: rt.stepTimeoutMs ?? opts.stepTimeoutMs,
     target: opts.target,
     newMember: newMemberDir(opts.dataDir),
+    targetElectionTimeoutMs: opts.targetElectionTimeoutMs,
   };
   const note = clusterNote(steps, opts.target.version, opts.initialCluster);
   if (note) rt.log(note);

@@ -66,6 +66,12 @@ export interface Options {
   backupKeyFile: string | undefined;
   /** For restored members (downgrades, restore): flag, env, the etcd flags after --, ETCD_INITIAL_CLUSTER_TOKEN, etcd's default. */
   initialClusterToken: string;
+  /**
+   * The election timeout (ms) of the etcd that serves the data after the migration: the etcd flags
+   * after --, else ETCD_ELECTION_TIMEOUT, else etcd's default. etcd adds it to every lease when it
+   * becomes leader, so the attach-ttls step grants that much less.
+   */
+  targetElectionTimeoutMs: number;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -81,6 +87,8 @@ export const DEFAULT_PEER_PORT = 2380;
 export const DEFAULT_STEP_TIMEOUT_S = 120;
 export const DEFAULT_CLUSTER_STEP_TIMEOUT_S = 600;
 export const DEFAULT_KEEP_BACKUPS = 3;
+/** etcd's own default --election-timeout (ms). */
+export const DEFAULT_ELECTION_TIMEOUT_MS = 1000;
 /** etcd's own default --initial-cluster-token. */
 export const DEFAULT_CLUSTER_TOKEN = 'etcd-cluster';
 
@@ -180,6 +188,12 @@ export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
     ?? (env.ETCD_INITIAL_CLUSTER_TOKEN || undefined)
     ?? DEFAULT_CLUSTER_TOKEN;
 
+  const et = (etcdArgs && flagValue(etcdArgs, 'election-timeout')) ?? (env.ETCD_ELECTION_TIMEOUT || undefined);
+  const targetElectionTimeoutMs = et === undefined ? DEFAULT_ELECTION_TIMEOUT_MS : Number(et);
+  if (!Number.isSafeInteger(targetElectionTimeoutMs) || targetElectionTimeoutMs < 1) {
+    throw new UsageError(`the target etcd's election timeout "${et}" (--election-timeout after --, or ETCD_ELECTION_TIMEOUT) is not a whole number of milliseconds; fix it as etcd would need it`);
+  }
+
   return {
     dataDir,
     target,
@@ -203,6 +217,7 @@ export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
     keepBackups,
     backupKeyFile: pick('backupEncryptionKeyFile')?.value,
     initialClusterToken,
+    targetElectionTimeoutMs,
   };
 }
 

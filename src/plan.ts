@@ -10,7 +10,12 @@ import {
  * One step; after it succeeds version.txt holds `to`.
  * - upgrade:  start etcd `to.version` on the data until a write commits, then stop it.
  * - patch:    the same, within one minor, where the next minor needs a newer patch first.
- * - v2-to-v3: offline `etcdctl migrate` with etcd `to.version`'s tools, then re-attach every TTL.
+ * - v2-to-v3: offline `etcdctl migrate` with etcd `to.version`'s tools; every TTL is left, with its
+ *             absolute expiry, in the data dir's pending TTL file for an attach-ttls step.
+ * - attach-ttls: start etcd `to.version` on the data and give each key of the pending TTL file a lease
+ *             for what is left of its TTL, then remove the file. Last in the chain (`then` 'target'):
+ *             etcd gives every lease its full TTL again whenever it starts, so each start after the
+ *             grant lengthens it; before a rollback (`then` 'rollback'), which reads the leases.
  * - v3-to-v2: read the v3 keys with etcd `read`, write them with their TTLs into a new v2 store
  *             made by etcd `to.version`, then swap it in.
  * - downgrade: snapshot with etcd `snapshotWith`, restore with `to.version`'s tools, swap it in.
@@ -19,6 +24,7 @@ export type Step =
   | { kind: 'upgrade'; from: DataVersion; to: DataVersion }
   | { kind: 'patch'; from: DataVersion; to: DataVersion }
   | { kind: 'v2-to-v3'; from: DataVersion; to: DataVersion }
+  | { kind: 'attach-ttls'; from: DataVersion; to: DataVersion; then: 'target' | 'rollback' }
   | { kind: 'v3-to-v2'; from: DataVersion; to: DataVersion; read: Version }
   | { kind: 'downgrade'; from: DataVersion; to: DataVersion; snapshotWith: Version };
 
@@ -37,11 +43,16 @@ export const PATCH_BEFORE: ReadonlyMap<string, Version> = new Map([
 
 const FIRST_V3: Version = { major: 3, minor: 0, patch: 0 };
 
+export interface PlanInput {
+  /** The data dir holds TTLs that a v2-to-v3 step left for an attach-ttls step (an interrupted run). */
+  pendingTtls?: boolean;
+}
+
 /**
  * Plans the steps that take data at `current` to `target` with the bundled versions.
  * `current` undefined means an empty data dir: nothing to migrate.
  */
-export function plan(current: DataVersion | undefined, target: DataVersion, bundled: readonly Version[]): Step[] {
+export function plan(current: DataVersion | undefined, target: DataVersion, bundled: readonly Version[], input: PlanInput = {}): Step[] {
   const b = new Bundle(bundled);
   checkStorageVersion(target, 'the target');
   if (!b.has(target.version)) {
@@ -52,7 +63,16 @@ export function plan(current: DataVersion | undefined, target: DataVersion, bund
 
   const steps: Step[] = [];
   let at = current;
+  // Pending TTLs belong to etcd3 data. Beside etcd2 data they are left from a conversion that was
+  // undone (a failed step put back the backup taken before it): the v2 store holds the TTLs, and
+  // the next conversion's swap replaces the file.
+  let pending = (input.pendingTtls ?? false) && current.storage === 'etcd3';
   const push = (s: Step) => { steps.push(s); at = s.to; };
+  // The pending TTLs become leases with etcd `version` on the data as it is at that point.
+  const attach = (version: Version, then: 'target' | 'rollback') => {
+    push({ kind: 'attach-ttls', from: at, to: { version, storage: 'etcd3' }, then });
+    pending = false;
+  };
 
   if (at.storage === 'etcd2' && target.storage === 'etcd3') {
     // Convert as early as possible: at the first 3.x minor the chain reaches, before any v3 write.
@@ -65,10 +85,13 @@ export function plan(current: DataVersion | undefined, target: DataVersion, bund
     for (const s of upgrades(at, FIRST_V3, target, b)) push(s);
     const tool = b.newestOf(at.version, `to convert ${fmtData(at)} to etcd3 (its etcdctl migrate)`);
     push({ kind: 'v2-to-v3', from: at, to: { version: tool, storage: 'etcd3' } });
+    pending = true;
   }
 
   if (at.storage === 'etcd3' && target.storage === 'etcd2') {
     const read = b.newestOf(at.version, `to read the etcd3 data of ${fmtData(at)}`);
+    // The rollback reads each key's TTL from its lease: pending TTLs become leases first.
+    if (pending) attach(read, 'rollback');
     push({ kind: 'v3-to-v2', from: at, to: target, read });
     return steps;
   }
@@ -81,6 +104,9 @@ export function plan(current: DataVersion | undefined, target: DataVersion, bund
     }
     for (const s of downgrades(at, target, b)) push(s);
   }
+  // Last, with the target's etcd: only the start of the target etcd then follows the grant. A
+  // downgrade keeps every key, and the pending file stays beside the data, so it waits for the end too.
+  if (pending) attach(target.version, 'target');
   return steps;
 }
 
@@ -156,7 +182,8 @@ export function describe(s: Step): string {
   switch (s.kind) {
     case 'upgrade': return `upgrade ${fmtData(s.from)} -> ${fmtData(s.to)}: start etcd ${fmt(s.to.version)} until a write commits, then stop it`;
     case 'patch': return `patch ${fmtData(s.from)} -> ${fmtData(s.to)}: start etcd ${fmt(s.to.version)} until a write commits, then stop it`;
-    case 'v2-to-v3': return `convert ${fmtData(s.from)} -> ${fmtData(s.to)}: etcdctl ${fmt(s.to.version)} migrate, then re-attach every TTL as a lease`;
+    case 'v2-to-v3': return `convert ${fmtData(s.from)} -> ${fmtData(s.to)}: etcdctl ${fmt(s.to.version)} migrate; every TTL kept aside until the end of the chain`;
+    case 'attach-ttls': return `attach TTLs ${fmtData(s.from)} -> ${fmtData(s.to)}: start etcd ${fmt(s.to.version)} and give every key with a pending TTL a lease for what is left of it`;
     case 'v3-to-v2': return `roll back ${fmtData(s.from)} -> ${fmtData(s.to)}: read keys with etcd ${fmt(s.read)}, write them with TTLs into a new etcd ${fmt(s.to.version)} v2 store`;
     case 'downgrade': return `downgrade ${fmtData(s.from)} -> ${fmtData(s.to)}: snapshot with etcd ${fmt(s.snapshotWith)}, restore with etcd ${fmt(s.to.version)}`;
   }

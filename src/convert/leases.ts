@@ -1,125 +1,164 @@
-// After `etcdctl migrate` (which drops every TTL): the keys that had a TTL get a lease again, one
-// lease per whole second of TTL left, attached in batched transactions; keys whose expiry has passed go.
-// Each stage is checked against what the v2 store held: nothing lost, nothing changed, no TTL lost.
+// The attach-ttls step's work, on the data as it is at the end of the chain: each key of the
+// pending TTL file gets a lease for what will be left of its TTL when etcd next starts, one lease
+// per whole second, attached in batched transactions; keys whose expiry has passed go. Checked
+// against the checksum the conversion recorded: nothing lost, nothing changed, no TTL lost.
+//
+// A rerun after a crash repeats it all: a key attached before gets a new lease (the old one, left
+// empty, runs out by itself), a key deleted before is deleted again (a no-op).
 import { ChecksumBuilder, checksumMismatch, formatChecksum, type Checksum } from '../checksum.ts';
 import { StepError } from '../errors.ts';
 import { V3, V3Error, type Op } from '../etcd/v3.ts';
+import { deleteExpired, IN_FLIGHT, sumKeyspace, TXN_OPS } from './check.ts';
+import type { PendingTtls } from './pending.ts';
 import { batches, forEachConcurrent } from './pool.ts';
-import { readSpill } from './spill.ts';
 import { expired, leaseTtl, ttlAtGrant } from './ttl.ts';
-import { parseTtlLine, type TtlLine, type V2Contents } from './v2read.ts';
+import type { TtlLine } from './v2read.ts';
 
-/** Operations per transaction (etcd's --max-txn-ops default is 128), and transactions in flight. */
-export const TXN_OPS = 128;
-const IN_FLIGHT = 8;
+/**
+ * A key on a lease that an interrupted earlier attempt granted may be gone before its expiry: that
+ * lease ended up to 1.5 s early (TTLs are rounded down to whole seconds, and by the seconds between
+ * plan and grant), and by the attach time it allowed for and `extendMs` more. A missing key due
+ * within this long counts as expired; any other is a loss.
+ */
+const EARLY_MS = 5000;
 
-export interface Reattached {
+export interface AttachOptions {
+  /** Operations per transaction. */
+  opsPerTxn?: number;
+  /**
+   * What the next etcd to serve the data adds to every lease when it becomes leader (its election
+   * timeout: etcd's lessor.Promote): each lease is granted that much shorter.
+   */
+  extendMs?: number;
+}
+
+export interface Attached {
   /** The v3 keyspace at the end: keys, values, which keys have a lease. */
   after: Checksum;
-  /** What the v2 store held, less the keys that expired during the conversion. */
+  /** What the conversion left, less the keys that expired since. */
   expected: Checksum;
   expired: number;
   leases: number;
-  /** When the leases were granted (ms since the epoch). */
+  /** When the leases were granted, and when the last key had its lease (ms since the epoch). */
   grantedAt: number;
+  attachedAt: number;
+  /** How long the attach was expected to take (the pass without leases); the TTLs allow for it. */
+  predictedMs: number;
 }
 
-export async function reattachTtls(v3: V3, ttlFile: string, v2: V2Contents, opsPerTxn = TXN_OPS): Promise<Reattached> {
-  const lines = () => mapAsync(readSpill(ttlFile), parseTtlLine);
-  /** What v3 must hold: the v2 store, less every key that expires on the way. */
-  const want = v2.all;
+export async function attachTtls(v3: V3, pending: PendingTtls, o: AttachOptions = {}): Promise<Attached> {
+  const opsPerTxn = o.opsPerTxn ?? TXN_OPS;
+  const extendMs = o.extendMs ?? 0;
+  const early = EARLY_MS + extendMs;
+  const want = ChecksumBuilder.of(pending.expected);
   let gone = 0;
-  const drop = (key: string, kv: bigint) => {
+  const drop = ([, key, kv]: TtlLine) => {
     gone++;
     want.remove(Buffer.from(key, 'base64'), kv, true);
   };
 
-  // 1. Keys whose expiry has passed (before or during the read) must not survive.
+  // 1. Keys whose expiry has passed (since the conversion, or while etcd was down) must not survive.
   const cutoff = Date.now();
-  async function* dueKeys(): AsyncGenerator<Op> {
-    for await (const [exp, key, kv] of lines()) {
-      if (expired(exp, cutoff)) {
-        drop(key, kv);
-        yield { request_delete_range: { key } };
+  await deleteExpired(v3, pending.lines(), cutoff, opsPerTxn, drop);
+
+  // 2. Every key and value as the conversion left them (keys may be on a lease of an earlier attempt).
+  const { sum: converted } = await sumKeyspace(v3);
+  const same = () => {
+    const w = want.digest();
+    const got = converted.digest();
+    return got.keys === w.keys && got.kv === w.kv;
+  };
+  const missing = new Set<string>();
+  if (!same()) {
+    for await (const line of pending.lines()) {
+      if (!expired(line[0], cutoff) && line[0] - Date.now() < early && !(await exists(v3, line[1]))) {
+        missing.add(line[1]);
+        drop(line);
       }
     }
-  }
-  await forEachConcurrent(batches(dueKeys(), opsPerTxn), IN_FLIGHT, (ops) => v3.txn(ops));
-
-  // 2. What migrate wrote: every key and value of the v2 store (less the expired), and no lease.
-  const converted = new ChecksumBuilder();
-  let leased = 0;
-  for await (const page of v3.range()) {
-    for (const kv of page) {
-      if (kv.lease) leased++;
-      converted.add(Buffer.from(kv.key, 'base64'), Buffer.from(kv.value ?? '', 'base64'), false);
+    if (!same()) {
+      throw new StepError(`the keyspace is not as the etcd2 -> etcd3 conversion left it: expected ${formatChecksum(want.digest())}, found ${formatChecksum(converted.digest())} (did an etcd run on this data dir outside the migration?); restore the backup taken before the conversion and rerun, or delete the pending TTL file to keep the data without its TTLs`);
     }
   }
-  const w = want.digest();
-  const got = converted.digest();
-  if (got.keys !== w.keys || got.kv !== w.kv || leased) {
-    throw new StepError(`etcdctl migrate did not convert the v2 store faithfully: v2 (less expired keys) ${formatChecksum(w)}, v3 ${formatChecksum(got)}${leased ? `, ${leased} keys already on a lease` : ''}; the live data was not changed`);
-  }
 
-  // 3. One lease per whole second of TTL left, all granted now.
+  // Each pass below puts every key with a TTL again (ignore_value keeps its value), a transaction per
+  // batch; a key found gone meanwhile (its lease ran out) is dropped from the expected checksum.
+  const live = (line: TtlLine) => !expired(line[0], cutoff) && !missing.has(line[1]);
+  const putAll = (leaseOf: (line: TtlLine) => string, done: (line: TtlLine) => void) => {
+    async function* ops(): AsyncGenerator<[Op, TtlLine]> {
+      for await (const line of pending.lines()) if (live(line)) yield [{ request_put: { key: line[1], lease: leaseOf(line), ignore_value: true } }, line];
+    }
+    return forEachConcurrent(batches(ops(), opsPerTxn), IN_FLIGHT, async (batch) => {
+      let ok = batch.map(() => true);
+      try {
+        await v3.txn(batch.map(([op]) => op));
+      } catch (e) {
+        if (!(e instanceof V3Error && (e.leaseNotFound || e.keyNotFound))) throw e;
+        ok = [];
+        for (const [op, line] of batch) ok.push(await attachOne(v3, op, line, early));
+      }
+      batch.forEach(([, line], i) => {
+        if (ok[i]) return done(line);
+        missing.add(line[1]);
+        drop(line);
+        converted.remove(Buffer.from(line[1], 'base64'), line[2], false);
+      });
+    });
+  };
+
+  // 3. The same puts without a lease, timed. A lease lives from the start of the next etcd on, so
+  // what its TTL must allow for is when this step ends, not when it is granted: the attach after
+  // the grant takes about as long as this pass (same keys, batches, etcd), and the TTLs are that
+  // much shorter. (It also takes every key off a lease an interrupted earlier attempt gave it.)
+  const t0 = Date.now();
+  await putAll(() => '0', () => {});
+  const predictedMs = Date.now() - t0;
+
+  // 4. One lease per whole second of TTL left at the predicted end, less what the next etcd adds.
   const planned = Date.now();
+  const ttlOf = (exp: number) => leaseTtl(exp, planned + predictedMs + extendMs);
   const ttls = new Set<number>();
-  for await (const [exp] of lines()) if (!expired(exp, cutoff)) ttls.add(leaseTtl(exp, planned));
+  for await (const line of pending.lines()) if (live(line)) ttls.add(ttlOf(line[0]));
   const leases = new Map<number, string>();
   await forEachConcurrent([...ttls], IN_FLIGHT * 2, async (ttl) => {
     leases.set(ttl, await v3.grant(ttlAtGrant(ttl, planned, Date.now())));
   });
 
-  // 4. Attach, a transaction per batch; a key whose lease ran out meanwhile is deleted instead.
-  // Nothing slow comes after this: a lease lives on for as long as etcd is down after its grant
-  // (a restart gives it its full TTL again), so the step ends as soon as the last key is attached.
+  // 5. Attach. Nothing slow comes after this: the step ends as soon as the last key has its lease.
   const withLease = new ChecksumBuilder();
-  async function* attachOps(): AsyncGenerator<[Op, TtlLine]> {
-    for await (const line of lines()) {
-      if (!expired(line[0], cutoff)) yield [{ request_put: { key: line[1], lease: leases.get(leaseTtl(line[0], planned))!, ignore_value: true } }, line];
-    }
-  }
-  await forEachConcurrent(batches(attachOps(), opsPerTxn), IN_FLIGHT, async (batch) => {
-    let ok = batch.map(() => true);
-    try {
-      await v3.txn(batch.map(([op]) => op));
-    } catch (e) {
-      if (!(e instanceof V3Error && e.leaseNotFound)) throw e;
-      ok = [];
-      for (const [op, [, key]] of batch) ok.push(await attachOne(v3, op, key));
-    }
-    batch.forEach(([, [, key, kv]], i) => {
-      const k = Buffer.from(key, 'base64');
-      if (ok[i]) withLease.add(k, '', true);
-      else {
-        drop(key, kv);
-        converted.remove(k, kv, false);
-      }
-    });
-  });
+  await putAll((line) => leases.get(ttlOf(line[0]))!, (line) => withLease.add(Buffer.from(line[1], 'base64'), '', true));
+  const attachedAt = Date.now();
 
-  // 5. The keys with a lease are the v2 keys with a TTL (less the expired), each put with its lease
+  // 6. The keys with a lease are the pending keys (less the expired), each put with its lease
   // confirmed by etcd; keys and values are those checked in 2. (a put with ignore_value keeps the value).
   const l = withLease.digest();
   const after: Checksum = { ...converted.digest(), ttlKeys: l.ttlKeys, ttl: l.ttl };
   const expected = want.digest();
   const mismatch = checksumMismatch(expected, after);
-  if (mismatch) throw new StepError(`after re-attaching TTLs the v3 keyspace does not match the v2 store: ${mismatch}; the live data was not changed`);
-  return { after, expected, expired: gone, leases: leases.size, grantedAt: planned };
+  if (mismatch) throw new StepError(`after attaching the TTLs the v3 keyspace does not match what the conversion left: ${mismatch}`);
+  return { after, expected, expired: gone, leases: leases.size, grantedAt: planned, attachedAt, predictedMs };
 }
 
-/** One key alone: true once it has its lease, false when the lease has run out (the key has expired and is deleted). */
-async function attachOne(v3: V3, op: Op, key: string): Promise<boolean> {
+/**
+ * One key alone: true once it has its lease; false when it is gone as due (its new lease ran out, so
+ * it is deleted; or a lease of an earlier attempt took it just before its expiry).
+ */
+async function attachOne(v3: V3, op: Op, [exp, key]: TtlLine, early: number): Promise<boolean> {
   try {
     await v3.txn([op]);
     return true;
   } catch (e) {
-    if (!(e instanceof V3Error && e.leaseNotFound)) throw e;
-    await v3.txn([{ request_delete_range: { key } }]);
-    return false;
+    if (e instanceof V3Error && e.leaseNotFound) {
+      await v3.txn([{ request_delete_range: { key } }]);
+      return false;
+    }
+    if (e instanceof V3Error && e.keyNotFound && exp - Date.now() < early) return false;
+    if (e instanceof V3Error && e.keyNotFound) throw new StepError(`a key with ${Math.round((exp - Date.now()) / 1000)} s of TTL left is gone from the keyspace before its lease was attached (did an etcd run on this data dir outside the migration?)`);
+    throw e;
   }
 }
 
-async function* mapAsync<A, B>(it: AsyncIterable<A>, f: (a: A) => B): AsyncGenerator<B> {
-  for await (const a of it) yield f(a);
+async function exists(v3: V3, key: string): Promise<boolean> {
+  // [key, key + "\0"): the key alone.
+  return (await v3.count(key, Buffer.concat([Buffer.from(key, 'base64'), Buffer.alloc(1)]).toString('base64'))) > 0;
 }

@@ -16,6 +16,8 @@ export interface StepContext {
   target: DataVersion;
   /** Where a 'rebuild' step writes the new member dir (inside the data dir's work area). */
   newMember: string;
+  /** The target etcd's election timeout (ms): etcd adds it to every lease when it becomes leader. */
+  targetElectionTimeoutMs: number;
 }
 
 /** What a step reports for its log line: facts such as key counts and checksums, never values. */

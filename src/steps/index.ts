@@ -3,6 +3,7 @@ import type { Step, StepKind } from '../plan.ts';
 import type { StepContext, StepReport, ToolNeed } from './context.ts';
 import type { Options } from '../options.ts';
 import type { MemberSizes } from '../backup/space.ts';
+import * as attach from './attach.ts';
 import * as downgrade from './downgrade.ts';
 import * as upgrade from './upgrade.ts';
 import * as v2tov3 from './v2tov3.ts';
@@ -31,6 +32,7 @@ const RUNNERS: Runners = {
   'v2-to-v3': v2tov3,
   'v3-to-v2': v3tov2,
   downgrade,
+  'attach-ttls': attach,
 };
 
 export function runnerFor<S extends Step>(s: S): Runner<S> | undefined {

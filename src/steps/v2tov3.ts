@@ -5,23 +5,30 @@
 //  3. `etcdctl migrate` offline (it drops TTLs);
 //  4. a short run with --snapshot-count=1 empties the v2 store and puts it so into a .snap file, so
 //     3.5 does not warn about custom v2 content and 3.6 accepts the data;
-//  5. a last run: delete the expired keys, check the conversion, lease every TTL key again, check.
+//  5. a last run: delete the expired keys, check the conversion;
+//  6. write the TTLs (absolute expiries) into the pending file beside the new member dir; the swap
+//     moves both in. The attach-ttls step at the end of the chain makes them leases: etcd gives every
+//     lease its full TTL again whenever it starts, so a lease granted here would gain the time until
+//     the target etcd starts.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { binPath } from '../bundle.ts';
+import { PENDING_TTLS_FILE } from '../datadir.ts';
 import { formatChecksum } from '../checksum.ts';
 import { seconds } from '../log.ts';
-import { reattachTtls, TXN_OPS } from '../convert/leases.ts';
+import { checkConversion, txnLimits, unexpired } from '../convert/check.ts';
+import { writePendingTtls } from '../convert/pending.ts';
 import { SpillWriter } from '../convert/spill.ts';
 import { readV2Store } from '../convert/v2read.ts';
 import { emptyAndSeal } from '../convert/v2store.ts';
-import { UsageError } from '../errors.ts';
+import { StepError, UsageError } from '../errors.ts';
 import { migrateV2ToV3 } from '../etcd/etcdctl.ts';
 import { withClient } from '../etcd/http.ts';
 import { withTempEtcd, type StartOptions } from '../etcd/server.ts';
 import { V3 } from '../etcd/v3.ts';
 import type { Step } from '../plan.ts';
-import { compareMinor, fmt, fmtData } from '../version.ts';
+import { fmt, fmtData } from '../version.ts';
+import { newPendingTtlsFile } from '../workdir.ts';
 import { copyMemberDir, scratchDir } from './copy.ts';
 import type { StepContext, StepReport, ToolNeed } from './context.ts';
 
@@ -33,9 +40,6 @@ export const needs = (s: V2ToV3Step): ToolNeed[] => [
   { tool: 'etcd', version: s.to.version },
   { tool: 'etcdctl', version: s.to.version },
 ];
-
-/** Larger transactions where etcd lets us say so (--max-txn-ops is there from 3.3). */
-const BIG_TXN_OPS = 1000;
 
 export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> {
   const v = s.to.version;
@@ -75,14 +79,18 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   await emptyAndSeal(etcd({}), ctx.newMember);
   ctx.log(`v2 store emptied and snapshotted in ${since()}`);
 
-  // 5. Leases, with checks. Last, since every restart of etcd lengthens a lease by the time it was down.
-  const bigTxn = compareMinor(v, { major: 3, minor: 3, patch: 0 }) >= 0;
-  const r = await withTempEtcd(etcd({ flags: bigTxn ? [`--max-txn-ops=${BIG_TXN_OPS}`] : [] }), (e) => withClient(e.endpoint, (c) =>
-    reattachTtls(new V3(c, v), ttlFile, v2, bigTxn ? BIG_TXN_OPS : TXN_OPS), ctx.member.clientTls));
+  // 5. The expired keys go; every other key and value must be there.
+  const txn = txnLimits(v);
+  const r = await withTempEtcd(etcd({ flags: txn.flags }), (e) => withClient(e.endpoint, (c) =>
+    checkConversion(new V3(c, v), ttlFile, v2, txn.ops), ctx.member.clientTls));
+  ctx.log(`conversion checked in ${since()}`);
+
+  // 6. The TTLs, pending until the end of the chain (fsynced; the swap moves the file in).
+  const pending = await writePendingTtls(newPendingTtlsFile(ctx.dataDir), r.expected, unexpired(ttlFile, r.cutoff));
+  if (pending !== r.expected.ttlKeys) throw new StepError(`the pending TTL file holds ${pending} keys, but ${r.expected.ttlKeys} keys with a TTL are left; the live data was not changed`);
 
   return {
-    detail: `before (v2): ${formatChecksum(before)} in ${v2.dirs} dirs; after (v3): ${formatChecksum(r.after)}; `
-      + `${r.expired} keys expired during the conversion; ${r.after.ttlKeys} keys on ${r.leases} leases `
-      + `(granted ${seconds(Date.now() - r.grantedAt)} before the end of this step: leases restart in full when etcd does); v2 store emptied`,
+    detail: `before (v2): ${formatChecksum(before)} in ${v2.dirs} dirs; after (v3, TTLs pending): ${formatChecksum(r.expected)}; `
+      + `${r.expired} keys expired during the conversion; the TTLs of ${pending} keys wait in ${PENDING_TTLS_FILE} for the end of the chain; v2 store emptied`,
   };
 }

@@ -65,6 +65,14 @@ describe('resolveOptions', () => {
     expect(resolve({ ...base, etcdArgs: ['--name', 'x'] }).etcdArgs).toEqual(['--name', 'x']);
   });
 
+  it('knows the target etcd\'s election timeout: the etcd flags after --, ETCD_ELECTION_TIMEOUT, etcd\'s 1000 ms', () => {
+    expect(resolve(base).targetElectionTimeoutMs).toBe(1000);
+    expect(resolve(base, { ETCD_ELECTION_TIMEOUT: '' }).targetElectionTimeoutMs).toBe(1000);
+    expect(resolve(base, { ETCD_ELECTION_TIMEOUT: '2500' }).targetElectionTimeoutMs).toBe(2500);
+    expect(resolve({ ...base, etcdArgs: ['--election-timeout', '300'] }, { ETCD_ELECTION_TIMEOUT: '2500' }).targetElectionTimeoutMs).toBe(300);
+    expect(resolve({ ...base, etcdArgs: ['--election-timeout=5000'] }).targetElectionTimeoutMs).toBe(5000);
+  });
+
   it.each<[string, Flags, Env, RegExp]>([
     ['no data dir', { targetVersion: '3.5.30' }, {}, /--data-dir \(or DATA_DIRECTORY\) is required/],
     ['no target', { dataDir: '/d' }, {}, /--target-version \(or TARGET_VERSION\) is required/],
@@ -83,6 +91,8 @@ describe('resolveOptions', () => {
     ['bad name', { ...base, name: 'a b' }, {}, /member name "a b" is not usable/],
     ['prefix without slash', base, { ETCD_DATA_PREFIX: 'registry' }, /must start with "\/"/],
     ['etcd --data-dir differs', { ...base, etcdArgs: ['--data-dir=/other'] }, {}, /--data-dir=\/other is not the data dir being migrated \(\/d\)/],
+    ['election timeout not a number', { ...base, etcdArgs: ['--election-timeout=1s'] }, {}, /the target etcd's election timeout "1s" \(--election-timeout after --, or ETCD_ELECTION_TIMEOUT\) is not a whole number of milliseconds/],
+    ['election timeout zero in env', base, { ETCD_ELECTION_TIMEOUT: '0' }, /election timeout "0"/],
   ])('refuses %s', (_name, flags, env, message) => {
     expect(() => resolve(flags, env)).toThrow(UsageError);
     expect(() => resolve(flags, env)).toThrow(message);

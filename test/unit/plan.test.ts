@@ -11,7 +11,8 @@ const K8S_2025 = bundle('3.4.18', '3.5.21', '3.5.26', '3.6.4');
 
 /** A step as a short string: kind from -> to (+ the tool version where it differs). */
 const show = (s: Step): string => {
-  const extra = s.kind === 'v3-to-v2' ? ` read ${fmt(s.read)}` : s.kind === 'downgrade' ? ` snapshot ${fmt(s.snapshotWith)}` : '';
+  const extra = s.kind === 'v3-to-v2' ? ` read ${fmt(s.read)}` : s.kind === 'downgrade' ? ` snapshot ${fmt(s.snapshotWith)}`
+    : s.kind === 'attach-ttls' && s.then !== 'target' ? ` then ${s.then}` : '';
   return `${s.kind} ${fmtData(s.from)} -> ${fmtData(s.to)}${extra}`;
 };
 
@@ -29,16 +30,24 @@ const ok: Array<[string, string | undefined, string, ReturnType<typeof bundle>, 
   ['current patch not bundled is fine for an upgrade', '3.3.1/etcd3', '3.4.23/etcd3', HERE, ['upgrade 3.3.1/etcd3 -> 3.4.23/etcd3']],
   ['three minors up across majors in etcd2', '2.2.1/etcd2', '3.0.17/etcd2', K8S_2017,
     ['upgrade 2.2.1/etcd2 -> 2.3.7/etcd2', 'upgrade 2.3.7/etcd2 -> 3.0.17/etcd2']],
+  // A conversion's TTLs become leases last, with the target's etcd (attach-ttls).
   ['etcd2 -> etcd3 at 3.3 (this machine)', '3.3.25/etcd2', '3.5.30/etcd3', HERE,
-    ['v2-to-v3 3.3.25/etcd2 -> 3.3.25/etcd3', 'upgrade 3.3.25/etcd3 -> 3.4.23/etcd3', 'upgrade 3.4.23/etcd3 -> 3.5.30/etcd3']],
-  ['etcd2 -> etcd3 same version', '3.3.25/etcd2', '3.3.25/etcd3', HERE, ['v2-to-v3 3.3.25/etcd2 -> 3.3.25/etcd3']],
+    ['v2-to-v3 3.3.25/etcd2 -> 3.3.25/etcd3', 'upgrade 3.3.25/etcd3 -> 3.4.23/etcd3', 'upgrade 3.4.23/etcd3 -> 3.5.30/etcd3',
+      'attach-ttls 3.5.30/etcd3 -> 3.5.30/etcd3']],
+  ['etcd2 -> etcd3 same version', '3.3.25/etcd2', '3.3.25/etcd3', HERE, ['v2-to-v3 3.3.25/etcd2 -> 3.3.25/etcd3', 'attach-ttls 3.3.25/etcd3 -> 3.3.25/etcd3']],
   ['etcd2 -> etcd3 converts with the newest patch of the minor', '3.3.20/etcd2', '3.4.23/etcd3', HERE,
-    ['v2-to-v3 3.3.20/etcd2 -> 3.3.25/etcd3', 'upgrade 3.3.25/etcd3 -> 3.4.23/etcd3']],
+    ['v2-to-v3 3.3.20/etcd2 -> 3.3.25/etcd3', 'upgrade 3.3.25/etcd3 -> 3.4.23/etcd3', 'attach-ttls 3.4.23/etcd3 -> 3.4.23/etcd3']],
   ['etcd2 2.2.1 -> etcd3 converts at 3.0, as the 2017 image did', '2.2.1/etcd2', '3.2.24/etcd3', K8S_2017,
     ['upgrade 2.2.1/etcd2 -> 2.3.7/etcd2', 'upgrade 2.3.7/etcd2 -> 3.0.17/etcd2', 'v2-to-v3 3.0.17/etcd2 -> 3.0.17/etcd3',
-      'upgrade 3.0.17/etcd3 -> 3.1.12/etcd3', 'upgrade 3.1.12/etcd3 -> 3.2.24/etcd3']],
+      'upgrade 3.0.17/etcd3 -> 3.1.12/etcd3', 'upgrade 3.1.12/etcd3 -> 3.2.24/etcd3', 'attach-ttls 3.2.24/etcd3 -> 3.2.24/etcd3']],
   ['etcd2 at 3.4 converts with 3.4 etcdctl', '3.4.23/etcd2', '3.5.30/etcd3', HERE,
-    ['v2-to-v3 3.4.23/etcd2 -> 3.4.23/etcd3', 'upgrade 3.4.23/etcd3 -> 3.5.30/etcd3']],
+    ['v2-to-v3 3.4.23/etcd2 -> 3.4.23/etcd3', 'upgrade 3.4.23/etcd3 -> 3.5.30/etcd3', 'attach-ttls 3.5.30/etcd3 -> 3.5.30/etcd3']],
+  ['etcd2 -> etcd3 at 3.3 to an older 3.5 patch: attached with the target', '3.3.25/etcd2', '3.5.16/etcd3', HERE,
+    ['v2-to-v3 3.3.25/etcd2 -> 3.3.25/etcd3', 'upgrade 3.3.25/etcd3 -> 3.4.23/etcd3', 'upgrade 3.4.23/etcd3 -> 3.5.16/etcd3',
+      'attach-ttls 3.5.16/etcd3 -> 3.5.16/etcd3']],
+  ['etcd2 at 3.4 -> 3.6: attached after the last upgrade', '3.4.18/etcd2', '3.6.4/etcd3', K8S_2025,
+    ['v2-to-v3 3.4.18/etcd2 -> 3.4.18/etcd3', 'upgrade 3.4.18/etcd3 -> 3.5.26/etcd3', 'upgrade 3.5.26/etcd3 -> 3.6.4/etcd3',
+      'attach-ttls 3.6.4/etcd3 -> 3.6.4/etcd3']],
   ['rollback etcd3 -> etcd2', '3.4.23/etcd3', '3.3.25/etcd2', HERE, ['v3-to-v2 3.4.23/etcd3 -> 3.3.25/etcd2 read 3.4.23']],
   ['rollback from 3.5 reads with the newest 3.5', '3.5.16/etcd3', '3.3.25/etcd2', HERE, ['v3-to-v2 3.5.16/etcd3 -> 3.3.25/etcd2 read 3.5.30']],
   ['rollback same version', '3.3.25/etcd3', '3.3.25/etcd2', HERE, ['v3-to-v2 3.3.25/etcd3 -> 3.3.25/etcd2 read 3.3.25']],
@@ -54,15 +63,54 @@ const ok: Array<[string, string | undefined, string, ReturnType<typeof bundle>, 
     ['upgrade 3.4.18/etcd3 -> 3.5.26/etcd3', 'upgrade 3.5.26/etcd3 -> 3.6.4/etcd3']],
 ];
 
+// TTLs pending from an interrupted run (the data dir holds .etcd-migrate.pending-ttls).
+const pending: typeof ok = [
+  ['at the target: attach alone', '3.5.30/etcd3', '3.5.30/etcd3', HERE, ['attach-ttls 3.5.30/etcd3 -> 3.5.30/etcd3']],
+  ['patch change only: attach with the target, which records it', '3.5.16/etcd3', '3.5.30/etcd3', HERE, ['attach-ttls 3.5.16/etcd3 -> 3.5.30/etcd3']],
+  ['patch down only: attach with the target', '3.5.30/etcd3', '3.5.16/etcd3', HERE, ['attach-ttls 3.5.30/etcd3 -> 3.5.16/etcd3']],
+  ['killed between the conversion and the upgrades: upgrades, then attach', '3.3.25/etcd3', '3.5.30/etcd3', HERE,
+    ['upgrade 3.3.25/etcd3 -> 3.4.23/etcd3', 'upgrade 3.4.23/etcd3 -> 3.5.30/etcd3', 'attach-ttls 3.5.30/etcd3 -> 3.5.30/etcd3']],
+  ['rollback reads leases: attach first, with the etcd that reads', '3.4.23/etcd3', '3.3.25/etcd2', HERE,
+    ['attach-ttls 3.4.23/etcd3 -> 3.4.23/etcd3 then rollback', 'v3-to-v2 3.4.23/etcd3 -> 3.3.25/etcd2 read 3.4.23']],
+  ['rollback from an unbundled patch: attach with the newest patch of that minor', '3.5.21/etcd3', '3.3.25/etcd2', HERE,
+    ['attach-ttls 3.5.21/etcd3 -> 3.5.30/etcd3 then rollback', 'v3-to-v2 3.5.30/etcd3 -> 3.3.25/etcd2 read 3.5.30']],
+  ['downgrade keeps every key and the pending file: attach last, with the target', '3.5.30/etcd3', '3.3.25/etcd3', HERE,
+    ['downgrade 3.5.30/etcd3 -> 3.4.23/etcd3 snapshot 3.5.30', 'downgrade 3.4.23/etcd3 -> 3.3.25/etcd3 snapshot 3.4.23',
+      'attach-ttls 3.3.25/etcd3 -> 3.3.25/etcd3']],
+];
+
 describe('plan', () => {
   it.each(ok)('%s', (_name, current, target, bundled, expected) => {
     const steps = plan(current ? d(current) : undefined, d(target), bundled);
+    checkPlan(steps, current, expected);
+  });
+
+  it.each(pending)('with pending TTLs: %s', (_name, current, target, bundled, expected) => {
+    const steps = plan(current ? d(current) : undefined, d(target), bundled, { pendingTtls: true });
+    checkPlan(steps, current, expected);
+    // Pending TTLs are attached exactly once.
+    expect(steps.filter((s) => s.kind === 'attach-ttls')).toHaveLength(1);
+  });
+
+  it('with pending TTLs and an empty data dir: nothing to attach to', () => {
+    expect(plan(undefined, d('3.5.30/etcd3'), HERE, { pendingTtls: true })).toEqual([]);
+  });
+
+  it('pending TTLs beside etcd2 data (a conversion undone by a restored backup) are stale: the plan is as without them', () => {
+    for (const [current, target] of [['3.3.25/etcd2', '3.5.30/etcd3'], ['3.3.25/etcd2', '3.3.25/etcd2'], ['3.3.20/etcd2', '3.3.25/etcd2']] as const) {
+      expect(plan(d(current), d(target), HERE, { pendingTtls: true }).map(show)).toEqual(plan(d(current), d(target), HERE).map(show));
+    }
+  });
+
+  function checkPlan(steps: Step[], current: string | undefined, expected: string[]) {
     expect(steps.map(show)).toEqual(expected);
     // Every step starts where the previous one ended; the last ends at the target's minor.
     steps.forEach((s, i) => { if (i > 0) expect(fmtData(s.from)).toBe(fmtData(steps[i - 1]!.to)); });
     if (current && steps.length) expect(fmtData(steps[0]!.from)).toBe(current);
     for (const s of steps) expect(describeStep(s)).toContain(fmtData(s.to));
-  });
+    // A plan that converts to etcd3 attaches the TTLs once, last; nothing runs etcd after it but the target.
+    if (steps.some((s) => s.kind === 'v2-to-v3')) expect(steps.at(-1)!.kind).toBe('attach-ttls');
+  }
 
   const refused: Array<[string, string | undefined, string, ReturnType<typeof bundle>, RegExp]> = [
     ['target not bundled', '3.4.23/etcd3', '3.5.99/etcd3', HERE, /target version 3\.5\.99 is not bundled \(bundled: 3\.3\.25, 3\.4\.23, 3\.5\.16, 3\.5\.30\)/],
@@ -83,6 +131,14 @@ describe('plan', () => {
   it.each(refused)('refuses: %s', (_name, current, target, bundled, message) => {
     expect(() => plan(current ? d(current) : undefined, d(target), bundled)).toThrow(PlanError);
     expect(() => plan(current ? d(current) : undefined, d(target), bundled)).toThrow(message);
+  });
+
+  const refusedPending: typeof refused = [
+    ['pending TTLs, rollback from a minor not bundled', '3.6.1/etcd3', '3.3.25/etcd2', HERE, /etcd 3\.6 is needed to read the etcd3 data of 3\.6\.1\/etcd3/],
+  ];
+  it.each(refusedPending)('refuses with pending TTLs: %s', (_name, current, target, bundled, message) => {
+    expect(() => plan(current ? d(current) : undefined, d(target), bundled, { pendingTtls: true })).toThrow(PlanError);
+    expect(() => plan(current ? d(current) : undefined, d(target), bundled, { pendingTtls: true })).toThrow(message);
   });
 
   it('is the same whatever the order of the bundle', () => {

@@ -1,0 +1,82 @@
+// After `etcdctl migrate` (which drops every TTL): keys whose expiry has passed go, and the v3
+// keyspace must then hold exactly the v2 store's keys and values, none on a lease. The TTLs wait in
+// the pending file for the attach-ttls step at the end of the chain (see pending.ts, leases.ts).
+import { ChecksumBuilder, formatChecksum, type Checksum } from '../checksum.ts';
+import { StepError } from '../errors.ts';
+import type { Op, V3 } from '../etcd/v3.ts';
+import { compareMinor, type Version } from '../version.ts';
+import { batches, forEachConcurrent } from './pool.ts';
+import { readSpill } from './spill.ts';
+import { expired } from './ttl.ts';
+import { parseTtlLine, type TtlLine, type V2Contents } from './v2read.ts';
+
+/** Operations per transaction (etcd's --max-txn-ops default is 128), and transactions in flight. */
+export const TXN_OPS = 128;
+export const IN_FLIGHT = 8;
+/** Larger transactions where etcd lets us say so (--max-txn-ops is there from 3.3). */
+const BIG_TXN_OPS = 1000;
+
+/** The etcd flags and the operations per transaction for etcd `v`. */
+export function txnLimits(v: Version): { flags: string[]; ops: number } {
+  return compareMinor(v, { major: 3, minor: 3, patch: 0 }) >= 0 ? { flags: [`--max-txn-ops=${BIG_TXN_OPS}`], ops: BIG_TXN_OPS } : { flags: [], ops: TXN_OPS };
+}
+
+export interface Converted {
+  /** The v3 keyspace as checked (less the expired keys); the keys with a TTL count as TTL keys. */
+  expected: Checksum;
+  expired: number;
+  /** Keys due at or before this moment (ms since the epoch) were deleted. */
+  cutoff: number;
+}
+
+export async function checkConversion(v3: V3, ttlFile: string, v2: V2Contents, opsPerTxn = TXN_OPS): Promise<Converted> {
+  const want = v2.all;
+  let gone = 0;
+  const cutoff = Date.now();
+  await deleteExpired(v3, ttlLines(ttlFile), cutoff, opsPerTxn, ([, key, kv]) => {
+    gone++;
+    want.remove(Buffer.from(key, 'base64'), kv, true);
+  });
+  const { sum, leased } = await sumKeyspace(v3);
+  const w = want.digest();
+  const got = sum.digest();
+  if (got.keys !== w.keys || got.kv !== w.kv || leased) {
+    throw new StepError(`etcdctl migrate did not convert the v2 store faithfully: v2 (less expired keys) ${formatChecksum(w)}, v3 ${formatChecksum(got)}${leased ? `, ${leased} keys already on a lease` : ''}; the live data was not changed`);
+  }
+  return { expected: w, expired: gone, cutoff };
+}
+
+/** The keys of a spill file of the v2 read (ttl-keys.tsv) that have not expired at `cutoff`. */
+export async function* unexpired(ttlFile: string, cutoff: number): AsyncGenerator<TtlLine> {
+  for await (const line of ttlLines(ttlFile)) if (!expired(line[0], cutoff)) yield line;
+}
+
+async function* ttlLines(ttlFile: string): AsyncGenerator<TtlLine> {
+  for await (const f of readSpill(ttlFile)) yield parseTtlLine(f);
+}
+
+/** Deletes every key due at or before `cutoff`, in batched transactions; tells `gone` of each. */
+export async function deleteExpired(v3: V3, lines: AsyncIterable<TtlLine>, cutoff: number, opsPerTxn: number, gone: (line: TtlLine) => void): Promise<void> {
+  async function* due(): AsyncGenerator<Op> {
+    for await (const line of lines) {
+      if (expired(line[0], cutoff)) {
+        gone(line);
+        yield { request_delete_range: { key: line[1] } };
+      }
+    }
+  }
+  await forEachConcurrent(batches(due(), opsPerTxn), IN_FLIGHT, (ops) => v3.txn(ops));
+}
+
+/** Every key and value (none counted as a TTL key), and how many keys are on a lease. */
+export async function sumKeyspace(v3: V3): Promise<{ sum: ChecksumBuilder; leased: number }> {
+  const sum = new ChecksumBuilder();
+  let leased = 0;
+  for await (const page of v3.range()) {
+    for (const kv of page) {
+      if (kv.lease) leased++;
+      sum.add(Buffer.from(kv.key, 'base64'), Buffer.from(kv.value ?? '', 'base64'), false);
+    }
+  }
+  return { sum, leased };
+}

@@ -1,0 +1,70 @@
+// The TTLs a v2-to-v3 step leaves for the attach-ttls step at the end of the chain. A text file,
+// made durable before the swap that moves it into the data dir, removed (durably) by the attach
+// step once every key has its lease. First line: the checksum of the v3 keyspace as the conversion
+// left it (keys with a pending TTL counted as TTL keys). Then one line per key with a TTL: its
+// ABSOLUTE expiry (ms since the epoch, so what is left is computed when the lease is granted), the
+// key (base64) and its (key, value) digest (hex). Keys only, never values.
+import { promises as fs } from 'node:fs';
+import type { Checksum } from '../checksum.ts';
+import { StepError } from '../errors.ts';
+import { errno, fsyncFile } from '../fsx.ts';
+import { readSpill, SpillWriter } from './spill.ts';
+import type { TtlLine } from './v2read.ts';
+
+const MAGIC = '#etcd-migrate pending TTLs v1';
+
+/** Writes the file and fsyncs it; returns how many keys it holds. */
+export async function writePendingTtls(file: string, expected: Checksum, lines: AsyncIterable<TtlLine>): Promise<number> {
+  const out = new SpillWriter(file);
+  try {
+    await out.write([MAGIC, expected.keys, expected.ttlKeys, expected.kv, expected.ttl]);
+    for await (const [exp, key, kv] of lines) await out.write([exp, key, kv.toString(16)]);
+  } finally {
+    await out.close();
+  }
+  await fsyncFile(file);
+  return out.lines - 1;
+}
+
+export interface PendingTtls {
+  /** The v3 keyspace when the conversion ended. */
+  expected: Checksum;
+  /** The keys with a TTL, read from the file on each call (memory does not grow with the key count). */
+  lines: () => AsyncGenerator<TtlLine>;
+}
+
+export async function readPendingTtls(file: string): Promise<PendingTtls> {
+  const damaged = (what: string) => new StepError(`the pending TTL file ${file} is damaged (${what}); restore the backup taken before the etcd2 -> etcd3 conversion and rerun`);
+  let head: string[];
+  try {
+    head = (await firstLine(file)).split('\t');
+  } catch (e) {
+    if (errno(e) === 'ENOENT') throw new StepError(`the pending TTL file ${file} is missing, so the TTLs of the etcd2 -> etcd3 conversion cannot be attached; restore the backup taken before the conversion and rerun`);
+    throw e;
+  }
+  if (head[0] !== MAGIC || head.length !== 5) throw damaged('its first line is not the header');
+  const expected: Checksum = { keys: Number(head[1]), ttlKeys: Number(head[2]), kv: head[3]!, ttl: head[4]! };
+  if (!Number.isSafeInteger(expected.keys) || !Number.isSafeInteger(expected.ttlKeys) || !/^[0-9a-f]{16}$/.test(expected.kv) || !/^[0-9a-f]{16}$/.test(expected.ttl)) throw damaged('an unreadable header');
+  async function* lines(): AsyncGenerator<TtlLine> {
+    let n = 0;
+    for await (const f of readSpill(file)) {
+      if (n++ === 0) continue;
+      const exp = Number(f[0]);
+      if (f.length !== 3 || !Number.isSafeInteger(exp) || !f[1] || !/^[0-9a-f]{1,16}$/.test(f[2]!)) throw damaged(`line ${n}`);
+      yield [exp, f[1], BigInt(`0x${f[2]}`)];
+    }
+  }
+  return { expected, lines };
+}
+
+async function firstLine(file: string): Promise<string> {
+  const fh = await fs.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(256);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    const text = buf.subarray(0, bytesRead).toString('utf8');
+    return text.slice(0, text.includes('\n') ? text.indexOf('\n') : text.length);
+  } finally {
+    await fh.close();
+  }
+}

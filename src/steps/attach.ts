@@ -1,0 +1,53 @@
+// attach-ttls: the TTLs a v2-to-v3 step left in the pending file become leases, with the etcd of
+// this point of the chain (the target's, last, so only the start of the target etcd follows the
+// grant: etcd gives every lease its full TTL again whenever it starts). On the live data, like an
+// upgrade: etcd's WAL keeps it safe, and a rerun repeats it (see convert/leases.ts). The file is
+// removed (durably) once etcd has stopped; the executor then writes version.txt.
+import { binPath } from '../bundle.ts';
+import { isCluster } from '../cluster.ts';
+import { formatChecksum } from '../checksum.ts';
+import { txnLimits } from '../convert/check.ts';
+import { attachTtls } from '../convert/leases.ts';
+import { readPendingTtls } from '../convert/pending.ts';
+import { withClient } from '../etcd/http.ts';
+import { withTempEtcd } from '../etcd/server.ts';
+import { V3 } from '../etcd/v3.ts';
+import { removeFileDurably } from '../fsx.ts';
+import { seconds } from '../log.ts';
+import type { Step } from '../plan.ts';
+import { pendingTtlsFile } from '../workdir.ts';
+import type { StepContext, StepReport, ToolNeed } from './context.ts';
+
+type AttachStep = Extract<Step, { kind: 'attach-ttls' }>;
+
+export const mode = 'in-place';
+
+export const needs = (s: AttachStep): ToolNeed[] => [{ tool: 'etcd', version: s.to.version }];
+
+export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> {
+  const v = s.to.version;
+  const file = pendingTtlsFile(ctx.dataDir);
+  const pending = await readPendingTtls(file);
+  const txn = txnLimits(v);
+  // What the target etcd will add to every lease: its election timeout when it becomes leader, and
+  // the time it takes to get there, measured by this very start of it (a lone member's: a cluster
+  // member's start waits for its peers). The rollback's temporary etcd reads the leases at once.
+  const target = s.then === 'target';
+  const t0 = Date.now();
+  let startMs = 0;
+  const r = await withTempEtcd({
+    bin: binPath(ctx.binDir, 'etcd', v), version: v, dataDir: ctx.dataDir, member: ctx.member, storage: 'etcd3',
+    env: ctx.env, timeoutMs: ctx.stepTimeoutMs, flags: txn.flags,
+  }, (e) => {
+    startMs = target && !isCluster(ctx.member.initialCluster) ? Date.now() - t0 : 0;
+    const extendMs = target ? ctx.targetElectionTimeoutMs + startMs : 0;
+    return withClient(e.endpoint, (c) => attachTtls(new V3(c, v), pending, { opsPerTxn: txn.ops, extendMs }), ctx.member.clientTls);
+  });
+  await removeFileDurably(file);
+  return {
+    detail: `after: ${formatChecksum(r.after)}; ${r.expired} keys expired since the conversion; ${r.after.ttlKeys} keys on ${r.leases} leases `
+      + `(granted ${seconds(Date.now() - r.grantedAt)} before the end of this step; attached in ${seconds(r.attachedAt - r.grantedAt)}, ${seconds(r.predictedMs)} allowed for by a timed pass without leases; `
+      + `etcd stopped and the file removed in ${seconds(Date.now() - r.attachedAt)}. `
+      + (target ? `A lease restarts in full when etcd becomes leader, plus its election timeout: each is ${seconds(ctx.targetElectionTimeoutMs + startMs)} shorter for the target etcd's election timeout and start)` : 'The rollback reads the leases next)'),
+  };
+}
