@@ -31,6 +31,7 @@ podman:
 # Everything, the image test included (it builds the image from this checkout).
 test: deps etcd-bin podman
 	npm test
+	@node_modules/.bin/node scripts/test-summary.mjs
 
 unit: deps
 	npx vitest run test/unit
