@@ -31,6 +31,7 @@ podman:
 # Everything, the image test included (it builds the image from this checkout).
 test: deps etcd-bin podman
 	npm test
+	@node_modules/.bin/node scripts/test-summary.mjs
 
 unit: deps
 	npx vitest run test/unit
@@ -38,7 +39,7 @@ unit: deps
 typecheck: deps
 	npm run typecheck
 
-# Makes a 3.3.25 data dir, migrates it to 3.5.30, execs etcd 3.5.30 on it and shows the data.
+# Makes a 3.3.25 etcd2 data dir (v2 keys with TTLs), migrates it to 3.5.30/etcd3, execs etcd 3.5.30 on it and shows the data.
 demo: deps etcd-bin
 	bash scripts/demo.sh
 

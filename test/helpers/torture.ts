@@ -113,3 +113,21 @@ export async function checkClusterVersion(dataDir: string, claimed: DataVersion)
   }
   return undefined;
 }
+
+/**
+ * etcd2 data on its way to etcd3: besides the cluster version, the storage version.txt claims is
+ * the one the live member holds (etcd2: no v3 key yet, so no write reached v3 before the
+ * conversion; etcd3: the converted keys). A swap interrupted under its journal is the next run's
+ * to finish, so its state is not judged.
+ */
+export async function checkStorage(dataDir: string, claimed: DataVersion): Promise<string | undefined> {
+  const cv = await checkClusterVersion(dataDir, claimed);
+  if (cv) return cv;
+  if (await fs.stat(path.join(dataDir, '.etcd-migrate', 'swap.journal')).then(() => true, () => false)) return undefined;
+  const db = new Bbolt(path.join(dataDir, 'member/snap/db'));
+  let v3Keys: boolean;
+  try { v3Keys = db.hasKeys(['key']); } finally { db.close(); }
+  if (claimed.storage === 'etcd2' && v3Keys) return `version.txt says ${fmtData(claimed)} but the live member holds v3 keys`;
+  if (claimed.storage === 'etcd3' && !v3Keys) return `version.txt says ${fmtData(claimed)} but the live member holds no v3 key`;
+  return undefined;
+}

@@ -8,7 +8,9 @@ import { BIN_DIR, ENTRY, requireBinaries } from '../helpers/env.ts';
 import { dumpKeys, etcdctl, grantLease, startEtcd, type KeyValue } from '../helpers/etcd.ts';
 import { runCli } from '../helpers/cli.ts';
 import { freePort, onCleanup, tmpDir } from '../helpers/tmp.ts';
-import { torture } from '../helpers/torture.ts';
+import { checkStorage, torture } from '../helpers/torture.ts';
+import { k8sDataSet } from '../helpers/k8sdata.ts';
+import { checkTtls, makeV2Data, range } from '../helpers/ttl.ts';
 import { findLeftoverEtcds } from '../../src/stale.ts';
 
 beforeAll(requireBinaries);
@@ -53,6 +55,46 @@ describe('crash safety', () => {
     const m = await startEtcd('3.5.30', dir, { name: 'm1' });
     const after = await dumpKeys('3.5.30', m.endpoint);
     expect(after.map((k) => [k.key, k.value, k.lease])).toEqual(keys.map((k) => [k.key, k.value, k.lease]));
+  });
+
+  it('converges after 20 SIGKILLs at random moments of 3.3.25/etcd2 with TTLs -> 3.5.30/etcd3: every key, value and TTL kept', { timeout: 400_000 }, async () => {
+    const root = await tmpDir();
+    const pristine = path.join(root, 'pristine');
+    const keys = k8sDataSet(200);
+    const expiries = await makeV2Data(pristine, keys, 'm1');
+    let n = 0;
+    const freshDataDir = async () => {
+      const d = path.join(root, `run${n++}`);
+      await fs.cp(pristine, d, { recursive: true });
+      if (n > 2) await fs.rm(path.join(root, `run${n - 3}`), { recursive: true, force: true });
+      await fs.rm(`${path.join(root, `run${n - 3}`)}.backups`, { recursive: true, force: true });
+      return d;
+    };
+    const [port, peerPort] = [await freePort(), await freePort()];
+    const args = (dir: string) => ['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1',
+      '--port', String(port), '--peer-port', String(peerPort)];
+    const t0 = Date.now();
+    const full = await runCli(args(await freshDataDir()));
+    expect(full.exitCode, full.stderr).toBe(0);
+    const seed = Number(process.env.TORTURE_SEED ?? Date.now() % 100000);
+    const r = await torture({ freshDataDir, args, kills: 20, seed, maxDelayMs: Date.now() - t0, check: checkStorage });
+    expect(r.violations, `seed ${seed}`).toEqual([]);
+    expect(r.kills).toBe(20);
+    expect(r.converged, `seed ${seed}`).toBe(true);
+    const dir = r.lastDataDir;
+    expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.5.30/etcd3');
+    const m = await startEtcd('3.5.30', dir, { name: 'm1' });
+    const { after, wrongLease, errors } = await checkTtls(m.endpoint, keys, expiries);
+    const now = Date.now();
+    const byKey = new Map(after.map((k) => [k.key, k]));
+    // Every key that has not expired is there with its value; every key that has is gone (2 s either way is not judged).
+    const live = keys.filter((k) => k.ttl === undefined || expiries.get(k.key)! > now + 2000);
+    const dead = keys.filter((k) => k.ttl !== undefined && expiries.get(k.key)! < now - 2000);
+    expect(live.filter((k) => byKey.get(k.key)?.value !== k.value).map((k) => k.key)).toEqual([]);
+    expect(dead.filter((k) => byKey.has(k.key)).map((k) => k.key)).toEqual([]);
+    expect(wrongLease).toEqual([]);
+    console.log(`etcd2 torture: ${r.kills} kills (${r.orphans} orphaning etcd) over ${r.episodes} copies in ${r.runs} runs, seed ${seed}; TTL error ${range(errors)}`);
+    expect(Math.max(...errors.map(Math.abs))).toBeLessThanOrEqual(2);
   });
 
   it('SIGTERM during a step stops the temporary etcd too, and a rerun completes', async () => {
