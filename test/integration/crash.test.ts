@@ -85,7 +85,8 @@ describe('crash safety', () => {
     expect(r.converged, `seed ${seed}`).toBe(true);
     const dir = r.lastDataDir;
     expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.5.30/etcd3');
-    const m = await startEtcd('3.5.30', dir, { name: 'm1' });
+    // etcd's default election timeout, as the exec'd etcd of a pod has and as the attach step allows for.
+    const m = await startEtcd('3.5.30', dir, { name: 'm1', extraArgs: ['--heartbeat-interval', '100', '--election-timeout', '1000'] });
     const { after, wrongLease, errors } = await checkTtls(m.endpoint, keys, expiries);
     const now = Date.now();
     const byKey = new Map(after.map((k) => [k.key, k]));
