@@ -40,8 +40,6 @@ export interface TortureOptions {
   seed: number;
   /** Kill moments are drawn from [0, maxDelayMs). */
   maxDelayMs: number;
-  /** More environment for the entrypoint (e.g. ETCD_ELECTION_TIMEOUT of the etcd that serves the data afterwards). */
-  env?: Record<string, string>;
   /** Checks a state after a kill; returns a violation or undefined. */
   check?: (dataDir: string, claimed: DataVersion) => Promise<string | undefined>;
 }
@@ -60,7 +58,7 @@ export async function torture(o: TortureOptions): Promise<TortureResult> {
       result.converged = false;
     }
     result.runs++;
-    const proc = execa(process.execPath, [ENTRY, ...o.args(dataDir)], { detached: true, reject: false, stdin: 'ignore', all: true, env: o.env });
+    const proc = execa(process.execPath, [ENTRY, ...o.args(dataDir)], { detached: true, reject: false, stdin: 'ignore', all: true });
     const killing = result.kills < o.kills;
     const delay = rand() * o.maxDelayMs;
     const orphan = result.kills % 4 === 3; // every 4th kill orphans the temporary etcd

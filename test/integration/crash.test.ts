@@ -74,12 +74,10 @@ describe('crash safety', () => {
     const args = (dir: string) => ['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1',
       '--port', String(port), '--peer-port', String(peerPort)];
     const t0 = Date.now();
-    // The etcd that serves the data afterwards is the test's (--election-timeout 100): the entrypoint is told.
-    const env = { ETCD_ELECTION_TIMEOUT: '100' };
-    const full = await runCli(args(await freshDataDir()), env);
+    const full = await runCli(args(await freshDataDir()));
     expect(full.exitCode, full.stderr).toBe(0);
     const seed = Number(process.env.TORTURE_SEED ?? Date.now() % 100000);
-    const r = await torture({ freshDataDir, args, kills: 20, seed, maxDelayMs: Date.now() - t0, check: checkStorage, env });
+    const r = await torture({ freshDataDir, args, kills: 20, seed, maxDelayMs: Date.now() - t0, check: checkStorage });
     expect(r.violations, `seed ${seed}`).toEqual([]);
     expect(r.kills).toBe(20);
     expect(r.converged, `seed ${seed}`).toBe(true);
