@@ -21,6 +21,8 @@ import type { TtlLine } from './v2read.ts';
  * within this long counts as expired; any other is a loss.
  */
 const EARLY_MS = 5000;
+/** A key is deleted at most this long before its expiry (issue 3: every TTL within 2 s). */
+const MOST_EARLY_MS = 2000;
 
 export interface AttachOptions {
   /** Operations per transaction. */
@@ -35,6 +37,8 @@ export interface AttachOptions {
    * its election timeout, in whole seconds, to that.
    */
   minTtl?: number;
+  /** How much later than expected the next etcd may become leader: its randomized election wait, up to one election timeout. */
+  electionWaitMs?: number;
 }
 
 export interface Attached {
@@ -123,11 +127,12 @@ export async function attachTtls(v3: V3, pending: PendingTtls, o: AttachOptions 
   await putAll(() => '0', () => {});
   const predictedMs = Date.now() - t0;
 
-  // 4. A lease starts counting at the next etcd's start (what it adds is `offset` from now on) and
-  // lasts at least that etcd's minimum TTL. A key due sooner than halfway to that earliest end is
-  // nearer its expiry deleted now than kept by a lease: it goes, and is counted.
+  // 4. No lease ends sooner than the next etcd's minimum TTL after it becomes leader, plus what it
+  // adds then: `offset` from now, and up to a random election wait later. A key due before that is
+  // either deleted now (early by what it has left) or kept until then (late): it is deleted when
+  // that is nearer its expiry in the worst case, never more than 2 s early, and counted.
   const offset = predictedMs + extendMs;
-  const dueWithinMs = Math.round((offset + minTtlMs) / 2);
+  const dueWithinMs = Math.min(MOST_EARLY_MS, Math.round((offset + minTtlMs + (o.electionWaitMs ?? 0)) / 2));
   let dueSoon = 0;
   async function* liveLines(): AsyncGenerator<TtlLine> {
     for await (const line of pending.lines()) if (live(line)) yield line;

@@ -43,7 +43,8 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
     const extendMs = target ? ctx.targetElectionTimeoutMs + startMs : 0;
     // etcd's minimum lease TTL: 1.5 election timeouts, whole seconds (the rollback's etcd: 0.1 s).
     const minTtl = target ? Math.max(1, Math.ceil((1.5 * ctx.targetElectionTimeoutMs) / 1000)) : 1;
-    return withClient(e.endpoint, (c) => attachTtls(new V3(c, v), pending, { opsPerTxn: txn.ops, extendMs, minTtl }), ctx.member.clientTls);
+    const electionWaitMs = target ? ctx.targetElectionTimeoutMs : 0;
+    return withClient(e.endpoint, (c) => attachTtls(new V3(c, v), pending, { opsPerTxn: txn.ops, extendMs, minTtl, electionWaitMs }), ctx.member.clientTls);
   });
   await removeFileDurably(file);
   return {
