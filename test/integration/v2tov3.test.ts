@@ -29,9 +29,9 @@ function v2Dirs(keys: readonly DataKey[]): number {
 /** The etcd that serves the data next is the test's (helpers/etcd.ts: --election-timeout 100): the tool is told, as a pod's env would. */
 const NEXT_ETCD = { ETCD_ELECTION_TIMEOUT: '100' };
 
-async function cli(dir: string, target: string) {
+async function cli(dir: string, target: string, env: Record<string, string> = {}) {
   return runCli(['--data-dir', dir, '--target-version', target, '--bin-dir', BIN_DIR, '--name', NAME,
-    '--port', String(await freePort()), '--peer-port', String(await freePort())], NEXT_ETCD);
+    '--port', String(await freePort()), '--peer-port', String(await freePort())], { ...NEXT_ETCD, ...env });
 }
 
 describe('etcd2 -> etcd3 with every TTL kept', () => {
@@ -89,6 +89,14 @@ describe('etcd2 -> etcd3 with every TTL kept', () => {
     } while (left.length && Date.now() < due + 3000);
     expect(left).toEqual([]);
   }, 120_000);
+
+  it('converts even with ETCD_ENABLE_V2=false in the environment (the temporary etcd gets --enable-v2=true)', async () => {
+    const dir = path.join(await tmpDir(), 'data');
+    await makeV2Data(dir, k8sDataSet(200));
+    const r = await cli(dir, '3.3.25', { ETCD_ENABLE_V2: 'false' });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.3.25/etcd3');
+  });
 
   it('refuses etcd2 data whose v3 keyspace already holds keys, changing nothing', async () => {
     const dir = path.join(await tmpDir(), 'data');

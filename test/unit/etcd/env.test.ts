@@ -40,9 +40,10 @@ describe('temporary etcd flags', () => {
     expect(args('3.5.30', 'etcd3')).toContain('--election-timeout');
     expect(args('3.5.30', 'etcd3', { ...member, initialCluster: 'm=http://127.0.0.1:2380,n=http://127.0.0.1:2381' })).not.toContain('--election-timeout');
   });
-  it('enables v2 for etcd2 storage on 3.4+ only', () => {
+  it('enables v2 for etcd2 storage on 3.3+ (whatever ETCD_ENABLE_V2 says), never for etcd3 storage, and not on 3.0-3.2 (no such flag)', () => {
     expect(args('3.4.23', 'etcd2')).toContain('--enable-v2=true');
-    expect(args('3.3.25', 'etcd2')).not.toContain('--enable-v2=true');
+    expect(args('3.3.25', 'etcd2')).toContain('--enable-v2=true');
+    expect(args('3.2.24', 'etcd2')).not.toContain('--enable-v2=true');
     expect(args('3.4.23', 'etcd3')).not.toContain('--enable-v2=true');
   });
 });
