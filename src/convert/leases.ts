@@ -21,6 +21,8 @@ import type { TtlLine } from './v2read.ts';
  * within this long counts as expired; any other is a loss.
  */
 const EARLY_MS = 5000;
+/** A key is deleted at most this long before its expiry (issue 3: every TTL within 2 s). */
+const MOST_EARLY_MS = 2000;
 
 export interface AttachOptions {
   /** Operations per transaction. */
@@ -30,6 +32,13 @@ export interface AttachOptions {
    * timeout: etcd's lessor.Promote): each lease is granted that much shorter.
    */
   extendMs?: number;
+  /**
+   * The smallest TTL (s) the next etcd keeps: at its start etcd raises every lease below 1.5 times
+   * its election timeout, in whole seconds, to that.
+   */
+  minTtl?: number;
+  /** How much later than expected the next etcd may become leader: its randomized election wait, up to one election timeout. */
+  electionWaitMs?: number;
 }
 
 export interface Attached {
@@ -44,11 +53,15 @@ export interface Attached {
   attachedAt: number;
   /** How long the attach was expected to take (the pass without leases); the TTLs allow for it. */
   predictedMs: number;
+  /** Keys deleted because they were due within `dueWithinMs`: nearer their expiry than any lease could end them. */
+  dueSoon: number;
+  dueWithinMs: number;
 }
 
 export async function attachTtls(v3: V3, pending: PendingTtls, o: AttachOptions = {}): Promise<Attached> {
   const opsPerTxn = o.opsPerTxn ?? TXN_OPS;
   const extendMs = o.extendMs ?? 0;
+  const minTtlMs = (o.minTtl ?? 1) * 1000;
   const early = EARLY_MS + extendMs;
   const want = ChecksumBuilder.of(pending.expected);
   let gone = 0;
@@ -114,9 +127,26 @@ export async function attachTtls(v3: V3, pending: PendingTtls, o: AttachOptions 
   await putAll(() => '0', () => {});
   const predictedMs = Date.now() - t0;
 
-  // 4. One lease per whole second of TTL left at the predicted end, less what the next etcd adds.
+  // 4. No lease ends sooner than the next etcd's minimum TTL after it becomes leader, plus what it
+  // adds then: `offset` from now, and up to a random election wait later. A key due before that is
+  // either deleted now (early by what it has left) or kept until then (late): it is deleted when
+  // that is nearer its expiry in the worst case, never more than 2 s early, and counted.
+  const offset = predictedMs + extendMs;
+  const dueWithinMs = Math.min(MOST_EARLY_MS, Math.round((offset + minTtlMs + (o.electionWaitMs ?? 0)) / 2));
+  let dueSoon = 0;
+  async function* liveLines(): AsyncGenerator<TtlLine> {
+    for await (const line of pending.lines()) if (live(line)) yield line;
+  }
+  await deleteExpired(v3, liveLines(), Date.now() + dueWithinMs, opsPerTxn, (line) => {
+    dueSoon++;
+    missing.add(line[1]);
+    drop(line);
+    converted.remove(Buffer.from(line[1], 'base64'), line[2], false);
+  });
+
+  // 5. One lease per whole second of TTL left at the predicted end, less what the next etcd adds.
   const planned = Date.now();
-  const ttlOf = (exp: number) => leaseTtl(exp, planned + predictedMs + extendMs);
+  const ttlOf = (exp: number) => leaseTtl(exp, planned + offset);
   const ttls = new Set<number>();
   for await (const line of pending.lines()) if (live(line)) ttls.add(ttlOf(line[0]));
   const leases = new Map<number, string>();
@@ -124,19 +154,19 @@ export async function attachTtls(v3: V3, pending: PendingTtls, o: AttachOptions 
     leases.set(ttl, await v3.grant(ttlAtGrant(ttl, planned, Date.now())));
   });
 
-  // 5. Attach. Nothing slow comes after this: the step ends as soon as the last key has its lease.
+  // 6. Attach. Nothing slow comes after this: the step ends as soon as the last key has its lease.
   const withLease = new ChecksumBuilder();
   await putAll((line) => leases.get(ttlOf(line[0]))!, (line) => withLease.add(Buffer.from(line[1], 'base64'), '', true));
   const attachedAt = Date.now();
 
-  // 6. The keys with a lease are the pending keys (less the expired), each put with its lease
+  // 7. The keys with a lease are the pending keys (less the expired), each put with its lease
   // confirmed by etcd; keys and values are those checked in 2. (a put with ignore_value keeps the value).
   const l = withLease.digest();
   const after: Checksum = { ...converted.digest(), ttlKeys: l.ttlKeys, ttl: l.ttl };
   const expected = want.digest();
   const mismatch = checksumMismatch(expected, after);
   if (mismatch) throw new StepError(`after attaching the TTLs the v3 keyspace does not match what the conversion left: ${mismatch}`);
-  return { after, expected, expired: gone, leases: leases.size, grantedAt: planned, attachedAt, predictedMs };
+  return { after, expected, expired: gone - dueSoon, leases: leases.size, grantedAt: planned, attachedAt, predictedMs, dueSoon, dueWithinMs };
 }
 
 /**

@@ -41,11 +41,15 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
   }, (e) => {
     startMs = target && !isCluster(ctx.member.initialCluster) ? Date.now() - t0 : 0;
     const extendMs = target ? ctx.targetElectionTimeoutMs + startMs : 0;
-    return withClient(e.endpoint, (c) => attachTtls(new V3(c, v), pending, { opsPerTxn: txn.ops, extendMs }), ctx.member.clientTls);
+    // etcd's minimum lease TTL: 1.5 election timeouts, whole seconds (the rollback's etcd: 0.1 s).
+    const minTtl = target ? Math.max(1, Math.ceil((1.5 * ctx.targetElectionTimeoutMs) / 1000)) : 1;
+    const electionWaitMs = target ? ctx.targetElectionTimeoutMs : 0;
+    return withClient(e.endpoint, (c) => attachTtls(new V3(c, v), pending, { opsPerTxn: txn.ops, extendMs, minTtl, electionWaitMs }), ctx.member.clientTls);
   });
   await removeFileDurably(file);
   return {
-    detail: `after: ${formatChecksum(r.after)}; ${r.expired} keys expired since the conversion; ${r.after.ttlKeys} keys on ${r.leases} leases `
+    detail: `after: ${formatChecksum(r.after)}; ${r.expired} keys expired since the conversion`
+      + `${r.dueSoon ? `, ${r.dueSoon} more were due within ${seconds(r.dueWithinMs)} and were deleted (no lease could end them sooner)` : ''}; ${r.after.ttlKeys} keys on ${r.leases} leases `
       + `(granted ${seconds(Date.now() - r.grantedAt)} before the end of this step; attached in ${seconds(r.attachedAt - r.grantedAt)}, ${seconds(r.predictedMs)} allowed for by a timed pass without leases; `
       + `etcd stopped and the file removed in ${seconds(Date.now() - r.attachedAt)}. `
       + (target ? `A lease restarts in full when etcd becomes leader, plus its election timeout: each is ${seconds(ctx.targetElectionTimeoutMs + startMs)} shorter for the target etcd's election timeout and start)` : 'The rollback reads the leases next)'),

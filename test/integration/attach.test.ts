@@ -262,6 +262,27 @@ describe('attachTtls (on a running etcd 3.5.30)', () => {
     }
   }, 60_000);
 
+  it('a key due before any lease could end it (the next etcd\'s minimum TTL, from its start) is deleted now; others get what is left less what that etcd adds', async () => {
+    const dir = path.join(await tmpDir(), 'data');
+    const m = await startEtcd('3.5.30', dir, { name: NAME });
+    const keys: DataKey[] = [{ key: '/registry/events/soon', value: 'e1', ttl: 1 }, { key: '/registry/events/later', value: 'e2', ttl: 600 }];
+    const now = Date.now();
+    const { file } = await converted(m.endpoint, keys, (k) => now + (k.ttl === 1 ? 1200 : 600_000));
+    // As for a target etcd with the default 1000 ms election timeout: a lease ends 1 s later, lasts at
+    // least 2 s, and the election may take up to 1 s: a key due within 2 s goes (never earlier).
+    const r = await attachTtls(new V3(httpClient(m.endpoint), v), await readPendingTtls(file), { extendMs: 1000, minTtl: 2, electionWaitMs: 1000 });
+    expect(r.dueSoon).toBe(1);
+    expect(r.dueWithinMs).toBe(2000);
+    expect(r.expired).toBe(0);
+    expect(r.after).toMatchObject({ keys: 1, ttlKeys: 1 });
+    const after = await dumpKeys('3.5.30', m.endpoint);
+    expect(after.map((k) => k.key)).toEqual(['/registry/events/later']);
+    const left = JSON.parse((await etcdctl('3.5.30', m.endpoint, ['lease', 'timetolive', after[0]!.lease, '-w', 'json'])).stdout).ttl as number;
+    // 600 s from the start, less 1 s for the election timeout, less the attach time, rounded down.
+    expect(left).toBeGreaterThanOrEqual(596);
+    expect(left).toBeLessThanOrEqual(599);
+  });
+
   it('a key that an earlier attempt\'s lease removed just before its expiry counts as expired; a key missing long before it is a loss', async () => {
     const dir = path.join(await tmpDir(), 'data');
     const m = await startEtcd('3.5.30', dir, { name: NAME });
