@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BIN_DIR } from '../test/helpers/env.ts';
 import { k8sDataSet, writeV2 } from '../test/helpers/k8sdata.ts';
-import { checkStorage, torture } from '../test/helpers/torture.ts';
+import { checkStorage, copier, torture } from '../test/helpers/torture.ts';
 // @ts-expect-error: a plain .mjs build script without types
 import { bundle } from '../scripts/build.mjs';
 
@@ -28,14 +28,7 @@ etcd.kill('SIGTERM');
 await etcd;
 await fs.writeFile(path.join(pristine, 'version.txt'), '3.3.25/etcd2');
 
-let n = 0;
-const freshDataDir = async () => {
-  const d = path.join(root, `run${n++}`);
-  await fs.cp(pristine, d, { recursive: true });
-  if (n > 2) await fs.rm(path.join(root, `run${n - 3}`), { recursive: true, force: true });
-  await fs.rm(`${path.join(root, `run${n - 3}`)}.backups`, { recursive: true, force: true });
-  return d;
-};
+const freshDataDir = copier(pristine, root);
 const args = (dir: string) => ['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1', '--port', '10481', '--peer-port', '10482'];
 const t0 = Date.now();
 await execa(process.execPath, ['dist/etcd-migrate.mjs', ...args(await freshDataDir())]);

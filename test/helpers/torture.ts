@@ -131,3 +131,19 @@ export async function checkStorage(dataDir: string, claimed: DataVersion): Promi
   if (claimed.storage === 'etcd3' && !v3Keys) return `version.txt says ${fmtData(claimed)} but the live member holds no v3 key`;
   return undefined;
 }
+
+/**
+ * Fresh copies of `pristine` under `root` (run0, run1, ...), one per torture episode; copies older
+ * than the last two, and their backups, are removed as it goes.
+ */
+export function copier(pristine: string, root: string): () => Promise<string> {
+  let n = 0;
+  return async () => {
+    const d = path.join(root, `run${n++}`);
+    await fs.cp(pristine, d, { recursive: true });
+    const old = path.join(root, `run${n - 3}`);
+    await fs.rm(old, { recursive: true, force: true });
+    await fs.rm(`${old}.backups`, { recursive: true, force: true });
+    return d;
+  };
+}

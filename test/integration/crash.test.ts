@@ -8,7 +8,7 @@ import { BIN_DIR, ENTRY, requireBinaries } from '../helpers/env.ts';
 import { dumpKeys, etcdctl, grantLease, startEtcd, type KeyValue } from '../helpers/etcd.ts';
 import { runCli } from '../helpers/cli.ts';
 import { freePort, onCleanup, tmpDir } from '../helpers/tmp.ts';
-import { checkStorage, torture } from '../helpers/torture.ts';
+import { checkStorage, copier, torture } from '../helpers/torture.ts';
 import { k8sDataSet } from '../helpers/k8sdata.ts';
 import { checkTtls, makeV2Data, range } from '../helpers/ttl.ts';
 import { findLeftoverEtcds } from '../../src/stale.ts';
@@ -31,12 +31,7 @@ describe('crash safety', () => {
     const root = await tmpDir();
     const pristine = path.join(root, 'pristine');
     const keys = await v3Data(pristine);
-    let n = 0;
-    const freshDataDir = async () => {
-      const d = path.join(root, `run${n++}`);
-      await fs.cp(pristine, d, { recursive: true });
-      return d;
-    };
+    const freshDataDir = copier(pristine, root);
     const [port, peerPort] = [await freePort(), await freePort()];
     const args = (dir: string) => ['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1',
       '--port', String(port), '--peer-port', String(peerPort)];
@@ -62,14 +57,7 @@ describe('crash safety', () => {
     const pristine = path.join(root, 'pristine');
     const keys = k8sDataSet(200);
     const expiries = await makeV2Data(pristine, keys, 'm1');
-    let n = 0;
-    const freshDataDir = async () => {
-      const d = path.join(root, `run${n++}`);
-      await fs.cp(pristine, d, { recursive: true });
-      if (n > 2) await fs.rm(path.join(root, `run${n - 3}`), { recursive: true, force: true });
-      await fs.rm(`${path.join(root, `run${n - 3}`)}.backups`, { recursive: true, force: true });
-      return d;
-    };
+    const freshDataDir = copier(pristine, root);
     const [port, peerPort] = [await freePort(), await freePort()];
     const args = (dir: string) => ['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1',
       '--port', String(port), '--peer-port', String(peerPort)];
