@@ -17,24 +17,15 @@ import { resolveOptions, type Flags } from './options.ts';
 import { formatReport, type Rehearsal, type Report } from './rehearse-report.ts';
 import { rehearseCopy } from './rehearse-run.ts';
 
-export interface RehearseFlags {
-  dataDir?: string;
-  targetVersion?: string;
-  targetStorage?: string;
-  binDir?: string;
-  bundledVersions?: string;
-  name?: string;
-  etcdDataPrefix?: string;
+/** The main command's flags it shares (same meaning), and its own. */
+export interface RehearseFlags extends Pick<Flags, 'dataDir' | 'targetVersion' | 'targetStorage' | 'binDir' | 'bundledVersions' | 'name' | 'etcdDataPrefix' | 'port' | 'peerPort' | 'help'> {
   image?: string;
   engine?: EngineChoice;
   workDir?: string;
   keep?: boolean;
-  port?: number;
-  peerPort?: number;
   json?: boolean;
   /** Internal: the data dir is the copy that a rehearse on the host made (it has the marker beside it). */
   alreadyCopied?: boolean;
-  help?: boolean;
 }
 
 export interface RehearseIo {

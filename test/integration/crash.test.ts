@@ -26,21 +26,25 @@ async function v3Data(dir: string): Promise<KeyValue[]> {
   return keys;
 }
 
+/** 20 kills at moments spanning a whole uninterrupted run (measured first) of pristine -> 3.5.30. */
+async function torture20(pristine: string, root: string, check?: typeof checkStorage) {
+  const freshDataDir = copier(pristine, root);
+  const [port, peerPort] = [await freePort(), await freePort()];
+  const args = (dir: string) => ['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1',
+    '--port', String(port), '--peer-port', String(peerPort)];
+  const t0 = Date.now();
+  const full = await runCli(args(await freshDataDir()));
+  expect(full.exitCode, full.stderr).toBe(0);
+  const seed = Number(process.env.TORTURE_SEED ?? Date.now() % 100000);
+  return { r: await torture({ freshDataDir, args, kills: 20, seed, maxDelayMs: Date.now() - t0, check }), seed };
+}
+
 describe('crash safety', () => {
   it('converges after 20 SIGKILLs at random moments of 3.3.25 -> 3.5.30, version.txt always true', { timeout: 240_000 }, async () => {
     const root = await tmpDir();
     const pristine = path.join(root, 'pristine');
     const keys = await v3Data(pristine);
-    const freshDataDir = copier(pristine, root);
-    const [port, peerPort] = [await freePort(), await freePort()];
-    const args = (dir: string) => ['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1',
-      '--port', String(port), '--peer-port', String(peerPort)];
-    // Kill moments span a whole uninterrupted run, measured first.
-    const t0 = Date.now();
-    const full = await runCli(args(await freshDataDir()));
-    expect(full.exitCode, full.stderr).toBe(0);
-    const seed = Number(process.env.TORTURE_SEED ?? Date.now() % 100000);
-    const r = await torture({ freshDataDir, args, kills: 20, seed, maxDelayMs: Date.now() - t0 });
+    const { r, seed } = await torture20(pristine, root);
     expect(r.violations, `seed ${seed}`).toEqual([]);
     expect(r.kills).toBe(20);
     expect(r.orphans).toBe(5);
@@ -57,15 +61,7 @@ describe('crash safety', () => {
     const pristine = path.join(root, 'pristine');
     const keys = k8sDataSet(200);
     const expiries = await makeV2Data(pristine, keys, 'm1');
-    const freshDataDir = copier(pristine, root);
-    const [port, peerPort] = [await freePort(), await freePort()];
-    const args = (dir: string) => ['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1',
-      '--port', String(port), '--peer-port', String(peerPort)];
-    const t0 = Date.now();
-    const full = await runCli(args(await freshDataDir()));
-    expect(full.exitCode, full.stderr).toBe(0);
-    const seed = Number(process.env.TORTURE_SEED ?? Date.now() % 100000);
-    const r = await torture({ freshDataDir, args, kills: 20, seed, maxDelayMs: Date.now() - t0, check: checkStorage });
+    const { r, seed } = await torture20(pristine, root, checkStorage);
     expect(r.violations, `seed ${seed}`).toEqual([]);
     expect(r.kills).toBe(20);
     expect(r.converged, `seed ${seed}`).toBe(true);

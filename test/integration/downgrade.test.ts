@@ -7,6 +7,7 @@ import { runCli, treeSnapshot } from '../helpers/cli.ts';
 import { fixtureBinDir, makeHistoryData, modeOf, served } from '../helpers/fixtures.ts';
 import { BIN_DIR, requireBinaries } from '../helpers/env.ts';
 import { leaseTtl, startEtcd } from '../helpers/etcd.ts';
+import { watchVersionFile } from '../helpers/watch.ts';
 import { freePort, tmpDir } from '../helpers/tmp.ts';
 
 beforeAll(requireBinaries);
@@ -22,18 +23,9 @@ describe('downgrade with real etcd', () => {
   it('3.5.30 -> 3.4.23 -> 3.3.25 keeps every key, value, lease and the revision; each step in version.txt', async () => {
     const dir = path.join(await tmpDir(), 'data');
     const data = await makeHistoryData('3.5.30', dir, NAME);
-    const seen: string[] = [];
-    let watching = true;
-    const watcher = (async () => {
-      while (watching) {
-        const v = await fs.readFile(path.join(dir, 'version.txt'), 'utf8').catch(() => '');
-        if (v && seen.at(-1) !== v) seen.push(v);
-        await new Promise((r) => setTimeout(r, 2));
-      }
-    })();
+    const watcher = watchVersionFile(dir);
     const r = await cli(dir, '3.3.25');
-    watching = false;
-    await watcher;
+    const seen = await watcher.stop();
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/step 1\/2 done in [\d.]+ s: downgrade 3\.5\.30\/etcd3 -> 3\.4\.23\/etcd3.*; version\.txt = 3\.4\.23\/etcd3/);
     expect(r.stderr).toMatch(/step 2\/2 done in [\d.]+ s: downgrade 3\.4\.23\/etcd3 -> 3\.3\.25\/etcd3.*; version\.txt = 3\.3\.25\/etcd3/);

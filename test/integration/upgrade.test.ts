@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { BIN_DIR, ENTRY, requireBinaries } from '../helpers/env.ts';
 import { dumpKeys, etcdctl, grantLease, leaseTtl, startEtcd, type KeyValue } from '../helpers/etcd.ts';
 import { runCli, treeSnapshot } from '../helpers/cli.ts';
+import { watchVersionFile } from '../helpers/watch.ts';
 import { freePort, onCleanup, tmpDir } from '../helpers/tmp.ts';
 
 beforeAll(requireBinaries);
@@ -32,19 +33,10 @@ describe('upgrade 3.3.25/etcd3 -> 3.5.30/etcd3 with real etcd', () => {
     const peerPort = await freePort();
 
     // Watch version.txt while the migration runs: it must advance through 3.4.23 to 3.5.30.
-    const seen: string[] = [];
-    let watching = true;
-    const watcher = (async () => {
-      while (watching) {
-        const v = await fs.readFile(path.join(dir, 'version.txt'), 'utf8').catch(() => '');
-        if (v && seen.at(-1) !== v) seen.push(v);
-        await new Promise((r) => setTimeout(r, 2));
-      }
-    })();
+    const watcher = watchVersionFile(dir);
     const r = await runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', NAME,
       '--port', String(port), '--peer-port', String(peerPort)]);
-    watching = false;
-    await watcher;
+    const seen = await watcher.stop();
 
     expect(r.stderr).toContain('step 1/2');
     expect(r.exitCode, r.stderr).toBe(0);
