@@ -121,9 +121,10 @@ export async function checkClusterVersion(dataDir: string, claimed: DataVersion)
  * to finish, so its state is not judged.
  */
 export async function checkStorage(dataDir: string, claimed: DataVersion): Promise<string | undefined> {
+  // Judged first: mid-swap the live member dir may be moved aside, so not even the db is there.
+  if (await fs.stat(path.join(dataDir, '.etcd-migrate', 'swap.journal')).then(() => true, () => false)) return undefined;
   const cv = await checkClusterVersion(dataDir, claimed);
   if (cv) return cv;
-  if (await fs.stat(path.join(dataDir, '.etcd-migrate', 'swap.journal')).then(() => true, () => false)) return undefined;
   const db = new Bbolt(path.join(dataDir, 'member/snap/db'));
   let v3Keys: boolean;
   try { v3Keys = db.hasKeys(['key']); } finally { db.close(); }
