@@ -3,7 +3,7 @@
 // the pending file for the attach-ttls step at the end of the chain (see pending.ts, leases.ts).
 import { ChecksumBuilder, formatChecksum, type Checksum } from '../checksum.ts';
 import { StepError } from '../errors.ts';
-import type { Op, V3 } from '../etcd/v3.ts';
+import type { Op, V3Api } from '../etcd/v3.ts';
 import { compareMinor, type Version } from '../version.ts';
 import { batches, forEachConcurrent } from './pool.ts';
 import { readSpill } from './spill.ts';
@@ -29,7 +29,7 @@ export interface Converted {
   cutoff: number;
 }
 
-export async function checkConversion(v3: V3, ttlFile: string, v2: V2Contents, opsPerTxn = TXN_OPS): Promise<Converted> {
+export async function checkConversion(v3: V3Api, ttlFile: string, v2: V2Contents, opsPerTxn = TXN_OPS): Promise<Converted> {
   const want = v2.all;
   let gone = 0;
   const cutoff = Date.now();
@@ -56,7 +56,7 @@ async function* ttlLines(ttlFile: string): AsyncGenerator<TtlLine> {
 }
 
 /** Deletes every key due at or before `cutoff`, in batched transactions; tells `gone` of each. */
-export async function deleteExpired(v3: V3, lines: AsyncIterable<TtlLine>, cutoff: number, opsPerTxn: number, gone: (line: TtlLine) => void): Promise<void> {
+export async function deleteExpired(v3: V3Api, lines: AsyncIterable<TtlLine>, cutoff: number, opsPerTxn: number, gone: (line: TtlLine) => void): Promise<void> {
   async function* due(): AsyncGenerator<Op> {
     for await (const line of lines) {
       if (expired(line[0], cutoff)) {
@@ -69,7 +69,7 @@ export async function deleteExpired(v3: V3, lines: AsyncIterable<TtlLine>, cutof
 }
 
 /** Every key and value (none counted as a TTL key), and how many keys are on a lease. */
-export async function sumKeyspace(v3: V3): Promise<{ sum: ChecksumBuilder; leased: number }> {
+export async function sumKeyspace(v3: V3Api): Promise<{ sum: ChecksumBuilder; leased: number }> {
   const sum = new ChecksumBuilder();
   let leased = 0;
   for await (const page of v3.range()) {

@@ -7,7 +7,7 @@
 // empty, runs out by itself), a key deleted before is deleted again (a no-op).
 import { ChecksumBuilder, checksumMismatch, formatChecksum, type Checksum } from '../checksum.ts';
 import { StepError } from '../errors.ts';
-import { V3, V3Error, type Op } from '../etcd/v3.ts';
+import { V3Error, type Op, type V3Api } from '../etcd/v3.ts';
 import { deleteExpired, IN_FLIGHT, sumKeyspace, TXN_OPS } from './check.ts';
 import type { PendingTtls } from './pending.ts';
 import { batches, forEachConcurrent } from './pool.ts';
@@ -58,7 +58,7 @@ export interface Attached {
   dueWithinMs: number;
 }
 
-export async function attachTtls(v3: V3, pending: PendingTtls, o: AttachOptions = {}): Promise<Attached> {
+export async function attachTtls(v3: V3Api, pending: PendingTtls, o: AttachOptions = {}): Promise<Attached> {
   const opsPerTxn = o.opsPerTxn ?? TXN_OPS;
   const extendMs = o.extendMs ?? 0;
   const minTtlMs = (o.minTtl ?? 1) * 1000;
@@ -173,7 +173,7 @@ export async function attachTtls(v3: V3, pending: PendingTtls, o: AttachOptions 
  * One key alone: true once it has its lease; false when it is gone as due (its new lease ran out, so
  * it is deleted; or a lease of an earlier attempt took it just before its expiry).
  */
-async function attachOne(v3: V3, op: Op, [exp, key]: TtlLine, early: number): Promise<boolean> {
+async function attachOne(v3: V3Api, op: Op, [exp, key]: TtlLine, early: number): Promise<boolean> {
   try {
     await v3.txn([op]);
     return true;
@@ -188,7 +188,7 @@ async function attachOne(v3: V3, op: Op, [exp, key]: TtlLine, early: number): Pr
   }
 }
 
-async function exists(v3: V3, key: string): Promise<boolean> {
+async function exists(v3: V3Api, key: string): Promise<boolean> {
   // [key, key + "\0"): the key alone.
   return (await v3.count(key, Buffer.concat([Buffer.from(key, 'base64'), Buffer.alloc(1)]).toString('base64'))) > 0;
 }

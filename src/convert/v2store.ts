@@ -3,8 +3,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { StepError } from '../errors.ts';
-import { withClient, type HttpClient } from '../etcd/http.ts';
-import { withTempEtcd, type StartOptions } from '../etcd/server.ts';
+import type { HttpClient } from '../etcd/http.ts';
+import type { ClientTls } from '../etcd/tls.ts';
 import { probeWriteV2 } from '../etcd/client.ts';
 import { keyPath, listDir, removeTree } from '../etcd/v2.ts';
 
@@ -22,23 +22,25 @@ export async function emptyV2Store(c: HttpClient): Promise<number> {
   return Number(r.headers['x-raft-index']);
 }
 
+/** The etcd flag that makes etcd write a .snap file after every write, for `emptyAndSeal`. */
+export const SEAL_FLAGS = ['--snapshot-count=1'];
+
 /**
- * Runs etcd with the v2 API and --snapshot-count=1, empties the v2 store and makes etcd write it
- * into a .snap file: a snapshot at or after the index where the store became empty.
+ * On a temporary etcd that serves the v2 API and runs with SEAL_FLAGS: empties the v2 store and
+ * waits until etcd has written it into a .snap file (a snapshot at or after the index where the
+ * store became empty).
  */
-export async function emptyAndSeal(opts: StartOptions, memberDir: string): Promise<void> {
+export async function emptyAndSeal(c: HttpClient, memberDir: string, timeoutMs: number, tls?: ClientTls): Promise<void> {
   const snapDir = path.join(memberDir, 'snap');
   const newestIndex = async () => Math.max(0, ...(await fs.readdir(snapDir)).filter((f) => f.endsWith('.snap')).map((f) => parseInt(f.split(/[-.]/)[1]!, 16)));
-  await withTempEtcd({ ...opts, v2: true, flags: [...(opts.flags ?? []), '--snapshot-count=1'] }, (e) => withClient(e.endpoint, async (c) => {
-    const emptyAt = await emptyV2Store(c);
-    if (!(emptyAt > 0)) throw new StepError('the v2 API gave no raft index (X-Raft-Index)');
-    const deadline = Date.now() + opts.timeoutMs;
-    // etcd snapshots once more than --snapshot-count entries were applied since the last one: a
-    // write that changes nothing (a delete of a key that does not exist) adds an entry.
-    while ((await newestIndex()) < emptyAt) {
-      if (Date.now() > deadline) throw new StepError(`etcd wrote no snapshot of the emptied v2 store within ${opts.timeoutMs / 1000} s`);
-      await probeWriteV2(c.endpoint, opts.member.clientTls);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  }, opts.member.clientTls));
+  const emptyAt = await emptyV2Store(c);
+  if (!(emptyAt > 0)) throw new StepError('the v2 API gave no raft index (X-Raft-Index)');
+  const deadline = Date.now() + timeoutMs;
+  // etcd snapshots once more than --snapshot-count entries were applied since the last one: a
+  // write that changes nothing (a delete of a key that does not exist) adds an entry.
+  while ((await newestIndex()) < emptyAt) {
+    if (Date.now() > deadline) throw new StepError(`etcd wrote no snapshot of the emptied v2 store within ${timeoutMs / 1000} s`);
+    await probeWriteV2(c.endpoint, tls);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }

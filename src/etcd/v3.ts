@@ -18,7 +18,16 @@ export type Op =
   | { request_put: { key: string; lease: string; ignore_value: true } }
   | { request_delete_range: { key: string } };
 
-export class V3 {
+/** The calls a conversion makes; two transports: the JSON gateway (V3) and gRPC (grpc.ts). */
+export interface V3Api {
+  count(key?: string, rangeEnd?: string): Promise<number>;
+  range(key?: string, rangeEnd?: string, o?: { keysOnly?: boolean; pageSize?: number }): AsyncGenerator<KeyValue[]>;
+  grant(ttl: number): Promise<string>;
+  timeToLive(id: string): Promise<number>;
+  txn(ops: readonly Op[]): Promise<void>;
+}
+
+export class V3 implements V3Api {
   private readonly c: HttpClient;
   private readonly prefix: string;
   constructor(c: HttpClient, v: Version) {
@@ -92,7 +101,7 @@ export class V3Error extends StepError {
     try {
       msg = (JSON.parse(body) as { error?: string; message?: string }).message ?? msg;
     } catch { /* keep the raw text */ }
-    super(`the v3 API answered ${path} with HTTP ${status}: ${msg}`);
+    super(`the v3 API answered ${path} with ${path.startsWith("/etcdserverpb.") ? "gRPC status" : "HTTP"} ${status}: ${msg}`);
     this.status = status;
     this.body = body;
   }

@@ -9,9 +9,8 @@ import { formatChecksum } from '../checksum.ts';
 import { txnLimits } from '../convert/check.ts';
 import { attachTtls } from '../convert/leases.ts';
 import { readPendingTtls } from '../convert/pending.ts';
-import { withClient } from '../etcd/http.ts';
+import { withGrpc } from '../etcd/grpc.ts';
 import { withTempEtcd } from '../etcd/server.ts';
-import { V3 } from '../etcd/v3.ts';
 import { removeFileDurably } from '../fsx.ts';
 import { seconds } from '../log.ts';
 import type { Step } from '../plan.ts';
@@ -44,7 +43,7 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
     // etcd's minimum lease TTL: 1.5 election timeouts, whole seconds (the rollback's etcd: 0.1 s).
     const minTtl = target ? Math.max(1, Math.ceil((1.5 * ctx.targetElectionTimeoutMs) / 1000)) : 1;
     const electionWaitMs = target ? ctx.targetElectionTimeoutMs : 0;
-    return withClient(e.endpoint, (c) => attachTtls(new V3(c, v), pending, { opsPerTxn: txn.ops, extendMs, minTtl, electionWaitMs }), ctx.member.clientTls);
+    return withGrpc(e.endpoint, (g) => attachTtls(g, pending, { opsPerTxn: txn.ops, extendMs, minTtl, electionWaitMs }), ctx.member.clientTls);
   });
   await removeFileDurably(file);
   return {

@@ -3,14 +3,13 @@
 //  2. start etcd on the copy with the v2 API only for writes: refuse if v3 already holds keys, read
 //     every key's value and absolute expiry through the v2 API (streamed; TTL keys spilled to a file);
 //  3. `etcdctl migrate` offline (it drops TTLs);
-//  4. a short run with --snapshot-count=1 empties the v2 store and puts it so into a .snap file, so
-//     3.5 does not warn about custom v2 content and 3.6 accepts the data;
-//  5. a last run: delete the expired keys, check the conversion;
-//  6. write the TTLs (absolute expiries) into the pending file beside the new member dir; the swap
+//  4. one run of etcd with --snapshot-count=1: empty the v2 store and have etcd put it so into a
+//     .snap file (so 3.5 does not warn about custom v2 content and 3.6 accepts the data), delete
+//     the expired keys, check the conversion (every key and value, over gRPC);
+//  5. write the TTLs (absolute expiries) into the pending file beside the new member dir; the swap
 //     moves both in. The attach-ttls step at the end of the chain makes them leases: etcd gives every
 //     lease its full TTL again whenever it starts, so a lease granted here would gain the time until
 //     the target etcd starts.
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { binPath } from '../bundle.ts';
 import { PENDING_TTLS_FILE } from '../datadir.ts';
@@ -20,12 +19,12 @@ import { checkConversion, txnLimits, unexpired } from '../convert/check.ts';
 import { writePendingTtls } from '../convert/pending.ts';
 import { SpillWriter } from '../convert/spill.ts';
 import { readV2Store } from '../convert/v2read.ts';
-import { emptyAndSeal } from '../convert/v2store.ts';
+import { emptyAndSeal, SEAL_FLAGS } from '../convert/v2store.ts';
 import { StepError, UsageError } from '../errors.ts';
 import { migrateV2ToV3 } from '../etcd/etcdctl.ts';
+import { withGrpc } from '../etcd/grpc.ts';
 import { withClient } from '../etcd/http.ts';
 import { withTempEtcd, type StartOptions } from '../etcd/server.ts';
-import { V3 } from '../etcd/v3.ts';
 import type { Step } from '../plan.ts';
 import { fmt, fmtData } from '../version.ts';
 import { newPendingTtlsFile } from '../workdir.ts';
@@ -62,7 +61,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   // take a revision that migrate then gives a v2 key (etcd-facts: the revision-collision trap).
   const spill = new SpillWriter(ttlFile);
   const v2 = await withTempEtcd(etcd({ storage: 'etcd2' }), (e) => withClient(e.endpoint, async (c) => {
-    const inV3 = await new V3(c, v).count();
+    const inV3 = await withGrpc(e.endpoint, (g) => g.count(), ctx.member.clientTls);
     if (inV3 > 0) {
       throw new UsageError(`the etcd2 data of ${fmtData(s.from)} also holds ${inV3} keys in etcd3 storage, which etcdctl migrate could overwrite (v2 indexes become v3 revisions); nothing was changed. Look at them with ETCDCTL_API=3 etcdctl get "" --prefix --keys-only on etcd ${fmt(v)}; if the data is really etcd3, write ${fmt(s.from.version)}/etcd3 into version.txt, else delete those keys`);
     }
@@ -75,17 +74,16 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   await migrateV2ToV3(binPath(ctx.binDir, 'etcdctl', v), dataDir, ctx.env);
   ctx.log(`etcdctl ${fmt(v)} migrate done in ${since()}`);
 
-  // 4. The v2 store emptied, and written so into a .snap file.
-  await emptyAndSeal(etcd({}), ctx.newMember);
-  ctx.log(`v2 store emptied and snapshotted in ${since()}`);
-
-  // 5. The expired keys go; every other key and value must be there.
+  // 4. The v2 store emptied and sealed; the expired keys go; every other key and value must be there.
   const txn = txnLimits(v);
-  const r = await withTempEtcd(etcd({ flags: txn.flags }), (e) => withClient(e.endpoint, (c) =>
-    checkConversion(new V3(c, v), ttlFile, v2, txn.ops), ctx.member.clientTls));
+  const r = await withTempEtcd(etcd({ v2: true, flags: [...txn.flags, ...SEAL_FLAGS] }), async (e) => {
+    await withClient(e.endpoint, (c) => emptyAndSeal(c, ctx.newMember, ctx.stepTimeoutMs, ctx.member.clientTls), ctx.member.clientTls);
+    ctx.log(`v2 store emptied and snapshotted in ${since()}`);
+    return withGrpc(e.endpoint, (g) => checkConversion(g, ttlFile, v2, txn.ops), ctx.member.clientTls);
+  });
   ctx.log(`conversion checked in ${since()}`);
 
-  // 6. The TTLs, pending until the end of the chain (fsynced; the swap moves the file in).
+  // 5. The TTLs, pending until the end of the chain (fsynced; the swap moves the file in).
   const pending = await writePendingTtls(newPendingTtlsFile(ctx.dataDir), r.expected, unexpired(ttlFile, r.cutoff));
   if (pending !== r.expected.ttlKeys) throw new StepError(`the pending TTL file holds ${pending} keys, but ${r.expected.ttlKeys} keys with a TTL are left; the live data was not changed`);
 

@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { fields, ProtoWriter } from '../../../src/etcd/proto.ts';
+
+describe('protobuf writer and reader', () => {
+  it.each([1, 127, 128, 300, 2 ** 31, 2 ** 53 - 1])('round-trips the varint %d', (n) => {
+    const [f] = [...fields(new ProtoWriter().int(3, n).finish())];
+    expect(f).toMatchObject({ n: 3, int: n });
+    expect(f!.big()).toBe(BigInt(n));
+  });
+
+  it('round-trips 64-bit lease IDs and negative int64 exactly (10-byte varints)', () => {
+    for (const v of [0x7fffffffffffffffn, 4871947128329010815n, -1n]) {
+      const buf = new ProtoWriter().int(6, v).finish();
+      const [f] = [...fields(buf)];
+      expect(f!.big()).toBe(v);
+    }
+    expect(new ProtoWriter().int(6, -1n).finish()).toHaveLength(11);
+  });
+
+  it('leaves out zero and empty fields (proto3), but writes an empty nested message', () => {
+    expect(new ProtoWriter().int(1, 0).int(2, false).bytes(3, Buffer.alloc(0)).finish()).toHaveLength(0);
+    expect([...new ProtoWriter().message(2, new ProtoWriter()).finish()]).toEqual([0x12, 0x00]);
+  });
+
+  it('encodes a put as etcd does: a nested RequestOp with key, lease and ignore_value', () => {
+    const put = new ProtoWriter().bytes(1, Buffer.from('k')).int(3, 5).int(5, true);
+    const op = new ProtoWriter().message(2, put).finish();
+    // RequestOp{request_put(2): PutRequest{key(1)="k", lease(3)=5, ignore_value(5)=true}}
+    expect([...op]).toEqual([0x12, 0x07, 0x0a, 0x01, 0x6b, 0x18, 0x05, 0x28, 0x01]);
+    const [outer] = [...fields(op)];
+    expect([...fields(outer!.bytes!)].map((f) => [f.n, f.bytes?.toString() ?? f.int])).toEqual([[1, 'k'], [3, 5], [5, 1]]);
+  });
+
+  it('skips fixed-width fields and refuses truncated input', () => {
+    const withFixed = Buffer.concat([Buffer.from([0x09]), Buffer.alloc(8), new ProtoWriter().int(2, 7).finish()]);
+    expect([...fields(withFixed)].map((f) => f.n)).toEqual([2]);
+    const whole = new ProtoWriter().bytes(1, Buffer.from('abcdef')).finish();
+    expect(() => [...fields(whole.subarray(0, 4))]).toThrow(/truncated/);
+    expect(() => [...fields(Buffer.from([0x08, 0x80]))]).toThrow(/truncated/);
+  });
+});
