@@ -1,19 +1,24 @@
 // Benchmark: etcd2 -> etcd3 conversion with every TTL re-attached (the v2-to-v3 and attach-ttls
 // steps, through the CLI, with the run's backup) side by side with `etcdctl migrate` alone, on copies
-// of the same 3.3.25 etcd2 data dir.
+// of the same 3.3.25 etcd2 data dir; and, when a baseline commit is given, the entrypoint of that
+// commit too, in the same rounds (migrate, this tree, baseline; the order turns each round).
 // Time and peak RSS (VmHWM of each process, sampled from /proc every 20 ms).
-// Usage: node bench/convert.ts [keys=100000] [bin-dir=.cache/etcd-bin] [port-base=23500]
-// (BENCH_NODE_OPTIONS becomes the NODE_OPTIONS of the etcd-migrate process, e.g. --max-old-space-size=64)
+// Usage: node bench/convert.ts [keys=100000] [bin-dir=.cache/etcd-bin] [port-base=23500] [baseline-commit] [rounds=1]
+// (BENCH_NODE_OPTIONS becomes the NODE_OPTIONS of the etcd-migrate process, e.g. --max-old-space-size=64;
+// BENCH_DATA=<dir> keeps the written data dir there and reuses it when it exists)
 import { execa } from 'execa';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { machine, median } from './lib.ts';
 import { makeV2DataDir } from './v2data.ts';
 
 const keys = Number(process.argv[2] ?? 100_000);
 const binDir = path.resolve(process.argv[3] ?? '.cache/etcd-bin');
 const portBase = Number(process.argv[4] ?? 23500);
-const ENTRY = path.resolve(import.meta.dirname, '../bin/etcd-migrate.js');
+const baselineRef = process.argv[5];
+const rounds = Number(process.argv[6] ?? 1);
+const repo = path.resolve(import.meta.dirname, '..');
 
 interface Peak { name: string; hwmKiB: number }
 
@@ -41,14 +46,16 @@ async function descendants(pid: number): Promise<number[]> {
   return [...kids, ...(await Promise.all(kids.map(descendants))).flat()];
 }
 
-async function timed(file: string, args: string[], env: Record<string, string>): Promise<{ seconds: number; peaks: Peak[]; stderr: string }> {
+interface Run { seconds: number; peaks: Peak[]; stderr: string; dir: string }
+
+async function timed(dir: string, file: string, args: string[], env: Record<string, string>): Promise<Run> {
   const t0 = performance.now();
   const p = execa(file, args, { env, extendEnv: false, reject: false, all: true });
   const sampler = sampleTree(p.pid!);
   const r = await p;
   const peaks = await sampler.stop();
   if (r.exitCode !== 0) throw new Error(`${file} failed: ${r.all}`);
-  return { seconds: (performance.now() - t0) / 1000, peaks, stderr: String(r.all) };
+  return { seconds: (performance.now() - t0) / 1000, peaks, stderr: String(r.all), dir };
 }
 
 const mib = (kib: number) => `${(kib / 1024).toFixed(0)} MiB`;
@@ -56,32 +63,64 @@ const peakOf = (peaks: Peak[], re: RegExp) => Math.max(0, ...peaks.filter((p) =>
 
 const work = await fs.mkdtemp(path.join(os.tmpdir(), 'etcd-migrate-bench-'));
 try {
-  const base = path.join(work, 'base');
-  const t0 = performance.now();
-  await makeV2DataDir(base, keys, binDir, portBase, portBase + 1);
-  console.error(`data: ${keys} keys written through the v2 API of etcd 3.3.25 in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  const copy = async (name: string) => {
-    const d = path.join(work, name);
+  const base = process.env.BENCH_DATA ? path.resolve(process.env.BENCH_DATA) : path.join(work, 'base');
+  if (!(await fs.stat(path.join(base, 'version.txt')).catch(() => undefined))) {
+    const t0 = performance.now();
+    await makeV2DataDir(base, keys, binDir, portBase, portBase + 1);
+    console.error(`data: ${keys} keys written through the v2 API of etcd 3.3.25 in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+  // The baseline: a worktree of that commit, run from its sources with this tree's node_modules.
+  let baselineEntry: string | undefined;
+  if (baselineRef) {
+    const wt = path.join(work, 'baseline');
+    await execa('git', ['-C', repo, 'worktree', 'add', '--detach', wt, baselineRef]);
+    await fs.symlink(path.join(repo, 'node_modules'), path.join(wt, 'node_modules'));
+    baselineEntry = path.join(wt, 'bin/etcd-migrate.js');
+  }
+  let n = 0;
+  const copy = async () => {
+    const d = path.join(work, `copy-${n++}`);
     await fs.cp(base, d, { recursive: true });
     return d;
   };
-
-  const a = await copy('migrate-only');
-  const migrate = await timed(path.join(binDir, 'etcdctl-3.3.25'), ['migrate', '--data-dir', a], { ETCDCTL_API: '3' });
-
-  const b = await copy('ours');
-  const ours = await timed(process.execPath, [ENTRY, '--data-dir', b, '--target-version', '3.3.25', '--bin-dir', binDir, '--name', 'm1',
-    '--port', String(portBase), '--peer-port', String(portBase + 1)],
-  // BENCH_NODE_OPTIONS=--max-old-space-size=N shows the conversion runs within a fixed heap.
-  { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}) });
-  const report = /before \(v2\): keys=(\d+) ttl-keys=(\d+).*?(\d+) keys on (\d+) leases \(granted ([\d.]+) s before/s.exec(ours.stderr);
-  const stepTime = (what: string) => new RegExp(`done in ([\\d.]+) s: ${what}`).exec(ours.stderr)?.[1] ?? '?';
-  const backups = [...ours.stderr.matchAll(/read back and verified in ([\d.]+) s/g)].reduce((t, m) => t + Number(m[1]), 0);
-
-  const du = async (d: string) => (await execa('du', ['-sm', path.join(d, 'member')])).stdout.split('\t')[0];
-  console.log(`| ${keys} keys (${report?.[2] ?? '?'} with a TTL) | etcdctl migrate alone (TTLs dropped) | ${migrate.seconds.toFixed(1)} s | etcdctl ${mib(peakOf(migrate.peaks, /etcdctl/))} | ${await du(a)} MB |`);
-  console.log(`| ${keys} keys (${report?.[2] ?? '?'} with a TTL) | etcd-migrate: v2-to-v3 step ${stepTime('convert')} s (read, migrate, v2 store emptied, checks) + attach-ttls step ${stepTime('attach TTLs')} s (${report?.[3] ?? '?'} keys on ${report?.[4] ?? '?'} leases, granted ${report?.[5] ?? '?'} s before its end) + the run's backup ${backups.toFixed(1)} s | ${ours.seconds.toFixed(1)} s | node ${mib(peakOf(ours.peaks, /node/))}, etcd ${mib(peakOf(ours.peaks, /^etcd-/))}, etcdctl ${mib(peakOf(ours.peaks, /etcdctl/))} | ${await du(b)} MB |`);
-  console.log(`load average after: ${(await fs.readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`);
+  const entryEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}) };
+  const ours = (entry: string) => async (): Promise<Run> => {
+    const d = await copy();
+    return timed(d, process.execPath, [entry, '--data-dir', d, '--target-version', '3.3.25', '--bin-dir', binDir, '--name', 'm1',
+      '--port', String(portBase), '--peer-port', String(portBase + 1)], entryEnv);
+  };
+  const sides: Array<[string, () => Promise<Run>]> = [
+    ['etcdctl migrate alone (TTLs dropped)', async () => { const d = await copy(); return timed(d, path.join(binDir, 'etcdctl-3.3.25'), ['migrate', '--data-dir', d], { ETCDCTL_API: '3' }); }],
+    ['etcd-migrate (this tree)', ours(path.join(repo, 'bin/etcd-migrate.js'))],
+    ...(baselineEntry ? [[`etcd-migrate (baseline ${baselineRef})`, ours(baselineEntry)] as [string, () => Promise<Run>]] : []),
+  ];
+  const results = new Map<string, Run[]>(sides.map(([name]) => [name, []]));
+  for (let r = 0; r < rounds; r++) {
+    const order = r % 2 ? [...sides].reverse() : sides;
+    for (const [name, run] of order) {
+      const x = await run();
+      results.get(name)!.push(x);
+      await fs.rm(x.dir, { recursive: true, force: true }).catch(() => {});
+      await fs.rm(`${x.dir}.backups`, { recursive: true, force: true }).catch(() => {});
+    }
+  }
+  console.log(`machine: ${machine()}; ${keys} keys; ${rounds} round(s); load average after: ${(await fs.readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`);
+  console.log('| what | time (median; each round) | steps (last round) | peak RSS (last round) |');
+  console.log('|---|---|---|---|');
+  const migrateMedian = median(results.get(sides[0]![0])!.map((x) => x.seconds));
+  for (const [name] of sides) {
+    const xs = results.get(name)!;
+    const last = xs.at(-1)!;
+    const t = median(xs.map((x) => x.seconds));
+    const step = (what: string) => new RegExp(`done in ([\\d.]+) s: ${what}`).exec(last.stderr)?.[1];
+    const backup = [...last.stderr.matchAll(/read back and verified in ([\d.]+) s/g)].reduce((s, m) => s + Number(m[1]), 0);
+    const steps = step('convert') ? `v2-to-v3 ${step('convert')} s + attach-ttls ${step('attach TTLs')} s + backup ${backup.toFixed(1)} s` : '';
+    const rss = ['node', 'etcd-', 'etcdctl'].map((p) => [p, peakOf(last.peaks, new RegExp(`^${p}`))] as const).filter(([, k]) => k > 0).map(([p, k]) => `${p.replace('-', '')} ${mib(k)}`).join(', ');
+    console.log(`| ${name} | ${t.toFixed(1)} s = ${(t / migrateMedian).toFixed(2)}x migrate (${xs.map((x) => x.seconds.toFixed(1)).join(', ')}) | ${steps} | ${rss} |`);
+  }
+  const detail = results.get(sides[1]![0])!.at(-1)!.stderr.split('\n').filter((l) => /read the v2 store|migrate done|emptied|checked|keys on \d+ leases/.test(l)).map((l) => l.replace(/^etcd-migrate: /, '').slice(0, 160));
+  console.log(`\nthis tree, last round:\n  ${detail.join('\n  ')}`);
 } finally {
+  if (baselineRef) await execa('git', ['-C', repo, 'worktree', 'remove', '--force', path.join(work, 'baseline')]).catch(() => {});
   await fs.rm(work, { recursive: true, force: true });
 }
