@@ -60,7 +60,9 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   // 2. Read. Writes go through the v2 API only (the readiness probe too): a v3 write here could
   // take a revision that migrate then gives a v2 key (etcd-facts: the revision-collision trap).
   const spill = new SpillWriter(ttlFile);
+  let started = '';
   const v2 = await withTempEtcd(etcd({ storage: 'etcd2' }), (e) => withClient(e.endpoint, async (c) => {
+    started = since();
     const inV3 = await withGrpc(e.endpoint, (g) => g.count(), ctx.member.clientTls);
     if (inV3 > 0) {
       throw new UsageError(`the etcd2 data of ${fmtData(s.from)} also holds ${inV3} keys in etcd3 storage, which etcdctl migrate could overwrite (v2 indexes become v3 revisions); nothing was changed. Look at them with ETCDCTL_API=3 etcdctl get "" --prefix --keys-only on etcd ${fmt(v)}; if the data is really etcd3, write ${fmt(s.from.version)}/etcd3 into version.txt, else delete those keys`);
@@ -68,7 +70,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
     return readV2Store(c, spill);
   }, ctx.member.clientTls).finally(() => spill.close()));
   const before = v2.all.digest();
-  ctx.log(`read the v2 store in ${since()}: ${before.keys} keys (${before.ttlKeys} with a TTL) in ${v2.dirs} directories (v3 has no directories; they are not kept)`);
+  ctx.log(`etcd ${fmt(v)} started in ${started}; read the v2 store in ${since()}: ${before.keys} keys (${before.ttlKeys} with a TTL) in ${v2.dirs} directories (v3 has no directories; they are not kept)`);
 
   // 3. Convert, offline.
   await migrateV2ToV3(binPath(ctx.binDir, 'etcdctl', v), dataDir, ctx.env);
@@ -77,8 +79,9 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   // 4. The v2 store emptied and sealed; the expired keys go; every other key and value must be there.
   const txn = txnLimits(v);
   const r = await withTempEtcd(etcd({ v2: true, flags: [...txn.flags, ...SEAL_FLAGS] }), async (e) => {
+    const started = since();
     await withClient(e.endpoint, (c) => emptyAndSeal(c, ctx.newMember, ctx.stepTimeoutMs, ctx.member.clientTls), ctx.member.clientTls);
-    ctx.log(`v2 store emptied and snapshotted in ${since()}`);
+    ctx.log(`etcd ${fmt(v)} started in ${started}; v2 store emptied and snapshotted in ${since()}`);
     return withGrpc(e.endpoint, (g) => checkConversion(g, ttlFile, v2, txn.ops), ctx.member.clientTls);
   });
   ctx.log(`conversion checked in ${since()}`);

@@ -42,3 +42,17 @@ describe('checksum remove', () => {
     expect(b.digest()).toEqual(only.digest());
   });
 });
+
+describe('kvDigest', () => {
+  it('is the first 64 bits of sha256(len(key) as 4 bytes big-endian || key || value): the format pending TTL files carry across versions', async () => {
+    const { createHash } = await import('node:crypto');
+    const { kvDigest } = await import('../../src/checksum.ts');
+    for (const [k, v] of [['/registry/pods/a', '{"x":1}'], ['', ''], ['/k', ''], ['/\u00e9', 'v'.repeat(70_000)]] as const) {
+      const len = Buffer.alloc(4);
+      len.writeUInt32BE(Buffer.byteLength(k));
+      const want = createHash('sha256').update(len).update(k).update(v).digest().readBigUInt64BE(0);
+      expect(kvDigest(k, v)).toBe(want);
+      expect(kvDigest(Buffer.from(k), Buffer.from(v))).toBe(want);
+    }
+  });
+});
