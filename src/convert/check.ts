@@ -72,10 +72,10 @@ export async function deleteExpired(v3: V3Api, lines: AsyncIterable<TtlLine>, cu
 export async function sumKeyspace(v3: V3Api): Promise<{ sum: ChecksumBuilder; leased: number }> {
   const sum = new ChecksumBuilder();
   let leased = 0;
-  for await (const page of v3.range()) {
+  for await (const page of v3.rawRange()) {
     for (const kv of page) {
-      if (kv.lease) leased++;
-      sum.add(Buffer.from(kv.key, 'base64'), Buffer.from(kv.value ?? '', 'base64'), false);
+      if (kv.leased) leased++;
+      sum.add(kv.key, kv.value, false);
     }
   }
   return { sum, leased };

@@ -6,7 +6,7 @@ import { StepError } from '../errors.ts';
 import { fields, ProtoWriter } from './proto.ts';
 import { httpsOptions } from './tls-load.ts';
 import type { ClientTls } from './tls.ts';
-import { ALL, V3Error, type KeyValue, type Op, type V3Api } from './v3.ts';
+import { ALL, V3Error, type KeyValue, type Op, type RawKeyValue, type V3Api } from './v3.ts';
 
 const TIMEOUT_MS = 120_000;
 
@@ -67,19 +67,29 @@ export class V3Grpc implements V3Api {
   }
 
   async* range(key = ALL, rangeEnd = ALL, o: { keysOnly?: boolean; pageSize?: number } = {}): AsyncGenerator<KeyValue[]> {
-    let from = key;
+    for await (const page of this.pages(key, rangeEnd, o)) yield page.map(keyValue);
+  }
+
+  async* rawRange(): AsyncGenerator<RawKeyValue[]> {
+    for await (const page of this.pages(ALL, ALL, {})) yield page.map(rawKeyValue);
+  }
+
+  /** The encoded KeyValue messages of [key, rangeEnd), page by page in key order. */
+  private async* pages(key: string, rangeEnd: string, o: { keysOnly?: boolean; pageSize?: number }): AsyncGenerator<Buffer[]> {
+    let from = Buffer.from(key, 'base64');
+    const end = Buffer.from(rangeEnd, 'base64');
     for (;;) {
-      const r = await this.call('/etcdserverpb.KV/Range', rangeRequest(from, rangeEnd).int(3, o.pageSize ?? 10_000).int(8, o.keysOnly ?? false));
-      const kvs: KeyValue[] = [];
+      const r = await this.call('/etcdserverpb.KV/Range', new ProtoWriter().bytes(1, from).bytes(2, end).int(3, o.pageSize ?? 10_000).int(8, o.keysOnly ?? false));
+      const kvs: Buffer[] = [];
       let more = false;
       for (const f of fields(r)) {
-        if (f.n === 2 && f.bytes) kvs.push(keyValue(f.bytes));
+        if (f.n === 2 && f.bytes) kvs.push(f.bytes);
         else if (f.n === 3) more = f.int !== 0;
       }
       if (kvs.length) yield kvs;
       if (!more || !kvs.length) return;
       // The next page starts just after the last key: the key followed by a zero byte.
-      from = Buffer.concat([Buffer.from(kvs.at(-1)!.key, 'base64'), Buffer.alloc(1)]).toString('base64');
+      from = Buffer.concat([rawKeyValue(kvs.at(-1)!).key, Buffer.alloc(1)]);
     }
   }
 
@@ -120,6 +130,18 @@ export class V3Grpc implements V3Api {
 function rangeRequest(key: string, rangeEnd: string): ProtoWriter {
   return new ProtoWriter().bytes(1, Buffer.from(key, 'base64')).bytes(2, Buffer.from(rangeEnd, 'base64'));
 }
+
+function rawKeyValue(b: Buffer): RawKeyValue {
+  const kv: RawKeyValue = { key: EMPTY, value: EMPTY, leased: false };
+  for (const f of fields(b)) {
+    if (f.n === 1 && f.bytes) kv.key = f.bytes;
+    else if (f.n === 5 && f.bytes) kv.value = f.bytes;
+    else if (f.n === 6 && f.int !== 0) kv.leased = true;
+  }
+  return kv;
+}
+
+const EMPTY = Buffer.alloc(0);
 
 function keyValue(b: Buffer): KeyValue {
   const kv: KeyValue = { key: '' };

@@ -14,6 +14,13 @@ export interface KeyValue {
   lease?: string;
 }
 
+/** A key as read for a checksum: raw bytes, and whether it is on a lease. */
+export interface RawKeyValue {
+  key: Buffer;
+  value: Buffer;
+  leased: boolean;
+}
+
 export type Op =
   | { request_put: { key: string; lease: string; ignore_value: true } }
   | { request_delete_range: { key: string } };
@@ -22,6 +29,8 @@ export type Op =
 export interface V3Api {
   count(key?: string, rangeEnd?: string): Promise<number>;
   range(key?: string, rangeEnd?: string, o?: { keysOnly?: boolean; pageSize?: number }): AsyncGenerator<KeyValue[]>;
+  /** Every key and value, page by page, as raw bytes. */
+  rawRange(): AsyncGenerator<RawKeyValue[]>;
   grant(ttl: number): Promise<string>;
   timeToLive(id: string): Promise<number>;
   txn(ops: readonly Op[]): Promise<void>;
@@ -60,6 +69,10 @@ export class V3 implements V3Api {
       // The next page starts just after the last key: the key followed by a zero byte.
       from = Buffer.concat([Buffer.from(kvs.at(-1)!.key, 'base64'), Buffer.alloc(1)]).toString('base64');
     }
+  }
+
+  async* rawRange(): AsyncGenerator<RawKeyValue[]> {
+    for await (const page of this.range()) yield page.map((kv) => ({ key: Buffer.from(kv.key, 'base64'), value: Buffer.from(kv.value ?? '', 'base64'), leased: kv.lease !== undefined }));
   }
 
   /** A new lease of `ttl` seconds; its ID. */

@@ -41,6 +41,11 @@ describe.each(['3.3.25', '3.5.30'])('gRPC client on etcd %s', (version) => {
     expect(viaGrpc).toHaveLength(keys.length);
     expect(viaGrpc.filter((kv) => kv.lease === id)).toHaveLength(5);
     expect(await g.count()).toBe(keys.length);
+    for (const api of [g, gw]) {
+      const raw: Array<{ key: string; value?: string; lease?: true }> = [];
+      for await (const page of api.rawRange()) raw.push(...page.map((kv) => ({ key: b64(kv.key), ...(kv.value.length ? { value: b64(kv.value) } : {}), ...(kv.leased ? { lease: true as const } : {}) })));
+      expect(raw).toEqual(viaGrpc.map((kv) => ({ ...kv, ...(kv.lease ? { lease: true } : {}) })));
+    }
     expect(await g.count(b64('/k/'), b64('/k0'))).toBe(20);
 
     await g.txn([{ request_delete_range: { key: b64(keys[1]!) } }]);
