@@ -3,7 +3,7 @@
 //  2. start etcd on the copy with the v2 API only for writes: refuse if v3 already holds keys, read
 //     every key's value and absolute expiry through the v2 API (streamed; TTL keys spilled to a file);
 //  3. `etcdctl migrate` offline (it drops TTLs);
-//  4. one run of etcd with --snapshot-count=1: empty the v2 store and have etcd put it so into a
+//  4. one run of etcd with a small --snapshot-count: empty the v2 store and have etcd put it so into a
 //     .snap file (so 3.5 does not warn about custom v2 content and 3.6 accepts the data), delete
 //     the expired keys, check the conversion (every key and value, over gRPC);
 //  5. write the TTLs (absolute expiries) into the pending file beside the new member dir; the swap
@@ -80,7 +80,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   const txn = txnLimits(v);
   const r = await withTempEtcd(etcd({ v2: true, flags: [...txn.flags, ...SEAL_FLAGS] }), async (e) => {
     const started = since();
-    await withClient(e.endpoint, (c) => emptyAndSeal(c, ctx.newMember, ctx.stepTimeoutMs, ctx.member.clientTls), ctx.member.clientTls);
+    await withClient(e.endpoint, (c) => emptyAndSeal(c, ctx.newMember, ctx.stepTimeoutMs), ctx.member.clientTls);
     ctx.log(`etcd ${fmt(v)} started in ${started}; v2 store emptied and snapshotted in ${since()}`);
     return withGrpc(e.endpoint, (g) => checkConversion(g, ttlFile, v2, txn.ops), ctx.member.clientTls);
   });
