@@ -4,10 +4,38 @@
 // loaded on demand.
 import { build } from 'esbuild';
 import { rm } from 'node:fs/promises';
+import { isBuiltin } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * Node's own modules are taken with process.getBuiltinModule(), not `import`: an ESM import of a
+ * built-in builds its namespace, which reads every export, and some are lazy (node:fs's promises
+ * and streams, node:util's parseArgs and worker_threads): ~6 ms of a pod start that has nothing to
+ * migrate. Here each export is read when first imported by a module that runs: the pure wrapper
+ * lets esbuild drop an export no module imports. `require()` from bundled CommonJS gets the module
+ * object itself; `await import()` of a built-in is left to Node.
+ */
+const builtins = {
+  name: 'builtins',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?[a-z_/]+$/ }, (args) => {
+      if (!isBuiltin(args.path)) return undefined;
+      const name = args.path.startsWith('node:') ? args.path : `node:${args.path}`;
+      if (args.kind === 'dynamic-import') return { path: name, external: true };
+      return { path: name, namespace: args.kind === 'require-call' ? 'builtin-cjs' : 'builtin-esm' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'builtin-cjs' }, (args) => ({ contents: `module.exports = process.getBuiltinModule(${JSON.stringify(args.path)});`, loader: 'js' }));
+    b.onLoad({ filter: /.*/, namespace: 'builtin-esm' }, (args) => {
+      const names = Object.keys(process.getBuiltinModule(args.path)).filter((k) => /^[A-Za-z_$][\w$]*$/.test(k) && k !== 'default');
+      const lines = [`const m = process.getBuiltinModule(${JSON.stringify(args.path)});`, 'export default m;'];
+      for (const k of names) lines.push(`export const ${k} = /* @__PURE__ */ (() => m.${k})();`);
+      return { contents: lines.join('\n'), loader: 'js' };
+    });
+  },
+};
 
 /** `outdir`: where etcd-migrate.mjs and chunks/ go (image/build.sh builds the image's own copy). */
 export async function bundle(outdir = path.join(repo, 'dist')) {
@@ -22,7 +50,8 @@ export async function bundle(outdir = path.join(repo, 'dist')) {
     format: 'esm',
     target: 'node24',
     legalComments: 'none',
-    banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+    banner: { js: "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);" },
+    plugins: [builtins],
     // A fresh dir each build: no stale chunks.
     write: true,
     logLevel: 'warning',
