@@ -3,7 +3,9 @@
 // --help needs (execa, the backup machinery, yargs' help layout) is split into dist/chunks/ and
 // loaded on demand.
 import { build } from 'esbuild';
-import { rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import { isBuiltin } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -58,8 +60,38 @@ export async function bundle(outdir = path.join(repo, 'dist')) {
   });
 }
 
+/**
+ * Fills `<outdir>/compile-cache/`, which src/main.ts turns on when it exists: runs the bundle once
+ * on the pod start path that has nothing to migrate (a scratch data dir at the target version, a
+ * bin dir naming it), without the exec, so Node writes the V8 code of every module and function
+ * that path ran when it exits.
+ */
+export async function fillCompileCache(outdir) {
+  const cache = path.join(outdir, 'compile-cache');
+  await rm(cache, { recursive: true, force: true });
+  await mkdir(cache);
+  const scratch = await mkdtemp(path.join(os.tmpdir(), 'etcd-migrate-cache-'));
+  try {
+    const [data, bin] = [path.join(scratch, 'data'), path.join(scratch, 'bin')];
+    await mkdir(path.join(data, 'member'), { recursive: true });
+    await writeFile(path.join(data, 'version.txt'), '3.5.30/etcd3');
+    await mkdir(bin);
+    await writeFile(path.join(bin, 'etcd-3.5.30'), '');
+    execFileSync(process.execPath, [path.join(outdir, 'etcd-migrate.mjs'), '--data-dir', data, '--target-version', '3.5.30', '--bin-dir', bin], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { PATH: process.env.PATH ?? '' },
+    });
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+// node scripts/build.mjs [outdir] [--compile-cache]
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const out = process.argv[2] ? path.resolve(process.argv[2]) : path.join(repo, 'dist');
+  const args = process.argv.slice(2);
+  const dir = args.find((a) => !a.startsWith('--'));
+  const out = dir ? path.resolve(dir) : path.join(repo, 'dist');
   await rm(out, { recursive: true, force: true });
   await bundle(out);
+  if (args.includes('--compile-cache')) await fillCompileCache(out);
 }
