@@ -27,12 +27,15 @@ const builtins = {
       if (!isBuiltin(args.path)) return undefined;
       const name = args.path.startsWith('node:') ? args.path : `node:${args.path}`;
       if (args.kind === 'dynamic-import') return { path: name, external: true };
-      return { path: name, namespace: args.kind === 'require-call' ? 'builtin-cjs' : 'builtin-esm' };
+      // One copy per importing module, so it lands in the importer's chunk: no chunk of its own to load.
+      return { path: `${name}|${args.importer}`, namespace: args.kind === 'require-call' ? 'builtin-cjs' : 'builtin-esm' };
     });
-    b.onLoad({ filter: /.*/, namespace: 'builtin-cjs' }, (args) => ({ contents: `module.exports = process.getBuiltinModule(${JSON.stringify(args.path)});`, loader: 'js' }));
+    const id = (p) => JSON.stringify(p.slice(0, p.indexOf('|')));
+    b.onLoad({ filter: /.*/, namespace: 'builtin-cjs' }, (args) => ({ contents: `module.exports = process.getBuiltinModule(${id(args.path)});`, loader: 'js' }));
     b.onLoad({ filter: /.*/, namespace: 'builtin-esm' }, (args) => {
-      const names = Object.keys(process.getBuiltinModule(args.path)).filter((k) => /^[A-Za-z_$][\w$]*$/.test(k) && k !== 'default');
-      const lines = [`const m = process.getBuiltinModule(${JSON.stringify(args.path)});`, 'export default m;'];
+      const name = args.path.slice(0, args.path.indexOf('|'));
+      const names = Object.keys(process.getBuiltinModule(name)).filter((k) => /^[A-Za-z_$][\w$]*$/.test(k) && k !== 'default');
+      const lines = [`const m = process.getBuiltinModule(${id(args.path)});`, 'export default m;'];
       for (const k of names) lines.push(`export const ${k} = /* @__PURE__ */ (() => m.${k})();`);
       return { contents: lines.join('\n'), loader: 'js' };
     });
