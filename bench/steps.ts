@@ -49,21 +49,25 @@ const [direct, cached, uncached] = await rounds(runs, [
 console.log(`1. nothing to migrate, start to first committed write: etcd directly ${fmtMs(direct!)}; entrypoint+exec with its compile cache ${fmtMs(cached!)}; without ${fmtMs(uncached!)}`);
 console.log(`   added by the entrypoint: with the cache ${medianDiff(cached!, direct!).toFixed(1)} ms, without ${medianDiff(uncached!, direct!).toFixed(1)} ms (medians of round-by-round differences); the cache saves ${medianDiff(uncached!, cached!).toFixed(1)} ms`);
 
-// 1b. The entrypoint's own work: the same run without the exec, process start to exit, against an empty module.
+// 1b. The entrypoint's own work: the same run without the exec, process start to exit, against an
+// empty module. Also the CPU time each process used (user + sys, read at its exit by a one-line
+// --import hook that every variant loads), which a busy machine disturbs less than wall time.
 const empty = path.join(root, 'empty.mjs');
 await fs.writeFile(empty, '');
-const wall = async (args: string[], env = process.env): Promise<number> => {
+const hook = `data:text/javascript,process.on('exit',()=>{const u=process.cpuUsage();process._rawDebug('cpu-ms '+(u.user+u.system)/1000)})`;
+const cpu: number[][] = [[], [], []];
+const wall = (k: number, args: string[], env = process.env) => async (): Promise<number> => {
   const t0 = performance.now();
-  await execa(process.execPath, args, { env, extendEnv: false });
-  return performance.now() - t0;
+  const r = await execa(process.execPath, ['--import', hook, ...args], { env, extendEnv: false });
+  const ms = performance.now() - t0;
+  cpu[k]!.push(Number(/cpu-ms ([\d.]+)/.exec(String(r.stderr))![1]));
+  return ms;
 };
-const [bare, ownCached, ownUncached] = await rounds(runs * 3, [
-  () => wall([empty]),
-  () => wall([entry, ...own]),
-  () => wall([entry, ...own], noCache),
-]);
+const [bare, ownCached, ownUncached] = await rounds(runs * 3, [wall(0, [empty]), wall(1, [entry, ...own]), wall(2, [entry, ...own], noCache)]);
+for (const c of cpu) c.splice(0, 1); // the warm-up round
 console.log(`1b. without the exec, process start to exit: node on an empty module ${fmtMs(bare!)}; entrypoint with its compile cache ${fmtMs(ownCached!)}; without ${fmtMs(ownUncached!)}`);
 console.log(`   the entrypoint's own work: with the cache ${medianDiff(ownCached!, bare!).toFixed(1)} ms, without ${medianDiff(ownUncached!, bare!).toFixed(1)} ms`);
+console.log(`   CPU time: node on an empty module ${fmtMs(cpu[0]!)}; entrypoint with its compile cache ${fmtMs(cpu[1]!)}; without ${fmtMs(cpu[2]!)}; the entrypoint's own: ${medianDiff(cpu[1]!, cpu[0]!).toFixed(1)} ms with the cache, ${medianDiff(cpu[2]!, cpu[0]!).toFixed(1)} ms without`);
 
 // 2. One upgrade step, from the entrypoint's own log line, vs raw start + write + stop.
 const base34 = path.join(root, 'base34');
