@@ -4,7 +4,7 @@
 //     1b. the same entrypoint without the exec (process start to exit), against `node` running an empty module;
 //  2. one upgrade step (3.4.23 -> 3.5.30) as the entrypoint logs it, vs a raw etcd start + first write + stop
 //     with the same flags; and the whole 3.3.25 -> 3.5.30 chain on a fresh data dir.
-// Run: node bench/steps.ts [runs]   (make etcd-bin first; Node 24)
+// Run: node bench/steps.ts [runs]   (make etcd-bin first; Node 24; BASELINE_ENTRY: see 1b)
 import { execa } from 'execa';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -55,7 +55,9 @@ console.log(`   added by the entrypoint: with the cache ${medianDiff(cached!, di
 const empty = path.join(root, 'empty.mjs');
 await fs.writeFile(empty, '');
 const hook = `data:text/javascript,process.on('exit',()=>{const u=process.cpuUsage();process._rawDebug('cpu-ms '+(u.user+u.system)/1000)})`;
-const cpu: number[][] = [[], [], []];
+// BASELINE_ENTRY=<another build's etcd-migrate.mjs> adds it as a fourth variant (e.g. main's dist/).
+const baseline = process.env.BASELINE_ENTRY;
+const cpu: number[][] = [[], [], [], []];
 const wall = (k: number, args: string[], env = process.env) => async (): Promise<number> => {
   const t0 = performance.now();
   const r = await execa(process.execPath, ['--import', hook, ...args], { env, extendEnv: false });
@@ -63,10 +65,13 @@ const wall = (k: number, args: string[], env = process.env) => async (): Promise
   cpu[k]!.push(Number(/cpu-ms ([\d.]+)/.exec(String(r.stderr))![1]));
   return ms;
 };
-const [bare, ownCached, ownUncached] = await rounds(runs * 3, [wall(0, [empty]), wall(1, [entry, ...own]), wall(2, [entry, ...own], noCache)]);
+const [bare, ownCached, ownUncached, other] = await rounds(runs * 3, [
+  wall(0, [empty]), wall(1, [entry, ...own]), wall(2, [entry, ...own], noCache), ...(baseline ? [wall(3, [baseline, ...own])] : []),
+]);
 for (const c of cpu) c.splice(0, 1); // the warm-up round
 console.log(`1b. without the exec, process start to exit: node on an empty module ${fmtMs(bare!)}; entrypoint with its compile cache ${fmtMs(ownCached!)}; without ${fmtMs(ownUncached!)}`);
 console.log(`   the entrypoint's own work: with the cache ${medianDiff(ownCached!, bare!).toFixed(1)} ms, without ${medianDiff(ownUncached!, bare!).toFixed(1)} ms`);
+if (baseline) console.log(`   ${baseline}: ${fmtMs(other!)}, own work ${medianDiff(other!, bare!).toFixed(1)} ms; CPU time ${fmtMs(cpu[3]!)}, own ${medianDiff(cpu[3]!, cpu[0]!).toFixed(1)} ms`);
 console.log(`   CPU time: node on an empty module ${fmtMs(cpu[0]!)}; entrypoint with its compile cache ${fmtMs(cpu[1]!)}; without ${fmtMs(cpu[2]!)}; the entrypoint's own: ${medianDiff(cpu[1]!, cpu[0]!).toFixed(1)} ms with the cache, ${medianDiff(cpu[2]!, cpu[0]!).toFixed(1)} ms without`);
 
 // 2. One upgrade step, from the entrypoint's own log line, vs raw start + write + stop.
