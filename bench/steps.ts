@@ -22,7 +22,9 @@ await (bundle as (dir: string) => Promise<void>)(app);
 await (fillCompileCache as (dir: string) => Promise<void>)(app);
 const entry = path.join(app, 'etcd-migrate.mjs');
 const noCache = { ...process.env, NODE_DISABLE_COMPILE_CACHE: '1' };
-const [port, peerPort, hidden, hiddenPeer] = [10379, 10380, 10381, 10382];
+// BENCH_PORT_BASE moves the four loopback ports, for two benchmarks on one machine at once.
+const portBase = Number(process.env.BENCH_PORT_BASE ?? 10379);
+const [port, peerPort, hidden, hiddenPeer] = [portBase, portBase + 1, portBase + 2, portBase + 3];
 const lone = ['--heartbeat-interval', '10', '--election-timeout', '100'];
 console.log(`machine: ${machine()}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; ${runs} runs each, alternating`);
 
