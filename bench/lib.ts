@@ -31,6 +31,17 @@ export async function pairs(n: number, a: () => Promise<number>, b: () => Promis
   return out;
 }
 
+/** Runs each of `fns` in turn, `n` rounds after one warm-up round; each returns milliseconds. */
+export async function rounds(n: number, fns: ReadonlyArray<() => Promise<number>>): Promise<number[][]> {
+  for (const f of fns) await f();
+  const out = fns.map(() => [] as number[]);
+  for (let i = 0; i < n; i++) for (const [j, f] of fns.entries()) out[j]!.push(await f());
+  return out;
+}
+
+/** The median of the round-by-round differences a[i] - b[i]. */
+export const medianDiff = (a: number[], b: number[]): number => median(a.map((x, i) => x - b[i]!));
+
 export const fmtMs = (xs: number[]): string => `median ${median(xs).toFixed(1)} ms (min ${Math.min(...xs).toFixed(1)}, max ${Math.max(...xs).toFixed(1)})`;
 
 export function machine(): string {

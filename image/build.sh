@@ -36,8 +36,9 @@ if [ ! -f "$stage/node" ] || [ "$node_bin" -nt "$stage/node" ]; then
 fi
 
 # The entrypoint as it ships: the esbuild bundle of src/ and its production dependencies, built
-# here (not in dist/, which tests may be running at this moment).
-"$repo/node_modules/.bin/node" scripts/build.mjs "$stage/app"
+# here (not in dist/, which tests may be running at this moment), with the V8 compile cache of its
+# pod start path (compile-cache/: portable, so made here by the same Node and used at /app).
+"$repo/node_modules/.bin/node" scripts/build.mjs "$stage/app" --compile-cache
 
 args=(--pull=never -f image/Dockerfile -t "$image" --iidfile "$stage/iid" --build-arg "ETCD_SOURCE=$source")
 case "$source" in

@@ -3,11 +3,44 @@
 // --help needs (execa, the backup machinery, yargs' help layout) is split into dist/chunks/ and
 // loaded on demand.
 import { build } from 'esbuild';
-import { rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { isBuiltin } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * Node's own modules are taken with process.getBuiltinModule(), not `import`: an ESM import of a
+ * built-in builds its namespace, which reads every export, and some are lazy (node:fs's promises
+ * and streams, node:util's parseArgs and worker_threads): ~6 ms of a pod start that has nothing to
+ * migrate. Here each export is read when first imported by a module that runs: the pure wrapper
+ * lets esbuild drop an export no module imports. `require()` from bundled CommonJS gets the module
+ * object itself; `await import()` of a built-in is left to Node.
+ */
+const builtins = {
+  name: 'builtins',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?[a-z_/]+$/ }, (args) => {
+      if (!isBuiltin(args.path)) return undefined;
+      const name = args.path.startsWith('node:') ? args.path : `node:${args.path}`;
+      if (args.kind === 'dynamic-import') return { path: name, external: true };
+      // One copy per importing module, so it lands in the importer's chunk: no chunk of its own to load.
+      return { path: `${name}|${args.importer}`, namespace: args.kind === 'require-call' ? 'builtin-cjs' : 'builtin-esm' };
+    });
+    const id = (p) => JSON.stringify(p.slice(0, p.indexOf('|')));
+    b.onLoad({ filter: /.*/, namespace: 'builtin-cjs' }, (args) => ({ contents: `module.exports = process.getBuiltinModule(${id(args.path)});`, loader: 'js' }));
+    b.onLoad({ filter: /.*/, namespace: 'builtin-esm' }, (args) => {
+      const name = args.path.slice(0, args.path.indexOf('|'));
+      const names = Object.keys(process.getBuiltinModule(name)).filter((k) => /^[A-Za-z_$][\w$]*$/.test(k) && k !== 'default');
+      const lines = [`const m = process.getBuiltinModule(${id(args.path)});`, 'export default m;'];
+      for (const k of names) lines.push(`export const ${k} = /* @__PURE__ */ (() => m.${k})();`);
+      return { contents: lines.join('\n'), loader: 'js' };
+    });
+  },
+};
 
 /** `outdir`: where etcd-migrate.mjs and chunks/ go (image/build.sh builds the image's own copy). */
 export async function bundle(outdir = path.join(repo, 'dist')) {
@@ -22,15 +55,46 @@ export async function bundle(outdir = path.join(repo, 'dist')) {
     format: 'esm',
     target: 'node24',
     legalComments: 'none',
-    banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+    banner: { js: "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);" },
+    plugins: [builtins],
     // A fresh dir each build: no stale chunks.
     write: true,
     logLevel: 'warning',
   });
 }
 
+/**
+ * Fills `<outdir>/compile-cache/`, which src/main.ts turns on when it exists: runs the bundle once
+ * on the pod start path that has nothing to migrate (a scratch data dir at the target version, a
+ * bin dir naming it), without the exec, so Node writes the V8 code of every module and function
+ * that path ran when it exits.
+ */
+export async function fillCompileCache(outdir) {
+  const cache = path.join(outdir, 'compile-cache');
+  await rm(cache, { recursive: true, force: true });
+  await mkdir(cache);
+  const scratch = await mkdtemp(path.join(os.tmpdir(), 'etcd-migrate-cache-'));
+  try {
+    const [data, bin] = [path.join(scratch, 'data'), path.join(scratch, 'bin')];
+    await mkdir(path.join(data, 'member'), { recursive: true });
+    await writeFile(path.join(data, 'version.txt'), '3.5.30/etcd3');
+    await mkdir(bin);
+    await writeFile(path.join(bin, 'etcd-3.5.30'), '');
+    execFileSync(process.execPath, [path.join(outdir, 'etcd-migrate.mjs'), '--data-dir', data, '--target-version', '3.5.30', '--bin-dir', bin], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { PATH: process.env.PATH ?? '' },
+    });
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+// node scripts/build.mjs [outdir] [--compile-cache]
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const out = process.argv[2] ? path.resolve(process.argv[2]) : path.join(repo, 'dist');
+  const args = process.argv.slice(2);
+  const dir = args.find((a) => !a.startsWith('--'));
+  const out = dir ? path.resolve(dir) : path.join(repo, 'dist');
   await rm(out, { recursive: true, force: true });
   await bundle(out);
+  if (args.includes('--compile-cache')) await fillCompileCache(out);
 }

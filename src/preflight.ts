@@ -1,7 +1,6 @@
 // Checks made before anything changes: the temporary etcd's ports, a writable data dir.
 // (Free space for backups and steps: backup/space.ts, through backup/guard.ts.)
 // Each failure is one UsageError line naming the fix.
-import net from 'node:net';
 import { promises as fs } from 'node:fs';
 import { UsageError } from './errors.ts';
 import type { Options } from './options.ts';
@@ -13,16 +12,18 @@ export async function checkPortsFree(opts: Options): Promise<void> {
     const url = new URL(u);
     if (url.hostname === '127.0.0.1' || url.hostname === 'localhost') ports.push([Number(url.port), 'the peer port (--peer-port / LISTEN_PEER_URLS)']);
   }
+  // node:net loads only here, when a step will run: a pod start with nothing to migrate skips it.
+  const { createServer } = await import('node:net');
   for (const [port, what] of ports) {
-    if (!(await portFree(port))) {
+    if (!(await portFree(createServer, port))) {
       throw new UsageError(`127.0.0.1:${port} is already in use, and ${what} needs it for the temporary etcd; stop whatever holds it (is etcd already running on this data?) or choose another port`);
     }
   }
 }
 
-function portFree(port: number): Promise<boolean> {
+function portFree(createServer: typeof import('node:net').createServer, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const srv = net.createServer();
+    const srv = createServer();
     srv.once('error', () => resolve(false));
     srv.listen({ port, host: '127.0.0.1', exclusive: true }, () => srv.close(() => resolve(true)));
   });

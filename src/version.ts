@@ -1,5 +1,4 @@
 // etcd versions, storage kinds and the version.txt format (`<x.y.z>/<etcd2|etcd3>`).
-import semverCompare from 'semver/functions/compare.js';
 import { UsageError } from './errors.ts';
 
 export type Storage = 'etcd2' | 'etcd3';
@@ -37,8 +36,9 @@ export const fmt = (v: Version): string => `${v.major}.${v.minor}.${v.patch}`;
 export const fmtMinor = (v: Version): string => `${v.major}.${v.minor}`;
 export const fmtData = (d: DataVersion): string => `${fmt(d.version)}/${d.storage}`;
 
+/** Orders x.y.z versions (no pre-release: tryParseVersion takes none), as semver does. */
 export function compare(a: Version, b: Version): number {
-  return semverCompare(fmt(a), fmt(b));
+  return Math.sign(a.major - b.major || a.minor - b.minor || a.patch - b.patch);
 }
 
 export function compareMinor(a: Version, b: Version): number {

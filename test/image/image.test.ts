@@ -85,10 +85,20 @@ describe.skipIf(missing)(`the image${missing ? ` [skipped: ${missing}]` : ''}`, 
     expect(j.bin).toEqual(expect.arrayContaining(['etcd', 'etcdctl', 'etcdutl-3.5.30', 'node']));
     expect(j.etcd).toBe('etcd-3.5.30');
     expect(j.node).toMatch(/^v24\./);
-    expect(j.app).toEqual(['chunks', 'etcd-migrate.mjs']); // the bundle (src/ and its production dependencies) and its lazily loaded chunks, nothing else
+    expect(j.app).toEqual(['chunks', 'compile-cache', 'etcd-migrate.mjs']); // the bundle (src/ and its production dependencies), its lazily loaded chunks and their compile cache, nothing else
     expect(j.top).not.toContain('bin'); // no shell, no compiler, no package manager
     expect(j.usrbin).toBe(false);
     expect(j.npmCache).toBe(false);
+  });
+
+  it('uses the compile cache it ships, on a read-only root file system too', async () => {
+    // --help loads the CLI and every module of the pod start path; Node's debug output names each cache hit.
+    const r = await podman(['run', '--rm', '--pull=never', '--net=none', '--read-only', '-e', 'NODE_DEBUG_NATIVE=COMPILE_CACHE', image, '--help']);
+    expect(String(r.stdout)).toContain('etcd-migrate [options]');
+    const log = String(r.stderr);
+    expect(log).toMatch(/V8 code cache for ESM file:\/\/\/app\/chunks\/cli-\w+\.mjs was accepted/);
+    expect(log.match(/was accepted/g)?.length ?? 0).toBeGreaterThanOrEqual(8);
+    expect(log).not.toMatch(/mismatch|rejected/);
   });
 
   it('upgrade manifest: 3.3.25/etcd3 data -> 3.5.30, execs etcd as PID 1, stops cleanly on SIGTERM, no migration the second time', async () => {
