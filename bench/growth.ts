@@ -60,7 +60,7 @@ async function tree(commit: string | undefined): Promise<{ name: string; root: s
   return { name: `main ${commit.slice(0, 7)}`, root };
 }
 
-interface Sample { s: number; bytes?: number; rssKiB?: number; step?: number; backup?: number }
+interface Sample { s: number; cpu?: number; bytes?: number; rssKiB?: number; step?: number; backup?: number }
 interface Row { what: string; key: string; run: (data: string) => Promise<Sample>; samples: Sample[] }
 
 const trees = [await tree(undefined), ...(o.baseline ? [await tree(o.baseline)] : [])];
@@ -84,8 +84,8 @@ function rows(): Row[] {
   const backup = (t: { root: string }, enc: boolean) => async (d: string): Promise<Sample> => {
     if (cold) await dropCaches();
     const r = await execa(process.execPath, [path.join(HERE, 'bench/backup-once.ts'), path.join(t.root, 'src'), d, path.join(scratch, 'b'), ...(enc ? [keyFile] : [])]);
-    const j = JSON.parse(r.stdout) as { s: number; rssKiB: number; bytes: number };
-    return { s: j.s, bytes: j.bytes, rssKiB: j.rssKiB };
+    const j = JSON.parse(r.stdout) as { s: number; cpu: number; rssKiB: number; bytes: number };
+    return { s: j.s, cpu: j.cpu, bytes: j.bytes, rssKiB: j.rssKiB };
   };
   for (const enc of [false, true]) {
     if (!want.has(enc ? 'enc' : 'backup')) continue;
@@ -117,7 +117,7 @@ const cpu = (await fs.readFile('/proc/cpuinfo', 'utf8')).match(/model name\s*:\s
 console.log(`Machine: ${os.cpus().length} x ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${os.type()} ${os.release()}, Node ${process.version}; ${new Date().toISOString().slice(0, 16)}Z; page cache ${cold ? 'dropped before every timed row (cold)' : 'warm'}; median of ${runs} rounds.`);
 console.log(`Data: ${VALUE_BYTES >> 10} KiB values (base64 of random bytes) written by etcd 3.5.30 with --quota-backend-bytes ${QUOTA / 2 ** 30} GiB and --snapshot-count 1000.\n`);
 await makeBigData(dataRoot, sizes);
-const summary: Array<{ mib: number; db: number; member: number; rows: Record<string, { s: number; step?: number; backup?: number; rssKiB?: number; bytes?: number }> }> = [];
+const summary: Array<{ mib: number; db: number; member: number; rows: Record<string, { s: number; cpu?: number; step?: number; backup?: number; rssKiB?: number; bytes?: number }> }> = [];
 const loads: number[] = [];
 for (const mib of sizes) {
   const data = dataDirFor(dataRoot, mib);
@@ -140,8 +140,8 @@ for (const mib of sizes) {
   };
   const cp = median(rs[0]!.samples.map((s) => s.s));
   console.log(`### db ${(db / 2 ** 20).toFixed(0)} MiB, member dir ${(member / 2 ** 20).toFixed(0)} MiB (${mib} MiB of values)\n`);
-  console.log('| what | seconds (median) | min-max | MB/s of the member dir | vs `cp` of the db | output MiB | peak RSS MiB |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|');
+  console.log('| what | seconds (median) | min-max | CPU s | MB/s of the member dir | vs `cp` of the db | output MiB | peak RSS MiB |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
   const entry: (typeof summary)[number] = { mib, db, member, rows: {} };
   for (const r of rs) {
     const s = m(r, (x) => x.s)!;
@@ -149,8 +149,8 @@ for (const mib of sizes) {
     const rss = m(r, (x) => x.rssKiB);
     const bytes = m(r, (x) => x.bytes);
     const extra = r.key.startsWith('downgrade') ? ` (step ${m(r, (x) => x.step)?.toFixed(2)} s, its backup ${m(r, (x) => x.backup)?.toFixed(2)} s)` : '';
-    console.log(`| ${r.what}${extra} | ${s.toFixed(2)} | ${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)} | ${(member / 1e6 / s).toFixed(0)} | ${(s / cp).toFixed(1)}x | ${bytes === undefined ? '' : (bytes / 2 ** 20).toFixed(0)} | ${rss === undefined ? '' : (rss / 1024).toFixed(0)} |`);
-    entry.rows[r.key] = { s, step: m(r, (x) => x.step), backup: m(r, (x) => x.backup), rssKiB: rss, bytes };
+    console.log(`| ${r.what}${extra} | ${s.toFixed(2)} | ${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)} | ${m(r, (x) => x.cpu)?.toFixed(1) ?? ''} | ${(member / 1e6 / s).toFixed(0)} | ${(s / cp).toFixed(1)}x | ${bytes === undefined ? '' : (bytes / 2 ** 20).toFixed(0)} | ${rss === undefined ? '' : (rss / 1024).toFixed(0)} |`);
+    entry.rows[r.key] = { s, cpu: m(r, (x) => x.cpu), step: m(r, (x) => x.step), backup: m(r, (x) => x.backup), rssKiB: rss, bytes };
   }
   console.log('');
   summary.push(entry);
