@@ -58,19 +58,25 @@ export async function* archiveBytes(root: string, header: ArchiveHeader, manifes
       yield line({ t: 'f', p: rel, m: mode, n: st.size });
       const hash = crypto.createHash('sha256');
       const fh = await fs.open(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+      // The next piece is read (libuv threadpool) while this one is hashed and passed on.
+      const readAt = (pos: number): Promise<Buffer> => {
+        const b = Buffer.allocUnsafe(Math.min(READ_CHUNK, Math.max(st.size - pos, 1)));
+        return fh.read(b, 0, b.length, pos).then(({ bytesRead }) => b.subarray(0, bytesRead));
+      };
       let read = 0;
+      let next = readAt(0);
       try {
         for (;;) {
-          const b = Buffer.allocUnsafe(Math.min(READ_CHUNK, Math.max(st.size - read, 1)));
-          const { bytesRead } = await fh.read(b, 0, b.length, read);
-          if (bytesRead === 0) break;
-          const piece = b.subarray(0, bytesRead);
-          read += bytesRead;
+          const piece = await next;
+          if (piece.length === 0) break;
+          read += piece.length;
           if (read > st.size) break;
+          next = readAt(read);
           hash.update(piece);
           yield piece;
         }
       } finally {
+        await next.catch(() => undefined);
         await fh.close();
       }
       if (read !== st.size) throw new Error(`${abs} changed size while it was being backed up (${st.size} -> ${read} bytes); is an etcd running on this data dir?`);

@@ -7,7 +7,7 @@ import { fmtData, type DataVersion } from '../version.ts';
 import { prepareWorkDir, removeWorkDir, swapInNewMember } from '../workdir.ts';
 import { parseVersionFile } from '../version.ts';
 import { keyFromFileBytes } from './crypt.ts';
-import { readArchiveFile, writeArchiveFile } from './file.ts';
+import { fsyncFile, readArchiveFile, writeArchiveFile } from './file.ts';
 import type { Entry, Manifest } from './archive.ts';
 import { backupName, PART_SUFFIX, toDelete } from './retention.ts';
 
@@ -50,8 +50,13 @@ export async function createBackup(dataDir: string, v: DataVersion, b: BackupDir
   const file = path.join(b.dir, backupName(b.id, now, v, !!b.key));
   const part = file + PART_SUFFIX;
   try {
-    const written = await writeArchiveFile(dataDir, part, { dataVersion: fmtData(v), created: now.toISOString(), source: path.resolve(dataDir) }, b.key);
-    const read = await readArchiveFile(part, b.key);
+    const written = await writeArchiveFile(dataDir, part, { dataVersion: fmtData(v), created: now.toISOString(), source: path.resolve(dataDir) }, b.key, false);
+    // The disk flush (I/O wait) runs while the read-back (CPU) checks the same bytes; both finish
+    // before the rename, so a backup under its final name is always on disk and verified.
+    const [checked, synced] = await Promise.allSettled([readArchiveFile(part, b.key), fsyncFile(part)]);
+    if (checked.status === 'rejected') throw checked.reason;
+    if (synced.status === 'rejected') throw synced.reason;
+    const read = checked.value;
     if (!sameEntries(written.entries, read.entries)) throw new IntegrityError('damaged', `the backup ${part} read back differs from the data it was written from`);
     await fs.rename(part, file);
     await fsyncDir(b.dir);
