@@ -9,7 +9,7 @@ ETCD_SOURCE ?= local
 STORAGE ?= etcd3
 ENGINE ?= auto
 
-.PHONY: all deps etcd-bin podman test unit demo typecheck image image-test rehearse clean
+.PHONY: all deps etcd-bin podman test unit demo typecheck image image-test rehearse bench clean
 all: test
 
 # npm packages, with the pinned Node 24 (node_modules/.bin/node).
@@ -56,5 +56,18 @@ rehearse: deps etcd-bin
 	@eval "$$(bash scripts/podman-conf.sh)" && node_modules/.bin/node bin/etcd-migrate.js rehearse --data-dir "$(DATA)" \
 	  --target-version "$(TARGET)" --target-storage "$(STORAGE)" --engine "$(ENGINE)" --image "$(IMAGE)" --bin-dir "$(BIN_DIR)"
 
+# Issue 8's benchmarks, each side by side with its baseline in one run (results: BENCHMARKS.md).
+# Sizes: BENCH_KEYS (etcd2 -> etcd3 conversions), BENCH_MIB (backup and downgrade); BENCH_BASELINE
+# (a commit) adds that commit's entrypoint to the conversions. The defaults take ~15 min on 2 cores;
+# the issue's sizes: make bench BENCH_KEYS="10000 100000 1000000" BENCH_MIB=250,500,1000.
+BENCH_KEYS ?= 10000 100000
+BENCH_MIB ?= 250
+BENCH_BASELINE ?=
+BENCH_DATA ?= $(CURDIR)/.cache/bench-data
+bench: deps etcd-bin
+	node_modules/.bin/node bench/steps.ts 15
+	@for k in $(BENCH_KEYS); do BENCH_DATA=$(BENCH_DATA)/v2-$$k BENCH_BASELINE=$(BENCH_BASELINE) node_modules/.bin/node bench/convert.ts $$k $(BIN_DIR) 23500 1 || exit 1; done
+	node_modules/.bin/node bench/growth.ts --sizes $(BENCH_MIB) --runs 3 --data $(BENCH_DATA)/gb
+
 clean:
-	rm -rf .cache/demo .cache/image .cache/podman
+	rm -rf .cache/demo .cache/image .cache/podman .cache/bench-data

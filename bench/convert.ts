@@ -3,7 +3,7 @@
 // of the same 3.3.25 etcd2 data dir; and, when a baseline commit is given, the entrypoint of that
 // commit too, in the same rounds (migrate, this tree, baseline; the order turns each round).
 // Time and peak RSS (VmHWM of each process, sampled from /proc every 20 ms).
-// Usage: node bench/convert.ts [keys=100000] [bin-dir=.cache/etcd-bin] [port-base=23500] [baseline-commit] [rounds=1]
+// Usage: [BENCH_BASELINE=<commit>] node bench/convert.ts [keys=100000] [bin-dir=.cache/etcd-bin] [port-base=23500] [rounds=1]
 // (BENCH_NODE_OPTIONS becomes the NODE_OPTIONS of the etcd-migrate process, e.g. --max-old-space-size=64;
 // BENCH_DATA=<dir> keeps the written data dir there and reuses it when it exists)
 import { execa } from 'execa';
@@ -16,8 +16,8 @@ import { makeV2DataDir } from './v2data.ts';
 const keys = Number(process.argv[2] ?? 100_000);
 const binDir = path.resolve(process.argv[3] ?? '.cache/etcd-bin');
 const portBase = Number(process.argv[4] ?? 23500);
-const baselineRef = process.argv[5];
-const rounds = Number(process.argv[6] ?? 1);
+const baselineRef = process.env.BENCH_BASELINE || undefined;
+const rounds = Number(process.argv[5] ?? 1);
 const repo = path.resolve(import.meta.dirname, '..');
 
 interface Peak { name: string; hwmKiB: number }
