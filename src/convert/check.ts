@@ -27,6 +27,9 @@ export interface Converted {
   expired: number;
   /** Keys due at or before this moment (ms since the epoch) were deleted. */
   cutoff: number;
+  /** How long the deletes took, and the read of every key and value (ms). */
+  deleteMs: number;
+  sumMs: number;
 }
 
 export async function checkConversion(v3: V3Api, ttlFile: string, v2: V2Contents, opsPerTxn = TXN_OPS): Promise<Converted> {
@@ -37,13 +40,14 @@ export async function checkConversion(v3: V3Api, ttlFile: string, v2: V2Contents
     gone++;
     want.remove(Buffer.from(key, 'base64'), kv, true);
   });
+  const deleted = Date.now();
   const { sum, leased } = await sumKeyspace(v3);
   const w = want.digest();
   const got = sum.digest();
   if (got.keys !== w.keys || got.kv !== w.kv || leased) {
     throw new StepError(`etcdctl migrate did not convert the v2 store faithfully: v2 (less expired keys) ${formatChecksum(w)}, v3 ${formatChecksum(got)}${leased ? `, ${leased} keys already on a lease` : ''}; the live data was not changed`);
   }
-  return { expected: w, expired: gone, cutoff };
+  return { expected: w, expired: gone, cutoff, deleteMs: deleted - cutoff, sumMs: Date.now() - deleted };
 }
 
 /** The keys of a spill file of the v2 read (ttl-keys.tsv) that have not expired at `cutoff`. */

@@ -56,6 +56,8 @@ export interface Attached {
   /** Keys deleted because they were due within `dueWithinMs`: nearer their expiry than any lease could end them. */
   dueSoon: number;
   dueWithinMs: number;
+  /** How long reading and summing every key and value took (ms). */
+  sumMs: number;
 }
 
 export async function attachTtls(v3: V3Api, pending: PendingTtls, o: AttachOptions = {}): Promise<Attached> {
@@ -75,7 +77,9 @@ export async function attachTtls(v3: V3Api, pending: PendingTtls, o: AttachOptio
   await deleteExpired(v3, pending.lines(), cutoff, opsPerTxn, drop);
 
   // 2. Every key and value as the conversion left them (keys may be on a lease of an earlier attempt).
+  const summing = Date.now();
   const { sum: converted } = await sumKeyspace(v3);
+  const sumMs = Date.now() - summing;
   const same = () => {
     const w = want.digest();
     const got = converted.digest();
@@ -166,7 +170,7 @@ export async function attachTtls(v3: V3Api, pending: PendingTtls, o: AttachOptio
   const expected = want.digest();
   const mismatch = checksumMismatch(expected, after);
   if (mismatch) throw new StepError(`after attaching the TTLs the v3 keyspace does not match what the conversion left: ${mismatch}`);
-  return { after, expected, expired: gone - dueSoon, leases: leases.size, grantedAt: planned, attachedAt, predictedMs, dueSoon, dueWithinMs };
+  return { after, expected, expired: gone - dueSoon, leases: leases.size, grantedAt: planned, attachedAt, predictedMs, dueSoon, dueWithinMs, sumMs };
 }
 
 /**

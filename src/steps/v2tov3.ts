@@ -84,7 +84,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
     ctx.log(`etcd ${fmt(v)} started in ${started}; v2 store emptied and snapshotted in ${since()}`);
     return withGrpc(e.endpoint, (g) => checkConversion(g, ttlFile, v2, txn.ops), ctx.member.clientTls);
   });
-  ctx.log(`conversion checked in ${since()}`);
+  ctx.log(`conversion checked in ${since()} (${r.expired} expired keys deleted in ${seconds(r.deleteMs)}, every key and value read and summed in ${seconds(r.sumMs)}, etcd stopped)`);
 
   // 5. The TTLs, pending until the end of the chain (fsynced; the swap moves the file in).
   const pending = await writePendingTtls(newPendingTtlsFile(ctx.dataDir), r.expected, unexpired(ttlFile, r.cutoff));
