@@ -2,6 +2,7 @@
 // keyspace must then hold exactly the v2 store's keys and values, none on a lease. The TTLs wait in
 // the pending file for the attach-ttls step at the end of the chain (see pending.ts, leases.ts).
 import { ChecksumBuilder, formatChecksum, type Checksum } from '../checksum.ts';
+import { readDbKeyspace } from './v3db.ts';
 import { StepError } from '../errors.ts';
 import type { Op, V3Api } from '../etcd/v3.ts';
 import { compareMinor, type Version } from '../version.ts';
@@ -27,12 +28,30 @@ export interface Converted {
   expired: number;
   /** Keys due at or before this moment (ms since the epoch) were deleted. */
   cutoff: number;
-  /** How long the deletes took, and the read of every key and value (ms). */
+  /** How long the deletes took, and the count after them (ms). */
   deleteMs: number;
-  sumMs: number;
+  countMs: number;
 }
 
-export async function checkConversion(v3: V3Api, ttlFile: string, v2: V2Contents, opsPerTxn = TXN_OPS): Promise<Converted> {
+/**
+ * After `etcdctl migrate`, offline: the db it wrote must hold exactly the v2 store's keys and values,
+ * none on a lease (the TTLs wait for the attach step).
+ */
+export function checkMigratedDb(dbFile: string, v2: V2Contents): Checksum {
+  const db = readDbKeyspace(dbFile);
+  const w = v2.all.digest();
+  const got = db.sum.digest();
+  if (got.keys !== w.keys || got.kv !== w.kv || db.leased || db.tombstones) {
+    throw new StepError(`etcdctl migrate did not convert the v2 store faithfully: v2 ${formatChecksum(w)}, v3 ${formatChecksum(got)}${db.leased ? `, ${db.leased} keys on a lease` : ''}${db.tombstones ? `, ${db.tombstones} deletions` : ''}; the live data was not changed`);
+  }
+  return got;
+}
+
+/**
+ * On etcd serving the converted data: the keys whose expiry has passed go; then etcd must count
+ * exactly the keys left (the values were checked in the db before, by checkMigratedDb).
+ */
+export async function deleteExpiredAndCount(v3: V3Api, ttlFile: string, v2: V2Contents, opsPerTxn = TXN_OPS): Promise<Converted> {
   const want = v2.all;
   let gone = 0;
   const cutoff = Date.now();
@@ -41,13 +60,10 @@ export async function checkConversion(v3: V3Api, ttlFile: string, v2: V2Contents
     want.remove(Buffer.from(key, 'base64'), kv, true);
   });
   const deleted = Date.now();
-  const { sum, leased } = await sumKeyspace(v3);
   const w = want.digest();
-  const got = sum.digest();
-  if (got.keys !== w.keys || got.kv !== w.kv || leased) {
-    throw new StepError(`etcdctl migrate did not convert the v2 store faithfully: v2 (less expired keys) ${formatChecksum(w)}, v3 ${formatChecksum(got)}${leased ? `, ${leased} keys already on a lease` : ''}; the live data was not changed`);
-  }
-  return { expected: w, expired: gone, cutoff, deleteMs: deleted - cutoff, sumMs: Date.now() - deleted };
+  const count = await v3.count();
+  if (count !== w.keys) throw new StepError(`after deleting ${gone} expired keys etcd counts ${count} keys, not the ${w.keys} the v2 store left; the live data was not changed`);
+  return { expected: w, expired: gone, cutoff, deleteMs: deleted - cutoff, countMs: Date.now() - deleted };
 }
 
 /** The keys of a spill file of the v2 read (ttl-keys.tsv) that have not expired at `cutoff`. */

@@ -1,5 +1,6 @@
 // A read-only reader of etcd's bbolt database (member/snap/db), just enough to look up a key in a
-// bucket and to tell whether a bucket holds anything. It reads a few pages; never the whole file.
+// bucket, to tell whether a bucket holds anything (a few pages each), and to walk every key of a
+// bucket (page by page: memory holds one page and the path to it).
 import { closeSync, openSync, readSync } from 'node:fs';
 
 const PAGE_HEADER = 16;
@@ -61,6 +62,28 @@ export class Bbolt {
       if (flags & LEAF) return true;
       page = this.page(page.buf.readBigUInt64LE(page.at + PAGE_HEADER + 8));
     }
+  }
+
+  /** Calls `fn` with every key and value of the bucket at `path`, in key order (nested buckets skipped). */
+  forEach(path: readonly string[], fn: (key: Buffer, value: Buffer) => void): void {
+    const bucket = this.bucket(path);
+    if (bucket) this.walk(bucket, fn);
+  }
+
+  private walk(page: Page, fn: (key: Buffer, value: Buffer) => void): void {
+    const { flags, count } = header(page);
+    const elems = page.at + PAGE_HEADER;
+    if (flags & BRANCH) {
+      for (let i = 0; i < count; i++) this.walk(this.page(page.buf.readBigUInt64LE(elems + i * 16 + 8)), fn);
+    } else if (flags & LEAF) {
+      for (let i = 0; i < count; i++) {
+        const e = elems + i * 16;
+        if (page.buf.readUInt32LE(e) & BUCKET_LEAF) continue;
+        const pos = e + page.buf.readUInt32LE(e + 4);
+        const ksize = page.buf.readUInt32LE(e + 8);
+        fn(page.buf.subarray(pos, pos + ksize), page.buf.subarray(pos + ksize, pos + ksize + page.buf.readUInt32LE(e + 12)));
+      }
+    } else throw new Error(`unexpected page type ${flags}`);
   }
 
   private bucket(path: readonly string[]): Page | undefined {
