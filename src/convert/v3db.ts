@@ -19,7 +19,8 @@ export interface DbKeyspace {
 
 const EMPTY: Buffer = Buffer.alloc(0);
 
-export function readDbKeyspace(dbFile: string): DbKeyspace {
+/** `keep`: which keys count (every key when not given). */
+export function readDbKeyspace(dbFile: string, keep: (key: Buffer) => boolean = () => true): DbKeyspace {
   const out: DbKeyspace = { sum: new ChecksumBuilder(), leased: 0, tombstones: 0 };
   let db: Bbolt;
   try {
@@ -40,7 +41,7 @@ export function readDbKeyspace(dbFile: string): DbKeyspace {
         else if (f.n === 5 && f.bytes) val = f.bytes;
         else if (f.n === 6 && f.int !== 0) out.leased++;
       }
-      out.sum.add(key, val, false);
+      if (keep(key)) out.sum.add(key, val, false);
     });
   } finally {
     db.close();

@@ -78,8 +78,8 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   ctx.log(`etcdctl ${fmt(v)} migrate done in ${since()}`);
 
   // 4. Offline: every record of the db it wrote.
-  const inDb = checkMigratedDb(path.join(ctx.newMember, 'snap', 'db'), v2);
-  ctx.log(`the db it wrote holds every v2 key and value, none on a lease (${inDb.keys} keys; read offline in ${since()})`);
+  const inDb = await checkMigratedDb(path.join(ctx.newMember, 'snap', 'db'), v2, ttlFile);
+  ctx.log(`the db it wrote holds every v2 key and value not yet due, none on a lease (${inDb.keys} keys; read offline in ${since()})`);
 
   // 5. The v2 store emptied and sealed; the expired keys go; etcd must count the others.
   const txn = txnLimits(v);
