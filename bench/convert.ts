@@ -5,7 +5,7 @@
 // Time and peak RSS (VmHWM of each process, sampled from /proc every 20 ms).
 // Usage: [BENCH_BASELINE=<commit>] node bench/convert.ts [keys=100000] [bin-dir=.cache/etcd-bin] [port-base=23500] [rounds=1]
 // (BENCH_NODE_OPTIONS becomes the NODE_OPTIONS of the etcd-migrate process, e.g. --max-old-space-size=64;
-// BENCH_DATA=<dir> keeps the written data dir there and reuses it when it exists)
+// BENCH_DATA=<dir> keeps the written data dir there and reuses it for 15 min: its TTLs run out)
 import { execa } from 'execa';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -19,6 +19,7 @@ const portBase = Number(process.argv[4] ?? 23500);
 const baselineRef = process.env.BENCH_BASELINE || undefined;
 const rounds = Number(process.argv[5] ?? 1);
 const repo = path.resolve(import.meta.dirname, '..');
+const FRESH_MS = 15 * 60_000;
 
 interface Peak { name: string; hwmKiB: number }
 
@@ -65,7 +66,10 @@ const peakOf = (peaks: Peak[], re: RegExp) => Math.max(0, ...peaks.filter((p) =>
 const work = await fs.mkdtemp(path.join(os.tmpdir(), 'etcd-migrate-bench-'));
 try {
   const base = process.env.BENCH_DATA ? path.resolve(process.env.BENCH_DATA) : path.join(work, 'base');
-  if (!(await fs.stat(path.join(base, 'version.txt')).catch(() => undefined))) {
+  // Reused only while fresh: a quarter of the keys carry a 1 h TTL, so older data is mostly expired.
+  const made = await fs.stat(path.join(base, 'version.txt')).catch(() => undefined);
+  if (!made || Date.now() - made.mtimeMs > FRESH_MS) {
+    await fs.rm(base, { recursive: true, force: true });
     const t0 = performance.now();
     await makeV2DataDir(base, keys, binDir, portBase, portBase + 1);
     console.error(`data: ${keys} keys written through the v2 API of etcd 3.3.25 in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
