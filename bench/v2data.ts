@@ -12,6 +12,11 @@ export async function makeV2DataDir(dir: string, n: number, binDir: string, port
     env: {}, timeoutMs: 30_000,
   }, async (e) => {
     await writeV2(e.endpoint, k8sDataSet(n));
+  }).catch((e: unknown) => {
+    // At a million keys a stop can fall in one of etcd's snapshots of the whole v2 store and outlast
+    // the 10 s grace: every write was acknowledged after its WAL fsync, so the data is all there.
+    if (!/ignored SIGTERM/.test(String((e as Error).message))) throw e;
+    console.error('data: etcd was killed while it wrote a snapshot after the last write; the WAL holds every write');
   });
   await fs.writeFile(`${dir}/version.txt`, '3.3.25/etcd2');
 }
