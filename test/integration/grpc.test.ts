@@ -68,6 +68,31 @@ describe.each(['3.3.25', '3.5.30'])('gRPC client on etcd %s', (version) => {
   });
 });
 
+it('pages by bytes when no page size is given: the first 10,000 keys, then pages sized to ~16 MiB, every key once, in order', async () => {
+  const m = await startEtcd('3.3.25', await tmpDir(), { extraArgs: ['--max-txn-ops', '1000'] });
+  const put = (i: number) => ({ request_put: { key: b64(`/k/${String(i).padStart(6, '0')}`), value: b64(`v${i}`) } });
+  for (let t = 0; t < 25; t++) {
+    const r = await fetch(`${m.endpoint}/v3beta/kv/txn`, { method: 'POST', body: JSON.stringify({ success: Array.from({ length: 1000 }, (_, i) => put(t * 1000 + i)) }) });
+    expect(r.status).toBe(200);
+  }
+  await withGrpc(m.endpoint, async (g) => {
+    const sizes: number[] = [];
+    let last = '';
+    let n = 0;
+    for await (const page of g.rawRange()) {
+      sizes.push(page.length);
+      for (const kv of page) {
+        const k = kv.key.toString();
+        expect(k > last).toBe(true);
+        last = k;
+        n++;
+      }
+    }
+    expect(n).toBe(25_000);
+    expect(sizes).toEqual([10_000, 15_000]);
+  });
+});
+
 it('fails, without hanging, when nothing listens', async () => {
   const g = new V3Grpc(`http://127.0.0.1:${await freePort()}`);
   onCleanup(async () => g.close());
