@@ -6,7 +6,7 @@
 // 1,000,000 keys that this reads in a few seconds.
 import { ChecksumBuilder } from '../checksum.ts';
 import { StepError } from '../errors.ts';
-import { fields } from '../etcd/proto.ts';
+import { ProtoReader } from '../etcd/proto.ts';
 import { Bbolt } from '../inspect/bbolt.ts';
 
 export interface DbKeyspace {
@@ -36,13 +36,19 @@ export function readDbKeyspace(dbFile: string, keep: (key: Buffer) => boolean = 
       }
       let key: Buffer = EMPTY;
       let val: Buffer = EMPTY;
-      for (const f of fields(value)) {
-        if (f.n === 1 && f.bytes) key = f.bytes;
-        else if (f.n === 5 && f.bytes) val = f.bytes;
-        else if (f.n === 6 && f.int !== 0) out.leased++;
+      const r = new ProtoReader(value);
+      while (!r.done) {
+        const t = r.varint();
+        if (t === (1 << 3 | 2)) key = r.bytes();
+        else if (t === (5 << 3 | 2)) val = r.bytes();
+        else if (t === (6 << 3 | 0)) {
+          if (r.varint() !== 0) out.leased++;
+        } else r.skip(t % 8);
       }
       if (keep(key)) out.sum.add(key, val, false);
     });
+  } catch (e) {
+    throw new StepError(`the db that etcdctl migrate wrote (${dbFile}) is unreadable: ${(e as Error).message}; the live data was not changed`);
   } finally {
     db.close();
   }

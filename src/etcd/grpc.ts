@@ -3,7 +3,7 @@
 // key, batched transactions). Keys and values cross this interface base64-encoded, as in v3.ts.
 import http2 from 'node:http2';
 import { StepError } from '../errors.ts';
-import { fields, ProtoWriter } from './proto.ts';
+import { fields, ProtoReader, ProtoWriter } from './proto.ts';
 import { httpsOptions } from './tls-load.ts';
 import type { ClientTls } from './tls.ts';
 import { ALL, V3Error, type KeyValue, type Op, type RawKeyValue, type V3Api } from './v3.ts';
@@ -153,61 +153,36 @@ const EMPTY: Buffer = Buffer.alloc(0);
  * without an object per field: a page of tens of thousands of keys stays a few MiB of heap.
  */
 export function decodeRange(buf: Buffer): RangePage {
-  let i = 0;
-  const varint = (): number => {
-    let v = 0;
-    let mul = 1;
-    for (;;) {
-      if (i >= buf.length) throw new StepError('a truncated gRPC answer from the temporary etcd');
-      const b = buf[i++]!;
-      v += (b & 0x7f) * mul;
-      if (b < 0x80) return v;
-      mul *= 0x80;
-    }
-  };
-  const skip = (wire: number) => {
-    if (wire === 0) varint();
-    else if (wire === 2) {
-      const len = varint();
-      i += len;
-    }
-    else if (wire === 1) i += 8;
-    else if (wire === 5) i += 4;
-    else throw new StepError(`an unreadable gRPC answer from the temporary etcd (wire type ${wire})`);
-  };
+  const r = new ProtoReader(buf);
   const kvs: DecodedKv[] = [];
   let more = false;
-  while (i < buf.length) {
-    const tag = varint();
-    const n = Math.floor(tag / 8);
-    if (n === 2 && tag % 8 === 2) {
-      const size = varint();
-      const end = i + size;
-      const kv: DecodedKv = { key: EMPTY, value: EMPTY, lease: 0n, leased: false };
-      while (i < end) {
-        const t = varint();
-        const f = Math.floor(t / 8);
-        if ((f === 1 || f === 5) && t % 8 === 2) {
-          const len = varint();
-          const b = buf.subarray(i, i + len);
-          i += len;
-          if (f === 1) kv.key = b;
-          else kv.value = b;
-        } else if (f === 6 && t % 8 === 0) {
-          const from = i;
-          varint();
-          let v = 0n;
-          for (let j = i - 1; j >= from; j--) v = (v << 7n) | BigInt(buf[j]! & 0x7f);
-          kv.lease = BigInt.asIntN(64, v);
-          kv.leased = kv.lease !== 0n;
-        } else skip(t % 8);
-      }
-      if (i !== end) throw new StepError('a malformed key in a gRPC answer from the temporary etcd');
-      kvs.push(kv);
-    } else if (n === 3 && tag % 8 === 0) more = varint() !== 0;
-    else skip(tag % 8);
+  try {
+    while (!r.done) {
+      const tag = r.varint();
+      if (tag === (2 << 3 | 2)) {
+        const size = r.varint();
+        const end = r.pos + size;
+        const kv: DecodedKv = { key: EMPTY, value: EMPTY, lease: 0n, leased: false };
+        while (r.pos < end) {
+          const t = r.varint();
+          if (t === (1 << 3 | 2)) kv.key = r.bytes();
+          else if (t === (5 << 3 | 2)) kv.value = r.bytes();
+          else if (t === (6 << 3 | 0)) {
+            const from = r.pos;
+            r.varint();
+            kv.lease = r.bigSince(from);
+            kv.leased = kv.lease !== 0n;
+          } else r.skip(t % 8);
+        }
+        if (r.pos !== end) throw new Error('a key overruns its message');
+        kvs.push(kv);
+      } else if (tag === (3 << 3 | 0)) more = r.varint() !== 0;
+      else r.skip(tag % 8);
+    }
+    if (r.pos !== buf.length) throw new Error('truncated protobuf field');
+  } catch (e) {
+    throw new StepError(`an unreadable gRPC range answer from the temporary etcd: ${(e as Error).message}`);
   }
-  if (i !== buf.length) throw new StepError('a truncated gRPC answer from the temporary etcd');
   return { kvs, more };
 }
 

@@ -74,51 +74,69 @@ export interface Field {
   bytes: Buffer | undefined;
 }
 
-/** The fields of a message, in order. Fixed 32/64-bit fields (none in the messages read here) are skipped. */
-export function* fields(buf: Buffer): Generator<Field> {
-  let i = 0;
-  let start = 0;
-  const varint = (): number => {
-    start = i;
+/** Reads a message field by field from `pos` on; throws on truncated or unknown input. */
+export class ProtoReader {
+  readonly buf: Buffer;
+  pos = 0;
+  constructor(buf: Buffer) {
+    this.buf = buf;
+  }
+
+  get done(): boolean {
+    return this.pos >= this.buf.length;
+  }
+
+  /** A varint as a number: exact up to 2^53 (bigSince gives it whole). */
+  varint(): number {
     let v = 0;
     let mul = 1;
     for (;;) {
-      if (i >= buf.length) throw new Error('truncated protobuf varint');
-      const b = buf[i++]!;
+      if (this.pos >= this.buf.length) throw new Error('truncated protobuf varint');
+      const b = this.buf[this.pos++]!;
       v += (b & 0x7f) * mul;
       if (b < 0x80) return v;
       mul *= 0x80;
     }
-  };
-  const bigAt = (from: number, to: number) => () => {
+  }
+
+  /** The varint that ends at `pos` and began at `from`, as a signed 64-bit integer. */
+  bigSince(from: number): bigint {
     let v = 0n;
-    for (let j = to - 1; j >= from; j--) v = (v << 7n) | BigInt(buf[j]! & 0x7f);
+    for (let j = this.pos - 1; j >= from; j--) v = (v << 7n) | BigInt(this.buf[j]! & 0x7f);
     return BigInt.asIntN(64, v);
-  };
-  while (i < buf.length) {
-    const key = varint();
+  }
+
+  /** A length-delimited field's bytes (a view, not a copy). */
+  bytes(): Buffer {
+    const len = this.varint();
+    if (this.pos + len > this.buf.length) throw new Error('truncated protobuf field');
+    this.pos += len;
+    return this.buf.subarray(this.pos - len, this.pos);
+  }
+
+  /** Passes over a field of this wire type. */
+  skip(wire: number): void {
+    if (wire === 0) this.varint();
+    else if (wire === 2) this.bytes();
+    else if (wire === 1) this.pos += 8;
+    else if (wire === 5) this.pos += 4;
+    else throw new Error(`unexpected protobuf wire type ${wire}`);
+  }
+}
+
+/** The fields of a message, in order. Fixed 32/64-bit fields (none in the messages read here) are skipped. */
+export function* fields(buf: Buffer): Generator<Field> {
+  const r = new ProtoReader(buf);
+  while (!r.done) {
+    const key = r.varint();
     const n = Math.floor(key / 8);
-    switch (key % 8) {
-      case 0: {
-        const int = varint();
-        yield { n, int, big: bigAt(start, i), bytes: undefined };
-        break;
-      }
-      case 2: {
-        const len = varint();
-        if (i + len > buf.length) throw new Error('truncated protobuf field');
-        yield { n, int: 0, big: () => 0n, bytes: buf.subarray(i, i + len) };
-        i += len;
-        break;
-      }
-      case 1:
-        i += 8;
-        break;
-      case 5:
-        i += 4;
-        break;
-      default:
-        throw new Error(`unexpected protobuf wire type ${key % 8}`);
-    }
+    const wire = key % 8;
+    if (wire === 0) {
+      const from = r.pos;
+      const int = r.varint();
+      const big = r.bigSince(from);
+      yield { n, int, big: () => big, bytes: undefined };
+    } else if (wire === 2) yield { n, int: 0, big: () => 0n, bytes: r.bytes() };
+    else r.skip(wire);
   }
 }
