@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createBackup } from '../src/backup/store.ts';
 import { backupId } from '../src/backup/retention.ts';
+import { median, sizeOf } from './lib.ts';
 
 const BIN = path.resolve(process.env.ETCD_BIN_DIR ?? '.cache/etcd-bin');
 const ENTRY = path.resolve(import.meta.dirname, '../bin/etcd-migrate.js');
@@ -50,15 +51,7 @@ async function fill(): Promise<number> {
   return n;
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-async function sizeOf(p: string): Promise<number> {
-  const st = await fs.stat(p);
-  if (!st.isDirectory()) return st.size;
-  let total = 0;
-  for (const e of await fs.readdir(p)) total += await sizeOf(path.join(p, e));
-  return total;
-}
 
 const root = await fs.mkdtemp(path.join(os.tmpdir(), 'etcd-migrate-bench-'));
 try {

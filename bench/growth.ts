@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { dataDirFor, makeBigData, QUOTA, VALUE_BYTES } from './bigdata.ts';
+import { median, sizeOf } from './lib.ts';
 
 const { values: o } = parseArgs({
   options: {
@@ -32,18 +33,6 @@ const base = Number(process.env.BENCH_PORT_BASE ?? 27000);
 const dataRoot = path.resolve(o.data);
 const scratch = path.join(dataRoot, 'scratch');
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-async function sizeOf(p: string): Promise<number> {
-  const st = await fs.lstat(p);
-  if (!st.isDirectory()) return st.size;
-  let total = 0;
-  for (const e of await fs.readdir(p)) total += await sizeOf(path.join(p, e));
-  return total;
-}
 async function dropCaches(): Promise<void> {
   await execa('sync');
   await fs.writeFile('/proc/sys/vm/drop_caches', '3');

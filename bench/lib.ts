@@ -1,5 +1,6 @@
 // Small benchmark helpers: alternate A and B runs, report medians and the A/B ratio pair by pair.
 import { execa } from 'execa';
+import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BIN_DIR } from '../test/helpers/env.ts';
@@ -77,4 +78,13 @@ export async function makeData(version: string, dir: string, port: number, peerP
   await untilWrite(port, version.startsWith('3.3') ? '/v3beta' : '/v3');
   p.kill('SIGTERM');
   await p;
+}
+
+/** Bytes in a file or a whole tree (symlinks counted as themselves). */
+export async function sizeOf(p: string): Promise<number> {
+  const st = await fs.lstat(p);
+  if (!st.isDirectory()) return st.size;
+  let total = 0;
+  for (const e of await fs.readdir(p)) total += await sizeOf(path.join(p, e));
+  return total;
 }

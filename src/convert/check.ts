@@ -3,7 +3,6 @@
 // the pending file for the attach-ttls step at the end of the chain (see pending.ts, leases.ts).
 import crypto from 'node:crypto';
 import { ChecksumBuilder, formatChecksum, type Checksum } from '../checksum.ts';
-import { readDbKeyspace } from './v3db.ts';
 import { StepError } from '../errors.ts';
 import type { Op, V3Api } from '../etcd/v3.ts';
 import { compareMinor, type Version } from '../version.ts';
@@ -11,6 +10,7 @@ import { batches, forEachConcurrent } from './pool.ts';
 import { readSpill } from './spill.ts';
 import { expired } from './ttl.ts';
 import { parseTtlLine, type TtlLine, type V2Contents } from './v2read.ts';
+import { readDbKeyspace } from './v3db.ts';
 
 /** Operations per transaction (etcd's --max-txn-ops default is 128), and transactions in flight. */
 export const TXN_OPS = 128;

@@ -6,7 +6,7 @@
 // 1,000,000 keys that this reads in a few seconds.
 import { ChecksumBuilder } from '../checksum.ts';
 import { StepError } from '../errors.ts';
-import { ProtoReader } from '../etcd/proto.ts';
+import { decodeKeyValue } from '../etcd/proto.ts';
 import { Bbolt } from '../inspect/bbolt.ts';
 
 export interface DbKeyspace {
@@ -16,8 +16,6 @@ export interface DbKeyspace {
   leased: number;
   tombstones: number;
 }
-
-const EMPTY: Buffer = Buffer.alloc(0);
 
 /** `keep`: which keys count (every key when not given). */
 export function readDbKeyspace(dbFile: string, keep: (key: Buffer) => boolean = () => true): DbKeyspace {
@@ -34,18 +32,9 @@ export function readDbKeyspace(dbFile: string, keep: (key: Buffer) => boolean = 
         out.tombstones++;
         return;
       }
-      let key: Buffer = EMPTY;
-      let val: Buffer = EMPTY;
-      const r = new ProtoReader(value);
-      while (!r.done) {
-        const t = r.varint();
-        if (t === (1 << 3 | 2)) key = r.bytes();
-        else if (t === (5 << 3 | 2)) val = r.bytes();
-        else if (t === (6 << 3 | 0)) {
-          if (r.varint() !== 0) out.leased++;
-        } else r.skip(t % 8);
-      }
-      if (keep(key)) out.sum.add(key, val, false);
+      const kv = decodeKeyValue(value);
+      if (kv.leased) out.leased++;
+      if (keep(kv.key)) out.sum.add(kv.key, kv.value, false);
     });
   } catch (e) {
     throw new StepError(`the db that etcdctl migrate wrote (${dbFile}) is unreadable: ${(e as Error).message}; the live data was not changed`);

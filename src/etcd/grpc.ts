@@ -3,7 +3,7 @@
 // key, batched transactions). Keys and values cross this interface base64-encoded, as in v3.ts.
 import http2 from 'node:http2';
 import { StepError } from '../errors.ts';
-import { fields, ProtoReader, ProtoWriter } from './proto.ts';
+import { decodeKeyValue, fields, ProtoReader, ProtoWriter, type DecodedKv } from './proto.ts';
 import { httpsOptions } from './tls-load.ts';
 import type { ClientTls } from './tls.ts';
 import { ALL, V3Error, type KeyValue, type Op, type RawKeyValue, type V3Api } from './v3.ts';
@@ -65,17 +65,17 @@ export class V3Grpc implements V3Api {
   }
 
   async count(key = ALL, rangeEnd = ALL): Promise<number> {
-    const r = await this.call('/etcdserverpb.KV/Range', rangeRequest(key, rangeEnd).int(9, true));
+    const r = await this.call('/etcdserverpb.KV/Range', rangeRequest(Buffer.from(key, 'base64'), Buffer.from(rangeEnd, 'base64')).int(9, true));
     for (const f of fields(r)) if (f.n === 4) return f.int;
     return 0;
   }
 
   async* range(key = ALL, rangeEnd = ALL, o: { keysOnly?: boolean; pageSize?: number } = {}): AsyncGenerator<KeyValue[]> {
-    for await (const page of this.pages(key, rangeEnd, o, decodeRange)) yield page.map((kv) => ({ key: kv.key.toString('base64'), ...(kv.value.length ? { value: kv.value.toString('base64') } : {}), ...(kv.lease ? { lease: kv.lease.toString() } : {}) }));
+    for await (const page of this.pages(key, rangeEnd, o)) yield page.map((kv) => ({ key: kv.key.toString('base64'), ...(kv.value.length ? { value: kv.value.toString('base64') } : {}), ...(kv.lease ? { lease: kv.lease.toString() } : {}) }));
   }
 
   async* rawRange(): AsyncGenerator<RawKeyValue[]> {
-    yield* this.pages(ALL, ALL, {}, decodeRange);
+    yield* this.pages(ALL, ALL, {});
   }
 
   /**
@@ -84,13 +84,13 @@ export class V3Grpc implements V3Api {
    * issue 11057), so fewer, larger pages cost it less (1M small keys: ~40 pages, not 100), while
    * the bytes in memory stay bounded whatever the value sizes.
    */
-  private async* pages(key: string, rangeEnd: string, o: { keysOnly?: boolean; pageSize?: number }, decode: (r: Buffer) => RangePage): AsyncGenerator<DecodedKv[]> {
+  private async* pages(key: string, rangeEnd: string, o: { keysOnly?: boolean; pageSize?: number }): AsyncGenerator<DecodedKv[]> {
     let from = Buffer.from(key, 'base64');
     const end = Buffer.from(rangeEnd, 'base64');
     let limit = o.pageSize ?? FIRST_PAGE;
     for (;;) {
-      const r = await this.call('/etcdserverpb.KV/Range', new ProtoWriter().bytes(1, from).bytes(2, end).int(3, limit).int(8, o.keysOnly ?? false));
-      const { kvs, more } = decode(r);
+      const r = await this.call('/etcdserverpb.KV/Range', rangeRequest(from, end).int(3, limit).int(8, o.keysOnly ?? false));
+      const { kvs, more } = decodeRange(r);
       if (kvs.length) yield kvs;
       if (!more || !kvs.length) return;
       if (!o.pageSize) limit = Math.max(FIRST_PAGE, Math.min(MAX_PAGE, Math.floor(PAGE_BYTES / (r.length / kvs.length))));
@@ -133,12 +133,9 @@ export class V3Grpc implements V3Api {
   }
 }
 
-function rangeRequest(key: string, rangeEnd: string): ProtoWriter {
-  return new ProtoWriter().bytes(1, Buffer.from(key, 'base64')).bytes(2, Buffer.from(rangeEnd, 'base64'));
-}
-
-interface DecodedKv extends RawKeyValue {
-  lease: bigint;
+/** A RangeRequest for [key, rangeEnd) (key = 1, range_end = 2); the caller adds limit and flags. */
+function rangeRequest(key: Buffer, rangeEnd: Buffer): ProtoWriter {
+  return new ProtoWriter().bytes(1, key).bytes(2, rangeEnd);
 }
 
 interface RangePage {
@@ -146,11 +143,9 @@ interface RangePage {
   more: boolean;
 }
 
-const EMPTY: Buffer = Buffer.alloc(0);
-
 /**
- * A RangeResponse (kvs = 2, more = 3; KeyValue: key = 1, value = 5, lease = 6), decoded in one pass
- * without an object per field: a page of tens of thousands of keys stays a few MiB of heap.
+ * A RangeResponse (kvs = 2, more = 3), decoded in one pass without an object per field: a page of
+ * tens of thousands of keys stays a few MiB of heap.
  */
 export function decodeRange(buf: Buffer): RangePage {
   const r = new ProtoReader(buf);
@@ -159,27 +154,10 @@ export function decodeRange(buf: Buffer): RangePage {
   try {
     while (!r.done) {
       const tag = r.varint();
-      if (tag === (2 << 3 | 2)) {
-        const size = r.varint();
-        const end = r.pos + size;
-        const kv: DecodedKv = { key: EMPTY, value: EMPTY, lease: 0n, leased: false };
-        while (r.pos < end) {
-          const t = r.varint();
-          if (t === (1 << 3 | 2)) kv.key = r.bytes();
-          else if (t === (5 << 3 | 2)) kv.value = r.bytes();
-          else if (t === (6 << 3 | 0)) {
-            const from = r.pos;
-            r.varint();
-            kv.lease = r.bigSince(from);
-            kv.leased = kv.lease !== 0n;
-          } else r.skip(t % 8);
-        }
-        if (r.pos !== end) throw new Error('a key overruns its message');
-        kvs.push(kv);
-      } else if (tag === (3 << 3 | 0)) more = r.varint() !== 0;
+      if (tag === ((2 << 3) | 2)) kvs.push(decodeKeyValue(r.bytes()));
+      else if (tag === (3 << 3)) more = r.varint() !== 0;
       else r.skip(tag % 8);
     }
-    if (r.pos !== buf.length) throw new Error('truncated protobuf field');
   } catch (e) {
     throw new StepError(`an unreadable gRPC range answer from the temporary etcd: ${(e as Error).message}`);
   }

@@ -140,3 +140,32 @@ export function* fields(buf: Buffer): Generator<Field> {
     else r.skip(wire);
   }
 }
+
+/** An mvccpb.KeyValue as the conversion reads it: key, value (views into the message) and lease ID. */
+export interface DecodedKv {
+  key: Buffer;
+  value: Buffer;
+  lease: bigint;
+  leased: boolean;
+}
+
+const EMPTY: Buffer = Buffer.alloc(0);
+
+/** Decodes an mvccpb.KeyValue (key = 1, value = 5, lease = 6; the revisions and version skipped) in one pass. */
+export function decodeKeyValue(buf: Buffer): DecodedKv {
+  const r = new ProtoReader(buf);
+  const kv: DecodedKv = { key: EMPTY, value: EMPTY, lease: 0n, leased: false };
+  while (!r.done) {
+    const t = r.varint();
+    if (t === ((1 << 3) | 2)) kv.key = r.bytes();
+    else if (t === ((5 << 3) | 2)) kv.value = r.bytes();
+    else if (t === (6 << 3)) {
+      const from = r.pos;
+      r.varint();
+      kv.lease = r.bigSince(from);
+      kv.leased = kv.lease !== 0n;
+    } else r.skip(t % 8);
+  }
+  if (r.pos !== buf.length) throw new Error('a key overruns its message');
+  return kv;
+}

@@ -114,7 +114,7 @@ export class V3Error extends StepError {
     try {
       msg = (JSON.parse(body) as { error?: string; message?: string }).message ?? msg;
     } catch { /* keep the raw text */ }
-    super(`the v3 API answered ${path} with ${path.startsWith("/etcdserverpb.") ? "gRPC status" : "HTTP"} ${status}: ${msg}`);
+    super(`the v3 API answered ${path} with ${path.startsWith('/etcdserverpb.') ? 'gRPC status' : 'HTTP'} ${status}: ${msg}`);
     this.status = status;
     this.body = body;
   }

@@ -15,16 +15,16 @@ beforeAll(requireBinaries);
 /** TLS on the peer port (https peer URLs) and the client port, with client certificates checked. */
 const tlsFlags = (certs: Certs, name: string) => [...peerTlsFlags(certs, name), ...clientTlsFlags(certs, name)];
 
-/** A lone 3.4.23 member with TLS writes 10 keys. */
-async function tlsData(root: string, certs: Certs) {
+/** A lone member of `version` with TLS writes 10 keys. */
+async function tlsData(root: string, certs: Certs, version = '3.4.23') {
   const c = await planCluster(root, 1, certs);
   const m = c.nodes[0]!;
-  const p = startMember('3.4.23', c, m, tlsFlags(certs, m.name));
-  await waitServing(m.clientUrl, c.tls, '3.4.23', 30_000, p);
-  for (let i = 0; i < 10; i++) expect(await put(m.clientUrl, '3.4.23', c.tls, `/registry/k${i}`, `v${i}`)).toBe(true);
-  const before = await range(m.clientUrl, '3.4.23', c.tls, '/registry/');
+  const p = startMember(version, c, m, tlsFlags(certs, m.name));
+  await waitServing(m.clientUrl, c.tls, version, 30_000, p);
+  for (let i = 0; i < 10; i++) expect(await put(m.clientUrl, version, c.tls, `/registry/k${i}`, `v${i}`)).toBe(true);
+  const before = await range(m.clientUrl, version, c.tls, '/registry/');
   await p.stop();
-  await fs.writeFile(path.join(m.dataDir, 'version.txt'), '3.4.23/etcd3');
+  await fs.writeFile(path.join(m.dataDir, 'version.txt'), `${version}/etcd3`);
   return { c, m, before };
 }
 
@@ -71,14 +71,7 @@ describe('client TLS in the steps that rebuild data (a lone member)', () => {
   it('downgrades 3.5.30 -> 3.4.23 through https (snapshot, key counts and hashes with client certificates)', async () => {
     const root = await tmpDir();
     const certs = await makeCerts(path.join(root, 'certs'), ['m1', 'client']);
-    const c = await planCluster(root, 1, certs);
-    const m = c.nodes[0]!;
-    const p = startMember('3.5.30', c, m, tlsFlags(certs, m.name));
-    await waitServing(m.clientUrl, c.tls, '3.5.30', 30_000, p);
-    for (let i = 0; i < 10; i++) expect(await put(m.clientUrl, '3.5.30', c.tls, `/registry/k${i}`, `v${i}`)).toBe(true);
-    const before = await range(m.clientUrl, '3.5.30', c.tls, '/registry/');
-    await p.stop();
-    await fs.writeFile(path.join(m.dataDir, 'version.txt'), '3.5.30/etcd3');
+    const { c, m, before } = await tlsData(root, certs, '3.5.30');
     const r = await migrate(certs, m, c.initialCluster, ['--target-version', '3.4.23']);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/step 1\/1 done in [\d.]+ s: downgrade 3\.5\.30\/etcd3 -> 3\.4\.23\/etcd3/);
