@@ -50,7 +50,7 @@ export class ChecksumBuilder {
     if (hasTtl) {
       this.ttlKeys += sign;
       const k = typeof key === 'string' ? Buffer.from(key) : key;
-      this.ttl = (this.ttl + BigInt(sign) * crypto.createHash('sha256').update(k).digest().readBigUInt64BE(0)) & MASK;
+      this.ttl = (this.ttl + BigInt(sign) * crypto.hash('sha256', k, 'buffer').readBigUInt64BE(0)) & MASK;
     }
   }
 

@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs';
 import type { Checksum } from '../checksum.ts';
 import { StepError } from '../errors.ts';
 import { errno, fsyncFile } from '../fsx.ts';
-import { readSpill, SpillWriter } from './spill.ts';
+import { SpillWriter } from './spill.ts';
 import type { TtlLine } from './v2read.ts';
 
 const MAGIC = '#etcd-migrate pending TTLs v1';
@@ -31,7 +31,12 @@ export interface PendingTtls {
   expected: Checksum;
   /** The keys with a TTL, read from the file on each call (memory does not grow with the key count). */
   lines: () => AsyncGenerator<TtlLine>;
+  /** The same, a block of the file at a time (a few thousand lines): no await per key. */
+  blocks: () => AsyncGenerator<TtlLine[]>;
 }
+
+/** Bytes read at a time: the lines of one block are what is in memory. */
+const BLOCK = 256 << 10;
 
 export async function readPendingTtls(file: string): Promise<PendingTtls> {
   const damaged = (what: string) => new StepError(`the pending TTL file ${file} is damaged (${what}); restore the backup taken before the etcd2 -> etcd3 conversion and rerun`);
@@ -45,16 +50,44 @@ export async function readPendingTtls(file: string): Promise<PendingTtls> {
   if (head[0] !== MAGIC || head.length !== 5) throw damaged('its first line is not the header');
   const expected: Checksum = { keys: Number(head[1]), ttlKeys: Number(head[2]), kv: head[3]!, ttl: head[4]! };
   if (!Number.isSafeInteger(expected.keys) || !Number.isSafeInteger(expected.ttlKeys) || !/^[0-9a-f]{16}$/.test(expected.kv) || !/^[0-9a-f]{16}$/.test(expected.ttl)) throw damaged('an unreadable header');
-  async function* lines(): AsyncGenerator<TtlLine> {
+  const parse = (line: string, n: number): TtlLine => {
+    const f = line.split('\t');
+    const exp = Number(f[0]);
+    if (f.length !== 3 || !Number.isSafeInteger(exp) || !f[1] || !/^[0-9a-f]{1,16}$/.test(f[2]!)) throw damaged(`line ${n}`);
+    return [exp, f[1], BigInt(`0x${f[2]}`)];
+  };
+  async function* blocks(): AsyncGenerator<TtlLine[]> {
     let n = 0;
-    for await (const f of readSpill(file)) {
-      if (n++ === 0) continue;
-      const exp = Number(f[0]);
-      if (f.length !== 3 || !Number.isSafeInteger(exp) || !f[1] || !/^[0-9a-f]{1,16}$/.test(f[2]!)) throw damaged(`line ${n}`);
-      yield [exp, f[1], BigInt(`0x${f[2]}`)];
+    for await (const text of textLines(file)) {
+      const out: TtlLine[] = [];
+      for (const line of text) if (n++ > 0 && line) out.push(parse(line, n));
+      if (out.length) yield out;
     }
   }
-  return { expected, lines };
+  async function* lines(): AsyncGenerator<TtlLine> {
+    for await (const b of blocks()) yield* b;
+  }
+  return { expected, lines, blocks };
+}
+
+/** The lines of a text file, a block at a time (a line cut by a block's end comes whole in the next). */
+async function* textLines(file: string): AsyncGenerator<string[]> {
+  const fh = await fs.open(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(BLOCK);
+    let rest = '';
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, BLOCK, null);
+      if (!bytesRead) break;
+      const text = rest + buf.toString('latin1', 0, bytesRead);
+      const end = text.lastIndexOf('\n');
+      rest = text.slice(end + 1);
+      if (end >= 0) yield text.slice(0, end).split('\n');
+    }
+    if (rest) yield [rest];
+  } finally {
+    await fh.close();
+  }
 }
 
 async function firstLine(file: string): Promise<string> {

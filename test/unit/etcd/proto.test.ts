@@ -40,15 +40,19 @@ describe('protobuf writer and reader', () => {
   });
 });
 
-describe('decodeRange (the gRPC client\'s one-pass RangeResponse reader)', () => {
-  it('reads key, value and lease of each KeyValue and the more flag, skipping every other field', async () => {
-    const { decodeRange } = await import('../../../src/etcd/grpc.ts');
+describe('RangeReader (the gRPC client\'s one-pass RangeResponse reader)', () => {
+  it('reads key, value and lease of each KeyValue and the more flag, skipping every other field, a few keys at a time', async () => {
+    const { RangeReader } = await import('../../../src/etcd/grpc.ts');
     const kv = (key: string, value: string, lease: bigint) => new ProtoWriter().bytes(1, Buffer.from(key)).int(2, 7).int(3, 300).int(4, 2).bytes(5, Buffer.from(value)).int(6, lease);
     const header = new ProtoWriter().int(1, 123456789).int(2, 42).int(3, 99).int(4, 5);
     const r = new ProtoWriter().message(1, header).message(2, kv('/a', 'x'.repeat(200), 0n)).message(2, kv('/b', '', 0x7fffffffffffff01n)).int(3, true).int(4, 1_000_000).finish();
-    const page = decodeRange(r);
+    const page = new RangeReader(r);
+    const first = page.next(1);
+    expect(first.map((k) => [k.key.toString(), k.value.length, k.lease, k.leased])).toEqual([['/a', 200, 0n, false]]);
+    expect(page.next(5).map((k) => [k.key.toString(), k.value.length, k.lease, k.leased])).toEqual([['/b', 0, 0x7fffffffffffff01n, true]]);
     expect(page.more).toBe(true);
-    expect(page.kvs.map((k) => [k.key.toString(), k.value.length, k.lease, k.leased])).toEqual([['/a', 200, 0n, false], ['/b', 0, 0x7fffffffffffff01n, true]]);
-    expect(() => decodeRange(r.subarray(0, r.length - 3))).toThrow(/truncated|malformed/);
+    expect(page.next(5)).toEqual([]);
+    expect(first[0]!.value.toString()).toBe('x'.repeat(200));
+    expect(() => new RangeReader(r.subarray(0, r.length - 3)).next(5)).toThrow(/unreadable gRPC range answer.*truncated/);
   });
 });
