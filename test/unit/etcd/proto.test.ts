@@ -40,6 +40,26 @@ describe('protobuf writer and reader', () => {
   });
 });
 
+describe('encodeTxn (the gRPC client\'s transaction request)', () => {
+  it('writes what a writer per field writes: puts with their lease and ignore_value, deletes, binary keys, several leases', async () => {
+    const { encodeTxn } = await import('../../../src/etcd/grpc.ts');
+    const keys = [Buffer.from('/a'), Buffer.from([0x00, 0xff, 0x10]), Buffer.alloc(300, 0x61), Buffer.from('/registry/events/x')];
+    const leases = ['7587887654321098765', '12', '0'];
+    const ops = keys.flatMap((k, i) => [
+      { request_put: { key: k.toString('base64'), lease: leases[i % 3]!, ignore_value: true as const } },
+      { request_delete_range: { key: k.toString('base64') } },
+    ]);
+    const want = new ProtoWriter();
+    for (const [i, k] of keys.entries()) {
+      want.message(2, new ProtoWriter().message(2, new ProtoWriter().bytes(1, k).int(3, BigInt(leases[i % 3]!)).int(5, true)));
+      want.message(2, new ProtoWriter().message(3, new ProtoWriter().bytes(1, k)));
+    }
+    expect(encodeTxn(ops).finish().equals(want.finish())).toBe(true);
+    // The long key's length takes a two-byte varint: the writer grew past its first capacity.
+    expect(encodeTxn(ops).size).toBe(want.size);
+  });
+});
+
 describe('RangeReader (the gRPC client\'s one-pass RangeResponse reader)', () => {
   it('reads key, value and lease of each KeyValue and the more flag, skipping every other field, a few keys at a time', async () => {
     const { RangeReader } = await import('../../../src/etcd/grpc.ts');

@@ -1,0 +1,49 @@
+// The pending TTL file (src/convert/pending.ts): read back exactly as written, across the blocks it
+// is read in, and a damaged line named by its number.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { kvDigest, type Checksum } from '../../../src/checksum.ts';
+import { readPendingTtls, writePendingTtls } from '../../../src/convert/pending.ts';
+import type { TtlLine } from '../../../src/convert/v2read.ts';
+import { tmpDir } from '../../helpers/tmp.ts';
+
+const expected: Checksum = { keys: 12, ttlKeys: 3, kv: '0123456789abcdef', ttl: 'fedcba9876543210' };
+
+async function* gen(lines: TtlLine[]) {
+  yield* lines;
+}
+
+describe('pending TTL file', () => {
+  it('reads back every line as written, in order, block by block and line by line (lines cut by the 256 KiB blocks come whole)', async () => {
+    const file = path.join(await tmpDir(), 'pending');
+    // ~6,000 lines of varying length: several blocks, their ends falling inside lines.
+    const lines: TtlLine[] = Array.from({ length: 6000 }, (_, i) => {
+      const key = Buffer.concat([Buffer.from(`/registry/events/ns-${i % 7}/e-${i}-`), Buffer.alloc(i % 61, 0xff)]);
+      return [1_800_000_000_000 + i * 37, key.toString('base64'), kvDigest(key, `v${i}`)];
+    });
+    expect(await writePendingTtls(file, expected, gen(lines))).toBe(lines.length);
+    expect((await fs.stat(file)).size).toBeGreaterThan(2 * 256 * 1024);
+    const p = await readPendingTtls(file);
+    expect(p.expected).toEqual(expected);
+    const blocks: TtlLine[][] = [];
+    for await (const b of p.blocks()) blocks.push(b);
+    expect(blocks.length).toBeGreaterThan(2);
+    expect(blocks.flat()).toEqual(lines);
+    const one: TtlLine[] = [];
+    for await (const l of p.lines()) one.push(l);
+    expect(one).toEqual(lines);
+  });
+
+  it('names a damaged line by its number, in whichever block it lies', async () => {
+    const file = path.join(await tmpDir(), 'pending');
+    const lines: TtlLine[] = Array.from({ length: 5000 }, (_, i) => [1_800_000_000_000 + i, Buffer.from(`/k/${i}`.padEnd(80, 'x')).toString('base64'), BigInt(i + 1)]);
+    await writePendingTtls(file, expected, gen(lines));
+    const text = (await fs.readFile(file, 'latin1')).split('\n');
+    text[4001] = text[4001]!.replace(/\t[0-9a-f]+$/, '\tnot-hex');
+    await fs.writeFile(file, text.join('\n'), 'latin1');
+    const p = await readPendingTtls(file);
+    const read = async () => { for await (const b of p.blocks()) void b; };
+    await expect(read()).rejects.toThrow(/pending TTL file .* is damaged \(line 4002\)/);
+  });
+});
