@@ -10,7 +10,8 @@ import { StepError } from '../errors.ts';
 import { V3Error, type Op, type V3Api } from '../etcd/v3.ts';
 import { deleteExpired, IN_FLIGHT, sumKeyspace, TXN_OPS } from './check.ts';
 import type { PendingTtls } from './pending.ts';
-import { batches, forEachConcurrent } from './pool.ts';
+import { PackedLines } from './packed.ts';
+import { forEachConcurrent } from './pool.ts';
 import { expired, leaseTtl, ttlAtGrant } from './ttl.ts';
 import type { TtlLine } from './v2read.ts';
 
@@ -101,38 +102,43 @@ export async function attachTtls(v3: V3Api, pending: PendingTtls, o: AttachOptio
   // Each pass below puts every key with a TTL again (ignore_value keeps its value), a transaction per
   // batch; a key found gone meanwhile (its lease ran out) is dropped from the expected checksum.
   const isLive = (line: TtlLine) => !expired(line[0], cutoff) && !missing.has(line[1]);
-  const putAll = (leaseOf: (line: TtlLine) => string, done: (line: TtlLine) => void) => {
-    // Batches straight from the file's blocks: no await and no generator step per key.
-    async function* live(): AsyncGenerator<TtlLine[]> {
-      let batch: TtlLine[] = [];
+  const putAll = (leaseOf: (line: TtlLine) => string, done?: (line: TtlLine) => void) => {
+    const put = (line: TtlLine): Op => ({ request_put: { key: line[1], lease: leaseOf(line), ignore_value: true } });
+    // Batches straight from the file's blocks (no await and no generator step per key), packed as
+    // they are built and while their transaction is in flight (see packed.ts).
+    async function* live(): AsyncGenerator<PackedLines> {
+      let batch = new PackedLines(opsPerTxn);
       for await (const block of pending.blocks()) {
         for (const line of block) {
           if (!isLive(line)) continue;
           batch.push(line);
-          if (batch.length === opsPerTxn) {
+          if (batch.full) {
             yield batch;
-            batch = [];
+            batch = new PackedLines(opsPerTxn);
           }
         }
       }
       if (batch.length) yield batch;
     }
     return forEachConcurrent(live(), IN_FLIGHT, async (batch) => {
-      const ops: Op[] = batch.map((line) => ({ request_put: { key: line[1], lease: leaseOf(line), ignore_value: true } }));
-      let ok = batch.map(() => true);
+      let ok: boolean[] | undefined;
       try {
-        await v3.txn(ops);
+        await v3.txn(Array.from({ length: batch.length }, (_, i) => put(batch.line(i))));
       } catch (e) {
         if (!(e instanceof V3Error && (e.leaseNotFound || e.keyNotFound))) throw e;
         ok = [];
-        for (const [i, line] of batch.entries()) ok.push(await attachOne(v3, ops[i]!, line, early));
+        for (let i = 0; i < batch.length; i++) ok.push(await attachOne(v3, put(batch.line(i)), batch.line(i), early));
       }
-      batch.forEach((line, i) => {
-        if (ok[i]) return done(line);
+      for (let i = 0; i < batch.length; i++) {
+        if (!ok || ok[i]) {
+          done?.(batch.line(i));
+          continue;
+        }
+        const line = batch.line(i);
         missing.add(line[1]);
         drop(line);
         converted.remove(Buffer.from(line[1], 'base64'), line[2], false);
-      });
+      }
     });
   };
 
@@ -141,7 +147,7 @@ export async function attachTtls(v3: V3Api, pending: PendingTtls, o: AttachOptio
   // the grant takes about as long as this pass (same keys, batches, etcd), and the TTLs are that
   // much shorter. (It also takes every key off a lease an interrupted earlier attempt gave it.)
   const t0 = Date.now();
-  await putAll(() => '0', () => {});
+  await putAll(() => '0');
   const predictedMs = Date.now() - t0;
 
   // 4. No lease ends sooner than the next etcd's minimum TTL after it becomes leader, plus what it

@@ -35,8 +35,11 @@ export interface PendingTtls {
   blocks: () => AsyncGenerator<TtlLine[]>;
 }
 
-/** Bytes read at a time: the lines of one block are what is in memory. */
-const BLOCK = 256 << 10;
+/**
+ * Bytes read at a time: the lines of one block are what is in memory. Small, because they live
+ * across the reads and transactions: what outlives V8's young-generation collections makes it grow.
+ */
+const BLOCK = 32 << 10;
 
 export async function readPendingTtls(file: string): Promise<PendingTtls> {
   const damaged = (what: string) => new StepError(`the pending TTL file ${file} is damaged (${what}); restore the backup taken before the etcd2 -> etcd3 conversion and rerun`);

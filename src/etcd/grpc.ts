@@ -14,7 +14,7 @@ const FIRST_PAGE = 10_000;
 const MAX_PAGE = 50_000;
 const PAGE_BYTES = 8 << 20;
 /** Keys decoded at a time from a page: the objects alive at once, whatever the page holds. */
-const PIECE = 1000;
+const PIECE = 250;
 /** No answer read here is near this long (range pages are ~8 MiB): a longer one is refused, not allocated. */
 const MAX_ANSWER = 1 << 30;
 
@@ -34,8 +34,12 @@ export class V3Grpc implements V3Api {
     this.session.close();
   }
 
-  /** One unary call: the answer's message, or a V3Error carrying etcd's grpc-message. */
-  private call(method: string, msg: ProtoWriter): Promise<Buffer> {
+  /**
+   * One unary call: the answer's message, or a V3Error carrying etcd's grpc-message. With `reuse`,
+   * the message is read into it when it fits (a view of it is returned): a range scan holds one
+   * page buffer, not one per page until V8 collects them.
+   */
+  private call(method: string, msg: ProtoWriter, reuse?: Buffer): Promise<Buffer> {
     if (this.failure) return Promise.reject(this.failure);
     const body = msg.view();
     const frame = Buffer.allocUnsafe(5 + body.length);
@@ -45,7 +49,7 @@ export class V3Grpc implements V3Api {
     return new Promise((resolve, reject) => {
       const req = this.session.request({ ':method': 'POST', ':path': method, 'content-type': 'application/grpc', te: 'trailers' });
       req.setTimeout(TIMEOUT_MS, () => req.close(http2.constants.NGHTTP2_CANCEL));
-      const answer = new Answer();
+      const answer = new Answer(reuse);
       let status: string | undefined;
       let message = '';
       const meta = (h: http2.IncomingHttpHeaders) => {
@@ -95,8 +99,12 @@ export class V3Grpc implements V3Api {
     let from = Buffer.from(key, 'base64');
     const end = Buffer.from(rangeEnd, 'base64');
     let limit = o.pageSize ?? FIRST_PAGE;
+    // One buffer for the scan's pages, grown when a page does not fit: each page is decoded and
+    // handed out before the next is asked for (the keys handed out are views into it: valid until then).
+    let buf: Buffer | undefined;
     for (;;) {
-      const r = await this.call('/etcdserverpb.KV/Range', rangeRequest(from, end).int(3, limit).int(8, o.keysOnly ?? false));
+      const r = await this.call('/etcdserverpb.KV/Range', rangeRequest(from, end).int(3, limit).int(8, o.keysOnly ?? false), buf);
+      if (!buf || r.length > buf.length) buf = r;
       this.ranges++;
       // Decoded PIECE keys at a time, as they are taken: a page of 50,000 keys is never 50,000 objects.
       const page = new RangeReader(r);
@@ -132,8 +140,9 @@ export class V3Grpc implements V3Api {
     return 0;
   }
 
-  async txn(ops: readonly Op[]): Promise<void> {
-    await this.call('/etcdserverpb.KV/Txn', encodeTxn(ops));
+  /** Not async: nothing holds `ops` while the answer is awaited (they were encoded at once). */
+  txn(ops: readonly Op[]): Promise<void> {
+    return this.call('/etcdserverpb.KV/Txn', encodeTxn(ops)).then(() => undefined);
   }
 }
 
@@ -170,7 +179,12 @@ export function encodeTxn(ops: readonly Op[]): ProtoWriter {
 class Answer {
   private head = Buffer.alloc(5);
   private buf: Buffer | undefined;
+  private readonly reuse: Buffer | undefined;
   received = 0;
+
+  constructor(reuse?: Buffer) {
+    this.reuse = reuse;
+  }
 
   add(c: Buffer): void {
     let at = 0;
@@ -180,7 +194,8 @@ class Answer {
       this.received += at;
       if (this.received < 5) return;
       const len = this.head.readUInt32BE(1);
-      this.buf = len <= MAX_ANSWER ? Buffer.allocUnsafe(len) : undefined;
+      if (len > MAX_ANSWER) this.buf = undefined;
+      else this.buf = this.reuse && len <= this.reuse.length ? this.reuse.subarray(0, len) : Buffer.allocUnsafe(len);
     }
     const rest = c.length - at;
     if (this.buf && this.received - 5 + rest <= this.buf.length) c.copy(this.buf, this.received - 5, at);

@@ -68,7 +68,7 @@ describe.each(['3.3.25', '3.5.30'])('gRPC client on etcd %s', (version) => {
   });
 });
 
-it('pages by bytes when no page size is given: the first 10,000 keys, then pages sized to ~8 MiB, every key once, in order, handed out 1,000 at a time', async () => {
+it('pages by bytes when no page size is given: the first 10,000 keys, then pages sized to ~8 MiB, every key once, in order, handed out 250 at a time', async () => {
   const m = await startEtcd('3.3.25', await tmpDir(), { extraArgs: ['--max-txn-ops', '1000'] });
   const put = (i: number) => ({ request_put: { key: b64(`/k/${String(i).padStart(6, '0')}`), value: b64(`v${i}`) } });
   for (let t = 0; t < 25; t++) {
@@ -89,9 +89,9 @@ it('pages by bytes when no page size is given: the first 10,000 keys, then pages
       }
     }
     expect(n).toBe(25_000);
-    // Two requests (10,000 keys, then the 15,000 left: far below 8 MiB), decoded 1,000 keys at a time.
+    // Two requests (10,000 keys, then the 15,000 left: far below 8 MiB), decoded 250 keys at a time.
     expect(g.ranges).toBe(2);
-    expect(sizes).toEqual(Array(25).fill(1000));
+    expect(sizes).toEqual(Array(100).fill(250));
   });
 });
 

@@ -15,7 +15,7 @@ async function* gen(lines: TtlLine[]) {
 }
 
 describe('pending TTL file', () => {
-  it('reads back every line as written, in order, block by block and line by line (lines cut by the 256 KiB blocks come whole)', async () => {
+  it('reads back every line as written, in order, block by block and line by line (lines cut by the 32 KiB blocks come whole)', async () => {
     const file = path.join(await tmpDir(), 'pending');
     // ~6,000 lines of varying length: several blocks, their ends falling inside lines.
     const lines: TtlLine[] = Array.from({ length: 6000 }, (_, i) => {
@@ -23,12 +23,12 @@ describe('pending TTL file', () => {
       return [1_800_000_000_000 + i * 37, key.toString('base64'), kvDigest(key, `v${i}`)];
     });
     expect(await writePendingTtls(file, expected, gen(lines))).toBe(lines.length);
-    expect((await fs.stat(file)).size).toBeGreaterThan(2 * 256 * 1024);
+    expect((await fs.stat(file)).size).toBeGreaterThan(8 * 32 * 1024);
     const p = await readPendingTtls(file);
     expect(p.expected).toEqual(expected);
     const blocks: TtlLine[][] = [];
     for await (const b of p.blocks()) blocks.push(b);
-    expect(blocks.length).toBeGreaterThan(2);
+    expect(blocks.length).toBeGreaterThan(8);
     expect(blocks.flat()).toEqual(lines);
     const one: TtlLine[] = [];
     for await (const l of p.lines()) one.push(l);

@@ -1,0 +1,18 @@
+import { describe, expect, it } from 'vitest';
+import { PackedLines } from '../../../src/convert/packed.ts';
+import type { TtlLine } from '../../../src/convert/v2read.ts';
+
+describe('PackedLines', () => {
+  it('gives back every line as pushed, its keys buffer grown past its first guess, up to its capacity', () => {
+    const lines: TtlLine[] = Array.from({ length: 50 }, (_, i) => [1_800_000_000_123 + i, Buffer.alloc(i * 7, i).toString('base64'), (1n << 63n) + BigInt(i)]);
+    const p = new PackedLines(50);
+    for (const l of lines) {
+      expect(p.full).toBe(false);
+      p.push(l);
+    }
+    expect(p.full).toBe(true);
+    expect(p.length).toBe(50);
+    expect(Array.from({ length: 50 }, (_, i) => p.line(i))).toEqual(lines);
+    expect(() => p.push(lines[0]!)).toThrow(/full/);
+  });
+});
