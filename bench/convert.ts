@@ -5,7 +5,9 @@
 // Time and peak RSS (VmHWM of each process, sampled from /proc every 20 ms).
 // Usage: [BENCH_BASELINE=<commit>] node bench/convert.ts [keys=100000] [bin-dir=.cache/etcd-bin] [port-base=23500] [rounds=1]
 // (BENCH_NODE_OPTIONS becomes the NODE_OPTIONS of the etcd-migrate process, e.g. --max-old-space-size=64;
-// BENCH_DATA=<dir> keeps the written data dir there and reuses it for 15 min: its TTLs run out)
+// BENCH_DATA=<dir> keeps the written data dir there and reuses it for 15 min: its TTLs run out;
+// BENCH_ENV="NAME=value ..." adds to the environment of both etcd-migrate processes, e.g.
+// MALLOC_MMAP_THRESHOLD_=131072 as the image sets it)
 import { execa } from 'execa';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -63,6 +65,7 @@ async function timed(dir: string, file: string, args: string[], env: Record<stri
 const mib = (kib: number) => `${(kib / 1024).toFixed(0)} MiB`;
 const peakOf = (peaks: Peak[], re: RegExp) => Math.max(0, ...peaks.filter((p) => re.test(p.name)).map((p) => p.hwmKiB));
 
+const loadBefore = (await fs.readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
 const work = await fs.mkdtemp(path.join(os.tmpdir(), 'etcd-migrate-bench-'));
 try {
   const base = process.env.BENCH_DATA ? path.resolve(process.env.BENCH_DATA) : path.join(work, 'base');
@@ -88,7 +91,11 @@ try {
     await fs.cp(base, d, { recursive: true });
     return d;
   };
-  const entryEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}) };
+  const entryEnv = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
+    ...Object.fromEntries((process.env.BENCH_ENV ?? '').split(/\s+/).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
+  };
   const ours = (entry: string) => async (): Promise<Run> => {
     const d = await copy();
     return timed(d, process.execPath, [entry, '--data-dir', d, '--target-version', '3.3.25', '--bin-dir', binDir, '--name', 'm1',
@@ -109,7 +116,7 @@ try {
       await fs.rm(`${x.dir}.backups`, { recursive: true, force: true }).catch(() => {});
     }
   }
-  console.log(`machine: ${machine()}; ${keys} keys; ${rounds} round(s); load average after: ${(await fs.readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`);
+  console.log(`machine: ${machine()}; ${keys} keys; ${rounds} round(s);${process.env.BENCH_ENV ? ` env ${process.env.BENCH_ENV};` : ''} load average before ${loadBefore}, after: ${(await fs.readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`);
   console.log('| what | time (median; each round) | steps (last round) | peak RSS (last round) |');
   console.log('|---|---|---|---|');
   const migrateMedian = median(results.get(sides[0]![0])!.map((x) => x.seconds));
