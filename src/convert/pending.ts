@@ -12,6 +12,8 @@ import { SpillWriter } from './spill.ts';
 import type { TtlLine } from './v2read.ts';
 
 const MAGIC = '#etcd-migrate pending TTLs v1';
+/** A key: base64 of at least one byte (the gRPC client writes it into a request as it decodes it). */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$/;
 
 /** Writes the file and fsyncs it; returns how many keys it holds. */
 export async function writePendingTtls(file: string, expected: Checksum, lines: AsyncIterable<TtlLine>): Promise<number> {
@@ -56,8 +58,8 @@ export async function readPendingTtls(file: string): Promise<PendingTtls> {
   const parse = (line: string, n: number): TtlLine => {
     const f = line.split('\t');
     const exp = Number(f[0]);
-    if (f.length !== 3 || !Number.isSafeInteger(exp) || !f[1] || !/^[0-9a-f]{1,16}$/.test(f[2]!)) throw damaged(`line ${n}`);
-    return [exp, f[1], BigInt(`0x${f[2]}`)];
+    if (f.length !== 3 || !Number.isSafeInteger(exp) || !BASE64.test(f[1]!) || !/^[0-9a-f]{1,16}$/.test(f[2]!)) throw damaged(`line ${n}`);
+    return [exp, f[1]!, BigInt(`0x${f[2]}`)];
   };
   async function* blocks(): AsyncGenerator<TtlLine[]> {
     let n = 0;

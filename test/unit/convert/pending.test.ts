@@ -45,5 +45,12 @@ describe('pending TTL file', () => {
     const p = await readPendingTtls(file);
     const read = async () => { for await (const b of p.blocks()) void b; };
     await expect(read()).rejects.toThrow(/pending TTL file .* is damaged \(line 4002\)/);
+    // A key that is not base64 is damage too (it would be put as other bytes).
+    text[4001] = lines[4000]!.map((f, i) => (i === 1 ? `${f}`.replace(/^../, '!!') : i === 2 ? (f as bigint).toString(16) : f)).join('\t');
+    await fs.writeFile(file, text.join('\n'), 'latin1');
+    await expect(read()).rejects.toThrow(/is damaged \(line 4002\)/);
+    text[4001] = lines[4000]!.map((f, i) => (i === 2 ? (f as bigint).toString(16) : f)).join('\t');
+    await fs.writeFile(file, text.join('\n'), 'latin1');
+    await read();
   });
 });
