@@ -96,35 +96,29 @@ export class V3Grpc implements V3Api {
    * the bytes in memory stay bounded whatever the value sizes.
    */
   private async* pages(key: string, rangeEnd: string, o: { keysOnly?: boolean; pageSize?: number }): AsyncGenerator<DecodedKv[]> {
+    let from = Buffer.from(key, 'base64');
     const end = Buffer.from(rangeEnd, 'base64');
     let limit = o.pageSize ?? FIRST_PAGE;
-    const request = (from: Buffer, into: Buffer | undefined) => this.call('/etcdserverpb.KV/Range', rangeRequest(from, end).int(3, limit).int(8, o.keysOnly ?? false), into);
-    // Two page buffers, in turns, each grown when a page does not fit: etcd reads the next page into
-    // one while the keys of this page (views into the other: valid until the page after) are handed out.
-    const bufs: Array<Buffer | undefined> = [undefined, undefined];
-    let turn = 0;
-    let next: Promise<Buffer> | undefined = request(Buffer.from(key, 'base64'), undefined);
-    try {
-      while (next) {
-        const r = await next;
-        next = undefined;
-        if (!bufs[turn] || r.length > bufs[turn]!.length) bufs[turn] = r;
-        this.ranges++;
-        const page = new RangeReader(r);
-        const { count, more, last } = page.summary();
-        if (!count) return;
-        if (more) {
-          if (!o.pageSize) limit = Math.max(FIRST_PAGE, Math.min(MAX_PAGE, Math.floor(PAGE_BYTES / (r.length / count))));
-          // The next page starts just after the last key: the key followed by a zero byte.
-          turn ^= 1;
-          next = request(Buffer.concat([last, Buffer.alloc(1)]), bufs[turn]);
-        }
-        // Decoded PIECE keys at a time, as they are taken: a page of 50,000 keys is never 50,000 objects.
-        for (let kvs = page.next(PIECE); kvs.length; kvs = page.next(PIECE)) yield kvs;
+    // One buffer for the scan's pages, grown when a page does not fit: each page is decoded and
+    // handed out before the next is asked for (the keys handed out are views into it: valid until then).
+    let buf: Buffer | undefined;
+    for (;;) {
+      const r = await this.call('/etcdserverpb.KV/Range', rangeRequest(from, end).int(3, limit).int(8, o.keysOnly ?? false), buf);
+      if (!buf || r.length > buf.length) buf = r;
+      this.ranges++;
+      // Decoded PIECE keys at a time, as they are taken: a page of 50,000 keys is never 50,000 objects.
+      const page = new RangeReader(r);
+      let n = 0;
+      let last: Buffer | undefined;
+      for (let kvs = page.next(PIECE); kvs.length; kvs = page.next(PIECE)) {
+        n += kvs.length;
+        last = kvs.at(-1)!.key;
+        yield kvs;
       }
-    } finally {
-      // Left early (an error, or the caller stopped): the page asked for ahead is not waited for.
-      next?.catch(() => undefined);
+      if (!page.more || !last) return;
+      if (!o.pageSize) limit = Math.max(FIRST_PAGE, Math.min(MAX_PAGE, Math.floor(PAGE_BYTES / (r.length / n))));
+      // The next page starts just after the last key: the key followed by a zero byte.
+      from = Buffer.concat([last, Buffer.alloc(1)]);
     }
   }
 
@@ -231,27 +225,6 @@ export class RangeReader {
 
   constructor(buf: Buffer) {
     this.r = new ProtoReader(buf);
-  }
-
-  /** The page at a glance, without decoding its keys: how many, whether etcd has more, the last key. */
-  summary(): { count: number; more: boolean; last: Buffer } {
-    const r = new ProtoReader(this.r.buf);
-    let count = 0;
-    let more = false;
-    let last: Buffer | undefined;
-    try {
-      while (!r.done) {
-        const tag = r.varint();
-        if (tag === ((2 << 3) | 2)) {
-          last = r.bytes();
-          count++;
-        } else if (tag === (3 << 3)) more = r.varint() !== 0;
-        else r.skip(tag % 8);
-      }
-      return { count, more, last: last ? decodeKeyValue(last).key : Buffer.alloc(0) };
-    } catch (e) {
-      throw new StepError(`an unreadable gRPC range answer from the temporary etcd: ${(e as Error).message}`);
-    }
   }
 
   /** Up to `n` more keys (views into the answer); none at the end. */

@@ -92,13 +92,6 @@ it('pages by bytes when no page size is given: the first 10,000 keys, then pages
     // Two requests (10,000 keys, then the 15,000 left: far below 8 MiB), decoded 250 keys at a time.
     expect(g.ranges).toBe(2);
     expect(sizes).toEqual(Array(100).fill(250));
-    // A scan left after its first keys, while the next page is on its way: nothing fails later.
-    for await (const page of g.range(undefined, undefined, { pageSize: 1000 })) {
-      expect(page).toHaveLength(250);
-      break;
-    }
-    // The first page read, the second asked for but not waited for.
-    expect(g.ranges).toBe(3);
   });
 });
 
