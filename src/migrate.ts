@@ -12,7 +12,7 @@ import { seconds, type Log } from './log.ts';
 import type { Options } from './options.ts';
 import { describe, plan, type Step } from './plan.ts';
 import { checkPortsFree, checkWritable, fsUsageError } from './preflight.ts';
-import type { Runner, StepContext, StepReport, ToolNeed } from './steps/index.ts';
+import type { Install, Runner, StepContext, StepReport, ToolNeed } from './steps/index.ts';
 import { readEvidence, describeEvidence } from './inspect/evidence.ts';
 import type { ClientTls } from './etcd/tls.ts';
 import { fmt, fmtData, fmtMinor, type DataVersion, type Version } from './version.ts';
@@ -21,6 +21,7 @@ import { exists, newMemberDir, pendingTtlsFile, prepareWorkDir, recoverWorkDir, 
 export interface Runtime {
   env: NodeJS.ProcessEnv;
   log: Log;
+  install: Install;
   /** How long a temporary etcd may take to commit a write. */
   stepTimeoutMs?: number;
   /** Told after each step completes (rehearse reports each step's time). */
@@ -151,6 +152,7 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
     target: opts.target,
     newMember: newMemberDir(opts.dataDir),
     targetElectionTimeoutMs: opts.targetElectionTimeoutMs,
+    install: rt.install,
   };
   const note = clusterNote(steps, opts.target.version, opts.initialCluster);
   if (note) rt.log(note);

@@ -1,15 +1,13 @@
 // After `etcdctl migrate` (which drops every TTL): keys whose expiry has passed go, and the v3
 // keyspace must then hold exactly the v2 store's keys and values, none on a lease. The TTLs wait in
 // the pending file for the attach-ttls step at the end of the chain (see pending.ts, leases.ts).
-import crypto from 'node:crypto';
 import { ChecksumBuilder, formatChecksum, type Checksum } from '../checksum.ts';
 import { StepError } from '../errors.ts';
 import type { Op, V3Api } from '../etcd/v3.ts';
 import { compareMinor, type Version } from '../version.ts';
 import { batches, forEachConcurrent } from './pool.ts';
 import { readSpill } from './spill.ts';
-import { expired } from './ttl.ts';
-import { parseTtlLine, type TtlLine, type V2Contents } from './v2read.ts';
+import { expired, parseTtlLine, type TtlLine } from './ttl.ts';
 import { readDbKeyspace } from './v3db.ts';
 
 /** Operations per transaction (etcd's --max-txn-ops default is 128), and transactions in flight. */
@@ -35,39 +33,25 @@ export interface Converted {
 }
 
 /**
- * After `etcdctl migrate`, offline: the db it wrote must hold exactly the v2 store's keys and values,
- * none on a lease (the TTLs wait for the attach step). Keys due by now may be there or not: the etcd
- * that read the v2 store deleted some of them while it ran (its leader expires v2 keys every 500 ms),
- * after they were read, and migrate replays that. They are left out on both sides; only their hashes
- * are held (memory grows with the expired keys, 24 bytes of hash each, not with the key count).
+ * After `etcdctl migrate`, offline: the db it wrote must hold exactly the keys and values the
+ * transformer gave it (the v2 store less the keys already due), none on a lease (the TTLs wait for
+ * the attach step), no deletion.
  */
-export async function checkMigratedDb(dbFile: string, v2: V2Contents, ttlFile: string): Promise<Checksum> {
-  const want = ChecksumBuilder.of(v2.all.digest());
-  const cutoff = Date.now();
-  const due = new Set<string>();
-  for await (const [exp, key, kv] of ttlLines(ttlFile)) {
-    if (!expired(exp, cutoff)) continue;
-    const k = Buffer.from(key, 'base64');
-    due.add(keyHash(k));
-    want.remove(k, kv, true);
-  }
-  const db = readDbKeyspace(dbFile, (key) => !due.has(keyHash(key)));
-  const w = want.digest();
+export function checkMigratedDb(dbFile: string, converted: Checksum): Checksum {
+  const db = readDbKeyspace(dbFile);
   const got = db.sum.digest();
-  if (got.keys !== w.keys || got.kv !== w.kv || db.leased || db.tombstones) {
-    throw new StepError(`etcdctl migrate did not convert the v2 store faithfully: v2 ${formatChecksum(w)}, v3 ${formatChecksum(got)} (both without the ${due.size} keys due by now)${db.leased ? `, ${db.leased} keys on a lease` : ''}${db.tombstones ? `, ${db.tombstones} deletions` : ''}; the live data was not changed`);
+  if (got.keys !== converted.keys || got.kv !== converted.kv || db.leased || db.tombstones) {
+    throw new StepError(`etcdctl migrate did not write the v2 store faithfully: v2 ${formatChecksum(converted)}, v3 ${formatChecksum(got)}${db.leased ? `, ${db.leased} keys on a lease` : ''}${db.tombstones ? `, ${db.tombstones} deletions` : ''}; the live data was not changed`);
   }
   return got;
 }
-
-const keyHash = (key: Buffer): string => crypto.hash('md5', key, 'base64');
 
 /**
  * On etcd serving the converted data: the keys whose expiry has passed go; then etcd must count
  * exactly the keys left (the values were checked in the db before, by checkMigratedDb).
  */
-export async function deleteExpiredAndCount(v3: V3Api, ttlFile: string, v2: V2Contents, opsPerTxn = TXN_OPS): Promise<Converted> {
-  const want = v2.all;
+export async function deleteExpiredAndCount(v3: V3Api, ttlFile: string, converted: Checksum, opsPerTxn = TXN_OPS): Promise<Converted> {
+  const want = ChecksumBuilder.of(converted);
   let gone = 0;
   const cutoff = Date.now();
   await deleteExpired(v3, ttlLines(ttlFile), cutoff, opsPerTxn, ([, key, kv]) => {

@@ -1,6 +1,6 @@
 // The step runners, one module per kind. A kind without a runner is refused before anything changes.
 import type { Step, StepKind } from '../plan.ts';
-import type { StepContext, StepReport, ToolNeed } from './context.ts';
+import type { Install, StepContext, StepReport, ToolNeed } from './context.ts';
 import type { Options } from '../options.ts';
 import type { MemberSizes } from '../backup/space.ts';
 import * as attach from './attach.ts';
@@ -39,4 +39,4 @@ export function runnerFor<S extends Step>(s: S): Runner<S> | undefined {
   return RUNNERS[s.kind] as Runner<S> | undefined;
 }
 
-export type { StepContext, StepReport, ToolNeed };
+export type { Install, StepContext, StepReport, ToolNeed };

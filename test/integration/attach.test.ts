@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ChecksumBuilder, formatChecksum, kvDigest } from '../../src/checksum.ts';
 import { attachTtls } from '../../src/convert/leases.ts';
 import { readPendingTtls, writePendingTtls } from '../../src/convert/pending.ts';
-import type { TtlLine } from '../../src/convert/v2read.ts';
+import type { TtlLine } from '../../src/convert/ttl.ts';
 import { httpClient } from '../../src/etcd/http.ts';
 import { V3, type Op } from '../../src/etcd/v3.ts';
 import { parseVersion } from '../../src/version.ts';
