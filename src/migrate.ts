@@ -164,9 +164,9 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
     let report: StepReport | void;
     try {
       const runner = machinery!.runnerFor(s)!;
-      report = await backups!.around(s, runner.mode, () => {
+      report = await backups!.around(s, runner.mode, (backedUp) => {
         t0 = Date.now();
-        return runStep(s, runner, ctx);
+        return runStep(s, runner, ctx, backedUp);
       });
     } catch (e) {
       if (e instanceof UsageError && !(e instanceof StepError)) throw e;
@@ -186,9 +186,13 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
   return { steps, final: opts.target, changed: steps.length > 0 || updated };
 }
 
-/** Runs one step and records it: an in-place step in version.txt, a rebuilt one through the journaled swap. */
-async function runStep(s: Step, runner: Runner<Step>, ctx: StepContext): Promise<StepReport | void> {
+/**
+ * Runs one step and records it: an in-place step in version.txt, a rebuilt one through the journaled
+ * swap, which waits for `backedUp` (the run's backup, which may still be running beside the build).
+ */
+async function runStep(s: Step, runner: Runner<Step>, ctx: StepContext, backedUp: () => Promise<void>): Promise<StepReport | void> {
   if (runner.mode === 'in-place') {
+    await backedUp();
     const report = await runner.run(s, ctx);
     await writeVersionFile(ctx.dataDir, s.to);
     return report;
@@ -197,6 +201,7 @@ async function runStep(s: Step, runner: Runner<Step>, ctx: StepContext): Promise
   let report: StepReport | void;
   try {
     report = await runner.run(s, ctx);
+    await backedUp();
   } catch (e) {
     await removeWorkDir(ctx.dataDir);
     throw e;
