@@ -7,9 +7,10 @@
 // migrate loses the end of the output if the transformer exits too soon: it closes the pipe it
 // reads as soon as the transformer has exited, whatever the pipe still holds, and takes the error
 // for the end (etcd 3.3's startTransformer waits on the process at once; readKeys' error is
-// dropped). Measured here: 62 of 10,000 keys lost. So the output ends with more than a pipe can
-// hold of a record already sent again (the same key at the same revision: bbolt writes it over
-// with the same bytes). Once that write is done, migrate has read every real record.
+// dropped). Measured here: 62 of 10,000 keys lost. So the output ends with more than the pipe can
+// hold of the largest record already sent, again (the same key at the same revision: bbolt writes it
+// over with the same bytes). Once that write is in the pipe, migrate has read every real record.
+// (A record with an unknown field would be one big record, but etcd 3.3 keeps unknown fields.)
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { SpillWriter } from './convert/spill.ts';
 import { V2ToV3Transform } from './convert/transform.ts';
@@ -68,15 +69,26 @@ const write = (b: Buffer): Promise<void> => new Promise((resolve, reject) => {
 });
 
 /**
- * The most a pipe can hold: its size is 16 pages (64 KiB; 1 MiB with 64 KiB pages) unless raised,
- * and only up to /proc/sys/fs/pipe-max-size (1 MiB by default).
+ * The most the pipe from here to migrate can hold: Linux makes a pipe 16 pages big (64 KiB with 4 KiB
+ * pages; less when a user holds too many pipe pages) and migrate does not resize it. The page size
+ * is in the auxiliary vector (AT_PAGESZ); unreadable, the largest there is (64 KiB) counts.
  */
-function pipeCapacity(): number {
-  let max = 0;
+export function pipeCapacity(): number {
+  return 16 * (pageSize() ?? 65_536);
+}
+
+function pageSize(): number | undefined {
+  const AT_NULL = 0n;
+  const AT_PAGESZ = 6n;
   try {
-    max = Number(readFileSync('/proc/sys/fs/pipe-max-size', 'utf8').trim()) || 0;
+    const auxv = readFileSync('/proc/self/auxv');
+    for (let i = 0; i + 16 <= auxv.length; i += 16) {
+      const type = auxv.readBigUInt64LE(i);
+      if (type === AT_NULL) break;
+      if (type === AT_PAGESZ) return Number(auxv.readBigUInt64LE(i + 8));
+    }
   } catch {
-    // No /proc: the defaults.
+    // No /proc: the largest page size.
   }
-  return Math.max(max, 1 << 20);
+  return undefined;
 }
