@@ -3,7 +3,9 @@
 // of the same 3.3.25 etcd2 data dir; and, when a baseline commit is given, the entrypoint of that
 // commit too, in the same rounds (migrate, this tree, baseline; the order turns each round).
 // Time and peak RSS (VmHWM of each process, sampled from /proc every 20 ms).
-// Usage: [BENCH_BASELINE=<commit>] node bench/convert.ts [keys=100000] [bin-dir=.cache/etcd-bin] [port-base=23500] [rounds=1]
+// Usage: [BENCH_BASELINE=<commit>] [BENCH_TARGET=3.3.25] node bench/convert.ts [keys=100000] [bin-dir=.cache/etcd-bin] [port-base=23500] [rounds=1]
+// (BENCH_TARGET: the target version; 3.3.25, the default, is the conversion and the attach alone,
+// 3.5.30 the whole chain a pod runs: conversion, upgrades, attach)
 // (BENCH_NODE_OPTIONS becomes the NODE_OPTIONS of the etcd-migrate process, e.g. --max-old-space-size=64;
 // BENCH_DATA=<dir> keeps the written data dir there and reuses it for 15 min: its TTLs run out)
 import { execa } from 'execa';
@@ -18,6 +20,7 @@ const binDir = path.resolve(process.argv[3] ?? '.cache/etcd-bin');
 const portBase = Number(process.argv[4] ?? 23500);
 const baselineRef = process.env.BENCH_BASELINE || undefined;
 const rounds = Number(process.argv[5] ?? 1);
+const target = process.env.BENCH_TARGET || '3.3.25';
 const repo = path.resolve(import.meta.dirname, '..');
 const FRESH_MS = 15 * 60_000;
 
@@ -93,7 +96,7 @@ try {
   const entryEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}) };
   const ours = (entry: string) => async (): Promise<Run> => {
     const d = await copy();
-    return timed(d, process.execPath, [entry, '--data-dir', d, '--target-version', '3.3.25', '--bin-dir', binDir, '--name', 'm1',
+    return timed(d, process.execPath, [entry, '--data-dir', d, '--target-version', target, '--bin-dir', binDir, '--name', 'm1',
       '--port', String(portBase), '--peer-port', String(portBase + 1)], entryEnv);
   };
   const sides: Array<[string, () => Promise<Run>]> = [
@@ -111,7 +114,7 @@ try {
       await fs.rm(`${x.dir}.backups`, { recursive: true, force: true }).catch(() => {});
     }
   }
-  console.log(`machine: ${machine()}; ${keys} keys; ${rounds} round(s); load average after: ${(await fs.readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`);
+  console.log(`machine: ${machine()}; ${keys} keys; target ${target}; ${rounds} round(s); load average after: ${(await fs.readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`);
   console.log('| what | time (median; each round) | steps (last round) | peak RSS (last round) |');
   console.log('|---|---|---|---|');
   const migrateMedian = median(results.get(sides[0]![0])!.map((x) => x.seconds));
@@ -119,9 +122,9 @@ try {
     const xs = results.get(name)!;
     const last = xs.at(-1)!;
     const t = median(xs.map((x) => x.seconds));
-    const step = (what: string) => new RegExp(`done in ([\\d.]+) s: ${what}`).exec(last.stderr)?.[1];
     const backup = [...last.stderr.matchAll(/read back and verified in ([\d.]+) s/g)].reduce((s, m) => s + Number(m[1]), 0);
-    const steps = step('convert') ? `v2-to-v3 ${step('convert')} s + attach-ttls ${step('attach TTLs')} s + backup ${backup.toFixed(1)} s` : '';
+    const done = [...last.stderr.matchAll(/step \d+\/\d+ done in ([\d.]+) s: (\w+)/g)].map((m) => `${m[2]} ${m[1]} s`);
+    const steps = done.length ? `${done.join(' + ')}; backup ${backup.toFixed(1)} s` : '';
     const rss = ([['node', /^node$/], ['transformer', /^transformer$/], ['etcd', /^etcd-/], ['etcdctl', /^etcdctl/]] as const)
       .map(([p, re]) => [p, peakOf(last.peaks, re)] as const).filter(([, k]) => k > 0).map(([p, k]) => `${p} ${mib(k)}`).join(', ');
     const fails = xs.filter((x) => x.failed);
