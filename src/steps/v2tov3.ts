@@ -57,6 +57,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   };
   const dataDir = path.dirname(ctx.newMember);
   await copyMemberDir(path.join(ctx.dataDir, 'member'), ctx.newMember);
+  const copied = since();
   const scratch = await scratchDir(ctx, 'v2-to-v3');
   const files: TransformerFiles = { ttlFile: path.join(scratch, 'ttl-keys.tsv'), summaryFile: path.join(scratch, 'summary.json') };
   const ttlFile = files.ttlFile;
@@ -76,7 +77,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   const out = await migrateV2ToV3(binPath(ctx.binDir, 'etcdctl', v), dataDir, await writeTransformerScript(scratch, ctx.install, files), ctx.env);
   const v2 = await readSummary(files.summaryFile, out);
   const before = v2.converted;
-  ctx.log(`etcdctl ${fmt(v)} migrate done in ${since()}: ${before.keys} keys (${before.ttlKeys} with a TTL) in ${v2.dirs} directories (v3 has no directories; they are not kept); ${v2.expired} keys were already due and are not converted`);
+  ctx.log(`etcdctl ${fmt(v)} migrate done in ${since()} (the member dir copied first in ${copied}): ${before.keys} keys (${before.ttlKeys} with a TTL) in ${v2.dirs} directories (v3 has no directories; they are not kept); ${v2.expired} keys were already due and are not converted`);
 
   // 4. Offline: every record of the db it wrote.
   const inDb = checkMigratedDb(dbFile, before);
