@@ -25,6 +25,8 @@ export interface TransformerFiles {
 const BATCH_BYTES = 1 << 20;
 
 export async function runTransformer(files: TransformerFiles): Promise<void> {
+  // A write error (EPIPE: migrate is gone) reaches the write's callback; no stack trace besides.
+  process.stdout.on('error', () => {});
   const spill = new SpillWriter(files.ttlFile);
   try {
     const t = new V2ToV3Transform();
