@@ -90,7 +90,7 @@ describe('etcd2 -> etcd3 with every TTL kept', () => {
     expect(left).toEqual([]);
   }, 120_000);
 
-  it('converts even with ETCD_ENABLE_V2=false in the environment (the temporary etcd gets --enable-v2=true)', async () => {
+  it('converts with ETCD_ENABLE_V2=false in the environment (the conversion is offline; no etcd serves v2)', async () => {
     const dir = path.join(await tmpDir(), 'data');
     await makeV2Data(dir, k8sDataSet(200));
     const r = await cli(dir, '3.3.25', { ETCD_ENABLE_V2: 'false' });
