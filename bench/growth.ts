@@ -52,6 +52,7 @@ async function tree(commit: string | undefined): Promise<{ name: string; root: s
 interface Sample { s: number; cpu?: number; bytes?: number; rssKiB?: number; step?: number; backup?: number }
 interface Row { what: string; key: string; run: (data: string) => Promise<Sample>; samples: Sample[] }
 
+await fs.mkdir(dataRoot, { recursive: true });
 const trees = [await tree(undefined), ...(o.baseline ? [await tree(o.baseline)] : [])];
 const keyFile = path.join(dataRoot, 'key');
 await fs.writeFile(keyFile, crypto.randomBytes(48).toString('base64'), { mode: 0o600 });
