@@ -73,7 +73,7 @@ export class BackupGuard {
 
   /** For --dry-run: what would be backed up where. */
   static describePlan(opts: Options): string {
-    return `one verified backup of the data, before the first step, in ${opts.backupDir} (keep ${opts.keepBackups}${opts.backupKeyFile ? ', encrypted' : ''})`;
+    return `one verified backup of the data, before the first step changes it, in ${opts.backupDir} (keep ${opts.keepBackups}${opts.backupKeyFile ? ', encrypted' : ''})`;
   }
 
   /**
