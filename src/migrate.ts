@@ -164,7 +164,7 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
     let report: StepReport | void;
     try {
       const runner = machinery!.runnerFor(s)!;
-      report = await backups!.around(s, runner.mode, (backedUp) => {
+      report = await backups!.around(s, runner, (backedUp) => {
         t0 = Date.now();
         return runStep(s, runner, ctx, backedUp);
       });

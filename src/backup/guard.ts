@@ -78,13 +78,14 @@ export class BackupGuard {
 
   /**
    * The run's backup before its first step changes anything, then the step; when the step fails,
-   * what afterFailure says. The step calls `backedUp` before it changes the live data. An in-place
-   * step changes it from the start: the backup comes first. A rebuild step only reads it until its
-   * swap: the backup runs beside the step's work (both only read the member dir), and the swap
-   * waits for it to be written and verified.
+   * what afterFailure says. The step calls `backedUp` before it changes the live data. Mostly the
+   * backup comes first. A rebuild step only reads the live data until its swap: one that leaves a
+   * core idle (`backupBeside`) has the backup run beside its work (both only read the member dir),
+   * and its swap waits for the backup to be written and verified.
    */
-  async around<T>(s: Step, mode: Runner<Step>['mode'], step: (backedUp: () => Promise<void>) => Promise<T>): Promise<T> {
-    if (this.last || mode === 'in-place') {
+  async around<T>(s: Step, runner: Pick<Runner<Step>, 'mode' | 'backupBeside'>, step: (backedUp: () => Promise<void>) => Promise<T>): Promise<T> {
+    const mode = runner.mode;
+    if (this.last || mode === 'in-place' || !runner.backupBeside) {
       if (!this.last) await this.before(s);
       return this.failing(s, mode, () => step(async () => {}));
     }

@@ -1,7 +1,7 @@
-// The run's backup and a step, as the executor orders them (src/backup/guard.ts): an in-place step
-// starts only once the backup is written and verified; a rebuild step (which only reads the live
-// member dir until its swap) starts beside the backup, and what it calls before changing the live
-// data waits for the backup. A backup that fails stops the rebuild step before its swap, with the
+// The run's backup and a step, as the executor orders them (src/backup/guard.ts): a step starts
+// only once the backup is written and verified, but a rebuild step that asks for it (which only
+// reads the live member dir until its swap, and leaves a core idle) starts beside the backup, and
+// what it calls before changing the live data waits for the backup. A backup that fails stops the rebuild step before its swap, with the
 // backup's own error. Real files, no etcd: the step is a function.
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -13,6 +13,7 @@ import { parseVersion } from '../../../src/version.ts';
 import { tmpDir } from '../../helpers/tmp.ts';
 
 const DOWNGRADE: Step = { kind: 'downgrade', from: { version: parseVersion('3.5.30'), storage: 'etcd3' }, to: { version: parseVersion('3.4.23'), storage: 'etcd3' }, snapshotWith: parseVersion('3.5.30') };
+const BESIDE = { mode: 'rebuild', backupBeside: true } as const;
 const UPGRADE: Step = { kind: 'upgrade', from: { version: parseVersion('3.4.23'), storage: 'etcd3' }, to: { version: parseVersion('3.5.30'), storage: 'etcd3' } };
 
 async function guardFor(step: Step) {
@@ -31,13 +32,19 @@ async function guardFor(step: Step) {
 describe('the run\'s backup beside the first step', () => {
   it('an in-place step starts after the backup is verified', async () => {
     const { guard, done } = await guardFor(UPGRADE);
-    const seen = await guard.around(UPGRADE, 'in-place', async () => done());
+    const seen = await guard.around(UPGRADE, { mode: 'in-place' }, async () => done());
     expect(seen).toHaveLength(1);
   });
 
-  it('a rebuild step starts at once, and what it calls before its swap returns once the backup is verified', async () => {
+  it('a rebuild step without backupBeside (a conversion: it keeps both cores busy) starts after the backup too', async () => {
     const { guard, done } = await guardFor(DOWNGRADE);
-    const seen = await guard.around(DOWNGRADE, 'rebuild', async (backedUp) => {
+    const seen = await guard.around(DOWNGRADE, { mode: 'rebuild' }, async () => done());
+    expect(seen).toHaveLength(1);
+  });
+
+  it('a rebuild step with backupBeside (a downgrade) starts at once, and what it calls before its swap returns once the backup is verified', async () => {
+    const { guard, done } = await guardFor(DOWNGRADE);
+    const seen = await guard.around(DOWNGRADE, BESIDE, async (backedUp) => {
       const atStart = await done();
       await backedUp();
       return { atStart, atSwap: await done() };
@@ -51,7 +58,7 @@ describe('the run\'s backup beside the first step', () => {
     // A member dir holds only files and directories: a backup refuses anything else.
     await fs.symlink('/etc/hostname', path.join(dataDir, 'member', 'odd'));
     let swapped = false;
-    await expect(guard.around(DOWNGRADE, 'rebuild', async (backedUp) => {
+    await expect(guard.around(DOWNGRADE, BESIDE, async (backedUp) => {
       await backedUp();
       swapped = true;
     })).rejects.toThrow(/neither a file nor a directory/);
