@@ -3,7 +3,9 @@
 // of the same 3.3.25 etcd2 data dir; and, when a baseline commit is given, the entrypoint of that
 // commit too, in the same rounds (migrate, this tree, baseline; the order turns each round).
 // Time and peak RSS (VmHWM of each process, sampled from /proc every 20 ms).
-// Usage: [BENCH_BASELINE=<commit>] node bench/convert.ts [keys=100000] [bin-dir=.cache/etcd-bin] [port-base=23500] [rounds=1]
+// Usage: [BENCH_BASELINE=<commit>] [BENCH_TARGET=3.3.25] node bench/convert.ts [keys=100000] [bin-dir=.cache/etcd-bin] [port-base=23500] [rounds=1]
+// (BENCH_TARGET: the target version; 3.3.25, the default, is the conversion and the attach alone,
+// 3.5.30 the whole chain a pod runs: conversion, upgrades, attach)
 // (BENCH_NODE_OPTIONS becomes the NODE_OPTIONS of the etcd-migrate process, e.g. --max-old-space-size=64;
 // BENCH_DATA=<dir> keeps the written data dir there and reuses it for 15 min: its TTLs run out;
 // BENCH_ENV="NAME=value ..." adds to the environment of both etcd-migrate processes, e.g.
@@ -20,6 +22,7 @@ const binDir = path.resolve(process.argv[3] ?? '.cache/etcd-bin');
 const portBase = Number(process.argv[4] ?? 23500);
 const baselineRef = process.env.BENCH_BASELINE || undefined;
 const rounds = Number(process.argv[5] ?? 1);
+const target = process.env.BENCH_TARGET || '3.3.25';
 const repo = path.resolve(import.meta.dirname, '..');
 const FRESH_MS = 15 * 60_000;
 
@@ -36,7 +39,9 @@ function sampleTree(rootPid: number): { stop: () => Promise<Peak[]> } {
         const st = await fs.readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
         const hwm = /VmHWM:\s+(\d+)/.exec(st);
         const name = path.basename(await fs.readlink(`/proc/${pid}/exe`).catch(() => ''));
-        if (hwm && name) peaks.set(pid, { name, hwmKiB: Math.max(Number(hwm[1]), peaks.get(pid)?.hwmKiB ?? 0) });
+        // A node below the entrypoint is the transformer that etcdctl migrate runs.
+        const who = name === 'node' && pid !== rootPid ? 'transformer' : name;
+        if (hwm && name) peaks.set(pid, { name: who, hwmKiB: Math.max(Number(hwm[1]), peaks.get(pid)?.hwmKiB ?? 0) });
       }
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -98,7 +103,7 @@ try {
   };
   const ours = (entry: string) => async (): Promise<Run> => {
     const d = await copy();
-    return timed(d, process.execPath, [entry, '--data-dir', d, '--target-version', '3.3.25', '--bin-dir', binDir, '--name', 'm1',
+    return timed(d, process.execPath, [entry, '--data-dir', d, '--target-version', target, '--bin-dir', binDir, '--name', 'm1',
       '--port', String(portBase), '--peer-port', String(portBase + 1)], entryEnv);
   };
   const sides: Array<[string, () => Promise<Run>]> = [
@@ -116,7 +121,7 @@ try {
       await fs.rm(`${x.dir}.backups`, { recursive: true, force: true }).catch(() => {});
     }
   }
-  console.log(`machine: ${machine()}; ${keys} keys; ${rounds} round(s);${process.env.BENCH_ENV ? ` env ${process.env.BENCH_ENV};` : ''} load average before ${loadBefore}, after: ${(await fs.readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`);
+  console.log(`machine: ${machine()}; ${keys} keys; target ${target}; ${rounds} round(s);${process.env.BENCH_ENV ? ` env ${process.env.BENCH_ENV};` : ''} load average before ${loadBefore}, after: ${(await fs.readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`);
   console.log('| what | time (median; each round) | steps (last round) | peak RSS (last round) |');
   console.log('|---|---|---|---|');
   const migrateMedian = median(results.get(sides[0]![0])!.map((x) => x.seconds));
@@ -124,16 +129,17 @@ try {
     const xs = results.get(name)!;
     const last = xs.at(-1)!;
     const t = median(xs.map((x) => x.seconds));
-    const step = (what: string) => new RegExp(`done in ([\\d.]+) s: ${what}`).exec(last.stderr)?.[1];
     const backup = [...last.stderr.matchAll(/read back and verified in ([\d.]+) s/g)].reduce((s, m) => s + Number(m[1]), 0);
-    const steps = step('convert') ? `v2-to-v3 ${step('convert')} s + attach-ttls ${step('attach TTLs')} s + backup ${backup.toFixed(1)} s` : '';
-    const rss = ['node', 'etcd-', 'etcdctl'].map((p) => [p, peakOf(last.peaks, new RegExp(`^${p}`))] as const).filter(([, k]) => k > 0).map(([p, k]) => `${p.replace('-', '')} ${mib(k)}`).join(', ');
+    const done = [...last.stderr.matchAll(/step \d+\/\d+ done in ([\d.]+) s: (\w+)/g)].map((m) => `${m[2]} ${m[1]} s`);
+    const steps = done.length ? `${done.join(' + ')}; backup ${backup.toFixed(1)} s` : '';
+    const rss = ([['node', /^node$/], ['transformer', /^transformer$/], ['etcd', /^etcd-/], ['etcdctl', /^etcdctl/]] as const)
+      .map(([p, re]) => [p, peakOf(last.peaks, re)] as const).filter(([, k]) => k > 0).map(([p, k]) => `${p} ${mib(k)}`).join(', ');
     const fails = xs.filter((x) => x.failed);
     if (fails.length) console.log(`| ${name} | FAILED in ${fails.length} of ${xs.length} rounds, after ${fails.map((x) => x.seconds.toFixed(1)).join(', ')} s: ${fails.at(-1)!.failed} | | |`);
     if (fails.length === xs.length) continue;
     console.log(`| ${name} | ${t.toFixed(1)} s = ${(t / migrateMedian).toFixed(2)}x migrate (${xs.map((x) => x.seconds.toFixed(1)).join(', ')}) | ${steps} | ${rss} |`);
   }
-  const detail = results.get(sides[1]![0])!.at(-1)!.stderr.split('\n').filter((l) => /read the v2 store|migrate done|db it wrote|emptied|expired keys deleted|keys on \d+ leases/.test(l)).map((l) => l.replace(/^etcd-migrate: /, '').slice(0, 200));
+  const detail = results.get(sides[1]![0])!.at(-1)!.stderr.split('\n').filter((l) => /migrate done|db it wrote|snapshot restore|keys on \d+ leases/.test(l)).map((l) => l.replace(/^etcd-migrate: /, '').slice(0, 200));
   console.log(`\nthis tree, last round:\n  ${detail.join('\n  ')}`);
   const att = /(\d+) keys on (\d+) leases \(granted [\d.]+ s before the end of this step; attached in ([\d.]+) s/.exec(results.get(sides[1]![0])!.at(-1)!.stderr);
   if (att) console.log(`  TTL re-attachment: ${att[1]} keys on ${att[2]} leases in ${att[3]} s = ${Math.round(Number(att[1]) / Math.max(Number(att[3]), 0.01))} keys/s`);

@@ -5,5 +5,4 @@ if (major < 24) {
   process.stderr.write(`etcd-migrate: error: needs Node.js 24 or newer, this is ${process.version}; run it through npx or npm scripts after npm ci (they use the pinned Node 24)\n`);
   process.exit(2);
 }
-const { run } = await import('../src/cli.ts');
-await run();
+await import('../src/main.ts');

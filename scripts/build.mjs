@@ -45,7 +45,7 @@ const builtins = {
 /** `outdir`: where etcd-migrate.mjs and chunks/ go (image/build.sh builds the image's own copy). */
 export async function bundle(outdir = path.join(repo, 'dist')) {
   await build({
-    entryPoints: { 'etcd-migrate': path.join(repo, 'src/main.ts') },
+    entryPoints: { 'etcd-migrate': path.join(repo, 'src/main.ts'), transformer: path.join(repo, 'src/transformer.ts') },
     outdir,
     outExtension: { '.js': '.mjs' },
     splitting: true,

@@ -5,14 +5,15 @@ import { isCommand } from './commands/names.ts';
 import { isUserFacing } from './errors.ts';
 import { execTarget } from './exec.ts';
 import { stderrLog } from './log.ts';
+import type { Install } from './steps/index.ts';
 import { migrate } from './migrate.ts';
 import { resolveOptions } from './options.ts';
 
-export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, install: Install): Promise<number> {
   if (argv[0] === 'rehearse') {
     const rf = (await import('./rehearse-args.ts')).parseRehearseArgs(argv);
     const { rehearse } = await import('./rehearse.ts');
-    return rf.help ? 0 : rehearse(rf, env, { log: stderrLog, out: (t) => process.stdout.write(t) });
+    return rf.help ? 0 : rehearse(rf, env, { log: stderrLog, out: (t) => process.stdout.write(t), install });
   }
   // Subcommands load only when asked for: the pod start path stays small.
   if (isCommand(argv[0])) return (await import('./commands/index.ts')).runCommand(argv, { env, log: stderrLog, print: (l) => process.stdout.write(`${l}\n`), hostname: os.hostname() });
@@ -22,7 +23,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     return 0;
   }
   const opts = resolveOptions(flags, env, { hostname: os.hostname() });
-  await migrate(opts, { env, log: stderrLog }, opts.etcdArgs !== undefined);
+  await migrate(opts, { env, log: stderrLog, install }, opts.etcdArgs !== undefined);
   if (opts.etcdArgs && !opts.dryRun) {
     stderrLog(`exec etcd ${opts.target.version.major}.${opts.target.version.minor}.${opts.target.version.patch} (pid ${process.pid})`);
     execTarget(opts, env);
@@ -30,7 +31,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   return 0;
 }
 
-export async function run(): Promise<never> {
+/** `install`: this program's own files (see main.ts). */
+export async function run(install: Install): Promise<never> {
   // As a container's PID 1, Node gets no default action for SIGTERM: without these handlers a pod
   // deleted mid-migration would wait out its grace period. Exiting stops the temporary etcd (execa
   // kills its children on exit); version.txt and the swap journal make the rerun resume.
@@ -42,7 +44,7 @@ export async function run(): Promise<never> {
   }
   let code: number;
   try {
-    code = await main(process.argv.slice(2), process.env);
+    code = await main(process.argv.slice(2), process.env, install);
   } catch (e) {
     if (isUserFacing(e)) {
       stderrLog(`error: ${e.message}`);

@@ -13,5 +13,6 @@ import path from 'node:path';
 const cache = path.join(import.meta.dirname, 'compile-cache');
 if (existsSync(cache)) enableCompileCache({ directory: cache, portable: true });
 
+// The transformer's entry sits beside this one: dist/transformer.mjs, or src/transformer.ts.
 const { run } = await import('./cli.ts');
-await run();
+await run({ node: process.execPath, transformer: path.join(import.meta.dirname, `transformer${path.extname(import.meta.filename)}`) });

@@ -12,7 +12,7 @@ import { seconds, type Log } from './log.ts';
 import type { Options } from './options.ts';
 import { describe, plan, type Step } from './plan.ts';
 import { checkPortsFree, checkWritable, fsUsageError } from './preflight.ts';
-import type { Runner, StepContext, StepReport, ToolNeed } from './steps/index.ts';
+import type { Install, Runner, StepContext, StepReport, ToolNeed } from './steps/index.ts';
 import { readEvidence, describeEvidence } from './inspect/evidence.ts';
 import type { ClientTls } from './etcd/tls.ts';
 import { fmt, fmtData, fmtMinor, type DataVersion, type Version } from './version.ts';
@@ -21,6 +21,7 @@ import { exists, newMemberDir, pendingTtlsFile, prepareWorkDir, recoverWorkDir, 
 export interface Runtime {
   env: NodeJS.ProcessEnv;
   log: Log;
+  install: Install;
   /** How long a temporary etcd may take to commit a write. */
   stepTimeoutMs?: number;
   /** Told after each step completes (rehearse reports each step's time). */
@@ -151,6 +152,7 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
     target: opts.target,
     newMember: newMemberDir(opts.dataDir),
     targetElectionTimeoutMs: opts.targetElectionTimeoutMs,
+    install: rt.install,
   };
   const note = clusterNote(steps, opts.target.version, opts.initialCluster);
   if (note) rt.log(note);
@@ -162,9 +164,9 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
     let report: StepReport | void;
     try {
       const runner = machinery!.runnerFor(s)!;
-      report = await backups!.around(s, runner.mode, () => {
+      report = await backups!.around(s, runner, (backedUp) => {
         t0 = Date.now();
-        return runStep(s, runner, ctx);
+        return runStep(s, runner, ctx, backedUp);
       });
     } catch (e) {
       if (e instanceof UsageError && !(e instanceof StepError)) throw e;
@@ -184,9 +186,13 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
   return { steps, final: opts.target, changed: steps.length > 0 || updated };
 }
 
-/** Runs one step and records it: an in-place step in version.txt, a rebuilt one through the journaled swap. */
-async function runStep(s: Step, runner: Runner<Step>, ctx: StepContext): Promise<StepReport | void> {
+/**
+ * Runs one step and records it: an in-place step in version.txt, a rebuilt one through the journaled
+ * swap, which waits for `backedUp` (the run's backup, which may still be running beside the build).
+ */
+async function runStep(s: Step, runner: Runner<Step>, ctx: StepContext, backedUp: () => Promise<void>): Promise<StepReport | void> {
   if (runner.mode === 'in-place') {
+    await backedUp();
     const report = await runner.run(s, ctx);
     await writeVersionFile(ctx.dataDir, s.to);
     return report;
@@ -195,6 +201,7 @@ async function runStep(s: Step, runner: Runner<Step>, ctx: StepContext): Promise
   let report: StepReport | void;
   try {
     report = await runner.run(s, ctx);
+    await backedUp();
   } catch (e) {
     await removeWorkDir(ctx.dataDir);
     throw e;

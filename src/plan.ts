@@ -15,7 +15,9 @@ import {
  * - attach-ttls: start etcd `to.version` on the data and give each key of the pending TTL file a lease
  *             for what is left of its TTL, then remove the file. Last in the chain (`then` 'target'):
  *             etcd gives every lease its full TTL again whenever it starts, so each start after the
- *             grant lengthens it; before a rollback (`then` 'rollback'), which reads the leases.
+ *             grant lengthens it; there it also does the upgrade to `to` (from the minor below, or
+ *             a patch) that would come just before it. Before a rollback (`then` 'rollback'), which
+ *             reads the leases.
  * - v3-to-v2: read the v3 keys with etcd `read`, write them with their TTLs into a new v2 store
  *             made by etcd `to.version`, then swap it in.
  * - downgrade: snapshot with etcd `snapshotWith`, restore with `to.version`'s tools, swap it in.
@@ -68,8 +70,15 @@ export function plan(current: DataVersion | undefined, target: DataVersion, bund
   // the next conversion's swap replaces the file.
   let pending = (input.pendingTtls ?? false) && current.storage === 'etcd3';
   const push = (s: Step) => { steps.push(s); at = s.to; };
-  // The pending TTLs become leases with etcd `version` on the data as it is at that point.
+  // The pending TTLs become leases with etcd `version` on the data as it is at that point. Last in
+  // the chain, an upgrade (or patch) to that very etcd just before it is left out: the attach step's
+  // etcd starts on the data one minor below and upgrades it as it runs, one start of etcd instead of two.
   const attach = (version: Version, then: 'target' | 'rollback') => {
+    const last = steps.at(-1);
+    if (then === 'target' && (last?.kind === 'upgrade' || last?.kind === 'patch') && compare(last.to.version, version) === 0) {
+      steps.pop();
+      at = last.from;
+    }
     push({ kind: 'attach-ttls', from: at, to: { version, storage: 'etcd3' }, then });
     pending = false;
   };
@@ -183,7 +192,7 @@ export function describe(s: Step): string {
     case 'upgrade': return `upgrade ${fmtData(s.from)} -> ${fmtData(s.to)}: start etcd ${fmt(s.to.version)} until a write commits, then stop it`;
     case 'patch': return `patch ${fmtData(s.from)} -> ${fmtData(s.to)}: start etcd ${fmt(s.to.version)} until a write commits, then stop it`;
     case 'v2-to-v3': return `convert ${fmtData(s.from)} -> ${fmtData(s.to)}: etcdctl ${fmt(s.to.version)} migrate; every TTL kept aside until the end of the chain`;
-    case 'attach-ttls': return `attach TTLs ${fmtData(s.from)} -> ${fmtData(s.to)}: start etcd ${fmt(s.to.version)} and give every key with a pending TTL a lease for what is left of it`;
+    case 'attach-ttls': return `attach TTLs ${fmtData(s.from)} -> ${fmtData(s.to)}: start etcd ${fmt(s.to.version)}${sameMinor(s.from.version, s.to.version) ? '' : ' (the upgrade to it)'} and give every key with a pending TTL a lease for what is left of it`;
     case 'v3-to-v2': return `roll back ${fmtData(s.from)} -> ${fmtData(s.to)}: read keys with etcd ${fmt(s.read)}, write them with TTLs into a new etcd ${fmt(s.to.version)} v2 store`;
     case 'downgrade': return `downgrade ${fmtData(s.from)} -> ${fmtData(s.to)}: snapshot with etcd ${fmt(s.snapshotWith)}, restore with etcd ${fmt(s.to.version)}`;
   }

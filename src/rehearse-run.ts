@@ -1,5 +1,6 @@
 // The rehearsal on a copy that rehearse.ts made (here, or inside the image): plan, count the keys
 // with the data's own etcd, migrate, start the target etcd on the result and count again.
+import type { Install } from './steps/index.ts';
 import { binPath, discoverBundled } from './bundle.ts';
 import { inspectDataDir } from './datadir.ts';
 import { countStore } from './etcd/count.ts';
@@ -14,6 +15,7 @@ import { compare, fmt, fmtData, fmtMinor, sameMinor, type Storage, type Version 
 export interface RunContext {
   env: NodeJS.ProcessEnv;
   log: Log;
+  install: Install;
   /** How long a temporary etcd may take to serve. */
   timeoutMs?: number;
 }
@@ -32,7 +34,7 @@ export async function rehearseCopy(opts: Options, ctx: RunContext): Promise<Rehe
   try {
     state = await inspectDataDir(opts.dataDir);
     r.from = state.kind === 'data' ? fmtData(state.version) : state.kind === 'missing' ? 'no data dir' : 'an empty data dir';
-    r.plan = (await migrate({ ...run, dryRun: true }, { env: ctx.env, log: () => {} })).steps.map(describe);
+    r.plan = (await migrate({ ...run, dryRun: true }, { env: ctx.env, log: () => {}, install: ctx.install })).steps.map(describe);
     bundled = opts.bundled ?? (await discoverBundled(opts.binDir));
   } catch (e) {
     return failed('plan', e);
@@ -53,7 +55,7 @@ export async function rehearseCopy(opts: Options, ctx: RunContext): Promise<Rehe
   const t0 = Date.now();
   try {
     await migrate({ ...run, dryRun: false }, {
-      env: ctx.env, log: ctx.log,
+      env: ctx.env, log: ctx.log, install: ctx.install,
       onStep: (d) => r.steps.push({ description: describe(d.step), seconds: d.ms / 1000 }),
     });
   } catch (e) {

@@ -2,6 +2,7 @@
 // is only read. The copy is migrated inside the image when a container engine holds it (else with
 // the local binaries), the target etcd is started on it, and the report tells the plan, each
 // step's time, the key counts before and after, and the result.
+import type { Install } from './steps/index.ts';
 import { execa } from 'execa';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
@@ -32,6 +33,7 @@ export interface RehearseIo {
   log: Log;
   /** The report (stdout). */
   out: (text: string) => void;
+  install: Install;
 }
 
 export const DEFAULT_IMAGE = 'localhost/etcd-migrate:dev';
@@ -58,7 +60,7 @@ export async function rehearse(f: RehearseFlags, env: NodeJS.ProcessEnv, io: Reh
     if (!(await exists(path.join(path.dirname(source), MARKER)))) {
       throw new UsageError(`--already-copied is only for the copy that rehearse makes; run etcd-migrate rehearse --data-dir ${source} instead`);
     }
-    const r = await rehearseCopy(resolveOptions(flags(source), env, ctx), { env, log: io.log });
+    const r = await rehearseCopy(resolveOptions(flags(source), env, ctx), { env, log: io.log, install: io.install });
     io.out(`${JSON.stringify(r)}\n`);
     return r.result === 'ok' ? 0 : 1;
   }
@@ -100,7 +102,7 @@ export async function rehearse(f: RehearseFlags, env: NodeJS.ProcessEnv, io: Reh
     io.log(`rehearsal: copied ${source} (${mib(bytes)}) to ${copy} in ${copySeconds.toFixed(2)} s; ${engine ? `migrating it in ${engine.name} (${engine.image})` : `migrating it with the binaries in ${opts.binDir}`}`);
     rehearsal = engine
       ? await inContainer(engine, work, flags(`${IN_CONTAINER}/data`), env)
-      : await rehearseCopy(resolveOptions(flags(copy), env, ctx), { env, log: io.log });
+      : await rehearseCopy(resolveOptions(flags(copy), env, ctx), { env, log: io.log, install: io.install });
   } finally {
     if (!f.keep) await fs.rm(work, { recursive: true, force: true });
   }

@@ -1,16 +1,19 @@
 // After a crash (the entrypoint SIGKILLed, its temporary etcd orphaned), the next run finds the
-// etcd still holding the data dir and its port. Once this run holds the lock, no live entrypoint
-// nor exec'd etcd owns the data dir, so an etcd whose --data-dir lies in it is a leftover: stop it.
+// etcd still holding the data dir and its port, or an `etcdctl migrate` still writing in the work
+// area (its transformer ends by itself once migrate is gone: its pipes close). Once this run holds
+// the lock, no live entrypoint nor exec'd etcd owns the data dir, so an etcd or etcdctl whose
+// --data-dir lies in it is a leftover: stop it.
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 export interface Leftover {
   pid: number;
+  tool: 'etcd' | 'etcdctl';
   dataDir: string;
 }
 
 /**
- * etcd processes (an etcd-x.y.z binary) whose --data-dir is `dataDir` or inside it. Every pod start
+ * etcd and etcdctl processes (an etcd-x.y.z or etcdctl-x.y.z binary) whose --data-dir is `dataDir` or inside it. Every pod start
  * scans /proc, so the reads are synchronous: one read per process, no thread-pool round trip each
  * (8 ms -> 1 ms for 80 processes).
  */
@@ -21,19 +24,20 @@ export async function findLeftoverEtcds(dataDir: string, self = process.pid): Pr
     const pid = Number(entry);
     if (!Number.isInteger(pid) || pid === self) continue;
     const argv = readOrEmpty(() => readFileSync(`/proc/${pid}/cmdline`, 'utf8'), '').split('\0');
-    if (!/^etcd(-\d+\.\d+\.\d+)?$/.test(path.basename(argv[0] ?? ''))) continue;
+    const tool = /^(etcd|etcdctl)(-\d+\.\d+\.\d+)?$/.exec(path.basename(argv[0] ?? ''))?.[1] as Leftover['tool'] | undefined;
+    if (!tool) continue;
     const i = argv.indexOf('--data-dir');
     const dir = i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith('--data-dir='))?.slice(11);
     if (!dir) continue;
     const abs = path.resolve(dir);
-    if (abs === root || abs.startsWith(`${root}${path.sep}`)) found.push({ pid, dataDir: abs });
+    if (abs === root || abs.startsWith(`${root}${path.sep}`)) found.push({ pid, tool, dataDir: abs });
   }
   return found;
 }
 
 export async function stopLeftoverEtcds(dataDir: string, log: (line: string) => void): Promise<void> {
   for (const l of await findLeftoverEtcds(dataDir)) {
-    log(`stopping etcd pid ${l.pid} on ${l.dataDir}, left by an interrupted run`);
+    log(`stopping ${l.tool} pid ${l.pid} on ${l.dataDir}, left by an interrupted run`);
     signal(l.pid, 'SIGTERM');
     const deadline = Date.now() + 10_000;
     while (alive(l.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));

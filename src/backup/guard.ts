@@ -1,6 +1,6 @@
 // The executor's backup hook: a space check before anything changes, one verified backup before
-// the first step of a run (it covers every step of the run: each later step starts from data that
-// this backup can give back), retention after it, and what to do when a step fails.
+// the first step of a run changes the data (it covers every step of the run: each later step starts
+// from data that this backup can give back), retention after it, and what to do when a step fails.
 // One backup per run, not per step: a backup reads, compresses and reads back the whole member dir
 // (0.3-0.8 s even for an empty one), which per step would multiply a pod start's downtime.
 //
@@ -73,12 +73,41 @@ export class BackupGuard {
 
   /** For --dry-run: what would be backed up where. */
   static describePlan(opts: Options): string {
-    return `one verified backup of the data, before the first step, in ${opts.backupDir} (keep ${opts.keepBackups}${opts.backupKeyFile ? ', encrypted' : ''})`;
+    return `one verified backup of the data, before the first step changes it, in ${opts.backupDir} (keep ${opts.keepBackups}${opts.backupKeyFile ? ', encrypted' : ''})`;
   }
 
-  /** The run's backup before its first step, then the step; when the step fails, what afterFailure says. */
-  async around<T>(s: Step, mode: Runner<Step>['mode'], step: () => Promise<T>): Promise<T> {
-    if (!this.last) await this.before(s);
+  /**
+   * The run's backup before its first step changes anything, then the step; when the step fails,
+   * what afterFailure says. The step calls `backedUp` before it changes the live data. Mostly the
+   * backup comes first. A rebuild step only reads the live data until its swap: one that leaves a
+   * core idle (`backupBeside`) has the backup run beside its work (both only read the member dir),
+   * and its swap waits for the backup to be written and verified.
+   */
+  async around<T>(s: Step, runner: Pick<Runner<Step>, 'mode' | 'backupBeside'>, step: (backedUp: () => Promise<void>) => Promise<T>): Promise<T> {
+    const mode = runner.mode;
+    if (this.last || mode === 'in-place' || !runner.backupBeside) {
+      if (!this.last) await this.before(s);
+      return this.failing(s, mode, () => step(async () => {}));
+    }
+    const backup = this.before(s);
+    let failed: { error: unknown } | undefined;
+    backup.catch((error: unknown) => {
+      failed = { error };
+    });
+    try {
+      return await step(async () => {
+        await backup;
+      });
+    } catch (e) {
+      await backup.catch(() => {});
+      // No backup: the step stopped before its swap; the backup's own error says what is wrong.
+      if (failed) throw failed.error;
+      await this.afterFailure(s, mode);
+      throw e;
+    }
+  }
+
+  private async failing<T>(s: Step, mode: Runner<Step>['mode'], step: () => Promise<T>): Promise<T> {
     try {
       return await step();
     } catch (e) {

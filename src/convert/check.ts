@@ -1,15 +1,13 @@
-// After `etcdctl migrate` (which drops every TTL): keys whose expiry has passed go, and the v3
-// keyspace must then hold exactly the v2 store's keys and values, none on a lease. The TTLs wait in
-// the pending file for the attach-ttls step at the end of the chain (see pending.ts, leases.ts).
-import crypto from 'node:crypto';
+// The checks of an etcd2 -> etcd3 conversion: after `etcdctl migrate` (which drops every TTL), the
+// db must hold exactly the keys and values converted, none on a lease; the TTLs wait in the pending
+// file for the attach-ttls step at the end of the chain (see pending.ts, leases.ts), which deletes
+// the keys due by then and reads every other key back through etcd. Helpers for that step too.
 import { ChecksumBuilder, formatChecksum, type Checksum } from '../checksum.ts';
 import { StepError } from '../errors.ts';
 import type { Op, V3Api } from '../etcd/v3.ts';
 import { compareMinor, type Version } from '../version.ts';
 import { batches, forEachConcurrent } from './pool.ts';
-import { readSpill } from './spill.ts';
-import { expired } from './ttl.ts';
-import { parseTtlLine, type TtlLine, type V2Contents } from './v2read.ts';
+import { expired, type TtlLine } from './ttl.ts';
 import { readDbKeyspace } from './v3db.ts';
 
 /** Operations per transaction (etcd's --max-txn-ops default is 128), and transactions in flight. */
@@ -23,71 +21,18 @@ export function txnLimits(v: Version): { flags: string[]; ops: number } {
   return compareMinor(v, { major: 3, minor: 3, patch: 0 }) >= 0 ? { flags: [`--max-txn-ops=${BIG_TXN_OPS}`], ops: BIG_TXN_OPS } : { flags: [], ops: TXN_OPS };
 }
 
-export interface Converted {
-  /** The v3 keyspace as checked (less the expired keys); the keys with a TTL count as TTL keys. */
-  expected: Checksum;
-  expired: number;
-  /** Keys due at or before this moment (ms since the epoch) were deleted. */
-  cutoff: number;
-  /** How long the deletes took, and the count after them (ms). */
-  deleteMs: number;
-  countMs: number;
-}
-
 /**
- * After `etcdctl migrate`, offline: the db it wrote must hold exactly the v2 store's keys and values,
- * none on a lease (the TTLs wait for the attach step). Keys due by now may be there or not: the etcd
- * that read the v2 store deleted some of them while it ran (its leader expires v2 keys every 500 ms),
- * after they were read, and migrate replays that. They are left out on both sides; only their hashes
- * are held (memory grows with the expired keys, 24 bytes of hash each, not with the key count).
+ * After `etcdctl migrate`, offline: the db it wrote must hold exactly the keys and values the
+ * transformer gave it (the v2 store less the keys already due), none on a lease (the TTLs wait for
+ * the attach step), no deletion.
  */
-export async function checkMigratedDb(dbFile: string, v2: V2Contents, ttlFile: string): Promise<Checksum> {
-  const want = ChecksumBuilder.of(v2.all.digest());
-  const cutoff = Date.now();
-  const due = new Set<string>();
-  for await (const [exp, key, kv] of ttlLines(ttlFile)) {
-    if (!expired(exp, cutoff)) continue;
-    const k = Buffer.from(key, 'base64');
-    due.add(keyHash(k));
-    want.remove(k, kv, true);
-  }
-  const db = readDbKeyspace(dbFile, (key) => !due.has(keyHash(key)));
-  const w = want.digest();
+export function checkMigratedDb(dbFile: string, converted: Checksum): Checksum {
+  const db = readDbKeyspace(dbFile);
   const got = db.sum.digest();
-  if (got.keys !== w.keys || got.kv !== w.kv || db.leased || db.tombstones) {
-    throw new StepError(`etcdctl migrate did not convert the v2 store faithfully: v2 ${formatChecksum(w)}, v3 ${formatChecksum(got)} (both without the ${due.size} keys due by now)${db.leased ? `, ${db.leased} keys on a lease` : ''}${db.tombstones ? `, ${db.tombstones} deletions` : ''}; the live data was not changed`);
+  if (got.keys !== converted.keys || got.kv !== converted.kv || db.leased || db.tombstones) {
+    throw new StepError(`etcdctl migrate did not write the v2 store faithfully: v2 ${formatChecksum(converted)}, v3 ${formatChecksum(got)}${db.leased ? `, ${db.leased} keys on a lease` : ''}${db.tombstones ? `, ${db.tombstones} deletions` : ''}; the live data was not changed`);
   }
   return got;
-}
-
-const keyHash = (key: Buffer): string => crypto.hash('md5', key, 'base64');
-
-/**
- * On etcd serving the converted data: the keys whose expiry has passed go; then etcd must count
- * exactly the keys left (the values were checked in the db before, by checkMigratedDb).
- */
-export async function deleteExpiredAndCount(v3: V3Api, ttlFile: string, v2: V2Contents, opsPerTxn = TXN_OPS): Promise<Converted> {
-  const want = v2.all;
-  let gone = 0;
-  const cutoff = Date.now();
-  await deleteExpired(v3, ttlLines(ttlFile), cutoff, opsPerTxn, ([, key, kv]) => {
-    gone++;
-    want.remove(Buffer.from(key, 'base64'), kv, true);
-  });
-  const deleted = Date.now();
-  const w = want.digest();
-  const count = await v3.count();
-  if (count !== w.keys) throw new StepError(`after deleting ${gone} expired keys etcd counts ${count} keys, not the ${w.keys} the v2 store left; the live data was not changed`);
-  return { expected: w, expired: gone, cutoff, deleteMs: deleted - cutoff, countMs: Date.now() - deleted };
-}
-
-/** The keys of a spill file of the v2 read (ttl-keys.tsv) that have not expired at `cutoff`. */
-export async function* unexpired(ttlFile: string, cutoff: number): AsyncGenerator<TtlLine> {
-  for await (const line of ttlLines(ttlFile)) if (!expired(line[0], cutoff)) yield line;
-}
-
-async function* ttlLines(ttlFile: string): AsyncGenerator<TtlLine> {
-  for await (const f of readSpill(ttlFile)) yield parseTtlLine(f);
 }
 
 /** Deletes every key due at or before `cutoff`, in batched transactions; tells `gone` of each. */

@@ -12,8 +12,7 @@ import { deleteExpired, IN_FLIGHT, sumKeyspace, TXN_OPS } from './check.ts';
 import type { PendingTtls } from './pending.ts';
 import { PackedLines } from './packed.ts';
 import { forEachConcurrent } from './pool.ts';
-import { expired, leaseTtl, ttlAtGrant } from './ttl.ts';
-import type { TtlLine } from './v2read.ts';
+import { expired, leaseTtl, ttlAtGrant, type TtlLine } from './ttl.ts';
 
 /**
  * A key on a lease that an interrupted earlier attempt granted may be gone before its expiry: that

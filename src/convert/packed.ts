@@ -3,7 +3,7 @@
 // their transactions are in flight: per-key objects that outlive V8's young-generation collections
 // make V8 grow that generation, and node's RSS with it, the more keys pass through (a million keys:
 // by ~60 MiB; bench/mem-trace.mjs and node --trace-gc-nvp show it).
-import type { TtlLine } from './v2read.ts';
+import type { TtlLine } from './ttl.ts';
 
 export class PackedLines {
   length = 0;

@@ -9,7 +9,7 @@ import type { Checksum } from '../checksum.ts';
 import { StepError } from '../errors.ts';
 import { errno, fsyncFile } from '../fsx.ts';
 import { SpillWriter } from './spill.ts';
-import type { TtlLine } from './v2read.ts';
+import type { TtlLine } from './ttl.ts';
 
 const MAGIC = '#etcd-migrate pending TTLs v1';
 /** A key: base64 of at least one byte (the gRPC client writes it into a request as it decodes it). */

@@ -15,3 +15,8 @@ export const ttlAtGrant = (ttl: number, plannedMs: number, nowMs: number): numbe
 
 /** A key whose expiry has passed must not survive the conversion. */
 export const expired = (expiresMs: number, nowMs: number): boolean => expiresMs <= nowMs;
+
+/** A line of the TTL spill file and of the pending TTL file: expiry (ms), key (base64), (key, value) digest. */
+export type TtlLine = [expiresMs: number, keyB64: string, kv: bigint];
+
+export const parseTtlLine = (f: string[]): TtlLine => [Number(f[0]), f[1]!, BigInt(`0x${f[2]}`)];

@@ -6,12 +6,13 @@ import { childEnv } from './env.ts';
 const MIGRATE_TIMEOUT_MS = 60 * 60_000;
 
 /**
- * `ETCDCTL_API=3 etcdctl migrate --data-dir <dir>`, offline. It writes every v2 key into the v3
- * store with its v2 modifiedIndex as revision and drops the TTLs (see etcd-facts). It hangs if an
- * etcd holds the dir; the caller makes sure none does.
+ * `ETCDCTL_API=3 etcdctl migrate --data-dir <dir> --transformer <program>`, offline. It rebuilds the
+ * v2 store from the snapshot and the WAL, hands every node to the transformer and writes the records
+ * it sends back into the v3 store (see convert/transform.ts); by itself it drops the TTLs (see
+ * etcd-facts). It hangs if an etcd holds the dir; the caller makes sure none does. Returns its output.
  */
-export async function migrateV2ToV3(etcdctl: string, dataDir: string, env: NodeJS.ProcessEnv): Promise<void> {
-  const args = ['migrate', '--data-dir', dataDir];
+export async function migrateV2ToV3(etcdctl: string, dataDir: string, transformer: string, env: NodeJS.ProcessEnv): Promise<string> {
+  const args = ['migrate', '--data-dir', dataDir, '--transformer', transformer];
   const r = await execa(etcdctl, args, {
     reject: false, all: true, stdin: 'ignore', timeout: MIGRATE_TIMEOUT_MS,
     env: { ...childEnv(env, args, 'ETCDCTL_'), ETCDCTL_API: '3' }, extendEnv: false,
@@ -21,4 +22,5 @@ export async function migrateV2ToV3(etcdctl: string, dataDir: string, env: NodeJ
     const why = r.timedOut ? `did not finish in ${MIGRATE_TIMEOUT_MS / 60_000} min` : `failed (exit code ${r.exitCode})`;
     throw new ProcessError(`${etcdctl} migrate ${why}; its last lines:\n  ${tail}`, { command: etcdctl, exitCode: r.exitCode, signal: r.signal, output: String(r.all ?? '') });
   }
+  return String(r.all ?? '');
 }

@@ -1,7 +1,9 @@
-// A streaming reader for a v2 directory listing (GET /v2/keys/<dir>): it hands out the child nodes
-// one at a time as the text arrives, so a directory of a million keys never sits in memory at once.
-// The answer is {"action":"get","node":{...,"nodes":[{child},{child},...]}}: the children are the
-// objects at depth 4 inside the array at depth 3. Pure: text in, child texts out.
+// A streaming reader of v2 nodes in JSON text: it hands out the nodes one at a time as the text
+// arrives, so a directory of a million keys never sits in memory at once. Two shapes:
+// - a v2 directory listing (GET /v2/keys/<dir>): {"action":"get","node":{...,"nodes":[{child},...]}},
+//   the children are the objects at depth 4 inside the array at depth 3 (LISTING, the default);
+// - what `etcdctl migrate` gives its transformer: node objects one after the other, {..}{..}
+//   (CONCATENATED, depth 1). Pure: text in, node texts out.
 
 const QUOTE = 34;
 const BACKSLASH = 92;
@@ -10,7 +12,19 @@ const CLOSE_OBJ = 125;
 const OPEN_ARR = 91;
 const CLOSE_ARR = 93;
 
+/** Where the nodes are: their depth, and whether they sit in an array. */
+export interface NodeShape {
+  depth: number;
+  inArray: boolean;
+}
+export const LISTING: NodeShape = { depth: 4, inArray: true };
+export const CONCATENATED: NodeShape = { depth: 1, inArray: false };
+
 export class ChildNodeScanner {
+  private readonly shape: NodeShape;
+  constructor(shape: NodeShape = LISTING) {
+    this.shape = shape;
+  }
   private buf = '';
   private pos = 0;
   /** Open containers, outermost first (their opening character codes). */
@@ -41,9 +55,10 @@ export class ChildNodeScanner {
       if (c === QUOTE) this.strStart = pos;
       else if (c === OPEN_OBJ || c === OPEN_ARR) {
         this.stack.push(c);
-        if (this.stack.length === 4 && c === OPEN_OBJ && this.stack[2] === OPEN_ARR) this.start = pos;
+        const { depth, inArray } = this.shape;
+        if (this.stack.length === depth && c === OPEN_OBJ && (!inArray || this.stack[depth - 2] === OPEN_ARR)) this.start = pos;
       } else if (c === CLOSE_OBJ || c === CLOSE_ARR) {
-        if (this.stack.length === 4 && this.start >= 0) {
+        if (this.stack.length === this.shape.depth && this.start >= 0) {
           out.push(buf.slice(this.start, pos + 1));
           this.start = -1;
         }
@@ -82,4 +97,5 @@ export interface V2Node {
   expiration?: string;
   ttl?: number;
   modifiedIndex: number;
+  createdIndex: number;
 }

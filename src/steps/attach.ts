@@ -1,10 +1,11 @@
 // attach-ttls: the TTLs a v2-to-v3 step left in the pending file become leases, with the etcd of
 // this point of the chain (the target's, last, so only the start of the target etcd follows the
 // grant: etcd gives every lease its full TTL again whenever it starts). On the live data, like an
-// upgrade: etcd's WAL keeps it safe, and a rerun repeats it (see convert/leases.ts). The file is
-// removed (durably) once etcd has stopped; the executor then writes version.txt.
+// upgrade: etcd's WAL keeps it safe, and a rerun repeats it (see convert/leases.ts). Last in the
+// chain it is also the upgrade to the target (plan.ts): its etcd starts on the data of the minor
+// below. The file is removed (durably) once etcd has stopped; the executor then writes version.txt.
 import { binPath } from '../bundle.ts';
-import { isCluster } from '../cluster.ts';
+import { clusterVersionNeeded, isCluster } from '../cluster.ts';
 import { formatChecksum } from '../checksum.ts';
 import { txnLimits } from '../convert/check.ts';
 import { attachTtls } from '../convert/leases.ts';
@@ -37,6 +38,8 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
   const r = await withTempEtcd({
     bin: binPath(ctx.binDir, 'etcd', v), version: v, dataDir: ctx.dataDir, member: ctx.member, storage: 'etcd3',
     env: ctx.env, timeoutMs: ctx.stepTimeoutMs, flags: txn.flags,
+    // As an upgrade step waits (from the minor below, this start is the upgrade to the target).
+    clusterAtLeast: clusterVersionNeeded(s, ctx.target.version, isCluster(ctx.member.initialCluster)), log: ctx.log,
   }, (e) => {
     startMs = target && !isCluster(ctx.member.initialCluster) ? Date.now() - t0 : 0;
     const extendMs = target ? ctx.targetElectionTimeoutMs + startMs : 0;

@@ -2,6 +2,12 @@ import type { MemberConfig } from '../etcd/server.ts';
 import type { Tool } from '../bundle.ts';
 import type { DataVersion, Version } from '../version.ts';
 
+/** This program's own files: the Node binary that runs it, and the entry of its v2 transformer (src/transformer.ts). */
+export interface Install {
+  node: string;
+  transformer: string;
+}
+
 /** What a step runner gets: everything passed in, no globals. */
 export interface StepContext {
   dataDir: string;
@@ -18,6 +24,7 @@ export interface StepContext {
   newMember: string;
   /** The target etcd's election timeout (ms): etcd adds it to every lease when it becomes leader. */
   targetElectionTimeoutMs: number;
+  install: Install;
 }
 
 /** What a step reports for its log line: facts such as key counts and checksums, never values. */

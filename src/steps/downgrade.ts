@@ -29,6 +29,9 @@ type DowngradeStep = Extract<Step, { kind: 'downgrade' }>;
 
 export const mode = 'rebuild';
 
+/** Its snapshot save and restore wait on etcd and the disk: the run's backup goes beside them. */
+export const backupBeside = true;
+
 export const needs = (s: DowngradeStep): ToolNeed[] => [
   { tool: 'etcd', version: s.snapshotWith },
   { tool: 'etcdctl', version: s.snapshotWith },

@@ -85,7 +85,7 @@ describe.skipIf(missing)(`the image${missing ? ` [skipped: ${missing}]` : ''}`, 
     expect(j.bin).toEqual(expect.arrayContaining(['etcd', 'etcdctl', 'etcdutl-3.5.30', 'node']));
     expect(j.etcd).toBe('etcd-3.5.30');
     expect(j.node).toMatch(/^v24\./);
-    expect(j.app).toEqual(['chunks', 'compile-cache', 'etcd-migrate.mjs']); // the bundle (src/ and its production dependencies), its lazily loaded chunks and their compile cache, nothing else
+    expect(j.app).toEqual(['chunks', 'compile-cache', 'etcd-migrate.mjs', 'transformer.mjs']); // the bundle (src/ and its production dependencies), its lazily loaded chunks and their compile cache, the transformer etcdctl migrate runs, nothing else
     expect(j.top).not.toContain('bin'); // no shell, no compiler, no package manager
     expect(j.usrbin).toBe(false);
     expect(j.npmCache).toBe(false);

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ChecksumBuilder, formatChecksum, kvDigest } from '../../src/checksum.ts';
 import { attachTtls } from '../../src/convert/leases.ts';
 import { readPendingTtls, writePendingTtls } from '../../src/convert/pending.ts';
-import type { TtlLine } from '../../src/convert/v2read.ts';
+import type { TtlLine } from '../../src/convert/ttl.ts';
 import { httpClient } from '../../src/etcd/http.ts';
 import { V3, type Op } from '../../src/etcd/v3.ts';
 import { parseVersion } from '../../src/version.ts';
@@ -83,15 +83,16 @@ describe('attach-ttls at the end of the chain', () => {
     const args = ['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', NAME, '--port', String(port), '--peer-port', String(await freePort())];
 
     // 1. Killed as soon as the conversion is recorded: the keys are in etcd3, their TTLs only in the pending file.
-    const first = await runUntil(args, (err) => /step 1\/4 done/.test(err));
+    const first = await runUntil(args, (err) => /step 1\/3 done/.test(err));
     expect(first.killed, first.stderr).toBe(true);
     expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toMatch(/^3\.(3\.25|4\.23)\/etcd3$/);
     expect((await fs.readFile(path.join(dir, PENDING), 'utf8')).split('\n').filter(Boolean)).toHaveLength(expiries.size + 1);
 
-    // 2. The rerun plans the rest of the chain and the attach from the pending file alone; killed
-    // once the attach's etcd holds a lease (granted, keys maybe attached, the file not yet removed).
-    const second = await runUntil(args, async (err) => /version\.txt = 3\.5\.30\/etcd3/.test(err) && hasLeases(port));
-    expect(second.stderr).toMatch(/step \d\/\d done in [\d.]+ s: upgrade 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3/);
+    // 2. The rerun plans the rest of the chain and the attach from the pending file alone (with the
+    // upgrade to 3.5.30: its etcd starts on the 3.4.23 data); killed once the attach's etcd holds a
+    // lease (granted, keys maybe attached, the file not yet removed).
+    const second = await runUntil(args, async (err) => /version\.txt = 3\.4\.23\/etcd3/.test(err) && hasLeases(port));
+    expect(second.stderr).not.toMatch(/upgrade 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3/);
     expect(second.killed || second.exitCode === 0, second.stderr).toBe(true);
     const pendingLeft = await fs.access(path.join(dir, PENDING)).then(() => true, () => false);
     console.log(`second run: ${second.killed ? 'killed' : 'completed'}; pending TTL file ${pendingLeft ? 'still there' : 'removed'}`);
@@ -99,7 +100,7 @@ describe('attach-ttls at the end of the chain', () => {
     // 3. Completes.
     const third = await runCli(args, NEXT_ETCD);
     expect(third.exitCode, third.stderr).toBe(0);
-    if (pendingLeft) expect(third.stderr).toMatch(/step 1\/1 done in [\d.]+ s: attach TTLs 3\.5\.30\/etcd3 -> 3\.5\.30\/etcd3: .*; \d+ keys on \d+ leases/);
+    if (pendingLeft) expect(third.stderr).toMatch(/step 1\/1 done in [\d.]+ s: attach TTLs 3\.(4\.23|5\.30)\/etcd3 -> 3\.5\.30\/etcd3: .*; \d+ keys on \d+ leases/);
     await expectTtlsKept(dir, keys, expiries, 'after two kills');
   }, 120_000);
 
@@ -118,37 +119,37 @@ describe('attach-ttls at the end of the chain', () => {
     const failed = await runCli(args, NEXT_ETCD);
     expect(failed.exitCode, failed.stderr).toBe(1);
     expect(failed.stderr).toMatch(/restored the data dir from the backup .*\(version\.txt = 3\.3\.25\/etcd2\)/);
-    expect(failed.stderr).toMatch(/step 4\/4 \(attach TTLs 3\.5\.30\/etcd3 -> 3\.5\.30\/etcd3: .*\) failed: etcd 3\.5\.30 exited before a write committed \(exit code 3\)/s);
+    expect(failed.stderr).toMatch(/step 3\/3 \(attach TTLs 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: .*\) failed: etcd 3\.5\.30 exited before a write committed \(exit code 3\)/s);
     expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.3.25/etcd2');
     await fs.access(path.join(dir, PENDING));
 
     const again = await runCli(args, NEXT_ETCD);
     expect(again.exitCode, again.stderr).toBe(0);
-    expect(again.stderr).toMatch(/step 1\/4 done in [\d.]+ s: convert 3\.3\.25\/etcd2 -> 3\.3\.25\/etcd3/);
-    expect(again.stderr).toMatch(/step 4\/4 done in [\d.]+ s: attach TTLs 3\.5\.30\/etcd3 -> 3\.5\.30\/etcd3: .*; 0 keys expired since the conversion/);
+    expect(again.stderr).toMatch(/step 1\/3 done in [\d.]+ s: convert 3\.3\.25\/etcd2 -> 3\.3\.25\/etcd3/);
+    expect(again.stderr).toMatch(/step 3\/3 done in [\d.]+ s: attach TTLs 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: .*; 0 keys expired since the conversion/);
     await expectTtlsKept(dir, keys, expiries, 'after a failed attach, converted again');
   }, 120_000);
 
-  it('the attach fails in a run that starts with pending TTLs: the data stays at the target with its TTLs pending, and a rerun attaches them', async () => {
+  it('the attach fails in a run that starts with pending TTLs: the data stays as the last step left it (3.4.23) with its TTLs pending, and a rerun attaches them', async () => {
     const dir = path.join(await tmpDir(), 'data');
     const keys = k8sDataSet(1000);
     const expiries = await makeV2Data(dir, keys, NAME);
     const port = ['--port', String(await freePort()), '--peer-port', String(await freePort())];
     const args = (bin: string) => ['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', bin, '--name', NAME, ...port];
-    // Killed once the last upgrade is recorded, before the attach's etcd starts.
-    const first = await runUntil(args(BIN_DIR), (err) => /version\.txt = 3\.5\.30\/etcd3/.test(err));
+    // Killed once the upgrade to 3.4.23 is recorded, before the attach's etcd (3.5.30, the last upgrade too) starts.
+    const first = await runUntil(args(BIN_DIR), (err) => /version\.txt = 3\.4\.23\/etcd3/.test(err));
     expect(first.killed, first.stderr).toBe(true);
     const bin = await attachFailsOnce();
 
     const failed = await runCli(args(bin), NEXT_ETCD);
     expect(failed.exitCode, failed.stderr).toBe(1);
-    expect(failed.stderr).toMatch(/step 1\/1 \(attach TTLs 3\.5\.30\/etcd3 -> 3\.5\.30\/etcd3: .*\) failed: etcd 3\.5\.30 exited before a write committed \(exit code 3\).*version\.txt says 3\.5\.30\/etcd3/s);
-    expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.5.30/etcd3');
+    expect(failed.stderr).toMatch(/step 1\/1 \(attach TTLs 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: .*\) failed: etcd 3\.5\.30 exited before a write committed \(exit code 3\).*version\.txt says 3\.4\.23\/etcd3/s);
+    expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.4.23/etcd3');
     await fs.access(path.join(dir, PENDING));
 
     const again = await runCli(args(bin), NEXT_ETCD);
     expect(again.exitCode, again.stderr).toBe(0);
-    expect(again.stderr).toMatch(/step 1\/1 done in [\d.]+ s: attach TTLs 3\.5\.30\/etcd3 -> 3\.5\.30\/etcd3/);
+    expect(again.stderr).toMatch(/step 1\/1 done in [\d.]+ s: attach TTLs 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3/);
     await expectTtlsKept(dir, keys, expiries, 'after a failed attach on its own');
   }, 120_000);
 
@@ -178,7 +179,7 @@ describe('attach-ttls at the end of the chain', () => {
     await expect(fs.access(path.join(dir, PENDING))).rejects.toThrow();
     pod.kill('SIGTERM');
     const r = await pod;
-    const short = /attach TTLs 3\.5\.30\/etcd3 -> 3\.5\.30\/etcd3: .*granted [\d.]+ s before the end of this step; .*each is ([\d.]+) s shorter for the target etcd's election timeout and start/.exec(String(r.all));
+    const short = /attach TTLs 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: .*granted [\d.]+ s before the end of this step; .*each is ([\d.]+) s shorter for the target etcd's election timeout and start/.exec(String(r.all));
     expect(short, String(r.all)).not.toBeNull();
     expect(Number(short![1])).toBeGreaterThan(1);
   }, 120_000);
@@ -191,7 +192,8 @@ describe('attach-ttls at the end of the chain', () => {
     await fs.writeFile(path.join(dir, PENDING), '#etcd-migrate pending TTLs v1\t0\t0\t0000000000000000\t0000000000000000\n');
     const r = await runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--dry-run']);
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/1\. upgrade 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3.*\n.*2\. attach TTLs 3\.5\.30\/etcd3 -> 3\.5\.30\/etcd3: start etcd 3\.5\.30/);
+    expect(r.stderr).toMatch(/1\. attach TTLs 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: start etcd 3\.5\.30 \(the upgrade to it\) and give every key/);
+    expect(r.stderr).not.toMatch(/2\. /);
   });
 });
 

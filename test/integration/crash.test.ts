@@ -1,5 +1,5 @@
-// Crash safety with real etcd: kills at random moments converge on rerun; a leftover etcd from a
-// killed run is stopped; the exec'd etcd keeps the lock so no second migration runs under it.
+// Crash safety with real etcd: kills at random moments converge on rerun; a leftover etcd (or
+// etcdctl migrate) from a killed run is stopped; the exec'd etcd keeps the lock so no second migration runs under it.
 import { execa } from 'execa';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -118,6 +118,22 @@ describe('crash safety', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/stopping etcd pid \d+ on .*, left by an interrupted run/);
     expect(await etcdctl('3.3.25', orphan.endpoint, ['endpoint', 'health'], { reject: false }).then((x) => x.exitCode)).not.toBe(0);
+    expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.4.23/etcd3');
+  });
+
+  it('stops an etcdctl (a migrate) that a killed run left in the work area, then migrates', async () => {
+    const dir = path.join(await tmpDir(), 'data');
+    await v3Data(dir);
+    // A stand-in with etcdctl's name and a migrate's arguments (a lifecycle case: what it does does not matter).
+    const orphan = execa('bash', ['-c', `exec -a ${BIN_DIR}/etcdctl-3.3.25 "$0" -e "setInterval(() => {}, 1000)" -- migrate --data-dir ${dir}/.etcd-migrate/new --transformer x`, process.execPath], { reject: false });
+    onCleanup(async () => { orphan.kill('SIGKILL'); await orphan; });
+    for (let i = 0; i < 200 && !(await findLeftoverEtcds(dir)).some((l) => l.tool === 'etcdctl'); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(await findLeftoverEtcds(dir)).toEqual([{ pid: orphan.pid, tool: 'etcdctl', dataDir: path.join(dir, '.etcd-migrate', 'new') }]);
+    const r = await runCli(['--data-dir', dir, '--target-version', '3.4.23', '--bin-dir', BIN_DIR, '--name', 'm1',
+      '--port', String(await freePort()), '--peer-port', String(await freePort())]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/stopping etcdctl pid \d+ on .*\.etcd-migrate\/new, left by an interrupted run/);
+    expect((await orphan).signal).toBe('SIGTERM');
     expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.4.23/etcd3');
   });
 

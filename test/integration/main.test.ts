@@ -92,7 +92,7 @@ describe('the compile cache beside the bundle', () => {
     expect(r.exitCode).toBe(0);
     expect(r.stderr).toContain('nothing to migrate');
     expect(r.stderr).not.toContain('[compile cache]');
-    expect((await fs.readdir(dir)).sort()).toEqual(['chunks', 'etcd-migrate.mjs']);
+    expect((await fs.readdir(dir)).sort()).toEqual(['chunks', 'etcd-migrate.mjs', 'transformer.mjs']);
   });
 
   it('damaged: each entry is a miss, compiled afresh, and the run is unchanged', async () => {

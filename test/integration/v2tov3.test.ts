@@ -5,7 +5,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BIN_DIR, requireBinaries } from '../helpers/env.ts';
 import { dumpKeys, etcdctl, startEtcd } from '../helpers/etcd.ts';
-import { EMPTY_DIRS, k8sDataSet, type DataKey } from '../helpers/k8sdata.ts';
+import { EMPTY_DIRS, k8sDataSet, writeV2, type DataKey } from '../helpers/k8sdata.ts';
 import { checkTtls, makeV2Data as makeV2DataAs, range } from '../helpers/ttl.ts';
 import { runCli, treeSnapshot } from '../helpers/cli.ts';
 import { freePort, tmpDir } from '../helpers/tmp.ts';
@@ -42,13 +42,13 @@ describe('etcd2 -> etcd3 with every TTL kept', () => {
 
     const r = await cli(dir, '3.5.30');
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/step 1\/4 done in [\d.]+ s: convert 3\.3\.25\/etcd2 -> 3\.3\.25\/etcd3/);
-    expect(r.stderr).toMatch(new RegExp(`read the v2 store in [\\d.]+ s: ${keys.length} keys \\(${expiries.size} with a TTL\\) in ${v2Dirs(keys)} directories`));
+    expect(r.stderr).toMatch(/step 1\/3 done in [\d.]+ s: convert 3\.3\.25\/etcd2 -> 3\.3\.25\/etcd3/);
+    expect(r.stderr).toMatch(new RegExp(`etcdctl 3\\.3\\.25 migrate done in [\\d.]+ s \\(the member dir copied first in [\\d.]+ s\\): ${keys.length} keys \\(${expiries.size} with a TTL\\) in ${v2Dirs(keys)} directories .*; 0 keys were already due`));
     const report = /before \(v2\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+) in \d+ dirs; after \(v3, TTLs pending\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+);/.exec(r.stderr);
     expect(report, r.stderr).not.toBeNull();
     expect(report![2]).toBe(report![1]);
     // The TTLs become leases last, with the target's etcd; the checksum then covers which keys have a lease.
-    const attached = /step 4\/4 done in [\d.]+ s: attach TTLs 3\.5\.30\/etcd3 -> 3\.5\.30\/etcd3: .*; after: (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+); 0 keys expired since the conversion; (\d+) keys on \d+ leases \(granted ([\d.]+) s before the end of this step/.exec(r.stderr);
+    const attached = /step 3\/3 done in [\d.]+ s: attach TTLs 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: .*; after: (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+); 0 keys expired since the conversion; (\d+) keys on \d+ leases \(granted ([\d.]+) s before the end of this step/.exec(r.stderr);
     expect(attached, r.stderr).not.toBeNull();
     expect(attached![1]).toBe(report![1]);
     expect(Number(attached![2])).toBe(expiries.size);
@@ -90,12 +90,38 @@ describe('etcd2 -> etcd3 with every TTL kept', () => {
     expect(left).toEqual([]);
   }, 120_000);
 
-  it('converts even with ETCD_ENABLE_V2=false in the environment (the temporary etcd gets --enable-v2=true)', async () => {
+  it('converts with ETCD_ENABLE_V2=false in the environment (the conversion is offline; no etcd serves v2)', async () => {
     const dir = path.join(await tmpDir(), 'data');
     await makeV2Data(dir, k8sDataSet(200));
     const r = await cli(dir, '3.3.25', { ETCD_ENABLE_V2: 'false' });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.3.25/etcd3');
+  });
+
+  it('does not convert keys already due when etcd stopped (still in the v2 store: only a running leader expires them)', async () => {
+    const base = await tmpDir();
+    const keys = k8sDataSet(200);
+    const short = Array.from({ length: 20 }, (_, i) => ({ key: `/registry/events/ns-0/gone-${i}`, value: `{"i":${i}}`, ttl: 3 }));
+    let dir = '';
+    // The short keys must still be in the store when etcd stops (its leader deletes expired keys every
+    // 500 ms): etcd is stopped right away. A stop that came too late is done again.
+    for (let attempt = 0; ; attempt++) {
+      dir = path.join(base, `data-${attempt}`);
+      const m = await startEtcd('3.3.25', dir, { name: NAME });
+      const written = await writeV2(m.endpoint, [...keys, ...short]);
+      await m.stop();
+      if (Date.now() < Math.min(...short.map((k) => written.get(k.key)!)) - 1000 || attempt === 4) break;
+    }
+    await fs.writeFile(path.join(dir, 'version.txt'), '3.3.25/etcd2');
+    await new Promise((r) => setTimeout(r, 3500));
+
+    const r = await cli(dir, '3.3.25');
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`migrate done in [\\d.]+ s \\(the member dir copied first in [\\d.]+ s\\): ${keys.length} keys .*; 20 keys were already due and are not converted`));
+    const m = await startEtcd('3.3.25', dir, { name: NAME });
+    const after = await dumpKeys('3.3.25', m.endpoint);
+    await m.stop();
+    expect(after.map((k) => k.key).sort()).toEqual(keys.map((k) => k.key).sort());
   });
 
   it('refuses etcd2 data whose v3 keyspace already holds keys, changing nothing', async () => {

@@ -1,14 +1,13 @@
 // The offline read of etcd's db (src/convert/v3db.ts over src/inspect/bbolt.ts): every record of
 // bbolt's "key" bucket, from a db that etcd itself wrote, with branch pages (thousands of keys),
-// overflow pages (large values), a deletion mark and a key on a lease.
+// overflow pages (large values), a deletion mark and a key on a lease; the check of migrate's db;
+// the count of live keys that tells whether an etcd2 member's v3 store is empty.
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ChecksumBuilder, kvDigest } from '../../src/checksum.ts';
 import { V3Grpc } from '../../src/etcd/grpc.ts';
-import { readDbKeyspace } from '../../src/convert/v3db.ts';
+import { liveKeyCount, readDbKeyspace } from '../../src/convert/v3db.ts';
 import { checkMigratedDb } from '../../src/convert/check.ts';
-import { SpillWriter } from '../../src/convert/spill.ts';
-import type { V2Contents } from '../../src/convert/v2read.ts';
 import { requireBinaries } from '../helpers/env.ts';
 import { startEtcd } from '../helpers/etcd.ts';
 import { onCleanup, tmpDir } from '../helpers/tmp.ts';
@@ -46,37 +45,48 @@ describe.each(['3.3.25', '3.5.30'])('the db of etcd %s, read offline', (version)
 });
 
 describe('checkMigratedDb', () => {
-  it('leaves out keys already due (an etcd may have expired them after they were read) and nothing else', async () => {
+  it('takes exactly the keys and values the transformer gave migrate, none on a lease', async () => {
     const dir = await tmpDir();
     const m = await startEtcd('3.3.25', dir);
     const keys = Array.from({ length: 50 }, (_, i) => [Buffer.from(`/registry/events/e${i}`), Buffer.from(`v${i}`)] as const);
-    // In the db: every key but e0 and e1 (as if expired and deleted after the v2 read) and e2 (lost).
-    for (const [k, v] of keys.slice(3)) {
+    // In the db: every key but e0 (lost).
+    for (const [k, v] of keys.slice(1)) {
       const r = await fetch(`${m.endpoint}/v3beta/kv/put`, { method: 'POST', body: JSON.stringify({ key: k.toString('base64'), value: v.toString('base64') }) });
       expect(r.status).toBe(200);
     }
     await m.stop();
     const db = path.join(dir, 'member', 'snap', 'db');
-    // What the v2 read saw: all 50 keys; e0, e1 due a minute ago, e2 and e3 due in an hour.
-    const v2 = (): V2Contents => {
+    const sumOf = (from: number, ttlKeys: number) => {
       const all = new ChecksumBuilder();
-      for (const [k, v] of keys) all.addDigest(k, kvDigest(k, v), k.toString().endsWith('/e0') || k.toString().endsWith('/e1') || k.toString().endsWith('/e2') || k.toString().endsWith('/e3'));
-      return { all, dirs: 1 };
+      keys.slice(from).forEach(([k, v], i) => all.addDigest(k, kvDigest(k, v), i < ttlKeys));
+      return all.digest();
     };
-    const spillOf = async (dueNow: number[]) => {
-      const file = path.join(dir, `spill-${dueNow.join('-')}.tsv`);
-      const spill = new SpillWriter(file);
-      for (const i of [0, 1, 2, 3]) await spill.write([dueNow.includes(i) ? Date.now() - 60_000 : Date.now() + 3_600_000, keys[i]![0].toString('base64'), kvDigest(keys[i]![0], keys[i]![1]).toString(16)]);
-      await spill.close();
-      return file;
-    };
-    // e2 is missing and not due: a loss, refused.
-    await expect(checkMigratedDb(db, v2(), await spillOf([0, 1]))).rejects.toThrow(/etcdctl migrate did not convert the v2 store faithfully: v2 keys=48 .*, v3 keys=47 .*without the 2 keys due by now/);
-    // e2 due too: all three are left out, the other 47 must be there and are.
-    const got = await checkMigratedDb(db, v2(), await spillOf([0, 1, 2]));
-    expect(got.keys).toBe(47);
-    // A due key that is still there (not yet expired by etcd) is left out the same way.
-    expect((await checkMigratedDb(db, v2(), await spillOf([0, 1, 2, 3]))).keys).toBe(46);
+    // e0 missing: a loss, refused.
+    expect(() => checkMigratedDb(db, sumOf(0, 3))).toThrow(/etcdctl migrate did not write the v2 store faithfully: v2 keys=50 .*, v3 keys=49 /);
+    // The 49 keys; which of them carry a TTL does not matter to the db (migrate drops TTLs).
+    expect(checkMigratedDb(db, sumOf(1, 3)).keys).toBe(49);
+    // A changed value is refused.
+    const changed = new ChecksumBuilder();
+    keys.slice(1).forEach(([k, v], i) => changed.add(k, i === 7 ? 'other' : v, false));
+    expect(() => checkMigratedDb(db, changed.digest())).toThrow(/did not write the v2 store faithfully/);
+  });
+});
+
+describe('liveKeyCount', () => {
+  it('counts the keys whose newest record is not a deletion; 0 without a db', async () => {
+    const dir = await tmpDir();
+    expect(liveKeyCount(path.join(dir, 'member', 'snap', 'db'))).toBe(0);
+    const m = await startEtcd('3.3.25', dir);
+    const op = (path_: string, body: object) => fetch(`${m.endpoint}/v3beta/kv/${path_}`, { method: 'POST', body: JSON.stringify(body) }).then((r) => expect(r.status).toBe(200));
+    const b64 = (s: string) => Buffer.from(s).toString('base64');
+    for (const k of ['a', 'b', 'c']) await op('put', { key: b64(k), value: b64('1') });
+    await op('put', { key: b64('a'), value: b64('2') });
+    await op('deleterange', { key: b64('b') });
+    await op('put', { key: b64('c'), value: b64('3') });
+    await op('deleterange', { key: b64('c') });
+    await op('put', { key: b64('c'), value: b64('4') });
+    await m.stop();
+    expect(liveKeyCount(path.join(dir, 'member', 'snap', 'db'))).toBe(2);
   });
 });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PackedLines } from '../../../src/convert/packed.ts';
-import type { TtlLine } from '../../../src/convert/v2read.ts';
+import type { TtlLine } from '../../../src/convert/ttl.ts';
 
 describe('PackedLines', () => {
   it('gives back every line as pushed, its keys buffer grown past its first guess, up to its capacity', () => {

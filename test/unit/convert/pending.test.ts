@@ -5,7 +5,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { kvDigest, type Checksum } from '../../../src/checksum.ts';
 import { readPendingTtls, writePendingTtls } from '../../../src/convert/pending.ts';
-import type { TtlLine } from '../../../src/convert/v2read.ts';
+import type { TtlLine } from '../../../src/convert/ttl.ts';
 import { tmpDir } from '../../helpers/tmp.ts';
 
 const expected: Checksum = { keys: 12, ttlKeys: 3, kv: '0123456789abcdef', ttl: 'fedcba9876543210' };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ChildNodeScanner } from '../../../src/etcd/v2nodes.ts';
+import { ChildNodeScanner, CONCATENATED } from '../../../src/etcd/v2nodes.ts';
 import { prefixEnd } from '../../../src/etcd/v3.ts';
 
 const listing = JSON.stringify({
@@ -52,5 +52,19 @@ describe('prefixEnd', () => {
     expect(end([0x2f, 0x61])).toEqual([0x2f, 0x62]);
     expect(end([0x61, 0xff, 0xff])).toEqual([0x62]);
     expect(end([0xff])).toEqual([0]);
+  });
+  it('hands out the nodes that etcdctl migrate writes one after the other, whatever the chunk sizes', () => {
+    const nodes = (JSON.parse(listing) as { node: { nodes: unknown[] } }).node.nodes;
+    const text = nodes.map((n) => JSON.stringify(n)).join('');
+    for (const size of [1, 5, 64, text.length]) {
+      const s = new ChildNodeScanner(CONCATENATED);
+      const got: unknown[] = [];
+      for (let i = 0; i < text.length; i += size) got.push(...s.push(text.slice(i, i + size)).map((t) => JSON.parse(t)));
+      expect(got, `chunk size ${size}`).toEqual(nodes);
+      expect(s.complete).toBe(true);
+    }
+    const cut = new ChildNodeScanner(CONCATENATED);
+    expect(cut.push(text.slice(0, -3))).toHaveLength(nodes.length - 1);
+    expect(cut.complete).toBe(false);
   });
 });
