@@ -14,6 +14,7 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { SpillWriter } from './convert/spill.ts';
 import { V2ToV3Transform } from './convert/transform.ts';
+import { ttlLineFields } from './convert/ttl.ts';
 import { ChildNodeScanner, CONCATENATED, type V2Node } from './etcd/v2nodes.ts';
 
 export interface TransformerFiles {
@@ -44,7 +45,7 @@ export async function runTransformer(files: TransformerFiles): Promise<void> {
       const now = Date.now();
       for (const text of scanner.push(chunk)) {
         const { record, ttl } = t.node(JSON.parse(text) as V2Node, now);
-        if (ttl) await spill.write([ttl[0], ttl[1], ttl[2].toString(16)]);
+        if (ttl) await spill.write(ttlLineFields(ttl));
         if (!record) continue;
         batch.push(record);
         bytes += record.length;

@@ -9,23 +9,52 @@ import type { Checksum } from '../checksum.ts';
 import { StepError } from '../errors.ts';
 import { errno, fsyncFile } from '../fsx.ts';
 import { SpillWriter } from './spill.ts';
-import type { TtlLine } from './ttl.ts';
+import { ttlLineFields, type TtlLine } from './ttl.ts';
 
 const MAGIC = '#etcd-migrate pending TTLs v1';
 /** A key: base64 of at least one byte (the gRPC client writes it into a request as it decodes it). */
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$/;
 
+const header = (c: Checksum): Array<string | number> => [MAGIC, c.keys, c.ttlKeys, c.kv, c.ttl];
+
 /** Writes the file and fsyncs it; returns how many keys it holds. */
 export async function writePendingTtls(file: string, expected: Checksum, lines: AsyncIterable<TtlLine>): Promise<number> {
   const out = new SpillWriter(file);
   try {
-    await out.write([MAGIC, expected.keys, expected.ttlKeys, expected.kv, expected.ttl]);
-    for await (const [exp, key, kv] of lines) await out.write([exp, key, kv.toString(16)]);
+    await out.write(header(expected));
+    for await (const line of lines) await out.write(ttlLineFields(line));
   } finally {
     await out.close();
   }
   await fsyncFile(file);
   return out.lines - 1;
+}
+
+/**
+ * The same file from a spill file whose lines are already in this format (the transformer's): the
+ * header, then the spill's bytes as they are, not parsed and written again (250,000 keys: ~1 s
+ * saved). Fsynced; returns how many keys it holds.
+ */
+export async function writePendingTtlsFromSpill(file: string, expected: Checksum, spillFile: string): Promise<number> {
+  const out = await fs.open(file, 'w', 0o600);
+  let keys = 0;
+  try {
+    await out.write(`${header(expected).join('\t')}\n`);
+    const src = await fs.open(spillFile, 'r');
+    try {
+      const buf = Buffer.allocUnsafe(BLOCK);
+      for (let n; (n = (await src.read(buf, 0, BLOCK, null)).bytesRead) > 0;) {
+        for (let at = buf.indexOf(10); at >= 0 && at < n; at = buf.indexOf(10, at + 1)) keys++;
+        await out.write(buf, 0, n);
+      }
+    } finally {
+      await src.close();
+    }
+    await out.sync();
+  } finally {
+    await out.close();
+  }
+  return keys;
 }
 
 export interface PendingTtls {

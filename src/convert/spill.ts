@@ -3,7 +3,6 @@
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import readline from 'node:readline';
-import { parseTtlLine, type TtlLine } from './ttl.ts';
 
 export class SpillWriter {
   private readonly out: WriteStream;
@@ -28,9 +27,4 @@ export class SpillWriter {
 export async function* readSpill(file: string): AsyncGenerator<string[]> {
   const rl = readline.createInterface({ input: createReadStream(file), crlfDelay: Infinity });
   for await (const line of rl) if (line) yield line.split('\t');
-}
-
-/** The lines of a spill file of TTL keys (expiry, key, digest). */
-export async function* readTtlSpill(file: string): AsyncGenerator<TtlLine> {
-  for await (const f of readSpill(file)) yield parseTtlLine(f);
 }

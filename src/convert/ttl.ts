@@ -19,4 +19,5 @@ export const expired = (expiresMs: number, nowMs: number): boolean => expiresMs 
 /** A line of the TTL spill file and of the pending TTL file: expiry (ms), key (base64), (key, value) digest. */
 export type TtlLine = [expiresMs: number, keyB64: string, kv: bigint];
 
-export const parseTtlLine = (f: string[]): TtlLine => [Number(f[0]), f[1]!, BigInt(`0x${f[2]}`)];
+/** Its fields as both files hold them (the digest in hex): the pending file copies the spill's bytes. */
+export const ttlLineFields = ([exp, key, kv]: TtlLine): [number, string, string] => [exp, key, kv.toString(16)];

@@ -1,9 +1,9 @@
 // The v3 keyspace that `etcdctl migrate` wrote, read offline from the db file: bbolt's "key" bucket
 // holds one record per revision (key: the 8-byte main revision, "_", the 8-byte sub revision, and a
 // "t" when it marks a deletion; value: an mvccpb.KeyValue). Right after migrate each v2 key is one
-// record, so the records are the keyspace. Before it, the same read tells whether v3 holds keys. One pass over the file, no etcd: a range through etcd
-// 3.3 walks its whole index from the page start for every page (etcd issue 11057), 21 s for the
-// 1,000,000 keys that this reads in a few seconds.
+// record, so the records are the keyspace. Before it, the same read tells whether v3 holds keys.
+// One pass over the file, no etcd: a range through etcd 3.3 walks its whole index from the page
+// start for every page (etcd issue 11057), 21 s for the 1,000,000 keys that this reads in a few seconds.
 import { existsSync } from 'node:fs';
 import { ChecksumBuilder } from '../checksum.ts';
 import { StepError } from '../errors.ts';

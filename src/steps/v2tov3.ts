@@ -24,8 +24,7 @@ import { PENDING_TTLS_FILE } from '../datadir.ts';
 import { ChecksumBuilder, formatChecksum } from '../checksum.ts';
 import { seconds } from '../log.ts';
 import { checkMigratedDb } from '../convert/check.ts';
-import { writePendingTtls } from '../convert/pending.ts';
-import { readTtlSpill } from '../convert/spill.ts';
+import { writePendingTtlsFromSpill } from '../convert/pending.ts';
 import type { TransformSummary } from '../convert/transform.ts';
 import { liveKeyCount } from '../convert/v3db.ts';
 import { StepError, UsageError } from '../errors.ts';
@@ -57,6 +56,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
     t = now;
     return d;
   };
+  // 1. A copy of the member dir to work on.
   const scratch = await scratchDir(ctx, 'v2-to-v3');
   const source = path.join(scratch, 'source');
   await copyMemberDir(path.join(ctx.dataDir, 'member'), path.join(source, 'member'));
@@ -88,7 +88,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   ctx.log(`${offlineTool(v)} ${fmt(v)} snapshot restore of that db: a new member dir with a fresh WAL and an empty v2 store, in ${since()}`);
 
   // 6. The TTLs, pending until the end of the chain (fsynced; the swap moves the file in).
-  const pending = await writePendingTtls(newPendingTtlsFile(ctx.dataDir), converted, readTtlSpill(files.ttlFile));
+  const pending = await writePendingTtlsFromSpill(newPendingTtlsFile(ctx.dataDir), converted, files.ttlFile);
   if (pending !== converted.ttlKeys) throw new StepError(`the pending TTL file holds ${pending} keys, but ${converted.ttlKeys} keys with a TTL were converted; the live data was not changed`);
 
   // After: keys and values as read from the db, the keys of the pending file as the TTL keys.

@@ -4,7 +4,9 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { kvDigest, type Checksum } from '../../../src/checksum.ts';
-import { readPendingTtls, writePendingTtls } from '../../../src/convert/pending.ts';
+import { readPendingTtls, writePendingTtls, writePendingTtlsFromSpill } from '../../../src/convert/pending.ts';
+import { SpillWriter } from '../../../src/convert/spill.ts';
+import { ttlLineFields } from '../../../src/convert/ttl.ts';
 import type { TtlLine } from '../../../src/convert/ttl.ts';
 import { tmpDir } from '../../helpers/tmp.ts';
 
@@ -33,6 +35,18 @@ describe('pending TTL file', () => {
     const one: TtlLine[] = [];
     for await (const l of p.lines()) one.push(l);
     expect(one).toEqual(lines);
+  });
+
+  it('from a spill file of the same lines (the transformer\'s): the same bytes, the keys counted across blocks', async () => {
+    const dir = await tmpDir();
+    const lines: TtlLine[] = Array.from({ length: 6000 }, (_, i) => [1_800_000_000_000 + i, Buffer.from(`/k/${i}`.padEnd(20 + (i % 50), 'x')).toString('base64'), BigInt(i * 7919 + 1)]);
+    const spill = new SpillWriter(path.join(dir, 'spill'));
+    for (const l of lines) await spill.write(ttlLineFields(l));
+    await spill.close();
+    expect(await writePendingTtlsFromSpill(path.join(dir, 'copied'), expected, path.join(dir, 'spill'))).toBe(lines.length);
+    expect(await writePendingTtls(path.join(dir, 'written'), expected, gen(lines))).toBe(lines.length);
+    expect(await fs.readFile(path.join(dir, 'copied'))).toEqual(await fs.readFile(path.join(dir, 'written')));
+    expect((await fs.stat(path.join(dir, 'copied'))).mode & 0o777).toBe(0o600);
   });
 
   it('names a damaged line by its number, in whichever block it lies', async () => {
