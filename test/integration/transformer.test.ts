@@ -11,9 +11,9 @@ import { REPO } from '../helpers/env.ts';
 import { pipeCapacity } from '../../src/transformer.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
-async function transform(input: string) {
+async function transform(input: string, sortBudget?: number) {
   const dir = await tmpDir();
-  const files = { ttlFile: path.join(dir, 'ttl.tsv'), summaryFile: path.join(dir, 'summary.json') };
+  const files = { ttlFile: path.join(dir, 'ttl.tsv'), summaryFile: path.join(dir, 'summary.json'), sortDir: dir, sortBudget };
   const module = pathToFileURL(path.join(REPO, 'src/transformer.ts')).href;
   const r = await execa(process.execPath, ['--input-type=module', '-e', `const { runTransformer } = await import(${JSON.stringify(module)}); await runTransformer(${JSON.stringify(files)});`], {
     input, encoding: 'buffer', reject: false,
@@ -27,7 +27,7 @@ async function transform(input: string) {
   }
   const summary = await fs.readFile(files.summaryFile, 'utf8').then(JSON.parse, () => undefined);
   const ttl = await fs.readFile(files.ttlFile, 'utf8').catch(() => '');
-  return { r, records, summary, ttl, bytes: out.length };
+  return { r, records, summary, ttl, bytes: out.length, left: await fs.readdir(dir) };
 }
 
 describe('the transformer program', () => {
@@ -53,6 +53,28 @@ describe('the transformer program', () => {
     expect(pipeCapacity()).toBe(16 * page);
     expect(padBytes).toBeGreaterThan(16 * page);
     expect(bytes).toBe(real.reduce((n, p) => n + p.length, 0) + padBytes);
+  });
+
+  it('sends the records in mod revision order, through its spill files when they are more than its budget', async () => {
+    // migrate walks the v2 store in key order; revisions are all over (here: reversed, with gaps).
+    const nodes = Array.from({ length: 2000 }, (_, i) => ({ key: `/registry/pods/p${String(i).padStart(4, '0')}`, value: `{"n":${i}}`, modifiedIndex: 50_000 - 7 * i, createdIndex: 40 + i }));
+    const modRevision = (rec: Buffer) => {
+      // kv.proto: key (field 1), create_revision (2), mod_revision (3): the varint after tag 0x18.
+      let pos = 8 + 2 + rec[9]!;
+      for (; rec[pos] !== 0x18; pos++);
+      let v = 0;
+      for (let shift = 0, b = 0x80; b & 0x80; shift += 7) v += ((b = rec[++pos]!) & 0x7f) * 2 ** shift;
+      return v;
+    };
+    for (const budget of [undefined, 8192]) {
+      const { r, records, summary, left } = await transform(nodes.map((n) => JSON.stringify(n)).join(''), budget);
+      expect(r.exitCode, Buffer.from(r.stderr).toString()).toBe(0);
+      expect(summary.converted.keys).toBe(2000);
+      const revs = records.slice(0, 2000).map(modRevision);
+      expect(revs).toEqual(nodes.map((n) => n.modifiedIndex).sort((a, b) => a - b));
+      expect(records[0]!.toString('latin1')).toContain('/registry/pods/p1999');
+      expect(left.filter((f) => f.startsWith('records'))).toEqual([]);
+    }
   });
 
   it('sends nothing for a store without keys', async () => {
