@@ -8,7 +8,7 @@
 //     spills each TTL key's absolute expiry to a file (migrate drops TTLs), and gives the records
 //     back in revision order (twice as fast for migrate; convert/revorder.ts);
 //  4. the db migrate wrote must hold exactly those keys and values (read record by record);
-//  5. `snapshot restore` of that db (the tool of the same etcd) makes the new member dir: the db
+//  5. meanwhile, `snapshot restore` of that db (the tool of the same etcd) makes the new member dir: the db
 //     with its keys and revisions, a fresh WAL, and a v2 store that holds nothing but the member
 //     (so 3.5 does not warn about custom v2 content and 3.6 accepts the data). Like a downgrade, it
 //     gives the member and the cluster new IDs: the conversion is for a lone member (cluster.ts);
@@ -22,7 +22,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { binPath } from '../bundle.ts';
 import { PENDING_TTLS_FILE } from '../datadir.ts';
-import { ChecksumBuilder, formatChecksum } from '../checksum.ts';
+import { ChecksumBuilder, formatChecksum, type Checksum } from '../checksum.ts';
 import { seconds } from '../log.ts';
 import { checkMigratedDb } from '../convert/check.ts';
 import { writePendingTtlsFromSpill } from '../convert/pending.ts';
@@ -77,16 +77,23 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   const converted = v2.converted;
   ctx.log(`etcdctl ${fmt(v)} migrate done in ${since()} (the member dir copied first in ${copied}): ${converted.keys} keys (${converted.ttlKeys} with a TTL) in ${v2.dirs} directories (v3 has no directories; they are not kept); ${v2.expired} keys were already due and are not converted`);
 
-  // 4. Every record of the db it wrote.
-  const inDb = checkMigratedDb(dbFile, converted);
-  ctx.log(`the db it wrote holds every key and value it was given, none on a lease (${inDb.keys} keys; read offline in ${since()})`);
-
-  // 5. The new member dir: the db restored, with a fresh WAL and v2 store.
+  // 4 and 5 at once (both only read the db migrate wrote; the check on this thread, the restore in
+  // its own process). 4. Every record of the db it wrote. 5. The new member dir: the db restored,
+  // with a fresh WAL and v2 store; it is used only if the check passed.
   const restored = path.join(scratch, 'restored');
-  await restoreSnapshot({ binDir: ctx.binDir, version: v, file: dbFile, dataDir: restored, member: ctx.member, token: ctx.member.initialClusterToken ?? 'etcd-cluster', env: ctx.env, skipHashCheck: true });
+  const restoring = restoreSnapshot({ binDir: ctx.binDir, version: v, file: dbFile, dataDir: restored, member: ctx.member, token: ctx.member.initialClusterToken ?? 'etcd-cluster', env: ctx.env, skipHashCheck: true });
+  let inDb: Checksum;
+  try {
+    inDb = checkMigratedDb(dbFile, converted);
+  } catch (e) {
+    await restoring.catch(() => {});
+    throw e;
+  }
+  ctx.log(`the db it wrote holds every key and value it was given, none on a lease (${inDb.keys} keys; read offline in ${since()})`);
+  await restoring;
   await fs.rename(path.join(restored, 'member'), ctx.newMember);
   await fs.rm(source, { recursive: true, force: true });
-  ctx.log(`${offlineTool(v)} ${fmt(v)} snapshot restore of that db: a new member dir with a fresh WAL and an empty v2 store, in ${since()}`);
+  ctx.log(`${offlineTool(v)} ${fmt(v)} snapshot restore of that db, beside the check: a new member dir with a fresh WAL and an empty v2 store, ${since()} after the check`);
 
   // 6. The TTLs, pending until the end of the chain (fsynced; the swap moves the file in).
   const pending = await writePendingTtlsFromSpill(newPendingTtlsFile(ctx.dataDir), converted, files.ttlFile);
