@@ -1,4 +1,4 @@
-// Benchmark: etcd2 -> etcd3 conversion with every TTL re-attached (the v2-to-v3 and attach-ttls
+// Benchmark (the entrypoint as the image runs it: the bundle): etcd2 -> etcd3 conversion with every TTL re-attached (the v2-to-v3 and attach-ttls
 // steps, through the CLI, with the run's backup) side by side with `etcdctl migrate` alone, on copies
 // of the same 3.3.25 etcd2 data dir; and, when a baseline commit is given, the entrypoint of that
 // commit too, in the same rounds (migrate, this tree, baseline; the order turns each round).
@@ -82,13 +82,19 @@ try {
     await makeV2DataDir(base, keys, binDir, portBase, portBase + 1);
     console.error(`data: ${keys} keys written through the v2 API of etcd 3.3.25 in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
-  // The baseline: a worktree of that commit, run from its sources with this tree's node_modules.
+  // Both sides run the bundle the image ships (dist/etcd-migrate.mjs, built here first); the
+  // baseline's from a worktree of that commit, with this tree's node_modules.
+  const bundle = async (dir: string) => {
+    await execa(process.execPath, ['scripts/build.mjs'], { cwd: dir });
+    return path.join(dir, 'dist/etcd-migrate.mjs');
+  };
+  const thisEntry = await bundle(repo);
   let baselineEntry: string | undefined;
   if (baselineRef) {
     const wt = path.join(work, 'baseline');
     await execa('git', ['-C', repo, 'worktree', 'add', '--detach', wt, baselineRef]);
     await fs.symlink(path.join(repo, 'node_modules'), path.join(wt, 'node_modules'));
-    baselineEntry = path.join(wt, 'bin/etcd-migrate.js');
+    baselineEntry = await bundle(wt);
   }
   let n = 0;
   const copy = async () => {
@@ -108,7 +114,7 @@ try {
   };
   const sides: Array<[string, () => Promise<Run>]> = [
     ['etcdctl migrate alone (TTLs dropped)', async () => { const d = await copy(); return timed(d, path.join(binDir, 'etcdctl-3.3.25'), ['migrate', '--data-dir', d], { ETCDCTL_API: '3' }); }],
-    ['etcd-migrate (this tree)', ours(path.join(repo, 'bin/etcd-migrate.js'))],
+    ['etcd-migrate (this tree)', ours(thisEntry)],
     ...(baselineEntry ? [[`etcd-migrate (baseline ${baselineRef})`, ours(baselineEntry)] as [string, () => Promise<Run>]] : []),
   ];
   const results = new Map<string, Run[]>(sides.map(([name]) => [name, []]));
