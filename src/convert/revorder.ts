@@ -9,7 +9,7 @@
 // a spill file in `dir`, which is then split by revision range into bucket files of about half the
 // budget, each sorted in memory in turn. Besides the buffer, 8 bytes a key (the revisions, for the
 // ranges). The files hold key values: mode 0600, each removed once read.
-import { closeSync, openSync, readFileSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
 /** An entry: the revision (float64 LE), then the record (its 8-byte length, then its bytes). */
@@ -90,9 +90,11 @@ export class RevisionOrder {
     closeSync(fd);
     const buckets = this.split(file, bytes);
     unlinkSync(file);
+    // One buffer for every bucket in turn (not one each, for the collector to find later).
+    const into = Buffer.allocUnsafe(Math.max(...buckets.map((b) => b.bytes)));
     for (const bucket of buckets) {
-      const data = readFileSync(bucket);
-      unlinkSync(bucket);
+      const data = readInto(bucket.name, into.subarray(0, bucket.bytes));
+      unlinkSync(bucket.name);
       const at = new Numbers();
       const revs = new Numbers();
       for (let pos = 0; pos < data.length; pos += entrySize(data, pos)) {
@@ -121,14 +123,14 @@ export class RevisionOrder {
     this.revs.n = 0;
   }
 
-  /** Splits the spill file into files by revision range, about half the budget each; their names, lowest range first. */
-  private split(file: string, bytes: number): string[] {
+  /** Splits the spill file into files by revision range, about half the budget each; their names and sizes, lowest range first. */
+  private split(file: string, bytes: number): Array<{ name: string; bytes: number }> {
     const k = Math.max(1, Math.ceil(bytes / (this.budget / 2)));
     const sorted = Float64Array.from(this.all.view()).sort();
     // Bucket j holds the revisions in [bounds[j-1], bounds[j]): equal revisions share one.
     const bounds = Array.from({ length: k - 1 }, (_, j) => sorted[Math.floor(((j + 1) * sorted.length) / k)]!);
     const names = Array.from({ length: k }, (_, j) => path.join(this.dir, `records.${j}`));
-    const outs = names.map((name) => ({ fd: openSync(name, 'wx', 0o600), buf: Buffer.allocUnsafe(256 << 10), used: 0 }));
+    const outs = names.map((name) => ({ fd: openSync(name, 'wx', 0o600), buf: Buffer.allocUnsafe(256 << 10), used: 0, bytes: 0 }));
     const bucketOf = (rev: number) => {
       let lo = 0;
       let hi = bounds.length;
@@ -140,6 +142,7 @@ export class RevisionOrder {
       return lo;
     };
     const put = (out: (typeof outs)[number], entry: Buffer) => {
+      out.bytes += entry.length;
       if (out.used + entry.length > out.buf.length) {
         writeAll(out.fd, out.buf.subarray(0, out.used));
         out.used = 0;
@@ -181,7 +184,7 @@ export class RevisionOrder {
       writeAll(out.fd, out.buf.subarray(0, out.used));
       closeSync(out.fd);
     }
-    return names;
+    return names.map((name, j) => ({ name, bytes: outs[j]!.bytes }));
   }
 }
 
@@ -205,6 +208,21 @@ function* inOrder(buf: Buffer, at: Float64Array, revs: Float64Array): Generator<
     used += buf.copy(out, used, start, end);
   }
   if (used > 0) yield out.subarray(0, used);
+}
+
+/** Reads the whole file (exactly `into.length` bytes) into `into`. */
+function readInto(file: string, into: Buffer): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    for (let off = 0; off < into.length;) {
+      const n = readSync(fd, into, off, into.length - off, off);
+      if (n === 0) throw new Error(`the record bucket file ${file} is shorter than written`);
+      off += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return into;
 }
 
 function writeAll(fd: number, b: Buffer): void {

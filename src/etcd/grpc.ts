@@ -93,32 +93,41 @@ export class V3Grpc implements V3Api {
    * The keys of [key, rangeEnd), page by page in key order. Without a page size, pages hold about
    * PAGE_BYTES: etcd 3.3 walks its index from the page start to the range end for every page (etcd
    * issue 11057), so fewer, larger pages cost it less (1M small keys: ~40 pages, not 100), while
-   * the bytes in memory stay bounded whatever the value sizes.
+   * the bytes in memory stay bounded whatever the value sizes. The next page is asked for as soon as
+   * a page arrives (a quick scan finds its last key), so etcd reads it while this one is decoded and
+   * handed out: two page buffers, taken in turn (the keys handed out are views into one: valid until
+   * the next piece is asked for).
    */
   private async* pages(key: string, rangeEnd: string, o: { keysOnly?: boolean; pageSize?: number }): AsyncGenerator<DecodedKv[]> {
-    let from = Buffer.from(key, 'base64');
     const end = Buffer.from(rangeEnd, 'base64');
     let limit = o.pageSize ?? FIRST_PAGE;
-    // One buffer for the scan's pages, grown when a page does not fit: each page is decoded and
-    // handed out before the next is asked for (the keys handed out are views into it: valid until then).
-    let buf: Buffer | undefined;
-    for (;;) {
-      const r = await this.call('/etcdserverpb.KV/Range', rangeRequest(from, end).int(3, limit).int(8, o.keysOnly ?? false), buf);
-      if (!buf || r.length > buf.length) buf = r;
-      this.ranges++;
+    const bufs: Array<Buffer | undefined> = [undefined, undefined];
+    let turn = 0;
+    const fetch = (from: Buffer): Promise<Buffer> => {
+      const i = turn;
+      turn ^= 1;
+      const answer = this.call('/etcdserverpb.KV/Range', rangeRequest(from, end).int(3, limit).int(8, o.keysOnly ?? false), bufs[i]).then((r) => {
+        if (!bufs[i] || r.length > bufs[i].length) bufs[i] = r;
+        this.ranges++;
+        return r;
+      });
+      // Awaited below, unless the caller stops reading first: then its failure is nobody's.
+      answer.catch(() => {});
+      return answer;
+    };
+    let next: Promise<Buffer> | undefined = fetch(Buffer.from(key, 'base64'));
+    while (next) {
+      const r = await next;
+      const { keys, last, more } = scanRange(r);
+      next = undefined;
+      if (more && last) {
+        if (!o.pageSize) limit = Math.max(FIRST_PAGE, Math.min(MAX_PAGE, Math.floor(PAGE_BYTES / (r.length / keys))));
+        // The next page starts just after the last key: the key followed by a zero byte.
+        next = fetch(Buffer.concat([last, Buffer.alloc(1)]));
+      }
       // Decoded PIECE keys at a time, as they are taken: a page of 50,000 keys is never 50,000 objects.
       const page = new RangeReader(r);
-      let n = 0;
-      let last: Buffer | undefined;
-      for (let kvs = page.next(PIECE); kvs.length; kvs = page.next(PIECE)) {
-        n += kvs.length;
-        last = kvs.at(-1)!.key;
-        yield kvs;
-      }
-      if (!page.more || !last) return;
-      if (!o.pageSize) limit = Math.max(FIRST_PAGE, Math.min(MAX_PAGE, Math.floor(PAGE_BYTES / (r.length / n))));
-      // The next page starts just after the last key: the key followed by a zero byte.
-      from = Buffer.concat([last, Buffer.alloc(1)]);
+      for (let kvs = page.next(PIECE); kvs.length; kvs = page.next(PIECE)) yield kvs;
     }
   }
 
@@ -243,6 +252,27 @@ export class RangeReader {
     }
     return kvs;
   }
+}
+
+/** A range answer at a glance: how many keys, the last key (a copy), whether etcd has more. */
+export function scanRange(buf: Buffer): { keys: number; last?: Buffer; more: boolean } {
+  const r = new ProtoReader(buf);
+  let keys = 0;
+  let last: Buffer | undefined;
+  let more = false;
+  try {
+    while (!r.done) {
+      const tag = r.varint();
+      if (tag === ((2 << 3) | 2)) {
+        last = r.bytes();
+        keys++;
+      } else if (tag === (3 << 3)) more = r.varint() !== 0;
+      else r.skip(tag % 8);
+    }
+  } catch (e) {
+    throw new StepError(`an unreadable gRPC range answer from the temporary etcd: ${(e as Error).message}`);
+  }
+  return { keys, last: last && Buffer.from(decodeKeyValue(last).key), more };
 }
 
 /** Runs `fn` with a gRPC client for `endpoint`, closing its connection afterwards. */

@@ -1,6 +1,7 @@
 // v2-to-v3: converts etcd2 storage to etcd3 on a copy of the member dir, keeping every TTL, offline
 // (no etcd server runs in this step):
-//  1. copy the live member dir into the work area (the live one is never touched);
+//  1. copy the live member dir into the work area (its db; the rest, only read, as hard links: the
+//     live member dir is never written);
 //  2. refuse if v3 already holds keys (migrate could overwrite them), read from the copy's db;
 //  3. `etcdctl migrate` on the copy, with our transformer (convert/transform.ts): migrate rebuilds the
 //     v2 store from the snapshot and the WAL with etcd's own code and writes what the transformer
@@ -36,7 +37,7 @@ import type { Step } from '../plan.ts';
 import type { TransformerFiles } from '../transformer.ts';
 import { fmt, fmtData } from '../version.ts';
 import { newPendingTtlsFile } from '../workdir.ts';
-import { copyMemberDir, scratchDir } from './copy.ts';
+import { linkMemberDir, scratchDir } from './copy.ts';
 import type { Install, StepContext, StepReport, ToolNeed } from './context.ts';
 
 type V2ToV3Step = Extract<Step, { kind: 'v2-to-v3' }>;
@@ -57,10 +58,12 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
     t = now;
     return d;
   };
-  // 1. A copy of the member dir to work on.
+  // 1. A copy of the member dir to work on: its db (migrate writes the keys there); the WAL and
+  // snapshots, which migrate only reads, as hard links.
   const scratch = await scratchDir(ctx, 'v2-to-v3');
   const source = path.join(scratch, 'source');
-  await copyMemberDir(path.join(ctx.dataDir, 'member'), path.join(source, 'member'));
+  await fs.mkdir(source, { recursive: true, mode: 0o700 });
+  await linkMemberDir(path.join(ctx.dataDir, 'member'), path.join(source, 'member'), [path.join('snap', 'db')]);
   const copied = since();
   const files: TransformerFiles = { ttlFile: path.join(scratch, 'ttl-keys.tsv'), summaryFile: path.join(scratch, 'summary.json'), sortDir: scratch };
 
@@ -75,7 +78,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   const out = await migrateV2ToV3(binPath(ctx.binDir, 'etcdctl', v), source, await writeTransformerScript(scratch, ctx.install, files), ctx.env);
   const v2 = await readSummary(files.summaryFile, out);
   const converted = v2.converted;
-  ctx.log(`etcdctl ${fmt(v)} migrate done in ${since()} (the member dir copied first in ${copied}): ${converted.keys} keys (${converted.ttlKeys} with a TTL) in ${v2.dirs} directories (v3 has no directories; they are not kept); ${v2.expired} keys were already due and are not converted`);
+  ctx.log(`etcdctl ${fmt(v)} migrate done in ${since()} (its db copied and the rest of the member dir linked first, in ${copied}): ${converted.keys} keys (${converted.ttlKeys} with a TTL) in ${v2.dirs} directories (v3 has no directories; they are not kept); ${v2.expired} keys were already due and are not converted`);
 
   // 4 and 5 at once (both only read the db migrate wrote; the check on this thread, the restore in
   // its own process). 4. Every record of the db it wrote. 5. The new member dir: the db restored,

@@ -43,7 +43,7 @@ describe('etcd2 -> etcd3 with every TTL kept', () => {
     const r = await cli(dir, '3.5.30');
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/step 1\/3 done in [\d.]+ s: convert 3\.3\.25\/etcd2 -> 3\.3\.25\/etcd3/);
-    expect(r.stderr).toMatch(new RegExp(`etcdctl 3\\.3\\.25 migrate done in [\\d.]+ s \\(the member dir copied first in [\\d.]+ s\\): ${keys.length} keys \\(${expiries.size} with a TTL\\) in ${v2Dirs(keys)} directories .*; 0 keys were already due`));
+    expect(r.stderr).toMatch(new RegExp(`etcdctl 3\\.3\\.25 migrate done in [\\d.]+ s \\(its db copied and the rest of the member dir linked first, in [\\d.]+ s\\): ${keys.length} keys \\(${expiries.size} with a TTL\\) in ${v2Dirs(keys)} directories .*; 0 keys were already due`));
     const report = /before \(v2\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+) in \d+ dirs; after \(v3, TTLs pending\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+);/.exec(r.stderr);
     expect(report, r.stderr).not.toBeNull();
     expect(report![2]).toBe(report![1]);
@@ -117,7 +117,7 @@ describe('etcd2 -> etcd3 with every TTL kept', () => {
 
     const r = await cli(dir, '3.3.25');
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(new RegExp(`migrate done in [\\d.]+ s \\(the member dir copied first in [\\d.]+ s\\): ${keys.length} keys .*; 20 keys were already due and are not converted`));
+    expect(r.stderr).toMatch(new RegExp(`migrate done in [\\d.]+ s \\(its db copied and the rest of the member dir linked first, in [\\d.]+ s\\): ${keys.length} keys .*; 20 keys were already due and are not converted`));
     const m = await startEtcd('3.3.25', dir, { name: NAME });
     const after = await dumpKeys('3.3.25', m.endpoint);
     await m.stop();

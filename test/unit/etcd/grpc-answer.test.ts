@@ -52,3 +52,23 @@ describe('gRPC answers', () => {
     await expect(count([whole.subarray(0, 3)])).rejects.toThrow('a malformed gRPC answer (3 bytes)');
   });
 });
+
+describe('scanRange', () => {
+  it('finds the key count, a copy of the last key and whether etcd has more, without decoding every key', async () => {
+    const { scanRange } = await import('../../../src/etcd/grpc.ts');
+    const kv = (key: string, value: string) => new ProtoWriter().bytes(1, Buffer.from(key)).int(2, 5).int(3, 6).int(4, 1).bytes(5, Buffer.from(value)).finish();
+    const answer = (more: boolean, ...kvs: Buffer[]) => {
+      const w = new ProtoWriter().bytes(1, new ProtoWriter().int(1, 7).finish());
+      for (const k of kvs) w.bytes(2, k);
+      return w.int(3, more).int(4, 99).finish();
+    };
+    const page = answer(true, kv('/a', 'x'), kv('/b', 'y'), kv('/registry/z', 'v'));
+    const s = scanRange(page);
+    expect(s).toMatchObject({ keys: 3, more: true });
+    expect(s.last?.toString()).toBe('/registry/z');
+    page.fill(0);
+    expect(s.last?.toString()).toBe('/registry/z');
+    expect(scanRange(answer(false, kv('/only', '')))).toMatchObject({ keys: 1, more: false });
+    expect(scanRange(answer(false))).toEqual({ keys: 0, last: undefined, more: false });
+  });
+});
