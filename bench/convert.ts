@@ -145,7 +145,7 @@ try {
     if (fails.length === xs.length) continue;
     console.log(`| ${name} | ${t.toFixed(1)} s = ${(t / migrateMedian).toFixed(2)}x migrate (${xs.map((x) => x.seconds.toFixed(1)).join(', ')}) | ${steps} | ${rss} |`);
   }
-  const detail = results.get(sides[1]![0])!.at(-1)!.stderr.split('\n').filter((l) => /migrate done|db it wrote|snapshot restore|keys on \d+ leases/.test(l)).map((l) => l.replace(/^etcd-migrate: /, '').slice(0, 200));
+  const detail = results.get(sides[1]![0])!.at(-1)!.stderr.split('\n').filter((l) => /migrate done|db it wrote|snapshot restore|keys on \d+ leases/.test(l)).map((l) => l.replace(/^etcd-migrate: /, '').slice(0, /step \d/.test(l) ? 900 : 200));
   console.log(`\nthis tree, last round:\n  ${detail.join('\n  ')}`);
   const att = /(\d+) keys on (\d+) leases \(granted [\d.]+ s before the end of this step; attached in ([\d.]+) s/.exec(results.get(sides[1]![0])!.at(-1)!.stderr);
   if (att) console.log(`  TTL re-attachment: ${att[1]} keys on ${att[2]} leases in ${att[3]} s = ${Math.round(Number(att[1]) / Math.max(Number(att[3]), 0.01))} keys/s`);
