@@ -10,6 +10,7 @@ import { StepError } from '../errors.ts';
 import { V3Error, type Op, type V3Api } from '../etcd/v3.ts';
 import { deleteExpired, IN_FLIGHT, sumKeyspace, TXN_OPS } from './check.ts';
 import type { PendingTtls } from './pending.ts';
+import type { DbKeyspace } from './v3db.ts';
 import { PackedLines } from './packed.ts';
 import { forEachConcurrent } from './pool.ts';
 import { expired, leaseTtl, ttlAtGrant, type TtlLine } from './ttl.ts';
@@ -39,6 +40,12 @@ export interface AttachOptions {
   minTtl?: number;
   /** How much later than expected the next etcd may become leader: its randomized election wait, up to one election timeout. */
   electionWaitMs?: number;
+  /**
+   * The keyspace read offline from the db before this etcd started, and how long that took. When it
+   * is exactly what the conversion left (every key once, no deletion mark) and etcd's revision is
+   * the db's highest (its WAL added nothing), it stands for reading every key back through etcd.
+   */
+  offline?: { db: DbKeyspace; ms: number };
 }
 
 export interface Attached {
@@ -56,8 +63,9 @@ export interface Attached {
   /** Keys deleted because they were due within `dueWithinMs`: nearer their expiry than any lease could end them. */
   dueSoon: number;
   dueWithinMs: number;
-  /** How long reading and summing every key and value took (ms). */
+  /** How long reading and summing every key and value took (ms), and where they were read. */
   sumMs: number;
+  sumFrom: 'db' | 'etcd';
 }
 
 export async function attachTtls(v3: V3Api, pending: PendingTtls, o: AttachOptions = {}): Promise<Attached> {
@@ -72,14 +80,25 @@ export async function attachTtls(v3: V3Api, pending: PendingTtls, o: AttachOptio
     want.remove(Buffer.from(key, 'base64'), kv, true);
   };
 
-  // 1. Keys whose expiry has passed (since the conversion, or while etcd was down) must not survive.
-  const cutoff = Date.now();
-  await deleteExpired(v3, pending.lines(), cutoff, opsPerTxn, drop);
+  // 1. Whether the db read before etcd started stands for every key and value: it is exactly what
+  // the conversion left, and etcd serves nothing more (its revision is the db's highest; asked
+  // before the deletions below, which raise it).
+  const offline = o.offline;
+  const asLeft = (c: Checksum) => c.keys === pending.expected.keys && c.kv === pending.expected.kv;
+  const fromDb = offline && !offline.db.tombstones && asLeft(offline.db.sum.digest()) && (await v3.revision()) === offline.db.maxRevision ? offline.db.sum : undefined;
 
-  // 2. Every key and value as the conversion left them (keys may be on a lease of an earlier attempt).
+  // 2. Keys whose expiry has passed (since the conversion, or while etcd was down) must not survive.
+  const cutoff = Date.now();
+  await deleteExpired(v3, pending.lines(), cutoff, opsPerTxn, (line) => {
+    drop(line);
+    fromDb?.remove(Buffer.from(line[1], 'base64'), line[2], false);
+  });
+
+  // 3. Every key and value as the conversion left them: from the db (less the keys just deleted),
+  // or read back through etcd (keys may be on a lease of an earlier attempt).
   const summing = Date.now();
-  const { sum: converted } = await sumKeyspace(v3);
-  const sumMs = Date.now() - summing;
+  const converted = fromDb ?? (await sumKeyspace(v3)).sum;
+  const sumMs = fromDb ? offline!.ms : Date.now() - summing;
   const same = () => {
     const w = want.digest();
     const got = converted.digest();
@@ -141,7 +160,7 @@ export async function attachTtls(v3: V3Api, pending: PendingTtls, o: AttachOptio
     });
   };
 
-  // 3. The same puts without a lease, timed. A lease lives from the start of the next etcd on, so
+  // 4. The same puts without a lease, timed. A lease lives from the start of the next etcd on, so
   // what its TTL must allow for is when this step ends, not when it is granted: the attach after
   // the grant takes about as long as this pass (same keys, batches, etcd), and the TTLs are that
   // much shorter. (It also takes every key off a lease an interrupted earlier attempt gave it.)
@@ -149,7 +168,7 @@ export async function attachTtls(v3: V3Api, pending: PendingTtls, o: AttachOptio
   await putAll(() => '0');
   const predictedMs = Date.now() - t0;
 
-  // 4. No lease ends sooner than the next etcd's minimum TTL after it becomes leader, plus what it
+  // 5. No lease ends sooner than the next etcd's minimum TTL after it becomes leader, plus what it
   // adds then: `offset` from now, and up to a random election wait later. A key due before that is
   // either deleted now (early by what it has left) or kept until then (late): it is deleted when
   // that is nearer its expiry in the worst case, never more than 2 s early, and counted.
@@ -166,7 +185,7 @@ export async function attachTtls(v3: V3Api, pending: PendingTtls, o: AttachOptio
     converted.remove(Buffer.from(line[1], 'base64'), line[2], false);
   });
 
-  // 5. One lease per whole second of TTL left at the predicted end, less what the next etcd adds.
+  // 6. One lease per whole second of TTL left at the predicted end, less what the next etcd adds.
   const planned = Date.now();
   const ttlOf = (exp: number) => leaseTtl(exp, planned + offset);
   const ttls = new Set<number>();
@@ -176,20 +195,20 @@ export async function attachTtls(v3: V3Api, pending: PendingTtls, o: AttachOptio
     leases.set(ttl, await v3.grant(ttlAtGrant(ttl, planned, Date.now())));
   });
 
-  // 6. Attach. Nothing slow comes after this: the step ends as soon as the last key has its lease.
-  // Only which keys are on a lease counts here (keys and values were checked in 2.): no kv digest.
+  // 7. Attach. Nothing slow comes after this: the step ends as soon as the last key has its lease.
+  // Only which keys are on a lease counts here (keys and values were checked in 3.): no kv digest.
   const withLease = new ChecksumBuilder();
   await putAll((line) => leases.get(ttlOf(line[0]))!, (line) => withLease.addDigest(Buffer.from(line[1], 'base64'), 0n, true));
   const attachedAt = Date.now();
 
-  // 7. The keys with a lease are the pending keys (less the expired), each put with its lease
-  // confirmed by etcd; keys and values are those checked in 2. (a put with ignore_value keeps the value).
+  // 8. The keys with a lease are the pending keys (less the expired), each put with its lease
+  // confirmed by etcd; keys and values are those checked in 3. (a put with ignore_value keeps the value).
   const l = withLease.digest();
   const after: Checksum = { ...converted.digest(), ttlKeys: l.ttlKeys, ttl: l.ttl };
   const expected = want.digest();
   const mismatch = checksumMismatch(expected, after);
   if (mismatch) throw new StepError(`after attaching the TTLs the v3 keyspace does not match what the conversion left: ${mismatch}`);
-  return { after, expected, expired: gone - dueSoon, leases: leases.size, grantedAt: planned, attachedAt, predictedMs, dueSoon, dueWithinMs, sumMs };
+  return { after, expected, expired: gone - dueSoon, leases: leases.size, grantedAt: planned, attachedAt, predictedMs, dueSoon, dueWithinMs, sumMs, sumFrom: fromDb ? 'db' : 'etcd' };
 }
 
 /**

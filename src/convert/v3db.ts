@@ -1,7 +1,8 @@
 // The v3 keyspace that `etcdctl migrate` wrote, read offline from the db file: bbolt's "key" bucket
 // holds one record per revision (key: the 8-byte main revision, "_", the 8-byte sub revision, and a
 // "t" when it marks a deletion; value: an mvccpb.KeyValue). Right after migrate each v2 key is one
-// record, so the records are the keyspace. Before it, the same read tells whether v3 holds keys.
+// record, so the records are the keyspace. Before it, the same read tells whether v3 holds keys;
+// at the attach step, whether the keyspace is still as the conversion left it.
 // One pass over the file, no etcd: a range through etcd 3.3 walks its whole index from the page
 // start for every page (etcd issue 11057), 21 s for the 1,000,000 keys that this reads in a few seconds.
 import { existsSync } from 'node:fs';
@@ -16,13 +17,17 @@ export interface DbKeyspace {
   /** Records on a lease, and deletion marks: none right after a migrate. */
   leased: number;
   tombstones: number;
+  /** The highest main revision of a record (0 for none): the store's revision when etcd next starts, unless its WAL holds more. */
+  maxRevision: number;
 }
 
 const isDeletion = (rev: Buffer): boolean => rev.length === 18 && rev[17] === 0x74;
 
-export function readDbKeyspace(dbFile: string): DbKeyspace {
-  const out: DbKeyspace = { sum: new ChecksumBuilder(), leased: 0, tombstones: 0 };
-  forEachRecord(dbFile, 'the db that etcdctl migrate wrote', (rev, value) => {
+export function readDbKeyspace(dbFile: string, what = 'the db that etcdctl migrate wrote'): DbKeyspace {
+  const out: DbKeyspace = { sum: new ChecksumBuilder(), leased: 0, tombstones: 0, maxRevision: 0 };
+  forEachRecord(dbFile, what, (rev, value) => {
+    // Records come in revision order: the last one's main revision is the highest.
+    out.maxRevision = Number(rev.readBigUInt64BE(0));
     if (isDeletion(rev)) {
       out.tombstones++;
       return;

@@ -81,6 +81,12 @@ export class V3Grpc implements V3Api {
     return 0;
   }
 
+  async revision(): Promise<number> {
+    const r = await this.call('/etcdserverpb.KV/Range', rangeRequest(Buffer.alloc(1), Buffer.alloc(0)).int(9, true));
+    for (const f of fields(r)) if (f.n === 1 && f.bytes) for (const h of fields(f.bytes)) if (h.n === 3) return h.int;
+    return 0;
+  }
+
   async* range(key = ALL, rangeEnd = ALL, o: { keysOnly?: boolean; pageSize?: number } = {}): AsyncGenerator<KeyValue[]> {
     for await (const page of this.pages(key, rangeEnd, o)) yield page.map((kv) => ({ key: kv.key.toString('base64'), ...(kv.value.length ? { value: kv.value.toString('base64') } : {}), ...(kv.lease ? { lease: kv.lease.toString() } : {}) }));
   }

@@ -28,6 +28,8 @@ export type Op =
 /** The calls a conversion makes; two transports: the JSON gateway (V3) and gRPC (grpc.ts). */
 export interface V3Api {
   count(key?: string, rangeEnd?: string): Promise<number>;
+  /** The store's current revision (the header of an answer). */
+  revision(): Promise<number>;
   range(key?: string, rangeEnd?: string, o?: { keysOnly?: boolean; pageSize?: number }): AsyncGenerator<KeyValue[]>;
   /** Every key and value, page by page, as raw bytes. */
   rawRange(): AsyncGenerator<RawKeyValue[]>;
@@ -54,6 +56,11 @@ export class V3 implements V3Api {
   async count(key = ALL, rangeEnd = ALL): Promise<number> {
     const r = await this.call<{ count?: string }>('/kv/range', { key, range_end: rangeEnd, count_only: true });
     return Number(r.count ?? 0);
+  }
+
+  async revision(): Promise<number> {
+    const r = await this.call<{ header?: { revision?: string } }>('/kv/range', { key: ALL, count_only: true });
+    return Number(r.header?.revision ?? 0);
   }
 
   /** Every key in [key, rangeEnd), page by page in key order. */

@@ -4,12 +4,14 @@
 // upgrade: etcd's WAL keeps it safe, and a rerun repeats it (see convert/leases.ts). Last in the
 // chain it is also the upgrade to the target (plan.ts): its etcd starts on the data of the minor
 // below. The file is removed (durably) once etcd has stopped; the executor then writes version.txt.
+import path from 'node:path';
 import { binPath } from '../bundle.ts';
 import { clusterVersionNeeded, isCluster } from '../cluster.ts';
 import { formatChecksum } from '../checksum.ts';
 import { txnLimits } from '../convert/check.ts';
 import { attachTtls } from '../convert/leases.ts';
 import { readPendingTtls } from '../convert/pending.ts';
+import { readDbKeyspace, type DbKeyspace } from '../convert/v3db.ts';
 import { withGrpc } from '../etcd/grpc.ts';
 import { withTempEtcd } from '../etcd/server.ts';
 import { removeFileDurably } from '../fsx.ts';
@@ -29,6 +31,11 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
   const file = pendingTtlsFile(ctx.dataDir);
   const pending = await readPendingTtls(file);
   const txn = txnLimits(v);
+  // The keyspace as the db holds it, read before etcd starts: when it is what the conversion left,
+  // no read of every key through etcd is needed (leases.ts). Unreadable here, etcd reads it.
+  const reading = Date.now();
+  const db = tryReadDb(path.join(ctx.dataDir, 'member', 'snap', 'db'));
+  const offline = db && { db, ms: Date.now() - reading };
   // What the target etcd will add to every lease: its election timeout when it becomes leader, and
   // the time it takes to get there, measured by this very start of it (a lone member's: a cluster
   // member's start waits for its peers). The rollback's temporary etcd reads the leases at once.
@@ -46,14 +53,22 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
     // etcd's minimum lease TTL: 1.5 election timeouts, whole seconds (the rollback's etcd: 0.1 s).
     const minTtl = target ? Math.max(1, Math.ceil((1.5 * ctx.targetElectionTimeoutMs) / 1000)) : 1;
     const electionWaitMs = target ? ctx.targetElectionTimeoutMs : 0;
-    return withGrpc(e.endpoint, (g) => attachTtls(g, pending, { opsPerTxn: txn.ops, extendMs, minTtl, electionWaitMs }), ctx.member.clientTls);
+    return withGrpc(e.endpoint, (g) => attachTtls(g, pending, { opsPerTxn: txn.ops, extendMs, minTtl, electionWaitMs, offline }), ctx.member.clientTls);
   });
   await removeFileDurably(file);
   return {
     detail: `after: ${formatChecksum(r.after)}; ${r.expired} keys expired since the conversion`
       + `${r.dueSoon ? `, ${r.dueSoon} more were due within ${seconds(r.dueWithinMs)} and were deleted (no lease could end them sooner)` : ''}; ${r.after.ttlKeys} keys on ${r.leases} leases `
       + `(granted ${seconds(Date.now() - r.grantedAt)} before the end of this step; attached in ${seconds(r.attachedAt - r.grantedAt)}, ${seconds(r.predictedMs)} allowed for by a timed pass without leases; `
-      + `etcd stopped and the file removed in ${seconds(Date.now() - r.attachedAt)}; every key and value read and checked first in ${seconds(r.sumMs)}. `
+      + `etcd stopped and the file removed in ${seconds(Date.now() - r.attachedAt)}; every key and value read${r.sumFrom === 'db' ? ' offline from the db before etcd started' : ' through etcd'} and checked first in ${seconds(r.sumMs)}. `
       + (target ? `A lease restarts in full when etcd becomes leader, plus its election timeout: each is ${seconds(ctx.targetElectionTimeoutMs + startMs)} shorter for the target etcd's election timeout and start)` : 'The rollback reads the leases next)'),
   };
+}
+
+function tryReadDb(file: string): DbKeyspace | undefined {
+  try {
+    return readDbKeyspace(file, 'the db of the data dir');
+  } catch {
+    return undefined;
+  }
 }

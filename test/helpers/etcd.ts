@@ -11,6 +11,8 @@ export interface Member {
   name: string;
   version: string;
   stop: () => Promise<void>;
+  /** SIGKILL: no clean stop (etcd's backend keeps only what it had committed). */
+  kill: () => Promise<void>;
 }
 
 export interface MemberOptions {
@@ -55,7 +57,12 @@ export async function startEtcd(version: string, dataDir: string, o: MemberOptio
     }
     await new Promise((res) => setTimeout(res, 20));
   }
-  return { endpoint: client, port, peerPort, name, version, stop };
+  const kill = async () => {
+    stopped = true;
+    proc.kill('SIGKILL');
+    await proc;
+  };
+  return { endpoint: client, port, peerPort, name, version, stop, kill };
 }
 
 /** Runs etcdctl `version` against an endpoint through the v3 API. */

@@ -34,6 +34,9 @@ describe.each(['3.3.25', '3.5.30'])('gRPC client on etcd %s', (version) => {
       await httpClient(m.endpoint).text('POST', `${version.startsWith('3.3') ? '/v3beta' : '/v3'}/kv/put`, JSON.stringify({ key: b64(k), value: i === 0 ? '' : b64(`v${i}`) }));
     }
     await g.txn(keys.slice(0, 5).map((k) => ({ request_put: { key: b64(k), lease: id, ignore_value: true as const } })));
+    // One revision per put, one for the transaction: the store's revision, the same through both.
+    expect(await g.revision()).toBe(1 + keys.length + 1);
+    expect(await gw.revision()).toBe(await g.revision());
 
     const viaGrpc = await all(g.range(undefined, undefined, { pageSize: 4 }));
     const viaGateway = await all(gw.range());

@@ -34,6 +34,7 @@ describe.each(['3.3.25', '3.5.30'])('the db of etcd %s, read offline', (version)
     await put(Buffer.from('/leased'), Buffer.from('x'), lease);
     want.add('/leased', 'x', false);
     await g.txn([{ request_delete_range: { key: Buffer.from('/registry/pods/ns-0/pod-0').toString('base64') } }]);
+    const revision = await g.revision();
     await m.stop();
 
     const db = readDbKeyspace(path.join(dir, 'member', 'snap', 'db'));
@@ -41,6 +42,8 @@ describe.each(['3.3.25', '3.5.30'])('the db of etcd %s, read offline', (version)
     expect(db.tombstones).toBe(1);
     expect(db.leased).toBe(1);
     expect(db.sum.digest()).toEqual(want.digest());
+    // The deletion is the newest record: the db's highest revision is etcd's revision.
+    expect(db.maxRevision).toBe(revision);
   });
 });
 
