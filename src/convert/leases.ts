@@ -160,12 +160,18 @@ export async function attachTtls(v3: V3Api, pending: PendingTtls, o: AttachOptio
     });
   };
 
-  // 4. The same puts without a lease, timed. A lease lives from the start of the next etcd on, so
-  // what its TTL must allow for is when this step ends, not when it is granted: the attach after
-  // the grant takes about as long as this pass (same keys, batches, etcd), and the TTLs are that
-  // much shorter. (It also takes every key off a lease an interrupted earlier attempt gave it.)
+  // 4. The same puts onto one lease that outlives every key (a minute past the last expiry), timed.
+  // A lease lives from the start of the next etcd on, so what its TTL must allow for is when this
+  // step ends, not when it is granted: the attach after the grant takes about as long as this pass
+  // (same keys, batches, etcd, and a lease to attach each to: without one this pass took 20-25% less
+  // than the attach, at 100,000 and 1,000,000 keys), and the TTLs are that much shorter. It also
+  // takes every key off a lease an interrupted earlier attempt gave it; a key left on this one by a
+  // crash expires late, never early. Once the attach has moved every key, it ends empty.
+  let lastExpiry = 0;
+  for await (const block of pending.blocks()) for (const line of block) if (isLive(line)) lastExpiry = Math.max(lastExpiry, line[0]);
+  const holder = await v3.grant(Math.max(60, Math.ceil((lastExpiry - Date.now()) / 1000) + 60));
   const t0 = Date.now();
-  await putAll(() => '0');
+  await putAll(() => holder);
   const predictedMs = Date.now() - t0;
 
   // 5. No lease ends sooner than the next etcd's minimum TTL after it becomes leader, plus what it
