@@ -169,7 +169,7 @@ export async function attachTtls(v3: V3Api, pending: PendingTtls, o: AttachOptio
   // crash expires late, never early. Once the attach has moved every key, it ends empty.
   let lastExpiry = 0;
   for await (const block of pending.blocks()) for (const line of block) if (isLive(line)) lastExpiry = Math.max(lastExpiry, line[0]);
-  const holder = await v3.grant(Math.max(60, Math.ceil((lastExpiry - Date.now()) / 1000) + 60));
+  const holder = lastExpiry ? await v3.grant(Math.max(60, Math.ceil((lastExpiry - Date.now()) / 1000) + 60)) : '0';
   const t0 = Date.now();
   await putAll(() => holder);
   const predictedMs = Date.now() - t0;

@@ -59,7 +59,7 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
   return {
     detail: `after: ${formatChecksum(r.after)}; ${r.expired} keys expired since the conversion`
       + `${r.dueSoon ? `, ${r.dueSoon} more were due within ${seconds(r.dueWithinMs)} and were deleted (no lease could end them sooner)` : ''}; ${r.after.ttlKeys} keys on ${r.leases} leases `
-      + `(granted ${seconds(Date.now() - r.grantedAt)} before the end of this step; attached in ${seconds(r.attachedAt - r.grantedAt)}, ${seconds(r.predictedMs)} allowed for by a timed pass without leases; `
+      + `(granted ${seconds(Date.now() - r.grantedAt)} before the end of this step; attached in ${seconds(r.attachedAt - r.grantedAt)}, ${seconds(r.predictedMs)} allowed for by a timed pass onto one lease; `
       + `etcd stopped and the file removed in ${seconds(Date.now() - r.attachedAt)}; every key and value read${r.sumFrom === 'db' ? ' offline from the db before etcd started' : ' through etcd'} and checked first in ${seconds(r.sumMs)}. `
       + (target ? `A lease restarts in full when etcd becomes leader, plus its election timeout: each is ${seconds(ctx.targetElectionTimeoutMs + startMs)} shorter for the target etcd's election timeout and start)` : 'The rollback reads the leases next)'),
   };

@@ -9,10 +9,11 @@
 //     spills each TTL key's absolute expiry to a file (migrate drops TTLs), and gives the records
 //     back in revision order (twice as fast for migrate; convert/revorder.ts);
 //  4. the db migrate wrote must hold exactly those keys and values (read record by record);
-//  5. meanwhile, `snapshot restore` of that db (the tool of the same etcd) makes the new member dir: the db
-//     with its keys and revisions, a fresh WAL, and a v2 store that holds nothing but the member
-//     (so 3.5 does not warn about custom v2 content and 3.6 accepts the data). Like a downgrade, it
-//     gives the member and the cluster new IDs: the conversion is for a lone member (cluster.ts);
+//  5. meanwhile, `snapshot restore` of that db (the tool of the same etcd) makes the new member
+//     dir: the db with its keys and revisions, a fresh WAL, and a v2 store that holds nothing but
+//     the member (so 3.5 does not warn about custom v2 content and 3.6 accepts the data) and the
+//     cluster version, written in (etcd/snapfile.ts). Like a downgrade, it gives the member and the
+//     cluster new IDs: the conversion is for a lone member (cluster.ts);
 //  6. write the TTLs (absolute expiries) into the pending file beside the new member dir; the swap
 //     moves both in. The attach-ttls step at the end of the chain deletes the keys due by then, reads
 //     every key back through etcd against the checksum, and makes the TTLs leases: etcd gives every
