@@ -166,7 +166,7 @@ export async function attachTtls(v3: V3Api, pending: PendingTtls, o: AttachOptio
   // (same keys, batches, etcd, and a lease to attach each to: without one this pass took 20-25% less
   // than the attach, at 100,000 and 1,000,000 keys), and the TTLs are that much shorter. It also
   // takes every key off a lease an interrupted earlier attempt gave it; a key left on this one by a
-  // crash expires late, never early. Once the attach has moved every key, it ends empty.
+  // crash expires late, never early. Once the attach has moved every key, it is revoked.
   let lastExpiry = 0;
   for await (const block of pending.blocks()) for (const line of block) if (isLive(line)) lastExpiry = Math.max(lastExpiry, line[0]);
   const holder = lastExpiry ? await v3.grant(Math.max(60, Math.ceil((lastExpiry - Date.now()) / 1000) + 60)) : '0';
@@ -206,6 +206,8 @@ export async function attachTtls(v3: V3Api, pending: PendingTtls, o: AttachOptio
   const withLease = new ChecksumBuilder();
   await putAll((line) => leases.get(ttlOf(line[0]))!, (line) => withLease.addDigest(Buffer.from(line[1], 'base64'), 0n, true));
   const attachedAt = Date.now();
+  // The timed pass's lease holds no key now: revoked (only if so: revoking deletes a lease's keys).
+  if (holder !== '0') await v3.revokeIfEmpty(holder);
 
   // 8. The keys with a lease are the pending keys (less the expired), each put with its lease
   // confirmed by etcd; keys and values are those checked in 3. (a put with ignore_value keeps the value).

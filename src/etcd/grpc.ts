@@ -155,6 +155,13 @@ export class V3Grpc implements V3Api {
     return 0;
   }
 
+  async revokeIfEmpty(id: string): Promise<boolean> {
+    const r = await this.call('/etcdserverpb.Lease/LeaseTimeToLive', new ProtoWriter().int(1, BigInt(id)).int(2, true));
+    for (const f of fields(r)) if (f.n === 5) return false;
+    await this.call('/etcdserverpb.Lease/LeaseRevoke', new ProtoWriter().int(1, BigInt(id)));
+    return true;
+  }
+
   /** Not async: nothing holds `ops` while the answer is awaited (they were encoded at once). */
   txn(ops: readonly Op[]): Promise<void> {
     return this.call('/etcdserverpb.KV/Txn', encodeTxn(ops)).then(() => undefined);

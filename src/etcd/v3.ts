@@ -35,6 +35,8 @@ export interface V3Api {
   rawRange(): AsyncGenerator<RawKeyValue[]>;
   grant(ttl: number): Promise<string>;
   timeToLive(id: string): Promise<number>;
+  /** Revokes the lease when no key is on it (revoking deletes its keys): whether it did. */
+  revokeIfEmpty(id: string): Promise<boolean>;
   txn(ops: readonly Op[]): Promise<void>;
 }
 
@@ -90,6 +92,13 @@ export class V3 implements V3Api {
   /** A lease's remaining seconds (whole seconds, rounded down), or -1 when it has expired. */
   async timeToLive(id: string): Promise<number> {
     return Number((await this.call<{ TTL?: string }>('/kv/lease/timetolive', { ID: id })).TTL ?? -1);
+  }
+
+  async revokeIfEmpty(id: string): Promise<boolean> {
+    const r = await this.call<{ keys?: string[] }>('/kv/lease/timetolive', { ID: id, keys: true });
+    if (r.keys?.length) return false;
+    await this.call('/kv/lease/revoke', { ID: id });
+    return true;
   }
 
   /** Runs the operations in one transaction (all or none). */

@@ -34,6 +34,13 @@ describe.each(['3.3.25', '3.5.30'])('gRPC client on etcd %s', (version) => {
       await httpClient(m.endpoint).text('POST', `${version.startsWith('3.3') ? '/v3beta' : '/v3'}/kv/put`, JSON.stringify({ key: b64(k), value: i === 0 ? '' : b64(`v${i}`) }));
     }
     await g.txn(keys.slice(0, 5).map((k) => ({ request_put: { key: b64(k), lease: id, ignore_value: true as const } })));
+    // A lease with keys is not revoked (that would delete them); an empty one is, through either client.
+    for (const api of [g, gw]) {
+      expect(await api.revokeIfEmpty(id)).toBe(false);
+      const empty = await g.grant(300);
+      expect(await api.revokeIfEmpty(empty)).toBe(true);
+      expect(await g.timeToLive(empty)).toBe(-1);
+    }
     // One revision per put, one for the transaction: the store's revision, the same through both.
     expect(await g.revision()).toBe(1 + keys.length + 1);
     expect(await gw.revision()).toBe(await g.revision());
