@@ -66,6 +66,11 @@ export class TempEtcd {
   private readonly done: Promise<void>;
 
   readonly opts: StartOptions;
+  /**
+   * When it first answered (its version), as Date.now(): how long its start took, without what it
+   * waits for after (its cluster version, which etcd may decide up to 4 s late; the peers).
+   */
+  answeredAt: number | undefined;
 
   constructor(opts: StartOptions) {
     this.opts = opts;
@@ -117,6 +122,7 @@ export class TempEtcd {
         let unanswered = '';
         const v = await versions(this.endpoint, tls).catch((e: Error) => { unanswered = `: ${e.message}`; });
         if (v) {
+          this.answeredAt ??= Date.now();
           seen.server = v.server;
           seen.cluster = v.cluster;
           // etcd 2.x has no v3 member list; its probe write needs the quorum all the same.

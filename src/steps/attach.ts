@@ -48,7 +48,9 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
     // As an upgrade step waits (from the minor below, this start is the upgrade to the target).
     clusterAtLeast: clusterVersionNeeded(s, ctx.target.version, isCluster(ctx.member.initialCluster)), log: ctx.log,
   }, (e) => {
-    startMs = target && !isCluster(ctx.member.initialCluster) ? Date.now() - t0 : 0;
+    // Until it first answered: after that it may wait for its cluster version, which the target's
+    // etcd finds decided (this one writes it), up to 4 s (etcd/snapfile.ts).
+    startMs = target && !isCluster(ctx.member.initialCluster) ? (e.answeredAt ?? Date.now()) - t0 : 0;
     const extendMs = target ? ctx.targetElectionTimeoutMs + startMs : 0;
     // etcd's minimum lease TTL: 1.5 election timeouts, whole seconds (the rollback's etcd: 0.1 s).
     const minTtl = target ? Math.max(1, Math.ceil((1.5 * ctx.targetElectionTimeoutMs) / 1000)) : 1;

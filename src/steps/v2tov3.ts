@@ -46,6 +46,14 @@ type V2ToV3Step = Extract<Step, { kind: 'v2-to-v3' }>;
 
 export const mode = 'rebuild';
 
+/**
+ * The run's backup goes beside it (it reads only the live member dir; the swap waits for the backup
+ * to be verified): while migrate writes the sorted records into bbolt, one core is free. Measured,
+ * side by side with the backup first: 1M keys 50.3 s against 53.2 s; 100k 5.9 s both; 10k 1.2 s
+ * against 1.3 s (before the records were sorted, at 100k it was slower beside: 10.7 s against 9.7 s).
+ */
+export const backupBeside = true;
+
 export const needs = (s: V2ToV3Step): ToolNeed[] => [
   { tool: 'etcdctl', version: s.to.version },
   { tool: offlineTool(s.to.version), version: s.to.version },
