@@ -8,7 +8,8 @@
 // Memory stays bounded: records wait in one buffer of at most `budget` bytes; beyond that they go to
 // a spill file in `dir`, which is then split by revision range into bucket files of about half the
 // budget, each sorted in memory in turn. Besides the buffer, 8 bytes a key (the revisions, for the
-// ranges). The files hold key values: mode 0600, each removed once read.
+// ranges; twice that while they are sorted). The files hold key values: mode 0600, each removed once
+// read; a crash leaves them in the work area, which the next run empties first.
 import { closeSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
