@@ -1,7 +1,8 @@
 // The checks of an etcd2 -> etcd3 conversion: after `etcdctl migrate` (which drops every TTL), the
 // db must hold exactly the keys and values converted, none on a lease; the TTLs wait in the pending
 // file for the attach-ttls step at the end of the chain (see pending.ts, leases.ts), which deletes
-// the keys due by then and reads every other key back through etcd. Helpers for that step too.
+// the keys due by then and checks every other key again (from the db, or through etcd). Helpers for
+// that step too.
 import { ChecksumBuilder, formatChecksum, type Checksum } from '../checksum.ts';
 import { StepError } from '../errors.ts';
 import type { Op, V3Api } from '../etcd/v3.ts';

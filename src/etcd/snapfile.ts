@@ -11,7 +11,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../fsx.ts';
-import { fields, type Field } from './proto.ts';
+import { fields, ProtoWriter, type Field } from './proto.ts';
 
 const TABLE = (() => {
   const t = new Uint32Array(256);
@@ -52,9 +52,12 @@ export function decodeSnapFile(buf: Buffer): SnapFile {
 }
 
 export function encodeSnapFile(f: SnapFile): Buffer {
-  const data = Buffer.concat([field(1, f.store), field(2, f.metadata)]);
-  // Both snappb fields are always written (gogoproto non-nullable), the crc even when 0.
-  return Buffer.concat([Buffer.from([0x08]), varint(crc32c(data)), field(2, data)]);
+  const data = new ProtoWriter().bytes(1, f.store).bytes(2, f.metadata).finish();
+  // Both snappb fields are always written (gogoproto non-nullable): the crc too when it is 0, which
+  // `int` (proto3) would leave out.
+  const crc = crc32c(data);
+  const out = new ProtoWriter();
+  return (crc ? out.int(1, crc) : out.raw(Buffer.from([0x08, 0x00]))).bytes(2, data).finish();
 }
 
 /**
@@ -107,18 +110,4 @@ function message(buf: Buffer, what: string, expected: Record<number, 'int' | 'by
     out.set(f.n, f);
   }
   return out;
-}
-
-function varint(v: number): Buffer {
-  const out: number[] = [];
-  while (v >= 0x80) {
-    out.push((v % 0x80) | 0x80);
-    v = Math.floor(v / 0x80);
-  }
-  out.push(v);
-  return Buffer.from(out);
-}
-
-function field(n: number, b: Buffer): Buffer {
-  return Buffer.concat([varint((n << 3) | 2), varint(b.length), b]);
 }

@@ -37,7 +37,7 @@ import { restoreSnapshot } from '../etcd/snapshot.ts';
 import { offlineTool } from '../etcd/tool.ts';
 import type { Step } from '../plan.ts';
 import type { TransformerFiles } from '../transformer.ts';
-import { compareMinor, fmt, fmtData } from '../version.ts';
+import { fmt, fmtData } from '../version.ts';
 import { newPendingTtlsFile } from '../workdir.ts';
 import { linkMemberDir, scratchDir } from './copy.ts';
 import type { Install, StepContext, StepReport, ToolNeed } from './context.ts';
@@ -105,14 +105,17 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   ctx.log(`the db it wrote holds every key and value it was given, none on a lease (${inDb.keys} keys; read offline in ${since()})`);
   await restoring;
   // The cluster version the restoring etcd would decide, in the new v2 store (etcd/snapfile.ts:
-  // etcd 3.3 may otherwise take 4 s to decide it when it next starts).
+  // etcd 3.3 may otherwise take 4 s to decide it when it next starts). Not written, etcd decides it.
   const cluster = `${v.major}.${v.minor}.0`;
-  const seeded = compareMinor(v, { major: 3, minor: 4, patch: 0 }) <= 0
-    ? await seedClusterVersion(path.join(restored, 'member', 'snap'), cluster).catch((e: Error) => e.message) : 'not a v2 store of etcd 3.4 or older';
+  let why = '';
+  const seeded = await seedClusterVersion(path.join(restored, 'member', 'snap'), cluster).catch((e: Error) => {
+    why = ` (${e.message})`;
+    return false;
+  });
   await fs.rename(path.join(restored, 'member'), ctx.newMember);
   await fs.rm(source, { recursive: true, force: true });
   ctx.log(`${offlineTool(v)} ${fmt(v)} snapshot restore of that db, beside the check: a new member dir with a fresh WAL and an empty v2 store, ${since()} after the check; `
-    + (seeded === true ? `cluster version ${cluster} recorded in it` : `no cluster version recorded (${seeded === false ? 'not the snapshot restore leaves' : seeded}): etcd decides it when it starts`));
+    + (seeded ? `cluster version ${cluster} recorded in it` : `no cluster version recorded${why}: etcd decides it when it starts`));
 
   // 6. The TTLs, pending until the end of the chain (fsynced; the swap moves the file in).
   const pending = await writePendingTtlsFromSpill(newPendingTtlsFile(ctx.dataDir), converted, files.ttlFile);
