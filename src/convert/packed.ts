@@ -12,6 +12,10 @@ export class PackedLines {
   /** The base64 keys one after another (latin1), key i ending at ends[i]. */
   private keys: Buffer;
   private readonly ends: Uint32Array;
+  /** The same for the values (base64), and whether line i has one (a v1 pending file's have none). */
+  private values: Buffer;
+  private readonly valueEnds: Uint32Array;
+  private readonly hasValue: Uint8Array;
 
   /** Room for `capacity` lines. */
   constructor(capacity: number) {
@@ -19,28 +23,41 @@ export class PackedLines {
     this.kvs = new BigUint64Array(capacity);
     this.ends = new Uint32Array(capacity);
     this.keys = Buffer.allocUnsafe(capacity * 64);
+    this.valueEnds = new Uint32Array(capacity);
+    this.hasValue = new Uint8Array(capacity);
+    this.values = Buffer.allocUnsafe(capacity * 64);
   }
 
   get full(): boolean {
     return this.length === this.ends.length;
   }
 
-  push([exp, key, kv]: TtlLine): void {
+  push([exp, key, kv, value]: TtlLine): void {
     if (this.full) throw new Error('a full PackedLines');
     const i = this.length++;
     const at = i ? this.ends[i - 1]! : 0;
-    if (at + key.length > this.keys.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(2 * this.keys.length, at + key.length));
-      this.keys.copy(bigger, 0, 0, at);
-      this.keys = bigger;
-    }
+    this.keys = roomFor(this.keys, at, key.length);
     this.exps[i] = exp;
     this.kvs[i] = kv;
     this.ends[i] = at + this.keys.write(key, at, 'latin1');
+    const vat = i ? this.valueEnds[i - 1]! : 0;
+    this.hasValue[i] = value === undefined ? 0 : 1;
+    this.values = roomFor(this.values, vat, value?.length ?? 0);
+    this.valueEnds[i] = vat + (value ? this.values.write(value, vat, 'latin1') : 0);
   }
 
   /** Line i, as it was pushed. */
   line(i: number): TtlLine {
-    return [this.exps[i]!, this.keys.toString('latin1', i ? this.ends[i - 1]! : 0, this.ends[i]!), this.kvs[i]!];
+    const key = this.keys.toString('latin1', i ? this.ends[i - 1]! : 0, this.ends[i]!);
+    if (!this.hasValue[i]) return [this.exps[i]!, key, this.kvs[i]!];
+    return [this.exps[i]!, key, this.kvs[i]!, this.values.toString('latin1', i ? this.valueEnds[i - 1]! : 0, this.valueEnds[i]!)];
   }
+}
+
+/** `buf`, or a bigger copy of its first `used` bytes, with room for `more`. */
+function roomFor(buf: Buffer, used: number, more: number): Buffer {
+  if (used + more <= buf.length) return buf;
+  const bigger = Buffer.allocUnsafe(Math.max(2 * buf.length, used + more));
+  buf.copy(bigger, 0, 0, used);
+  return bigger;
 }

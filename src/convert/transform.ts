@@ -7,7 +7,7 @@
 // - a key whose expiry has passed is not converted: migrate's store still holds it (etcd deletes
 //   expired keys only when its leader says so), a running etcd would not;
 // - each converted key is counted into a checksum, and a key with a TTL becomes a line of the TTL
-//   spill file (absolute expiry, key, digest) for the attach-ttls step: migrate drops TTLs.
+//   spill file (absolute expiry, key, digest, value) for the attach-ttls step: migrate drops TTLs.
 // Pure: a node in, the record and the TTL line out.
 import { ChecksumBuilder, kvDigest, type Checksum } from '../checksum.ts';
 import { StepError } from '../errors.ts';
@@ -59,7 +59,7 @@ export class V2ToV3Transform {
     const kv = kvDigest(key, value);
     this.sum.addDigest(key, kv, exp !== undefined);
     const record = kvRecord(key, value, n.createdIndex, n.modifiedIndex);
-    return exp === undefined ? { record } : { record, ttl: [exp, key.toString('base64'), kv] };
+    return exp === undefined ? { record } : { record, ttl: [exp, key.toString('base64'), kv, value.toString('base64')] };
   }
 
   summary(): TransformSummary {

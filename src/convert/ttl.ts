@@ -16,8 +16,12 @@ export const ttlAtGrant = (ttl: number, plannedMs: number, nowMs: number): numbe
 /** A key whose expiry has passed must not survive the conversion. */
 export const expired = (expiresMs: number, nowMs: number): boolean => expiresMs <= nowMs;
 
-/** A line of the TTL spill file and of the pending TTL file: expiry (ms), key (base64), (key, value) digest. */
-export type TtlLine = [expiresMs: number, keyB64: string, kv: bigint];
+/**
+ * A line of the TTL spill file and of the pending TTL file: expiry (ms), key (base64), (key, value)
+ * digest, and the value (base64; a pending file of an earlier build has none).
+ */
+export type TtlLine = [expiresMs: number, keyB64: string, kv: bigint, valueB64?: string];
 
 /** Its fields as both files hold them (the digest in hex): the pending file copies the spill's bytes. */
-export const ttlLineFields = ([exp, key, kv]: TtlLine): [number, string, string] => [exp, key, kv.toString(16)];
+export const ttlLineFields = ([exp, key, kv, value]: TtlLine): Array<number | string> =>
+  value === undefined ? [exp, key, kv.toString(16)] : [exp, key, kv.toString(16), value];

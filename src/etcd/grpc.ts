@@ -184,7 +184,8 @@ export function encodeTxn(ops: readonly Op[]): ProtoWriter {
       const p = o.request_put;
       let lease = leases.get(p.lease);
       if (!lease) leases.set(p.lease, lease = new ProtoWriter().int(3, BigInt(p.lease)).finish());
-      op.reset().message(2, inner.base64(1, p.key).raw(lease).int(5, p.ignore_value));
+      // PutRequest: key 1, value 2, lease 3, ignore_value 5.
+      op.reset().message(2, 'value' in p ? inner.base64(1, p.key).base64(2, p.value).raw(lease) : inner.base64(1, p.key).raw(lease).int(5, p.ignore_value));
     } else {
       op.reset().message(3, inner.base64(1, o.request_delete_range.key));
     }

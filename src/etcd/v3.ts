@@ -21,8 +21,11 @@ export interface RawKeyValue {
   leased: boolean;
 }
 
+/** A put that moves a key onto a lease: with its value (base64), or keeping the one it has (ignore_value). */
+export type PutOp = { key: string; lease: string; value: string } | { key: string; lease: string; ignore_value: true };
+
 export type Op =
-  | { request_put: { key: string; lease: string; ignore_value: true } }
+  | { request_put: PutOp }
   | { request_delete_range: { key: string } };
 
 /** The calls a conversion makes; two transports: the JSON gateway (V3) and gRPC (grpc.ts). */

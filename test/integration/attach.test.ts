@@ -225,7 +225,7 @@ describe('attachTtls (on a running etcd 3.5.30)', () => {
     const lines: TtlLine[] = [];
     for (const k of keys) {
       sum.add(k.key, k.value, k.ttl !== undefined);
-      if (k.ttl !== undefined) lines.push([expiresAt(k), b64(k.key), kvDigest(k.key, k.value)]);
+      if (k.ttl !== undefined) lines.push([expiresAt(k), b64(k.key), kvDigest(k.key, k.value), b64(k.value)]);
     }
     const file = path.join(await tmpDir(), 'pending');
     await writePendingTtls(file, sum.digest(), (async function* () { yield* lines; })());
@@ -285,6 +285,39 @@ describe('attachTtls (on a running etcd 3.5.30)', () => {
     }
   }, 60_000);
 
+  it('puts each key with the value the conversion recorded, checked first: a value that does not match its digest is not written', async () => {
+    const dir = path.join(await tmpDir(), 'data');
+    const m = await startEtcd('3.5.30', dir, { name: NAME });
+    const keys: DataKey[] = Array.from({ length: 30 }, (_, i) => ({ key: `/registry/events/e${i}`, value: `{"n":${i}}`, ttl: 600 }));
+    const now = Date.now();
+    const { file } = await converted(m.endpoint, keys, () => now + 600_000);
+    // The 21st key's value in the file replaced by another of the same length.
+    const text = (await fs.readFile(file, 'latin1')).split('\n');
+    text[21] = text[21]!.replace(/\t[^\t]+$/, `\t${b64('{"n":99}')}`);
+    await fs.writeFile(file, text.join('\n'), 'latin1');
+    const err = await attachTtls(new V3(httpClient(m.endpoint), v), await readPendingTtls(file), { opsPerTxn: 10 }).catch((e: Error) => e);
+    expect(String(err)).toMatch(/the pending TTL file is damaged: the value of the key "\/registry\/events\/e20" does not match the digest the conversion recorded; no value of it was written/);
+    expect(String(err)).not.toMatch(/"n":/);
+    const after = await dumpKeys('3.5.30', m.endpoint);
+    expect(after.map((k) => [k.key, k.value]).sort()).toEqual(keys.map((k) => [k.key, k.value]).sort());
+  });
+
+  it("attaches from an earlier build's pending file (v1, no values) with ignore_value: every value kept", async () => {
+    const dir = path.join(await tmpDir(), 'data');
+    const m = await startEtcd('3.5.30', dir, { name: NAME });
+    const keys: DataKey[] = Array.from({ length: 20 }, (_, i) => ({ key: `/registry/events/e${i}`, value: `{"n":${i}}`, ...(i % 2 ? { ttl: 600 } : {}) }));
+    const now = Date.now();
+    const { file, expected } = await converted(m.endpoint, keys, () => now + 600_000);
+    const text = (await fs.readFile(file, 'latin1')).split('\n').filter(Boolean);
+    const v1 = [text[0]!.replace('pending TTLs v2', 'pending TTLs v1'), ...text.slice(1).map((l) => l.split('\t').slice(0, 3).join('\t'))];
+    await fs.writeFile(file, `${v1.join('\n')}\n`, 'latin1');
+    const r = await attachTtls(new V3(httpClient(m.endpoint), v), await readPendingTtls(file));
+    expect(formatChecksum(r.after)).toBe(formatChecksum(expected));
+    const after = await dumpKeys('3.5.30', m.endpoint);
+    expect(after.map((k) => [k.key, k.value]).sort()).toEqual(keys.map((k) => [k.key, k.value]).sort());
+    expect(after.filter((k) => k.lease !== '0').length).toBe(10);
+  });
+
   it('a key due before any lease could end it (the next etcd\'s minimum TTL, from its start) is deleted now; others get what is left less what that etcd adds', async () => {
     const dir = path.join(await tmpDir(), 'data');
     const m = await startEtcd('3.5.30', dir, { name: NAME });
@@ -319,7 +352,7 @@ describe('attachTtls (on a running etcd 3.5.30)', () => {
     const sum = new ChecksumBuilder();
     for (const k of keys) sum.add(k.key, k.value, k.ttl !== undefined);
     const file = path.join(await tmpDir(), 'pending');
-    const line = (k: DataKey, exp: number): TtlLine => [exp, b64(k.key), kvDigest(k.key, k.value)];
+    const line = (k: DataKey, exp: number): TtlLine => [exp, b64(k.key), kvDigest(k.key, k.value), b64(k.value)];
     await writePendingTtls(file, sum.digest(), (async function* () { yield line(keys[1]!, now + 1500); yield line(keys[2]!, now + 3_600_000); })());
     const r = await attachTtls(new V3(httpClient(m.endpoint), v), await readPendingTtls(file));
     expect(r.expired).toBe(1);

@@ -28,7 +28,7 @@ describe('V2ToV3Transform', () => {
     expect(decode(t.node({ key: '/e', value: '', createdIndex: 8, modifiedIndex: 8 }, NOW).record!).has(5)).toBe(false);
   });
 
-  it('spills a key with a TTL (absolute expiry to the ms, key, digest), leaves out a key already due, counts directories but the root', () => {
+  it('spills a key with a TTL (absolute expiry to the ms, key, digest, value), leaves out a key already due, counts directories but the root', () => {
     const t = new V2ToV3Transform();
     const nodes: V2Node[] = [
       { key: '/', dir: true, createdIndex: 1, modifiedIndex: 1 },
@@ -39,7 +39,7 @@ describe('V2ToV3Transform', () => {
     ];
     const out = nodes.map((n) => t.node(n, NOW));
     expect(out.map((o) => o.record !== undefined)).toEqual([false, false, true, false, true]);
-    expect(out[2]!.ttl).toEqual([Date.parse('2026-11-26T13:00:00.123Z'), Buffer.from('/registry/events/e1').toString('base64'), kvDigest('/registry/events/e1', 'a')]);
+    expect(out[2]!.ttl).toEqual([Date.parse('2026-11-26T13:00:00.123Z'), Buffer.from('/registry/events/e1').toString('base64'), kvDigest('/registry/events/e1', 'a'), Buffer.from('a').toString('base64')]);
     const want = new ChecksumBuilder();
     want.add('/registry/events/e1', 'a', true);
     want.add('/registry/k', 'c', false);

@@ -58,6 +58,19 @@ describe('encodeTxn (the gRPC client\'s transaction request)', () => {
     // The long key's length takes a two-byte varint: the writer grew past its first capacity.
     expect(encodeTxn(ops).size).toBe(want.size);
   });
+
+  it('writes a put with its value (field 2) instead of ignore_value; an empty value is left out, as proto3 does', async () => {
+    const { encodeTxn } = await import('../../../src/etcd/grpc.ts');
+    const value = Buffer.from([0x00, 0x7b, 0xff, 0x22]);
+    const ops = [
+      { request_put: { key: Buffer.from('/k').toString('base64'), lease: '7', value: value.toString('base64') } },
+      { request_put: { key: Buffer.from('/e').toString('base64'), lease: '7', value: '' } },
+    ];
+    const want = new ProtoWriter()
+      .message(2, new ProtoWriter().message(2, new ProtoWriter().bytes(1, Buffer.from('/k')).bytes(2, value).int(3, 7n)))
+      .message(2, new ProtoWriter().message(2, new ProtoWriter().bytes(1, Buffer.from('/e')).int(3, 7n)));
+    expect(encodeTxn(ops).finish().equals(want.finish())).toBe(true);
+  });
 });
 
 describe('RangeReader (the gRPC client\'s one-pass RangeResponse reader)', () => {
