@@ -9,7 +9,7 @@ import type { Op, V3Api } from '../etcd/v3.ts';
 import { compareMinor, type Version } from '../version.ts';
 import { batches, forEachConcurrent } from './pool.ts';
 import { expired, type TtlLine } from './ttl.ts';
-import { readDbKeyspace } from './v3db.ts';
+import { readDbKeyspace, type DbKeyspace } from './v3db.ts';
 
 /** Operations per transaction (etcd's --max-txn-ops default is 128), and transactions in flight. */
 export const TXN_OPS = 128;
@@ -27,13 +27,13 @@ export function txnLimits(v: Version): { flags: string[]; ops: number } {
  * transformer gave it (the v2 store less the keys already due), none on a lease (the TTLs wait for
  * the attach step), no deletion.
  */
-export function checkMigratedDb(dbFile: string, converted: Checksum): Checksum {
+export function checkMigratedDb(dbFile: string, converted: Checksum): DbKeyspace {
   const db = readDbKeyspace(dbFile);
   const got = db.sum.digest();
   if (got.keys !== converted.keys || got.kv !== converted.kv || db.leased || db.tombstones) {
     throw new StepError(`etcdctl migrate did not write the v2 store faithfully: v2 ${formatChecksum(converted)}, v3 ${formatChecksum(got)}${db.leased ? `, ${db.leased} keys on a lease` : ''}${db.tombstones ? `, ${db.tombstones} deletions` : ''}; the live data was not changed`);
   }
-  return got;
+  return db;
 }
 
 /** Deletes every key due at or before `cutoff`, in batched transactions; tells `gone` of each. */

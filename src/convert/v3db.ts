@@ -5,7 +5,7 @@
 // at the attach step, whether the keyspace is still as the conversion left it.
 // One pass over the file, no etcd: a range through etcd 3.3 walks its whole index from the page
 // start for every page (etcd issue 11057), 21 s for the 1,000,000 keys that this reads in a few seconds.
-import { existsSync } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import { ChecksumBuilder } from '../checksum.ts';
 import { StepError } from '../errors.ts';
 import { decodeKeyValue } from '../etcd/proto.ts';
@@ -19,6 +19,40 @@ export interface DbKeyspace {
   tombstones: number;
   /** The highest main revision of a record (0 for none): the store's revision when etcd next starts, unless its WAL holds more. */
   maxRevision: number;
+}
+
+/**
+ * A db's keyspace as a step of this run read it, and the file's identity then (device, inode, size,
+ * modification time): a later step of the run may take it for a read of the same file, unchanged.
+ */
+export interface CheckedDb {
+  keyspace: DbKeyspace;
+  identity: string;
+}
+
+export async function dbIdentity(file: string): Promise<string | undefined> {
+  const st = await fs.stat(file, { bigint: true }).catch(() => undefined);
+  return st && `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
+}
+
+/**
+ * Whether the key bucket of two db files is the same pages, byte for byte: `snapshot restore` copies
+ * the db and changes other buckets (members, the consistent index), so the restored db holds exactly
+ * the records checked in the copy. False when either cannot be read.
+ */
+export function sameKeyBucket(a: string, b: string): boolean {
+  let x: Bbolt | undefined;
+  let y: Bbolt | undefined;
+  try {
+    x = new Bbolt(a);
+    y = new Bbolt(b);
+    return x.sameBucket(y, ['key']);
+  } catch {
+    return false;
+  } finally {
+    x?.close();
+    y?.close();
+  }
 }
 
 const isDeletion = (rev: Buffer): boolean => rev.length === 18 && rev[17] === 0x74;

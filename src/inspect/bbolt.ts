@@ -1,6 +1,7 @@
 // A read-only reader of etcd's bbolt database (member/snap/db), just enough to look up a key in a
-// bucket, to tell whether a bucket holds anything (a few pages each), and to walk every key of a
-// bucket (page by page: memory holds one page and the path to it).
+// bucket, to tell whether a bucket holds anything (a few pages each), to walk every key of a bucket
+// (page by page: memory holds one page and the path to it), and to tell whether a bucket of two
+// files is the same pages byte for byte.
 import { closeSync, openSync, readSync } from 'node:fs';
 
 const PAGE_HEADER = 16;
@@ -68,6 +69,42 @@ export class Bbolt {
   forEach(path: readonly string[], fn: (key: Buffer, value: Buffer) => void): void {
     const bucket = this.bucket(path);
     if (bucket) this.walk(bucket, fn);
+  }
+
+  /**
+   * Whether the bucket at `path` is byte for byte the same in `other`: the same entry in its parent
+   * (its root page's ID, or the bucket itself when it is inline), then the same pages under it. A
+   * copy of the file whose later transactions left the bucket alone has it so (bbolt writes a
+   * changed page to a new place, never over a page that a bucket still uses).
+   */
+  sameBucket(other: Bbolt, path: readonly string[]): boolean {
+    const a = this.bucketEntry(path);
+    const b = other.bucketEntry(path);
+    if (!a || !b || !a.equals(b) || this.pageSize !== other.pageSize) return false;
+    const root = a.readBigUInt64LE(0);
+    return root === 0n || this.samePages(other, root);
+  }
+
+  private samePages(other: Bbolt, id: bigint): boolean {
+    const page = this.page(id);
+    if (!page.buf.equals(other.page(id).buf)) return false;
+    const { flags, count } = header(page);
+    for (let i = 0; i < count; i++) {
+      const e = PAGE_HEADER + i * 16;
+      // A branch's children; a leaf's nested buckets that have pages of their own.
+      const child = flags & BRANCH ? page.buf.readBigUInt64LE(e + 8)
+        : flags & LEAF && page.buf.readUInt32LE(e) & BUCKET_LEAF ? page.buf.readBigUInt64LE(e + page.buf.readUInt32LE(e + 4) + page.buf.readUInt32LE(e + 8)) : 0n;
+      if (child !== 0n && !this.samePages(other, child)) return false;
+    }
+    return true;
+  }
+
+  /** The bucket's entry in its parent (its root page ID and sequence, then the page itself when inline). */
+  private bucketEntry(path: readonly string[]): Buffer | undefined {
+    if (!path.length) return undefined;
+    const parent = path.length > 1 ? this.bucket(path.slice(0, -1)) : this.page(this.root);
+    const hit = parent && this.find(parent, Buffer.from(path.at(-1)!));
+    return hit?.isBucket ? hit.value : undefined;
   }
 
   private walk(page: Page, fn: (key: Buffer, value: Buffer) => void): void {

@@ -11,7 +11,7 @@ import { formatChecksum } from '../checksum.ts';
 import { txnLimits } from '../convert/check.ts';
 import { attachTtls } from '../convert/leases.ts';
 import { readPendingTtls } from '../convert/pending.ts';
-import { readDbKeyspace, type DbKeyspace } from '../convert/v3db.ts';
+import { dbIdentity, readDbKeyspace, type DbKeyspace } from '../convert/v3db.ts';
 import { withGrpc } from '../etcd/grpc.ts';
 import { withTempEtcd } from '../etcd/server.ts';
 import { removeFileDurably } from '../fsx.ts';
@@ -31,11 +31,16 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
   const file = pendingTtlsFile(ctx.dataDir);
   const pending = await readPendingTtls(file);
   const txn = txnLimits(v);
-  // The keyspace as the db holds it, read before etcd starts: when it is what the conversion left,
-  // no read of every key through etcd is needed (leases.ts). Unreadable here, etcd reads it.
+  // The keyspace as the db holds it, before etcd starts: when it is what the conversion left, no
+  // read of every key through etcd is needed (leases.ts). The conversion's own check of it when this
+  // run converted and the file is unchanged since; else read now. Unreadable here, etcd reads it.
+  const dbFile = path.join(ctx.dataDir, 'member', 'snap', 'db');
+  const handed = ctx.checkedDb;
+  ctx.checkedDb = undefined;
   const reading = Date.now();
-  const db = tryReadDb(path.join(ctx.dataDir, 'member', 'snap', 'db'));
-  const offline = db && { db, ms: Date.now() - reading };
+  const unchanged = handed && handed.identity === (await dbIdentity(dbFile));
+  const db = unchanged ? handed.keyspace : tryReadDb(dbFile);
+  const offline = db && { db, ms: Date.now() - reading, how: unchanged ? 'read by the conversion (this db file, unchanged since)' : 'read offline from the db before etcd started' };
   // What the target etcd will add to every lease: its election timeout when it becomes leader, and
   // the time it takes to get there, measured by this very start of it (a lone member's: a cluster
   // member's start waits for its peers). The rollback's temporary etcd reads the leases at once.
@@ -62,7 +67,7 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
     detail: `after: ${formatChecksum(r.after)}; ${r.expired} keys expired since the conversion`
       + `${r.dueSoon ? `, ${r.dueSoon} more were due within ${seconds(r.dueWithinMs)} and were deleted (no lease could end them sooner)` : ''}; ${r.after.ttlKeys} keys on ${r.leases} leases `
       + `(granted ${seconds(Date.now() - r.grantedAt)} before the end of this step; attached in ${seconds(r.attachedAt - r.grantedAt)}, ${seconds(r.predictedMs)} allowed for by a timed pass onto one lease; `
-      + `etcd stopped and the file removed in ${seconds(Date.now() - r.attachedAt)}; every key and value read${r.sumFrom === 'db' ? ' offline from the db before etcd started' : ' through etcd'} and checked first in ${seconds(r.sumMs)}. `
+      + `etcd stopped and the file removed in ${seconds(Date.now() - r.attachedAt)}; every key and value ${offline && r.sumFrom === 'db' ? offline.how : 'read through etcd'} and checked first in ${seconds(r.sumMs)}. `
       + (target ? `A lease restarts in full when etcd becomes leader, plus its election timeout: each is ${seconds(ctx.targetElectionTimeoutMs + startMs)} shorter for the target etcd's election timeout and start)` : 'The rollback reads the leases next)'),
   };
 }

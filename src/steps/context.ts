@@ -1,3 +1,4 @@
+import type { CheckedDb } from '../convert/v3db.ts';
 import type { MemberConfig } from '../etcd/server.ts';
 import type { Tool } from '../bundle.ts';
 import type { DataVersion, Version } from '../version.ts';
@@ -25,6 +26,11 @@ export interface StepContext {
   /** The target etcd's election timeout (ms): etcd adds it to every lease when it becomes leader. */
   targetElectionTimeoutMs: number;
   install: Install;
+  /**
+   * The live db's keyspace as a step of this run checked it (the conversion), for a later step of
+   * the run (attach-ttls), which takes it only while the file is the same, unchanged (CheckedDb).
+   */
+  checkedDb?: CheckedDb;
 }
 
 /** What a step reports for its log line: facts such as key counts and checksums, never values. */

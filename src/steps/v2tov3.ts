@@ -13,23 +13,25 @@
 //     dir: the db with its keys and revisions, a fresh WAL, and a v2 store that holds nothing but
 //     the member (so 3.5 does not warn about custom v2 content and 3.6 accepts the data) and the
 //     cluster version, written in (etcd/snapfile.ts). Like a downgrade, it gives the member and the
-//     cluster new IDs: the conversion is for a lone member (cluster.ts);
-//  6. write the TTLs (absolute expiries) into the pending file beside the new member dir; the swap
-//     moves both in. The attach-ttls step at the end of the chain deletes the keys due by then, reads
-//     every key back through etcd against the checksum, and makes the TTLs leases: etcd gives every
-//     lease its full TTL again whenever it starts, so a lease granted here would gain the time until
-//     the target etcd starts.
+//     cluster new IDs: the conversion is for a lone member (cluster.ts). Its key bucket must be the
+//     one checked in 4., page for page: then the attach step of this run takes 4. for its own read;
+//  6. write the TTLs (absolute expiries, and values) into the pending file beside the new member
+//     dir; the swap moves both in. The attach-ttls step at the end of the chain deletes the keys due
+//     by then, checks every key and value against the checksum (by 4. while the db is unchanged,
+//     else read offline or through etcd), and makes the TTLs leases: etcd gives every lease its full
+//     TTL again whenever it starts, so a lease granted here would gain the time until the target
+//     etcd starts.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { binPath } from '../bundle.ts';
 import { PENDING_TTLS_FILE } from '../datadir.ts';
-import { ChecksumBuilder, formatChecksum, type Checksum } from '../checksum.ts';
+import { ChecksumBuilder, formatChecksum } from '../checksum.ts';
 import { seconds } from '../log.ts';
 import { checkMigratedDb } from '../convert/check.ts';
 import { writePendingTtlsFromSpill } from '../convert/pending.ts';
 import type { TransformSummary } from '../convert/transform.ts';
-import { liveKeyCount } from '../convert/v3db.ts';
+import { dbIdentity, liveKeyCount, sameKeyBucket, type DbKeyspace } from '../convert/v3db.ts';
 import { StepError, UsageError } from '../errors.ts';
 import { migrateV2ToV3 } from '../etcd/etcdctl.ts';
 import { seedClusterVersion } from '../etcd/snapfile.ts';
@@ -95,15 +97,20 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   // with a fresh WAL and v2 store; it is used only if the check passed.
   const restored = path.join(scratch, 'restored');
   const restoring = restoreSnapshot({ binDir: ctx.binDir, version: v, file: dbFile, dataDir: restored, member: ctx.member, token: ctx.member.initialClusterToken ?? 'etcd-cluster', env: ctx.env, skipHashCheck: true });
-  let inDb: Checksum;
+  let checked: DbKeyspace;
   try {
-    inDb = checkMigratedDb(dbFile, converted);
+    checked = checkMigratedDb(dbFile, converted);
   } catch (e) {
     await restoring.catch(() => {});
     throw e;
   }
+  const inDb = checked.sum.digest();
   ctx.log(`the db it wrote holds every key and value it was given, none on a lease (${inDb.keys} keys; read offline in ${since()})`);
   await restoring;
+  // The restored db's key bucket is the one just checked, page for page: the attach step of this run
+  // takes this check for its own read of the db, while the file is unchanged (leases.ts).
+  const restoredDb = path.join(restored, 'member', 'snap', 'db');
+  const same = sameKeyBucket(dbFile, restoredDb);
   // The cluster version the restoring etcd would decide, in the new v2 store (etcd/snapfile.ts:
   // etcd 3.3 may otherwise take 4 s to decide it when it next starts). Not written, etcd decides it.
   const cluster = `${v.major}.${v.minor}.0`;
@@ -114,8 +121,11 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   });
   await fs.rename(path.join(restored, 'member'), ctx.newMember);
   await fs.rm(source, { recursive: true, force: true });
+  const identity = same ? await dbIdentity(path.join(ctx.newMember, 'snap', 'db')) : undefined;
+  ctx.checkedDb = identity ? { keyspace: checked, identity } : undefined;
   ctx.log(`${offlineTool(v)} ${fmt(v)} snapshot restore of that db, beside the check: a new member dir with a fresh WAL and an empty v2 store, ${since()} after the check; `
-    + (seeded ? `cluster version ${cluster} recorded in it` : `no cluster version recorded${why}: etcd decides it when it starts`));
+    + (seeded ? `cluster version ${cluster} recorded in it` : `no cluster version recorded${why}: etcd decides it when it starts`)
+    + `; its key bucket ${same ? 'is' : 'is not'} the checked one, page for page`);
 
   // 6. The TTLs, pending until the end of the chain (fsynced; the swap moves the file in).
   const pending = await writePendingTtlsFromSpill(newPendingTtlsFile(ctx.dataDir), converted, files.ttlFile);

@@ -107,6 +107,11 @@ describe('etcd2 -> etcd3 with every TTL kept', () => {
     const r = await cli(dir, '3.3.25', { ETCD_ENABLE_V2: 'false' });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.3.25/etcd3');
+    // The attach follows the conversion on the db it restored (no etcd ran on it between): the
+    // conversion's check of that key bucket stands for another read (in the 3.5.30 chain above, the
+    // 3.4 upgrade's etcd wrote the db, and the attach read it again).
+    expect(r.stderr).toMatch(/snapshot restore of that db, .*; its key bucket is the checked one, page for page/);
+    expect(r.stderr).toMatch(/every key and value read by the conversion \(this db file, unchanged since\) and checked first in 0\.00 s/);
   });
 
   it('does not convert keys already due when etcd stopped (still in the v2 store: only a running leader expires them)', async () => {

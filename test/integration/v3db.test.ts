@@ -6,7 +6,11 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ChecksumBuilder, kvDigest } from '../../src/checksum.ts';
 import { V3Grpc } from '../../src/etcd/grpc.ts';
-import { liveKeyCount, readDbKeyspace } from '../../src/convert/v3db.ts';
+import { liveKeyCount, readDbKeyspace, sameKeyBucket } from '../../src/convert/v3db.ts';
+import { restoreSnapshot } from '../../src/etcd/snapshot.ts';
+import { parseVersion } from '../../src/version.ts';
+import { promises as fs } from 'node:fs';
+import { BIN_DIR } from '../helpers/env.ts';
 import { checkMigratedDb } from '../../src/convert/check.ts';
 import { requireBinaries } from '../helpers/env.ts';
 import { startEtcd } from '../helpers/etcd.ts';
@@ -67,12 +71,56 @@ describe('checkMigratedDb', () => {
     // e0 missing: a loss, refused.
     expect(() => checkMigratedDb(db, sumOf(0, 3))).toThrow(/etcdctl migrate did not write the v2 store faithfully: v2 keys=50 .*, v3 keys=49 /);
     // The 49 keys; which of them carry a TTL does not matter to the db (migrate drops TTLs).
-    expect(checkMigratedDb(db, sumOf(1, 3)).keys).toBe(49);
+    expect(checkMigratedDb(db, sumOf(1, 3)).sum.digest().keys).toBe(49);
     // A changed value is refused.
     const changed = new ChecksumBuilder();
     keys.slice(1).forEach(([k, v], i) => changed.add(k, i === 7 ? 'other' : v, false));
     expect(() => checkMigratedDb(db, changed.digest())).toThrow(/did not write the v2 store faithfully/);
   });
+});
+
+describe('sameKeyBucket', () => {
+  it("holds for the db that etcdctl snapshot restore made of it (page for page), not once etcd wrote a key, nor for other data", async () => {
+    const dir = await tmpDir();
+    let m = await startEtcd('3.3.25', path.join(dir, 'a'));
+    const put = (endpoint: string, k: string, v: string) => fetch(`${endpoint}/v3beta/kv/put`, { method: 'POST', body: JSON.stringify({ key: Buffer.from(k).toString('base64'), value: Buffer.from(v).toString('base64') }) }).then((r) => expect(r.status).toBe(200));
+    // Thousands of keys (branch pages) and a value bigger than a page (overflow pages).
+    for (let i = 0; i < 4000; i += 200) await Promise.all(Array.from({ length: 200 }, (_, j) => put(m.endpoint, `/registry/pods/p-${i + j}`, `{"i":${i + j}}`)));
+    await put(m.endpoint, '/big', 'x'.repeat(20_000));
+    await m.stop();
+    const db = path.join(dir, 'a', 'member', 'snap', 'db');
+    const peer = 'http://127.0.0.1:1';
+    await restoreSnapshot({ binDir: BIN_DIR, version: parseVersion('3.3.25'), file: db, dataDir: path.join(dir, 'restored'), token: 't', env: {}, skipHashCheck: true,
+      member: { name: 'm1', initialCluster: `m1=${peer}`, listenPeerUrls: peer, initialAdvertisePeerUrls: peer, port: 1, extraArgs: [] } });
+    const restored = path.join(dir, 'restored', 'member', 'snap', 'db');
+    // The restore changed other buckets (the file differs), not the key bucket.
+    expect((await fs.readFile(restored)).equals(await fs.readFile(db))).toBe(false);
+    expect(sameKeyBucket(db, restored)).toBe(true);
+    expect(sameKeyBucket(restored, restored)).toBe(true);
+    // One byte of one value changed in a copy, deep in the tree (a leaf page under branch pages).
+    const bytes = await fs.readFile(db);
+    const at = bytes.indexOf('{"i":2345}');
+    expect(at).toBeGreaterThan(0);
+    bytes[at + 8] = 0x36;
+    await fs.writeFile(path.join(dir, 'flipped'), bytes);
+    expect(sameKeyBucket(db, path.join(dir, 'flipped'))).toBe(false);
+
+    // A copy that etcd then ran on and wrote one key to.
+    await fs.cp(path.join(dir, 'a'), path.join(dir, 'b'), { recursive: true });
+    m = await startEtcd('3.3.25', path.join(dir, 'b'));
+    await put(m.endpoint, '/registry/pods/p-7', 'changed');
+    await m.stop();
+    expect(sameKeyBucket(db, path.join(dir, 'b', 'member', 'snap', 'db'))).toBe(false);
+
+    // Other data; a file that is not a db; no file.
+    m = await startEtcd('3.3.25', path.join(dir, 'c'));
+    await put(m.endpoint, '/registry/pods/p-0', '{"i":0}');
+    await m.stop();
+    expect(sameKeyBucket(db, path.join(dir, 'c', 'member', 'snap', 'db'))).toBe(false);
+    await fs.writeFile(path.join(dir, 'junk'), Buffer.alloc(8192, 7));
+    expect(sameKeyBucket(db, path.join(dir, 'junk'))).toBe(false);
+    expect(sameKeyBucket(db, path.join(dir, 'none'))).toBe(false);
+  }, 60_000);
 });
 
 describe('liveKeyCount', () => {
