@@ -1,8 +1,9 @@
 // Benchmark (the entrypoint as the image runs it: the bundle): etcd2 -> etcd3 conversion with every TTL re-attached (the v2-to-v3 and attach-ttls
 // steps, through the CLI, with the run's backup) side by side with `etcdctl migrate` alone, on copies
 // of the same 3.3.25 etcd2 data dir; and, when a baseline commit is given, the entrypoint of that
-// commit too, in the same rounds (migrate, this tree, baseline; the order turns each round).
-// Time and peak RSS (VmHWM of each process, sampled from /proc every 20 ms).
+// commit too, in the same rounds (migrate, etcd's floor, this tree, baseline; the order turns each
+// round). Time and peak RSS (VmHWM of each process, sampled from /proc every 20 ms). etcd's floor
+// (see `floor` below) is the least that etcd's own tools take to keep a TTL.
 // Usage: [BENCH_BASELINE=<commit>] [BENCH_TARGET=3.3.25] node bench/convert.ts [keys=100000] [bin-dir=.cache/etcd-bin] [port-base=23500] [rounds=1]
 // (BENCH_TARGET: the target version; 3.3.25, the default, is the conversion and the attach alone,
 // 3.5.30 the whole chain a pod runs: conversion, upgrades, attach)
@@ -14,6 +15,10 @@ import { execa } from 'execa';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { withTempEtcd } from '../src/etcd/server.ts';
+import { restoreSnapshot } from '../src/etcd/snapshot.ts';
+import { seedClusterVersion } from '../src/etcd/snapfile.ts';
+import { parseVersion } from '../src/version.ts';
 import { machine, median } from './lib.ts';
 import { makeV2DataDir } from './v2data.ts';
 
@@ -112,8 +117,28 @@ try {
     return timed(d, process.execPath, [entry, '--data-dir', d, '--target-version', target, '--bin-dir', binDir, '--name', 'm1',
       '--port', String(portBase), '--peer-port', String(portBase + 1)], entryEnv);
   };
+  // The least that etcd's own tools need to give a converted key a lease: migrate, a new member of
+  // its db (snapshot restore, with the cluster version recorded as etcd-migrate does, or etcd 3.3
+  // may wait 4 s for it), and an etcd started on it until it grants a lease, then stopped; no check,
+  // no backup, no TTL read. What etcd-migrate takes beyond this is its own.
+  const floor = async (): Promise<Run> => {
+    const d = await copy();
+    const v = parseVersion('3.3.25');
+    const peer = `http://127.0.0.1:${portBase + 1}`;
+    const member = { name: 'm1', initialCluster: `m1=${peer}`, listenPeerUrls: peer, initialAdvertisePeerUrls: peer, port: portBase, extraArgs: [] };
+    const t0 = performance.now();
+    await execa(path.join(binDir, 'etcdctl-3.3.25'), ['migrate', '--data-dir', d], { env: { ETCDCTL_API: '3' } });
+    await restoreSnapshot({ binDir, version: v, file: path.join(d, 'member', 'snap', 'db'), dataDir: path.join(d, 'restored'), member, token: 'etcd-cluster', env: {}, skipHashCheck: true });
+    await seedClusterVersion(path.join(d, 'restored', 'member', 'snap'), '3.3.0');
+    await withTempEtcd({ bin: path.join(binDir, 'etcd-3.3.25'), version: v, dataDir: path.join(d, 'restored'), member, storage: 'etcd3', env: {}, timeoutMs: 60_000 }, async (e) => {
+      const r = await fetch(`${e.endpoint}/v3beta/lease/grant`, { method: 'POST', body: JSON.stringify({ TTL: 600 }) });
+      if (r.status !== 200) throw new Error(`lease grant: ${await r.text()}`);
+    });
+    return { seconds: (performance.now() - t0) / 1000, peaks: [], stderr: '', dir: d };
+  };
   const sides: Array<[string, () => Promise<Run>]> = [
     ['etcdctl migrate alone (TTLs dropped)', async () => { const d = await copy(); return timed(d, path.join(binDir, 'etcdctl-3.3.25'), ['migrate', '--data-dir', d], { ETCDCTL_API: '3' }); }],
+    ["etcd's floor: migrate, snapshot restore, etcd started until it grants one lease, stopped", floor],
     ['etcd-migrate (this tree)', ours(thisEntry)],
     ...(baselineEntry ? [[`etcd-migrate (baseline ${baselineRef})`, ours(baselineEntry)] as [string, () => Promise<Run>]] : []),
   ];
@@ -145,9 +170,9 @@ try {
     if (fails.length === xs.length) continue;
     console.log(`| ${name} | ${t.toFixed(1)} s = ${(t / migrateMedian).toFixed(2)}x migrate (${xs.map((x) => x.seconds.toFixed(1)).join(', ')}) | ${steps} | ${rss} |`);
   }
-  const detail = results.get(sides[1]![0])!.at(-1)!.stderr.split('\n').filter((l) => /migrate done|db it wrote|snapshot restore|keys on \d+ leases/.test(l)).map((l) => l.replace(/^etcd-migrate: /, '').slice(0, /step \d/.test(l) ? 900 : 200));
+  const detail = results.get(sides[2]![0])!.at(-1)!.stderr.split('\n').filter((l) => /migrate done|db it wrote|snapshot restore|keys on \d+ leases/.test(l)).map((l) => l.replace(/^etcd-migrate: /, '').slice(0, /step \d/.test(l) ? 900 : 200));
   console.log(`\nthis tree, last round:\n  ${detail.join('\n  ')}`);
-  const att = /(\d+) keys on (\d+) leases \(granted [\d.]+ s before the end of this step; attached in ([\d.]+) s/.exec(results.get(sides[1]![0])!.at(-1)!.stderr);
+  const att = /(\d+) keys on (\d+) leases \(granted [\d.]+ s before the end of this step; attached in ([\d.]+) s/.exec(results.get(sides[2]![0])!.at(-1)!.stderr);
   if (att) console.log(`  TTL re-attachment: ${att[1]} keys on ${att[2]} leases in ${att[3]} s = ${Math.round(Number(att[1]) / Math.max(Number(att[3]), 0.01))} keys/s`);
 } finally {
   if (baselineRef) await execa('git', ['-C', repo, 'worktree', 'remove', '--force', path.join(work, 'baseline')]).catch(() => {});
