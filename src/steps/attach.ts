@@ -45,7 +45,6 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
   // the time it takes to get there, measured by this very start of it (a lone member's: a cluster
   // member's start waits for its peers). The rollback's temporary etcd reads the leases at once.
   const target = s.then === 'target';
-  const t0 = Date.now();
   let startMs = 0;
   const r = await withTempEtcd({
     bin: binPath(ctx.binDir, 'etcd', v), version: v, dataDir: ctx.dataDir, member: ctx.member, storage: 'etcd3',
@@ -53,9 +52,10 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
     // As an upgrade step waits (from the minor below, this start is the upgrade to the target).
     clusterAtLeast: clusterVersionNeeded(s, ctx.target.version, isCluster(ctx.member.initialCluster)), log: ctx.log,
   }, (e) => {
-    // Until it first answered: after that it may wait for its cluster version, which the target's
-    // etcd finds decided (this one writes it), up to 4 s (etcd/snapfile.ts).
-    startMs = target && !isCluster(ctx.member.initialCluster) ? (e.answeredAt ?? Date.now()) - t0 : 0;
+    // From its spawn until it first answered (the start that counted, if it was started twice): after
+    // that it may wait for its cluster version, which the target's etcd finds decided (this one
+    // writes it; etcd/server.ts, etcd/snapfile.ts).
+    startMs = target && !isCluster(ctx.member.initialCluster) ? (e.answeredAt ?? Date.now()) - e.spawnedAt : 0;
     const extendMs = target ? ctx.targetElectionTimeoutMs + startMs : 0;
     // etcd's minimum lease TTL: 1.5 election timeouts, whole seconds (the rollback's etcd: 0.1 s).
     const minTtl = target ? Math.max(1, Math.ceil((1.5 * ctx.targetElectionTimeoutMs) / 1000)) : 1;

@@ -108,7 +108,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   ctx.log(`the db it wrote holds every key and value it was given, none on a lease (${inDb.keys} keys; read offline in ${since()})`);
   await restoring;
   // The restored db's key bucket is the one just checked, page for page: the attach step of this run
-  // takes this check for its own read of the db, while the file is unchanged (leases.ts).
+  // takes this check for its own read of the db, while the file is unchanged (steps/attach.ts).
   const restoredDb = path.join(restored, 'member', 'snap', 'db');
   const same = sameKeyBucket(dbFile, restoredDb);
   // The cluster version the restoring etcd would decide, in the new v2 store (etcd/snapfile.ts:
