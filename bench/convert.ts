@@ -170,10 +170,14 @@ try {
     if (fails.length === xs.length) continue;
     console.log(`| ${name} | ${t.toFixed(1)} s = ${(t / migrateMedian).toFixed(2)}x migrate (${xs.map((x) => x.seconds.toFixed(1)).join(', ')}) | ${steps} | ${rss} |`);
   }
-  const detail = results.get(sides[2]![0])!.at(-1)!.stderr.split('\n').filter((l) => /migrate done|db it wrote|snapshot restore|keys on \d+ leases/.test(l)).map((l) => l.replace(/^etcd-migrate: /, '').slice(0, /step \d/.test(l) ? 900 : 200));
-  console.log(`\nthis tree, last round:\n  ${detail.join('\n  ')}`);
-  const att = /(\d+) keys on (\d+) leases \(granted [\d.]+ s before the end of this step; attached in ([\d.]+) s/.exec(results.get(sides[2]![0])!.at(-1)!.stderr);
-  if (att) console.log(`  TTL re-attachment: ${att[1]} keys on ${att[2]} leases in ${att[3]} s = ${Math.round(Number(att[1]) / Math.max(Number(att[3]), 0.01))} keys/s`);
+  // The log lines of each etcd-migrate side's last round: where its time went.
+  for (const [name] of sides.slice(2)) {
+    const last = results.get(name)!.at(-1)!.stderr;
+    const detail = last.split('\n').filter((l) => /migrate done|db it wrote|snapshot restore|keys on \d+ leases|started again/.test(l)).map((l) => l.replace(/^etcd-migrate: /, '').slice(0, /step \d/.test(l) ? 900 : 200));
+    console.log(`\n${name}, last round:\n  ${detail.join('\n  ')}`);
+    const att = /(\d+) keys on (\d+) leases \(granted [\d.]+ s before the end of this step; attached in ([\d.]+) s/.exec(last);
+    if (att) console.log(`  TTL re-attachment: ${att[1]} keys on ${att[2]} leases in ${att[3]} s = ${Math.round(Number(att[1]) / Math.max(Number(att[3]), 0.01))} keys/s`);
+  }
 } finally {
   if (baselineRef) await execa('git', ['-C', repo, 'worktree', 'remove', '--force', path.join(work, 'baseline')]).catch(() => {});
   await fs.rm(work, { recursive: true, force: true });
