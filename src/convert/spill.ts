@@ -1,5 +1,5 @@
 // A spill file: one line per key, written once and read back in order, so that per-key facts
-// (a key's expiry, its digest) never have to sit in memory all at once.
+// (a key's expiry, its digest, its value) never have to sit in memory all at once.
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import readline from 'node:readline';
@@ -7,8 +7,14 @@ import readline from 'node:readline';
 export class SpillWriter {
   private readonly out: WriteStream;
   lines = 0;
+  /**
+   * Up to 1 MiB waits in memory before a write waits for the disk: with 16 KiB (the default), the
+   * transformer waited every ~40 lines of TTL keys with their values, and migrate on it (1,000,000
+   * keys, migrate with the transformer: 18.7-23.1 s with 1 MiB in 4 runs, 24.5-25.7 s with 16 KiB in
+   * 2; the transformer of 066a781, without values, 16 KiB: 19.6-23.9 s in 6).
+   */
   constructor(file: string) {
-    this.out = createWriteStream(file, { mode: 0o600 });
+    this.out = createWriteStream(file, { mode: 0o600, highWaterMark: 1 << 20 });
   }
 
   /** Appends a line (no newline inside); waits when the disk is behind. */
