@@ -146,8 +146,9 @@ export class TempEtcd {
           if (cluster && version.major >= 3) seen.joined = await isJoined(this.endpoint, version, member.name, this.endpoint, tls);
         }
         const why = missing(expect, seen);
-        if (restartIfMissed && !cluster && version.major >= 3 && this.answeredAt !== undefined && why && (!seen.cluster || compareMinor(seen.cluster, expect.clusterAtLeast) < 0)
-          && Date.now() - this.answeredAt > MISSED_VERSION_MS && this.answeredAt - this.spawnedAt < RESTART_IF_START_UNDER_MS) {
+        // A lone member that answers now, still below the cluster version waited for (MISSED_VERSION_MS).
+        const below = seen.server !== undefined && version.major >= 3 && (!seen.cluster || compareMinor(seen.cluster, expect.clusterAtLeast) < 0);
+        if (restartIfMissed && !cluster && below && why && Date.now() - this.answeredAt! > MISSED_VERSION_MS && this.answeredAt! - this.spawnedAt < RESTART_IF_START_UNDER_MS) {
           throw new VersionDecisionMissed(why);
         }
         if (why) last = why + unanswered;
