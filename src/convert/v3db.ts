@@ -57,9 +57,9 @@ export function sameKeyBucket(a: string, b: string): boolean {
 
 const isDeletion = (rev: Buffer): boolean => rev.length === 18 && rev[17] === 0x74;
 
-export function readDbKeyspace(dbFile: string, what = 'the db that etcdctl migrate wrote'): DbKeyspace {
+export function readDbKeyspace(dbFile: string): DbKeyspace {
   const out: DbKeyspace = { sum: new ChecksumBuilder(), leased: 0, tombstones: 0, maxRevision: 0 };
-  forEachRecord(dbFile, what, (rev, value) => {
+  forEachRecord(dbFile, 'the db that etcdctl migrate wrote', (rev, value) => {
     // Records come in revision order: the last one's main revision is the highest.
     out.maxRevision = Number(rev.readBigUInt64BE(0));
     if (isDeletion(rev)) {

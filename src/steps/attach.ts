@@ -74,7 +74,7 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
 
 function tryReadDb(file: string): DbKeyspace | undefined {
   try {
-    return readDbKeyspace(file, 'the db of the data dir');
+    return readDbKeyspace(file);
   } catch {
     return undefined;
   }
