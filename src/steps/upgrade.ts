@@ -2,7 +2,9 @@
 // peers, see cluster.ts) and a write commits, then stop it.
 import { binPath } from '../bundle.ts';
 import { clusterVersionNeeded, isCluster } from '../cluster.ts';
-import { runTempEtcd } from '../etcd/server.ts';
+import { SEAL_FLAGS, waitSealed } from '../etcd/seal.ts';
+import { withTempEtcd } from '../etcd/server.ts';
+import type { Version } from '../version.ts';
 import type { Step } from '../plan.ts';
 import type { StepContext, ToolNeed } from './context.ts';
 
@@ -12,8 +14,12 @@ export const mode = 'in-place';
 
 export const needs = (s: UpgradeStep): ToolNeed[] => [{ tool: 'etcd', version: s.to.version }];
 
+/** 3.6 is the minor that must leave no 3.5 v2 request after its last snapshot (etcd/seal.ts). */
+export const seals = (v: Version): boolean => v.major === 3 && v.minor === 6;
+
 export async function run(s: UpgradeStep, ctx: StepContext): Promise<void> {
-  await runTempEtcd({
+  const seal = seals(s.to.version);
+  await withTempEtcd({
     bin: binPath(ctx.binDir, 'etcd', s.to.version),
     version: s.to.version,
     dataDir: ctx.dataDir,
@@ -23,5 +29,8 @@ export async function run(s: UpgradeStep, ctx: StepContext): Promise<void> {
     timeoutMs: ctx.stepTimeoutMs,
     clusterAtLeast: clusterVersionNeeded(s, ctx.target.version, isCluster(ctx.member.initialCluster)),
     log: ctx.log,
+    flags: seal ? SEAL_FLAGS : undefined,
+  }, async (etcd) => {
+    if (seal) await waitSealed(etcd, ctx.dataDir, ctx.stepTimeoutMs);
   });
 }
