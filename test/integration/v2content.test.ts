@@ -11,8 +11,8 @@ import { freePort, onCleanup, tmpDir } from '../helpers/tmp.ts';
 
 beforeAll(requireBinaries);
 
-async function checkV2store(dataDir: string): Promise<{ exitCode: number; out: string }> {
-  const r = await execa(path.join(BIN_DIR, 'etcdutl-3.5.36'), ['check', 'v2store', '--data-dir', dataDir], { reject: false, all: true });
+async function checkV2store(dataDir: string, version = '3.5.36'): Promise<{ exitCode: number; out: string }> {
+  const r = await execa(path.join(BIN_DIR, `etcdutl-${version}`), ['check', 'v2store', '--data-dir', dataDir], { reject: false, all: true });
   return { exitCode: r.exitCode ?? -1, out: String(r.all).trim() };
 }
 
@@ -26,11 +26,11 @@ async function v2Put(endpoint: string, key: string, query = '', value?: string):
 }
 
 /** Starts etcd `version` on `dir` expecting it to exit on its own within 20 s; returns its log. */
-async function startFails(version: string, dir: string): Promise<string> {
+async function startFails(version: string, dir: string, flags: string[] = []): Promise<string> {
   const [client, peer] = [`http://127.0.0.1:${await freePort()}`, `http://127.0.0.1:${await freePort()}`];
   const proc = execa(path.join(BIN_DIR, `etcd-${version}`), ['--name', 'test-member', '--data-dir', dir,
     '--listen-client-urls', client, '--advertise-client-urls', client, '--listen-peer-urls', peer,
-    '--initial-advertise-peer-urls', peer, '--initial-cluster', `test-member=${peer}`], { reject: false, all: true, timeout: 20_000, stdin: 'ignore' });
+    '--initial-advertise-peer-urls', peer, '--initial-cluster', `test-member=${peer}`, ...flags], { reject: false, all: true, timeout: 20_000, stdin: 'ignore' });
   onCleanup(async () => { proc.kill('SIGKILL'); await proc; });
   const r = await proc;
   expect(r.timedOut).toBe(false);
@@ -110,6 +110,8 @@ describe('readV2Content', () => {
     const walCheck = await checkV2store(dir);
     expect(walCheck.exitCode).not.toBe(0);
     expect(walCheck.out).toBe('Error: detected custom v2 content in WAL records');
+    // The check of 3.5.30 (before 3.5.32) reads the .snap only: it misses them.
+    expect(await checkV2store(dir, '3.5.30')).toEqual({ exitCode: 0, out: 'No custom content found in v2store.' });
     expect(await startFails('3.6.17', await copyOf(dir))).toMatch(/detected disallowed v2 WAL for stage --v2-deprecation=write-only/);
 
     const m2 = await startEtcd('3.5.30', dir, { extraArgs: ['--enable-v2=true', '--snapshot-count=1'] });
@@ -137,5 +139,18 @@ describe('readV2Content', () => {
     expect(c).toMatchObject({ snapshotKeys: [], walRequests: [], v2EntriesAfterSnapshot: 0 });
     expect(await checkV2store(dir)).toEqual({ exitCode: 0, out: 'No custom content found in both v2store and WAL records.' });
     await (await startEtcd('3.6.17', dir)).stop();
+  });
+
+  it('--v2-deprecation=write-only-drop-data (3.5.36) drops nothing: the WAL\'s v2 keys reach its snapshot, then it refuses to start', async () => {
+    const dir = path.join(await tmpDir(), 'data');
+    const m = await startEtcd('3.5.30', dir, { extraArgs: ['--enable-v2=true'] });
+    await v2Put(m.endpoint, 'foo/bar', '', 'secret');
+    await m.stop();
+    await runOnce('3.5.36', dir, ['--v2-deprecation=write-only-drop-data', '--snapshot-count=1']);
+    const c = await readV2Content(dir);
+    expect(c).toMatchObject({ snapshotKeys: ['/1/foo/bar'], walRequests: [], v2EntriesAfterSnapshot: 0 });
+    expect(await checkV2store(dir)).toEqual({ exitCode: 1, out: 'Error: detected custom content in v2store' });
+    expect(await startFails('3.5.36', dir, ['--v2-deprecation=write-only-drop-data']))
+      .toMatch(/detected disallowed custom content in v2store for stage --v2-deprecation=write-only-drop-data/);
   });
 });
