@@ -18,14 +18,16 @@ const b64 = (s: string) => Buffer.from(s).toString('base64');
 
 /** Runs etcd 3.5.30 on `dir`, puts `count` keys through the JSON gateway (32 in flight), stops it. */
 async function write(dir: string, count: number): Promise<void> {
-  const p = execa(bin('etcd', '3.5.30'), [...flags('m1', dir, port, port + 1), '--heartbeat-interval', '10', '--election-timeout', '100'], { reject: false });
+  const args = [...flags('m1', dir, port, port + 1), '--heartbeat-interval', '10', '--election-timeout', '100'];
+  const p = execa(bin('etcd', '3.5.30'), args, { reject: false });
   try {
     await untilWrite(port);
     let next = 0;
     const worker = async () => {
       while (next < count) {
         const i = next++;
-        const r = await fetch(`http://127.0.0.1:${port}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: b64(`/registry/k/${i}`), value: b64('v'.repeat(100)) }) });
+        const body = JSON.stringify({ key: b64(`/registry/k/${i}`), value: b64('v'.repeat(100)) });
+        const r = await fetch(`http://127.0.0.1:${port}/v3/kv/put`, { method: 'POST', body });
         if (!r.ok) throw new Error(`put ${i}: HTTP ${r.status}`);
       }
     };
@@ -59,8 +61,10 @@ try {
     const sizes = await Promise.all(files.map(async (f) => (await fs.stat(path.join(wal, f))).size));
     const log = await readWal(wal);
     const c = await readV2Content(dir);
-    console.log(`${label}: written in ${Date.now() - t0} ms; WAL ${files.length} file(s), ${sizes.map((s) => `${(s / 2 ** 20).toFixed(1)} MiB`).join(' ')}; `
-      + `${log.entries.length} entries, snapshot ${c.snapshot?.index ?? 'none'}, v2 after it ${c.v2EntriesAfterSnapshot}`);
+    const mib = sizes.map((s) => `${(s / 2 ** 20).toFixed(1)} MiB`).join(' ');
+    console.log(`${label}: written in ${Date.now() - t0} ms; WAL ${files.length} file(s), ${mib}; `
+      + `${log.entries.length} entries, snapshot ${c.snapshot?.index ?? 'none'}, `
+      + `v2 after it ${c.v2EntriesAfterSnapshot}`);
     console.log(`  readV2Content: ${fmtMs(await time(dir))}`);
   }
 } finally {

@@ -69,7 +69,8 @@ function asInternal(data: Buffer): Map<number, number | Buffer> | undefined {
 }
 
 function v2Request(r: Map<number, number | Buffer>, form: 'raw' | 'nested'): EntryClass {
-  return { kind: 'v2', form, method: bytesOf(r, 2)?.toString('utf8') ?? '', path: bytesOf(r, 3)?.toString('utf8') ?? '' };
+  const text = (n: number) => bytesOf(r, n)?.toString('utf8') ?? '';
+  return { kind: 'v2', form, method: text(2), path: text(3) };
 }
 
 /**
@@ -192,7 +193,9 @@ async function loadNewestSnap(snapDir: string, valid: WalSnapshot[]): Promise<{ 
       continue;
     }
     const [index, term] = [num(meta, 2), num(meta, 3)];
-    if (valid.some((w) => w.index === index && w.term === term)) return { snap: { file, index, term, store: snap.store }, broken };
+    if (valid.some((w) => w.index === index && w.term === term)) {
+      return { snap: { file, index, term, store: snap.store }, broken };
+    }
   }
   return { broken };
 }

@@ -77,7 +77,8 @@ export function entriesAfter(log: WalLog, index: number): WalEntry[] {
   if (!first) return [];
   if (first.index > index + 1) {
     const at = log.restart ?? { file: log.files[0] ?? '', offset: 0 };
-    throw new WalError(at.file, at.offset, `the log holds no entry ${index + 1} (after the snapshot at ${index}): it starts at ${first.index}`);
+    const why = `the log holds no entry ${index + 1} (after the snapshot at ${index}): it starts at ${first.index}`;
+    throw new WalError(at.file, at.offset, why);
   }
   return log.entries.slice(index + 1 - first.index);
 }
@@ -216,7 +217,9 @@ function applyRecord(bytes: Buffer, state: LogState): string | undefined {
   const crc = num(rec, 2);
   const data = bytesOf(rec, 3) ?? Buffer.alloc(0);
   if (type === RECORD.crc) {
-    if (state.crc !== 0 && crc !== state.crc) throw new ProtoFormatError('a crc record that does not match the chain before it');
+    if (state.crc !== 0 && crc !== state.crc) {
+      throw new ProtoFormatError('a crc record that does not match the chain before it');
+    }
     state.crc = crc;
     return undefined;
   }

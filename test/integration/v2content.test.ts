@@ -11,8 +11,11 @@ import { freePort, onCleanup, tmpDir } from '../helpers/tmp.ts';
 
 beforeAll(requireBinaries);
 
+const CLEAN = 'No custom content found in both v2store and WAL records.';
+
 async function checkV2store(dataDir: string, version = '3.5.36'): Promise<{ exitCode: number; out: string }> {
-  const r = await execa(path.join(BIN_DIR, `etcdutl-${version}`), ['check', 'v2store', '--data-dir', dataDir], { reject: false, all: true });
+  const args = ['check', 'v2store', '--data-dir', dataDir];
+  const r = await execa(path.join(BIN_DIR, `etcdutl-${version}`), args, { reject: false, all: true });
   return { exitCode: r.exitCode ?? -1, out: String(r.all).trim() };
 }
 
@@ -20,7 +23,10 @@ async function checkV2store(dataDir: string, version = '3.5.36'): Promise<{ exit
 async function v2Put(endpoint: string, key: string, query = '', value?: string): Promise<void> {
   const r = await fetch(`${endpoint}/v2/keys/${key}${query}`, {
     method: 'PUT',
-    ...(value !== undefined && { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `value=${encodeURIComponent(value)}` }),
+    ...(value !== undefined && {
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `value=${encodeURIComponent(value)}`,
+    }),
   });
   if (r.status !== 201 && r.status !== 200) throw new Error(`v2 PUT ${key}: HTTP ${r.status}`);
 }
@@ -30,7 +36,8 @@ async function startFails(version: string, dir: string, flags: string[] = []): P
   const [client, peer] = [`http://127.0.0.1:${await freePort()}`, `http://127.0.0.1:${await freePort()}`];
   const proc = execa(path.join(BIN_DIR, `etcd-${version}`), ['--name', 'test-member', '--data-dir', dir,
     '--listen-client-urls', client, '--advertise-client-urls', client, '--listen-peer-urls', peer,
-    '--initial-advertise-peer-urls', peer, '--initial-cluster', `test-member=${peer}`, ...flags], { reject: false, all: true, timeout: 20_000, stdin: 'ignore' });
+    '--initial-advertise-peer-urls', peer, '--initial-cluster', `test-member=${peer}`, ...flags],
+  { reject: false, all: true, timeout: 20_000, stdin: 'ignore' });
   onCleanup(async () => { proc.kill('SIGKILL'); await proc; });
   const r = await proc;
   expect(r.timedOut).toBe(false);
@@ -70,10 +77,10 @@ describe('readV2Content', () => {
     expect(c.walRequests).toEqual([]);
     expect(c.snapshotKeys).toEqual([]);
     const check = await checkV2store(dir);
-    expect(check).toEqual({ exitCode: 0, out: 'No custom content found in both v2store and WAL records.' });
+    expect(check).toEqual({ exitCode: 0, out: CLEAN });
   });
 
-  it('after 3.6.17 with --snapshot-count=1 no v2 entry is left after the snapshot, and 3.7.3 starts; without it 3.7.3 fails', async () => {
+  it('3.6.17 --snapshot-count=1 leaves no v2 entry after the snapshot and 3.7.3 starts; else it fails', async () => {
     const dir = await v3Data();
     const plain = await copyOf(dir);
     await runOnce('3.6.17', dir, ['--snapshot-count=1']);
@@ -94,7 +101,7 @@ describe('readV2Content', () => {
     expect(await startFails('3.7.3', plain)).toMatch(/unmarshal should never fail/);
   });
 
-  it('custom v2 keys: named in the WAL, then in the snapshot once one is taken; etcdutl and etcd 3.6.17 refuse both', async () => {
+  it('custom v2 keys: named in the WAL, then in the snapshot; etcdutl and etcd 3.6.17 refuse both', async () => {
     const dir = path.join(await tmpDir(), 'data');
     const m = await startEtcd('3.5.30', dir, { extraArgs: ['--enable-v2=true'] });
     await v2Put(m.endpoint, 'foo/bar', '', 'secret-1');
@@ -104,7 +111,8 @@ describe('readV2Content', () => {
     await m.stop();
 
     const inWal = await readV2Content(dir);
-    expect(inWal.walRequests.map((r) => `${r.method} ${r.path}`)).toEqual(['PUT /1/foo/bar', 'PUT /1/foo/baz', 'PUT /1/empty', 'PUT /1/_hidden']);
+    expect(inWal.walRequests.map((r) => `${r.method} ${r.path}`))
+      .toEqual(['PUT /1/foo/bar', 'PUT /1/foo/baz', 'PUT /1/empty', 'PUT /1/_hidden']);
     expect(inWal.snapshotKeys).toEqual([]);
     expect(JSON.stringify(inWal)).not.toMatch(/secret/);
     const walCheck = await checkV2store(dir);
@@ -112,7 +120,8 @@ describe('readV2Content', () => {
     expect(walCheck.out).toBe('Error: detected custom v2 content in WAL records');
     // The check of 3.5.30 (before 3.5.32) reads the .snap only: it misses them.
     expect(await checkV2store(dir, '3.5.30')).toEqual({ exitCode: 0, out: 'No custom content found in v2store.' });
-    expect(await startFails('3.6.17', await copyOf(dir))).toMatch(/detected disallowed v2 WAL for stage --v2-deprecation=write-only/);
+    expect(await startFails('3.6.17', await copyOf(dir)))
+      .toMatch(/detected disallowed v2 WAL for stage --v2-deprecation=write-only/);
 
     const m2 = await startEtcd('3.5.30', dir, { extraArgs: ['--enable-v2=true', '--snapshot-count=1'] });
     for (let i = 0; i < 3; i++) await etcdctl('3.5.30', m2.endpoint, ['put', `/registry/w${i}`, 'x']);
@@ -128,7 +137,7 @@ describe('readV2Content', () => {
     expect(await startFails('3.6.17', await copyOf(dir))).toMatch(/detected disallowed custom content in v2store/);
   });
 
-  it('a hidden v2 node only (name starting with "_") in the snapshot: clean for readV2Content, etcdutl and etcd 3.6.17', async () => {
+  it('only a hidden v2 node ("_" first) in the snapshot: clean for us, etcdutl and etcd 3.6.17', async () => {
     const dir = path.join(await tmpDir(), 'data');
     const m = await startEtcd('3.5.30', dir, { extraArgs: ['--enable-v2=true', '--snapshot-count=1'] });
     await v2Put(m.endpoint, '_hidden', '', 'secret');
@@ -137,11 +146,11 @@ describe('readV2Content', () => {
     const c = await readV2Content(dir);
     expect(c.snapshot).toBeDefined();
     expect(c).toMatchObject({ snapshotKeys: [], walRequests: [], v2EntriesAfterSnapshot: 0 });
-    expect(await checkV2store(dir)).toEqual({ exitCode: 0, out: 'No custom content found in both v2store and WAL records.' });
+    expect(await checkV2store(dir)).toEqual({ exitCode: 0, out: CLEAN });
     await (await startEtcd('3.6.17', dir)).stop();
   });
 
-  it('--v2-deprecation=write-only-drop-data (3.5.36) drops nothing: the WAL\'s v2 keys reach its snapshot, then it refuses to start', async () => {
+  it('3.5.36 --v2-deprecation=write-only-drop-data drops nothing: v2 keys reach the snapshot; it refuses', async () => {
     const dir = path.join(await tmpDir(), 'data');
     const m = await startEtcd('3.5.30', dir, { extraArgs: ['--enable-v2=true'] });
     await v2Put(m.endpoint, 'foo/bar', '', 'secret');

@@ -25,21 +25,27 @@ const gogoRequest = (method: string, p: string, time = 0) => Buffer.concat([
 ]);
 
 // Entries etcd 3.5.30 wrote at its first start: its publish, the cluster version, a v3 put.
-const PUBLISH = Buffer.from('0881b8d194d1c7e8863912035055541a262f302f6d656d626572732f626461653962626331316464333930642f61747472696275746573' +
-  '22347b226e616d65223a226d222c22636c69656e7455524c73223a5b22687474703a2f2f3132372e302e302e313a3233373931225d7d2800320038004800500058006000680070007800800100', 'hex');
-const VERSION = Buffer.from('0882b8d194d1c7e8863912035055541a0a2f302f76657273696f6e2205332e352e302800320038004800500058006000680070007800800100', 'hex');
+const hex = (...parts: string[]) => Buffer.from(parts.join(''), 'hex');
+const PUBLISH = hex('0881b8d194d1c7e8863912035055541a262f302f6d656d626572732f626461653962626331316464333930642f',
+  '6174747269627574657322347b226e616d65223a226d222c22636c69656e7455524c73223a5b22687474703a2f2f',
+  '3132372e302e302e313a3233373931225d7d2800320038004800500058006000680070007800800100');
+const VERSION = hex('0882b8d194d1c7e8863912035055541a0a2f302f76657273696f6e2205332e352e30',
+  '2800320038004800500058006000680070007800800100');
 const V3_PUT = Buffer.from('22080a026b3112027631a2060a0883b8d194d1c7e88639', 'hex');
 
 describe('classifyEntryData', () => {
   it('reads the raw v2 requests etcd 3.5.30 wrote, and its v3 put as v3', () => {
-    expect(classifyEntryData(PUBLISH)).toEqual({ kind: 'v2', form: 'raw', method: 'PUT', path: '/0/members/bdae9bbc11dd390d/attributes' });
+    const publish = { kind: 'v2', form: 'raw', method: 'PUT', path: '/0/members/bdae9bbc11dd390d/attributes' };
+    expect(classifyEntryData(PUBLISH)).toEqual(publish);
     expect(classifyEntryData(VERSION)).toEqual({ kind: 'v2', form: 'raw', method: 'PUT', path: '/0/version' });
     expect(classifyEntryData(V3_PUT)).toEqual({ kind: 'v3' });
   });
 
-  it('a raw Request whatever its method, even empty (its Dir varint is not the message an InternalRaftRequest has there)', () => {
+  // Its Dir (field 5) is a varint where an InternalRaftRequest has a message.
+  it('a raw Request whatever its method, even empty', () => {
     for (const method of ['PUT', 'POST', 'DELETE', 'QGET', 'GET', 'HEAD', 'SYNC', '']) {
-      expect(classifyEntryData(gogoRequest(method, '/1/x', 7))).toEqual({ kind: 'v2', form: 'raw', method, path: '/1/x' });
+      const expected = { kind: 'v2', form: 'raw', method, path: '/1/x' };
+      expect(classifyEntryData(gogoRequest(method, '/1/x', 7))).toEqual(expected);
     }
   });
 
@@ -48,14 +54,16 @@ describe('classifyEntryData', () => {
       const data = Buffer.concat([vf(1, 1), bf(2, method), bf(3, '/0/version')]);
       expect(classifyEntryData(data)).toMatchObject({ kind: 'v2', form: 'raw', method });
     }
-    expect(classifyEntryData(Buffer.concat([vf(1, 1), bf(2, 'SYNC'), vf(15, 1234567)]))).toMatchObject({ form: 'raw', method: 'SYNC', path: '' });
+    const sync = Buffer.concat([vf(1, 1), bf(2, 'SYNC'), vf(15, 1234567)]);
+    expect(classifyEntryData(sync)).toMatchObject({ form: 'raw', method: 'SYNC', path: '' });
   });
 
   it('an InternalRaftRequest holding a v2 Request (field 2) is nested; one without it is v3', () => {
     const nested = Buffer.concat([vf(1, 9), bf(2, gogoRequest('DELETE', '/1/a/b'))]);
     expect(classifyEntryData(nested)).toEqual({ kind: 'v2', form: 'nested', method: 'DELETE', path: '/1/a/b' });
     const header = bf(100, vf(1, 77));
-    expect(classifyEntryData(Buffer.concat([header, bf(4, Buffer.concat([bf(1, 'k'), bf(2, 'v')]))]))).toEqual({ kind: 'v3' });
+    const put = bf(4, Buffer.concat([bf(1, 'k'), bf(2, 'v')]));
+    expect(classifyEntryData(Buffer.concat([header, put]))).toEqual({ kind: 'v3' });
     expect(classifyEntryData(Buffer.concat([header, bf(1300, bf(1, '3.5.0'))]))).toEqual({ kind: 'v3' });
     expect(classifyEntryData(Buffer.concat([header, bf(10, Buffer.alloc(0))]))).toEqual({ kind: 'v3' });
   });
@@ -86,14 +94,19 @@ describe('allowedOn36', () => {
 });
 
 type Node = { Path: string; Value?: string; Children: Record<string, Node> | null };
-const dir = (p: string, ...kids: Node[]): Node => ({ Path: p, Children: Object.fromEntries(kids.map((k) => [k.Path.split('/').pop()!, k])) });
+const dir = (p: string, ...kids: Node[]): Node =>
+  ({ Path: p, Children: Object.fromEntries(kids.map((k) => [k.Path.split('/').pop()!, k])) });
 const key = (p: string): Node => ({ Path: p, Value: 'secret', Children: null });
-const store = (...top: Node[]) => Buffer.from(JSON.stringify({ Root: dir('/', dir('/0', dir('/0/members'), key('/0/version')), ...top), CurrentIndex: 9 }));
+const store = (...top: Node[]) => {
+  const root = dir('/', dir('/0', dir('/0/members'), key('/0/version')), ...top);
+  return Buffer.from(JSON.stringify({ Root: root, CurrentIndex: 9 }));
+};
 
 describe('customSnapshotPaths (3.6\'s IsMetaStoreOnly)', () => {
   it('none in a store of /0 with an empty /1 and an empty v2 auth tree', () => {
     expect(customSnapshotPaths(store())).toEqual([]);
-    expect(customSnapshotPaths(store(dir('/1'), dir('/2', key('/2/enabled'), dir('/2/users'), dir('/2/roles'))))).toEqual([]);
+    const auth = dir('/2', key('/2/enabled'), dir('/2/users'), dir('/2/roles'));
+    expect(customSnapshotPaths(store(dir('/1'), auth))).toEqual([]);
   });
 
   it('the keys and empty dirs under /1, sorted, never values', () => {
@@ -103,7 +116,8 @@ describe('customSnapshotPaths (3.6\'s IsMetaStoreOnly)', () => {
   });
 
   it('v2 auth with a user or role', () => {
-    expect(customSnapshotPaths(store(dir('/2', key('/2/enabled'), dir('/2/users', key('/2/users/root')), dir('/2/roles'))))).toEqual(['/2/users/root']);
+    const auth = dir('/2', key('/2/enabled'), dir('/2/users', key('/2/users/root')), dir('/2/roles'));
+    expect(customSnapshotPaths(store(auth))).toEqual(['/2/users/root']);
   });
 
   it('hidden nodes do not count, as etcd\'s Get does not list them', () => {

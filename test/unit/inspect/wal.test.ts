@@ -77,7 +77,8 @@ class WalWriter {
 }
 
 const first = () => new WalWriter().crcRecord(0).data(1, Buffer.from('metadata')).snapshot(0, 0);
-const name = (seq: number, index: number) => `${seq.toString(16).padStart(16, '0')}-${index.toString(16).padStart(16, '0')}.wal`;
+const hex16 = (n: number) => n.toString(16).padStart(16, '0');
+const name = (seq: number, index: number) => `${hex16(seq)}-${hex16(index)}.wal`;
 
 async function walDir(files: Buffer[]): Promise<string> {
   const dir = await tmpDir();
@@ -89,7 +90,8 @@ describe('readWal', () => {
   it('reads the records up to the preallocated zeros', async () => {
     const w = first().entry(1, 1, 'a').entry(2, 1, 'bb').state(1, 2).snapshot(2, 1).entry(3, 2, 'ccc').state(2, 3);
     const log = await readWal(await walDir([w.bytes()]));
-    expect(log.entries.map((e) => [e.index, e.term, e.data.toString()])).toEqual([[1, 1, 'a'], [2, 1, 'bb'], [3, 2, 'ccc']]);
+    expect(log.entries.map((e) => [e.index, e.term, e.data.toString()]))
+      .toEqual([[1, 1, 'a'], [2, 1, 'bb'], [3, 2, 'ccc']]);
     expect(log.snapshots).toEqual([{ index: 0, term: 0 }, { index: 2, term: 1 }]);
     expect(log.hardState).toEqual({ term: 2, commit: 3 });
     expect(log.torn).toBeUndefined();
@@ -146,7 +148,8 @@ describe('readWal', () => {
 
     const a = first().entry(1, 1, 'a').entry(2, 1, 'bbbbbbbb');
     const cut = a.bytes(0);
-    const err2 = await readWal(await walDir([cut.subarray(0, cut.length - 5), a.next().entry(3, 1).bytes()])).catch((e: unknown) => e);
+    const files = [cut.subarray(0, cut.length - 5), a.next().entry(3, 1).bytes()];
+    const err2 = await readWal(await walDir(files)).catch((e: unknown) => e);
     expect(err2).toMatchObject({ file: name(0, 0), offset: a.offsets.at(-1) });
   });
 
@@ -164,7 +167,8 @@ describe('readWal', () => {
 
   it('snapshot records beyond the committed index are not valid starts', async () => {
     const w = first().entry(1, 1).entry(2, 1).snapshot(1, 1).snapshot(2, 1).state(1, 1);
-    expect(validSnapshots(await readWal(await walDir([w.bytes()])))).toEqual([{ index: 0, term: 0 }, { index: 1, term: 1 }]);
+    const log = await readWal(await walDir([w.bytes()]));
+    expect(validSnapshots(log)).toEqual([{ index: 0, term: 0 }, { index: 1, term: 1 }]);
   });
 
   it('a missing WAL file in the sequence is an error; no WAL at all is an empty log', async () => {
