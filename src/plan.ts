@@ -20,16 +20,18 @@ import {
  *             reads the leases.
  * - v3-to-v2: read the v3 keys with etcd `read`, write them with their TTLs into a new v2 store
  *             made by etcd `to.version`, then swap it in.
+ * `sealWith` (into 3.7+): the 3.6 etcd that seals the WAL first if 3.5 v2 requests follow its last
+ *             snapshot (etcd/seal.ts), which 3.7 cannot read.
  * - downgrade: snapshot with etcd `snapshotWith`, restore with `to.version`'s tools, swap it in.
  * - etcd-downgrade: etcd's own downgrade (3.6+): on etcd `enableWith` (the current minor), enable a
  *             downgrade to `to`'s minor and wait until the cluster and storage versions show it; then
  *             start etcd `to.version` on the same data until a write commits. IDs and raft log stay.
  */
 export type Step =
-  | { kind: 'upgrade'; from: DataVersion; to: DataVersion }
+  | { kind: 'upgrade'; from: DataVersion; to: DataVersion; sealWith?: Version }
   | { kind: 'patch'; from: DataVersion; to: DataVersion }
   | { kind: 'v2-to-v3'; from: DataVersion; to: DataVersion }
-  | { kind: 'attach-ttls'; from: DataVersion; to: DataVersion; then: 'target' | 'rollback' }
+  | { kind: 'attach-ttls'; from: DataVersion; to: DataVersion; then: 'target' | 'rollback'; sealWith?: Version }
   | { kind: 'v3-to-v2'; from: DataVersion; to: DataVersion; read: Version }
   | { kind: 'downgrade'; from: DataVersion; to: DataVersion; snapshotWith: Version }
   | { kind: 'etcd-downgrade'; from: DataVersion; to: DataVersion; enableWith: Version };
@@ -54,6 +56,8 @@ export const PATCH_BEFORE: ReadonlyMap<string, PatchRule> = new Map([
   ['3.6', { min: { major: 3, minor: 5, patch: 26 }, advised: { major: 3, minor: 5, patch: 32 } }],
   ['3.7', { min: { major: 3, minor: 6, patch: 11 } }],
 ]);
+/** The first minor that cannot read a v2 request in its WAL (3.7 panics decoding one). */
+export const FIRST_V2_FREE_WAL_MINOR: Version = { major: 3, minor: 7, patch: 0 };
 /** The first minor that can downgrade itself (etcdctl downgrade enable); older ones go through a snapshot. */
 export const FIRST_ETCD_DOWNGRADE_MINOR: Version = { major: 3, minor: 6, patch: 0 };
 
@@ -89,11 +93,13 @@ export function plan(current: DataVersion | undefined, target: DataVersion, bund
   // etcd starts on the data one minor below and upgrades it as it runs, one start of etcd instead of two.
   const attach = (version: Version, then: 'target' | 'rollback') => {
     const last = steps.at(-1);
+    let sealWith: Version | undefined;
     if (then === 'target' && (last?.kind === 'upgrade' || last?.kind === 'patch') && compare(last.to.version, version) === 0) {
       steps.pop();
       at = last.from;
+      sealWith = last.kind === 'upgrade' ? last.sealWith : undefined;
     }
-    push({ kind: 'attach-ttls', from: at, to: { version, storage: 'etcd3' }, then });
+    push({ kind: 'attach-ttls', from: at, to: { version, storage: 'etcd3' }, then, ...(sealWith ? { sealWith } : {}) });
     pending = false;
   };
 
@@ -155,7 +161,9 @@ function upgrades(from: DataVersion, until: Version, target: DataVersion, b: Bun
     }
     const version = sameMinor(m, target.version) ? target.version : b.newestOf(m, `to step from ${fmtMinor(at.version)} towards ${fmt(target.version)}, one minor at a time`);
     const to = { version, storage: at.storage };
-    steps.push({ kind: 'upgrade', from: at, to });
+    const seal = compareMinor(m, FIRST_V2_FREE_WAL_MINOR) >= 0 && compareMinor(at.version, FIRST_V2_FREE_WAL_MINOR) < 0;
+    const sealWith = seal ? b.newestOf(at.version, `to seal the WAL before ${fmtMinor(m)} (etcd/seal.ts)`) : undefined;
+    steps.push({ kind: 'upgrade', from: at, to, ...(sealWith ? { sealWith } : {}) });
     at = to;
   }
   return steps;

@@ -20,16 +20,21 @@ import { seconds } from '../log.ts';
 import type { Step } from '../plan.ts';
 import { pendingTtlsFile } from '../workdir.ts';
 import type { StepContext, StepReport, ToolNeed } from './context.ts';
+import { sealIfNeeded } from './seal.ts';
 import { seals } from './upgrade.ts';
 
 type AttachStep = Extract<Step, { kind: 'attach-ttls' }>;
 
 export const mode = 'in-place';
 
-export const needs = (s: AttachStep): ToolNeed[] => [{ tool: 'etcd', version: s.to.version }];
+export const needs = (s: AttachStep): ToolNeed[] => [
+  { tool: 'etcd', version: s.to.version },
+  ...(s.sealWith ? [{ tool: 'etcd' as const, version: s.sealWith }] : []),
+];
 
 export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> {
   const v = s.to.version;
+  if (s.sealWith) await sealIfNeeded(s, s.sealWith, ctx);
   const file = pendingTtlsFile(ctx.dataDir);
   const pending = await readPendingTtls(file);
   const txn = txnLimits(v);

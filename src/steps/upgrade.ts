@@ -7,18 +7,23 @@ import { withTempEtcd } from '../etcd/server.ts';
 import type { Version } from '../version.ts';
 import type { Step } from '../plan.ts';
 import type { StepContext, ToolNeed } from './context.ts';
+import { sealIfNeeded } from './seal.ts';
 
 type UpgradeStep = Extract<Step, { kind: 'upgrade' | 'patch' }>;
 
 export const mode = 'in-place';
 
-export const needs = (s: UpgradeStep): ToolNeed[] => [{ tool: 'etcd', version: s.to.version }];
+export const needs = (s: UpgradeStep): ToolNeed[] => [
+  { tool: 'etcd', version: s.to.version },
+  ...(s.kind === 'upgrade' && s.sealWith ? [{ tool: 'etcd' as const, version: s.sealWith }] : []),
+];
 
 /** 3.6 is the minor that must leave no 3.5 v2 request after its last snapshot (etcd/seal.ts). */
 export const seals = (v: Version): boolean => v.major === 3 && v.minor === 6;
 
 export async function run(s: UpgradeStep, ctx: StepContext): Promise<void> {
   const seal = seals(s.to.version);
+  if (s.kind === 'upgrade' && s.sealWith) await sealIfNeeded(s, s.sealWith, ctx);
   await withTempEtcd({
     bin: binPath(ctx.binDir, 'etcd', s.to.version),
     version: s.to.version,

@@ -16,7 +16,8 @@ const show = (s: Step): string => {
   const extra = s.kind === 'v3-to-v2' ? ` read ${fmt(s.read)}` : s.kind === 'downgrade' ? ` snapshot ${fmt(s.snapshotWith)}`
     : s.kind === 'etcd-downgrade' ? ` enable ${fmt(s.enableWith)}`
       : s.kind === 'attach-ttls' && s.then !== 'target' ? ` then ${s.then}` : '';
-  return `${s.kind} ${fmtData(s.from)} -> ${fmtData(s.to)}${extra}`;
+  const seal = (s.kind === 'upgrade' || s.kind === 'attach-ttls') && s.sealWith ? ` seal ${fmt(s.sealWith)}` : '';
+  return `${s.kind} ${fmtData(s.from)} -> ${fmtData(s.to)}${extra}${seal}`;
 };
 
 const ok: Array<[string, string | undefined, string, ReturnType<typeof bundle>, string[]]> = [
@@ -63,13 +64,13 @@ const ok: Array<[string, string | undefined, string, ReturnType<typeof bundle>, 
   ['3.6 after the newest bundled 3.5, even from a 3.5.26+', '3.5.30/etcd3', '3.6.17/etcd3', NOW,
     ['patch 3.5.30/etcd3 -> 3.5.36/etcd3', 'upgrade 3.5.36/etcd3 -> 3.6.17/etcd3']],
   ['3.5 -> 3.7: newest 3.5, then 3.6, then 3.7', '3.5.16/etcd3', '3.7.3/etcd3', NOW,
-    ['patch 3.5.16/etcd3 -> 3.5.36/etcd3', 'upgrade 3.5.36/etcd3 -> 3.6.17/etcd3', 'upgrade 3.6.17/etcd3 -> 3.7.3/etcd3']],
+    ['patch 3.5.16/etcd3 -> 3.5.36/etcd3', 'upgrade 3.5.36/etcd3 -> 3.6.17/etcd3', 'upgrade 3.6.17/etcd3 -> 3.7.3/etcd3 seal 3.6.17']],
   ['3.3 -> 3.7, one minor at a time', '3.3.25/etcd3', '3.7.3/etcd3', NOW,
     ['upgrade 3.3.25/etcd3 -> 3.4.23/etcd3', 'upgrade 3.4.23/etcd3 -> 3.5.36/etcd3', 'upgrade 3.5.36/etcd3 -> 3.6.17/etcd3',
-      'upgrade 3.6.17/etcd3 -> 3.7.3/etcd3']],
+      'upgrade 3.6.17/etcd3 -> 3.7.3/etcd3 seal 3.6.17']],
   ['etcd2 -> 3.7: converted at 3.3, TTLs attached by 3.7', '3.3.25/etcd2', '3.7.3/etcd3', NOW,
     ['v2-to-v3 3.3.25/etcd2 -> 3.3.25/etcd3', 'upgrade 3.3.25/etcd3 -> 3.4.23/etcd3', 'upgrade 3.4.23/etcd3 -> 3.5.36/etcd3',
-      'upgrade 3.5.36/etcd3 -> 3.6.17/etcd3', 'attach-ttls 3.6.17/etcd3 -> 3.7.3/etcd3']],
+      'upgrade 3.5.36/etcd3 -> 3.6.17/etcd3', 'attach-ttls 3.6.17/etcd3 -> 3.7.3/etcd3 seal 3.6.17']],
   ['3.7 -> 3.5 with etcd\'s own downgrade', '3.7.3/etcd3', '3.5.30/etcd3', NOW,
     ['etcd-downgrade 3.7.3/etcd3 -> 3.6.17/etcd3 enable 3.7.3', 'etcd-downgrade 3.6.17/etcd3 -> 3.5.30/etcd3 enable 3.6.17']],
   ['3.7 -> 3.3: etcd\'s downgrade to 3.5, then snapshots', '3.7.3/etcd3', '3.3.25/etcd3', NOW,
