@@ -1,0 +1,64 @@
+// The main command's parser and the CLI's exit codes.
+import { describe, expect, it } from 'vitest';
+import { nearestFlag, parseArgs } from '../../src/args.ts';
+import { exitCode } from '../../src/cli.ts';
+import { INTERNAL_ERROR_EXIT, StepError, UsageError } from '../../src/errors.ts';
+import { ENV, OPTIONS } from '../../src/option-table.ts';
+
+const flags = Object.keys(OPTIONS);
+
+describe('nearestFlag', () => {
+  it('finds the flag a typo, a prefix or a longer name meant', () => {
+    expect(nearestFlag('data-dri', flags)).toBe('data-dir');
+    expect(nearestFlag('taget-version', flags)).toBe('target-version');
+    expect(nearestFlag('data-directory', flags)).toBe('data-dir');
+    expect(nearestFlag('keep-backup', flags)).toBe('keep-backups');
+  });
+
+  it('suggests nothing for a name like no flag', () => {
+    expect(nearestFlag('zzz', flags)).toBeUndefined();
+    expect(nearestFlag('compression', flags)).toBeUndefined();
+  });
+});
+
+describe('parseArgs', () => {
+  it('reads every option of the table into its Flags key', () => {
+    const argv: string[] = [];
+    for (const [k, o] of Object.entries(OPTIONS)) {
+      if (k === 'help') continue;
+      argv.push(`--${k}`, ...(o.type === 'boolean' ? [] : o.type === 'number' ? ['7'] : [k === 'output' ? 'json' : `v-${k}`]));
+    }
+    const f = parseArgs(argv) as unknown as Record<string, unknown>;
+    expect(f.dataDir).toBe('v-data-dir');
+    expect(f.initialAdvertisePeerUrls).toBe('v-initial-advertise-peer-urls');
+    expect(f.keepBackups).toBe(7);
+    expect(f.dryRun).toBe(true);
+    expect(f.version).toBe(true);
+    expect(f.output).toBe('json');
+  });
+
+  it('refuses an unknown flag with the nearest valid name', () => {
+    expect(() => parseArgs(['--bin-dirs', '/x'])).toThrow(/unknown flag --bin-dirs; did you mean --bin-dir\? see etcd-migrate --help/);
+  });
+
+  it('keeps what follows -- for etcd', () => {
+    expect(parseArgs(['--dry-run', '--', '--name', 'a']).etcdArgs).toEqual(['--name', 'a']);
+  });
+});
+
+describe('the option table', () => {
+  it('gives each environment variable to one option', () => {
+    const names = Object.values(ENV);
+    expect(new Set(names).size).toBe(names.length);
+    expect(ENV.etcdServerExtraArgs).toBe('ETCD_CREDS');
+  });
+});
+
+describe('exit codes', () => {
+  it('bad input 2, a failed step 1, a bug its own code', () => {
+    expect(exitCode(new UsageError('x'))).toBe(2);
+    expect(exitCode(new StepError('x'))).toBe(1);
+    expect(exitCode(new TypeError('x is not a function'))).toBe(INTERNAL_ERROR_EXIT);
+    expect(INTERNAL_ERROR_EXIT).not.toBe(1);
+  });
+});
