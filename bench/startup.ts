@@ -21,16 +21,21 @@ await fs.writeFile(path.join(bin, 'etcd-3.5.30'), '');
 
 interface Run { wall: number; cpu: number; rss: number }
 
-/** One run: wall time here, user + sys CPU and max RSS from /usr/bin/time. */
+// The CPU time (user + sys) the process used, read at its exit by a one-line --import hook (as in
+// bench/steps.ts): finer than /usr/bin/time's 10 ms ticks.
+const hook = `data:text/javascript,process.on('exit',()=>{const u=process.cpuUsage();process._rawDebug('cpu-ms '+(u.user+u.system)/1000)})`;
+
+/** One run: wall time here, CPU time from the hook, max RSS from /usr/bin/time. */
 function timed(dir: string): Run {
   const entry = path.join(dir, 'etcd-migrate.mjs');
-  const argv = ['-f', 'time %U %S %M', process.execPath, entry, '--data-dir', data, '--target-version', '3.5.30', '--bin-dir', bin];
+  const own = ['--data-dir', data, '--target-version', '3.5.30', '--bin-dir', bin];
+  const argv = ['-f', 'time %M', process.execPath, '--import', hook, entry, ...own];
   const t0 = performance.now();
   const r = spawnSync('/usr/bin/time', argv, { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
   const wall = performance.now() - t0;
   if (r.status !== 0) throw new Error(`${entry} exited ${r.status}: ${r.stderr}`);
-  const m = /time ([\d.]+) ([\d.]+) (\d+)/.exec(r.stderr)!;
-  return { wall, cpu: (Number(m[1]) + Number(m[2])) * 1000, rss: Number(m[3]) / 1024 };
+  const cpu = Number(/cpu-ms ([\d.]+)/.exec(r.stderr)![1]);
+  return { wall, cpu, rss: Number(/time (\d+)/.exec(r.stderr)![1]) / 1024 };
 }
 
 const res: Run[][] = [[], []];
@@ -47,7 +52,7 @@ console.log(`machine: ${machine()}; load average ${os.loadavg().map((l) => l.toF
 console.log(`cache: ${process.env.NODE_DISABLE_COMPILE_CACHE ? 'off (NODE_DISABLE_COMPILE_CACHE=1)' : 'the compile cache beside each bundle'}`);
 for (const [k, name] of [[0, `baseline  ${baseDir}`], [1, `candidate ${candDir}`]] as const) {
   const [wall, cpu, rss] = [median(col(k, 'wall')), median(col(k, 'cpu')), median(col(k, 'rss'))];
-  console.log(`${name}: wall ${wall.toFixed(1)} ms, CPU ${cpu.toFixed(0)} ms, max RSS ${rss.toFixed(1)} MiB (medians)`);
+  console.log(`${name}: wall ${wall.toFixed(1)} ms, CPU ${cpu.toFixed(1)} ms, max RSS ${rss.toFixed(1)} MiB (medians)`);
 }
 const [dw, dc] = [medianDiff(col(1, 'wall'), col(0, 'wall')), medianDiff(col(1, 'cpu'), col(0, 'cpu'))];
-console.log(`candidate - baseline: wall ${dw.toFixed(1)} ms, CPU ${dc.toFixed(0)} ms (medians of round-by-round differences)`);
+console.log(`candidate - baseline: wall ${dw.toFixed(1)} ms, CPU ${dc.toFixed(1)} ms (medians of round-by-round differences)`);
