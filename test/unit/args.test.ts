@@ -62,3 +62,19 @@ describe('exit codes', () => {
     expect(INTERNAL_ERROR_EXIT).not.toBe(1);
   });
 });
+
+describe('the README\'s option table', () => {
+  it('is the one the option table makes (node scripts/readme-options.ts rewrites it)', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { withOptionsTable } = await import('../../src/option-doc.ts');
+    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+    expect(withOptionsTable(readme)).toBe(readme);
+  });
+
+  it('has a row for every option, with its variable', async () => {
+    const { optionsMarkdown } = await import('../../src/option-doc.ts');
+    const rows = optionsMarkdown().split('\n').slice(2);
+    expect(rows).toHaveLength(Object.keys(OPTIONS).length);
+    expect(rows.find((r) => r.startsWith('| `--etcd-server-extra-args`'))).toContain('`ETCD_CREDS`');
+  });
+});
