@@ -90,7 +90,10 @@ export function parseArgs(argv: readonly string[]): MainFlags {
   });
   refuseUnknown(a, Object.keys(OPTIONS), 'etcd-migrate --help');
   if (a._.length) {
-    throw new UsageError(`unexpected argument "${String(a._[0])}"; etcd flags go after --, see etcd-migrate --help`);
+    const word = String(a._[0]);
+    const command = nearestFlag(word, ['backup', 'restore', 'rehearse', 'help']);
+    const hint = command ? `did you mean the command ${command}? ` : '';
+    throw new UsageError(`unexpected argument "${word}"; ${hint}etcd flags go after --, see etcd-migrate --help`);
   }
   const flags: Record<string, unknown> = {};
   for (const [k, o] of Object.entries(OPTIONS)) {

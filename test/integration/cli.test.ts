@@ -104,3 +104,19 @@ describe('--dry-run and --output json', () => {
     expect(r.stdout).toBe('');
   });
 });
+
+describe('unknown words', () => {
+  it('every command refuses an unknown flag with the nearest valid name; a mistyped command is named', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['rehearse', '--data-dri', '/x'], /^etcd-migrate: error: unknown flag --data-dri for rehearse; did you mean --data-dir\? see etcd-migrate rehearse --help$/],
+      [['restore', 'f.db', '--data-dri', '/x'], /^etcd-migrate: error: unknown flag --data-dri for restore; did you mean --data-dir\? see etcd-migrate restore --help$/],
+      [['rehearse', 'extra'], /^etcd-migrate: error: unexpected argument "extra"; see etcd-migrate rehearse --help$/],
+      [['backpu'], /^etcd-migrate: error: unexpected argument "backpu"; did you mean the command backup\? /],
+    ];
+    for (const [argv, message] of cases) {
+      const r = await runCli(argv);
+      expect(r.exitCode, r.stderr).toBe(2);
+      expect(r.stderr.trim()).toMatch(message);
+    }
+  });
+});
