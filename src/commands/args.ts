@@ -56,6 +56,17 @@ export interface CommandFlags extends Flags {
   skipHashCheck?: boolean;
 }
 
+const EXAMPLES: Record<Command, ReadonlyArray<[string, string]>> = {
+  backup: [
+    ['$0 backup /backups/etcd.db --data-dir /var/etcd/data', 'a snapshot of an offline data dir (no etcd running on it)'],
+    ['$0 backup /backups/etcd.db --endpoints https://10.0.0.1:2379 --cacert ca.crt --cert c.crt --key c.key',
+      'a snapshot of a live member over TLS'],
+  ],
+  restore: [
+    ['$0 restore /backups/etcd.db --data-dir /var/etcd/data --target-version 3.5.30', 'a lone member from a snapshot'],
+  ],
+};
+
 export function parseCommand(argv: readonly string[]): CommandFlags {
   const command = argv[0];
   if (!isCommand(command)) throw new UsageError(`unknown command "${command}"`);
@@ -67,6 +78,7 @@ export function parseCommand(argv: readonly string[]): CommandFlags {
     .scriptName('etcd-migrate')
     .usage(usage)
     .options(options)
+    .example([...EXAMPLES[command]])
     .parserConfiguration({ 'camel-case-expansion': true, 'duplicate-arguments-array': false, 'strip-aliased': true })
     .version(false)
     .help()

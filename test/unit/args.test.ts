@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { nearestFlag, parseArgs } from '../../src/args.ts';
 import { exitCode } from '../../src/cli.ts';
-import { INTERNAL_ERROR_EXIT, StepError, UsageError } from '../../src/errors.ts';
+import { INTERNAL_ERROR_EXIT, isBug, StepError, UsageError } from '../../src/errors.ts';
 import { ENV, OPTIONS } from '../../src/option-table.ts';
 
 const flags = Object.keys(OPTIONS);
@@ -60,6 +60,13 @@ describe('exit codes', () => {
     expect(exitCode(new StepError('x'))).toBe(1);
     expect(exitCode(new TypeError('x is not a function'))).toBe(INTERNAL_ERROR_EXIT);
     expect(INTERNAL_ERROR_EXIT).not.toBe(1);
+  });
+
+  it('a step reports failures of its own, not bugs in this program', () => {
+    expect(isBug(new TypeError('cannot read properties of undefined'))).toBe(true);
+    expect(isBug(Object.assign(new Error('assert'), { code: 'ERR_ASSERTION' }))).toBe(true);
+    expect(isBug(Object.assign(new Error('no space'), { code: 'ENOSPC' }))).toBe(false);
+    expect(isBug(new StepError('etcd exited 1'))).toBe(false);
   });
 });
 
