@@ -23,11 +23,19 @@ fi
 
 mkdir "$tmp/project" && cd "$tmp/project"
 echo '{ "name": "pack-test", "version": "1.0.0", "private": true }' >package.json
+# The Node on PATH before Node 24 is put first: when it is older, the bin must refuse it (below).
+old_node=$(command -v node || true)
 # Node 24 first on PATH: the bin's shebang is `env node`. npm itself may run on another Node.
 export PATH="$node24:$PATH"
 npm install --ignore-scripts --offline --no-audit --no-fund --silent "$tarball" \
   || fail "npm install --offline of the tarball failed"
 
+bin=node_modules/.bin/etcd-migrate
+if [ -n "$old_node" ] && [ "$("$old_node" -p 'process.versions.node.split(".")[0]')" -lt 24 ]; then
+  code=0
+  out=$("$old_node" "$bin" --version 2>&1) || code=$?
+  [ "$code" = 2 ] && grep -q 'needs Node.js 24 or newer' <<<"$out" || fail "Node $("$old_node" -v) was not refused: $code $out"
+fi
 out=$(npx --offline etcd-migrate --version) || fail "--version exited $?"
 grep -q '^etcd-migrate [0-9]' <<<"$out" || fail "--version printed: $out"
 out=$(npx --offline etcd-migrate --help) || fail "--help exited $?"

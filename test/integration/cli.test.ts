@@ -30,6 +30,17 @@ describe('--version', () => {
     expect(r.stdout).toContain(`etcd versions in ${BIN_DIR}: ${(await binVersions()).join(', ')}`);
   });
 
+  it('is the same from the sources in the repo (bin/etcd-migrate.js, the development path)', async () => {
+    const { execa } = await import('execa');
+    const [dev, built] = await Promise.all([
+      execa(process.execPath, [path.join(REPO, 'bin/etcd-migrate.js'), '--version', '--bin-dir', BIN_DIR], { reject: false }),
+      runCli(['--version', '--bin-dir', BIN_DIR]),
+    ]);
+    expect(dev.exitCode, String(dev.stderr)).toBe(0);
+    // The bundle may say -dirty (built from a changed tree); the sources name the commit alone.
+    expect(String(dev.stdout).replace(/-dirty\)/, ')')).toBe(built.stdout.replace(/-dirty\)/, ')'));
+  });
+
   it('--output json gives the same facts, and a bin dir without etcd is said, not fatal', async () => {
     const empty = await tmpDir();
     const r = await runCli(['--version', '--output', 'json', '--bin-dir', empty]);
