@@ -85,3 +85,24 @@ describe('the README\'s option table', () => {
     expect(rows.find((r) => r.startsWith('| `--etcd-server-extra-args`'))).toContain('`ETCD_CREDS`');
   });
 });
+
+describe('the option table\'s defaults', () => {
+  it('are the ones resolveOptions applies', async () => {
+    const { resolveOptions } = await import('../../src/options.ts');
+    const { fmtData } = await import('../../src/version.ts');
+    const o = resolveOptions({ dataDir: '/d', targetVersion: '3.5.30' }, {}, { hostname: 'HOST' });
+    const shown = (k: keyof typeof OPTIONS): string | undefined => {
+      const d = (OPTIONS[k] as { default?: string }).default;
+      return d && /^`([^`]+)`/.exec(d)?.[1];
+    };
+    expect(shown('bin-dir')).toBe(o.binDir);
+    expect(shown('port')).toBe(String(o.port));
+    expect(shown('peer-port')).toBe(String(o.peerPort));
+    expect(shown('etcd-data-prefix')).toBe(o.dataPrefix);
+    expect(shown('keep-backups')).toBe(String(o.keepBackups));
+    expect(shown('step-timeout')).toBe(String(o.stepTimeoutMs / 1000));
+    expect(fmtData(o.target)).toBe(`3.5.30/${shown('target-storage')}`);
+    expect(shown('name')).toBe(o.name.replace('HOST', '<hostname>'));
+    expect(shown('backup-dir')).toBe(o.backupDir.replace('/d', '<data-dir>'));
+  });
+});
