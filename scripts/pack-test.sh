@@ -34,7 +34,9 @@ bin=node_modules/.bin/etcd-migrate
 if [ -n "$old_node" ] && [ "$("$old_node" -p 'process.versions.node.split(".")[0]')" -lt 24 ]; then
   code=0
   out=$("$old_node" "$bin" --version 2>&1) || code=$?
-  [ "$code" = 2 ] && grep -q 'needs Node.js 24 or newer' <<<"$out" || fail "Node $("$old_node" -v) was not refused: $code $out"
+  if [ "$code" != 2 ] || ! grep -q 'needs Node.js 24 or newer' <<<"$out"; then
+    fail "Node $("$old_node" -v) was not refused: exit $code, $out"
+  fi
 fi
 out=$(npx --offline etcd-migrate --version) || fail "--version exited $?"
 grep -q '^etcd-migrate [0-9]' <<<"$out" || fail "--version printed: $out"
@@ -45,6 +47,15 @@ grep -q 'Examples:' <<<"$out" || fail "--help has no Examples section: $out"
 mkdir -p data/member bin && printf '3.5.30/etcd3' >data/version.txt && : >bin/etcd-3.5.30
 out=$(npx --offline etcd-migrate --data-dir data --target-version 3.5.30 --bin-dir bin --dry-run --output json) \
   || fail "--dry-run exited $?"
-node -e 'const r = JSON.parse(process.argv[1]); process.exit(r.plan.from === "3.5.30/etcd3" && !r.plan.steps.length ? 0 : 1)' "$out" \
+node -e 'const p = JSON.parse(process.argv[1]).plan; process.exit(p.from === "3.5.30/etcd3" && !p.steps.length ? 0 : 1)' "$out" \
   || fail "--dry-run --output json printed: $out"
+# With the real binaries (make test exports ETCD_BIN_DIR): a plan with a step, which loads the step
+# machinery's chunks from the installed package.
+if [ -x "${ETCD_BIN_DIR:-}/etcd-3.5.30" ] && [ -x "${ETCD_BIN_DIR:-}/etcd-3.4.23" ]; then
+  printf '3.4.23/etcd3' >data/version.txt
+  out=$(npx --offline etcd-migrate --data-dir data --target-version 3.5.30 --bin-dir "$ETCD_BIN_DIR" \
+    --dry-run --output json) || fail "--dry-run with a step exited $?"
+  node -e 'const p = JSON.parse(process.argv[1]).plan; process.exit(p.steps.length === 1 && p.first ? 0 : 1)' "$out" \
+    || fail "--dry-run with a step printed: $out"
+fi
 echo "pack-test: ok: $(basename "$tarball") installs offline; --version, --help, --dry-run run"
