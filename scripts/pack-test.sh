@@ -47,8 +47,8 @@ grep -q 'Examples:' <<<"$out" || fail "--help has no Examples section: $out"
 mkdir -p data/member bin && printf '3.5.30/etcd3' >data/version.txt && : >bin/etcd-3.5.30
 out=$(npx --offline etcd-migrate --data-dir data --target-version 3.5.30 --bin-dir bin --dry-run --output json) \
   || fail "--dry-run exited $?"
-node -e 'const p = JSON.parse(process.argv[1]).plan; process.exit(p.from === "3.5.30/etcd3" && !p.steps.length ? 0 : 1)' "$out" \
-  || fail "--dry-run --output json printed: $out"
+empty='const p = JSON.parse(process.argv[1]).plan; process.exit(p.from === "3.5.30/etcd3" && !p.steps.length ? 0 : 1)'
+node -e "$empty" "$out" || fail "--dry-run --output json printed: $out"
 # With the real binaries (make test exports ETCD_BIN_DIR): a plan with a step, which loads the step
 # machinery's chunks from the installed package.
 if [ -x "${ETCD_BIN_DIR:-}/etcd-3.5.30" ] && [ -x "${ETCD_BIN_DIR:-}/etcd-3.4.23" ]; then
