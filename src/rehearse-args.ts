@@ -36,6 +36,7 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseFlags {
     .parserConfiguration({ 'camel-case-expansion': true, 'duplicate-arguments-array': false, 'strip-aliased': true })
     .version(false)
     .help()
+    .alias('help', 'h')
     .exitProcess(false)
     .fail((msg, err) => {
       throw new UsageError(`${err?.message ?? msg}; see etcd-migrate rehearse --help`);

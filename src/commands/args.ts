@@ -82,6 +82,7 @@ export function parseCommand(argv: readonly string[]): CommandFlags {
     .parserConfiguration({ 'camel-case-expansion': true, 'duplicate-arguments-array': false, 'strip-aliased': true })
     .version(false)
     .help()
+    .alias('help', 'h')
     .exitProcess(false)
     .fail((msg, err) => {
       throw new UsageError(`${err?.message ?? msg}; see etcd-migrate ${command} --help`);

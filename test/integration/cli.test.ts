@@ -65,12 +65,14 @@ describe('help', () => {
     expect(examples).toMatch(/-- --name/);
   });
 
-  it('`help <command>` is that command\'s --help', async () => {
-    const [word, flag] = await Promise.all([runCli(['help', 'backup']), runCli(['backup', '--help'])]);
-    expect(word.exitCode, word.stderr).toBe(0);
-    expect(word.stdout).toContain('etcd-migrate backup <file>');
-    expect(word.stdout).toBe(flag.stdout);
-  });
+  it.each([['backup', 'etcd-migrate backup <file>'], ['restore', 'etcd-migrate restore <file>'], ['rehearse', 'etcd-migrate rehearse']])(
+    '`help %s` is the same as its --help and -h', async (command, usage) => {
+      const [word, flag, short] = await Promise.all([runCli(['help', command]), runCli([command, '--help']), runCli([command, '-h'])]);
+      expect(word.exitCode, word.stderr).toBe(0);
+      expect(word.stdout).toContain(usage);
+      expect(flag.stdout).toBe(word.stdout);
+      expect(short.stdout).toBe(word.stdout);
+    });
 });
 
 describe('--dry-run and --output json', () => {
