@@ -1,7 +1,7 @@
 // The entry: argv + env in, exit code out. The only module that ends the process.
 import { writeSync } from 'node:fs';
 import os from 'node:os';
-import { parseArgs, type MainFlags } from './args.ts';
+import { helpText, parseArgs, type MainFlags } from './args.ts';
 import { isCommand } from './commands/names.ts';
 import { INTERNAL_ERROR_EXIT, isUserFacing } from './errors.ts';
 import { execTarget } from './exec.ts';
@@ -43,7 +43,7 @@ export async function main(
   }
   const flags = parseArgs(argv);
   if (flags.help) {
-    print(`${await (await import('./args.ts')).helpText()}\n`);
+    print(`${await helpText()}\n`);
     return 0;
   }
   if (flags.version) {
