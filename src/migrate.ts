@@ -5,7 +5,7 @@ import type { BackupGuard } from './backup/guard.ts';
 import { checkTools, discoverBundled } from './bundle.ts';
 import { checkClusterPlan, clusterNote } from './cluster.ts';
 import { inspectDataDir, writeVersionFile, type DataDirState } from './datadir.ts';
-import { StepError, UsageError, isUserFacing } from './errors.ts';
+import { StepError, UsageError, isBug, isUserFacing } from './errors.ts';
 import { acquireLock, type Lock } from './lock.ts';
 import { stopLeftoverEtcds } from './stale.ts';
 import { seconds, type Log } from './log.ts';
@@ -29,7 +29,12 @@ export interface Runtime {
 }
 
 export interface Outcome {
+  /** What the data dir held before the run: its version, or why there was none (origin()). */
+  from: DataVersion | undefined;
+  origin: string;
   steps: Step[];
+  /** A dry run's first action when there are steps: the backup it would make. */
+  first?: string;
   /** What version.txt holds at the end (the target). */
   final: DataVersion;
   changed: boolean;
@@ -61,11 +66,10 @@ async function loadMachinery() {
  */
 export async function migrate(opts: Options, rt: Runtime, keepLock = false): Promise<Outcome> {
   if (opts.dryRun) {
+    // The caller prints the plan (cli.ts: on stdout, as text or JSON).
     const p = await prepare(opts);
-    rt.log(`plan (dry run, nothing changed): ${origin(p)} -> ${fmtData(opts.target)}: ${p.steps.length ? `${p.steps.length} step(s)` : 'nothing to migrate'}`);
-    p.steps.forEach((s, i) => rt.log(`  ${i + 1}. ${describe(s)}`));
-    if (p.machinery) rt.log(`  first: ${p.machinery.BackupGuard.describePlan(opts)}`);
-    return { steps: p.steps, final: opts.target, changed: false };
+    const first = p.machinery?.BackupGuard.describePlan(opts);
+    return { from: p.current, origin: origin(p), steps: p.steps, first, final: opts.target, changed: false };
   }
   // A data dir that exists is locked, and an interrupted swap finished, before it is read.
   let lock: Lock | undefined;
@@ -127,8 +131,9 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
     } catch (e) {
       throw fsUsageError(e, opts.dataDir);
     }
-    rt.log(`${origin({ state, current, steps })}: nothing to migrate; version.txt = ${fmtData(opts.target)}`);
-    return { steps, final: opts.target, changed: !same };
+    const from = origin({ state, current, steps });
+    rt.log(`${from}: nothing to migrate; version.txt = ${fmtData(opts.target)}`);
+    return { from: current, origin: from, steps, final: opts.target, changed: !same };
   }
 
   const ctx: StepContext = {
@@ -169,7 +174,7 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
         return runStep(s, runner, ctx, backedUp);
       });
     } catch (e) {
-      if (e instanceof UsageError && !(e instanceof StepError)) throw e;
+      if ((e instanceof UsageError && !(e instanceof StepError)) || isBug(e)) throw e;
       const why = isUserFacing(e) ? e.message : `${(e as Error).message}`;
       throw new StepError(`step ${i + 1}/${steps.length} (${describe(s)}) failed: ${why}; version.txt says ${fmtData(at)}, the last step that completed; fix the cause and rerun to repeat this step`);
     }
@@ -183,7 +188,7 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
   rt.log(steps.length
     ? `migrated ${fmtData(current)} -> ${fmtData(opts.target)} in ${seconds(Date.now() - started)}`
     : `${fmtData(current)}: nothing to migrate for ${fmtData(opts.target)}${updated ? '; version.txt updated' : ''}`);
-  return { steps, final: opts.target, changed: steps.length > 0 || updated };
+  return { from: current, origin: fmtData(current), steps, final: opts.target, changed: steps.length > 0 || updated };
 }
 
 /**

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { isCluster } from './cluster.ts';
 import { resolveClientTls, type ClientTlsFiles } from './etcd/tls.ts';
 import { UsageError } from './errors.ts';
+import { ENV, OPTIONS } from './option-table.ts';
 import { parseStorage, parseVersion, parseVersionFile, type DataVersion, type Version } from './version.ts';
 
 /** What the command line gave; undefined where a flag was not given. */
@@ -92,31 +93,13 @@ export const DEFAULT_ELECTION_TIMEOUT_MS = 1000;
 /** etcd's own default --initial-cluster-token. */
 export const DEFAULT_CLUSTER_TOKEN = 'etcd-cluster';
 
-/** The environment variables this tool reads (Kubernetes' etcd image used the same names). */
-export const ENV = {
-  dataDir: 'DATA_DIRECTORY',
-  targetVersion: 'TARGET_VERSION',
-  targetStorage: 'TARGET_STORAGE',
-  bundledVersions: 'BUNDLED_VERSIONS',
-  name: 'ETCD_NAME',
-  initialCluster: 'INITIAL_CLUSTER',
-  listenPeerUrls: 'LISTEN_PEER_URLS',
-  initialAdvertisePeerUrls: 'INITIAL_ADVERTISE_PEER_URLS',
-  etcdDataPrefix: 'ETCD_DATA_PREFIX',
-  ttlKeysDirectory: 'TTL_KEYS_DIRECTORY',
-  etcdServerExtraArgs: 'ETCD_CREDS',
-  clientCaFile: 'CLIENT_CA_FILE',
-  clientCertFile: 'CLIENT_CERT_FILE',
-  clientKeyFile: 'CLIENT_KEY_FILE',
-  backupDir: 'BACKUP_DIR',
-  backupEncryptionKeyFile: 'BACKUP_ENCRYPTION_KEY_FILE',
-  initialClusterToken: 'INITIAL_CLUSTER_TOKEN',
-} as const;
+/** The environment variables this tool reads, from the option table (Kubernetes' etcd image used the same names). */
+export { ENV } from './option-table.ts';
 
 /** Read by hand: a number of seconds. */
-export const STEP_TIMEOUT_ENV = 'STEP_TIMEOUT';
+export const STEP_TIMEOUT_ENV = OPTIONS['step-timeout'].env;
 /** Read by hand: a number. */
-export const KEEP_BACKUPS_ENV = 'KEEP_BACKUPS';
+export const KEEP_BACKUPS_ENV = OPTIONS['keep-backups'].env;
 
 export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
   const pick = (key: keyof typeof ENV): { value: string; from: string } | undefined => {

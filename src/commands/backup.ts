@@ -4,6 +4,7 @@
 // described: hash, revision, keys, size.
 import { execa } from 'execa';
 import { constants, promises as fs } from 'node:fs';
+import fse from 'fs-extra';
 import { createReadStream } from 'node:fs';
 import crypto from 'node:crypto';
 import path from 'node:path';
@@ -96,7 +97,7 @@ export async function backupCommand(f: CommandFlags, io: CommandIO): Promise<voi
     throw e;
   } finally {
     await fs.rm(plain, { force: true });
-    await fs.rm(work, { recursive: true, force: true });
+    await fse.remove(work);
   }
 }
 

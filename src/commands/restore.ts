@@ -6,6 +6,7 @@
 //   version.txt it recorded.
 // Both go through the work area and the journaled swap, so a failure leaves the dir as it was.
 import { promises as fs } from 'node:fs';
+import fse from 'fs-extra';
 import path from 'node:path';
 import { decryptFile, readArchiveFile, sniff } from '../backup/file.ts';
 import { readKeyFile } from '../backup/store.ts';
@@ -38,7 +39,7 @@ export async function restoreCommand(f: CommandFlags, io: CommandIO): Promise<vo
   const key = kind === 'encrypted' ? await readKeyFile(keyFile!) : undefined;
 
   const created = state.kind === 'missing';
-  if (created) await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  if (created) await fse.ensureDir(dataDir, { mode: 0o700 });
   const lock = await acquireLock(dataDir);
   let ok = false;
   try {
@@ -63,7 +64,7 @@ export async function restoreCommand(f: CommandFlags, io: CommandIO): Promise<vo
     throw e;
   } finally {
     await lock.release();
-    if (!ok && created) await fs.rm(dataDir, { recursive: true, force: true });
+    if (!ok && created) await fse.remove(dataDir);
   }
 }
 
