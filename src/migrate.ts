@@ -10,12 +10,13 @@ import { acquireLock, type Lock } from './lock.ts';
 import { stopLeftoverEtcds } from './stale.ts';
 import { seconds, type Log } from './log.ts';
 import type { Options } from './options.ts';
-import { describe, plan, type Step } from './plan.ts';
+import { describe, plan, planNotes, V2_FREE_MINOR, type Step } from './plan.ts';
+import { checkFlags } from './etcd/flags.ts';
 import { checkPortsFree, checkWritable, fsUsageError } from './preflight.ts';
 import type { Install, Runner, StepContext, StepReport, ToolNeed } from './steps/index.ts';
 import { readEvidence, describeEvidence } from './inspect/evidence.ts';
 import type { ClientTls } from './etcd/tls.ts';
-import { fmt, fmtData, fmtMinor, type DataVersion, type Version } from './version.ts';
+import { compareMinor, fmt, fmtData, fmtMinor, type DataVersion, type Version } from './version.ts';
 import { exists, newMemberDir, pendingTtlsFile, prepareWorkDir, recoverWorkDir, removeWorkDir, swapInNewMember } from './workdir.ts';
 
 export interface Runtime {
@@ -100,7 +101,9 @@ async function prepare(opts: Options, rt?: Runtime): Promise<Prepared> {
   if (state.kind === 'data' && opts.assumeCurrent && fmtData(opts.assumeCurrent) !== fmtData(state.version)) {
     throw new UsageError(`version.txt says ${fmtData(state.version)} but --assume-current-version says ${fmtData(opts.assumeCurrent)}; drop the flag (version.txt is the record) or fix version.txt`);
   }
-  const steps = plan(current, opts.target, bundled, { pendingTtls: await exists(pendingTtlsFile(opts.dataDir)) });
+  const pendingTtls = await exists(pendingTtlsFile(opts.dataDir));
+  let steps = plan(current, opts.target, bundled, { pendingTtls });
+  if (current && (await customV2Blocks(opts, current, steps))) steps = plan(current, opts.target, bundled, { pendingTtls, dropV2: true });
   checkClusterPlan(steps, opts.initialCluster, opts.target);
   const machinery = steps.length ? await loadMachinery() : undefined;
 
@@ -111,6 +114,7 @@ async function prepare(opts: Options, rt?: Runtime): Promise<Prepared> {
     runner.check?.(s, opts);
     needs.push(...runner.needs(s));
   }
+  checkFlags(needs.filter((n) => n.tool === 'etcd').map((n) => n.version), opts.extraArgs, opts.etcdArgs, opts.target.version);
   if (opts.etcdArgs) needs.push({ tool: 'etcd', version: opts.target.version });
   await checkTools(opts.binDir, needs);
   const clientTls = machinery ? await machinery.loadClientTls(opts.clientTls) : undefined;
@@ -159,6 +163,7 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
     targetElectionTimeoutMs: opts.targetElectionTimeoutMs,
     install: rt.install,
   };
+  for (const line of planNotes(steps)) rt.log(line);
   const note = clusterNote(steps, opts.target.version, opts.initialCluster);
   if (note) rt.log(note);
   const started = Date.now();
@@ -213,6 +218,21 @@ async function runStep(s: Step, runner: Runner<Step>, ctx: StepContext, backedUp
   }
   await swapInNewMember(ctx.dataDir, s.to);
   return report;
+}
+
+/**
+ * etcd 3.6 refuses custom v2 content (keys other than the members and the version, in the v2
+ * snapshot or the WAL after it): a plan from etcd3 data below 3.6 to 3.6 or later reads it first.
+ * Refused with what it holds and the ways out; with --drop-v2-content, true (the plan drops it).
+ */
+async function customV2Blocks(opts: Options, current: DataVersion, steps: readonly Step[]): Promise<boolean> {
+  const below = current.storage === 'etcd3' && compareMinor(current.version, V2_FREE_MINOR) < 0;
+  if (!below || !steps.some((s) => compareMinor(s.to.version, V2_FREE_MINOR) >= 0)) return false;
+  const { readV2Content, describeCustomV2 } = await import('./inspect/v2content.ts');
+  const found = describeCustomV2(await readV2Content(opts.dataDir));
+  if (!found) return false;
+  if (opts.dropV2Content) return true;
+  throw new UsageError(`the v2 store holds custom content, which etcd 3.6 refuses: ${found}; delete those keys through etcd ${fmtMinor(current.version)} started with --enable-v2 and rerun, or rerun with --drop-v2-content (a lone member: the v3 data is kept, the v2 keys dropped, new member and cluster IDs), or stay below 3.6; nothing was changed`);
 }
 
 /** A data dir without version.txt: what the data records, and the operator's word for the rest. */

@@ -47,6 +47,10 @@ export const OPTIONS = {
     type: 'string', group: GROUPS.migration, default: 'none: a data dir without `version.txt` is refused',
     describe: 'x.y.z/etcdN that wrote a data dir lacking version.txt (checked against what the data records)',
   },
+  'drop-v2-content': {
+    type: 'boolean', group: GROUPS.migration, default: 'off: custom v2 content is refused before 3.6',
+    describe: 'a lone member on its way to 3.6+: drop custom v2 keys (the v3 data goes through a snapshot; new IDs)',
+  },
   'etcd-data-prefix': {
     type: 'string', group: GROUPS.migration, env: 'ETCD_DATA_PREFIX', default: '`/registry`',
     describe: 'key prefix of the data',

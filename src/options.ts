@@ -23,6 +23,7 @@ export interface Flags {
   ttlKeysDirectory?: string;
   etcdServerExtraArgs?: string;
   dryRun?: boolean;
+  dropV2Content?: boolean;
   assumeCurrentVersion?: string;
   clientCaFile?: string;
   clientCertFile?: string;
@@ -54,6 +55,8 @@ export interface Options {
   ttlKeysDirectory: string;
   extraArgs: string[];
   dryRun: boolean;
+  /** Custom v2 content on the way to 3.6 is dropped (a lone member) instead of refused. */
+  dropV2Content: boolean;
   /** What the data holds when it has no version.txt (--assume-current-version). */
   assumeCurrent: DataVersion | undefined;
   etcdArgs: string[] | undefined;
@@ -192,6 +195,7 @@ export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
     ttlKeysDirectory,
     extraArgs,
     dryRun: flags.dryRun ?? false,
+    dropV2Content: flags.dropV2Content ?? false,
     assumeCurrent: flags.assumeCurrentVersion === undefined ? undefined : parseVersionFile(flags.assumeCurrentVersion, '--assume-current-version'),
     etcdArgs,
     clientTls,

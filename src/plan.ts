@@ -20,6 +20,8 @@ import {
  *             reads the leases.
  * - v3-to-v2: read the v3 keys with etcd `read`, write them with their TTLs into a new v2 store
  *             made by etcd `to.version`, then swap it in.
+ * - drop-v2:  (--drop-v2-content) a snapshot of the v3 data by etcd `snapshotWith`, restored with the
+ *             same etcd: the v2 store then holds only the member, as 3.6 requires. New IDs.
  * `sealWith` (into 3.7+): the 3.6 etcd that seals the WAL first if 3.5 v2 requests follow its last
  *             snapshot (etcd/seal.ts), which 3.7 cannot read.
  * - downgrade: snapshot with etcd `snapshotWith`, restore with `to.version`'s tools, swap it in.
@@ -34,7 +36,8 @@ export type Step =
   | { kind: 'attach-ttls'; from: DataVersion; to: DataVersion; then: 'target' | 'rollback'; sealWith?: Version }
   | { kind: 'v3-to-v2'; from: DataVersion; to: DataVersion; read: Version }
   | { kind: 'downgrade'; from: DataVersion; to: DataVersion; snapshotWith: Version }
-  | { kind: 'etcd-downgrade'; from: DataVersion; to: DataVersion; enableWith: Version };
+  | { kind: 'etcd-downgrade'; from: DataVersion; to: DataVersion; enableWith: Version }
+  | { kind: 'drop-v2'; from: DataVersion; to: DataVersion; snapshotWith: Version };
 
 export type StepKind = Step['kind'];
 
@@ -56,6 +59,8 @@ export const PATCH_BEFORE: ReadonlyMap<string, PatchRule> = new Map([
   ['3.6', { min: { major: 3, minor: 5, patch: 26 }, advised: { major: 3, minor: 5, patch: 32 } }],
   ['3.7', { min: { major: 3, minor: 6, patch: 11 } }],
 ]);
+/** The first minor that refuses custom v2 content (keys other than the members and the version). */
+export const V2_FREE_MINOR: Version = { major: 3, minor: 6, patch: 0 };
 /** The first minor that cannot read a v2 request in its WAL (3.7 panics decoding one). */
 export const FIRST_V2_FREE_WAL_MINOR: Version = { major: 3, minor: 7, patch: 0 };
 /** The first minor that can downgrade itself (etcdctl downgrade enable); older ones go through a snapshot. */
@@ -66,6 +71,8 @@ const FIRST_V3: Version = { major: 3, minor: 0, patch: 0 };
 export interface PlanInput {
   /** The data dir holds TTLs that a v2-to-v3 step left for an attach-ttls step (an interrupted run). */
   pendingTtls?: boolean;
+  /** Drop the custom v2 content that etcd 3.6 refuses, before the upgrade to 3.6. */
+  dropV2?: boolean;
 }
 
 /**
@@ -126,7 +133,14 @@ export function plan(current: DataVersion | undefined, target: DataVersion, bund
   }
 
   const c = compareMinor(target.version, at.version);
-  if (c > 0) for (const s of upgrades(at, target.version, target, b)) push(s);
+  if (c > 0) {
+    for (const s of upgrades(at, target.version, target, b)) {
+      if (input.dropV2 && s.kind === 'upgrade' && compareMinor(s.to.version, V2_FREE_MINOR) === 0) {
+        push({ kind: 'drop-v2', from: at, to: at, snapshotWith: b.newestOf(at.version, 'to drop the v2 content') });
+      }
+      push(s);
+    }
+  }
   if (c < 0) {
     if (at.storage === 'etcd2') {
       throw new PlanError(`cannot downgrade etcd2 data from ${fmtData(at)} to ${fmtData(target)}: etcd2 storage has no downgrade; restore a backup taken with ${fmtMinor(target.version)}`);
@@ -240,6 +254,7 @@ export function describe(s: Step): string {
     case 'attach-ttls': return `attach TTLs ${fmtData(s.from)} -> ${fmtData(s.to)}: start etcd ${fmt(s.to.version)}${sameMinor(s.from.version, s.to.version) ? '' : ' (the upgrade to it)'} and give every key with a pending TTL a lease for what is left of it`;
     case 'v3-to-v2': return `roll back ${fmtData(s.from)} -> ${fmtData(s.to)}: read keys with etcd ${fmt(s.read)}, write them with TTLs into a new etcd ${fmt(s.to.version)} v2 store`;
     case 'downgrade': return `downgrade ${fmtData(s.from)} -> ${fmtData(s.to)}: snapshot with etcd ${fmt(s.snapshotWith)}, restore with etcd ${fmt(s.to.version)}`;
+    case 'drop-v2': return `drop v2 content ${fmtData(s.from)}: snapshot and restore with etcd ${fmt(s.snapshotWith)}; the v3 data kept, new member and cluster IDs`;
     case 'etcd-downgrade': return `downgrade ${fmtData(s.from)} -> ${fmtData(s.to)}: etcd ${fmt(s.enableWith)} enables the downgrade to ${fmtMinor(s.to.version)}, then etcd ${fmt(s.to.version)} starts on the same data`;
   }
 }

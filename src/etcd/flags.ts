@@ -1,6 +1,7 @@
 // Which etcd flags each minor refuses, for the flags that changed from 3.5 to 3.7 (confirmed with
 // the real binaries: an unknown flag makes etcd exit with "flag provided but not defined"). Pure.
-import { compareMinor, fmt, type Version } from '../version.ts';
+import { UsageError } from '../errors.ts';
+import { compare, compareMinor, fmt, type Version } from '../version.ts';
 
 const V3_6: Version = { major: 3, minor: 6, patch: 0 };
 const V3_7: Version = { major: 3, minor: 7, patch: 0 };
@@ -81,4 +82,19 @@ function oldName(name: string): string {
     return `: etcd 3.5 calls it --experimental-${name}`;
   }
   return '';
+}
+
+/**
+ * Refuses, before anything changes, ETCD_CREDS entries that one of the temporary etcds would refuse
+ * (they reach every one) and etcd flags after `--` that the target would refuse.
+ */
+export function checkFlags(temps: readonly Version[], extraArgs: readonly string[], etcdArgs: readonly string[] | undefined,
+  target: Version): void {
+  const seen = [...new Map(temps.map((v) => [fmt(v), v])).values()].sort(compare);
+  for (const v of seen) {
+    const p = flagProblems(v, extraArgs)[0];
+    if (p) throw new UsageError(`ETCD_CREDS has ${p.flag}, which etcd ${fmt(v)} (a step of this migration) refuses: ${p.fix}; nothing was changed`);
+  }
+  const p = etcdArgs && flagProblems(target, etcdArgs)[0];
+  if (p) throw new UsageError(`the etcd flag ${p.flag} (after --) is refused by etcd ${fmt(target)}, the target: ${p.fix} in the pod's command; nothing was changed`);
 }

@@ -199,3 +199,18 @@ async function loadNewestSnap(snapDir: string, valid: WalSnapshot[]): Promise<{ 
   }
   return { broken };
 }
+
+/**
+ * One line naming the custom v2 content that etcd 3.6 refuses (counts and a few keys, never
+ * values), or undefined when there is none.
+ */
+export function describeCustomV2(c: V2Content): string | undefined {
+  const keys = c.snapshotKeys;
+  const writes = c.walRequests.filter((r) => !allowedOn36(r.method, r.path));
+  if (keys.length === 0 && writes.length === 0) return undefined;
+  const few = <T>(xs: readonly T[], show: (x: T) => string) => xs.slice(0, 3).map(show).join(', ') + (xs.length > 3 ? ', ...' : '');
+  const parts = [];
+  if (keys.length) parts.push(`${keys.length} ${keys.length === 1 ? 'key' : 'keys'} in its snapshot (${few(keys, (k) => k)})`);
+  if (writes.length) parts.push(`${writes.length} v2 ${writes.length === 1 ? 'write' : 'writes'} in the WAL (${few(writes, (w) => `${w.method} ${w.path}`)})`);
+  return parts.join(' and ');
+}
