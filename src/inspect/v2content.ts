@@ -209,8 +209,10 @@ export function describeCustomV2(c: V2Content): string | undefined {
   const writes = c.walRequests.filter((r) => !allowedOn36(r.method, r.path));
   if (keys.length === 0 && writes.length === 0) return undefined;
   const few = <T>(xs: readonly T[], show: (x: T) => string) => xs.slice(0, 3).map(show).join(', ') + (xs.length > 3 ? ', ...' : '');
+  // The v2 store keeps the keys users write under /1 (etcd's own under /0 and /2): show them as written.
+  const key = (p: string) => (p.startsWith('/1/') ? p.slice(2) : p);
   const parts = [];
-  if (keys.length) parts.push(`${keys.length} ${keys.length === 1 ? 'key' : 'keys'} in its snapshot (${few(keys, (k) => k)})`);
-  if (writes.length) parts.push(`${writes.length} v2 ${writes.length === 1 ? 'write' : 'writes'} in the WAL (${few(writes, (w) => `${w.method} ${w.path}`)})`);
+  if (keys.length) parts.push(`${keys.length} ${keys.length === 1 ? 'key' : 'keys'} in its snapshot (${few(keys, key)})`);
+  if (writes.length) parts.push(`${writes.length} v2 ${writes.length === 1 ? 'write' : 'writes'} in the WAL (${few(writes, (w) => `${w.method} ${key(w.path)}`)})`);
   return parts.join(' and ');
 }
