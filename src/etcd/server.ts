@@ -149,7 +149,8 @@ export class TempEtcd {
         }
         const why = missing(expect, seen);
         // A lone member that answers now, still below the cluster version waited for (MISSED_VERSION_MS).
-        const below = seen.server !== undefined && version.major >= 3 && (!seen.cluster || compareMinor(seen.cluster, expect.clusterAtLeast) < 0);
+        const lowStorage = compareMinor(expect.clusterAtLeast, V3_6) >= 0 && (!seen.storage || compareMinor(seen.storage, expect.clusterAtLeast) < 0);
+        const below = seen.server !== undefined && version.major >= 3 && (!seen.cluster || compareMinor(seen.cluster, expect.clusterAtLeast) < 0 || lowStorage);
         if (restartIfMissed && !cluster && below && why && Date.now() - this.answeredAt! > MISSED_VERSION_MS && this.answeredAt! - this.spawnedAt < RESTART_IF_START_UNDER_MS) {
           throw new VersionDecisionMissed(why);
         }
