@@ -7,12 +7,16 @@
 // What "restore" means after a failed step depends on how the step works:
 // - 'in-place' (upgrade, patch): etcd ran on the live member dir and may have changed it (new WAL
 //   entries, a newer cluster version that the older etcd refuses). The backup taken just before
-//   is put back through the journaled swap: the member dir is byte for byte as it was.
+//   is put back through the journaled swap: the member dir is byte for byte as it was. Not on a
+//   member of a multi-member cluster: its temporary etcd was a voting member, and the leader
+//   remembers the entries it acknowledged; with the older log back, etcd panics at its next start
+//   (`tocommit(N) is out of range`). Its data stays as etcd left it, and the backup is kept.
 // - 'rebuild' (downgrade, v2 <-> v3): the live member dir is never written before the swap; a
 //   failure before the swap leaves it untouched (the work area is removed), so there is nothing
 //   to restore. A failure inside the swap leaves its journal, and the next run completes the swap.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { isCluster } from '../cluster.ts';
 import { UsageError } from '../errors.ts';
 import type { Log } from '../log.ts';
 import { checkBackupDir, type Options } from '../options.ts';
@@ -28,12 +32,17 @@ export class BackupGuard {
   readonly target: BackupDir;
   private readonly dataDir: string;
   private readonly log: Log;
+  /** A member of a multi-member cluster: its raft log is never rolled back. */
+  private readonly clusterMember: boolean;
   private last: Backup | undefined;
+  /** After a failed step: what the run's last line adds (what the data dir holds, what to do). */
+  failureNote: string | undefined;
 
-  private constructor(target: BackupDir, dataDir: string, log: Log) {
+  private constructor(target: BackupDir, dataDir: string, log: Log, clusterMember: boolean) {
     this.target = target;
     this.dataDir = dataDir;
     this.log = log;
+    this.clusterMember = clusterMember;
   }
 
   /** Checks everything a backup needs (key, place, free space) before anything changes. */
@@ -42,7 +51,7 @@ export class BackupGuard {
     const dataReal = await realish(opts.dataDir);
     const dir = await realish(opts.backupDir);
     checkBackupDir(dir, dataReal);
-    const guard = new BackupGuard({ dir, id: backupId(dataReal), keep: opts.keepBackups, key }, opts.dataDir, log);
+    const guard = new BackupGuard({ dir, id: backupId(dataReal), keep: opts.keepBackups, key }, opts.dataDir, log, isCluster(opts.initialCluster));
 
     const sizes = await measureMember(opts.dataDir);
     const data = await measureFree(await nearestDir(opts.dataDir));
@@ -130,6 +139,7 @@ export class BackupGuard {
   /** After a step failed: put the data back when the step may have changed it, and say what happened. */
   async afterFailure(s: Step, mode: Runner<Step>['mode']): Promise<void> {
     const b = this.last;
+    this.failureNote = undefined;
     if (!b) return;
     if (mode === 'rebuild') {
       this.log(await swapPending(this.dataDir)
@@ -137,13 +147,28 @@ export class BackupGuard {
         : `the data dir was not changed: the step builds its result aside and it was removed (backup ${b.file} kept)`);
       return;
     }
+    if (this.clusterMember) {
+      this.keepClusterLog(s, b);
+      return;
+    }
     this.log(`the step failed after etcd ran on the live data; restoring ${b.file}`);
     try {
       const v = await restoreArchive(b.file, this.target.key, this.dataDir);
       this.log(`restored the data dir from the backup taken before this run's first step: it is as it was then (version.txt = ${fmtData(v)})`);
+      this.failureNote = 'the data dir was put back from the backup taken before the run\'s first step; fix the cause and rerun to repeat its steps';
     } catch (e) {
       this.log(`could not restore the backup automatically (${(e as Error).message}); the data dir may hold changes by etcd ${fmtData(s.to)} while version.txt says ${fmtData(s.from)}: rerun to retry the step, or restore by hand with: etcd-migrate restore ${b.file} --data-dir <an empty dir>`);
     }
+  }
+
+  /**
+   * A cluster member's temporary etcd acknowledged entries its leader remembers: putting the older
+   * log back would make etcd panic at its next start. Rerunning the step is safe: etcd starts on the
+   * log it wrote, and the member catches up from its peers.
+   */
+  private keepClusterLog(s: Step, b: Backup): void {
+    this.log(`the step failed after etcd ${fmtData(s.to)} ran on the live data as a voting member of the cluster; the data dir is left as etcd left it, not put back from ${b.file} (kept): a cluster member's raft log is never rolled back, since its peers remember the entries it acknowledged`);
+    this.failureNote = `the member dir holds what etcd ${fmtData(s.to)} left (a cluster member's raft log is never rolled back; backup ${b.file} kept); fix the cause and rerun: the member rejoins the cluster with its own log`;
   }
 }
 
