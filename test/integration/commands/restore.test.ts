@@ -89,6 +89,37 @@ describe('etcd-migrate restore', () => {
     expect(await treeSnapshot(dir)).toEqual(before);
   });
 
+  it('reports a damaged backup archive as damaged (exit 2), whatever error zstd raises, and changes nothing', async () => {
+    const root = await tmpDir();
+    const dir = path.join(root, 'data');
+    await makeHistoryData('3.4.23', dir, NAME);
+    const backups = path.join(root, 'backups');
+    const ports = ['--port', String(await freePort()), '--peer-port', String(await freePort())];
+    const m = await runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', NAME, '--backup-dir', backups, ...ports]);
+    expect(m.exitCode, m.stderr).toBe(0);
+    const [name] = await fs.readdir(backups);
+    const good = await fs.readFile(path.join(backups, name!));
+    // A flipped bit at each of 24 places spread over the compressed stream (past zstd's 4-byte
+    // magic, so each is still taken for an archive): zstd raises ZSTD_error_* codes of several kinds.
+    const target = path.join(root, 'restored');
+    const codes = new Set<string>();
+    for (let i = 0; i < 24; i++) {
+      const bad = Buffer.from(good);
+      const at = 4 + Math.floor(((bad.length - 4) * i) / 24);
+      bad[at]! ^= 1 << (i % 8);
+      const file = path.join(root, `flipped-${i}.backup`);
+      await fs.writeFile(file, bad);
+      const r = await runCli(['restore', file, '--data-dir', target, '--bin-dir', BIN_DIR]);
+      expect(r.exitCode, `flip at byte ${at}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(/the backup archive is (damaged|truncated)/);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      codes.add(/zstd: ([^)]*)\)/.exec(r.stderr)?.[1] ?? 'archive check');
+      await expect(fs.stat(target)).rejects.toThrow(/ENOENT/);
+    }
+    console.log(`24 flipped bits: ${[...codes].join(' | ')}`);
+    expect(codes.size).toBeGreaterThan(1);
+  });
+
   it('restores a raw copy of member/snap/db only with --skip-hash-check', async () => {
     const root = await tmpDir();
     const dir = path.join(root, 'data');
