@@ -7,7 +7,7 @@ import { checkTools, discoverBundled } from './bundle.ts';
 import { checkClusterPlan, clusterNote } from './cluster.ts';
 import { inspectDataDir, VERSION_FILE, writeVersionFile, type DataDirState } from './datadir.ts';
 import { readIfExists } from './fsx.ts';
-import { StepError, UsageError, isUserFacing } from './errors.ts';
+import { BackupError, StepError, UsageError, isUserFacing } from './errors.ts';
 import { acquireLock, type Lock } from './lock.ts';
 import { stopLeftoverEtcds } from './stale.ts';
 import { seconds, type Log } from './log.ts';
@@ -171,7 +171,7 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
         return runStep(s, runner, ctx, backedUp);
       });
     } catch (e) {
-      if (e instanceof UsageError && !(e instanceof StepError)) throw e;
+      if ((e instanceof UsageError && !(e instanceof StepError)) || e instanceof BackupError) throw e;
       const why = isUserFacing(e) ? e.message : `${(e as Error).message}`;
       throw new StepError(`step ${i + 1}/${steps.length} (${describe(s)}) failed: ${why}; ${await afterwards(opts.dataDir, at, backups!.failureNote)}`);
     }

@@ -17,7 +17,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { isCluster } from '../cluster.ts';
-import { UsageError } from '../errors.ts';
+import { BackupError, StepError, UsageError } from '../errors.ts';
+import { errno, removeFileDurably } from '../fsx.ts';
 import type { Log } from '../log.ts';
 import { checkBackupDir, type Options } from '../options.ts';
 import { describe, type Step } from '../plan.ts';
@@ -35,6 +36,8 @@ export class BackupGuard {
   /** A member of a multi-member cluster: its raft log is never rolled back. */
   private readonly clusterMember: boolean;
   private last: Backup | undefined;
+  /** The step under way is the one that makes the run's backup. */
+  private making = false;
   /** After a failed step: what the run's last line adds (what the data dir holds, what to do). */
   failureNote: string | undefined;
 
@@ -51,6 +54,7 @@ export class BackupGuard {
     const dataReal = await realish(opts.dataDir);
     const dir = await realish(opts.backupDir);
     checkBackupDir(dir, dataReal);
+    await checkNotAFile(dir);
     const guard = new BackupGuard({ dir, id: backupId(dataReal), keep: opts.keepBackups, key }, opts.dataDir, log, isCluster(opts.initialCluster));
 
     const sizes = await measureMember(opts.dataDir);
@@ -91,8 +95,27 @@ export class BackupGuard {
    * backup comes first. A rebuild step only reads the live data until its swap: one that leaves a
    * core idle (`backupBeside`) has the backup run beside its work (both only read the member dir),
    * and its swap waits for the backup to be written and verified.
+   *
+   * Retention runs once the step that made the backup has run or failed. A step that refuses
+   * (UsageError: nothing was changed) leaves no backup behind and deletes no older one.
    */
   async around<T>(s: Step, runner: Pick<Runner<Step>, 'mode' | 'backupBeside'>, step: (backedUp: () => Promise<void>) => Promise<T>): Promise<T> {
+    const makes = !this.last;
+    this.making = makes;
+    try {
+      const result = await this.withBackup(s, runner, step);
+      if (makes) await this.retain();
+      return result;
+    } catch (e) {
+      if (makes && this.last) {
+        if (refused(e) && runner.mode === 'rebuild' && !(await swapPending(this.dataDir))) await this.discard();
+        else await this.retain();
+      }
+      throw e;
+    }
+  }
+
+  private async withBackup<T>(s: Step, runner: Pick<Runner<Step>, 'mode' | 'backupBeside'>, step: (backedUp: () => Promise<void>) => Promise<T>): Promise<T> {
     const mode = runner.mode;
     if (this.last || mode === 'in-place' || !runner.backupBeside) {
       if (!this.last) await this.before(s);
@@ -111,7 +134,7 @@ export class BackupGuard {
       await backup.catch(() => {});
       // No backup: the step stopped before its swap; the backup's own error says what is wrong.
       if (failed) throw failed.error;
-      await this.afterFailure(s, mode);
+      await this.afterFailure(s, mode, e);
       throw e;
     }
   }
@@ -120,7 +143,7 @@ export class BackupGuard {
     try {
       return await step();
     } catch (e) {
-      await this.afterFailure(s, mode);
+      await this.afterFailure(s, mode, e);
       throw e;
     }
   }
@@ -128,20 +151,37 @@ export class BackupGuard {
   async before(s: Step): Promise<Backup> {
     this.last = undefined;
     const t0 = Date.now();
-    const b = await createBackup(this.dataDir, s.from, this.target);
-    const gone = await prune(this.target);
+    const b = await createBackup(this.dataDir, s.from, this.target).catch((e: unknown) => {
+      throw backupFailure(e, this.target.dir);
+    });
     this.last = b;
     const files = b.manifest.entries.filter((e) => e.type === 'file').length;
-    this.log(`backup of ${fmtData(s.from)}: ${b.file} (${human(b.size)} from ${files} files, ${human(b.manifest.bytes)}; read back and verified in ${((Date.now() - t0) / 1000).toFixed(2)} s)${gone.length ? `; removed ${gone.length} older backup(s), keeping ${this.target.keep}` : ''}`);
+    this.log(`backup of ${fmtData(s.from)}: ${b.file} (${human(b.size)} from ${files} files, ${human(b.manifest.bytes)}; read back and verified in ${((Date.now() - t0) / 1000).toFixed(2)} s)`);
     return b;
   }
 
+  /** Retention, once the run's backup is known to be needed. */
+  private async retain(): Promise<void> {
+    const gone = await prune(this.target);
+    if (gone.length) this.log(`removed ${gone.length} older backup(s), keeping ${this.target.keep}`);
+  }
+
+  /** A refusal changed nothing: its backup is not needed, and none is left behind. */
+  private async discard(): Promise<void> {
+    const b = this.last!;
+    this.last = undefined;
+    await removeFileDurably(b.file);
+    this.log(`the step refused before changing anything; its backup ${b.file} was removed`);
+  }
+
   /** After a step failed: put the data back when the step may have changed it, and say what happened. */
-  async afterFailure(s: Step, mode: Runner<Step>['mode']): Promise<void> {
+  async afterFailure(s: Step, mode: Runner<Step>['mode'], error: unknown): Promise<void> {
     const b = this.last;
     this.failureNote = undefined;
     if (!b) return;
     if (mode === 'rebuild') {
+      // A refusal by the step that made the backup: around() removes it and says so.
+      if (this.making && refused(error) && !(await swapPending(this.dataDir))) return;
       this.log(await swapPending(this.dataDir)
         ? `the swap to ${fmtData(s.to)} was interrupted; the next run completes it (backup ${b.file})`
         : `the data dir was not changed: the step builds its result aside and it was removed (backup ${b.file} kept)`);
@@ -172,6 +212,26 @@ export class BackupGuard {
   }
 }
 
+/** A refusal found during a step: bad input, nothing changed (a StepError is a failure). */
+const refused = (e: unknown): boolean => e instanceof UsageError && !(e instanceof StepError);
+
+/**
+ * The backup could not be written: said as the backup's problem, with nothing changed (the step has
+ * not started, or stops before its swap). A full, read-only or missing place is the operator's to fix.
+ */
+function backupFailure(e: unknown, dir: string): Error {
+  if (e instanceof UsageError) return e;
+  const code = errno(e);
+  const why = (e as Error).message;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new UsageError(`the backup in ${dir} could not be written: its file system is full (${code}); nothing was changed; free space there, put --backup-dir (BACKUP_DIR) on another disk, or lower --keep-backups`);
+  }
+  if (code && ['EROFS', 'EACCES', 'EPERM', 'ENOTDIR', 'EEXIST', 'EISDIR'].includes(code)) {
+    return new UsageError(`the backup in ${dir} could not be written (${why}); nothing was changed; point --backup-dir (BACKUP_DIR) at a writable directory`);
+  }
+  return new BackupError(`the backup in ${dir} failed (${why}); nothing was changed`);
+}
+
 /** The absolute path with symlinks resolved as far as it exists. */
 async function realish(p: string): Promise<string> {
   const abs = path.resolve(p);
@@ -186,6 +246,17 @@ async function realish(p: string): Promise<string> {
       rest.push(path.basename(head));
       head = up;
     }
+  }
+}
+
+/** The backup dir, or the first of its parents that exists, must be a directory. */
+async function checkNotAFile(dir: string): Promise<void> {
+  for (let d = dir; ; d = path.dirname(d)) {
+    const st = await fs.stat(d).catch(() => undefined);
+    if (st && !st.isDirectory()) {
+      throw new UsageError(`the backup dir ${dir} cannot be made: ${d} is a file, not a directory; nothing was changed; point --backup-dir (BACKUP_DIR) at a directory`);
+    }
+    if (st || path.dirname(d) === d) return;
   }
 }
 

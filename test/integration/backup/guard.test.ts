@@ -141,4 +141,40 @@ describe('the backup before a run\'s first step', () => {
     expect(await treeSnapshot(dir)).toEqual(before);
     expect(await fs.readdir(small)).toEqual([]);
   });
+
+  it('names a backup dir that is a file, or under one, as the backup\'s problem, before any change', async () => {
+    const root = await tmpDir();
+    const dir = path.join(root, 'data');
+    await makeHistoryData('3.4.23', dir, NAME);
+    const file = path.join(root, 'not-a-dir');
+    await fs.writeFile(file, 'x');
+    const before = await treeSnapshot(dir);
+    for (const b of [file, path.join(file, 'backups')]) {
+      const r = await cli(dir, '3.5.30', ['--backup-dir', b]);
+      expect(r.exitCode, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/error: the backup dir .* cannot be made: .*not-a-dir is a file, not a directory; nothing was changed; point --backup-dir \(BACKUP_DIR\) at a directory\n?$/);
+      expect(r.stderr).not.toMatch(/step 1\/1/);
+    }
+    expect(await treeSnapshot(dir)).toEqual(before);
+    expect(await fs.readFile(file, 'utf8')).toBe('x');
+  });
+
+  it('a backup dir that runs out of room while the backup is written: the backup\'s problem, exit 2, nothing changed', async (ctx) => {
+    const root = await tmpDir();
+    const full = path.join(root, 'full');
+    await fs.mkdir(full);
+    // Room in bytes (the space check passes) but no free inode: the backup's first write fails with ENOSPC.
+    const m = await execa('mount', ['-t', 'tmpfs', '-o', 'size=256m,nr_inodes=1', 'tmpfs', full], { reject: false });
+    if (m.exitCode !== 0) ctx.skip(`needs a small file system; mounting a tmpfs is not permitted here (${m.stderr.trim()})`);
+    onCleanup(async () => { await execa('umount', [full], { reject: false }); });
+    const dir = path.join(root, 'data');
+    await makeHistoryData('3.4.23', dir, NAME);
+    const before = await treeSnapshot(dir);
+    const r = await cli(dir, '3.5.30', ['--backup-dir', full]);
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/error: the backup in .*full could not be written: its file system is full \(ENOSPC\); nothing was changed; free space there, put --backup-dir \(BACKUP_DIR\) on another disk, or lower --keep-backups\n?$/);
+    expect(r.stderr).not.toMatch(/step 1\/1|etcd 3\.5\.30/);
+    expect(await treeSnapshot(dir)).toEqual(before);
+    expect(await fs.readdir(full)).toEqual([]);
+  });
 });
