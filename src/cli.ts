@@ -4,6 +4,7 @@ import { parseArgs, printHelp } from './args.ts';
 import { isCommand } from './commands/names.ts';
 import { isUserFacing } from './errors.ts';
 import { execTarget } from './exec.ts';
+import { runInterruptHooks } from './interrupt.ts';
 import { stderrLog } from './log.ts';
 import type { Install } from './steps/index.ts';
 import { migrate } from './migrate.ts';
@@ -31,15 +32,24 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, inst
   return 0;
 }
 
+/** How long an interrupted command may take to remove its files before the process exits. */
+const INTERRUPT_CLEANUP_MS = 20_000;
+
 /** `install`: this program's own files (see main.ts). */
 export async function run(install: Install): Promise<never> {
   // As a container's PID 1, Node gets no default action for SIGTERM: without these handlers a pod
   // deleted mid-migration would wait out its grace period. Exiting stops the temporary etcd (execa
   // kills its children on exit); version.txt and the swap journal make the rerun resume.
+  // A command holding files no one else may see (a plaintext snapshot) removes them first; a second
+  // signal ends the process at once. The handlers stay installed while the removal runs: execa's
+  // signal-exit re-raises a signal that has no other listener, which would end the process first.
+  let stopping = false;
   for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
-    process.once(signal, () => {
+    process.on(signal, () => {
+      if (stopping) process.exit(code);
+      stopping = true;
       stderrLog(`${signal}: stopping; the next run resumes from version.txt`);
-      process.exit(code);
+      void runInterruptHooks(INTERRUPT_CLEANUP_MS).finally(() => process.exit(code));
     });
   }
   let code: number;

@@ -92,7 +92,7 @@ describe('the backup before a run\'s first step', () => {
     expect(bytes.includes(Buffer.from('etcd-migrate archive'))).toBe(false);
 
     const wrong = path.join(root, 'wrong');
-    await fs.writeFile(wrong, 'w'.repeat(44));
+    await fs.writeFile(wrong, 'w'.repeat(44), { mode: 0o600 });
     const target = path.join(root, 'restored');
     const bad = await runCli(['restore', backup, '--data-dir', target, '--backup-encryption-key-file', wrong]);
     expect(bad.exitCode).toBe(2);

@@ -17,7 +17,7 @@ async function snapshotOf(root: string) {
   const dir = path.join(root, 'data');
   const data = await makeHistoryData('3.5.30', dir, NAME);
   const key = path.join(root, 'key');
-  await fs.writeFile(key, 'k'.repeat(48));
+  await fs.writeFile(key, 'k'.repeat(48), { mode: 0o600 });
   const ports = ['--port', String(await freePort()), '--peer-port', String(await freePort())];
   for (const [file, extra] of [['snap.db', []], ['snap.enc', ['--backup-encryption-key-file', key]]] as const) {
     const r = await runCli(['backup', path.join(root, file), '--data-dir', dir, '--bin-dir', BIN_DIR, ...ports, ...extra]);
@@ -60,7 +60,7 @@ describe('etcd-migrate restore', () => {
     const sealed = await fs.readFile(enc);
     await fs.writeFile(path.join(root, 'cut.enc'), sealed.subarray(0, sealed.length - 10));
     const wrong = path.join(root, 'wrong');
-    await fs.writeFile(wrong, 'w'.repeat(48));
+    await fs.writeFile(wrong, 'w'.repeat(48), { mode: 0o600 });
     const empty = path.join(root, 'empty');
     await fs.mkdir(empty);
     const base = ['--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--port', String(await freePort()), '--peer-port', String(await freePort())];
