@@ -147,17 +147,18 @@ describe('etcd-migrate backup', () => {
     expect(d.stderr).toMatch(/unexpected argument "backups"/);
   });
 
-  for (const [signal, code, encrypted] of [['SIGTERM', 143, true], ['SIGINT', 130, false]] as const) {
-    it(`${signal} while the snapshot is on disk${encrypted ? ' (encryption requested)' : ''} leaves no snapshot, member copy or etcd behind`, async () => {
+  // etcdctl 3.3 writes its snapshot 0644 by itself: only the umask keeps it the owner's.
+  for (const [signal, code, encrypted, version] of [['SIGTERM', 143, true, '3.4.23'], ['SIGINT', 130, false, '3.3.25']] as const) {
+    it(`${signal} while etcd ${version}'s snapshot is on disk${encrypted ? ' (encryption requested)' : ''}: owner-only temporary files, and no snapshot, member copy or etcd left behind`, async () => {
       const root = await tmpDir();
       const dir = path.join(root, 'data');
-      await makeHistoryData('3.4.23', dir, NAME);
+      await makeHistoryData(version, dir, NAME);
       const key = path.join(root, 'key');
       await fs.writeFile(key, 'x'.repeat(64), { mode: 0o600 });
       const mark = path.join(await tmpDir(), 'saved');
       // etcdctl saves the snapshot for real, then says so and waits (as a slow disk would), with
       // the etcd on the member copy still running.
-      const bin = await fixtureBinDir({ 'etcdctl-3.4.23': `"$REAL" "$@" || exit $?\ncase "$*" in *"snapshot save"*) touch ${mark}; exec sleep 60;; esac` });
+      const bin = await fixtureBinDir({ [`etcdctl-${version}`]: `"$REAL" "$@" || exit $?\ncase "$*" in *"snapshot save"*) touch ${mark}; exec sleep 60;; esac` });
       const out = path.join(root, 'snap.db');
       const p = execa(process.execPath, [ENTRY, 'backup', out, '--data-dir', dir, '--bin-dir', bin, '--port', String(await freePort()),
         '--peer-port', String(await freePort()), ...(encrypted ? ['--backup-encryption-key-file', key] : [])], { reject: false, stdin: 'ignore', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, extendEnv: false });
@@ -167,9 +168,12 @@ describe('etcd-migrate backup', () => {
         await new Promise((r) => setTimeout(r, 50));
       }
       expect(await fs.stat(mark).then(() => true, () => false), 'the snapshot was saved').toBe(true);
-      // The plaintext snapshot is there now, owner-only.
+      // The plaintext snapshot is there now, in temporary files that only their owner can read.
       const temps = (await fs.readdir(root)).filter((n) => n.startsWith('snap.db.'));
       expect(temps.length).toBeGreaterThan(0);
+      const modes = (await Promise.all(temps.map((t) => treeSnapshot(path.join(root, t))))).flat();
+      expect(modes.some((l) => l.startsWith('f '))).toBe(true);
+      expect(modes.filter((l) => (parseInt(l.split(' ')[2]!, 8) & 0o077) !== 0)).toEqual([]);
       p.kill(signal);
       const r = await p;
       expect(r.exitCode, `${r.signal} ${String(r.stderr)}`).toBe(code);
@@ -178,7 +182,7 @@ describe('etcd-migrate backup', () => {
     });
   }
 
-  it('keeps temporary files owner-only and refuses a key file others can read', async () => {
+  it('refuses a key file its group or others can read', async () => {
     const root = await tmpDir();
     const dir = path.join(root, 'data');
     await makeHistoryData('3.4.23', dir, NAME);
