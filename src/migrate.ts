@@ -116,7 +116,7 @@ async function prepare(opts: Options, rt?: Runtime): Promise<Prepared> {
     await checkPortsFree(opts);
   }
   // Backups: the key, the place and the free space for backups and steps, checked before any change.
-  const backups = !opts.dryRun && machinery ? await machinery.BackupGuard.prepare(opts, steps, rt?.log ?? (() => {})) : undefined;
+  const backups = !opts.dryRun && machinery ? await machinery.BackupGuard.prepare(opts, steps, rt?.log ?? (() => {}), rt?.env) : undefined;
   return { state, current, steps, clientTls, machinery, backups };
 }
 

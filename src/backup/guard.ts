@@ -25,6 +25,7 @@ import { describe, type Step } from '../plan.ts';
 import { runnerFor, type Runner } from '../steps/index.ts';
 import { fmtData } from '../version.ts';
 import { swapPending } from '../workdir.ts';
+import { backupVanishes, inContainer } from './place.ts';
 import { backupId, listBackups } from './retention.ts';
 import { backupBound, checkSpace, defaultScratch, human, measureFree, measureMember } from './space.ts';
 import { createBackup, existingSizes, prune, readKeyFile, restoreArchive, type Backup, type BackupDir } from './store.ts';
@@ -49,7 +50,7 @@ export class BackupGuard {
   }
 
   /** Checks everything a backup needs (key, place, free space) before anything changes. */
-  static async prepare(opts: Options, steps: readonly Step[], log: Log): Promise<BackupGuard> {
+  static async prepare(opts: Options, steps: readonly Step[], log: Log, env: NodeJS.ProcessEnv = process.env): Promise<BackupGuard> {
     const key = opts.backupKeyFile ? await readKeyFile(opts.backupKeyFile) : undefined;
     const dataReal = await realish(opts.dataDir);
     const dir = await realish(opts.backupDir);
@@ -80,6 +81,10 @@ export class BackupGuard {
     if (!verdict.ok) {
       const where = verdict.what === 'backup' ? `its backup in ${dir}` : `its work in ${opts.dataDir}`;
       throw new UsageError(`not enough free space for step ${verdict.step + 1} (${verdict.label}): ${where} needs up to ${human(verdict.need)}, ${human(verdict.free)} is free (member dir ${human(sizes.member)}); free some space, put --backup-dir (BACKUP_DIR) on another disk, or lower --keep-backups`);
+    }
+    const root = await fs.stat('/');
+    if (backupVanishes(inContainer(env), { root: root.dev, data: data.dev, backup: backup.dev })) {
+      throw new UsageError(`the backup dir ${dir} is on this container's own file system, which vanishes with the container, while the data dir ${opts.dataDir} is on a volume; nothing was changed; set --backup-dir (BACKUP_DIR) to a dir on a persistent volume (not inside the data dir)`);
     }
     return guard;
   }

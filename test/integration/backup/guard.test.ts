@@ -14,9 +14,9 @@ beforeAll(requireBinaries);
 
 const NAME = 'm1';
 
-async function cli(dir: string, target: string, extra: string[] = [], binDir = BIN_DIR) {
+async function cli(dir: string, target: string, extra: string[] = [], binDir = BIN_DIR, env: Record<string, string> = {}) {
   return runCli(['--data-dir', dir, '--target-version', target, '--bin-dir', binDir, '--name', NAME,
-    '--port', String(await freePort()), '--peer-port', String(await freePort()), ...extra]);
+    '--port', String(await freePort()), '--peer-port', String(await freePort()), ...extra], env);
 }
 
 describe('the backup before a run\'s first step', () => {
@@ -176,5 +176,32 @@ describe('the backup before a run\'s first step', () => {
     expect(r.stderr).not.toMatch(/step 1\/1|etcd 3\.5\.30/);
     expect(await treeSnapshot(dir)).toEqual(before);
     expect(await fs.readdir(full)).toEqual([]);
+  });
+
+  it('in a container, refuses a backup dir on the container\'s own file system when the data dir is a volume (kubeadm\'s layout)', async (ctx) => {
+    const root = await tmpDir();
+    const vol = path.join(root, 'etcd');
+    const other = path.join(root, 'backup-volume');
+    for (const d of [vol, other]) {
+      await fs.mkdir(d);
+      const m = await execa('mount', ['-t', 'tmpfs', '-o', 'size=256m', 'tmpfs', d], { reject: false });
+      if (m.exitCode !== 0) ctx.skip(`needs a volume; mounting a tmpfs is not permitted here (${m.stderr.trim()})`);
+      onCleanup(async () => { await execa('umount', [d], { reject: false }); });
+    }
+    // The data dir is the volume's mount point; the default <data-dir>.backups is on the root file system.
+    const rootDev = (await fs.stat('/')).dev;
+    if ((await fs.stat(root)).dev !== rootDev) ctx.skip('the temp dir is not on the root file system here');
+    await makeHistoryData('3.4.23', vol, NAME);
+    const before = await treeSnapshot(vol);
+    const inPod = { container: 'podman' };
+    const r = await cli(vol, '3.5.30', [], BIN_DIR, inPod);
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/error: the backup dir .*etcd\.backups is on this container's own file system, which vanishes with the container, while the data dir .* is on a volume; nothing was changed; set --backup-dir \(BACKUP_DIR\) to a dir on a persistent volume/);
+    expect(await treeSnapshot(vol)).toEqual(before);
+    await expect(fs.stat(`${vol}.backups`)).rejects.toThrow(/ENOENT/);
+    // A backup dir on a volume of its own is fine.
+    const ok = await cli(vol, '3.5.30', ['--backup-dir', path.join(other, 'b')], BIN_DIR, inPod);
+    expect(ok.exitCode, ok.stderr).toBe(0);
+    expect((await fs.readdir(path.join(other, 'b'))).filter((n) => n.endsWith('.backup'))).toHaveLength(1);
   });
 });
