@@ -116,7 +116,9 @@ async function prepare(opts: Options, rt?: Runtime): Promise<Prepared> {
     await checkPortsFree(opts);
   }
   // Backups: the key, the place and the free space for backups and steps, checked before any change.
-  const backups = !opts.dryRun && machinery ? await machinery.BackupGuard.prepare(opts, steps, rt?.log ?? (() => {}), rt?.env) : undefined;
+  const backups = !opts.dryRun && machinery
+    ? await machinery.BackupGuard.prepare(opts, steps, rt?.log ?? (() => {}), rt?.env)
+    : undefined;
   return { state, current, steps, clientTls, machinery, backups };
 }
 
@@ -173,7 +175,8 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
     } catch (e) {
       if ((e instanceof UsageError && !(e instanceof StepError)) || e instanceof BackupError) throw e;
       const why = isUserFacing(e) ? e.message : `${(e as Error).message}`;
-      throw new StepError(`step ${i + 1}/${steps.length} (${describe(s)}) failed: ${why}; ${await afterwards(opts.dataDir, at, backups!.failureNote)}`);
+      const after = await afterwards(opts.dataDir, at, backups!.failureNote);
+      throw new StepError(`step ${i + 1}/${steps.length} (${describe(s)}) failed: ${why}; ${after}`);
     }
     at = s.to;
     const detail = report?.detail ? `; ${report.detail}` : '';
@@ -219,7 +222,9 @@ async function runStep(s: Step, runner: Runner<Step>, ctx: StepContext, backedUp
 async function afterwards(dataDir: string, lastDone: DataVersion, note: string | undefined): Promise<string> {
   const text = await readIfExists(path.join(dataDir, VERSION_FILE)).catch(() => undefined);
   const now = text?.trim();
-  const said = now === fmtData(lastDone) ? `version.txt says ${now}, the last step that completed` : `version.txt says ${now ?? 'nothing (it is missing)'}`;
+  const said = now === fmtData(lastDone)
+    ? `version.txt says ${now}, the last step that completed`
+    : `version.txt says ${now ?? 'nothing (it is missing)'}`;
   return note ? `${said}; ${note}` : `${said}; fix the cause and rerun to repeat this step`;
 }
 

@@ -50,13 +50,16 @@ export class BackupGuard {
   }
 
   /** Checks everything a backup needs (key, place, free space) before anything changes. */
-  static async prepare(opts: Options, steps: readonly Step[], log: Log, env: NodeJS.ProcessEnv = process.env): Promise<BackupGuard> {
+  static async prepare(
+    opts: Options, steps: readonly Step[], log: Log, env: NodeJS.ProcessEnv = process.env,
+  ): Promise<BackupGuard> {
     const key = opts.backupKeyFile ? await readKeyFile(opts.backupKeyFile) : undefined;
     const dataReal = await realish(opts.dataDir);
     const dir = await realish(opts.backupDir);
     checkBackupDir(dir, dataReal);
     await checkNotAFile(dir);
-    const guard = new BackupGuard({ dir, id: backupId(dataReal), keep: opts.keepBackups, key }, opts.dataDir, log, isCluster(opts.initialCluster));
+    const target = { dir, id: backupId(dataReal), keep: opts.keepBackups, key };
+    const guard = new BackupGuard(target, opts.dataDir, log, isCluster(opts.initialCluster));
 
     const sizes = await measureMember(opts.dataDir);
     const data = await measureFree(await nearestDir(opts.dataDir));
@@ -84,7 +87,9 @@ export class BackupGuard {
     }
     const root = await fs.stat('/');
     if (backupVanishes(inContainer(env), { root: root.dev, data: data.dev, backup: backup.dev })) {
-      throw new UsageError(`the backup dir ${dir} is on this container's own file system, which vanishes with the container, while the data dir ${opts.dataDir} is on a volume; nothing was changed; set --backup-dir (BACKUP_DIR) to a dir on a persistent volume (not inside the data dir)`);
+      throw new UsageError(`the backup dir ${dir} is on this container's own file system, which vanishes with `
+        + `the container, while the data dir ${opts.dataDir} is on a volume; nothing was changed; `
+        + 'set --backup-dir (BACKUP_DIR) to a dir on a persistent volume (not inside the data dir)');
     }
     return guard;
   }
@@ -120,7 +125,9 @@ export class BackupGuard {
     }
   }
 
-  private async withBackup<T>(s: Step, runner: Pick<Runner<Step>, 'mode' | 'backupBeside'>, step: (backedUp: () => Promise<void>) => Promise<T>): Promise<T> {
+  private async withBackup<T>(
+    s: Step, runner: Pick<Runner<Step>, 'mode' | 'backupBeside'>, step: (backedUp: () => Promise<void>) => Promise<T>,
+  ): Promise<T> {
     const mode = runner.mode;
     if (this.last || mode === 'in-place' || !runner.backupBeside) {
       if (!this.last) await this.before(s);
@@ -161,7 +168,9 @@ export class BackupGuard {
     });
     this.last = b;
     const files = b.manifest.entries.filter((e) => e.type === 'file').length;
-    this.log(`backup of ${fmtData(s.from)}: ${b.file} (${human(b.size)} from ${files} files, ${human(b.manifest.bytes)}; read back and verified in ${((Date.now() - t0) / 1000).toFixed(2)} s)`);
+    const took = ((Date.now() - t0) / 1000).toFixed(2);
+    this.log(`backup of ${fmtData(s.from)}: ${b.file} (${human(b.size)} from ${files} files, `
+      + `${human(b.manifest.bytes)}; read back and verified in ${took} s)`);
     return b;
   }
 
@@ -200,7 +209,8 @@ export class BackupGuard {
     try {
       const v = await restoreArchive(b.file, this.target.key, this.dataDir);
       this.log(`restored the data dir from the backup taken before this run's first step: it is as it was then (version.txt = ${fmtData(v)})`);
-      this.failureNote = 'the data dir was put back from the backup taken before the run\'s first step; fix the cause and rerun to repeat its steps';
+      this.failureNote = 'the data dir was put back from the backup taken before the run\'s first step; '
+        + 'fix the cause and rerun to repeat its steps';
     } catch (e) {
       this.log(`could not restore the backup automatically (${(e as Error).message}); the data dir may hold changes by etcd ${fmtData(s.to)} while version.txt says ${fmtData(s.from)}: rerun to retry the step, or restore by hand with: etcd-migrate restore ${b.file} --data-dir <an empty dir>`);
     }
@@ -212,8 +222,11 @@ export class BackupGuard {
    * log it wrote, and the member catches up from its peers.
    */
   private keepClusterLog(s: Step, b: Backup): void {
-    this.log(`the step failed after etcd ${fmtData(s.to)} ran on the live data as a voting member of the cluster; the data dir is left as etcd left it, not put back from ${b.file} (kept): a cluster member's raft log is never rolled back, since its peers remember the entries it acknowledged`);
-    this.failureNote = `the member dir holds what etcd ${fmtData(s.to)} left (a cluster member's raft log is never rolled back; backup ${b.file} kept); fix the cause and rerun: the member rejoins the cluster with its own log`;
+    this.log(`the step failed after etcd ${fmtData(s.to)} was started on the live data of a cluster member; `
+      + `the data dir is left as etcd left it, not put back from ${b.file} (kept): a cluster member's raft log `
+      + 'is never rolled back, since its peers remember the entries it acknowledged');
+    this.failureNote = `the member dir holds what etcd ${fmtData(s.to)} left (a cluster member's raft log is never `
+      + `rolled back; backup ${b.file} kept); fix the cause and rerun: the member rejoins the cluster with its own log`;
   }
 }
 
@@ -229,10 +242,13 @@ function backupFailure(e: unknown, dir: string): Error {
   const code = errno(e);
   const why = (e as Error).message;
   if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new UsageError(`the backup in ${dir} could not be written: its file system is full (${code}); nothing was changed; free space there, put --backup-dir (BACKUP_DIR) on another disk, or lower --keep-backups`);
+    return new UsageError(`the backup in ${dir} could not be written: its file system is full (${code}); `
+      + 'nothing was changed; free space there, put --backup-dir (BACKUP_DIR) on another disk, '
+      + 'or lower --keep-backups');
   }
   if (code && ['EROFS', 'EACCES', 'EPERM', 'ENOTDIR', 'EEXIST', 'EISDIR'].includes(code)) {
-    return new UsageError(`the backup in ${dir} could not be written (${why}); nothing was changed; point --backup-dir (BACKUP_DIR) at a writable directory`);
+    return new UsageError(`the backup in ${dir} could not be written (${why}); nothing was changed; `
+      + 'point --backup-dir (BACKUP_DIR) at a writable directory');
   }
   return new BackupError(`the backup in ${dir} failed (${why}); nothing was changed`);
 }
@@ -259,7 +275,8 @@ async function checkNotAFile(dir: string): Promise<void> {
   for (let d = dir; ; d = path.dirname(d)) {
     const st = await fs.stat(d).catch(() => undefined);
     if (st && !st.isDirectory()) {
-      throw new UsageError(`the backup dir ${dir} cannot be made: ${d} is a file, not a directory; nothing was changed; point --backup-dir (BACKUP_DIR) at a directory`);
+      throw new UsageError(`the backup dir ${dir} cannot be made: ${d} is a file, not a directory; `
+        + 'nothing was changed; point --backup-dir (BACKUP_DIR) at a directory');
     }
     if (st || path.dirname(d) === d) return;
   }

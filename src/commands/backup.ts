@@ -87,14 +87,20 @@ export async function backupCommand(f: CommandFlags, io: CommandIO): Promise<voi
       const sealed = crypto.createHash('sha256');
       const back = crypto.createHash('sha256');
       const tap = new Transform({ transform(chunk: Buffer, _e, cb) { sealed.update(chunk); cb(null, chunk); } });
-      await pipeline(createReadStream(result, { highWaterMark: 1 << 20 }), tap, decryptStream(key), async (src: AsyncIterable<Buffer>) => { for await (const b of src) back.update(b); });
-      if (back.digest('hex') !== file.sha256) throw new StepError(`the encrypted snapshot does not decrypt to the snapshot it was made from; nothing was written to ${out}`);
+      const hashAll = async (src: AsyncIterable<Buffer>) => { for await (const b of src) back.update(b); };
+      await pipeline(createReadStream(result, { highWaterMark: 1 << 20 }), tap, decryptStream(key), hashAll);
+      if (back.digest('hex') !== file.sha256) {
+        throw new StepError('the encrypted snapshot does not decrypt to the snapshot it was made from; '
+          + `nothing was written to ${out}`);
+      }
       sha256 = sealed.digest('hex');
     }
     await fsyncFile(result);
     // A hard link, not a rename: it never replaces a file that appeared at `out` meanwhile.
     await fs.link(result, out).catch((e: unknown) => {
-      throw errno(e) === 'EEXIST' ? new UsageError(`${out} appeared while the backup was made; backups are never overwritten, choose a new file name`) : e;
+      if (errno(e) !== 'EEXIST') throw e;
+      throw new UsageError(`${out} appeared while the backup was made; `
+        + 'backups are never overwritten, choose a new file name');
     });
     placed = true;
     await fsyncDir(path.dirname(out));
@@ -186,11 +192,16 @@ async function snapshotOffline(f: CommandFlags, dataDir: string, binDir: string,
     if (running.length) throw new UsageError(`etcd (pid ${running.map((e) => e.pid).join(', ')}) is running on ${dataDir}; back it up with --endpoints <its client URL>, or stop it first`);
     await fs.mkdir(work, { mode: 0o700 });
     await fs.mkdir(copy, { mode: 0o700 });
-    await fs.cp(path.join(dataDir, 'member'), path.join(copy, 'member'), { recursive: true, mode: constants.COPYFILE_FICLONE });
+    const cp = { recursive: true, mode: constants.COPYFILE_FICLONE };
+    await fs.cp(path.join(dataDir, 'member'), path.join(copy, 'member'), cp);
   } finally {
     await lock.release();
   }
-  const facts = await withTempEtcd({ bin: binPath(binDir, 'etcd', version), version, dataDir: copy, member, storage: 'etcd3', env: io.env, timeoutMs: 120_000 }, async (endpoint) => {
+  const start = {
+    bin: binPath(binDir, 'etcd', version), version, dataDir: copy, member,
+    storage: 'etcd3' as const, env: io.env, timeoutMs: 120_000,
+  };
+  const facts = await withTempEtcd(start, async (endpoint) => {
     const got = await memberFacts(endpoint, version, binDir, io.env);
     await saveSnapshot({ binDir, version, endpoint, file, env: ctlEnv(io.env) });
     return got;

@@ -209,7 +209,8 @@ export class TempEtcd {
     const said = e && this.cause ? `; etcd said: ${this.cause.text}` : '';
     // After a flag error etcd prints only its usage text: nothing more to show.
     const tail = this.cause?.kind === 'flag' && e ? '' : this.tail.filter(Boolean).slice(-5).join('\n  ');
-    return new ProcessError(`${message}${how}${said}${tail ? `; its last lines:\n  ${tail}` : ''}`, { command: this.opts.bin, exitCode: e?.code, signal: e?.signal, output: this.tail.join('\n') });
+    const facts = { command: this.opts.bin, exitCode: e?.code, signal: e?.signal, output: this.tail.join('\n') };
+    return new ProcessError(`${message}${how}${said}${tail ? `; its last lines:\n  ${tail}` : ''}`, facts);
   }
 }
 
@@ -219,6 +220,11 @@ interface ErrorLine {
 }
 
 const MAX_ERROR_CHARS = 500;
+/** Go's flag package: the line it prints before the usage text. */
+const FLAG_ERRORS = [
+  'flag provided but not defined', 'invalid value', 'invalid argument', 'bad flag syntax', 'flag needs an argument',
+];
+const FLAG_ERROR = new RegExp(`^(${FLAG_ERRORS.join('|')})`);
 
 /**
  * A line of etcd's output that says why it failed: Go's flag errors (then the usage text follows),
@@ -228,14 +234,15 @@ const MAX_ERROR_CHARS = 500;
 export function errorLine(line: string): ErrorLine | undefined {
   const text = line.trim();
   const cut = (t: string) => t.length > MAX_ERROR_CHARS ? `${t.slice(0, MAX_ERROR_CHARS)}...` : t;
-  if (/^(flag provided but not defined|invalid value|invalid argument|bad flag syntax|flag needs an argument)/.test(text)) return { kind: 'flag', text: cut(text) };
+  if (FLAG_ERROR.test(text)) return { kind: 'flag', text: cut(text) };
   if (/^panic: /.test(text)) return { kind: 'panic', text: cut(text) };
   const capns = /^\S+ \S+ ([CEF]) \| (.*)$/.exec(text);
   if (capns) return { kind: capns[1] === 'E' ? 'error' : 'fatal', text: cut(capns[2]!) };
   if (text.startsWith('{') && /"level":"(error|dpanic|panic|fatal)"/.test(text)) {
     try {
       const j = JSON.parse(text) as { level: string; msg?: string; error?: string };
-      return { kind: j.level === 'error' ? 'error' : 'fatal', text: cut(`${j.msg ?? ''}${j.error ? `: ${j.error}` : ''}`) };
+      const said = `${j.msg ?? ''}${j.error ? `: ${j.error}` : ''}`;
+      return { kind: j.level === 'error' ? 'error' : 'fatal', text: cut(said) };
     } catch {
       return undefined;
     }
