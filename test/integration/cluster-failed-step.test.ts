@@ -5,7 +5,7 @@
 import { promises as fs } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { requireBinaries } from '../helpers/env.ts';
-import { planCluster, put, range, readVersionTxt, sleep, startEntrypoint, waitServing, type Proc } from '../helpers/cluster.ts';
+import { planCluster, put, range, readVersionTxt, sleep, startEntrypoint, startMember, waitServing, type Proc } from '../helpers/cluster.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 beforeAll(requireBinaries);
@@ -61,8 +61,16 @@ describe('a cluster member whose in-place step fails', () => {
     const during = puts.filter((p) => p.at >= from && p.at < to);
     expect(during.filter((p) => p.ok).length).toBeGreaterThan(0);
 
-    // The cause fixed (one minor at a time), the entrypoint runs again on the log etcd 3.4 left:
-    // its temporary etcd and then the exec'd etcd rejoin with it.
+    // The etcd that version.txt names runs on what etcd 3.4 left (the cluster version is still 3.3)
+    // and rejoins without panic.
+    const plain = startMember('3.3.25', c, m3);
+    await waitServing(m3.clientUrl, undefined, '3.3.25', 60_000, plain);
+    await sleep(1000);
+    await plain.stop();
+    expect(plain.output()).not.toMatch(/out of range|panic/);
+
+    // The cause fixed (one minor at a time), the entrypoint runs again on that log: its temporary
+    // etcd and then the exec'd etcd rejoin with it.
     procs[2] = startEntrypoint(c, m3, { target: '3.4.23' });
     await waitServing(m3.clientUrl, undefined, '3.4.23', 90_000, procs[2]);
     await sleep(1000);
