@@ -174,10 +174,17 @@ export class BackupGuard {
     return b;
   }
 
-  /** Retention, once the run's backup is known to be needed. */
+  /**
+   * Retention, once the run's backup is known to be needed. It runs after the step, so a failure
+   * here must not turn a step that completed into a failed one: older backups then stay, and the log says so.
+   */
   private async retain(): Promise<void> {
-    const gone = await prune(this.target);
-    if (gone.length) this.log(`removed ${gone.length} older backup(s), keeping ${this.target.keep}`);
+    try {
+      const gone = await prune(this.target);
+      if (gone.length) this.log(`removed ${gone.length} older backup(s), keeping ${this.target.keep}`);
+    } catch (e) {
+      this.log(`could not remove older backups from ${this.target.dir} (${(e as Error).message}); they stay until a later run`);
+    }
   }
 
   /** A refusal changed nothing: its backup is not needed, and none is left behind. */
