@@ -9,7 +9,8 @@
 #       the build, on BASE_IMAGE (default distroless cc-debian12); needs those images locally.
 #
 # Environment: IMAGE (default localhost/etcd-migrate:dev), ETCD_VERSIONS (x.y or x.y.z; default
-# "3.3 3.4 3.5" for local: the oldest is there for etcd2 data, "3.4 3.5 3.6" for release),
+# "3.3 3.4 3.5" for local: the oldest is there for etcd2 data; for release, the Dockerfile's
+# ARG ETCD_VERSIONS, "3.4 3.5 3.6 3.7"),
 # ETCD_BIN_DIR (default .cache/etcd-bin), BASE_IMAGE.
 # Prints the image ID last; also written to .cache/image/iid.
 set -euo pipefail
@@ -52,7 +53,7 @@ case "$source" in
     args+=(--network=none --build-arg "BASE_IMAGE=$base")
     ;;
   release)
-    args+=(--build-arg "ETCD_VERSIONS=${ETCD_VERSIONS:-3.4 3.5 3.6}")
+    [ -n "${ETCD_VERSIONS:-}" ] && args+=(--build-arg "ETCD_VERSIONS=$ETCD_VERSIONS")
     [ -n "${BASE_IMAGE:-}" ] && args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
     ;;
   *) die "ETCD_SOURCE must be local or release, not $source" ;;

@@ -4,7 +4,7 @@
 // loaded on demand.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { isBuiltin } from 'node:module';
 import path from 'node:path';
@@ -42,6 +42,38 @@ const builtins = {
   },
 };
 
+/**
+ * Every output module starts with this: whichever is evaluated first refuses an older Node with one
+ * line, before anything that needs Node 24 (process.getBuiltinModule, import.meta.dirname) runs.
+ */
+const NODE_CHECK = `if (Number(process.versions.node.split('.')[0]) < 24) {
+  process.stderr.write('etcd-migrate: error: needs Node.js 24 or newer, this is ' + process.version + '\\n');
+  process.exit(2);
+}`;
+
+/** The tool's version and the commit it was built from, for --version (src/about.ts). */
+export async function buildInfo() {
+  const { version } = JSON.parse(await readFile(path.join(repo, 'package.json'), 'utf8'));
+  const opts = { cwd: repo, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] };
+  const git = (...args) => execFileSync('git', args, opts).trim();
+  let commit = 'unknown';
+  try {
+    const dirty = git('status', '--porcelain', '--untracked-files=no') !== '';
+    commit = git('rev-parse', '--short=12', 'HEAD') + (dirty ? '-dirty' : '');
+  } catch {
+    // Not a git checkout (an unpacked source tarball): the commit is unknown.
+  }
+  return { version, commit };
+}
+
+const REQUIRE = "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);";
+
+/** Strings, which esbuild inlines where used (an object would become a shared module). */
+async function defines() {
+  const { version, commit } = await buildInfo();
+  return { ETCD_MIGRATE_VERSION: JSON.stringify(version), ETCD_MIGRATE_COMMIT: JSON.stringify(commit) };
+}
+
 /** `outdir`: where etcd-migrate.mjs and chunks/ go (image/build.sh builds the image's own copy). */
 export async function bundle(outdir = path.join(repo, 'dist')) {
   await build({
@@ -55,12 +87,15 @@ export async function bundle(outdir = path.join(repo, 'dist')) {
     format: 'esm',
     target: 'node24',
     legalComments: 'none',
-    banner: { js: "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);" },
+    banner: { js: `${NODE_CHECK}\n${REQUIRE}` },
+    define: await defines(),
     plugins: [builtins],
     // A fresh dir each build: no stale chunks.
     write: true,
     logLevel: 'warning',
   });
+  // The npm package's bin: src/main.ts's shebang is kept by esbuild; npm also sets the mode on install.
+  await chmod(path.join(outdir, 'etcd-migrate.mjs'), 0o755);
 }
 
 /**

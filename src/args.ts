@@ -1,38 +1,22 @@
-// The command line: yargs turns argv into Flags. No defaults here: options.ts applies them, after env.
+// The command line: yargs' parser turns argv into Flags, from the option table (option-table.ts).
+// No defaults here: options.ts applies them, after env.
 import parser from 'yargs-parser';
 import type { Options } from 'yargs';
-import { UsageError } from './errors.ts';
+import { INTERNAL_ERROR_EXIT, UsageError } from './errors.ts';
+import { camel, describeOption, kebab, OPTIONS, plainDefault, type OptionSpec } from './option-table.ts';
 import type { Flags } from './options.ts';
 
-export const OPTIONS = {
-  'data-dir': { type: 'string', describe: 'etcd data directory [env DATA_DIRECTORY]' },
-  'target-version': { type: 'string', describe: 'target etcd version x.y.z [env TARGET_VERSION]' },
-  'target-storage': { type: 'string', describe: 'etcd2 or etcd3 [env TARGET_STORAGE] (default etcd3)' },
-  'bin-dir': { type: 'string', describe: 'directory of etcd-<x.y.z>, etcdctl-<x.y.z>, etcdutl-<x.y.z> (default /usr/local/bin)' },
-  'bundled-versions': { type: 'string', describe: 'bundled versions, split on commas or spaces [env BUNDLED_VERSIONS] (default: every etcd-x.y.z in the bin dir)' },
-  'name': { type: 'string', describe: 'member name [env ETCD_NAME] (default etcd-<hostname>)' },
-  'initial-cluster': { type: 'string', describe: '<name>=<peer url>,... [env INITIAL_CLUSTER]' },
-  'listen-peer-urls': { type: 'string', describe: '[env LISTEN_PEER_URLS] (default http://127.0.0.1:<peer-port>)' },
-  'initial-advertise-peer-urls': { type: 'string', describe: '[env INITIAL_ADVERTISE_PEER_URLS] (default http://127.0.0.1:<peer-port>)' },
-  'port': { type: 'number', describe: 'hidden client port of the temporary etcd, on 127.0.0.1 only (default 18629)' },
-  'peer-port': { type: 'number', describe: 'peer port of the temporary etcd (default 2380)' },
-  'etcd-data-prefix': { type: 'string', describe: 'key prefix of the data [env ETCD_DATA_PREFIX] (default /registry)' },
-  'ttl-keys-directory': { type: 'string', describe: 'accepted for compatibility; every TTL is kept [env TTL_KEYS_DIRECTORY]' },
-  'etcd-server-extra-args': { type: 'string', describe: 'extra flags for every temporary etcd, split on whitespace [env ETCD_CREDS]' },
-  'dry-run': { type: 'boolean', describe: 'print the plan; change nothing' },
-  'client-ca-file': { type: 'string', describe: 'CA that signed the server certificate in ETCD_CREDS (--cert-file): the temporary etcd then serves https [env CLIENT_CA_FILE]' },
-  'client-cert-file': { type: 'string', describe: 'client certificate for the temporary etcd when ETCD_CREDS has --client-cert-auth or --trusted-ca-file [env CLIENT_CERT_FILE]' },
-  'client-key-file': { type: 'string', describe: 'key of --client-cert-file [env CLIENT_KEY_FILE]' },
-  'step-timeout': { type: 'number', describe: 'seconds a temporary etcd may take to become ready [env STEP_TIMEOUT] (default 120; 600 in a cluster, whose members meet)' },
-  'assume-current-version': { type: 'string', describe: 'x.y.z/etcdN that wrote a data dir lacking version.txt (checked against what the data records)' },
-  'backup-dir': { type: 'string', describe: 'where the verified backup goes before a run\'s first step, never inside the data dir [env BACKUP_DIR] (default <data-dir>.backups)' },
-  'keep-backups': { type: 'number', describe: 'how many backups of this data dir to keep [env KEEP_BACKUPS] (default 3)' },
-  'backup-encryption-key-file': { type: 'string', describe: 'encrypt backups (AES-256-GCM) with the key in this file, 32+ random bytes [env BACKUP_ENCRYPTION_KEY_FILE]' },
-  'initial-cluster-token': { type: 'string', describe: 'cluster token of members restored from a snapshot [env INITIAL_CLUSTER_TOKEN] (default: the one in the etcd flags, else etcd-cluster)' },
-} as const satisfies Record<string, Options>;
+export { OPTIONS } from './option-table.ts';
+
+/** The main command's flags: the options, and what only the CLI itself acts on. */
+export interface MainFlags extends Flags {
+  version?: boolean;
+  output?: 'text' | 'json';
+}
 
 /** A parsed flag's value as a string, or undefined when the flag was not given. */
-export const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : v === undefined ? undefined : String(v));
+export const str = (v: unknown): string | undefined =>
+  (typeof v === 'string' ? v : v === undefined ? undefined : String(v));
 
 /** A parsed flag's value as a number; a value that is not one is refused. */
 export function num(v: unknown, flag: string): number | undefined {
@@ -41,7 +25,56 @@ export function num(v: unknown, flag: string): number | undefined {
   return v;
 }
 
-export function parseArgs(argv: readonly string[]): Flags {
+/** The option table as yargs takes it, for a command's parser and its --help. */
+export function yargsOptions(table: Readonly<Record<string, OptionSpec>>): Record<string, Options> {
+  return Object.fromEntries(Object.entries(table).map(([k, o]) => [k, {
+    type: o.type,
+    describe: describeOption(o),
+    group: o.group,
+    ...(o.choices ? { choices: [...o.choices] } : {}),
+    ...(plainDefault(o) ? { defaultDescription: plainDefault(o) } : {}),
+    ...(k === 'help' ? { alias: 'h' } : {}),
+  } satisfies Options]));
+}
+
+/** Levenshtein distance: how many one-letter edits turn a into b. */
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next.push(Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    }
+    row = next;
+  }
+  return row[b.length]!;
+}
+
+/** The valid flag closest to a mistyped one, when it is close enough to be what was meant. */
+export function nearestFlag(name: string, valid: readonly string[]): string | undefined {
+  let best: { flag: string; d: number } | undefined;
+  for (const flag of valid) {
+    // A prefix either way (--target for --target-version, --data-directory for --data-dir) is close.
+    const prefix = (flag.startsWith(name) && name.length >= 3) || (name.startsWith(flag) && flag.length >= 4);
+    const d = prefix ? 0.5 : distance(name, flag);
+    if (!best || d < best.d) best = { flag, d };
+  }
+  return best && best.d <= Math.max(2, Math.floor(name.length / 3)) ? best.flag : undefined;
+}
+
+/** Refuses the first flag not in `valid`, naming the nearest valid one. `where`: e.g. " for backup". */
+export function refuseUnknown(
+  parsed: Record<string, unknown>, valid: readonly string[], help: string, where = '',
+): void {
+  const known = new Set(['_', '$0', 'h', ...valid]);
+  const unknown = Object.keys(parsed).map(kebab).find((k) => !known.has(k));
+  if (unknown === undefined) return;
+  const near = nearestFlag(unknown, valid.filter((v) => v.length > 1));
+  const hint = near ? `did you mean --${near}? ` : '';
+  throw new UsageError(`unknown flag --${unknown}${where}; ${hint}see ${help}`);
+}
+
+export function parseArgs(argv: readonly string[]): MainFlags {
   const dash = argv.indexOf('--');
   const own = dash === -1 ? [...argv] : argv.slice(0, dash);
   const etcdArgs = dash === -1 ? undefined : argv.slice(dash + 1);
@@ -55,50 +88,55 @@ export function parseArgs(argv: readonly string[]): Flags {
     alias: { help: ['h'] },
     configuration: { 'camel-case-expansion': true, 'duplicate-arguments-array': false, 'strip-aliased': true },
   });
-  const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-  const known = new Set(['_', '$0', 'help', 'h', ...Object.keys(OPTIONS)]);
-  const unknown = Object.keys(a).map(kebab).find((k) => !known.has(k));
-  if (unknown) throw new UsageError(`unknown flag --${unknown}; see etcd-migrate --help`);
-  if (a._.length) throw new UsageError(`unexpected argument "${String(a._[0])}"; etcd flags go after --, see etcd-migrate --help`);
-  return {
-    dataDir: str(a.dataDir),
-    targetVersion: str(a.targetVersion),
-    targetStorage: str(a.targetStorage),
-    binDir: str(a.binDir),
-    bundledVersions: str(a.bundledVersions),
-    name: str(a.name),
-    initialCluster: str(a.initialCluster),
-    listenPeerUrls: str(a.listenPeerUrls),
-    initialAdvertisePeerUrls: str(a.initialAdvertisePeerUrls),
-    port: num(a.port, '--port'),
-    peerPort: num(a.peerPort, '--peer-port'),
-    etcdDataPrefix: str(a.etcdDataPrefix),
-    ttlKeysDirectory: str(a.ttlKeysDirectory),
-    etcdServerExtraArgs: str(a.etcdServerExtraArgs),
-    dryRun: a.dryRun as boolean | undefined,
-    assumeCurrentVersion: str(a.assumeCurrentVersion),
-    clientCaFile: str(a.clientCaFile),
-    clientCertFile: str(a.clientCertFile),
-    clientKeyFile: str(a.clientKeyFile),
-    stepTimeout: num(a.stepTimeout, '--step-timeout'),
-    backupDir: str(a.backupDir),
-    keepBackups: num(a.keepBackups, '--keep-backups'),
-    backupEncryptionKeyFile: str(a.backupEncryptionKeyFile),
-    initialClusterToken: str(a.initialClusterToken),
-    etcdArgs,
-    help: a.help === true || own.includes('--help') || own.includes('-h'),
-  };
+  refuseUnknown(a, Object.keys(OPTIONS), 'etcd-migrate --help');
+  if (a._.length) {
+    const word = String(a._[0]);
+    const command = nearestFlag(word, ['backup', 'restore', 'rehearse', 'help']);
+    const hint = command ? `did you mean the command ${command}? ` : '';
+    throw new UsageError(`unexpected argument "${word}"; ${hint}etcd flags go after --, see etcd-migrate --help`);
+  }
+  const flags: Record<string, unknown> = {};
+  for (const [k, o] of Object.entries(OPTIONS)) {
+    const v: unknown = a[camel(k)];
+    const boolean = v as boolean | undefined;
+    flags[camel(k)] = o.type === 'number' ? num(v, `--${k}`) : o.type === 'boolean' ? boolean : str(v);
+  }
+  const output = flags.output as string | undefined;
+  if (output !== undefined && output !== 'text' && output !== 'json') {
+    throw new UsageError(`--output ${output} is not a format: use --output json or --output text`);
+  }
+  return { ...flags, etcdArgs, help: a.help === true || own.includes('--help') || own.includes('-h') } as MainFlags;
 }
 
-/** The main command's help, printed by yargs from the same option table. */
-export async function printHelp(): Promise<void> {
+/** The static pod form first: it is how the image runs this tool. */
+const EXAMPLES: ReadonlyArray<readonly [string, string]> = [
+  ['$0 --data-dir /var/etcd/data --target-version 3.5.30 -- --name m1 --listen-client-urls http://127.0.0.1:2379 ...',
+    'a static pod\'s command: migrate the data dir to 3.5.30, then exec etcd 3.5.30 with the flags after --'],
+  ['DATA_DIRECTORY=/var/etcd/data TARGET_VERSION=3.5.30 $0 -- <etcd flags>',
+    'the same, set by Kubernetes\' etcd image variables'],
+  ['$0 --data-dir /var/etcd/data --target-version 3.5.30 --dry-run', 'print the plan; change nothing'],
+  ['$0 --data-dir /var/etcd/data --target-version 3.5.30 --dry-run --output json', 'the plan as JSON, for scripts'],
+  ['$0 --version --bin-dir /usr/local/bin', 'this tool\'s version and the etcd versions it can run'],
+  ['$0 help backup', 'the help of a subcommand: backup, restore, rehearse'],
+];
+
+/** The main command's help, laid out by yargs from the option table: groups, then examples. */
+export async function helpText(): Promise<string> {
   const { default: yargs } = await import('yargs');
-  await yargs([])
+  return yargs([])
     .scriptName('etcd-migrate')
-    .usage('$0 [options] [-- <etcd flags>]\n\nMigrates the etcd data dir to the target version and storage, one minor at a time, then execs the target etcd with the flags after --.\n\nOther commands: etcd-migrate backup --help, etcd-migrate restore --help, etcd-migrate rehearse --help.')
-    .options(OPTIONS)
-    .epilogue('Subcommands: etcd-migrate rehearse --help (a rehearsal of the migration on a copy of a data dir)')
-    .version(false)
-    .exitProcess(false)
-    .showHelp('log');
+    .usage('$0 [options] [-- <etcd flags>]\n\nMigrates the etcd data dir to the target version and storage, '
+      + 'one minor at a time, then execs the target etcd with the flags after --.')
+    .options(yargsOptions(OPTIONS))
+    .example(EXAMPLES.map(([c, d]) => [c, d]))
+    .epilogue('Commands: etcd-migrate backup, restore and rehearse; '
+      + 'etcd-migrate help <command> shows each one\'s help.\n'
+      + 'Exit codes: 0 done; 2 bad input, nothing changed; 1 a step failed (version.txt says where the data is); '
+      + `${INTERNAL_ERROR_EXIT} an internal error (a bug).`)
+    // yargs lists its own help and version options with their table text (it never parses here).
+    .help('help', describeOption(OPTIONS.help))
+    .alias('help', 'h')
+    .version('version', describeOption(OPTIONS.version), '')
+    .wrap(Math.min(120, process.stdout.columns || 100))
+    .getHelp();
 }

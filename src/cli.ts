@@ -1,36 +1,90 @@
 // The entry: argv + env in, exit code out. The only module that ends the process.
+import { writeSync } from 'node:fs';
 import os from 'node:os';
-import { parseArgs, printHelp } from './args.ts';
+import { helpText, parseArgs, type MainFlags } from './args.ts';
 import { isCommand } from './commands/names.ts';
-import { isUserFacing } from './errors.ts';
+import { INTERNAL_ERROR_EXIT, isUserFacing } from './errors.ts';
 import { execTarget } from './exec.ts';
 import { runInterruptHooks } from './interrupt.ts';
 import { stderrLog } from './log.ts';
 import type { Install } from './steps/index.ts';
 import { migrate } from './migrate.ts';
-import { resolveOptions } from './options.ts';
+import { DEFAULT_BIN_DIR, resolveOptions } from './options.ts';
+import { fmt } from './version.ts';
 
-export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, install: Install): Promise<number> {
+export type Print = (text: string) => void;
+
+/** Straight to fd 1, like the log to fd 2: whole before an exec or exit, without loading streams. */
+export const stdoutPrint: Print = (text) => {
+  const bytes = Buffer.from(text);
+  let done = 0;
+  try {
+    while (done < bytes.length) done += writeSync(1, bytes, done);
+  } catch {
+    process.stdout.write(bytes.subarray(done));
+  }
+};
+
+export async function main(
+  argv: readonly string[], env: NodeJS.ProcessEnv, install: Install, print: Print = stdoutPrint,
+): Promise<number> {
+  // `etcd-migrate help [command]`: the same as `[command] --help`.
+  if (argv[0] === 'help') {
+    return main(argv[1] && argv[1] !== 'help' ? [argv[1], '--help'] : ['--help'], env, install, print);
+  }
   if (argv[0] === 'rehearse') {
     const rf = (await import('./rehearse-args.ts')).parseRehearseArgs(argv);
     const { rehearse } = await import('./rehearse.ts');
-    return rf.help ? 0 : rehearse(rf, env, { log: stderrLog, out: (t) => process.stdout.write(t), install });
+    return rf.help ? 0 : rehearse(rf, env, { log: stderrLog, out: print, install });
   }
   // Subcommands load only when asked for: the pod start path stays small.
-  if (isCommand(argv[0])) return (await import('./commands/index.ts')).runCommand(argv, { env, log: stderrLog, print: (l) => process.stdout.write(`${l}\n`), hostname: os.hostname() });
+  if (isCommand(argv[0])) {
+    const { runCommand } = await import('./commands/index.ts');
+    return runCommand(argv, { env, log: stderrLog, print: (l) => print(`${l}\n`), hostname: os.hostname() });
+  }
   const flags = parseArgs(argv);
   if (flags.help) {
-    await printHelp();
+    print(`${await helpText()}\n`);
     return 0;
   }
+  if (flags.version) {
+    const report = await import('./report.ts');
+    const r = await report.versionReport(flags.binDir ?? DEFAULT_BIN_DIR);
+    print(flags.output === 'json' ? `${JSON.stringify(r)}\n` : report.versionText(r));
+    return 0;
+  }
+  try {
+    return await migrateAndExec(flags, env, install, print);
+  } catch (e) {
+    if (flags.output === 'json') {
+      print((await import('./report.ts')).errorJson((e as Error)?.message ?? String(e), exitCode(e)));
+    }
+    throw e;
+  }
+}
+
+async function migrateAndExec(
+  flags: MainFlags, env: NodeJS.ProcessEnv, install: Install, print: Print,
+): Promise<number> {
   const opts = resolveOptions(flags, env, { hostname: os.hostname() });
-  await migrate(opts, { env, log: stderrLog, install }, opts.etcdArgs !== undefined);
-  if (opts.etcdArgs && !opts.dryRun) {
-    stderrLog(`exec etcd ${opts.target.version.major}.${opts.target.version.minor}.${opts.target.version.patch} (pid ${process.pid})`);
+  const outcome = await migrate(opts, { env, log: stderrLog, install }, opts.etcdArgs !== undefined);
+  const exec = opts.etcdArgs && !opts.dryRun ? `etcd ${fmt(opts.target.version)}` : null;
+  // Only a dry run or JSON prints: a pod start's stdout is etcd's.
+  if (opts.dryRun || flags.output === 'json') {
+    const report = await import('./report.ts');
+    print(flags.output === 'json'
+      ? report.outcomeJson(outcome, { dryRun: opts.dryRun, exec })
+      : report.planText(outcome, opts.target));
+  }
+  if (exec) {
+    stderrLog(`exec ${exec} (pid ${process.pid})`);
     execTarget(opts, env);
   }
   return 0;
 }
+
+/** Bad input 2, a failed step 1, anything else is a bug and says so with its own code. */
+export const exitCode = (e: unknown): number => (isUserFacing(e) ? e.exitCode : INTERNAL_ERROR_EXIT);
 
 /** How long an interrupted command may take to remove its files before the process exits. */
 const INTERRUPT_CLEANUP_MS = 20_000;
@@ -56,13 +110,12 @@ export async function run(install: Install): Promise<never> {
   try {
     code = await main(process.argv.slice(2), process.env, install);
   } catch (e) {
+    code = exitCode(e);
     if (isUserFacing(e)) {
       stderrLog(`error: ${e.message}`);
-      code = e.exitCode;
     } else {
       stderrLog(`internal error: ${(e as Error)?.message ?? String(e)} (a bug: please report it with ETCD_MIGRATE_DEBUG=1 output)`);
       if (process.env.ETCD_MIGRATE_DEBUG) console.error(e);
-      code = 1;
     }
   }
   process.exit(code);

@@ -44,6 +44,15 @@ export class IntegrityError extends Error {
   }
 }
 
+/** A bug: an error that is neither bad input nor a failed step (sysexits' EX_SOFTWARE). */
+export const INTERNAL_ERROR_EXIT = 70;
+
+/** Errors a program bug throws, which a step must not report as its own failure. */
+export function isBug(e: unknown): boolean {
+  if (e instanceof TypeError || e instanceof ReferenceError) return true;
+  return (e as { code?: unknown } | undefined)?.code === 'ERR_ASSERTION';
+}
+
 export function isUserFacing(e: unknown): e is UsageError | StepError {
   return e instanceof UsageError || e instanceof StepError;
 }

@@ -1,4 +1,6 @@
-// The bundle's entry (dist/etcd-migrate.mjs): run the CLI.
+#!/usr/bin/env node
+// The bundle's entry (dist/etcd-migrate.mjs, the npm package's bin): run the CLI. The build puts a
+// Node version check before it (scripts/build.mjs); bin/etcd-migrate.js is the in-repo one.
 //
 // The image ships a V8 compile cache of the bundle beside it (compile-cache/, filled when the image
 // is built: scripts/build.mjs --compile-cache), so a pod's fresh container loads the entrypoint

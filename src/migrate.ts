@@ -7,17 +7,18 @@ import { checkTools, discoverBundled } from './bundle.ts';
 import { checkClusterPlan, clusterNote } from './cluster.ts';
 import { inspectDataDir, VERSION_FILE, writeVersionFile, type DataDirState } from './datadir.ts';
 import { readIfExists } from './fsx.ts';
-import { BackupError, StepError, UsageError, isUserFacing } from './errors.ts';
+import { BackupError, StepError, UsageError, isBug, isUserFacing } from './errors.ts';
 import { acquireLock, type Lock } from './lock.ts';
 import { stopLeftoverEtcds } from './stale.ts';
 import { seconds, type Log } from './log.ts';
 import type { Options } from './options.ts';
-import { describe, plan, type Step } from './plan.ts';
+import { describe, plan, planNotes, V2_FREE_MINOR, type Step } from './plan.ts';
+import { checkFlags } from './etcd/flags.ts';
 import { checkPortsFree, checkWritable, fsUsageError } from './preflight.ts';
 import type { Install, Runner, StepContext, StepReport, ToolNeed } from './steps/index.ts';
 import { readEvidence, describeEvidence } from './inspect/evidence.ts';
 import type { ClientTls } from './etcd/tls.ts';
-import { fmt, fmtData, fmtMinor, type DataVersion, type Version } from './version.ts';
+import { compareMinor, fmt, fmtData, fmtMinor, type DataVersion, type Version } from './version.ts';
 import { exists, newMemberDir, pendingTtlsFile, prepareWorkDir, recoverWorkDir, removeWorkDir, swapInNewMember } from './workdir.ts';
 
 export interface Runtime {
@@ -31,7 +32,12 @@ export interface Runtime {
 }
 
 export interface Outcome {
+  /** What the data dir held before the run: its version, or why there was none (origin()). */
+  from: DataVersion | undefined;
+  origin: string;
   steps: Step[];
+  /** A dry run's first action when there are steps: the backup it would make. */
+  first?: string;
   /** What version.txt holds at the end (the target). */
   final: DataVersion;
   changed: boolean;
@@ -63,11 +69,10 @@ async function loadMachinery() {
  */
 export async function migrate(opts: Options, rt: Runtime, keepLock = false): Promise<Outcome> {
   if (opts.dryRun) {
+    // The caller prints the plan (cli.ts: on stdout, as text or JSON).
     const p = await prepare(opts);
-    rt.log(`plan (dry run, nothing changed): ${origin(p)} -> ${fmtData(opts.target)}: ${p.steps.length ? `${p.steps.length} step(s)` : 'nothing to migrate'}`);
-    p.steps.forEach((s, i) => rt.log(`  ${i + 1}. ${describe(s)}`));
-    if (p.machinery) rt.log(`  first: ${p.machinery.BackupGuard.describePlan(opts)}`);
-    return { steps: p.steps, final: opts.target, changed: false };
+    const first = p.machinery?.BackupGuard.describePlan(opts);
+    return { from: p.current, origin: origin(p), steps: p.steps, first, final: opts.target, changed: false };
   }
   // A data dir that exists is locked, and an interrupted swap finished, before it is read.
   let lock: Lock | undefined;
@@ -98,7 +103,9 @@ async function prepare(opts: Options, rt?: Runtime): Promise<Prepared> {
   if (state.kind === 'data' && opts.assumeCurrent && fmtData(opts.assumeCurrent) !== fmtData(state.version)) {
     throw new UsageError(`version.txt says ${fmtData(state.version)} but --assume-current-version says ${fmtData(opts.assumeCurrent)}; drop the flag (version.txt is the record) or fix version.txt`);
   }
-  const steps = plan(current, opts.target, bundled, { pendingTtls: await exists(pendingTtlsFile(opts.dataDir)) });
+  const pendingTtls = await exists(pendingTtlsFile(opts.dataDir));
+  let steps = plan(current, opts.target, bundled, { pendingTtls });
+  if (current && (await customV2Blocks(opts, current, steps))) steps = plan(current, opts.target, bundled, { pendingTtls, dropV2: true });
   checkClusterPlan(steps, opts.initialCluster, opts.target);
   const machinery = steps.length ? await loadMachinery() : undefined;
 
@@ -109,6 +116,7 @@ async function prepare(opts: Options, rt?: Runtime): Promise<Prepared> {
     runner.check?.(s, opts);
     needs.push(...runner.needs(s));
   }
+  checkFlags(needs.filter((n) => n.tool === 'etcd').map((n) => n.version), opts.extraArgs, opts.etcdArgs, opts.target.version);
   if (opts.etcdArgs) needs.push({ tool: 'etcd', version: opts.target.version });
   await checkTools(opts.binDir, needs);
   const clientTls = machinery ? await machinery.loadClientTls(opts.clientTls) : undefined;
@@ -131,8 +139,9 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
     } catch (e) {
       throw fsUsageError(e, opts.dataDir);
     }
-    rt.log(`${origin({ state, current, steps })}: nothing to migrate; version.txt = ${fmtData(opts.target)}`);
-    return { steps, final: opts.target, changed: !same };
+    const from = origin({ state, current, steps });
+    rt.log(`${from}: nothing to migrate; version.txt = ${fmtData(opts.target)}`);
+    return { from: current, origin: from, steps, final: opts.target, changed: !same };
   }
 
   const ctx: StepContext = {
@@ -158,6 +167,7 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
     targetElectionTimeoutMs: opts.targetElectionTimeoutMs,
     install: rt.install,
   };
+  for (const line of planNotes(steps)) rt.log(line);
   const note = clusterNote(steps, opts.target.version, opts.initialCluster);
   if (note) rt.log(note);
   const started = Date.now();
@@ -173,7 +183,7 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
         return runStep(s, runner, ctx, backedUp);
       });
     } catch (e) {
-      if ((e instanceof UsageError && !(e instanceof StepError)) || e instanceof BackupError) throw e;
+      if ((e instanceof UsageError && !(e instanceof StepError)) || e instanceof BackupError || isBug(e)) throw e;
       const why = isUserFacing(e) ? e.message : `${(e as Error).message}`;
       const after = await afterwards(opts.dataDir, at, backups!.failureNote);
       throw new StepError(`step ${i + 1}/${steps.length} (${describe(s)}) failed: ${why}; ${after}`);
@@ -188,7 +198,7 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
   rt.log(steps.length
     ? `migrated ${fmtData(current)} -> ${fmtData(opts.target)} in ${seconds(Date.now() - started)}`
     : `${fmtData(current)}: nothing to migrate for ${fmtData(opts.target)}${updated ? '; version.txt updated' : ''}`);
-  return { steps, final: opts.target, changed: steps.length > 0 || updated };
+  return { from: current, origin: fmtData(current), steps, final: opts.target, changed: steps.length > 0 || updated };
 }
 
 /**
@@ -226,6 +236,21 @@ async function afterwards(dataDir: string, lastDone: DataVersion, note: string |
     ? `version.txt says ${now}, the last step that completed`
     : `version.txt says ${now ?? 'nothing (it is missing)'}`;
   return note ? `${said}; ${note}` : `${said}; fix the cause and rerun to repeat this step`;
+}
+
+/**
+ * etcd 3.6 refuses custom v2 content (keys other than the members and the version, in the v2
+ * snapshot or the WAL after it): a plan from etcd3 data below 3.6 to 3.6 or later reads it first.
+ * Refused with what it holds and the ways out; with --drop-v2-content, true (the plan drops it).
+ */
+async function customV2Blocks(opts: Options, current: DataVersion, steps: readonly Step[]): Promise<boolean> {
+  const below = current.storage === 'etcd3' && compareMinor(current.version, V2_FREE_MINOR) < 0;
+  if (!below || !steps.some((s) => compareMinor(s.to.version, V2_FREE_MINOR) >= 0)) return false;
+  const { readV2Content, describeCustomV2 } = await import('./inspect/v2content.ts');
+  const found = describeCustomV2(await readV2Content(opts.dataDir));
+  if (!found) return false;
+  if (opts.dropV2Content) return true;
+  throw new UsageError(`the v2 store holds custom content, which etcd 3.6 refuses: ${found}; delete those keys through etcd ${fmtMinor(current.version)} started with --enable-v2 and rerun, or rerun with --drop-v2-content (a lone member: the v3 data is kept, the v2 keys dropped, new member and cluster IDs), or stay below 3.6; nothing was changed`);
 }
 
 /** A data dir without version.txt: what the data records, and the operator's word for the rest. */

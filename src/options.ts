@@ -3,6 +3,7 @@ import path from 'node:path';
 import { isCluster } from './cluster.ts';
 import { resolveClientTls, type ClientTlsFiles } from './etcd/tls.ts';
 import { UsageError } from './errors.ts';
+import { ENV, OPTIONS } from './option-table.ts';
 import { parseStorage, parseVersion, parseVersionFile, type DataVersion, type Version } from './version.ts';
 
 /** What the command line gave; undefined where a flag was not given. */
@@ -22,6 +23,7 @@ export interface Flags {
   ttlKeysDirectory?: string;
   etcdServerExtraArgs?: string;
   dryRun?: boolean;
+  dropV2Content?: boolean;
   assumeCurrentVersion?: string;
   clientCaFile?: string;
   clientCertFile?: string;
@@ -53,6 +55,8 @@ export interface Options {
   ttlKeysDirectory: string;
   extraArgs: string[];
   dryRun: boolean;
+  /** Custom v2 content on the way to 3.6 is dropped (a lone member) instead of refused. */
+  dropV2Content: boolean;
   /** What the data holds when it has no version.txt (--assume-current-version). */
   assumeCurrent: DataVersion | undefined;
   etcdArgs: string[] | undefined;
@@ -92,31 +96,13 @@ export const DEFAULT_ELECTION_TIMEOUT_MS = 1000;
 /** etcd's own default --initial-cluster-token. */
 export const DEFAULT_CLUSTER_TOKEN = 'etcd-cluster';
 
-/** The environment variables this tool reads (Kubernetes' etcd image used the same names). */
-export const ENV = {
-  dataDir: 'DATA_DIRECTORY',
-  targetVersion: 'TARGET_VERSION',
-  targetStorage: 'TARGET_STORAGE',
-  bundledVersions: 'BUNDLED_VERSIONS',
-  name: 'ETCD_NAME',
-  initialCluster: 'INITIAL_CLUSTER',
-  listenPeerUrls: 'LISTEN_PEER_URLS',
-  initialAdvertisePeerUrls: 'INITIAL_ADVERTISE_PEER_URLS',
-  etcdDataPrefix: 'ETCD_DATA_PREFIX',
-  ttlKeysDirectory: 'TTL_KEYS_DIRECTORY',
-  etcdServerExtraArgs: 'ETCD_CREDS',
-  clientCaFile: 'CLIENT_CA_FILE',
-  clientCertFile: 'CLIENT_CERT_FILE',
-  clientKeyFile: 'CLIENT_KEY_FILE',
-  backupDir: 'BACKUP_DIR',
-  backupEncryptionKeyFile: 'BACKUP_ENCRYPTION_KEY_FILE',
-  initialClusterToken: 'INITIAL_CLUSTER_TOKEN',
-} as const;
+/** The environment variables this tool reads, from the option table (Kubernetes' etcd image used the same names). */
+export { ENV } from './option-table.ts';
 
 /** Read by hand: a number of seconds. */
-export const STEP_TIMEOUT_ENV = 'STEP_TIMEOUT';
+export const STEP_TIMEOUT_ENV = OPTIONS['step-timeout'].env;
 /** Read by hand: a number. */
-export const KEEP_BACKUPS_ENV = 'KEEP_BACKUPS';
+export const KEEP_BACKUPS_ENV = OPTIONS['keep-backups'].env;
 
 export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
   const pick = (key: keyof typeof ENV): { value: string; from: string } | undefined => {
@@ -209,6 +195,7 @@ export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
     ttlKeysDirectory,
     extraArgs,
     dryRun: flags.dryRun ?? false,
+    dropV2Content: flags.dropV2Content ?? false,
     assumeCurrent: flags.assumeCurrentVersion === undefined ? undefined : parseVersionFile(flags.assumeCurrentVersion, '--assume-current-version'),
     etcdArgs,
     clientTls,

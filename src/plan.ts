@@ -20,15 +20,24 @@ import {
  *             reads the leases.
  * - v3-to-v2: read the v3 keys with etcd `read`, write them with their TTLs into a new v2 store
  *             made by etcd `to.version`, then swap it in.
+ * - drop-v2:  (--drop-v2-content) a snapshot of the v3 data by etcd `snapshotWith`, restored with the
+ *             same etcd: the v2 store then holds only the member, as 3.6 requires. New IDs.
+ * `sealWith` (into 3.7+): the 3.6 etcd that seals the WAL first if 3.5 v2 requests follow its last
+ *             snapshot (etcd/seal.ts), which 3.7 cannot read.
  * - downgrade: snapshot with etcd `snapshotWith`, restore with `to.version`'s tools, swap it in.
+ * - etcd-downgrade: etcd's own downgrade (3.6+): on etcd `enableWith` (the current minor), enable a
+ *             downgrade to `to`'s minor and wait until the cluster and storage versions show it; then
+ *             start etcd `to.version` on the same data until a write commits. IDs and raft log stay.
  */
 export type Step =
-  | { kind: 'upgrade'; from: DataVersion; to: DataVersion }
+  | { kind: 'upgrade'; from: DataVersion; to: DataVersion; sealWith?: Version }
   | { kind: 'patch'; from: DataVersion; to: DataVersion }
   | { kind: 'v2-to-v3'; from: DataVersion; to: DataVersion }
-  | { kind: 'attach-ttls'; from: DataVersion; to: DataVersion; then: 'target' | 'rollback' }
+  | { kind: 'attach-ttls'; from: DataVersion; to: DataVersion; then: 'target' | 'rollback'; sealWith?: Version }
   | { kind: 'v3-to-v2'; from: DataVersion; to: DataVersion; read: Version }
-  | { kind: 'downgrade'; from: DataVersion; to: DataVersion; snapshotWith: Version };
+  | { kind: 'downgrade'; from: DataVersion; to: DataVersion; snapshotWith: Version }
+  | { kind: 'etcd-downgrade'; from: DataVersion; to: DataVersion; enableWith: Version }
+  | { kind: 'drop-v2'; from: DataVersion; to: DataVersion; snapshotWith: Version };
 
 export type StepKind = Step['kind'];
 
@@ -38,16 +47,32 @@ export class PlanError extends UsageError {}
 export const NEWEST_ETCD2_MINOR: Version = { major: 3, minor: 3, patch: 0 };
 /** The newest minor whose etcdctl has `migrate` (v2 -> v3); 3.5 removed it. */
 export const NEWEST_MIGRATE_MINOR: Version = { major: 3, minor: 4, patch: 0 };
-/** etcd's own rule: before moving to a minor, the previous one must be at least this patch. */
-export const PATCH_BEFORE: ReadonlyMap<string, Version> = new Map([
-  ['3.6', { major: 3, minor: 5, patch: 26 }],
+/**
+ * etcd's own rules for moving to a minor: the previous minor's newest bundled patch runs on the
+ * data first, and must be at least `min` (`advised`: etcd's upgrade guide asks for it; said in the log).
+ */
+export interface PatchRule {
+  min: Version;
+  advised?: Version;
+}
+export const PATCH_BEFORE: ReadonlyMap<string, PatchRule> = new Map([
+  ['3.6', { min: { major: 3, minor: 5, patch: 26 }, advised: { major: 3, minor: 5, patch: 32 } }],
+  ['3.7', { min: { major: 3, minor: 6, patch: 11 } }],
 ]);
+/** The first minor that refuses custom v2 content (keys other than the members and the version). */
+export const V2_FREE_MINOR: Version = { major: 3, minor: 6, patch: 0 };
+/** The first minor that cannot read a v2 request in its WAL (3.7 panics decoding one). */
+export const FIRST_V2_FREE_WAL_MINOR: Version = { major: 3, minor: 7, patch: 0 };
+/** The first minor that can downgrade itself (etcdctl downgrade enable); older ones go through a snapshot. */
+export const FIRST_ETCD_DOWNGRADE_MINOR: Version = { major: 3, minor: 6, patch: 0 };
 
 const FIRST_V3: Version = { major: 3, minor: 0, patch: 0 };
 
 export interface PlanInput {
   /** The data dir holds TTLs that a v2-to-v3 step left for an attach-ttls step (an interrupted run). */
   pendingTtls?: boolean;
+  /** Drop the custom v2 content that etcd 3.6 refuses, before the upgrade to 3.6. */
+  dropV2?: boolean;
 }
 
 /**
@@ -75,11 +100,13 @@ export function plan(current: DataVersion | undefined, target: DataVersion, bund
   // etcd starts on the data one minor below and upgrades it as it runs, one start of etcd instead of two.
   const attach = (version: Version, then: 'target' | 'rollback') => {
     const last = steps.at(-1);
+    let sealWith: Version | undefined;
     if (then === 'target' && (last?.kind === 'upgrade' || last?.kind === 'patch') && compare(last.to.version, version) === 0) {
       steps.pop();
       at = last.from;
+      sealWith = last.kind === 'upgrade' ? last.sealWith : undefined;
     }
-    push({ kind: 'attach-ttls', from: at, to: { version, storage: 'etcd3' }, then });
+    push({ kind: 'attach-ttls', from: at, to: { version, storage: 'etcd3' }, then, ...(sealWith ? { sealWith } : {}) });
     pending = false;
   };
 
@@ -106,7 +133,14 @@ export function plan(current: DataVersion | undefined, target: DataVersion, bund
   }
 
   const c = compareMinor(target.version, at.version);
-  if (c > 0) for (const s of upgrades(at, target.version, target, b)) push(s);
+  if (c > 0) {
+    for (const s of upgrades(at, target.version, target, b)) {
+      if (input.dropV2 && s.kind === 'upgrade' && compareMinor(s.to.version, V2_FREE_MINOR) === 0) {
+        push({ kind: 'drop-v2', from: at, to: at, snapshotWith: b.newestOf(at.version, 'to drop the v2 content') });
+      }
+      push(s);
+    }
+  }
   if (c < 0) {
     if (at.storage === 'etcd2') {
       throw new PlanError(`cannot downgrade etcd2 data from ${fmtData(at)} to ${fmtData(target)}: etcd2 storage has no downgrade; restore a backup taken with ${fmtMinor(target.version)}`);
@@ -125,37 +159,62 @@ function upgrades(from: DataVersion, until: Version, target: DataVersion, b: Bun
   let at = from;
   while (compareMinor(at.version, until) < 0) {
     const m = nextMinor(at.version);
-    const min = PATCH_BEFORE.get(fmtMinor(m));
-    if (min && compare(at.version, min) < 0) {
+    const rule = PATCH_BEFORE.get(fmtMinor(m));
+    if (rule) {
       const p = b.newestOf(at.version, `to upgrade to ${fmtMinor(m)}`);
-      if (compare(p, min) < 0) {
-        throw new PlanError(`etcd ${fmtMinor(m)} needs ${fmt(min)} or newer first, but the newest bundled ${fmtMinor(at.version)} is ${fmt(p)}; bundle etcd ${fmt(min)} or newer`);
+      const best = compare(p, at.version) > 0 ? p : at.version;
+      if (compare(best, rule.min) < 0) {
+        const advised = rule.advised ? ` (${fmt(rule.advised)} or newer advised)` : '';
+        throw new PlanError(`etcd ${fmtMinor(m)} needs ${fmtMinor(at.version)} at ${fmt(rule.min)} or newer first, but the newest bundled ${fmtMinor(at.version)} is ${fmt(p)}; bundle etcd ${fmt(rule.min)} or newer${advised}`);
       }
-      const to = { version: p, storage: at.storage };
-      steps.push({ kind: 'patch', from: at, to });
-      at = to;
+      if (best !== at.version) {
+        const to = { version: p, storage: at.storage };
+        steps.push({ kind: 'patch', from: at, to });
+        at = to;
+      }
     }
     const version = sameMinor(m, target.version) ? target.version : b.newestOf(m, `to step from ${fmtMinor(at.version)} towards ${fmt(target.version)}, one minor at a time`);
     const to = { version, storage: at.storage };
-    steps.push({ kind: 'upgrade', from: at, to });
+    const seal = compareMinor(m, FIRST_V2_FREE_WAL_MINOR) >= 0 && compareMinor(at.version, FIRST_V2_FREE_WAL_MINOR) < 0;
+    const sealWith = seal ? b.newestOf(at.version, `to seal the WAL before ${fmtMinor(m)} (etcd/seal.ts)`) : undefined;
+    steps.push({ kind: 'upgrade', from: at, to, ...(sealWith ? { sealWith } : {}) });
     at = to;
   }
   return steps;
 }
 
-/** Downgrades one minor at a time; each needs a snapshot taken by the current minor's etcd. */
+/**
+ * Downgrades one minor at a time: from 3.6 on with etcd's own downgrade, enabled by the current
+ * minor's etcd; before, through a snapshot taken by the current minor's etcd.
+ */
 function downgrades(from: DataVersion, target: DataVersion, b: Bundle): Step[] {
   const steps: Step[] = [];
   let at = from;
   while (compareMinor(at.version, target.version) > 0) {
     const m = previousMinor(at.version)!;
-    const snapshotWith = b.newestOf(at.version, `to take the snapshot that a downgrade from ${fmtMinor(at.version)} starts with`);
+    const own = compareMinor(at.version, FIRST_ETCD_DOWNGRADE_MINOR) >= 0;
+    const current = b.newestOf(at.version, own
+      ? `to enable the downgrade from ${fmtMinor(at.version)} (etcdctl downgrade enable)`
+      : `to take the snapshot that a downgrade from ${fmtMinor(at.version)} starts with`);
     const version = sameMinor(m, target.version) ? target.version : b.newestOf(m, `to step down from ${fmtMinor(at.version)} towards ${fmt(target.version)}, one minor at a time`);
     const to = { version, storage: at.storage };
-    steps.push({ kind: 'downgrade', from: at, to, snapshotWith });
+    steps.push(own ? { kind: 'etcd-downgrade', from: at, to, enableWith: current } : { kind: 'downgrade', from: at, to, snapshotWith: current });
     at = to;
   }
   return steps;
+}
+
+/** Lines for the log about the plan: a patch older than etcd's upgrade guide advises. */
+export function planNotes(steps: readonly Step[]): string[] {
+  const notes: string[] = [];
+  for (const s of steps) {
+    if (s.kind !== 'upgrade' && s.kind !== 'attach-ttls') continue;
+    const advised = PATCH_BEFORE.get(fmtMinor(s.to.version))?.advised;
+    if (advised && !sameMinor(s.from.version, s.to.version) && compare(s.from.version, advised) < 0) {
+      notes.push(`etcd ${fmt(s.from.version)} runs before ${fmtMinor(s.to.version)}; etcd's upgrade guide advises ${fmt(advised)} or newer: bundle it`);
+    }
+  }
+  return notes;
 }
 
 function checkStorageVersion(d: DataVersion, what: string): void {
@@ -195,5 +254,7 @@ export function describe(s: Step): string {
     case 'attach-ttls': return `attach TTLs ${fmtData(s.from)} -> ${fmtData(s.to)}: start etcd ${fmt(s.to.version)}${sameMinor(s.from.version, s.to.version) ? '' : ' (the upgrade to it)'} and give every key with a pending TTL a lease for what is left of it`;
     case 'v3-to-v2': return `roll back ${fmtData(s.from)} -> ${fmtData(s.to)}: read keys with etcd ${fmt(s.read)}, write them with TTLs into a new etcd ${fmt(s.to.version)} v2 store`;
     case 'downgrade': return `downgrade ${fmtData(s.from)} -> ${fmtData(s.to)}: snapshot with etcd ${fmt(s.snapshotWith)}, restore with etcd ${fmt(s.to.version)}`;
+    case 'drop-v2': return `drop v2 content ${fmtData(s.from)}: snapshot and restore with etcd ${fmt(s.snapshotWith)}; the v3 data kept, new member and cluster IDs`;
+    case 'etcd-downgrade': return `downgrade ${fmtData(s.from)} -> ${fmtData(s.to)}: etcd ${fmt(s.enableWith)} enables the downgrade to ${fmtMinor(s.to.version)}, then etcd ${fmt(s.to.version)} starts on the same data`;
   }
 }

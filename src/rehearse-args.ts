@@ -1,9 +1,17 @@
 // The command line of `etcd-migrate rehearse` (loaded only for that command).
 import yargs from 'yargs';
 import { ENGINE_CHOICES, type EngineChoice } from './container.ts';
-import { num, str } from './args.ts';
+import { num, refuseUnknown, str, yargsOptions } from './args.ts';
+import { OPTIONS } from './option-table.ts';
 import { UsageError } from './errors.ts';
 import { DEFAULT_IMAGE, type RehearseFlags } from './rehearse.ts';
+
+// What the rehearsal shares with the main command, described once (option-table.ts), without its groups.
+const SHARED = Object.fromEntries(Object.entries(yargsOptions({
+  'target-version': OPTIONS['target-version'], 'target-storage': OPTIONS['target-storage'],
+  'bundled-versions': OPTIONS['bundled-versions'], 'name': OPTIONS.name,
+  'etcd-data-prefix': OPTIONS['etcd-data-prefix'],
+})).map(([k, { group: _, ...o }]) => [k, o]));
 
 /** `etcd-migrate rehearse ...`: argv starts with "rehearse". */
 export function parseRehearseArgs(argv: readonly string[]): RehearseFlags {
@@ -12,14 +20,10 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseFlags {
     .scriptName('etcd-migrate')
     .command('rehearse', 'copy a data dir (the original is only read), migrate the copy in the image (or with the local binaries), start the target etcd on it and report: the plan, each step\'s time, the key counts before and after, the result', (c) => c
       .option('data-dir', { type: 'string', describe: 'the etcd data dir to rehearse on [env DATA_DIRECTORY]' })
-      .option('target-version', { type: 'string', describe: 'target etcd version x.y.z [env TARGET_VERSION]' })
-      .option('target-storage', { type: 'string', describe: 'etcd2 or etcd3 [env TARGET_STORAGE] (default etcd3)' })
+      .options(SHARED)
       .option('image', { type: 'string', describe: `the etcd-migrate image [env ETCD_MIGRATE_IMAGE] (default ${DEFAULT_IMAGE})` })
       .option('engine', { choices: ENGINE_CHOICES, describe: 'container engine; auto: podman or docker, whichever has the image, else none; none: the local binaries (default auto)' })
       .option('bin-dir', { type: 'string', describe: 'with --engine none: directory of etcd-<x.y.z> binaries (default /usr/local/bin)' })
-      .option('bundled-versions', { type: 'string', describe: 'bundled versions, split on commas or spaces [env BUNDLED_VERSIONS] (default: every etcd-x.y.z in the bin dir)' })
-      .option('name', { type: 'string', describe: 'member name [env ETCD_NAME] (default etcd-<hostname>)' })
-      .option('etcd-data-prefix', { type: 'string', describe: 'key prefix of the data [env ETCD_DATA_PREFIX] (default /registry)' })
       .option('work-dir', { type: 'string', describe: 'where the copy is made (default the system temp dir); needs twice the data\'s size free' })
       .option('keep', { type: 'boolean', describe: 'keep the migrated copy' })
       .option('port', { type: 'number', describe: 'client port of the temporary etcds, on 127.0.0.1 (default: a free one)' })
@@ -29,15 +33,23 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseFlags {
       a = args;
     })
     .demandCommand(1, 1)
-    .strict()
     .parserConfiguration({ 'camel-case-expansion': true, 'duplicate-arguments-array': false, 'strip-aliased': true })
     .version(false)
     .help()
+    .alias('help', 'h')
     .exitProcess(false)
     .fail((msg, err) => {
       throw new UsageError(`${err?.message ?? msg}; see etcd-migrate rehearse --help`);
     });
   y.parseSync();
+  // Not yargs' strict mode: an unknown flag is refused with the nearest valid name, as elsewhere.
+  const own = ['data-dir', 'image', 'engine', 'bin-dir', 'work-dir', 'keep', 'port', 'peer-port', 'json', 'already-copied'];
+  const valid = ['help', ...Object.keys(SHARED), ...own];
+  refuseUnknown(a, valid, 'etcd-migrate rehearse --help', ' for rehearse');
+  const extra = (a._ as unknown[] | undefined)?.[1];
+  if (extra !== undefined) {
+    throw new UsageError(`unexpected argument "${String(extra)}"; see etcd-migrate rehearse --help`);
+  }
   return {
     dataDir: str(a.dataDir),
     targetVersion: str(a.targetVersion),

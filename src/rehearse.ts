@@ -5,6 +5,7 @@
 import type { Install } from './steps/index.ts';
 import { execa } from 'execa';
 import { promises as fs } from 'node:fs';
+import fse from 'fs-extra';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -104,7 +105,7 @@ export async function rehearse(f: RehearseFlags, env: NodeJS.ProcessEnv, io: Reh
       ? await inContainer(engine, work, flags(`${IN_CONTAINER}/data`), env)
       : await rehearseCopy(resolveOptions(flags(copy), env, ctx), { env, log: io.log, install: io.install });
   } finally {
-    if (!f.keep) await fs.rm(work, { recursive: true, force: true });
+    if (!f.keep) await fse.remove(work);
   }
   const report: Report = {
     ...rehearsal,

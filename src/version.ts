@@ -1,4 +1,8 @@
-// etcd versions, storage kinds and the version.txt format (`<x.y.z>/<etcd2|etcd3>`).
+// etcd versions, storage kinds and the version.txt format (`<x.y.z>/<etcd2|etcd3>`). semver parses
+// and orders the versions; the per-function modules keep the pod start from loading ranges it never uses.
+import semverCompare from 'semver/functions/compare.js';
+import semverInc from 'semver/functions/inc.js';
+import semverParse from 'semver/functions/parse.js';
 import { UsageError } from './errors.ts';
 
 export type Storage = 'etcd2' | 'etcd3';
@@ -17,13 +21,15 @@ export interface DataVersion {
   readonly storage: Storage;
 }
 
-const EXACT = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$/;
-
-/** Parses `x.y.z` exactly (no `v`, no pre-release); returns undefined otherwise. */
+/**
+ * Parses `x.y.z` exactly; returns undefined otherwise. semver also takes a `v` prefix and pre-release
+ * or build parts, which etcd's release names and version.txt never have: the text must be what
+ * semver would print.
+ */
 export function tryParseVersion(text: string): Version | undefined {
-  const m = EXACT.exec(text);
-  if (!m) return undefined;
-  return { major: Number(m[1]), minor: Number(m[2]), patch: Number(m[3]) };
+  const v = semverParse(text);
+  if (!v || v.version !== text || v.prerelease.length) return undefined;
+  return { major: v.major, minor: v.minor, patch: v.patch };
 }
 
 export function parseVersion(text: string, what = 'version'): Version {
@@ -36,13 +42,14 @@ export const fmt = (v: Version): string => `${v.major}.${v.minor}.${v.patch}`;
 export const fmtMinor = (v: Version): string => `${v.major}.${v.minor}`;
 export const fmtData = (d: DataVersion): string => `${fmt(d.version)}/${d.storage}`;
 
-/** Orders x.y.z versions (no pre-release: tryParseVersion takes none), as semver does. */
+/** Orders x.y.z versions: -1, 0 or 1. */
 export function compare(a: Version, b: Version): number {
-  return Math.sign(a.major - b.major || a.minor - b.minor || a.patch - b.patch);
+  return semverCompare(fmt(a), fmt(b));
 }
 
+/** Orders the minor releases of two versions, whatever their patch. */
 export function compareMinor(a: Version, b: Version): number {
-  return a.major - b.major || a.minor - b.minor;
+  return semverCompare(`${fmtMinor(a)}.0`, `${fmtMinor(b)}.0`);
 }
 
 export const sameMinor = (a: Version, b: Version): boolean => compareMinor(a, b) === 0;
@@ -50,7 +57,7 @@ export const sameMinor = (a: Version, b: Version): boolean => compareMinor(a, b)
 /** The minor release that follows v's. etcd 2.3 was the last 2.x; 3.0 came next. */
 export function nextMinor(v: Version): Version {
   if (v.major === 2 && v.minor >= 3) return { major: 3, minor: 0, patch: 0 };
-  return { major: v.major, minor: v.minor + 1, patch: 0 };
+  return tryParseVersion(semverInc(fmt(v), 'minor')!)!;
 }
 
 /** The minor release before v's, or undefined below 2.0. */

@@ -1,5 +1,6 @@
 // The backup dir: write a verified backup of a data dir, apply retention, and put a backup back.
 import { promises as fs } from 'node:fs';
+import fse from 'fs-extra';
 import path from 'node:path';
 import { IntegrityError, UsageError } from '../errors.ts';
 import { fsyncDir } from '../fsx.ts';
@@ -44,18 +45,14 @@ export async function readKeyFile(file: string): Promise<Buffer> {
   return keyFromFileBytes(bytes, file);
 }
 
-/** Creates the backup dir (and missing parents) owner-only. */
-export async function ensureDir(dir: string): Promise<void> {
-  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-}
-
 /**
  * Archives `<dataDir>/member` into `<dir>/<name>.part`, reads the whole file back (decrypting,
  * decompressing, hashing every file) and compares it with what was read from the data dir; only
  * then renames it to its final name.
  */
 export async function createBackup(dataDir: string, v: DataVersion, b: BackupDir, now = new Date()): Promise<Backup> {
-  await ensureDir(b.dir);
+  // The backup dir and any missing parent, owner-only.
+  await fse.ensureDir(b.dir, { mode: 0o700 });
   const file = path.join(b.dir, backupName(b.id, now, v, !!b.key));
   const part = file + PART_SUFFIX;
   try {

@@ -1,11 +1,16 @@
 // The command lines of `etcd-migrate backup` and `etcd-migrate restore`. The default command (the
 // migration) is parsed by ../args.ts; these reuse its option descriptions where they mean the same.
 import yargs, { type Options } from 'yargs';
-import { num, OPTIONS, str } from '../args.ts';
+import { num, refuseUnknown, str, yargsOptions } from '../args.ts';
 import { UsageError } from '../errors.ts';
 import type { Flags } from '../options.ts';
 
+import { OPTIONS } from '../option-table.ts';
 import { isCommand, type Command } from './names.ts';
+
+// The main command's table entries, as yargs takes them (the table's defaults are text, not values),
+// without the main help's groups.
+const MAIN = Object.fromEntries(Object.entries(yargsOptions(OPTIONS)).map(([k, { group: _, ...o }]) => [k, o]));
 
 const TLS = {
   'endpoints': { type: 'string', describe: 'snapshot this live etcd (one client URL) instead of an offline data dir' },
@@ -15,10 +20,10 @@ const TLS = {
 } as const satisfies Record<string, Options>;
 
 const TEMP_ETCD = {
-  'bin-dir': OPTIONS['bin-dir'],
-  'port': OPTIONS.port,
-  'peer-port': OPTIONS['peer-port'],
-  'etcd-server-extra-args': OPTIONS['etcd-server-extra-args'],
+  'bin-dir': MAIN['bin-dir']!,
+  'port': MAIN['port']!,
+  'peer-port': MAIN['peer-port']!,
+  'etcd-server-extra-args': MAIN['etcd-server-extra-args']!,
   'backup-encryption-key-file': { type: 'string', describe: 'encrypt / decrypt with the key in this file (AES-256-GCM) [env BACKUP_ENCRYPTION_KEY_FILE]' },
 } as const satisfies Record<string, Options>;
 
@@ -31,11 +36,11 @@ const BACKUP = {
 const RESTORE = {
   'data-dir': { type: 'string', describe: 'the data dir to create; missing or empty [env DATA_DIRECTORY]' },
   'target-version': { type: 'string', describe: 'the etcd version x.y.z the data dir is for (its tool restores the snapshot) [env TARGET_VERSION]; a backup archive records its own' },
-  'name': OPTIONS.name,
-  'initial-cluster': OPTIONS['initial-cluster'],
-  'initial-advertise-peer-urls': OPTIONS['initial-advertise-peer-urls'],
-  'listen-peer-urls': OPTIONS['listen-peer-urls'],
-  'initial-cluster-token': OPTIONS['initial-cluster-token'],
+  'name': MAIN['name']!,
+  'initial-cluster': MAIN['initial-cluster']!,
+  'initial-advertise-peer-urls': MAIN['initial-advertise-peer-urls']!,
+  'listen-peer-urls': MAIN['listen-peer-urls']!,
+  'initial-cluster-token': MAIN['initial-cluster-token']!,
   'skip-hash-check': { type: 'boolean', describe: 'accept a raw copy of member/snap/db, which has no sha256 appended by etcd' },
   ...TEMP_ETCD,
 } as const satisfies Record<string, Options>;
@@ -51,6 +56,17 @@ export interface CommandFlags extends Flags {
   skipHashCheck?: boolean;
 }
 
+const EXAMPLES: Record<Command, ReadonlyArray<[string, string]>> = {
+  backup: [
+    ['$0 backup /backups/etcd.db --data-dir /var/etcd/data', 'a snapshot of an offline data dir (no etcd running on it)'],
+    ['$0 backup /backups/etcd.db --endpoints https://10.0.0.1:2379 --cacert ca.crt --cert c.crt --key c.key',
+      'a snapshot of a live member over TLS'],
+  ],
+  restore: [
+    ['$0 restore /backups/etcd.db --data-dir /var/etcd/data --target-version 3.5.30', 'a lone member from a snapshot'],
+  ],
+};
+
 export function parseCommand(argv: readonly string[]): CommandFlags {
   const command = argv[0];
   if (!isCommand(command)) throw new UsageError(`unknown command "${command}"`);
@@ -62,18 +78,17 @@ export function parseCommand(argv: readonly string[]): CommandFlags {
     .scriptName('etcd-migrate')
     .usage(usage)
     .options(options)
+    .example([...EXAMPLES[command]])
     .parserConfiguration({ 'camel-case-expansion': true, 'duplicate-arguments-array': false, 'strip-aliased': true })
     .version(false)
     .help()
+    .alias('help', 'h')
     .exitProcess(false)
     .fail((msg, err) => {
       throw new UsageError(`${err?.message ?? msg}; see etcd-migrate ${command} --help`);
     })
     .parseSync();
-  const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-  const known = new Set(['_', '$0', 'help', 'h', ...Object.keys(options)]);
-  const unknown = Object.keys(a).map(kebab).find((k) => !known.has(k));
-  if (unknown) throw new UsageError(`unknown flag --${unknown} for ${command}; see etcd-migrate ${command} --help`);
+  refuseUnknown(a, ['help', ...Object.keys(options)], `etcd-migrate ${command} --help`, ` for ${command}`);
   const help = a.help === true || argv.includes('--help') || argv.includes('-h');
   if (a._.length > 1) throw new UsageError(`unexpected argument "${String(a._[1])}"; ${command} takes one file`);
   const file = a._[0] === undefined ? undefined : String(a._[0]);

@@ -6,6 +6,7 @@
 //   version.txt it recorded.
 // Both go through the work area and the journaled swap, so a failure leaves the dir as it was.
 import { promises as fs } from 'node:fs';
+import fse from 'fs-extra';
 import path from 'node:path';
 import { decryptFile, readArchiveFile, sniff } from '../backup/file.ts';
 import { readKeyFile } from '../backup/store.ts';
@@ -40,7 +41,7 @@ export async function restoreCommand(f: CommandFlags, io: CommandIO): Promise<vo
 
   const created = state.kind === 'missing';
   if (created) {
-    await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
+    await fse.ensureDir(dataDir, { mode: 0o700 });
     await fsyncDir(path.dirname(path.resolve(dataDir)));
   }
   const lock = await acquireLock(dataDir);
@@ -67,7 +68,7 @@ export async function restoreCommand(f: CommandFlags, io: CommandIO): Promise<vo
     throw e;
   } finally {
     await lock.release();
-    if (!ok && created) await fs.rm(dataDir, { recursive: true, force: true });
+    if (!ok && created) await fse.remove(dataDir);
   }
 }
 

@@ -37,12 +37,24 @@ export async function clusterVersion(endpoint: string, tls?: ClientTls): Promise
   return (await versions(endpoint, tls))?.cluster;
 }
 
-/** /version: the member's own server version and the cluster version ("not_decided" gives undefined). */
-export async function versions(endpoint: string, tls?: ClientTls): Promise<{ server: string; cluster: Version | undefined } | undefined> {
+export interface Versions {
+  server: string;
+  /** The cluster version; undefined until decided ("not_decided"). */
+  cluster: Version | undefined;
+  /** The storage version (3.6+, `meta/storageVersion`); undefined before 3.6 or before it is written. */
+  storage: Version | undefined;
+}
+
+/** /version: the member's own server version, the cluster version and (3.6+) the storage version. */
+export async function versions(endpoint: string, tls?: ClientTls): Promise<Versions | undefined> {
   const r = await request(endpoint, 'GET', '/version', undefined, 2000, tls);
   if (r.status !== 200) return undefined;
-  const j = JSON.parse(r.body) as { etcdserver?: string; etcdcluster?: string };
-  return { server: j.etcdserver ?? '', cluster: j.etcdcluster ? tryParseVersion(j.etcdcluster) : undefined };
+  const j = JSON.parse(r.body) as { etcdserver?: string; etcdcluster?: string; storage?: string };
+  return {
+    server: j.etcdserver ?? '',
+    cluster: j.etcdcluster ? tryParseVersion(j.etcdcluster) : undefined,
+    storage: j.storage ? tryParseVersion(j.storage) : undefined,
+  };
 }
 
 /**

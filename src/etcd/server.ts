@@ -43,6 +43,7 @@ export interface StartOptions {
   flags?: readonly string[];
 }
 
+const V3_6: Version = { major: 3, minor: 6, patch: 0 };
 const POLL_MS = 5;
 /** A cluster member may wait minutes for its peers: poll gently, and say what it waits for. */
 const CLUSTER_POLL_MS = 50;
@@ -145,6 +146,7 @@ export class TempEtcd {
           this.answeredAt ??= Date.now();
           seen.server = v.server;
           seen.cluster = v.cluster;
+          seen.storage = v.storage;
           // etcd 2.x has no v3 member list; its probe write needs the quorum all the same.
           if (cluster && version.major >= 3) seen.joined = await isJoined(this.endpoint, version, member.name, this.endpoint, tls);
         }
@@ -311,7 +313,10 @@ export function etcdArgs(o: StartOptions): string[] {
   // 3.4+ serve v2 only with --enable-v2; 3.3 serves it by default but has the flag, so it is given
   // there too: an ETCD_ENABLE_V2=false in the pod's environment must not turn it off (a flag given
   // drops its variable, see env.ts). 3.0-3.2 have no such flag and always serve v2.
-  if ((o.storage === 'etcd2' || o.v2) && compareMinor(o.version, { major: 3, minor: 3, patch: 0 }) >= 0) args.push('--enable-v2=true');
+  const v2 = o.storage === 'etcd2' || o.v2;
+  if (v2 && compareMinor(o.version, { major: 3, minor: 3, patch: 0 }) >= 0 && compareMinor(o.version, V3_6) < 0) {
+    args.push('--enable-v2=true');
+  }
   return [...args, ...(o.flags ?? []), ...m.extraArgs];
 }
 

@@ -25,7 +25,12 @@ const TABLE = (() => {
 
 /** CRC-32C (Castagnoli), as Go's crc32.Update(0, crc32.MakeTable(crc32.Castagnoli), b). */
 export function crc32c(b: Uint8Array): number {
-  let c = 0xffffffff;
+  return crc32cUpdate(0, b);
+}
+
+/** CRC-32C continued from `crc` over `b`, as Go's crc32.Update(crc, castagnoli, b): the WAL chains its records so. */
+export function crc32cUpdate(crc: number, b: Uint8Array): number {
+  let c = (crc ^ 0xffffffff) >>> 0;
   for (let i = 0; i < b.length; i++) c = TABLE[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }

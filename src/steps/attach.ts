@@ -13,21 +13,28 @@ import { attachTtls } from '../convert/leases.ts';
 import { readPendingTtls } from '../convert/pending.ts';
 import { dbIdentity, readDbKeyspace, type DbKeyspace } from '../convert/v3db.ts';
 import { withGrpc } from '../etcd/grpc.ts';
+import { SEAL_FLAGS, waitSealed } from '../etcd/seal.ts';
 import { withTempEtcd } from '../etcd/server.ts';
 import { removeFileDurably } from '../fsx.ts';
 import { seconds } from '../log.ts';
 import type { Step } from '../plan.ts';
 import { pendingTtlsFile } from '../workdir.ts';
 import type { StepContext, StepReport, ToolNeed } from './context.ts';
+import { sealIfNeeded } from './seal.ts';
+import { seals } from './upgrade.ts';
 
 type AttachStep = Extract<Step, { kind: 'attach-ttls' }>;
 
 export const mode = 'in-place';
 
-export const needs = (s: AttachStep): ToolNeed[] => [{ tool: 'etcd', version: s.to.version }];
+export const needs = (s: AttachStep): ToolNeed[] => [
+  { tool: 'etcd', version: s.to.version },
+  ...(s.sealWith ? [{ tool: 'etcd' as const, version: s.sealWith }] : []),
+];
 
 export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> {
   const v = s.to.version;
+  if (s.sealWith) await sealIfNeeded(s, s.sealWith, ctx);
   const file = pendingTtlsFile(ctx.dataDir);
   const pending = await readPendingTtls(file);
   const txn = txnLimits(v);
@@ -48,7 +55,7 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
   let startMs = 0;
   const r = await withTempEtcd({
     bin: binPath(ctx.binDir, 'etcd', v), version: v, dataDir: ctx.dataDir, member: ctx.member, storage: 'etcd3',
-    env: ctx.env, timeoutMs: ctx.stepTimeoutMs, flags: txn.flags,
+    env: ctx.env, timeoutMs: ctx.stepTimeoutMs, flags: seals(v) ? [...txn.flags, ...SEAL_FLAGS] : txn.flags,
     // As an upgrade step waits (from the minor below, this start is the upgrade to the target).
     clusterAtLeast: clusterVersionNeeded(s, ctx.target.version, isCluster(ctx.member.initialCluster)), log: ctx.log,
   }, (e) => {
@@ -60,7 +67,12 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
     // etcd's minimum lease TTL: 1.5 election timeouts, whole seconds (the rollback's etcd: 0.1 s).
     const minTtl = target ? Math.max(1, Math.ceil((1.5 * ctx.targetElectionTimeoutMs) / 1000)) : 1;
     const electionWaitMs = target ? ctx.targetElectionTimeoutMs : 0;
-    return withGrpc(e.endpoint, (g) => attachTtls(g, pending, { opsPerTxn: txn.ops, extendMs, minTtl, electionWaitMs, offline }), ctx.member.clientTls);
+    const attach = { opsPerTxn: txn.ops, extendMs, minTtl, electionWaitMs, offline };
+    return withGrpc(e.endpoint, async (g) => {
+      // Sealed before the grants, whose timing counts.
+      if (seals(v)) await waitSealed(e, ctx.dataDir, ctx.stepTimeoutMs);
+      return attachTtls(g, pending, attach);
+    }, ctx.member.clientTls);
   });
   await removeFileDurably(file);
   return {

@@ -1,5 +1,6 @@
 // Rebuilding steps work on copies: the live member dir is read, never run or written.
 import { constants, promises as fs } from 'node:fs';
+import fse from 'fs-extra';
 import path from 'node:path';
 import { workDir } from '../workdir.ts';
 import type { StepContext } from './context.ts';
@@ -39,6 +40,6 @@ export async function linkMemberDir(from: string, to: string, writable: readonly
 /** A scratch dir of the step's own in the work area; it goes with the work area. */
 export async function scratchDir(ctx: StepContext, name: string): Promise<string> {
   const dir = path.join(workDir(ctx.dataDir), name);
-  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  await fse.ensureDir(dir, { mode: 0o700 });
   return dir;
 }

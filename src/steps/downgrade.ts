@@ -11,6 +11,7 @@
 // member and cluster IDs (restore makes a new cluster), lease TTLs restart at their full length,
 // the raft log starts afresh, and a v2 store (left over from a v2 -> v3 conversion) is dropped.
 import { constants, promises as fs } from 'node:fs';
+import fse from 'fs-extra';
 import path from 'node:path';
 import { binPath } from '../bundle.ts';
 import { StepError, UsageError } from '../errors.ts';
@@ -68,7 +69,7 @@ export async function run(s: DowngradeStep, ctx: StepContext): Promise<StepRepor
     await saveSnapshot({ binDir: ctx.binDir, version: s.snapshotWith, endpoint, file: snapshot, env, tls: etcdctlTls(ctx.member.clientTls) });
     return facts;
   });
-  await fs.rm(copy, { recursive: true, force: true });
+  await fse.remove(copy);
   const file = await checkSnapshotFile(snapshot).catch((e: Error) => { throw new StepError(`the snapshot etcd ${fmt(s.snapshotWith)} saved is not usable: ${e.message}`); });
   const status = await snapshotStatus(ctx.binDir, s.to.version, snapshot, ctx.env);
   if (status.revision !== source.revision) {

@@ -5,6 +5,8 @@ import type { Options } from '../options.ts';
 import type { MemberSizes } from '../backup/space.ts';
 import * as attach from './attach.ts';
 import * as downgrade from './downgrade.ts';
+import * as dropV2 from './drop-v2.ts';
+import * as etcdDowngrade from './etcd-downgrade.ts';
 import * as upgrade from './upgrade.ts';
 import * as v2tov3 from './v2tov3.ts';
 import * as v3tov2 from './v3tov2.ts';
@@ -38,6 +40,8 @@ const RUNNERS: Runners = {
   'v2-to-v3': v2tov3,
   'v3-to-v2': v3tov2,
   downgrade,
+  'etcd-downgrade': etcdDowngrade,
+  'drop-v2': dropV2,
   'attach-ttls': attach,
 };
 

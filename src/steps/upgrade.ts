@@ -2,18 +2,29 @@
 // peers, see cluster.ts) and a write commits, then stop it.
 import { binPath } from '../bundle.ts';
 import { clusterVersionNeeded, isCluster } from '../cluster.ts';
-import { runTempEtcd } from '../etcd/server.ts';
+import { SEAL_FLAGS, waitSealed } from '../etcd/seal.ts';
+import { withTempEtcd } from '../etcd/server.ts';
+import type { Version } from '../version.ts';
 import type { Step } from '../plan.ts';
 import type { StepContext, ToolNeed } from './context.ts';
+import { sealIfNeeded } from './seal.ts';
 
 type UpgradeStep = Extract<Step, { kind: 'upgrade' | 'patch' }>;
 
 export const mode = 'in-place';
 
-export const needs = (s: UpgradeStep): ToolNeed[] => [{ tool: 'etcd', version: s.to.version }];
+export const needs = (s: UpgradeStep): ToolNeed[] => [
+  { tool: 'etcd', version: s.to.version },
+  ...(s.kind === 'upgrade' && s.sealWith ? [{ tool: 'etcd' as const, version: s.sealWith }] : []),
+];
+
+/** 3.6 is the minor that must leave no 3.5 v2 request after its last snapshot (etcd/seal.ts). */
+export const seals = (v: Version): boolean => v.major === 3 && v.minor === 6;
 
 export async function run(s: UpgradeStep, ctx: StepContext): Promise<void> {
-  await runTempEtcd({
+  const seal = seals(s.to.version);
+  if (s.kind === 'upgrade' && s.sealWith) await sealIfNeeded(s, s.sealWith, ctx);
+  await withTempEtcd({
     bin: binPath(ctx.binDir, 'etcd', s.to.version),
     version: s.to.version,
     dataDir: ctx.dataDir,
@@ -23,5 +34,8 @@ export async function run(s: UpgradeStep, ctx: StepContext): Promise<void> {
     timeoutMs: ctx.stepTimeoutMs,
     clusterAtLeast: clusterVersionNeeded(s, ctx.target.version, isCluster(ctx.member.initialCluster)),
     log: ctx.log,
+    flags: seal ? SEAL_FLAGS : undefined,
+  }, async (etcd) => {
+    if (seal) await waitSealed(etcd, ctx.dataDir, ctx.stepTimeoutMs);
   });
 }

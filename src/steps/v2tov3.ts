@@ -22,6 +22,7 @@
 //     TTL again whenever it starts, so a lease granted here would gain the time until the target
 //     etcd starts.
 import { promises as fs } from 'node:fs';
+import fse from 'fs-extra';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { binPath } from '../bundle.ts';
@@ -74,7 +75,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   // snapshots, which migrate only reads, as hard links.
   const scratch = await scratchDir(ctx, 'v2-to-v3');
   const source = path.join(scratch, 'source');
-  await fs.mkdir(source, { recursive: true, mode: 0o700 });
+  await fse.ensureDir(source, { mode: 0o700 });
   await linkMemberDir(path.join(ctx.dataDir, 'member'), path.join(source, 'member'), [path.join('snap', 'db')]);
   const copied = since();
   const files: TransformerFiles = { ttlFile: path.join(scratch, 'ttl-keys.tsv'), summaryFile: path.join(scratch, 'summary.json'), sortDir: scratch };
@@ -120,7 +121,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
     return false;
   });
   await fs.rename(path.join(restored, 'member'), ctx.newMember);
-  await fs.rm(source, { recursive: true, force: true });
+  await fse.remove(source);
   const identity = same ? await dbIdentity(path.join(ctx.newMember, 'snap', 'db')) : undefined;
   ctx.checkedDb = identity ? { keyspace: checked, identity } : undefined;
   ctx.log(`${offlineTool(v)} ${fmt(v)} snapshot restore of that db, beside the check: a new member dir with a fresh WAL and an empty v2 store, ${since()} after the check; `

@@ -16,10 +16,13 @@ describe('versions/releases.tsv', () => {
     expect(new Set(rows.map((r) => r.version)).size).toBe(rows.length);
   });
 
-  it('the default release set "3.4 3.5 3.6" is the newest patch of each minor listed', async () => {
+  it('the Dockerfile default release set "3.4 3.5 3.6 3.7" is the newest patch of each minor listed', async () => {
     const rows = parseReleases(await fs.readFile(path.join(REPO, 'versions/releases.tsv'), 'utf8'));
-    const picked = selectVersions(rows.map((r) => r.version), ['3.4', '3.5', '3.6']);
-    expect(picked).toHaveLength(3);
+    const dockerfile = await fs.readFile(path.join(REPO, 'image/Dockerfile'), 'utf8');
+    const wanted = /^ARG ETCD_VERSIONS="([^"]*)"$/m.exec(dockerfile)?.[1]?.split(' ');
+    expect(wanted).toEqual(['3.4', '3.5', '3.6', '3.7']);
+    const picked = selectVersions(rows.map((r) => r.version), wanted!);
+    expect(picked).toHaveLength(4);
     for (const v of picked) {
       const minor = v.split('.').slice(0, 2).join('.');
       const patches = rows.filter((r) => r.version.startsWith(`${minor}.`)).map((r) => Number(r.version.split('.')[2]));

@@ -210,8 +210,8 @@ describe('attach-ttls at the end of the chain', () => {
     await fs.writeFile(path.join(dir, PENDING), '#etcd-migrate pending TTLs v1\t0\t0\t0000000000000000\t0000000000000000\n');
     const r = await runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--dry-run']);
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/1\. attach TTLs 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: start etcd 3\.5\.30 \(the upgrade to it\) and give every key/);
-    expect(r.stderr).not.toMatch(/2\. /);
+    expect(r.stdout).toMatch(/1\. attach TTLs 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: start etcd 3\.5\.30 \(the upgrade to it\) and give every key/);
+    expect(r.stdout).not.toMatch(/2\. /);
   });
 });
 

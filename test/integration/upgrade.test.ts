@@ -69,8 +69,8 @@ describe('upgrade 3.3.25/etcd3 -> 3.5.30/etcd3 with real etcd', () => {
     const r = await runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--dry-run',
       '--port', String(await freePort()), '--peer-port', String(await freePort()), '--', '--name', NAME]);
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stderr).toContain('1. upgrade 3.3.25/etcd3 -> 3.4.23/etcd3');
-    expect(r.stderr).toContain('2. upgrade 3.4.23/etcd3 -> 3.5.30/etcd3');
+    expect(r.stdout).toContain('1. upgrade 3.3.25/etcd3 -> 3.4.23/etcd3');
+    expect(r.stdout).toContain('2. upgrade 3.4.23/etcd3 -> 3.5.30/etcd3');
     expect(await treeSnapshot(dir)).toEqual(before);
   });
 

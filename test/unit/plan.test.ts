@@ -1,6 +1,6 @@
 // The planner over a table of (current, target, bundled): no I/O, every case a row.
 import { describe, expect, it } from 'vitest';
-import { PlanError, describe as describeStep, plan, type Step } from '../../src/plan.ts';
+import { PlanError, describe as describeStep, plan, planNotes, type Step } from '../../src/plan.ts';
 import { fmt, fmtData, parseVersion, parseVersionFile, type DataVersion } from '../../src/version.ts';
 
 const d = (s: string): DataVersion => parseVersionFile(s);
@@ -8,12 +8,16 @@ const bundle = (...vs: string[]) => vs.map((v) => parseVersion(v));
 const HERE = bundle('3.3.25', '3.4.23', '3.5.16', '3.5.30');
 const K8S_2017 = bundle('2.2.1', '2.3.7', '3.0.17', '3.1.12', '3.2.24');
 const K8S_2025 = bundle('3.4.18', '3.5.21', '3.5.26', '3.6.4');
+/** What make etcd-bin installs: Debian's builds and the Go module builds of 3.5.36, 3.6.17 and 3.7.3. */
+const NOW = bundle('3.3.25', '3.4.23', '3.5.16', '3.5.30', '3.5.36', '3.6.17', '3.7.3');
 
 /** A step as a short string: kind from -> to (+ the tool version where it differs). */
 const show = (s: Step): string => {
   const extra = s.kind === 'v3-to-v2' ? ` read ${fmt(s.read)}` : s.kind === 'downgrade' ? ` snapshot ${fmt(s.snapshotWith)}`
-    : s.kind === 'attach-ttls' && s.then !== 'target' ? ` then ${s.then}` : '';
-  return `${s.kind} ${fmtData(s.from)} -> ${fmtData(s.to)}${extra}`;
+    : s.kind === 'etcd-downgrade' ? ` enable ${fmt(s.enableWith)}`
+      : s.kind === 'attach-ttls' && s.then !== 'target' ? ` then ${s.then}` : '';
+  const seal = (s.kind === 'upgrade' || s.kind === 'attach-ttls') && s.sealWith ? ` seal ${fmt(s.sealWith)}` : '';
+  return `${s.kind} ${fmtData(s.from)} -> ${fmtData(s.to)}${extra}${seal}`;
 };
 
 const ok: Array<[string, string | undefined, string, ReturnType<typeof bundle>, string[]]> = [
@@ -57,6 +61,22 @@ const ok: Array<[string, string | undefined, string, ReturnType<typeof bundle>, 
     ['downgrade 3.5.21/etcd3 -> 3.4.23/etcd3 snapshot 3.5.30']],
   ['3.6 needs 3.5.26+ first: patch step inserted', '3.5.21/etcd3', '3.6.4/etcd3', K8S_2025,
     ['patch 3.5.21/etcd3 -> 3.5.26/etcd3', 'upgrade 3.5.26/etcd3 -> 3.6.4/etcd3']],
+  ['3.6 after the newest bundled 3.5, even from a 3.5.26+', '3.5.30/etcd3', '3.6.17/etcd3', NOW,
+    ['patch 3.5.30/etcd3 -> 3.5.36/etcd3', 'upgrade 3.5.36/etcd3 -> 3.6.17/etcd3']],
+  ['3.5 -> 3.7: newest 3.5, then 3.6, then 3.7', '3.5.16/etcd3', '3.7.3/etcd3', NOW,
+    ['patch 3.5.16/etcd3 -> 3.5.36/etcd3', 'upgrade 3.5.36/etcd3 -> 3.6.17/etcd3', 'upgrade 3.6.17/etcd3 -> 3.7.3/etcd3 seal 3.6.17']],
+  ['3.3 -> 3.7, one minor at a time', '3.3.25/etcd3', '3.7.3/etcd3', NOW,
+    ['upgrade 3.3.25/etcd3 -> 3.4.23/etcd3', 'upgrade 3.4.23/etcd3 -> 3.5.36/etcd3', 'upgrade 3.5.36/etcd3 -> 3.6.17/etcd3',
+      'upgrade 3.6.17/etcd3 -> 3.7.3/etcd3 seal 3.6.17']],
+  ['etcd2 -> 3.7: converted at 3.3, TTLs attached by 3.7', '3.3.25/etcd2', '3.7.3/etcd3', NOW,
+    ['v2-to-v3 3.3.25/etcd2 -> 3.3.25/etcd3', 'upgrade 3.3.25/etcd3 -> 3.4.23/etcd3', 'upgrade 3.4.23/etcd3 -> 3.5.36/etcd3',
+      'upgrade 3.5.36/etcd3 -> 3.6.17/etcd3', 'attach-ttls 3.6.17/etcd3 -> 3.7.3/etcd3 seal 3.6.17']],
+  ['3.7 -> 3.5 with etcd\'s own downgrade', '3.7.3/etcd3', '3.5.30/etcd3', NOW,
+    ['etcd-downgrade 3.7.3/etcd3 -> 3.6.17/etcd3 enable 3.7.3', 'etcd-downgrade 3.6.17/etcd3 -> 3.5.30/etcd3 enable 3.6.17']],
+  ['3.7 -> 3.3: etcd\'s downgrade to 3.5, then snapshots', '3.7.3/etcd3', '3.3.25/etcd3', NOW,
+    ['etcd-downgrade 3.7.3/etcd3 -> 3.6.17/etcd3 enable 3.7.3', 'etcd-downgrade 3.6.17/etcd3 -> 3.5.36/etcd3 enable 3.6.17',
+      'downgrade 3.5.36/etcd3 -> 3.4.23/etcd3 snapshot 3.5.36', 'downgrade 3.4.23/etcd3 -> 3.3.25/etcd3 snapshot 3.4.23']],
+  ['rollback from 3.7 reads with 3.7', '3.7.3/etcd3', '3.3.25/etcd2', NOW, ['v3-to-v2 3.7.3/etcd3 -> 3.3.25/etcd2 read 3.7.3']],
   ['3.4 -> 3.6 goes through the newest 3.5, no extra patch step', '3.4.18/etcd3', '3.6.4/etcd3', K8S_2025,
     ['upgrade 3.4.18/etcd3 -> 3.5.26/etcd3', 'upgrade 3.5.26/etcd3 -> 3.6.4/etcd3']],
 ];
@@ -116,8 +136,9 @@ describe('plan', () => {
     ['target not bundled', '3.4.23/etcd3', '3.5.99/etcd3', HERE, /target version 3\.5\.99 is not bundled \(bundled: 3\.3\.25, 3\.4\.23, 3\.5\.16, 3\.5\.30\)/],
     ['target not bundled, empty dir', undefined, '3.6.0/etcd3', HERE, /target version 3\.6\.0 is not bundled/],
     ['a gap in the bundled minors', '3.3.25/etcd3', '3.5.30/etcd3', bundle('3.3.25', '3.5.30'), /etcd 3\.4 is needed to step from 3\.3 towards 3\.5\.30, one minor at a time, but no 3\.4\.x is bundled/],
-    ['3.6 without a 3.5.26+', '3.5.16/etcd3', '3.6.4/etcd3', bundle('3.5.16', '3.6.4'), /etcd 3\.6 needs 3\.5\.26 or newer first, but the newest bundled 3\.5 is 3\.5\.16/],
-    ['version.txt newer than every bundled, going down', '3.7.1/etcd3', '3.5.30/etcd3', HERE, /etcd 3\.7 is needed to take the snapshot.*no 3\.7\.x is bundled/],
+    ['3.6 without a 3.5.26+', '3.5.16/etcd3', '3.6.4/etcd3', bundle('3.5.16', '3.6.4'), /etcd 3\.6 needs 3\.5 at 3\.5\.26 or newer first, but the newest bundled 3\.5 is 3\.5\.16; bundle etcd 3\.5\.26 or newer \(3\.5\.32 or newer advised\)/],
+    ['3.7 without a 3.6.11+', '3.6.4/etcd3', '3.7.3/etcd3', bundle('3.6.4', '3.7.3'), /etcd 3\.7 needs 3\.6 at 3\.6\.11 or newer first/],
+    ['version.txt newer than every bundled, going down', '3.7.1/etcd3', '3.5.30/etcd3', HERE, /etcd 3\.7 is needed to enable the downgrade.*no 3\.7\.x is bundled/],
     ['downgrade with a minor missing', '3.5.30/etcd3', '3.3.25/etcd3', bundle('3.3.25', '3.5.30'), /etcd 3\.4 is needed to step down from 3\.5/],
     ['etcd3 storage below 3.0 in version.txt', '2.3.7/etcd3', '3.0.17/etcd3', K8S_2017, /version\.txt says 2\.3\.7\/etcd3, but etcd3 storage needs etcd 3\.0 or newer/],
     ['etcd3 target below 3.0', '2.2.1/etcd2', '2.3.7/etcd3', K8S_2017, /the target says 2\.3\.7\/etcd3/],
@@ -139,6 +160,12 @@ describe('plan', () => {
   it.each(refusedPending)('refuses with pending TTLs: %s', (_name, current, target, bundled, message) => {
     expect(() => plan(current ? d(current) : undefined, d(target), bundled, { pendingTtls: true })).toThrow(PlanError);
     expect(() => plan(current ? d(current) : undefined, d(target), bundled, { pendingTtls: true })).toThrow(message);
+  });
+
+  it('notes a 3.5 older than etcd advises before 3.6, and only then', () => {
+    expect(planNotes(plan(d('3.5.26/etcd3'), d('3.6.4/etcd3'), K8S_2025))).toEqual([
+      'etcd 3.5.26 runs before 3.6; etcd\'s upgrade guide advises 3.5.32 or newer: bundle it']);
+    expect(planNotes(plan(d('3.5.16/etcd3'), d('3.7.3/etcd3'), NOW))).toEqual([]);
   });
 
   it('is the same whatever the order of the bundle', () => {
