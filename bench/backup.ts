@@ -65,7 +65,7 @@ try {
   const db = (await fs.stat(path.join(dir, 'member/snap/db'))).size;
   const member = await sizeOf(path.join(dir, 'member'));
   const key = path.join(root, 'key');
-  await fs.writeFile(key, crypto.randomBytes(48).toString('base64'));
+  await fs.writeFile(key, crypto.randomBytes(48).toString('base64'), { mode: 0o600 });
   const out = path.join(root, 'out');
   const reset = () => fs.rm(out, { recursive: true, force: true }).then(() => fs.mkdir(out));
   // Every measurement once per round, round after round: a change in the machine's load (other

@@ -5,6 +5,7 @@ import { helpText, parseArgs, type MainFlags } from './args.ts';
 import { isCommand } from './commands/names.ts';
 import { INTERNAL_ERROR_EXIT, isUserFacing } from './errors.ts';
 import { execTarget } from './exec.ts';
+import { runInterruptHooks } from './interrupt.ts';
 import { stderrLog } from './log.ts';
 import type { Install } from './steps/index.ts';
 import { migrate } from './migrate.ts';
@@ -85,15 +86,24 @@ async function migrateAndExec(
 /** Bad input 2, a failed step 1, anything else is a bug and says so with its own code. */
 export const exitCode = (e: unknown): number => (isUserFacing(e) ? e.exitCode : INTERNAL_ERROR_EXIT);
 
+/** How long an interrupted command may take to remove its files before the process exits. */
+const INTERRUPT_CLEANUP_MS = 20_000;
+
 /** `install`: this program's own files (see main.ts). */
 export async function run(install: Install): Promise<never> {
   // As a container's PID 1, Node gets no default action for SIGTERM: without these handlers a pod
   // deleted mid-migration would wait out its grace period. Exiting stops the temporary etcd (execa
   // kills its children on exit); version.txt and the swap journal make the rerun resume.
+  // A command holding files no one else may see (a plaintext snapshot) removes them first; a second
+  // signal ends the process at once. The handlers stay installed while the removal runs: execa's
+  // signal-exit re-raises a signal that has no other listener, which would end the process first.
+  let stopping = false;
   for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
-    process.once(signal, () => {
+    process.on(signal, () => {
+      if (stopping) process.exit(code);
+      stopping = true;
       stderrLog(`${signal}: stopping; the next run resumes from version.txt`);
-      process.exit(code);
+      void runInterruptHooks(INTERRUPT_CLEANUP_MS).finally(() => process.exit(code));
     });
   }
   let code: number;

@@ -12,6 +12,9 @@ export class StepError extends Error {
   readonly exitCode = 1;
 }
 
+/** The run's backup failed before any change; said as the backup's problem, not a step's. Exit code 1. */
+export class BackupError extends StepError {}
+
 /** A child process failed: the facts about it, for the log line and for tests. */
 export class ProcessError extends StepError {
   readonly command: string;

@@ -39,6 +39,19 @@ export async function fsyncFile(file: string): Promise<void> {
   }
 }
 
+/**
+ * Makes a tree built by others (an extracted archive, a restored snapshot) durable: each directory
+ * after what it holds, so the entries naming the files survive a crash; with `files`, the files too.
+ */
+export async function fsyncTree(root: string, o: { files: boolean }): Promise<void> {
+  for (const e of await fs.readdir(root, { withFileTypes: true })) {
+    const p = path.join(root, e.name);
+    if (e.isDirectory()) await fsyncTree(p, o);
+    else if (o.files && e.isFile()) await fsyncFile(p);
+  }
+  await fsyncDir(root);
+}
+
 /** Removes a file for good: unlink, then fsync its directory. A file already gone is fine. */
 export async function removeFileDurably(file: string): Promise<void> {
   await fs.rm(file, { force: true });

@@ -1,11 +1,13 @@
 // The executor. prepare() reads and checks everything the plan needs and changes nothing; apply()
 // then runs the steps one by one, recording each in version.txt as it completes.
 import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import type { BackupGuard } from './backup/guard.ts';
 import { checkTools, discoverBundled } from './bundle.ts';
 import { checkClusterPlan, clusterNote } from './cluster.ts';
-import { inspectDataDir, writeVersionFile, type DataDirState } from './datadir.ts';
-import { StepError, UsageError, isBug, isUserFacing } from './errors.ts';
+import { inspectDataDir, VERSION_FILE, writeVersionFile, type DataDirState } from './datadir.ts';
+import { readIfExists } from './fsx.ts';
+import { BackupError, StepError, UsageError, isBug, isUserFacing } from './errors.ts';
 import { acquireLock, type Lock } from './lock.ts';
 import { stopLeftoverEtcds } from './stale.ts';
 import { seconds, type Log } from './log.ts';
@@ -122,7 +124,9 @@ async function prepare(opts: Options, rt?: Runtime): Promise<Prepared> {
     await checkPortsFree(opts);
   }
   // Backups: the key, the place and the free space for backups and steps, checked before any change.
-  const backups = !opts.dryRun && machinery ? await machinery.BackupGuard.prepare(opts, steps, rt?.log ?? (() => {})) : undefined;
+  const backups = !opts.dryRun && machinery
+    ? await machinery.BackupGuard.prepare(opts, steps, rt?.log ?? (() => {}), rt?.env)
+    : undefined;
   return { state, current, steps, clientTls, machinery, backups };
 }
 
@@ -179,9 +183,10 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
         return runStep(s, runner, ctx, backedUp);
       });
     } catch (e) {
-      if ((e instanceof UsageError && !(e instanceof StepError)) || isBug(e)) throw e;
+      if ((e instanceof UsageError && !(e instanceof StepError)) || e instanceof BackupError || isBug(e)) throw e;
       const why = isUserFacing(e) ? e.message : `${(e as Error).message}`;
-      throw new StepError(`step ${i + 1}/${steps.length} (${describe(s)}) failed: ${why}; version.txt says ${fmtData(at)}, the last step that completed; fix the cause and rerun to repeat this step`);
+      const after = await afterwards(opts.dataDir, at, backups!.failureNote);
+      throw new StepError(`step ${i + 1}/${steps.length} (${describe(s)}) failed: ${why}; ${after}`);
     }
     at = s.to;
     const detail = report?.detail ? `; ${report.detail}` : '';
@@ -218,6 +223,19 @@ async function runStep(s: Step, runner: Runner<Step>, ctx: StepContext, backedUp
   }
   await swapInNewMember(ctx.dataDir, s.to);
   return report;
+}
+
+/**
+ * The end of a failed run's last line: the version.txt that is there now (a put-back may have
+ * changed it), and what to do.
+ */
+async function afterwards(dataDir: string, lastDone: DataVersion, note: string | undefined): Promise<string> {
+  const text = await readIfExists(path.join(dataDir, VERSION_FILE)).catch(() => undefined);
+  const now = text?.trim();
+  const said = now === fmtData(lastDone)
+    ? `version.txt says ${now}, the last step that completed`
+    : `version.txt says ${now ?? 'nothing (it is missing)'}`;
+  return note ? `${said}; ${note}` : `${said}; fix the cause and rerun to repeat this step`;
 }
 
 /**

@@ -11,6 +11,7 @@ import crypto from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { IntegrityError } from '../errors.ts';
+import { fsyncTree } from '../fsx.ts';
 
 export const ARCHIVE_MAGIC = 'etcd-migrate archive 1\n';
 const READ_CHUNK = 1 << 20;
@@ -149,6 +150,8 @@ export async function readArchive(src: AsyncIterable<Buffer>, target?: string): 
   }
   if (!manifest.entries.some((e) => e.path === 'member' && e.type === 'dir')) throw damaged('it holds no member dir');
   for (const [dir, mode] of dirModes.reverse()) await fs.chmod(dir, mode);
+  // The files were fsynced as they were written; the directories naming them are synced here.
+  if (target) await fsyncTree(path.join(target, 'member'), { files: false });
   return manifest;
 }
 

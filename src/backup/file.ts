@@ -72,16 +72,25 @@ export async function writeArchiveFile(root: string, file: string, header: Archi
 /** Reads an archive file back, checking everything; with `target`, extracts it there. */
 export async function readArchiveFile(file: string, key: Buffer | undefined, target?: string): Promise<Manifest> {
   let manifest: Manifest | undefined;
+  // Whichever stage fails first is the cause; pipeline then destroys the others with its error.
+  let first: 'file' | 'decrypt' | 'zstd' | 'archive' | undefined;
   const sink = async (source: AsyncIterable<Buffer>) => {
-    manifest = await readArchive(source, target);
+    try {
+      manifest = await readArchive(source, target);
+    } catch (e) {
+      first ??= 'archive';
+      throw e;
+    }
   };
+  const file$ = read(file).once('error', () => { first ??= 'file'; });
+  const zstd = zstdDecompress().once('error', () => { first ??= 'zstd'; });
   try {
-    if (key) await pipeline(read(file), decryptStream(key), zstdDecompress(), sink);
-    else await pipeline(read(file), zstdDecompress(), sink);
+    if (key) await pipeline(file$, decryptStream(key).once('error', () => { first ??= 'decrypt'; }), zstd, sink);
+    else await pipeline(file$, zstd, sink);
   } catch (e) {
-    // zlib reports a damaged or cut compressed stream with its own codes.
-    const code = (e as NodeJS.ErrnoException).code ?? '';
-    if (code.startsWith('Z_') || code.startsWith('ERR_ZSTD') || code === 'ERR_BUFFER_TOO_LARGE') {
+    // zstd refuses a damaged or cut stream with codes of its own (ZSTD_error_*, Z_BUF_ERROR, ...):
+    // whatever it raises, the archive is damaged. A read error of the file is not.
+    if (first === 'zstd' && !(e instanceof IntegrityError)) {
       throw new IntegrityError('damaged', `the backup archive is damaged (zstd: ${(e as Error).message})`);
     }
     throw e;

@@ -42,8 +42,9 @@ export type SpaceVerdict =
   | { ok: false; step: number; label: string; what: 'backup' | 'scratch'; need: number; free: number };
 
 /**
- * Walks the steps as the executor runs them: write a backup, delete the ones retention drops,
- * run the step with its scratch space (freed after it). The first shortfall is returned.
+ * Walks the steps as the executor runs them: write a backup, run the step with its scratch space
+ * (freed after it), then delete the backups retention drops (only once the step has run: a step
+ * that refuses keeps the older backups). The first shortfall is returned.
  */
 export function checkSpace(p: SpacePlan): SpaceVerdict {
   let backupUsed = 0;
@@ -53,9 +54,9 @@ export function checkSpace(p: SpacePlan): SpaceVerdict {
     if (s.backup > backupAvail) return { ok: false, step: i, label: s.label, what: 'backup', need: s.backup, free: Math.max(backupAvail, 0) };
     backupUsed += s.backup;
     kept.unshift(s.backup);
-    for (const gone of kept.splice(Math.max(p.keep, 1))) backupUsed -= gone;
     const dataAvail = p.dataFree - (p.sameFs ? backupUsed : 0);
     if (s.scratch > dataAvail) return { ok: false, step: i, label: s.label, what: 'scratch', need: s.scratch, free: Math.max(dataAvail, 0) };
+    for (const gone of kept.splice(Math.max(p.keep, 1))) backupUsed -= gone;
   }
   return { ok: true };
 }

@@ -29,8 +29,17 @@ export interface Backup {
 export async function readKeyFile(file: string): Promise<Buffer> {
   let bytes: Buffer;
   try {
+    const st = await fs.stat(file);
+    // A key others can read protects nothing: refused, as ssh refuses a readable private key.
+    if (st.isFile() && (st.mode & 0o044) !== 0) {
+      const who = st.mode & 0o004 ? 'everyone' : 'its group';
+      const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
+      throw new UsageError(`the backup encryption key file ${file} is readable by ${who} (mode ${mode}); `
+        + `make it the owner's only: chmod 600 ${file} (a Kubernetes Secret volume: defaultMode 0400)`);
+    }
     bytes = await fs.readFile(file);
   } catch (e) {
+    if (e instanceof UsageError) throw e;
     throw new UsageError(`the backup encryption key file ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)}); point --backup-encryption-key-file (BACKUP_ENCRYPTION_KEY_FILE) at a file of 32+ random bytes`);
   }
   return keyFromFileBytes(bytes, file);

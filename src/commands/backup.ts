@@ -4,7 +4,6 @@
 // described: hash, revision, keys, size.
 import { execa } from 'execa';
 import { constants, promises as fs } from 'node:fs';
-import fse from 'fs-extra';
 import { createReadStream } from 'node:fs';
 import crypto from 'node:crypto';
 import path from 'node:path';
@@ -22,17 +21,21 @@ import { memberFacts } from '../etcd/facts.ts';
 import { withTempEtcd } from '../etcd/session.ts';
 import { checkSnapshotFile, saveSnapshot, snapshotStatus, type TlsFlags } from '../etcd/snapshot.ts';
 import { ctlEnv, offlineTool, runTool } from '../etcd/tool.ts';
-import { fsyncDir } from '../fsx.ts';
+import { errno, fsyncDir } from '../fsx.ts';
 import { acquireLock } from '../lock.ts';
 import { DEFAULT_BIN_DIR, ENV, resolveOptions } from '../options.ts';
 import { checkPortsFree } from '../preflight.ts';
-import { findLeftoverEtcds } from '../stale.ts';
+import { onInterrupt } from '../interrupt.ts';
+import { findLeftoverEtcds, stopLeftoverEtcds } from '../stale.ts';
 import { compare, fmt, fmtData, sameMinor, type Version } from '../version.ts';
 import { swapPending } from '../workdir.ts';
 import type { CommandFlags } from './args.ts';
 import type { CommandIO } from './io.ts';
 
 export async function backupCommand(f: CommandFlags, io: CommandIO): Promise<void> {
+  // A snapshot holds every Secret of the cluster: whatever this command and its children create
+  // (the snapshot, etcd's files in the member copy) is the owner's only from the start.
+  process.umask(0o077);
   const out = path.resolve(f.file!);
   const dataDir = f.endpoints ? f.dataDir : (f.dataDir ?? (io.env[ENV.dataDir] || undefined));
   if (f.endpoints && f.dataDir) throw new UsageError('give either --endpoints (a live etcd) or --data-dir (an offline data dir), not both');
@@ -44,8 +47,12 @@ export async function backupCommand(f: CommandFlags, io: CommandIO): Promise<voi
   const key = keyFile ? await readKeyFile(keyFile) : undefined;
   const binDir = f.binDir ?? DEFAULT_BIN_DIR;
 
-  const plain = `${out}.tmp-${process.pid}`;
+  // Every temporary file (the plaintext snapshot, etcdctl's .part, the member copy, the encrypted
+  // file before it is checked) lives in one owner-only dir, removed on failure and on SIGINT/SIGTERM.
   const work = `${out}.work-${process.pid}`;
+  const plain = path.join(work, 'snapshot.db');
+  const unregister = onInterrupt(() => removeWork(work));
+  let placed = false;
   try {
     let version: Version;
     let keys: number | undefined;
@@ -58,6 +65,7 @@ export async function backupCommand(f: CommandFlags, io: CommandIO): Promise<voi
       // The user's ETCDCTL_* apply, except where a flag says otherwise.
       const env = { ...childEnv(io.env, ['--endpoints', ...Object.entries(tls).filter(([, x]) => x).map(([k]) => `--${k}`)], 'ETCDCTL_'), ETCDCTL_API: '3' };
       await checkReachable(binDir, v, endpoint, tls, env);
+      await fs.mkdir(work, { mode: 0o700 });
       await saveSnapshot({ binDir, version: v, endpoint, file: plain, env, tls });
       version = v;
       countLive = (revision) => countAt(binDir, v, endpoint, tls, revision, env);
@@ -70,19 +78,31 @@ export async function backupCommand(f: CommandFlags, io: CommandIO): Promise<voi
     const status = await snapshotStatus(binDir, version, plain, io.env);
     if (countLive) keys = await countLive(status.revision).catch(() => undefined);
     let sha256 = file.sha256;
+    let result = plain;
     if (key) {
-      await encryptFile(plain, out, key);
+      result = path.join(work, 'sealed');
+      await encryptFile(plain, result, key);
+      await fs.rm(plain);
       // Read it back once: the hash of what is on disk, and of what it decrypts to.
       const sealed = crypto.createHash('sha256');
       const back = crypto.createHash('sha256');
       const tap = new Transform({ transform(chunk: Buffer, _e, cb) { sealed.update(chunk); cb(null, chunk); } });
-      await pipeline(createReadStream(out, { highWaterMark: 1 << 20 }), tap, decryptStream(key), async (src: AsyncIterable<Buffer>) => { for await (const b of src) back.update(b); });
-      if (back.digest('hex') !== file.sha256) throw new StepError(`${out} does not decrypt to the snapshot it was made from; it was removed`);
+      const hashAll = async (src: AsyncIterable<Buffer>) => { for await (const b of src) back.update(b); };
+      await pipeline(createReadStream(result, { highWaterMark: 1 << 20 }), tap, decryptStream(key), hashAll);
+      if (back.digest('hex') !== file.sha256) {
+        throw new StepError('the encrypted snapshot does not decrypt to the snapshot it was made from; '
+          + `nothing was written to ${out}`);
+      }
       sha256 = sealed.digest('hex');
-    } else {
-      await fs.rename(plain, out);
-      await fsyncFile(out);
     }
+    await fsyncFile(result);
+    // A hard link, not a rename: it never replaces a file that appeared at `out` meanwhile.
+    await fs.link(result, out).catch((e: unknown) => {
+      if (errno(e) !== 'EEXIST') throw e;
+      throw new UsageError(`${out} appeared while the backup was made; `
+        + 'backups are never overwritten, choose a new file name');
+    });
+    placed = true;
     await fsyncDir(path.dirname(out));
     const size = (await fs.stat(out)).size;
     io.print(`file: ${out}${key ? ' (encrypted, AES-256-GCM)' : ''}`);
@@ -93,12 +113,18 @@ export async function backupCommand(f: CommandFlags, io: CommandIO): Promise<voi
     io.print(`size: ${size} bytes (${human(size)})`);
     io.log(`snapshot saved with etcd ${fmt(version)}'s tools, verified${key ? ', encrypted and decrypted again' : ''}: ${out}`);
   } catch (e) {
-    await fs.rm(out, { force: true }).catch(() => {});
+    if (placed) await fs.rm(out, { force: true }).catch(() => {});
     throw e;
   } finally {
-    await fs.rm(plain, { force: true });
-    await fse.remove(work);
+    await removeWork(work);
+    unregister();
   }
+}
+
+/** Stops an etcd still running on the member copy, then removes every temporary file. */
+async function removeWork(work: string): Promise<void> {
+  await stopLeftoverEtcds(work, () => {});
+  await fs.rm(work, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
 }
 
 /** The newest bundled version with etcdctl and the offline snapshot tool. */
@@ -135,7 +161,7 @@ async function countAt(binDir: string, v: Version, endpoint: string, tls: TlsFla
 }
 
 /**
- * An offline data dir: under its lock, copy the member dir beside the output file, then start the
+ * An offline data dir: under its lock, copy the member dir into the work dir beside the output file, then start the
  * data's own minor on the copy with --force-new-cluster (the copy may come from a member of a
  * larger cluster; the live dir is never opened by etcd) and save a snapshot from it.
  */
@@ -157,6 +183,7 @@ async function snapshotOffline(f: CommandFlags, dataDir: string, binDir: string,
   const member = { name: opts.name, initialCluster: `${opts.name}=${peer}`, listenPeerUrls: peer, initialAdvertisePeerUrls: peer, port: opts.port, extraArgs: [...opts.extraArgs, '--force-new-cluster'] };
   await checkPortsFree({ ...opts, listenPeerUrls: peer });
 
+  const copy = path.join(work, 'copy');
   const lock = await acquireLock(dataDir);
   try {
     // A running etcd keeps writing its WAL: a copy of it could be torn. (One in another PID
@@ -164,11 +191,17 @@ async function snapshotOffline(f: CommandFlags, dataDir: string, binDir: string,
     const running = (await findLeftoverEtcds(dataDir)).filter((e) => path.resolve(e.dataDir) === path.resolve(dataDir));
     if (running.length) throw new UsageError(`etcd (pid ${running.map((e) => e.pid).join(', ')}) is running on ${dataDir}; back it up with --endpoints <its client URL>, or stop it first`);
     await fs.mkdir(work, { mode: 0o700 });
-    await fs.cp(path.join(dataDir, 'member'), path.join(work, 'member'), { recursive: true, mode: constants.COPYFILE_FICLONE });
+    await fs.mkdir(copy, { mode: 0o700 });
+    const cp = { recursive: true, mode: constants.COPYFILE_FICLONE };
+    await fs.cp(path.join(dataDir, 'member'), path.join(copy, 'member'), cp);
   } finally {
     await lock.release();
   }
-  const facts = await withTempEtcd({ bin: binPath(binDir, 'etcd', version), version, dataDir: work, member, storage: 'etcd3', env: io.env, timeoutMs: 120_000 }, async (endpoint) => {
+  const start = {
+    bin: binPath(binDir, 'etcd', version), version, dataDir: copy, member,
+    storage: 'etcd3' as const, env: io.env, timeoutMs: 120_000,
+  };
+  const facts = await withTempEtcd(start, async (endpoint) => {
     const got = await memberFacts(endpoint, version, binDir, io.env);
     await saveSnapshot({ binDir, version, endpoint, file, env: ctlEnv(io.env) });
     return got;

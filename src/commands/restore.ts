@@ -17,6 +17,7 @@ import { describeFacts, memberFacts } from '../etcd/facts.ts';
 import { withTempEtcd } from '../etcd/session.ts';
 import { checkSnapshotFile, restoreSnapshot, snapshotStatus } from '../etcd/snapshot.ts';
 import { offlineTool } from '../etcd/tool.ts';
+import { fsyncDir, fsyncTree } from '../fsx.ts';
 import { acquireLock } from '../lock.ts';
 import { ENV, resolveOptions } from '../options.ts';
 import { checkPortsFree } from '../preflight.ts';
@@ -39,7 +40,10 @@ export async function restoreCommand(f: CommandFlags, io: CommandIO): Promise<vo
   const key = kind === 'encrypted' ? await readKeyFile(keyFile!) : undefined;
 
   const created = state.kind === 'missing';
-  if (created) await fse.ensureDir(dataDir, { mode: 0o700 });
+  if (created) {
+    await fse.ensureDir(dataDir, { mode: 0o700 });
+    await fsyncDir(path.dirname(path.resolve(dataDir)));
+  }
   const lock = await acquireLock(dataDir);
   let ok = false;
   try {
@@ -95,6 +99,8 @@ async function fromSnapshot(input: string, f: CommandFlags, io: CommandIO, dataD
   const restored = path.join(workDir(dataDir), 'restored');
   await restoreSnapshot({ binDir: opts.binDir, version: v, file: input, dataDir: restored, member, token: opts.initialClusterToken, env: io.env, skipHashCheck: f.skipHashCheck });
   await fs.rename(path.join(restored, 'member'), fresh);
+  // Whatever etcd's restore synced, the swap relies on every file and directory of the new member dir being durable.
+  await fsyncTree(fresh, { files: true });
   if (opts.initialCluster.includes(',')) {
     io.log(`not started: a member of a ${opts.initialCluster.split(',').length}-member cluster needs its peers; restore the same snapshot on each`);
   } else {

@@ -78,6 +78,8 @@ export class TempEtcd {
   readonly endpoint: string;
   private readonly proc: ResultPromise<{ reject: false; buffer: false; stdin: 'ignore'; all: true }>;
   private readonly tail: string[] = [];
+  /** The line that says why it stopped: a flag error, a panic, a fatal log line (errorLine). */
+  private cause: ErrorLine | undefined;
   private exited: { code?: number; signal?: string } | undefined;
   private readonly done: Promise<void>;
 
@@ -105,6 +107,7 @@ export class TempEtcd {
       partial = lines.pop() ?? '';
       this.tail.push(...lines);
       if (this.tail.length > LOG_LINES) this.tail.splice(0, this.tail.length - LOG_LINES);
+      for (const line of lines) this.noteError(line);
     });
     this.done = this.proc.then((r) => {
       this.exited = { code: r.exitCode, signal: r.signal };
@@ -195,12 +198,59 @@ export class TempEtcd {
     }
   }
 
+  private noteError(line: string): void {
+    const found = errorLine(line);
+    // The first flag error, panic or fatal line is the cause: what follows is the usage text or a
+    // stack trace. Until one comes, the latest error line stands.
+    if (!found || (this.cause && this.cause.kind !== 'error')) return;
+    this.cause = found;
+  }
+
   private failure(message: string): ProcessError {
     const e = this.exited;
     const how = e ? (e.signal ? ` (signal ${e.signal})` : ` (exit code ${e.code})`) : '';
-    const tail = this.tail.filter(Boolean).slice(-5).join('\n  ');
-    return new ProcessError(`${message}${how}${tail ? `; its last lines:\n  ${tail}` : ''}`, { command: this.opts.bin, exitCode: e?.code, signal: e?.signal, output: this.tail.join('\n') });
+    const said = e && this.cause ? `; etcd said: ${this.cause.text}` : '';
+    // After a flag error etcd prints only its usage text: nothing more to show.
+    const tail = this.cause?.kind === 'flag' && e ? '' : this.tail.filter(Boolean).slice(-5).join('\n  ');
+    const facts = { command: this.opts.bin, exitCode: e?.code, signal: e?.signal, output: this.tail.join('\n') };
+    return new ProcessError(`${message}${how}${said}${tail ? `; its last lines:\n  ${tail}` : ''}`, facts);
   }
+}
+
+interface ErrorLine {
+  kind: 'flag' | 'panic' | 'fatal' | 'error';
+  text: string;
+}
+
+const MAX_ERROR_CHARS = 500;
+/** Go's flag package: the line it prints before the usage text. */
+const FLAG_ERRORS = [
+  'flag provided but not defined', 'invalid value', 'invalid argument', 'bad flag syntax', 'flag needs an argument',
+];
+const FLAG_ERROR = new RegExp(`^(${FLAG_ERRORS.join('|')})`);
+
+/**
+ * A line of etcd's output that says why it failed: Go's flag errors (then the usage text follows),
+ * a panic (then its stack trace), a critical or fatal log line (capnslog's `C |` up to 3.4, zap's
+ * JSON from 3.5), or an error line.
+ */
+export function errorLine(line: string): ErrorLine | undefined {
+  const text = line.trim();
+  const cut = (t: string) => t.length > MAX_ERROR_CHARS ? `${t.slice(0, MAX_ERROR_CHARS)}...` : t;
+  if (FLAG_ERROR.test(text)) return { kind: 'flag', text: cut(text) };
+  if (/^panic: /.test(text)) return { kind: 'panic', text: cut(text) };
+  const capns = /^\S+ \S+ ([CEF]) \| (.*)$/.exec(text);
+  if (capns) return { kind: capns[1] === 'E' ? 'error' : 'fatal', text: cut(capns[2]!) };
+  if (text.startsWith('{') && /"level":"(error|dpanic|panic|fatal)"/.test(text)) {
+    try {
+      const j = JSON.parse(text) as { level: string; msg?: string; error?: string };
+      const said = `${j.msg ?? ''}${j.error ? `: ${j.error}` : ''}`;
+      return { kind: j.level === 'error' ? 'error' : 'fatal', text: cut(said) };
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
 }
 
 export async function runTempEtcd(opts: StartOptions): Promise<void> {

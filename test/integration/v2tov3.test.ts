@@ -8,6 +8,7 @@ import { dumpKeys, etcdctl, startEtcd } from '../helpers/etcd.ts';
 import { EMPTY_DIRS, k8sDataSet, writeV2, type DataKey } from '../helpers/k8sdata.ts';
 import { checkTtls, makeV2Data as makeV2DataAs, range } from '../helpers/ttl.ts';
 import { runCli, treeSnapshot } from '../helpers/cli.ts';
+import { backupId } from '../../src/backup/retention.ts';
 import { freePort, tmpDir } from '../helpers/tmp.ts';
 
 beforeAll(requireBinaries);
@@ -146,10 +147,16 @@ describe('etcd2 -> etcd3 with every TTL kept', () => {
     const m = await startEtcd('3.3.25', dir, { name: NAME });
     await etcdctl('3.3.25', m.endpoint, ['put', '/registry/v3-written', 'x']);
     await m.stop();
+    // An older backup of this data dir, and room for one: a refusal writes no backup and deletes none.
+    const older = path.join(`${dir}.backups`, `${backupId(await fs.realpath(dir))}-20200101T000000000Z-3.3.25-etcd2.backup`);
+    await fs.mkdir(path.dirname(older), { mode: 0o700 });
+    await fs.writeFile(older, 'older', { mode: 0o600 });
     const before = await treeSnapshot(dir);
-    const r = await cli(dir, '3.5.30');
+    const r = await cli(dir, '3.5.30', { KEEP_BACKUPS: '1' });
     expect(r.exitCode, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/also holds 1 keys in etcd3 storage.*nothing was changed/);
+    expect(await fs.readdir(path.dirname(older))).toEqual([path.basename(older)]);
+    expect(r.stderr).toMatch(/the step refused before changing anything; its backup \S+ was removed/);
     // The refusal is one line, the last (the run's backup, taken before the step, is logged above it).
     const errors = r.stderr.trim().split('\n').filter((l) => l.startsWith('etcd-migrate: error:'));
     expect(errors).toHaveLength(1);

@@ -7,6 +7,7 @@ import { BIN_DIR, requireBinaries } from '../helpers/env.ts';
 import { startEtcd } from '../helpers/etcd.ts';
 import { k8sDataSet, writeV3, type DataKey } from '../helpers/k8sdata.ts';
 import { runCli, treeSnapshot } from '../helpers/cli.ts';
+import { backupId } from '../../src/backup/retention.ts';
 import { freePort, tmpDir } from '../helpers/tmp.ts';
 
 beforeAll(requireBinaries);
@@ -22,9 +23,9 @@ async function makeV3Data(dir: string, keys: readonly DataKey[]): Promise<void> 
   await fs.writeFile(path.join(dir, 'version.txt'), '3.4.23/etcd3');
 }
 
-async function rollback(dir: string) {
+async function rollback(dir: string, env: Record<string, string> = {}) {
   return runCli(['--data-dir', dir, '--target-version', '3.3.25', '--target-storage', 'etcd2', '--bin-dir', BIN_DIR, '--name', NAME,
-    '--port', String(await freePort()), '--peer-port', String(await freePort())]);
+    '--port', String(await freePort()), '--peer-port', String(await freePort())], env);
 }
 
 interface V2Node { key: string; value?: string; dir?: boolean; expiration?: string; nodes?: V2Node[] }
@@ -93,10 +94,16 @@ describe('rollback etcd3 -> etcd2', () => {
     const keys = k8sDataSet(200);
     keys.splice(100, 0, { key: '/registry/pods/ns-1/proto', value: 'k8s\0\n\x02v1\x12\x03Pod' });
     await makeV3Data(dir, keys);
+    // An older backup of this data dir, and room for one: a refusal writes no backup and deletes none.
+    const older = path.join(`${dir}.backups`, `${backupId(await fs.realpath(dir))}-20200101T000000000Z-3.4.23-etcd3.backup`);
+    await fs.mkdir(path.dirname(older), { mode: 0o700 });
+    await fs.writeFile(older, 'older', { mode: 0o600 });
     const before = await treeSnapshot(dir);
-    const r = await rollback(dir);
+    const r = await rollback(dir, { KEEP_BACKUPS: '1' });
     expect(r.exitCode, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/error: the value of "\/registry\/pods\/ns-1\/proto" is Kubernetes protobuf .*nothing was changed/);
+    expect(await fs.readdir(path.dirname(older))).toEqual([path.basename(older)]);
+    expect(r.stderr).toMatch(/the step refused before changing anything; its backup \S+ was removed/);
     // The refusal is one line, the last (the run's backup, taken before the step, is logged above it).
     const errors = r.stderr.trim().split('\n').filter((l) => l.startsWith('etcd-migrate: error:'));
     expect(errors).toHaveLength(1);

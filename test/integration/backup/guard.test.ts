@@ -14,9 +14,9 @@ beforeAll(requireBinaries);
 
 const NAME = 'm1';
 
-async function cli(dir: string, target: string, extra: string[] = [], binDir = BIN_DIR) {
+async function cli(dir: string, target: string, extra: string[] = [], binDir = BIN_DIR, env: Record<string, string> = {}) {
   return runCli(['--data-dir', dir, '--target-version', target, '--bin-dir', binDir, '--name', NAME,
-    '--port', String(await freePort()), '--peer-port', String(await freePort()), ...extra]);
+    '--port', String(await freePort()), '--peer-port', String(await freePort()), ...extra], env);
 }
 
 describe('the backup before a run\'s first step', () => {
@@ -46,6 +46,10 @@ describe('the backup before a run\'s first step', () => {
     expect(r.stderr.match(/backup of /g)).toHaveLength(1);
     expect(r.stderr).toMatch(/step 1\/2 done .* version\.txt = 3\.4\.23\/etcd3/);
     expect(r.stderr).toContain("restored the data dir from the backup taken before this run's first step: it is as it was then (version.txt = 3.3.25/etcd3)");
+    // The last line names the version.txt the put-back left, not the last step that completed.
+    const last = r.stderr.slice(r.stderr.lastIndexOf('etcd-migrate: error: '));
+    expect(last).toMatch(/; version\.txt says 3\.3\.25\/etcd3; the data dir was put back from the backup taken before the run's first step; fix the cause and rerun to repeat its steps\n?$/);
+    expect(last).not.toContain('3.4.23/etcd3, the last step');
     expect(await treeSnapshot(dir)).toEqual(before);
     expect((await served('3.3.25', dir, NAME)).keys).toEqual(data.keys);
   });
@@ -88,7 +92,7 @@ describe('the backup before a run\'s first step', () => {
     expect(bytes.includes(Buffer.from('etcd-migrate archive'))).toBe(false);
 
     const wrong = path.join(root, 'wrong');
-    await fs.writeFile(wrong, 'w'.repeat(44));
+    await fs.writeFile(wrong, 'w'.repeat(44), { mode: 0o600 });
     const target = path.join(root, 'restored');
     const bad = await runCli(['restore', backup, '--data-dir', target, '--backup-encryption-key-file', wrong]);
     expect(bad.exitCode).toBe(2);
@@ -136,5 +140,68 @@ describe('the backup before a run\'s first step', () => {
     expect(r.stderr).toMatch(/error: not enough free space for step 1 \(downgrade .*\): its backup in .*small\/b needs up to [\d.]+ MiB, [\d.]+ MiB is free/);
     expect(await treeSnapshot(dir)).toEqual(before);
     expect(await fs.readdir(small)).toEqual([]);
+  });
+
+  it('names a backup dir that is a file, or under one, as the backup\'s problem, before any change', async () => {
+    const root = await tmpDir();
+    const dir = path.join(root, 'data');
+    await makeHistoryData('3.4.23', dir, NAME);
+    const file = path.join(root, 'not-a-dir');
+    await fs.writeFile(file, 'x');
+    const before = await treeSnapshot(dir);
+    for (const b of [file, path.join(file, 'backups')]) {
+      const r = await cli(dir, '3.5.30', ['--backup-dir', b]);
+      expect(r.exitCode, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/error: the backup dir .* cannot be made: .*not-a-dir is a file, not a directory; nothing was changed; point --backup-dir \(BACKUP_DIR\) at a directory\n?$/);
+      expect(r.stderr).not.toMatch(/step 1\/1/);
+    }
+    expect(await treeSnapshot(dir)).toEqual(before);
+    expect(await fs.readFile(file, 'utf8')).toBe('x');
+  });
+
+  it('a backup dir that runs out of room while the backup is written: the backup\'s problem, exit 2, nothing changed', async (ctx) => {
+    const root = await tmpDir();
+    const full = path.join(root, 'full');
+    await fs.mkdir(full);
+    // Room in bytes (the space check passes) but no free inode: the backup's first write fails with ENOSPC.
+    const m = await execa('mount', ['-t', 'tmpfs', '-o', 'size=256m,nr_inodes=1', 'tmpfs', full], { reject: false });
+    if (m.exitCode !== 0) ctx.skip(`needs a small file system; mounting a tmpfs is not permitted here (${m.stderr.trim()})`);
+    onCleanup(async () => { await execa('umount', [full], { reject: false }); });
+    const dir = path.join(root, 'data');
+    await makeHistoryData('3.4.23', dir, NAME);
+    const before = await treeSnapshot(dir);
+    const r = await cli(dir, '3.5.30', ['--backup-dir', full]);
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/error: the backup in .*full could not be written: its file system is full \(ENOSPC\); nothing was changed; free space there, put --backup-dir \(BACKUP_DIR\) on another disk, or lower --keep-backups\n?$/);
+    expect(r.stderr).not.toMatch(/step 1\/1|etcd 3\.5\.30/);
+    expect(await treeSnapshot(dir)).toEqual(before);
+    expect(await fs.readdir(full)).toEqual([]);
+  });
+
+  it('in a container, refuses a backup dir on the container\'s own file system when the data dir is a volume (kubeadm\'s layout)', async (ctx) => {
+    const root = await tmpDir();
+    const vol = path.join(root, 'etcd');
+    const other = path.join(root, 'backup-volume');
+    for (const d of [vol, other]) {
+      await fs.mkdir(d);
+      const m = await execa('mount', ['-t', 'tmpfs', '-o', 'size=256m', 'tmpfs', d], { reject: false });
+      if (m.exitCode !== 0) ctx.skip(`needs a volume; mounting a tmpfs is not permitted here (${m.stderr.trim()})`);
+      onCleanup(async () => { await execa('umount', [d], { reject: false }); });
+    }
+    // The data dir is the volume's mount point; the default <data-dir>.backups is on the root file system.
+    const rootDev = (await fs.stat('/')).dev;
+    if ((await fs.stat(root)).dev !== rootDev) ctx.skip('the temp dir is not on the root file system here');
+    await makeHistoryData('3.4.23', vol, NAME);
+    const before = await treeSnapshot(vol);
+    const inPod = { container: 'podman' };
+    const r = await cli(vol, '3.5.30', [], BIN_DIR, inPod);
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/error: the backup dir .*etcd\.backups is on this container's own file system, which vanishes with the container, while the data dir .* is on a volume; nothing was changed; set --backup-dir \(BACKUP_DIR\) to a dir on a persistent volume/);
+    expect(await treeSnapshot(vol)).toEqual(before);
+    await expect(fs.stat(`${vol}.backups`)).rejects.toThrow(/ENOENT/);
+    // A backup dir on a volume of its own is fine.
+    const ok = await cli(vol, '3.5.30', ['--backup-dir', path.join(other, 'b')], BIN_DIR, inPod);
+    expect(ok.exitCode, ok.stderr).toBe(0);
+    expect((await fs.readdir(path.join(other, 'b'))).filter((n) => n.endsWith('.backup'))).toHaveLength(1);
   });
 });

@@ -5,8 +5,9 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli, treeSnapshot } from '../../helpers/cli.ts';
-import { makeHistoryData, modeOf } from '../../helpers/fixtures.ts';
-import { BIN_DIR, requireBinaries } from '../../helpers/env.ts';
+import { fixtureBinDir, makeHistoryData, modeOf } from '../../helpers/fixtures.ts';
+import { BIN_DIR, ENTRY, requireBinaries } from '../../helpers/env.ts';
+import { findLeftoverEtcds } from '../../../src/stale.ts';
 import { etcdctl, startEtcd } from '../../helpers/etcd.ts';
 import { freePort, onCleanup, tmpDir } from '../../helpers/tmp.ts';
 
@@ -102,7 +103,7 @@ describe('etcd-migrate backup', () => {
     const data = await makeHistoryData('3.4.23', dir, NAME);
     const before = await treeSnapshot(dir);
     const key = path.join(root, 'key');
-    await fs.writeFile(key, 'x'.repeat(64));
+    await fs.writeFile(key, 'x'.repeat(64), { mode: 0o600 });
     const flags = ['--data-dir', dir, '--bin-dir', BIN_DIR, '--port', String(await freePort()), '--peer-port', String(await freePort())];
     const plain = await runCli(['backup', path.join(root, 'plain.db'), ...flags]);
     expect(plain.exitCode, plain.stderr).toBe(0);
@@ -144,5 +145,56 @@ describe('etcd-migrate backup', () => {
     const d = await runCli(['backups']);
     expect(d.exitCode).toBe(2);
     expect(d.stderr).toMatch(/unexpected argument "backups"/);
+  });
+
+  // etcdctl 3.3 writes its snapshot 0644 by itself: only the umask keeps it the owner's.
+  for (const [signal, code, encrypted, version] of [['SIGTERM', 143, true, '3.4.23'], ['SIGINT', 130, false, '3.3.25']] as const) {
+    it(`${signal} while etcd ${version}'s snapshot is on disk${encrypted ? ' (encryption requested)' : ''}: owner-only temporary files, and no snapshot, member copy or etcd left behind`, async () => {
+      const root = await tmpDir();
+      const dir = path.join(root, 'data');
+      await makeHistoryData(version, dir, NAME);
+      const key = path.join(root, 'key');
+      await fs.writeFile(key, 'x'.repeat(64), { mode: 0o600 });
+      const mark = path.join(await tmpDir(), 'saved');
+      // etcdctl saves the snapshot for real, then says so and waits (as a slow disk would), with
+      // the etcd on the member copy still running.
+      const bin = await fixtureBinDir({ [`etcdctl-${version}`]: `"$REAL" "$@" || exit $?\ncase "$*" in *"snapshot save"*) touch ${mark}; exec sleep 60;; esac` });
+      const out = path.join(root, 'snap.db');
+      const p = execa(process.execPath, [ENTRY, 'backup', out, '--data-dir', dir, '--bin-dir', bin, '--port', String(await freePort()),
+        '--peer-port', String(await freePort()), ...(encrypted ? ['--backup-encryption-key-file', key] : [])], { reject: false, stdin: 'ignore', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, extendEnv: false });
+      onCleanup(async () => { p.kill('SIGKILL'); await p; });
+      for (let i = 0; i < 600 && !(await fs.stat(mark).then(() => true, () => false)); i++) {
+        if (p.exitCode !== null) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(await fs.stat(mark).then(() => true, () => false), 'the snapshot was saved').toBe(true);
+      // The plaintext snapshot is there now, in temporary files that only their owner can read.
+      const temps = (await fs.readdir(root)).filter((n) => n.startsWith('snap.db.'));
+      expect(temps.length).toBeGreaterThan(0);
+      const modes = (await Promise.all(temps.map((t) => treeSnapshot(path.join(root, t))))).flat();
+      expect(modes.some((l) => l.startsWith('f '))).toBe(true);
+      expect(modes.filter((l) => (parseInt(l.split(' ')[2]!, 8) & 0o077) !== 0)).toEqual([]);
+      p.kill(signal);
+      const r = await p;
+      expect(r.exitCode, `${r.signal} ${String(r.stderr)}`).toBe(code);
+      expect((await fs.readdir(root)).sort()).toEqual(['data', 'key']);
+      expect(await findLeftoverEtcds(root)).toEqual([]);
+    });
+  }
+
+  it('refuses a key file its group or others can read', async () => {
+    const root = await tmpDir();
+    const dir = path.join(root, 'data');
+    await makeHistoryData('3.4.23', dir, NAME);
+    const flags = ['--data-dir', dir, '--bin-dir', BIN_DIR, '--port', String(await freePort()), '--peer-port', String(await freePort())];
+    for (const mode of [0o640, 0o604]) {
+      const key = path.join(root, `key-${mode.toString(8)}`);
+      await fs.writeFile(key, 'x'.repeat(64));
+      await fs.chmod(key, mode);
+      const r = await runCli(['backup', path.join(root, 'x.db'), ...flags, '--backup-encryption-key-file', key]);
+      expect(r.exitCode, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`key file .*key-${mode.toString(8)} is readable by (its group|everyone) \\(mode 0${mode.toString(8)}\\); make it the owner's only: chmod 600`));
+    }
+    expect((await fs.readdir(root)).sort()).toEqual(['data', 'key-604', 'key-640']);
   });
 });

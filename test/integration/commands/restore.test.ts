@@ -1,11 +1,12 @@
 // `etcd-migrate restore` with the real binaries: a snapshot into an empty data dir with the member
 // flags, checked by starting etcd; a damaged, truncated or wrongly keyed file changes nothing.
+import { execa } from 'execa';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli, treeSnapshot } from '../../helpers/cli.ts';
 import { makeHistoryData, served } from '../../helpers/fixtures.ts';
-import { BIN_DIR, requireBinaries } from '../../helpers/env.ts';
+import { BIN_DIR, ENTRY, requireBinaries } from '../../helpers/env.ts';
 import { freePort, tmpDir } from '../../helpers/tmp.ts';
 
 beforeAll(requireBinaries);
@@ -17,7 +18,7 @@ async function snapshotOf(root: string) {
   const dir = path.join(root, 'data');
   const data = await makeHistoryData('3.5.30', dir, NAME);
   const key = path.join(root, 'key');
-  await fs.writeFile(key, 'k'.repeat(48));
+  await fs.writeFile(key, 'k'.repeat(48), { mode: 0o600 });
   const ports = ['--port', String(await freePort()), '--peer-port', String(await freePort())];
   for (const [file, extra] of [['snap.db', []], ['snap.enc', ['--backup-encryption-key-file', key]]] as const) {
     const r = await runCli(['backup', path.join(root, file), '--data-dir', dir, '--bin-dir', BIN_DIR, ...ports, ...extra]);
@@ -60,7 +61,7 @@ describe('etcd-migrate restore', () => {
     const sealed = await fs.readFile(enc);
     await fs.writeFile(path.join(root, 'cut.enc'), sealed.subarray(0, sealed.length - 10));
     const wrong = path.join(root, 'wrong');
-    await fs.writeFile(wrong, 'w'.repeat(48));
+    await fs.writeFile(wrong, 'w'.repeat(48), { mode: 0o600 });
     const empty = path.join(root, 'empty');
     await fs.mkdir(empty);
     const base = ['--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--port', String(await freePort()), '--peer-port', String(await freePort())];
@@ -87,6 +88,71 @@ describe('etcd-migrate restore', () => {
     expect(busy.exitCode).toBe(2);
     expect(busy.stderr).toMatch(/already holds data; restore only fills a missing or empty data dir/);
     expect(await treeSnapshot(dir)).toEqual(before);
+  });
+
+  it('reports a damaged backup archive as damaged (exit 2), whatever error zstd raises, and changes nothing', async () => {
+    const root = await tmpDir();
+    const dir = path.join(root, 'data');
+    await makeHistoryData('3.4.23', dir, NAME);
+    const backups = path.join(root, 'backups');
+    const ports = ['--port', String(await freePort()), '--peer-port', String(await freePort())];
+    const m = await runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', NAME, '--backup-dir', backups, ...ports]);
+    expect(m.exitCode, m.stderr).toBe(0);
+    const [name] = await fs.readdir(backups);
+    const good = await fs.readFile(path.join(backups, name!));
+    // A flipped bit at each of 24 places spread over the compressed stream (past zstd's 4-byte
+    // magic, so each is still taken for an archive): zstd raises ZSTD_error_* codes of several kinds.
+    const target = path.join(root, 'restored');
+    const codes = new Set<string>();
+    for (let i = 0; i < 24; i++) {
+      const bad = Buffer.from(good);
+      const at = 4 + Math.floor(((bad.length - 4) * i) / 24);
+      bad[at]! ^= 1 << (i % 8);
+      const file = path.join(root, `flipped-${i}.backup`);
+      await fs.writeFile(file, bad);
+      const r = await runCli(['restore', file, '--data-dir', target, '--bin-dir', BIN_DIR]);
+      expect(r.exitCode, `flip at byte ${at}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(/the backup archive is (damaged|truncated)/);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      codes.add(/zstd: ([^)]*)\)/.exec(r.stderr)?.[1] ?? 'archive check');
+      await expect(fs.stat(target)).rejects.toThrow(/ENOENT/);
+    }
+    console.log(`24 flipped bits: ${[...codes].join(' | ')}`);
+    expect(codes.size).toBeGreaterThan(1);
+  });
+
+  it('makes every directory of the restored member dir durable (and, from a snapshot, every file) before the swap', async (ctx) => {
+    const strace = await execa('strace', ['-V'], { reject: false }).catch(() => undefined);
+    if (!strace || strace.exitCode !== 0) ctx.skip('needs strace to see the fsyncs');
+    const root = await tmpDir();
+    const { snap } = await snapshotOf(root);
+    // A migration's backup archive of the same data.
+    const dir = path.join(root, 'old');
+    await makeHistoryData('3.4.23', dir, NAME);
+    const backups = path.join(root, 'backups');
+    const m = await runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', NAME, '--backup-dir', backups,
+      '--port', String(await freePort()), '--peer-port', String(await freePort())]);
+    expect(m.exitCode, m.stderr).toBe(0);
+    const archive = path.join(backups, (await fs.readdir(backups))[0]!);
+    for (const [file, extra, files] of [[archive, [], false], [snap, ['--target-version', '3.5.30'], true]] as const) {
+      const target = path.join(root, `restored-${path.basename(file)}`);
+      const log = path.join(root, `strace-${path.basename(file)}.log`);
+      const r = await execa('strace', ['-f', '-qq', '-y', '-e', 'trace=fsync,fdatasync', '-o', log, process.execPath, ENTRY, 'restore', file,
+        '--data-dir', target, '--bin-dir', BIN_DIR, '--port', String(await freePort()), '--peer-port', String(await freePort()), ...extra],
+      { reject: false, stdin: 'ignore', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, extendEnv: false });
+      expect(r.exitCode, String(r.stderr)).toBe(0);
+      const synced = new Set([...(await fs.readFile(log, 'utf8')).matchAll(/f(?:data)?sync\(\d+<([^>]+)>\) = 0/g)].map((x) => x[1]!));
+      // Synced where they were built, in the work area, before the swap moved them into place.
+      const built = path.join(target, '.etcd-migrate', 'new');
+      const tree = await treeSnapshot(path.join(target, 'member'));
+      const dirs = tree.filter((l) => l.startsWith('d ')).map((l) => path.join(built, 'member', l.split(' ')[1]!));
+      expect(dirs.length).toBeGreaterThan(2);
+      expect(dirs.filter((d) => !synced.has(d)), path.basename(file)).toEqual([]);
+      if (files) {
+        const all = tree.filter((l) => l.startsWith('f ')).map((l) => path.join(built, 'member', l.split(' ')[1]!));
+        expect(all.filter((f) => !synced.has(f)), path.basename(file)).toEqual([]);
+      }
+    }
   });
 
   it('restores a raw copy of member/snap/db only with --skip-hash-check', async () => {

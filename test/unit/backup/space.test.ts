@@ -30,6 +30,14 @@ describe('checkSpace', () => {
     expect(checkSpace({ ...p, sameFs: true })).toEqual({ ok: false, step: 1, label: 's', what: 'scratch', need: 150 * MB, free: 100 * MB });
   });
 
+  it('frees what retention drops only after the step that made the backup (a refusal keeps the older backups)', () => {
+    const p = { dataFree: 250 * MB, backupFree: 250 * MB, sameFs: true, existing: [100 * MB], keep: 1 };
+    expect(checkSpace({ ...p, steps: [step(100 * MB, 150 * MB)] }).ok).toBe(true);
+    expect(checkSpace({ ...p, steps: [step(100 * MB, 200 * MB)] })).toEqual({ ok: false, step: 0, label: 's', what: 'scratch', need: 200 * MB, free: 150 * MB });
+    // The second step runs after retention: the older backup is gone by then.
+    expect(checkSpace({ ...p, steps: [step(100 * MB, 150 * MB), step(0, 150 * MB)] }).ok).toBe(true);
+  });
+
   it('bounds a backup above the member size and gives rebuilds room for a second member dir', () => {
     const s = { member: 500 * MB, db: 400 * MB };
     expect(backupBound(s)).toBeGreaterThan(s.member);
