@@ -89,6 +89,8 @@ for mod in "$repo"/versions/go/etcd-*/; do
   sum=$(cat "$mod/go.mod" "$mod/go.sum" | sha256sum | cut -d' ' -f1)
   stamp=$stamp_dir/go-$version.sha256
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ] && [ -x "$bin_dir/etcd-$version" ]; then continue; fi
+  # Go's own install places it in /usr/local/go/bin, which a non-login shell may lack on its PATH.
+  command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin
   command -v go >/dev/null || die "etcd $version is built from Go modules, but go is not on the PATH; install Go ($go_toolchain or newer)"
   for m in server etcdctl etcdutl; do
     tool=$([ $m = server ] && echo etcd || echo $m)
