@@ -1,17 +1,19 @@
-// Before etcd 3.7 first starts on the data: if v2 requests (written by 3.5) follow the WAL's last
-// snapshot record, the 3.6 etcd `sealWith` runs first and seals it (etcd/seal.ts). The 3.6 step of
-// this tool always seals; data that reached 3.6 another way may need it.
+// Before etcd 3.6 or 3.7 first starts on the data: if v2 requests it cannot replay follow the WAL's
+// last snapshot (3.6: any but the members' and version PUTs, such as 3.4's QGETs; 3.7: any), the
+// previous minor's etcd `sealWith` runs first and seals it (etcd/seal.ts). The 3.6 step of this tool
+// always seals; data that reached 3.6 another way may need it.
 import { binPath } from '../bundle.ts';
 import { clusterVersionNeeded, isCluster } from '../cluster.ts';
 import { SEAL_FLAGS, waitSealed } from '../etcd/seal.ts';
 import { withTempEtcd } from '../etcd/server.ts';
 import { readV2Content } from '../inspect/v2content.ts';
-import type { Step } from '../plan.ts';
-import { fmt, type Version } from '../version.ts';
+import { FIRST_V2_FREE_WAL_MINOR, type Step } from '../plan.ts';
+import { compareMinor, fmt, type Version } from '../version.ts';
 import type { StepContext } from './context.ts';
 
 export async function sealIfNeeded(s: Step, sealWith: Version, ctx: StepContext): Promise<void> {
-  const { v2EntriesAfterSnapshot: n } = await readV2Content(ctx.dataDir);
+  const content = await readV2Content(ctx.dataDir);
+  const n = compareMinor(s.to.version, FIRST_V2_FREE_WAL_MINOR) >= 0 ? content.v2EntriesAfterSnapshot : content.walRequests.length;
   if (n === 0) return;
   const t0 = Date.now();
   const snap = await withTempEtcd({

@@ -18,8 +18,11 @@ export const needs = (s: UpgradeStep): ToolNeed[] => [
   ...(s.kind === 'upgrade' && s.sealWith ? [{ tool: 'etcd' as const, version: s.sealWith }] : []),
 ];
 
-/** 3.6 is the minor that must leave no 3.5 v2 request after its last snapshot (etcd/seal.ts). */
-export const seals = (v: Version): boolean => v.major === 3 && v.minor === 6;
+/**
+ * 3.5 and 3.6 leave no v2 request after their last snapshot (etcd/seal.ts) that the next minor
+ * could not replay: 3.6 none but the members' and version PUTs, 3.7 none at all.
+ */
+export const seals = (v: Version): boolean => v.major === 3 && (v.minor === 5 || v.minor === 6);
 
 export async function run(s: UpgradeStep, ctx: StepContext): Promise<void> {
   const seal = seals(s.to.version);

@@ -63,6 +63,43 @@ describe('a 3-member cluster, all members at once', () => {
     console.log(`all members 3.3.25 -> 3.5.30 with TLS: ${(took / 1000).toFixed(1)} s from the first entrypoint to all three serving 3.5.30\n${summary(entries)}`);
   }, 240_000);
 
+  it('3.4.23 -> 3.7.3 with all members at once: each steps through 3.5.36 and 3.6.17 with the others, then execs etcd 3.7.3', async () => {
+    const root = await tmpDir();
+    const c = await planCluster(root, 3);
+    const old = c.nodes.map((m) => startMember('3.4.23', c, m));
+    await Promise.all(c.nodes.map((m, i) => waitServing(m.clientUrl, undefined, '3.4.23', 30_000, old[i])));
+    const url = c.nodes[0]!.clientUrl;
+    for (let i = 0; i < 20; i++) expect(await put(url, '3.4.23', undefined, `/registry/pods/p${i}`, `{"pod":${i}}`)).toBe(true);
+    const lease = await grant(url, '3.4.23', undefined, 600);
+    for (let i = 0; i < 3; i++) expect(await put(url, '3.4.23', undefined, `/registry/events/e${i}`, `event ${i}`, lease)).toBe(true);
+    const before = await range(url, '3.4.23', undefined, '/registry/');
+    for (const p of old) await p.stop();
+    for (const m of c.nodes) await fs.writeFile(path.join(m.dataDir, 'version.txt'), '3.4.23/etcd3');
+
+    const t0 = Date.now();
+    const entries: Proc[] = [];
+    for (const [i, m] of c.nodes.entries()) {
+      if (i > 0) await sleep(1500);
+      entries.push(startEntrypoint(c, m, { target: '3.7.3' }));
+    }
+    await Promise.all(c.nodes.map((m, i) => waitServing(m.clientUrl, undefined, '3.7.3', 200_000, entries[i])));
+    const took = Date.now() - t0;
+    for (const [i, m] of c.nodes.entries()) {
+      const out = entries[i]!.output();
+      expect(out, out).toMatch(/step 3\/3 done in [\d.]+ s: upgrade 3\.6\.17\/etcd3 -> 3\.7\.3\/etcd3/);
+      expect(await exeOf(entries[i]!)).toBe(path.join(BIN_DIR, 'etcd-3.7.3'));
+      expect(await readVersionTxt(m)).toBe('3.7.3/etcd3');
+      expect(await range(m.clientUrl, '3.7.3', undefined, '/registry/')).toEqual(before);
+    }
+    let cv = '';
+    for (let i = 0; i < 100 && cv !== '3.7.0'; i++) {
+      cv = (await waitServing(url, undefined, '3.7.3', 5000)).cluster;
+      if (cv !== '3.7.0') await sleep(200);
+    }
+    expect(cv).toBe('3.7.0');
+    console.log(`all members 3.4.23 -> 3.7.3: ${(took / 1000).toFixed(1)} s from the first entrypoint to all three serving 3.7.3\n${summary(entries)}`);
+  }, 300_000);
+
   it('a member late by 15 s and more: the others wait at 3.4 until it runs 3.4 too (no minor skipped), then all finish', async () => {
     const root = await tmpDir();
     const c = await planCluster(root, 3);

@@ -42,6 +42,20 @@ describe('etcd 3.6 and 3.7 with the real binaries', () => {
     expect((await dumpKeys('3.7.3', m7.endpoint)).map((k) => k.key)).toEqual(keys.map((k) => k.key));
   });
 
+  it('3.4 data whose /health was probed (QGETs in its WAL, on which 3.6 panics) is sealed by the 3.5 step before 3.6 starts', async () => {
+    const dir = path.join(await tmpDir(), 'data');
+    const { keys } = await makeV3Data('3.4.23', dir, NAME, 3);
+    const m = await startEtcd('3.4.23', dir, { name: NAME });
+    for (let i = 0; i < 3; i++) expect((await request(m.endpoint, 'GET', '/health')).body).toContain('true');
+    await m.stop();
+    expect((await readV2Content(dir)).walRequests.map((r) => r.method)).toContain('QGET');
+    const r = await migrate(dir, '3.6.17');
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect((await readV2Content(dir)).walRequests).toEqual([]);
+    const m6 = await startEtcd('3.6.17', dir, { name: NAME });
+    expect((await dumpKeys('3.6.17', m6.endpoint)).map((k) => k.key)).toEqual(keys.map((k) => k.key));
+  });
+
   it('the 3.6 step seals the WAL itself: no v2 request is left after its last snapshot', async () => {
     const dir = path.join(await tmpDir(), 'data');
     await makeV3Data('3.5.30', dir, NAME, 3);
