@@ -9,7 +9,8 @@
 #       the build, on BASE_IMAGE (default distroless cc-debian12); needs those images locally.
 #
 # Environment: IMAGE (default localhost/etcd-migrate:dev), ETCD_VERSIONS (x.y or x.y.z; default
-# "3.3 3.4 3.5" for local: the oldest is there for etcd2 data; for release, the Dockerfile's
+# "3.3 3.4 3.5.30 3.5 3.6 3.7" for local: the oldest is there for etcd2 data, 3.5.30 for the example
+# manifests; for release, the Dockerfile's
 # ARG ETCD_VERSIONS, "3.4 3.5 3.6 3.7"),
 # ETCD_BIN_DIR (default .cache/etcd-bin), BASE_IMAGE.
 # Prints the image ID last; also written to .cache/image/iid.
@@ -44,7 +45,7 @@ fi
 args=(--pull=never -f image/Dockerfile -t "$image" --iidfile "$stage/iid" --build-arg "ETCD_SOURCE=$source")
 case "$source" in
   local)
-    versions=${ETCD_VERSIONS:-3.3 3.4 3.5}
+    versions=${ETCD_VERSIONS:-3.3 3.4 3.5.30 3.5 3.6 3.7}
     [ -d "$bin_dir" ] || die "$bin_dir does not exist; run make etcd-bin or set ETCD_BIN_DIR"
     # shellcheck disable=SC2086
     "$repo/node_modules/.bin/node" image/etcd-bundle.ts local "$bin_dir" "$stage/etcd-bin" $versions

@@ -81,9 +81,11 @@ describe.skipIf(missing)(`the image${missing ? ` [skipped: ${missing}]` : ''}`, 
         app: fs.readdirSync('/app').sort(), node: process.version, top: fs.readdirSync('/').sort(),
         usrbin: fs.existsSync('/usr/bin'), npmCache: fs.existsSync('/root/.npm') }));`]);
     const j = JSON.parse(String(list.stdout)) as { bin: string[]; etcd: string; app: string[]; node: string; top: string[]; usrbin: boolean; npmCache: boolean };
-    for (const v of ['3.3.25', '3.4.23', '3.5.30']) expect(j.bin).toEqual(expect.arrayContaining([`etcd-${v}`, `etcdctl-${v}`]));
-    expect(j.bin).toEqual(expect.arrayContaining(['etcd', 'etcdctl', 'etcdutl-3.5.30', 'node']));
-    expect(j.etcd).toBe('etcd-3.5.30');
+    for (const v of ['3.3.25', '3.4.23', '3.5.30', '3.5.36', '3.6.17', '3.7.3']) {
+      expect(j.bin).toEqual(expect.arrayContaining([`etcd-${v}`, `etcdctl-${v}`]));
+    }
+    expect(j.bin).toEqual(expect.arrayContaining(['etcd', 'etcdctl', 'etcdutl-3.5.30', 'etcdutl-3.7.3', 'node']));
+    expect(j.etcd).toBe('etcd-3.7.3');
     expect(j.node).toMatch(/^v24\./);
     expect(j.app).toEqual(['chunks', 'compile-cache', 'etcd-migrate.mjs', 'transformer.mjs']); // the bundle (src/ and its production dependencies), its lazily loaded chunks and their compile cache, the transformer etcdctl migrate runs, nothing else
     expect(j.top).not.toContain('bin'); // no shell, no compiler, no package manager

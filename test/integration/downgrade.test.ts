@@ -86,7 +86,8 @@ exec "$REAL" "$@"`;
     const data = await makeHistoryData('3.5.30', dir, NAME);
     const bin = await fixtureBinDir({ 'etcdctl-3.5.30': LIAR });
     const before = await treeSnapshot(dir);
-    const r = await cli(dir, '3.4.23', bin, [], { FIXTURE_MODE: mode });
+    // 3.5.30 as the newest 3.5, which takes the snapshot (the bin dir also has 3.5.36).
+    const r = await cli(dir, '3.4.23', bin, [], { FIXTURE_MODE: mode, BUNDLED_VERSIONS: '3.3.25 3.4.23 3.5.30' });
     expect(r.exitCode, r.stderr).toBe(1);
     expect(r.stderr).toMatch(message);
     expect(r.stderr).toContain('the data dir was not changed');
