@@ -19,7 +19,8 @@ chmod 1777 "$root/tmp"
 
 # Every shared library the binaries load, at the path the loader looks for it.
 libs=$(for b in "$@"; do
-  ldd "$b" 2>/dev/null | awk '/=>/ && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'
+  # A static binary (the Go module builds) has none: ldd fails on it, which is fine.
+  { ldd "$b" 2>/dev/null || true; } | awk '/=>/ && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'
 done | sort -u)
 [ -n "$libs" ] || { echo "base.sh: ldd found no library for $*" >&2; exit 1; }
 for lib in $libs; do
