@@ -1,0 +1,84 @@
+// Issue 16: the whole v2 tree reaches etcd3. Hidden nodes (names starting with `_`) and directory
+// TTLs, written through etcd 3.3.25's v2 API, then converted to 3.3.25/etcd3.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { BIN_DIR, requireBinaries } from '../helpers/env.ts';
+import { dumpKeys, leaseTtl, startEtcd } from '../helpers/etcd.ts';
+import { runCli } from '../helpers/cli.ts';
+import { freePort, tmpDir } from '../helpers/tmp.ts';
+
+beforeAll(requireBinaries);
+
+const NAME = 'm1';
+
+/** A v2 PUT of a key (`value`) or a directory (`dir`); returns the node etcd wrote. */
+async function put(endpoint: string, key: string, o: { value?: string; dir?: boolean; ttl?: number }): Promise<{ expiration?: string }> {
+  const q = new URLSearchParams();
+  if (o.dir) q.set('dir', 'true');
+  if (o.ttl) q.set('ttl', String(o.ttl));
+  const r = await fetch(`${endpoint}/v2/keys${key}?${q}`, {
+    method: 'PUT', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: o.dir ? '' : `value=${encodeURIComponent(o.value ?? '')}`,
+  });
+  const body = await r.text();
+  if (r.status !== 201 && r.status !== 200) throw new Error(`v2 PUT ${key}: ${r.status} ${body}`);
+  return (JSON.parse(body) as { node: { expiration?: string } }).node;
+}
+
+async function convert(dir: string) {
+  return runCli(['--data-dir', dir, '--target-version', '3.3.25', '--bin-dir', BIN_DIR, '--name', NAME,
+    '--port', String(await freePort()), '--peer-port', String(await freePort())], { ETCD_ELECTION_TIMEOUT: '100' });
+}
+
+/** The keys, values and remaining lease TTLs (s; none: no lease) of the converted data, read by etcd 3.3.25. */
+async function readBack(dir: string): Promise<Map<string, { value: string; ttl?: number }>> {
+  const m = await startEtcd('3.3.25', dir, { name: NAME });
+  const out = new Map<string, { value: string; ttl?: number }>();
+  for (const kv of await dumpKeys('3.3.25', m.endpoint, '')) {
+    out.set(kv.key, { value: kv.value, ...(kv.lease !== '0' ? { ttl: await leaseTtl('3.3.25', m.endpoint, kv.lease) } : {}) });
+  }
+  await m.stop();
+  return out;
+}
+
+describe('the whole v2 tree', () => {
+  it('gives a key under a directory with a TTL the earliest expiry of its own and its ancestors\'; keys under a directory already due are not converted', async () => {
+    const base = await tmpDir();
+    let dir = '';
+    let dirExpiry = 0;
+    // The due directory must still be in the store when etcd stops (its leader expires nodes every
+    // 500 ms): etcd is stopped right away, and a stop that came too late is done again.
+    for (let attempt = 0; ; attempt++) {
+      dir = path.join(base, `data-${attempt}`);
+      const m = await startEtcd('3.3.25', dir, { name: NAME });
+      dirExpiry = Date.parse((await put(m.endpoint, '/registry/ttldir', { dir: true, ttl: 600 })).expiration!);
+      await put(m.endpoint, '/registry/ttldir/plain', { value: 'p' });
+      await put(m.endpoint, '/registry/ttldir/longer', { value: 'l', ttl: 7200 });
+      await put(m.endpoint, '/registry/ttldir/shorter', { value: 's', ttl: 300 });
+      await put(m.endpoint, '/registry/ttldir/sub', { dir: true });
+      await put(m.endpoint, '/registry/ttldir/sub/deep', { value: 'd' });
+      await put(m.endpoint, '/registry/permanent', { value: 'k' });
+      const due = Date.parse((await put(m.endpoint, '/registry/duedir', { dir: true, ttl: 3 })).expiration!);
+      await put(m.endpoint, '/registry/duedir/k', { value: 'gone' });
+      await put(m.endpoint, '/registry/duedir/long', { value: 'gone too', ttl: 7200 });
+      await m.stop();
+      if (Date.now() < due - 1000 || attempt === 4) break;
+    }
+    await fs.writeFile(path.join(dir, 'version.txt'), '3.3.25/etcd2');
+    await new Promise((r) => setTimeout(r, 3500));
+
+    const r = await convert(dir);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/: 5 keys \(4 with a TTL\) in \d+ directories .*; 2 keys were already due and are not converted/);
+    const after = await readBack(dir);
+    expect([...after.keys()].sort()).toEqual(['/registry/permanent', '/registry/ttldir/longer', '/registry/ttldir/plain',
+      '/registry/ttldir/shorter', '/registry/ttldir/sub/deep']);
+    expect(after.get('/registry/permanent')!.ttl).toBeUndefined();
+    const left = (dirExpiry - Date.now()) / 1000;
+    for (const k of ['plain', 'longer', 'sub/deep']) {
+      expect(Math.abs(after.get(`/registry/ttldir/${k}`)!.ttl! - left), k).toBeLessThanOrEqual(3);
+    }
+    expect(after.get('/registry/ttldir/shorter')!.ttl).toBeLessThanOrEqual(300);
+  });
+});
