@@ -14,6 +14,13 @@ import { readDbKeyspace, type DbKeyspace } from './v3db.ts';
 /** Operations per transaction (etcd's --max-txn-ops default is 128), and transactions in flight. */
 export const TXN_OPS = 128;
 export const IN_FLIGHT = 8;
+/**
+ * The most key and value bytes (as base64, so about 4/3 of the real ones) in one transaction. etcd
+ * refuses a request larger than its --max-request-bytes (1.5 MiB unless set) as "request is too
+ * large": a thousand 1.5 KB Kubernetes events are already more. A quarter of that default leaves
+ * room for the framing and for an etcd run with a smaller limit.
+ */
+export const TXN_BYTES = 384 * 1024;
 /** Larger transactions where etcd lets us say so (--max-txn-ops is there from 3.3). */
 const BIG_TXN_OPS = 1000;
 
@@ -46,7 +53,8 @@ export async function deleteExpired(v3: V3Api, lines: AsyncIterable<TtlLine>, cu
       }
     }
   }
-  await forEachConcurrent(batches(due(), opsPerTxn), IN_FLIGHT, (ops) => v3.txn(ops));
+  const bytes = (op: Op) => ('request_delete_range' in op ? op.request_delete_range.key.length : 0);
+  await forEachConcurrent(batches(due(), opsPerTxn, { bytes: TXN_BYTES, of: bytes }), IN_FLIGHT, (ops) => v3.txn(ops));
 }
 
 /** Every key and value (none counted as a TTL key), and how many keys are on a lease. */

@@ -75,6 +75,21 @@ async function expectTtlsKept(dir: string, keys: readonly DataKey[], expiries: R
 }
 
 describe('attach-ttls at the end of the chain', () => {
+  it('cuts its transactions by bytes too: 1,200 events of 2 KB and a value near etcd\'s request limit (1.5 MiB) all get their lease', async () => {
+    const dir = path.join(await tmpDir(), 'data');
+    const event = (i: number) => JSON.stringify({ kind: 'Event', i, message: 'x'.repeat(2000) });
+    const keys: DataKey[] = [
+      ...Array.from({ length: 1200 }, (_, i) => ({ key: `/registry/events/ns/e-${i}`, value: event(i), ttl: 3600 })),
+      { key: '/registry/configmaps/ns/big', value: 'b'.repeat(1_400_000), ttl: 7200 },
+    ];
+    const expiries = await makeV2Data(dir, keys, NAME);
+    const r = await runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', NAME,
+      '--port', String(await freePort()), '--peer-port', String(await freePort())], NEXT_ETCD);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/attach TTLs 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: .*; 1201 keys on \d+ leases/);
+    await expectTtlsKept(dir, keys, expiries, 'large values');
+  }, 120_000);
+
   it('killed after the conversion, then again as the leases are granted: the rerun gives every key its TTL within 2 s', async () => {
     const dir = path.join(await tmpDir(), 'data');
     const keys = k8sDataSet(2000);
