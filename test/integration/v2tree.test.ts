@@ -43,6 +43,43 @@ async function readBack(dir: string): Promise<Map<string, { value: string; ttl?:
 }
 
 describe('the whole v2 tree', () => {
+  it('converts hidden nodes (names starting with _, at any depth, with and without a TTL), and checks against the v2 store itself', async () => {
+    const dir = path.join(await tmpDir(), 'data');
+    const m = await startEtcd('3.3.25', dir, { name: NAME });
+    const keys: Array<{ key: string; value: string; ttl?: number }> = [
+      { key: '/registry/pods/ns/p', value: 'visible' },
+      { key: '/registry/_hidden', value: 'hidden key' },
+      { key: '/registry/events/ns/_e', value: 'hidden with a TTL', ttl: 3600 },
+      { key: '/_top/k', value: 'under a hidden directory' },
+      { key: '/_top/sub/_deep', value: 'hidden under hidden', ttl: 1800 },
+      { key: '/registry/_hdir/x', value: 'visible name, hidden parent' },
+    ];
+    const expiry = new Map<string, number>();
+    for (const k of keys) {
+      const n = await put(m.endpoint, k.key, { value: k.value, ttl: k.ttl });
+      if (n.expiration) expiry.set(k.key, Date.parse(n.expiration));
+    }
+    // A hidden directory with a TTL of its own takes a key without one with it.
+    const hdir = Date.parse((await put(m.endpoint, '/registry/_ttl', { dir: true, ttl: 900 })).expiration!);
+    await put(m.endpoint, '/registry/_ttl/k', { value: 'in a hidden directory with a TTL' });
+    await m.stop();
+    await fs.writeFile(path.join(dir, 'version.txt'), '3.3.25/etcd2');
+
+    const r = await convert(dir);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const after = await readBack(dir);
+    expect([...after.keys()].sort()).toEqual([...keys.map((k) => k.key), '/registry/_ttl/k'].sort());
+    for (const k of keys) expect(after.get(k.key)!.value, k.key).toBe(k.value);
+    for (const k of keys) {
+      if (!k.ttl) expect(after.get(k.key)!.ttl, k.key).toBeUndefined();
+      else expect(Math.abs(after.get(k.key)!.ttl! - (expiry.get(k.key)! - Date.now()) / 1000), k.key).toBeLessThanOrEqual(3);
+    }
+    expect(Math.abs(after.get('/registry/_ttl/k')!.ttl! - (hdir - Date.now()) / 1000)).toBeLessThanOrEqual(3);
+    expect(r.stderr).toMatch(/the whole v2 store, .*: 7 keys not due \(3 with a TTL\), of which 6 hidden .* in 4 hidden directories/);
+    expect(r.stderr).toMatch(/migrate done in .*: 7 keys \(3 with a TTL\)/);
+    expect(r.stderr).not.toMatch(/hidden key|under a hidden/);
+  });
+
   it('gives a key under a directory with a TTL the earliest expiry of its own and its ancestors\'; keys under a directory already due are not converted', async () => {
     const base = await tmpDir();
     let dir = '';
