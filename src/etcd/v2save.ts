@@ -1,52 +1,65 @@
 // The whole v2 store in one snapshot file, written by etcd itself: the only complete view of it.
 // The v2 API and `etcdctl migrate` both walk the store with etcd's v2 Get, which skips hidden nodes
 // (names starting with `_`) in every listing; a snapshot file holds the store's whole node tree.
-// etcd writes one once it has applied more than --snapshot-count entries since its last: started
-// with 1 on a copy of the member dir, it writes one as it applies its WAL and each write after.
-// The copy is etcd's to write (its WAL grows); the live member dir is never run.
+// When the WAL holds no entry past the newest snapshot file, that file is the store. Otherwise etcd
+// runs on a copy of the member dir (it writes its WAL; the live member dir is never run) with
+// --snapshot-count set to the entries its WAL holds past that snapshot: it snapshots once it has
+// applied more than that many, so at the first entry of its own (its election), once, and not
+// again and again as it replays (each snapshot serializes the whole store).
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { StepError } from '../errors.ts';
-import type { Version } from '../version.ts';
-import { probeWriteV2, request } from './client.ts';
+import { copyMemberDir } from '../steps/copy.ts';
+import { fmt, type Version } from '../version.ts';
+import { probeWriteV2 } from './client.ts';
 import { withTempEtcd, type MemberConfig } from './server.ts';
+import { lastWalIndex } from './wal.ts';
 
 export interface SaveOptions {
   bin: string;
   version: Version;
-  /** A copy of the data dir (its member dir), for etcd to run on. */
+  /** The live data dir: only read. */
   dataDir: string;
+  /** An empty dir for the copy etcd runs on. */
+  scratch: string;
   member: MemberConfig;
   env: NodeJS.ProcessEnv;
   timeoutMs: number;
   log?: (line: string) => void;
 }
 
-const POLL_MS = 10;
+const POLL_MS = 20;
 
-/** Runs etcd on the copy until it has saved a snapshot of everything it committed; returns that file. */
-export async function saveV2Snapshot(o: SaveOptions): Promise<string> {
-  const snapDir = path.join(o.dataDir, 'member', 'snap');
+/** A snapshot file of the whole v2 store as the member dir holds it, and whether etcd had to write it. */
+export async function v2StoreSnapshot(o: SaveOptions): Promise<{ file: string; etcdRan: boolean }> {
+  const member = path.join(o.dataDir, 'member');
+  const last = await lastWalIndex(path.join(member, 'wal'));
+  const newest = await newestSnap(path.join(member, 'snap'));
+  if (newest && newest.index >= last) return { file: path.join(member, 'snap', newest.name), etcdRan: false };
+  await copyMemberDir(member, path.join(o.scratch, 'member'));
+  return { file: await saveV2Snapshot(o, last, last - (newest?.index ?? 0)), etcdRan: true };
+}
+
+/** Runs etcd on the copy until it has saved a snapshot at or past raft index `last`; returns that file. */
+async function saveV2Snapshot(o: SaveOptions, last: number, count: number): Promise<string> {
+  const snapDir = path.join(o.scratch, 'member', 'snap');
   const tls = o.member.clientTls;
   await withTempEtcd({
-    bin: o.bin, version: o.version, dataDir: o.dataDir, member: o.member, storage: 'etcd2', env: o.env,
-    timeoutMs: o.timeoutMs, flags: ['--snapshot-count=1'], log: o.log,
+    bin: o.bin, version: o.version, dataDir: o.scratch, member: o.member, storage: 'etcd2', env: o.env,
+    timeoutMs: o.timeoutMs, flags: [`--snapshot-count=${Math.max(1, count)}`], log: o.log,
   }, async (e) => {
-    // Ready: it has applied its WAL and a write after it. Its raft index now covers all of that.
-    const r = await request(e.endpoint, 'GET', '/v2/keys/', undefined, 2000, tls);
-    const committed = Number(r.headers['x-raft-index']);
-    if (r.status !== 200 || !Number.isSafeInteger(committed)) throw new StepError(`etcd ${e.opts.version.major}.${e.opts.version.minor} gave no raft index for its v2 store (HTTP ${r.status})`);
     const deadline = Date.now() + o.timeoutMs;
-    // Each probe is one more entry applied, so one more snapshot.
-    while ((await newestSnapIndex(snapDir)) < committed) {
-      if (Date.now() > deadline) throw new StepError(`etcd saved no snapshot of its v2 store up to raft index ${committed} in ${o.timeoutMs / 1000} s`);
-      await probeWriteV2(e.endpoint, tls);
+    // Ready: its election's entry is applied, which triggers the snapshot. When etcd loaded an older
+    // snapshot than the newest (a damaged file), each probe is one more entry towards the next.
+    while (((await newestSnap(snapDir))?.index ?? 0) < last) {
+      if (Date.now() > deadline) throw new StepError(`etcd ${fmt(o.version)} saved no snapshot of its v2 store up to raft index ${last} in ${o.timeoutMs / 1000} s`);
       await new Promise((res) => setTimeout(res, POLL_MS));
+      await probeWriteV2(e.endpoint, tls).catch(() => false);
     }
   });
   // Stopped: etcd waits for a snapshot it is writing before it exits.
   const newest = await newestSnap(snapDir);
-  if (!newest) throw new StepError('etcd left no snapshot file of its v2 store');
+  if (!newest || newest.index < last) throw new StepError(`etcd ${fmt(o.version)} left no snapshot file of its v2 store up to raft index ${last}`);
   return path.join(snapDir, newest.name);
 }
 
@@ -62,4 +75,3 @@ async function newestSnap(snapDir: string): Promise<{ name: string; index: numbe
   return best;
 }
 
-const newestSnapIndex = async (snapDir: string): Promise<number> => (await newestSnap(snapDir))?.index ?? 0;

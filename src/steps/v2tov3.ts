@@ -40,14 +40,14 @@ import { dbIdentity, liveKeyCount, sameKeyBucket, type DbKeyspace } from '../con
 import { StepError, UsageError } from '../errors.ts';
 import { migrateV2ToV3 } from '../etcd/etcdctl.ts';
 import { seedClusterVersion } from '../etcd/snapfile.ts';
-import { saveV2Snapshot } from '../etcd/v2save.ts';
+import { v2StoreSnapshot } from '../etcd/v2save.ts';
 import { restoreSnapshot } from '../etcd/snapshot.ts';
 import { offlineTool } from '../etcd/tool.ts';
 import type { Step } from '../plan.ts';
 import type { TransformerFiles } from '../transformer.ts';
 import { fmt, fmtData, type Version } from '../version.ts';
 import { newPendingTtlsFile } from '../workdir.ts';
-import { copyMemberDir, linkMemberDir, scratchDir } from './copy.ts';
+import { linkMemberDir, scratchDir } from './copy.ts';
 import type { Install, StepContext, StepReport, ToolNeed } from './context.ts';
 
 type V2ToV3Step = Extract<Step, { kind: 'v2-to-v3' }>;
@@ -98,7 +98,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   files.hiddenFile = path.join(scratch, 'hidden-nodes.jsonl');
   const whole = await readWholeV2Store(v, ctx, scratch, files.hiddenFile);
   files.nowMs = whole.nowMs;
-  ctx.log(`the whole v2 store, saved by etcd ${fmt(v)} on a copy of the member dir and read in ${since()}: ${whole.summary.converted.keys} keys not due (${whole.summary.converted.ttlKeys} with a TTL), of which ${whole.hiddenKeys} hidden (a name on their path starts with _: etcdctl migrate does not hand them over; converted from this read) in ${whole.hiddenDirs} hidden directories`);
+  ctx.log(`the whole v2 store, ${whole.etcdRan ? `saved by etcd ${fmt(v)} on a copy of the member dir` : 'its newest snapshot file (the WAL holds nothing after it)'} and read in ${since()}: ${whole.summary.converted.keys} keys not due (${whole.summary.converted.ttlKeys} with a TTL), of which ${whole.hiddenKeys} hidden (a name on their path starts with _: etcdctl migrate does not hand them over; converted from this read) in ${whole.hiddenDirs} hidden directories`);
 
   // 4. Convert, offline, through the transformer; it must have converted exactly that store.
   const out = await migrateV2ToV3(binPath(ctx.binDir, 'etcdctl', v), source, await writeTransformerScript(scratch, ctx.install, files), ctx.env);
@@ -157,20 +157,19 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
 }
 
 /**
- * The v2 store read whole from a snapshot file that etcd `v` saves on a full copy of the member dir
- * (etcd/v2save.ts; it writes its WAL, so no links); its hidden nodes written to `hiddenFile`. Keys
- * due at the moment returned count as gone, in this read and in the transformer alike: etcd's leader
- * deletes due keys while it runs, so it may have deleted some of them in the copy.
+ * The v2 store read whole from a snapshot file (etcd/v2save.ts: the newest one, or one that etcd `v`
+ * writes on a full copy of the member dir); its hidden nodes written to `hiddenFile`. Keys due at the
+ * moment returned count as gone, in this read and in the transformer alike: etcd's leader deletes
+ * due keys while it runs, so it may have deleted some of them in the copy.
  */
-async function readWholeV2Store(v: Version, ctx: StepContext, scratch: string, hiddenFile: string): Promise<V2Store & { nowMs: number }> {
+async function readWholeV2Store(v: Version, ctx: StepContext, scratch: string, hiddenFile: string): Promise<V2Store & { nowMs: number; etcdRan: boolean }> {
   const dir = path.join(scratch, 'v2store');
   await fs.mkdir(dir, { mode: 0o700 });
-  await copyMemberDir(path.join(ctx.dataDir, 'member'), path.join(dir, 'member'));
-  const snap = await saveV2Snapshot({ bin: binPath(ctx.binDir, 'etcd', v), version: v, dataDir: dir, member: ctx.member, env: ctx.env, timeoutMs: ctx.stepTimeoutMs, log: ctx.log });
+  const snap = await v2StoreSnapshot({ bin: binPath(ctx.binDir, 'etcd', v), version: v, dataDir: ctx.dataDir, scratch: dir, member: ctx.member, env: ctx.env, timeoutMs: ctx.stepTimeoutMs, log: ctx.log });
   const nowMs = Date.now();
-  const store = await readV2Store(snap, nowMs, hiddenFile);
+  const store = await readV2Store(snap.file, nowMs, hiddenFile);
   await fs.rm(dir, { recursive: true, force: true });
-  return { ...store, nowMs };
+  return { ...store, nowMs, etcdRan: snap.etcdRan };
 }
 
 /**
