@@ -20,6 +20,7 @@ import { readSpill, SpillWriter } from './convert/spill.ts';
 import { V2ToV3Transform } from './convert/transform.ts';
 import { ttlLineFields } from './convert/ttl.ts';
 import { ChildNodeScanner, CONCATENATED, type V2Node } from './etcd/v2nodes.ts';
+import { parseJson } from './etcd/json.ts';
 
 export interface TransformerFiles {
   ttlFile: string;
@@ -72,14 +73,7 @@ export async function runTransformer(files: TransformerFiles): Promise<void> {
   }
 }
 
-/** A node's JSON; a syntax error says where, never the text (it holds a value). */
-function parseNode(text: string): V2Node {
-  try {
-    return JSON.parse(text) as V2Node;
-  } catch {
-    throw new Error(`a v2 node of ${text.length} characters that is not JSON`);
-  }
-}
+const parseNode = (text: string): V2Node => parseJson<V2Node>(text, 'a v2 node from etcdctl migrate');
 
 /** Resolves once the bytes are in the pipe (the kernel's), not only in Node's queue. */
 const write = (b: Buffer): Promise<void> => new Promise((resolve, reject) => {

@@ -13,6 +13,7 @@ import { decodeSnapFile } from '../etcd/snapfile.ts';
 import type { V2Node } from '../etcd/v2nodes.ts';
 import { SpillWriter } from './spill.ts';
 import { V2ToV3Transform, type TransformSummary } from './transform.ts';
+import { parseJson } from '../etcd/json.ts';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -22,6 +23,7 @@ const OPEN_ARR = 0x5b;
 const CLOSE_ARR = 0x5d;
 const COMMA = 0x2c;
 
+const NODE = 'a node of the v2 store in the snapshot file';
 /** Go's zero time: a node without a TTL. */
 const NO_EXPIRY = '0001-01-01T00:00:00Z';
 /** The v2 keys live under /1 (/0 holds the cluster's members and version). */
@@ -94,7 +96,7 @@ export function* v2StoreNodes(store: Buffer): Generator<V2Node> {
         if (top.kind === 'node' && top.key === 'Children') {
           const next = skipSpace(store, skipSpace(store, end + 1) + 1);
           if (store[next] === OPEN) {
-            const n = toV2Node(JSON.parse(`${store.toString('utf8', top.start, commaBefore(store, pos))}}`) as SavedNode, true);
+            const n = toV2Node(parseJson<SavedNode>(`${store.toString('utf8', top.start, commaBefore(store, pos))}}`, NODE), true);
             if (n) yield n;
           } else top.leaf = true;
         }
@@ -109,7 +111,7 @@ export function* v2StoreNodes(store: Buffer): Generator<V2Node> {
     } else if (c === CLOSE || c === CLOSE_ARR) {
       const done = stack.pop();
       if (done?.kind === 'node' && done.leaf) {
-        const n = toV2Node(JSON.parse(store.toString('utf8', done.start, pos + 1)) as SavedNode, false);
+        const n = toV2Node(parseJson<SavedNode>(store.toString('utf8', done.start, pos + 1), NODE), false);
         if (n) yield n;
       }
       // The Root node closed: the rest is not the tree.

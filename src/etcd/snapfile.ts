@@ -12,6 +12,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../fsx.ts';
 import { fields, ProtoWriter, type Field } from './proto.ts';
+import { parseJson } from './json.ts';
 
 const TABLE = (() => {
   const t = new Uint32Array(256);
@@ -65,7 +66,7 @@ export function encodeSnapFile(f: SnapFile): Buffer {
  * `snapshot restore` made) or already holds a version.
  */
 export function withClusterVersion(store: Buffer, version: string): Buffer | undefined {
-  const s = JSON.parse(store.toString('utf8')) as { Root?: StoreNode; CurrentIndex?: number };
+  const s = parseJson<{ Root?: StoreNode; CurrentIndex?: number }>(store.toString('utf8'), 'the v2 store of a snapshot file');
   const internal = s.Root?.Children?.['0'];
   if (!internal?.Children || internal.Children.version) return undefined;
   const index = s.CurrentIndex ?? 0;
