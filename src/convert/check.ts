@@ -10,6 +10,7 @@ import { compareMinor, type Version } from '../version.ts';
 import { batches, forEachConcurrent } from './pool.ts';
 import { expired, type TtlLine } from './ttl.ts';
 import { readDbKeyspace, type DbKeyspace } from './v3db.ts';
+import { count } from '../log.ts';
 
 /** Operations per transaction (etcd's --max-txn-ops default is 128), and transactions in flight. */
 export const TXN_OPS = 128;
@@ -38,7 +39,7 @@ export function checkMigratedDb(dbFile: string, converted: Checksum): DbKeyspace
   const db = readDbKeyspace(dbFile);
   const got = db.sum.digest();
   if (got.keys !== converted.keys || got.kv !== converted.kv || db.leased || db.tombstones) {
-    throw new StepError(`etcdctl migrate did not write the v2 store faithfully: v2 ${formatChecksum(converted)}, v3 ${formatChecksum(got)}${db.leased ? `, ${db.leased} keys on a lease` : ''}${db.tombstones ? `, ${db.tombstones} deletions` : ''}; the live data was not changed`);
+    throw new StepError(`etcdctl migrate did not write the v2 store faithfully: v2 ${formatChecksum(converted)}, v3 ${formatChecksum(got)}${db.leased ? `, ${count(db.leased, 'key')} on a lease` : ''}${db.tombstones ? `, ${count(db.tombstones, 'deletion')}` : ''}; the live data was not changed`);
   }
   return db;
 }

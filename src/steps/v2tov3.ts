@@ -31,7 +31,6 @@ import { pathToFileURL } from 'node:url';
 import { binPath } from '../bundle.ts';
 import { PENDING_TTLS_FILE } from '../datadir.ts';
 import { ChecksumBuilder, formatChecksum, sameChecksum } from '../checksum.ts';
-import { seconds } from '../log.ts';
 import { checkMigratedDb } from '../convert/check.ts';
 import { writePendingTtlsFromSpill } from '../convert/pending.ts';
 import type { TransformSummary } from '../convert/transform.ts';
@@ -49,6 +48,7 @@ import { fmt, fmtData, type Version } from '../version.ts';
 import { newPendingTtlsFile } from '../workdir.ts';
 import { linkMemberDir, scratchDir } from './copy.ts';
 import type { Install, StepContext, StepReport, ToolNeed } from './context.ts';
+import { count, seconds, were } from '../log.ts';
 
 type V2ToV3Step = Extract<Step, { kind: 'v2-to-v3' }>;
 
@@ -90,7 +90,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   const dbFile = path.join(source, 'member', 'snap', 'db');
   const inV3 = liveKeyCount(dbFile);
   if (inV3 > 0) {
-    throw new UsageError(`the etcd2 data of ${fmtData(s.from)} also holds ${inV3} keys in etcd3 storage, which etcdctl migrate could overwrite (v2 indexes become v3 revisions); nothing was changed. Look at them with ETCDCTL_API=3 etcdctl get "" --prefix --keys-only on etcd ${fmt(v)}; if the data is really etcd3, write ${fmt(s.from.version)}/etcd3 into version.txt, else delete those keys`);
+    throw new UsageError(`the etcd2 data of ${fmtData(s.from)} also holds ${count(inV3, 'key')} in etcd3 storage, which etcdctl migrate could overwrite (v2 indexes become v3 revisions); nothing was changed. Look at them with ETCDCTL_API=3 etcdctl get "" --prefix --keys-only on etcd ${fmt(v)}; if the data is really etcd3, write ${fmt(s.from.version)}/etcd3 into version.txt, else delete those keys`);
   }
 
   // 3. The whole v2 store, hidden nodes too, as etcd saves it: the "before" of every check below,
@@ -98,7 +98,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   files.hiddenFile = path.join(scratch, 'hidden-nodes.jsonl');
   const whole = await readWholeV2Store(v, ctx, scratch, files.hiddenFile);
   files.nowMs = whole.nowMs;
-  ctx.log(`the whole v2 store, ${whole.etcdRan ? `saved by etcd ${fmt(v)} on a copy of the member dir` : 'its newest snapshot file (the WAL holds nothing after it)'} and read in ${since()}: ${whole.summary.converted.keys} keys not due (${whole.summary.converted.ttlKeys} with a TTL), of which ${whole.hiddenKeys} hidden (a name on their path starts with _: etcdctl migrate does not hand them over; converted from this read) in ${whole.hiddenDirs} hidden directories`);
+  ctx.log(`the whole v2 store, ${whole.etcdRan ? `saved by etcd ${fmt(v)} on a copy of the member dir` : 'its newest snapshot file (the WAL holds nothing after it)'} and read in ${since()}: ${count(whole.summary.converted.keys, 'key')} not due (${whole.summary.converted.ttlKeys} with a TTL), of which ${whole.hiddenKeys} hidden (a name on their path starts with _: etcdctl migrate does not hand them over; converted from this read) in ${count(whole.hiddenDirs, 'hidden directory', 'hidden directories')}`);
 
   // 4. Convert, offline, through the transformer; it must have converted exactly that store.
   const out = await migrateV2ToV3(binPath(ctx.binDir, 'etcdctl', v), source, await writeTransformerScript(scratch, ctx.install, files), ctx.env);
@@ -107,7 +107,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   if (!sameChecksum(v2.converted, converted)) {
     throw new StepError(`etcdctl migrate and its transformer converted ${formatChecksum(v2.converted)}, but the v2 store holds ${formatChecksum(converted)}; the live data was not changed`);
   }
-  ctx.log(`etcdctl ${fmt(v)} migrate done in ${since()} (its db copied and the rest of the member dir linked first, in ${copied}): ${converted.keys} keys (${converted.ttlKeys} with a TTL) in ${v2.dirs} directories (v3 has no directories; they are not kept); ${v2.expired} keys were already due and are not converted`);
+  ctx.log(`etcdctl ${fmt(v)} migrate done in ${since()} (its db copied and the rest of the member dir linked first, in ${copied}): ${count(converted.keys, 'key')} (${converted.ttlKeys} with a TTL) in ${count(v2.dirs, 'directory', 'directories')} (v3 has no directories; they are not kept); ${count(v2.expired, 'key')} ${were(v2.expired)} already due and ${v2.expired === 1 ? 'is' : 'are'} not converted`);
 
   // 5 and 6 at once (both only read the db migrate wrote; the check on this thread, the restore in
   // its own process). 5. Every record of the db it wrote. 6. The new member dir: the db restored,
@@ -122,7 +122,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
     throw e;
   }
   const inDb = checked.sum.digest();
-  ctx.log(`the db it wrote holds every key and value it was given, none on a lease (${inDb.keys} keys; read offline in ${since()})`);
+  ctx.log(`the db it wrote holds every key and value it was given, none on a lease (${count(inDb.keys, 'key')}; read offline in ${since()})`);
   await restoring;
   // The restored db's key bucket is the one just checked, page for page: the attach step of this run
   // takes this check for its own read of the db, while the file is unchanged (steps/attach.ts).
@@ -146,13 +146,13 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
 
   // 7. The TTLs, pending until the end of the chain (fsynced; the swap moves the file in).
   const pending = await writePendingTtlsFromSpill(newPendingTtlsFile(ctx.dataDir), converted, files.ttlFile);
-  if (pending !== converted.ttlKeys) throw new StepError(`the pending TTL file holds ${pending} keys, but ${converted.ttlKeys} keys with a TTL were converted; the live data was not changed`);
+  if (pending !== converted.ttlKeys) throw new StepError(`the pending TTL file holds ${count(pending, 'key')}, but ${count(converted.ttlKeys, 'key')} with a TTL ${were(converted.ttlKeys)} converted; the live data was not changed`);
 
   // After: keys and values as read from the db, the keys of the pending file as the TTL keys.
   const after = { ...inDb, ttlKeys: pending, ttl: converted.ttl };
   return {
-    detail: `before (v2): ${formatChecksum(converted)} in ${v2.dirs} dirs; after (v3, TTLs pending): ${formatChecksum(after)}; `
-      + `${v2.expired} keys were due before it (not converted); the TTLs of ${pending} keys wait in ${PENDING_TTLS_FILE} for the end of the chain; v2 store emptied; new member and cluster IDs`,
+    detail: `before (v2): ${formatChecksum(converted)} in ${count(v2.dirs, 'dir')}; after (v3, TTLs pending): ${formatChecksum(after)}; `
+      + `${count(v2.expired, 'key')} ${were(v2.expired)} due before it (not converted); the TTLs of ${count(pending, 'key')} wait in ${PENDING_TTLS_FILE} for the end of the chain; v2 store emptied; new member and cluster IDs`,
   };
 }
 
