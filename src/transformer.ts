@@ -59,10 +59,15 @@ export async function runTransformer(files: TransformerFiles): Promise<void> {
       for (const text of scanner.push(chunk)) await convert(parseNode(text), now);
     }
     if (!scanner.complete) throw new Error('the v2 nodes from etcdctl migrate ended in the middle of a node');
-    if (files.hiddenFile) for await (const [text] of readSpill(files.hiddenFile)) await convert(parseNode(text!), files.nowMs ?? Date.now());
+    if (files.hiddenFile) {
+      const now = files.nowMs ?? Date.now();
+      for await (const [text] of readSpill(files.hiddenFile)) await convert(parseNode(text!), now);
+    }
     for (const chunk of records.sorted()) await write(chunk);
     const last: Buffer | undefined = largest;
-    if (last) await write(Buffer.concat(Array.from({ length: Math.ceil((pipeCapacity() + 1) / last.length) }, () => last)));
+    if (last) {
+      await write(Buffer.concat(Array.from({ length: Math.ceil((pipeCapacity() + 1) / last.length) }, () => last)));
+    }
     await spill.close();
     writeFileSync(`${files.summaryFile}.tmp`, JSON.stringify(t.summary()), { mode: 0o600 });
     renameSync(`${files.summaryFile}.tmp`, files.summaryFile);

@@ -126,7 +126,9 @@ export async function attachTtls(v3: V3Api, pending: PendingTtls, o: AttachOptio
   const isLive = (line: TtlLine) => !expired(line[0], cutoff) && !missing.has(line[1]);
   const putAll = (leaseOf: (line: TtlLine) => string, done?: (line: TtlLine) => void) => {
     const put = (line: TtlLine): Op => ({
-      request_put: sendsValue(line) ? { key: line[1], lease: leaseOf(line), value: line[3]! } : { key: line[1], lease: leaseOf(line), ignore_value: true },
+      request_put: sendsValue(line)
+        ? { key: line[1], lease: leaseOf(line), value: line[3]! }
+        : { key: line[1], lease: leaseOf(line), ignore_value: true },
     });
     // Batches straight from the file's blocks (no await and no generator step per key), packed as
     // they are built and while their transaction is in flight (see packed.ts); cut by count and by

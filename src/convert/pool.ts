@@ -21,7 +21,9 @@ export interface ByteLimit<T> {
 }
 
 /** Groups items into arrays of up to `size` items and, with `limit`, up to `limit.bytes` bytes. */
-export async function* batches<T>(items: AsyncIterable<T> | Iterable<T>, size: number, limit?: ByteLimit<T>): AsyncGenerator<T[]> {
+export async function* batches<T>(
+  items: AsyncIterable<T> | Iterable<T>, size: number, limit?: ByteLimit<T>,
+): AsyncGenerator<T[]> {
   let batch: T[] = [];
   let bytes = 0;
   for await (const item of items) {

@@ -81,7 +81,10 @@ export async function readV2Store(snapFile: string, nowMs: number, hiddenFile: s
   return { summary: t.summary(), hiddenKeys, hiddenDirs };
 }
 
-/** Every node under /1 (keys as the v2 API names them; the /1 directory itself as `/`), directories before their contents. */
+/**
+ * Every node under /1 (keys as the v2 API names them; the /1 directory itself as `/`), directories
+ * before their contents.
+ */
 export function* v2StoreNodes(store: Buffer): Generator<V2Node> {
   const stack: Frame[] = [];
   let pos = 0;
@@ -96,7 +99,8 @@ export function* v2StoreNodes(store: Buffer): Generator<V2Node> {
         if (top.kind === 'node' && top.key === 'Children') {
           const next = skipSpace(store, skipSpace(store, end + 1) + 1);
           if (store[next] === OPEN) {
-            const n = toV2Node(parseJson<SavedNode>(`${store.toString('utf8', top.start, commaBefore(store, pos))}}`, NODE), true);
+            const fields = `${store.toString('utf8', top.start, commaBefore(store, pos))}}`;
+            const n = toV2Node(parseJson<SavedNode>(fields, NODE), true);
             if (n) yield n;
           } else top.leaf = true;
         }

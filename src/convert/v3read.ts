@@ -79,9 +79,13 @@ function checkStorable(key: Buffer, value: Buffer): void {
  */
 export function v2PathProblem(key: string): string | undefined {
   const names = key.split('/').slice(1);
-  if (!key.startsWith('/') || names.some((n) => n === '')) return 'has an empty name in its path (// or a trailing /), which the v2 API would drop';
+  if (!key.startsWith('/') || names.some((n) => n === '')) {
+    return 'has an empty name in its path (// or a trailing /), which the v2 API would drop';
+  }
   if (names.some((n) => n === '.' || n === '..')) return 'has a . or .. in its path, which the v2 API would resolve';
-  if (names.some((n) => n.startsWith('_'))) return 'has a name starting with _ in its path, which etcd2 hides from every listing';
+  if (names.some((n) => n.startsWith('_'))) {
+    return 'has a name starting with _ in its path, which etcd2 hides from every listing';
+  }
   return undefined;
 }
 
@@ -95,14 +99,19 @@ class PathTree {
   add(key: Buffer): void {
     const name = () => JSON.stringify(key.toString('utf8'));
     const problem = v2PathProblem(key.toString('utf8'));
-    if (problem) throw new UsageError(`the key ${name()} ${problem}: nothing was changed. Rename or delete that key in etcd3 first, or stay on etcd3 (TARGET_STORAGE=etcd3)`);
+    if (problem) throw new UsageError(`the key ${name()} ${problem}: nothing was changed. ${WAY_OUT('that key')}`);
     while (this.chain.length && !startsWith(key, this.chain.at(-1)!)) this.chain.pop();
     const parent = this.chain.at(-1);
     if (parent && key[parent.length] === 0x2f) {
-      throw new UsageError(`the key ${JSON.stringify(parent.toString('utf8'))} is also a directory in etcd2 (the key ${name()} is under it), and a v2 node cannot be both: nothing was changed. Rename or delete one of them in etcd3 first, or stay on etcd3 (TARGET_STORAGE=etcd3)`);
+      const dir = JSON.stringify(parent.toString('utf8'));
+      throw new UsageError(`the key ${dir} is also a directory in etcd2 (the key ${name()} is under it), and a v2 node `
+        + `cannot be both: nothing was changed. ${WAY_OUT('one of them')}`);
     }
     this.chain.push(key);
   }
 }
+
+const WAY_OUT = (what: string): string =>
+  `Rename or delete ${what} in etcd3 first, or stay on etcd3 (TARGET_STORAGE=etcd3)`;
 
 const startsWith = (b: Buffer, p: Buffer): boolean => b.length > p.length && b.subarray(0, p.length).equals(p);

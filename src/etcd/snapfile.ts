@@ -66,7 +66,8 @@ export function encodeSnapFile(f: SnapFile): Buffer {
  * `snapshot restore` made) or already holds a version.
  */
 export function withClusterVersion(store: Buffer, version: string): Buffer | undefined {
-  const s = parseJson<{ Root?: StoreNode; CurrentIndex?: number }>(store.toString('utf8'), 'the v2 store of a snapshot file');
+  const text = store.toString('utf8');
+  const s = parseJson<{ Root?: StoreNode; CurrentIndex?: number }>(text, 'the v2 store of a snapshot file');
   const internal = s.Root?.Children?.['0'];
   if (!internal?.Children || internal.Children.version) return undefined;
   const index = s.CurrentIndex ?? 0;

@@ -52,14 +52,19 @@ async function saveV2Snapshot(o: SaveOptions, last: number, count: number): Prom
     // Ready: its election's entry is applied, which triggers the snapshot. When etcd loaded an older
     // snapshot than the newest (a damaged file), each probe is one more entry towards the next.
     while (((await newestSnap(snapDir))?.index ?? 0) < last) {
-      if (Date.now() > deadline) throw new StepError(`etcd ${fmt(o.version)} saved no snapshot of its v2 store up to raft index ${last} in ${o.timeoutMs / 1000} s`);
+      if (Date.now() > deadline) {
+        const what = `a snapshot of its v2 store up to raft index ${last}`;
+        throw new StepError(`etcd ${fmt(o.version)} saved no ${what} in ${o.timeoutMs / 1000} s`);
+      }
       await new Promise((res) => setTimeout(res, POLL_MS));
       await probeWriteV2(e.endpoint, tls).catch(() => false);
     }
   });
   // Stopped: etcd waits for a snapshot it is writing before it exits.
   const newest = await newestSnap(snapDir);
-  if (!newest || newest.index < last) throw new StepError(`etcd ${fmt(o.version)} left no snapshot file of its v2 store up to raft index ${last}`);
+  if (!newest || newest.index < last) {
+    throw new StepError(`etcd ${fmt(o.version)} left no snapshot file of its v2 store up to raft index ${last}`);
+  }
   return path.join(snapDir, newest.name);
 }
 

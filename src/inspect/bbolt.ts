@@ -182,7 +182,8 @@ export class Bbolt {
       got += n;
     }
     if (got < length) {
-      throw new Error(offset === 0 ? 'file too short for a bbolt database' : `the db ends inside a page (${length} bytes needed at byte ${offset}, ${got} there): truncated`);
+      if (offset === 0) throw new Error('file too short for a bbolt database');
+      throw new Error(`the db ends inside a page (${length} bytes needed at byte ${offset}, ${got} there): truncated`);
     }
     return buf;
   }

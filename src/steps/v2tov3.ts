@@ -98,14 +98,22 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   files.hiddenFile = path.join(scratch, 'hidden-nodes.jsonl');
   const whole = await readWholeV2Store(v, ctx, scratch, files.hiddenFile);
   files.nowMs = whole.nowMs;
-  ctx.log(`the whole v2 store, ${whole.etcdRan ? `saved by etcd ${fmt(v)} on a copy of the member dir` : 'its newest snapshot file (the WAL holds nothing after it)'} and read in ${since()}: ${count(whole.summary.converted.keys, 'key')} not due (${whole.summary.converted.ttlKeys} with a TTL), of which ${whole.hiddenKeys} hidden (a name on their path starts with _: etcdctl migrate does not hand them over; converted from this read) in ${count(whole.hiddenDirs, 'hidden directory', 'hidden directories')}`);
+  const all = whole.summary.converted;
+  const from = whole.etcdRan ? `saved by etcd ${fmt(v)} on a copy of the member dir`
+    : 'its newest snapshot file (the WAL holds nothing after it)';
+  ctx.log(`the whole v2 store, ${from} and read in ${since()}: ${count(all.keys, 'key')} not due`
+    + ` (${all.ttlKeys} with a TTL),`
+    + ` of which ${whole.hiddenKeys} hidden`
+    + ` (a name on their path starts with _: etcdctl migrate does not hand them over; converted from this read)`
+    + ` in ${count(whole.hiddenDirs, 'hidden directory', 'hidden directories')}`);
 
   // 4. Convert, offline, through the transformer; it must have converted exactly that store.
   const out = await migrateV2ToV3(binPath(ctx.binDir, 'etcdctl', v), source, await writeTransformerScript(scratch, ctx.install, files), ctx.env);
   const v2 = await readSummary(files.summaryFile, out);
   const converted = whole.summary.converted;
   if (!sameChecksum(v2.converted, converted)) {
-    throw new StepError(`etcdctl migrate and its transformer converted ${formatChecksum(v2.converted)}, but the v2 store holds ${formatChecksum(converted)}; the live data was not changed`);
+    throw new StepError(`etcdctl migrate and its transformer converted ${formatChecksum(v2.converted)}, `
+      + `but the v2 store holds ${formatChecksum(converted)}; the live data was not changed`);
   }
   ctx.log(`etcdctl ${fmt(v)} migrate done in ${since()} (its db copied and the rest of the member dir linked first, in ${copied}): ${count(converted.keys, 'key')} (${converted.ttlKeys} with a TTL) in ${count(v2.dirs, 'directory', 'directories')} (v3 has no directories; they are not kept); ${count(v2.expired, 'key')} ${were(v2.expired)} already due and ${v2.expired === 1 ? 'is' : 'are'} not converted`);
 
@@ -162,10 +170,15 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
  * moment returned count as gone, in this read and in the transformer alike: etcd's leader deletes
  * due keys while it runs, so it may have deleted some of them in the copy.
  */
-async function readWholeV2Store(v: Version, ctx: StepContext, scratch: string, hiddenFile: string): Promise<V2Store & { nowMs: number; etcdRan: boolean }> {
+async function readWholeV2Store(
+  v: Version, ctx: StepContext, scratch: string, hiddenFile: string,
+): Promise<V2Store & { nowMs: number; etcdRan: boolean }> {
   const dir = path.join(scratch, 'v2store');
   await fs.mkdir(dir, { mode: 0o700 });
-  const snap = await v2StoreSnapshot({ bin: binPath(ctx.binDir, 'etcd', v), version: v, dataDir: ctx.dataDir, scratch: dir, member: ctx.member, env: ctx.env, timeoutMs: ctx.stepTimeoutMs, log: ctx.log });
+  const snap = await v2StoreSnapshot({
+    bin: binPath(ctx.binDir, 'etcd', v), version: v, dataDir: ctx.dataDir, scratch: dir,
+    member: ctx.member, env: ctx.env, timeoutMs: ctx.stepTimeoutMs, log: ctx.log,
+  });
   const nowMs = Date.now();
   const store = await readV2Store(snap.file, nowMs, hiddenFile);
   await fs.rm(dir, { recursive: true, force: true });
