@@ -25,8 +25,11 @@ const TABLE = (() => {
 })();
 
 /** CRC-32C (Castagnoli), as Go's crc32.Update(0, crc32.MakeTable(crc32.Castagnoli), b). */
-export function crc32c(b: Uint8Array): number {
-  let c = 0xffffffff;
+export const crc32c = (b: Uint8Array): number => crc32cUpdate(0, b);
+
+/** The CRC-32C of what `crc` was taken over, followed by `b` (Go's crc32.Update): for a file read in chunks. */
+export function crc32cUpdate(crc: number, b: Uint8Array): number {
+  let c = (crc ^ 0xffffffff) >>> 0;
   for (let i = 0; i < b.length; i++) c = TABLE[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }
