@@ -99,7 +99,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   const whole = await readWholeV2Store(v, ctx, scratch, files.hiddenFile);
   files.nowMs = whole.nowMs;
   const all = whole.summary.converted;
-  const from = whole.etcdRan ? `saved by etcd ${fmt(v)} on a copy of the member dir`
+  const from = whole.etcdRan ? `saved by etcd ${fmt(v)} on a copy of the member dir (copied, run and stopped in ${seconds(whole.snapMs)})`
     : 'its newest snapshot file (the WAL holds nothing after it)';
   ctx.log(`the whole v2 store, ${from} and read in ${since()}: ${count(all.keys, 'key')} not due`
     + ` (${all.ttlKeys} with a TTL),`
@@ -172,9 +172,10 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
  */
 async function readWholeV2Store(
   v: Version, ctx: StepContext, scratch: string, hiddenFile: string,
-): Promise<V2Store & { nowMs: number; etcdRan: boolean }> {
+): Promise<V2Store & { nowMs: number; etcdRan: boolean; snapMs: number }> {
   const dir = path.join(scratch, 'v2store');
   await fs.mkdir(dir, { mode: 0o700 });
+  const t0 = Date.now();
   const snap = await v2StoreSnapshot({
     bin: binPath(ctx.binDir, 'etcd', v), version: v, dataDir: ctx.dataDir, scratch: dir,
     member: ctx.member, env: ctx.env, timeoutMs: ctx.stepTimeoutMs, log: ctx.log,
@@ -182,7 +183,7 @@ async function readWholeV2Store(
   const nowMs = Date.now();
   const store = await readV2Store(snap.file, nowMs, hiddenFile);
   await fs.rm(dir, { recursive: true, force: true });
-  return { ...store, nowMs, etcdRan: snap.etcdRan };
+  return { ...store, nowMs, etcdRan: snap.etcdRan, snapMs: nowMs - t0 };
 }
 
 /**
