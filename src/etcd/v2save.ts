@@ -44,8 +44,10 @@ export async function v2StoreSnapshot(o: SaveOptions): Promise<{ file: string; e
 async function saveV2Snapshot(o: SaveOptions, last: number, count: number): Promise<string> {
   const snapDir = path.join(o.scratch, 'member', 'snap');
   const tls = o.member.clientTls;
+  // The count must be this one: a --snapshot-count among the member's extra flags (they come last) is left out.
+  const member = { ...o.member, extraArgs: withoutFlag(o.member.extraArgs, '--snapshot-count') };
   await withTempEtcd({
-    bin: o.bin, version: o.version, dataDir: o.scratch, member: o.member, storage: 'etcd2', env: o.env,
+    bin: o.bin, version: o.version, dataDir: o.scratch, member, storage: 'etcd2', env: o.env,
     timeoutMs: o.timeoutMs, flags: [`--snapshot-count=${Math.max(1, count)}`], log: o.log,
   }, async (e) => {
     const deadline = Date.now() + o.timeoutMs;
@@ -53,7 +55,7 @@ async function saveV2Snapshot(o: SaveOptions, last: number, count: number): Prom
     // snapshot than the newest (a damaged file), each probe is one more entry towards the next.
     while (((await newestSnap(snapDir))?.index ?? 0) < last) {
       if (Date.now() > deadline) {
-        const what = `a snapshot of its v2 store up to raft index ${last}`;
+        const what = `snapshot of its v2 store up to raft index ${last}`;
         throw new StepError(`etcd ${fmt(o.version)} saved no ${what} in ${o.timeoutMs / 1000} s`);
       }
       await new Promise((res) => setTimeout(res, POLL_MS));
@@ -66,6 +68,18 @@ async function saveV2Snapshot(o: SaveOptions, last: number, count: number): Prom
     throw new StepError(`etcd ${fmt(o.version)} left no snapshot file of its v2 store up to raft index ${last}`);
   }
   return path.join(snapDir, newest.name);
+}
+
+/** `args` without `flag` (as `--flag=value`, or `--flag value`), and without it spelt with one dash. */
+export function withoutFlag(args: readonly string[], flag: string): string[] {
+  const names = [flag, flag.slice(1)];
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (names.includes(a)) i++;
+    else if (!names.some((n) => a.startsWith(`${n}=`))) out.push(a);
+  }
+  return out;
 }
 
 /** The snapshot file with the highest raft index (named <term>-<index>.snap, both 16 hex digits). */

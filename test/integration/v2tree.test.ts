@@ -26,9 +26,9 @@ async function put(endpoint: string, key: string, o: { value?: string; dir?: boo
   return (JSON.parse(body) as { node: { expiration?: string } }).node;
 }
 
-async function convert(dir: string) {
+async function convert(dir: string, env: Record<string, string> = {}) {
   return runCli(['--data-dir', dir, '--target-version', '3.3.25', '--bin-dir', BIN_DIR, '--name', NAME,
-    '--port', String(await freePort()), '--peer-port', String(await freePort())], { ETCD_ELECTION_TIMEOUT: '100' });
+    '--port', String(await freePort()), '--peer-port', String(await freePort())], { ETCD_ELECTION_TIMEOUT: '100', ...env });
 }
 
 /** The keys, values and remaining lease TTLs (s; none: no lease) of the converted data, read by etcd 3.3.25. */
@@ -117,5 +117,18 @@ describe('the whole v2 tree', () => {
       expect(Math.abs(after.get(`/registry/ttldir/${k}`)!.ttl! - left), k).toBeLessThanOrEqual(3);
     }
     expect(after.get('/registry/ttldir/shorter')!.ttl).toBeLessThanOrEqual(300);
+  });
+
+  it('reads the whole v2 store also when the extra flags for temporary etcds set a --snapshot-count of their own', async () => {
+    const dir = path.join(await tmpDir(), 'data');
+    const m = await startEtcd('3.3.25', dir, { name: NAME });
+    await put(m.endpoint, '/registry/_hidden', { value: 'h' });
+    await put(m.endpoint, '/registry/k', { value: 'k' });
+    await m.stop();
+    await fs.writeFile(path.join(dir, 'version.txt'), '3.3.25/etcd2');
+    const r = await convert(dir, { ETCD_CREDS: '--snapshot-count=100000', STEP_TIMEOUT: '10' });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/the whole v2 store, saved by etcd 3\.3\.25 .*: 2 keys not due \(0 with a TTL\), of which 1 hidden/);
+    expect([...(await readBack(dir)).keys()].sort()).toEqual(['/registry/_hidden', '/registry/k']);
   });
 });
