@@ -29,6 +29,7 @@ export interface SaveOptions {
 }
 
 const POLL_MS = 20;
+const PROBE_EVERY_MS = 1000;
 
 /** A snapshot file of the whole v2 store as the member dir holds it, and whether etcd had to write it. */
 export async function v2StoreSnapshot(o: SaveOptions): Promise<{ file: string; etcdRan: boolean }> {
@@ -51,15 +52,21 @@ async function saveV2Snapshot(o: SaveOptions, last: number, count: number): Prom
     timeoutMs: o.timeoutMs, flags: [`--snapshot-count=${Math.max(1, count)}`], log: o.log,
   }, async (e) => {
     const deadline = Date.now() + o.timeoutMs;
-    // Ready: its election's entry is applied, which triggers the snapshot. When etcd loaded an older
-    // snapshot than the newest (a damaged file), each probe is one more entry towards the next.
+    let probed = Date.now();
+    // Ready: its election's entry is applied, which triggered the snapshot; etcd is writing it. When
+    // etcd loaded an older snapshot than the newest (a damaged file), it needs more entries for the
+    // next: a probe now and then is one. Not more often: every `count` entries is one more snapshot
+    // of the whole store, all written at once.
     while (((await newestSnap(snapDir))?.index ?? 0) < last) {
       if (Date.now() > deadline) {
         const what = `snapshot of its v2 store up to raft index ${last}`;
         throw new StepError(`etcd ${fmt(o.version)} saved no ${what} in ${o.timeoutMs / 1000} s`);
       }
       await new Promise((res) => setTimeout(res, POLL_MS));
-      await probeWriteV2(e.endpoint, tls).catch(() => false);
+      if (Date.now() - probed >= PROBE_EVERY_MS) {
+        probed = Date.now();
+        await probeWriteV2(e.endpoint, tls).catch(() => false);
+      }
     }
   });
   // Stopped: etcd waits for a snapshot it is writing before it exits.
