@@ -5,7 +5,8 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BIN_DIR, requireBinaries } from '../helpers/env.ts';
 import { dumpKeys, leaseTtl, startEtcd } from '../helpers/etcd.ts';
-import { runCli } from '../helpers/cli.ts';
+import { runCli, treeSnapshot } from '../helpers/cli.ts';
+import { fixtureBinDir } from '../helpers/fixtures.ts';
 import { freePort, tmpDir } from '../helpers/tmp.ts';
 
 beforeAll(requireBinaries);
@@ -130,5 +131,30 @@ describe('the whole v2 tree', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/the whole v2 store, saved by etcd 3\.3\.25 .*: 2 keys not due \(0 with a TTL\), of which 1 hidden/);
     expect([...(await readBack(dir)).keys()].sort()).toEqual(['/registry/_hidden', '/registry/k']);
+  });
+
+  it('fails, changing nothing, when what migrate hands over is not the v2 store (the check starts from the store itself)', async () => {
+    const dir = path.join(await tmpDir(), 'data');
+    const m = await startEtcd('3.3.25', dir, { name: NAME });
+    await put(m.endpoint, '/registry/kept', { value: 'k' });
+    await put(m.endpoint, '/registry/lost', { value: 'x' });
+    await m.stop();
+    await fs.writeFile(path.join(dir, 'version.txt'), '3.3.25/etcd2');
+    // An etcdctl whose migrate loses one node on its way to the transformer.
+    const bin = await fixtureBinDir({ 'etcdctl-3.3.25': [
+      'if [ "$1" = migrate ]; then',
+      '  W="$(dirname "$5")/lossy.sh"',
+      `  printf '#!/bin/sh\\nsed "s|{\\\\"key\\\\":\\\\"/registry/lost\\\\"[^}]*}||" | %s\\n' "$5" > "$W"`,
+      '  chmod +x "$W"',
+      '  exec "$REAL" migrate --data-dir "$3" --transformer "$W"',
+      'fi',
+      'exec "$REAL" "$@"',
+    ].join('\n') });
+    const before = await treeSnapshot(dir);
+    const r = await runCli(['--data-dir', dir, '--target-version', '3.3.25', '--bin-dir', bin, '--name', NAME,
+      '--port', String(await freePort()), '--peer-port', String(await freePort())], { ETCD_ELECTION_TIMEOUT: '100' });
+    expect(r.exitCode, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/etcdctl migrate and its transformer converted keys=1 .*, but the v2 store holds keys=2 .*; the live data was not changed/);
+    expect(await treeSnapshot(dir)).toEqual(before);
   });
 });
