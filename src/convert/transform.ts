@@ -43,9 +43,18 @@ export class V2ToV3Transform {
   private expired = 0;
   /** The directories that expire (by their own TTL or an ancestor's), with that expiry. */
   private readonly dirExpiry = new Map<string, number>();
+  /** False: only count (the read of the v2 store itself needs no record nor TTL line). */
+  private readonly output: boolean;
 
-  /** One node as migrate wrote it: the record to send back (none for a directory or a key already due), and the key's TTL line. */
-  node(n: V2Node, nowMs: number): { record?: Buffer; ttl?: TtlLine } {
+  constructor(o: { output?: boolean } = {}) {
+    this.output = o.output ?? true;
+  }
+
+  /**
+   * One node as migrate wrote it: whether it is a key that is converted, the record to send back
+   * (none for a directory or a key already due), and the key's TTL line.
+   */
+  node(n: V2Node, nowMs: number): { converted?: true; record?: Buffer; ttl?: TtlLine } {
     if (n.dir) {
       if (n.key !== '/') this.dirs++;
       const exp = this.expiryOf(n);
@@ -64,8 +73,10 @@ export class V2ToV3Transform {
     const value = Buffer.from(n.value ?? '');
     const kv = kvDigest(key, value);
     this.sum.addDigest(key, kv, exp !== undefined);
+    if (!this.output) return { converted: true };
     const record = kvRecord(key, value, n.createdIndex, n.modifiedIndex);
-    return exp === undefined ? { record } : { record, ttl: [exp, key.toString('base64'), kv, value.toString('base64')] };
+    if (exp === undefined) return { converted: true, record };
+    return { converted: true, record, ttl: [exp, key.toString('base64'), kv, value.toString('base64')] };
   }
 
   /** The earliest of the node's own expiry and its nearest expiring ancestor's (which holds its own ancestors'). */

@@ -72,7 +72,7 @@ export interface V2Store {
  * its end, before anything is returned.
  */
 export async function readV2Store(snapFile: string, nowMs: number, hiddenFile: string): Promise<V2Store> {
-  const t = new V2ToV3Transform();
+  const t = new V2ToV3Transform({ output: false });
   const out = new SpillWriter(hiddenFile);
   const scanner = new V2StoreScanner();
   let hiddenKeys = 0;
@@ -80,10 +80,10 @@ export async function readV2Store(snapFile: string, nowMs: number, hiddenFile: s
   try {
     for await (const chunk of snapFileStore(snapFile)) {
       for (const n of scanner.push(chunk)) {
-        const { record } = t.node(n, nowMs);
+        const { converted } = t.node(n, nowMs);
         if (!isHidden(n.key)) continue;
         if (n.dir) hiddenDirs++;
-        else if (record) hiddenKeys++;
+        else if (converted) hiddenKeys++;
         await out.write([JSON.stringify(n)]);
       }
     }
