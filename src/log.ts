@@ -18,4 +18,10 @@ export const stderrLog: Log = (line) => {
   }
 };
 
+/** `n` and the noun, singular for 1 ("1 key", "0 keys", "2 keys"). */
+export const count = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;
+
+/** "was" or "were" for `n` things. */
+export const were = (n: number): string => (n === 1 ? 'was' : 'were');
+
 export const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;

@@ -16,10 +16,11 @@
 // migrate writes them into bbolt about twice as fast so).
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { RevisionOrder } from './convert/revorder.ts';
-import { SpillWriter } from './convert/spill.ts';
+import { readSpill, SpillWriter } from './convert/spill.ts';
 import { V2ToV3Transform } from './convert/transform.ts';
 import { ttlLineFields } from './convert/ttl.ts';
 import { ChildNodeScanner, CONCATENATED, type V2Node } from './etcd/v2nodes.ts';
+import { parseJson } from './etcd/json.ts';
 
 export interface TransformerFiles {
   ttlFile: string;
@@ -27,6 +28,13 @@ export interface TransformerFiles {
   /** Where records wait when they are more than `sortBudget` bytes (default: convert/revorder.ts). */
   sortDir: string;
   sortBudget?: number;
+  /**
+   * The nodes migrate never sends (hidden: convert/v2store.ts), one JSON a line, read from the v2
+   * store itself: converted after migrate's, so their directories' TTLs are known by then.
+   */
+  hiddenFile?: string;
+  /** The moment that decides which keys are due, the same as for the read of the v2 store (default: now). */
+  nowMs?: number;
 }
 
 export async function runTransformer(files: TransformerFiles): Promise<void> {
@@ -38,21 +46,28 @@ export async function runTransformer(files: TransformerFiles): Promise<void> {
     const scanner = new ChildNodeScanner(CONCATENATED);
     const records = new RevisionOrder(files.sortDir, files.sortBudget);
     let largest: Buffer | undefined;
+    const convert = async (n: V2Node, now: number) => {
+      const { record, ttl } = t.node(n, now);
+      if (ttl) await spill.write(ttlLineFields(ttl));
+      if (!record) return;
+      records.add(n.modifiedIndex, record);
+      if (!largest || record.length > largest.length) largest = record;
+    };
     process.stdin.setEncoding('utf8');
     for await (const chunk of process.stdin as AsyncIterable<string>) {
-      const now = Date.now();
-      for (const text of scanner.push(chunk)) {
-        const n = JSON.parse(text) as V2Node;
-        const { record, ttl } = t.node(n, now);
-        if (ttl) await spill.write(ttlLineFields(ttl));
-        if (!record) continue;
-        records.add(n.modifiedIndex, record);
-        if (!largest || record.length > largest.length) largest = record;
-      }
+      const now = files.nowMs ?? Date.now();
+      for (const text of scanner.push(chunk)) await convert(parseNode(text), now);
     }
     if (!scanner.complete) throw new Error('the v2 nodes from etcdctl migrate ended in the middle of a node');
+    if (files.hiddenFile) {
+      const now = files.nowMs ?? Date.now();
+      for await (const [text] of readSpill(files.hiddenFile)) await convert(parseNode(text!), now);
+    }
     for (const chunk of records.sorted()) await write(chunk);
-    if (largest) await write(Buffer.concat(Array.from({ length: Math.ceil((pipeCapacity() + 1) / largest.length) }, () => largest)));
+    const last: Buffer | undefined = largest;
+    if (last) {
+      await write(Buffer.concat(Array.from({ length: Math.ceil((pipeCapacity() + 1) / last.length) }, () => last)));
+    }
     await spill.close();
     writeFileSync(`${files.summaryFile}.tmp`, JSON.stringify(t.summary()), { mode: 0o600 });
     renameSync(`${files.summaryFile}.tmp`, files.summaryFile);
@@ -62,6 +77,8 @@ export async function runTransformer(files: TransformerFiles): Promise<void> {
     await spill.close().catch(() => {});
   }
 }
+
+const parseNode = (text: string): V2Node => parseJson<V2Node>(text, 'a v2 node from etcdctl migrate');
 
 /** Resolves once the bytes are in the pipe (the kernel's), not only in Node's queue. */
 const write = (b: Buffer): Promise<void> => new Promise((resolve, reject) => {

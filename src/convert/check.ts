@@ -10,10 +10,18 @@ import { compareMinor, type Version } from '../version.ts';
 import { batches, forEachConcurrent } from './pool.ts';
 import { expired, type TtlLine } from './ttl.ts';
 import { readDbKeyspace, type DbKeyspace } from './v3db.ts';
+import { count } from '../log.ts';
 
 /** Operations per transaction (etcd's --max-txn-ops default is 128), and transactions in flight. */
 export const TXN_OPS = 128;
 export const IN_FLIGHT = 8;
+/**
+ * The most key and value bytes (as base64, so about 4/3 of the real ones) in one transaction. etcd
+ * refuses a request larger than its --max-request-bytes (1.5 MiB unless set) as "request is too
+ * large": a thousand 1.5 KB Kubernetes events are already more. A quarter of that default leaves
+ * room for the framing and for an etcd run with a smaller limit.
+ */
+export const TXN_BYTES = 384 * 1024;
 /** Larger transactions where etcd lets us say so (--max-txn-ops is there from 3.3). */
 const BIG_TXN_OPS = 1000;
 
@@ -31,7 +39,7 @@ export function checkMigratedDb(dbFile: string, converted: Checksum): DbKeyspace
   const db = readDbKeyspace(dbFile);
   const got = db.sum.digest();
   if (got.keys !== converted.keys || got.kv !== converted.kv || db.leased || db.tombstones) {
-    throw new StepError(`etcdctl migrate did not write the v2 store faithfully: v2 ${formatChecksum(converted)}, v3 ${formatChecksum(got)}${db.leased ? `, ${db.leased} keys on a lease` : ''}${db.tombstones ? `, ${db.tombstones} deletions` : ''}; the live data was not changed`);
+    throw new StepError(`etcdctl migrate did not write the v2 store faithfully: v2 ${formatChecksum(converted)}, v3 ${formatChecksum(got)}${db.leased ? `, ${count(db.leased, 'key')} on a lease` : ''}${db.tombstones ? `, ${count(db.tombstones, 'deletion')}` : ''}; the live data was not changed`);
   }
   return db;
 }
@@ -46,7 +54,8 @@ export async function deleteExpired(v3: V3Api, lines: AsyncIterable<TtlLine>, cu
       }
     }
   }
-  await forEachConcurrent(batches(due(), opsPerTxn), IN_FLIGHT, (ops) => v3.txn(ops));
+  const bytes = (op: Op) => ('request_delete_range' in op ? op.request_delete_range.key.length : 0);
+  await forEachConcurrent(batches(due(), opsPerTxn, { bytes: TXN_BYTES, of: bytes }), IN_FLIGHT, (ops) => v3.txn(ops));
 }
 
 /** Every key and value (none counted as a TTL key), and how many keys are on a lease. */

@@ -8,7 +8,7 @@
 import { ChecksumBuilder, checksumMismatch, formatChecksum, kvDigest, type Checksum } from '../checksum.ts';
 import { StepError } from '../errors.ts';
 import { V3Error, type Op, type V3Api } from '../etcd/v3.ts';
-import { deleteExpired, IN_FLIGHT, sumKeyspace, TXN_OPS } from './check.ts';
+import { deleteExpired, IN_FLIGHT, sumKeyspace, TXN_BYTES, TXN_OPS } from './check.ts';
 import type { PendingTtls } from './pending.ts';
 import type { DbKeyspace } from './v3db.ts';
 import { PackedLines } from './packed.ts';
@@ -126,20 +126,27 @@ export async function attachTtls(v3: V3Api, pending: PendingTtls, o: AttachOptio
   const isLive = (line: TtlLine) => !expired(line[0], cutoff) && !missing.has(line[1]);
   const putAll = (leaseOf: (line: TtlLine) => string, done?: (line: TtlLine) => void) => {
     const put = (line: TtlLine): Op => ({
-      request_put: line[3] === undefined ? { key: line[1], lease: leaseOf(line), ignore_value: true } : { key: line[1], lease: leaseOf(line), value: line[3] },
+      request_put: sendsValue(line)
+        ? { key: line[1], lease: leaseOf(line), value: line[3]! }
+        : { key: line[1], lease: leaseOf(line), ignore_value: true },
     });
     // Batches straight from the file's blocks (no await and no generator step per key), packed as
-    // they are built and while their transaction is in flight (see packed.ts).
+    // they are built and while their transaction is in flight (see packed.ts); cut by count and by
+    // bytes (TXN_BYTES).
     async function* live(): AsyncGenerator<PackedLines> {
       let batch = new PackedLines(opsPerTxn);
+      let bytes = 0;
       for await (const block of pending.blocks()) {
         for (const line of block) {
           if (!isLive(line)) continue;
-          batch.push(line);
-          if (batch.full) {
+          const b = putBytes(line);
+          if (batch.full || (batch.length && bytes + b > TXN_BYTES)) {
             yield batch;
             batch = new PackedLines(opsPerTxn);
+            bytes = 0;
           }
+          batch.push(line);
+          bytes += b;
         }
       }
       if (batch.length) yield batch;
@@ -236,6 +243,15 @@ export async function attachTtls(v3: V3Api, pending: PendingTtls, o: AttachOptio
   if (mismatch) throw new StepError(`after attaching the TTLs the v3 keyspace does not match what the conversion left: ${mismatch}`);
   return { after, expected, expired: gone - dueSoon, leases: leases.size, grantedAt: planned, attachedAt, predictedMs, dueSoon, dueWithinMs, sumMs, sumFrom: fromDb ? 'db' : 'etcd' };
 }
+
+/**
+ * Whether a put sends the line's value: not a value too big to share a transaction (TXN_BYTES), which
+ * alone could pass etcd's request limit; etcd keeps the one it has (ignore_value), checked in 3.
+ */
+const sendsValue = (line: TtlLine): boolean => line[3] !== undefined && line[3].length <= TXN_BYTES / 2;
+
+/** What a put of the line adds to its transaction (base64 bytes). */
+const putBytes = (line: TtlLine): number => line[1].length + (sendsValue(line) ? line[3]!.length : 0);
 
 /**
  * A line's value (if it has one) must have the (key, value) digest the conversion recorded: a damaged

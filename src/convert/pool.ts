@@ -14,14 +14,31 @@ export async function forEachConcurrent<T>(items: AsyncIterable<T> | Iterable<T>
   if (failure) throw failure.error;
 }
 
-/** Groups items into arrays of up to `size`. */
-export async function* batches<T>(items: AsyncIterable<T> | Iterable<T>, size: number): AsyncGenerator<T[]> {
+/** A cap on the bytes of a batch: `of` gives an item's; an item bigger than `bytes` goes alone. */
+export interface ByteLimit<T> {
+  bytes: number;
+  of: (item: T) => number;
+}
+
+/** Groups items into arrays of up to `size` items and, with `limit`, up to `limit.bytes` bytes. */
+export async function* batches<T>(
+  items: AsyncIterable<T> | Iterable<T>, size: number, limit?: ByteLimit<T>,
+): AsyncGenerator<T[]> {
   let batch: T[] = [];
+  let bytes = 0;
   for await (const item of items) {
+    const b = limit ? limit.of(item) : 0;
+    if (limit && batch.length && bytes + b > limit.bytes) {
+      yield batch;
+      batch = [];
+      bytes = 0;
+    }
     batch.push(item);
+    bytes += b;
     if (batch.length >= size) {
       yield batch;
       batch = [];
+      bytes = 0;
     }
   }
   if (batch.length) yield batch;

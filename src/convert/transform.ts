@@ -6,6 +6,8 @@
 // createdIndex, mod revision = v2 modifiedIndex, version 1), so revisions keep the v2 indexes, but:
 // - a key whose expiry has passed is not converted: migrate's store still holds it (etcd deletes
 //   expired keys only when its leader says so), a running etcd would not;
+// - a key's expiry is the earliest of its own and its ancestor directories': in v2 a directory's
+//   expiry deletes its whole subtree (migrate sends every directory before what it holds);
 // - each converted key is counted into a checksum, and a key with a TTL becomes a line of the TTL
 //   spill file (absolute expiry, key, digest, value) for the attach-ttls step: migrate drops TTLs.
 // Pure: a node in, the record and the TTL line out.
@@ -39,17 +41,30 @@ export class V2ToV3Transform {
   private readonly sum = new ChecksumBuilder();
   private dirs = 0;
   private expired = 0;
+  /** The directories that expire (by their own TTL or an ancestor's), with that expiry. */
+  private readonly dirExpiry = new Map<string, number>();
+  /** False: only count (the read of the v2 store itself needs no record nor TTL line). */
+  private readonly output: boolean;
 
-  /** One node as migrate wrote it: the record to send back (none for a directory or a key already due), and the key's TTL line. */
-  node(n: V2Node, nowMs: number): { record?: Buffer; ttl?: TtlLine } {
+  constructor(o: { output?: boolean } = {}) {
+    this.output = o.output ?? true;
+  }
+
+  /**
+   * One node as migrate wrote it: whether it is a key that is converted, the record to send back
+   * (none for a directory or a key already due), and the key's TTL line.
+   */
+  node(n: V2Node, nowMs: number): { converted?: true; record?: Buffer; ttl?: TtlLine } {
     if (n.dir) {
       if (n.key !== '/') this.dirs++;
+      const exp = this.expiryOf(n);
+      if (exp !== undefined) this.dirExpiry.set(n.key, exp);
       return {};
     }
     if (!Number.isSafeInteger(n.createdIndex) || !Number.isSafeInteger(n.modifiedIndex) || n.createdIndex <= 0 || n.modifiedIndex <= 0) {
       throw new StepError(`etcdctl migrate gave the v2 key ${JSON.stringify(n.key)} unusable indexes (created ${n.createdIndex}, modified ${n.modifiedIndex})`);
     }
-    const exp = expiresAt(n);
+    const exp = this.expiryOf(n);
     if (exp !== undefined && expired(exp, nowMs)) {
       this.expired++;
       return {};
@@ -58,8 +73,21 @@ export class V2ToV3Transform {
     const value = Buffer.from(n.value ?? '');
     const kv = kvDigest(key, value);
     this.sum.addDigest(key, kv, exp !== undefined);
+    if (!this.output) return { converted: true };
     const record = kvRecord(key, value, n.createdIndex, n.modifiedIndex);
-    return exp === undefined ? { record } : { record, ttl: [exp, key.toString('base64'), kv, value.toString('base64')] };
+    if (exp === undefined) return { converted: true, record };
+    return { converted: true, record, ttl: [exp, key.toString('base64'), kv, value.toString('base64')] };
+  }
+
+  /** The earliest of the node's own expiry and its nearest expiring ancestor's (which holds its own ancestors'). */
+  private expiryOf(n: V2Node): number | undefined {
+    const own = expiresAt(n);
+    if (this.dirExpiry.size === 0) return own;
+    for (let i = n.key.lastIndexOf('/'); i > 0; i = n.key.lastIndexOf('/', i - 1)) {
+      const dir = this.dirExpiry.get(n.key.slice(0, i));
+      if (dir !== undefined) return own === undefined ? dir : Math.min(own, dir);
+    }
+    return own;
   }
 
   summary(): TransformSummary {

@@ -9,6 +9,7 @@ import type { ClientTls } from './tls.ts';
 export interface Response {
   status: number;
   body: string;
+  headers: http.IncomingHttpHeaders;
 }
 
 export function request(endpoint: string, method: string, path: string, body?: string, timeoutMs = 2000, tls?: ClientTls): Promise<Response> {
@@ -17,7 +18,9 @@ export function request(endpoint: string, method: string, path: string, body?: s
     const onResponse = (res: http.IncomingMessage) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () => {
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers });
+      });
       res.on('error', reject);
     };
     const o = { method, timeout: timeoutMs, agent: false as const };

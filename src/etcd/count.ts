@@ -2,6 +2,7 @@
 // gRPC gateway, v2 keys (and those with a TTL) through the v2 API.
 import { compareMinor, type Storage, type Version } from '../version.ts';
 import { gatewayPrefix, request } from './client.ts';
+import { parseJson } from './json.ts';
 
 export interface Counts {
   /** Keys in the v3 store (count_only range over the whole key space). */
@@ -46,7 +47,7 @@ export async function countV2Keys(endpoint: string): Promise<{ keys: number; wit
     }
     for (const c of n.nodes ?? []) walk(c);
   };
-  walk((JSON.parse(r.body) as { node: V2Node }).node);
+  walk(parseJson<{ node: V2Node }>(r.body, 'the v2 store').node);
   return out;
 }
 

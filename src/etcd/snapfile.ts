@@ -12,6 +12,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../fsx.ts';
 import { fields, ProtoWriter, type Field } from './proto.ts';
+import { parseJson } from './json.ts';
 
 const TABLE = (() => {
   const t = new Uint32Array(256);
@@ -24,11 +25,9 @@ const TABLE = (() => {
 })();
 
 /** CRC-32C (Castagnoli), as Go's crc32.Update(0, crc32.MakeTable(crc32.Castagnoli), b). */
-export function crc32c(b: Uint8Array): number {
-  return crc32cUpdate(0, b);
-}
+export const crc32c = (b: Uint8Array): number => crc32cUpdate(0, b);
 
-/** CRC-32C continued from `crc` over `b`, as Go's crc32.Update(crc, castagnoli, b): the WAL chains its records so. */
+/** CRC-32C continued from `crc` over `b` (Go's crc32.Update): for a file read in chunks, and the WAL's chained records. */
 export function crc32cUpdate(crc: number, b: Uint8Array): number {
   let c = (crc ^ 0xffffffff) >>> 0;
   for (let i = 0; i < b.length; i++) c = TABLE[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
@@ -70,7 +69,8 @@ export function encodeSnapFile(f: SnapFile): Buffer {
  * `snapshot restore` made) or already holds a version.
  */
 export function withClusterVersion(store: Buffer, version: string): Buffer | undefined {
-  const s = JSON.parse(store.toString('utf8')) as { Root?: StoreNode; CurrentIndex?: number };
+  const text = store.toString('utf8');
+  const s = parseJson<{ Root?: StoreNode; CurrentIndex?: number }>(text, 'the v2 store of a snapshot file');
   const internal = s.Root?.Children?.['0'];
   if (!internal?.Children || internal.Children.version) return undefined;
   const index = s.CurrentIndex ?? 0;

@@ -3,6 +3,7 @@
 import { StepError } from '../errors.ts';
 import type { HttpClient } from './http.ts';
 import { ChildNodeScanner, type V2Node } from './v2nodes.ts';
+import { parseJson } from './json.ts';
 
 /** The URL path of a v2 key: each segment percent-encoded, the slashes kept. */
 export const keyPath = (key: string): string => `/v2/keys${key.split('/').map(encodeURIComponent).join('/')}`;
@@ -17,7 +18,7 @@ export async function* listDir(c: HttpClient, dir: string): AsyncGenerator<V2Nod
   }
   const scanner = new ChildNodeScanner();
   for await (const ch of chunks) {
-    for (const text of scanner.push(ch)) yield JSON.parse(text) as V2Node;
+    for (const text of scanner.push(ch)) yield parseJson<V2Node>(text, `a node of the v2 listing of ${dir}`);
   }
   if (!scanner.complete) throw new StepError(`the v2 listing of ${dir} ended early (connection cut?)`);
 }
@@ -39,7 +40,7 @@ export async function put(c: HttpClient, key: string, value: string, ttl?: numbe
   const body = `value=${encodeURIComponent(value)}${ttl !== undefined ? `&ttl=${ttl}` : ''}`;
   const r = await c.text('PUT', keyPath(key), body);
   if (r.status !== 200 && r.status !== 201) throw new StepError(`the v2 API refused to write ${key}: HTTP ${r.status} ${v2Error(r.body)}`);
-  return (JSON.parse(r.body) as { node: V2Node }).node;
+  return parseJson<{ node: V2Node }>(r.body, 'the v2 answer to a write').node;
 }
 
 /** Deletes a key or a whole directory. */

@@ -4,6 +4,7 @@ import { StepError } from '../errors.ts';
 import type { Version } from '../version.ts';
 import { gatewayPrefix } from './client.ts';
 import type { HttpClient } from './http.ts';
+import { parseJson } from './json.ts';
 
 export interface KeyValue {
   /** base64 */
@@ -54,7 +55,7 @@ export class V3 implements V3Api {
   private async call<T>(path: string, body: unknown): Promise<T> {
     const r = await this.c.text('POST', `${this.prefix}${path}`, JSON.stringify(body));
     if (r.status !== 200) throw new V3Error(path, r.status, r.body);
-    return JSON.parse(r.body) as T;
+    return parseJson<T>(r.body, `the answer of ${path}`);
   }
 
   /** How many keys lie in [key, rangeEnd) (base64; "AA==" as both means every key). */

@@ -172,10 +172,19 @@ export class Bbolt {
     return { buf, at: 0 };
   }
 
+  /** Exactly `length` bytes at `offset`: a file that ends sooner is a truncated db, never zeros read as pages. */
   private read(offset: number, length: number): Buffer {
-    const buf = Buffer.alloc(length);
-    const n = readSync(this.fd, buf, 0, length, offset);
-    if (n < length && offset === 0) throw new Error('file too short for a bbolt database');
+    const buf = Buffer.allocUnsafe(length);
+    let got = 0;
+    while (got < length) {
+      const n = readSync(this.fd, buf, got, length - got, offset + got);
+      if (n === 0) break;
+      got += n;
+    }
+    if (got < length) {
+      if (offset === 0) throw new Error('file too short for a bbolt database');
+      throw new Error(`the db ends inside a page (${length} bytes needed at byte ${offset}, ${got} there): truncated`);
+    }
     return buf;
   }
 }

@@ -16,7 +16,7 @@ import { withGrpc } from '../etcd/grpc.ts';
 import { SEAL_FLAGS, waitSealed } from '../etcd/seal.ts';
 import { withTempEtcd } from '../etcd/server.ts';
 import { removeFileDurably } from '../fsx.ts';
-import { seconds } from '../log.ts';
+import { count, seconds } from '../log.ts';
 import type { Step } from '../plan.ts';
 import { pendingTtlsFile } from '../workdir.ts';
 import type { StepContext, StepReport, ToolNeed } from './context.ts';
@@ -76,8 +76,8 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
   });
   await removeFileDurably(file);
   return {
-    detail: `after: ${formatChecksum(r.after)}; ${r.expired} keys expired since the conversion`
-      + `${r.dueSoon ? `, ${r.dueSoon} more were due within ${seconds(r.dueWithinMs)} and were deleted (no lease could end them sooner)` : ''}; ${r.after.ttlKeys} keys on ${r.leases} leases `
+    detail: `after: ${formatChecksum(r.after)}; ${count(r.expired, 'key')} expired since the conversion`
+      + `${r.dueSoon ? `, ${r.dueSoon} more were due within ${seconds(r.dueWithinMs)} and were deleted (no lease could end them sooner)` : ''}; ${count(r.after.ttlKeys, 'key')} on ${count(r.leases, 'lease')} `
       + `(granted ${seconds(Date.now() - r.grantedAt)} before the end of this step; attached in ${seconds(r.attachedAt - r.grantedAt)}, ${seconds(r.predictedMs)} allowed for by a timed pass onto one lease; `
       + `etcd stopped and the file removed in ${seconds(Date.now() - r.attachedAt)}; every key and value ${offline && r.sumFrom === 'db' ? offline.how : 'read through etcd'} and checked first in ${seconds(r.sumMs)}. `
       + (target ? `A lease restarts in full when etcd becomes leader, plus its election timeout: each is ${seconds(ctx.targetElectionTimeoutMs + startMs)} shorter for the target etcd's election timeout and start)` : 'The rollback reads the leases next)'),

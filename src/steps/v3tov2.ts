@@ -19,6 +19,7 @@ import { V3 } from '../etcd/v3.ts';
 import type { Step } from '../plan.ts';
 import { copyMemberDir, scratchDir } from './copy.ts';
 import type { StepContext, StepReport, ToolNeed } from './context.ts';
+import { count } from '../log.ts';
 
 type V3ToV2Step = Extract<Step, { kind: 'v3-to-v2' }>;
 
@@ -43,13 +44,13 @@ export async function run(s: V3ToV2Step, ctx: StepContext): Promise<StepReport> 
   const src = await withTempEtcd({ ...common, bin: binPath(ctx.binDir, 'etcd', s.read), version: s.read, dataDir: readDir, storage: 'etcd3' },
     (e) => withClient(e.endpoint, (c) => readV3Prefix(new V3(c, s.read), prefix, spill), ctx.member.clientTls).finally(() => spill.close()));
   const before = src.sum.digest();
-  ctx.log(`read ${before.keys} keys under ${prefix} (${before.ttlKeys} on a lease)${src.outside ? `; ${src.outside} keys outside ${prefix} are not rolled back` : ''}${src.expired ? `; ${src.expired} keys whose lease had run out are left out` : ''}`);
+  ctx.log(`read ${count(before.keys, 'key')} under ${prefix} (${before.ttlKeys} on a lease)${src.outside ? `; ${count(src.outside, 'key')} outside ${prefix} ${src.outside === 1 ? 'is' : 'are'} not rolled back` : ''}${src.expired ? `; ${count(src.expired, 'key')} whose lease had run out ${src.expired === 1 ? 'is' : 'are'} left out` : ''}`);
 
   const dst = await withTempEtcd({ ...common, bin: binPath(ctx.binDir, 'etcd', s.to.version), version: s.to.version, dataDir: path.dirname(ctx.newMember), storage: 'etcd2' },
     (e) => withClient(e.endpoint, (c) => writeV2Keys(c, spillFile), ctx.member.clientTls));
 
   return {
-    detail: `before (v3, under ${prefix}): ${formatChecksum(before)}; after (v2): ${formatChecksum(dst.readBack)} in ${dst.dirs} dirs`
-      + `${dst.expired ? `; ${dst.expired} keys expired on the way` : ''}${src.outside ? `; ${src.outside} keys outside ${prefix} not rolled back` : ''}; revisions are not kept`,
+    detail: `before (v3, under ${prefix}): ${formatChecksum(before)}; after (v2): ${formatChecksum(dst.readBack)} in ${count(dst.dirs, 'dir')}`
+      + `${dst.expired ? `; ${count(dst.expired, 'key')} expired on the way` : ''}${src.outside ? `; ${count(src.outside, 'key')} outside ${prefix} not rolled back` : ''}; revisions are not kept`,
   };
 }

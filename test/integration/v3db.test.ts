@@ -145,3 +145,22 @@ it('says which file it cannot read, in one line', async () => {
   const dir = await tmpDir();
   expect(() => readDbKeyspace(path.join(dir, 'nope'))).toThrow(/cannot read the db that etcdctl migrate wrote \(.*nope\): ENOENT/);
 });
+
+it('refuses a db that ends inside a page (a truncated file): never reads the missing bytes as zeros', async () => {
+  const dir = await tmpDir();
+  const m = await startEtcd('3.3.25', dir);
+  const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
+  const big = Buffer.alloc(100_000, 'Q');
+  for (const [k, v] of [['/a', 'v'], ['/big', big], ['/z', 'v']] as const) {
+    const r = await fetch(`${m.endpoint}/v3beta/kv/put`, { method: 'POST', body: JSON.stringify({ key: b64(k), value: b64(v) }) });
+    expect(r.status).toBe(200);
+  }
+  await m.stop();
+  const db = path.join(dir, 'member', 'snap', 'db');
+  expect(readDbKeyspace(db).sum.digest().keys).toBe(3);
+  // Cut off in the middle of the big value (its overflow pages): the rest of the value is missing.
+  const at = (await fs.readFile(db)).indexOf(big);
+  expect(at).toBeGreaterThan(0);
+  await fs.truncate(db, at + 50_000);
+  expect(() => readDbKeyspace(db)).toThrow(/ends inside a page .*: truncated/);
+});

@@ -110,4 +110,22 @@ describe('rollback etcd3 -> etcd2', () => {
     expect(r.stderr.trim().split('\n').at(-1)).toBe(errors[0]);
     expect(await treeSnapshot(dir)).toEqual(before);
   });
+
+  it.each([
+    ['an empty name (//)', '/registry/pods//p', /the key "\/registry\/pods\/\/p" has an empty name in its path/],
+    ['a hidden name', '/registry/pods/_p', /the key "\/registry\/pods\/_p" has a name starting with _ in its path/],
+    ['a key that is also a directory', '/registry/pods/ns-1', /the key "\/registry\/pods\/ns-1" is also a directory in etcd2 \(the key "\/registry\/pods\/ns-1\/pod-\d+" is under it\)/],
+  ])('refuses a key etcd2 cannot hold (%s) before the target etcd runs, naming it, changing nothing', async (_what, key, message) => {
+    const dir = path.join(await tmpDir(), 'data');
+    await makeV3Data(dir, [...k8sDataSet(100), { key, value: '{"kind":"Pod"}' }]);
+    const before = await treeSnapshot(dir);
+    const r = await rollback(dir);
+    expect(r.exitCode, r.stderr).toBe(2);
+    const errors = r.stderr.trim().split('\n').filter((l) => l.startsWith('etcd-migrate: error:'));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(message);
+    expect(errors[0]).toMatch(/nothing was changed\. Rename or delete/);
+    expect(r.stderr.trim().split('\n').at(-1)).toBe(errors[0]);
+    expect(await treeSnapshot(dir)).toEqual(before);
+  });
 });

@@ -46,6 +46,38 @@ describe('V2ToV3Transform', () => {
     expect(t.summary()).toEqual({ converted: want.digest(), dirs: 1, expired: 1 });
   });
 
+  it('gives a key the earliest expiry of its own and its ancestor directories\', and leaves out keys under a directory already due', () => {
+    const t = new V2ToV3Transform();
+    const at = (iso: string) => ({ expiration: iso, ttl: 1 });
+    const nodes: V2Node[] = [
+      { key: '/', dir: true, createdIndex: 1, modifiedIndex: 1 },
+      { key: '/d', dir: true, ...at('2026-11-26T13:00:00Z'), createdIndex: 2, modifiedIndex: 2 },
+      { key: '/d/plain', value: 'a', createdIndex: 3, modifiedIndex: 3 },
+      { key: '/d/longer', value: 'b', ...at('2026-11-26T14:00:00Z'), createdIndex: 4, modifiedIndex: 4 },
+      { key: '/d/shorter', value: 'c', ...at('2026-11-26T12:30:00Z'), createdIndex: 5, modifiedIndex: 5 },
+      { key: '/d/sub', dir: true, createdIndex: 6, modifiedIndex: 6 },
+      { key: '/d/sub/deep', value: 'd', createdIndex: 7, modifiedIndex: 7 },
+      { key: '/dx', value: 'not under /d', createdIndex: 8, modifiedIndex: 8 },
+      { key: '/gone', dir: true, ...at('2026-11-26T11:59:59Z'), createdIndex: 9, modifiedIndex: 9 },
+      { key: '/gone/k', value: 'e', createdIndex: 10, modifiedIndex: 10 },
+      { key: '/gone/sub', dir: true, createdIndex: 11, modifiedIndex: 11 },
+      { key: '/gone/sub/k', value: 'f', ...at('2026-11-26T15:00:00Z'), createdIndex: 12, modifiedIndex: 12 },
+    ];
+    const out = nodes.map((n) => t.node(n, NOW));
+    const expiry = (i: number) => out[i]!.ttl?.[0];
+    expect(expiry(2)).toBe(Date.parse('2026-11-26T13:00:00Z'));
+    expect(expiry(3)).toBe(Date.parse('2026-11-26T13:00:00Z'));
+    expect(expiry(4)).toBe(Date.parse('2026-11-26T12:30:00Z'));
+    expect(expiry(6)).toBe(Date.parse('2026-11-26T13:00:00Z'));
+    expect(out[7]!.record).toBeDefined();
+    expect(out[7]!.ttl).toBeUndefined();
+    expect(out[9]!.record).toBeUndefined();
+    expect(out[11]!.record).toBeUndefined();
+    expect(t.summary().expired).toBe(2);
+    expect(t.summary().converted.keys).toBe(5);
+    expect(t.summary().converted.ttlKeys).toBe(4);
+  });
+
   it('refuses a key without usable indexes', () => {
     expect(() => new V2ToV3Transform().node({ key: '/k', value: 'v', createdIndex: 0, modifiedIndex: 3 }, NOW)).toThrow(/unusable indexes/);
     expect(() => new V2ToV3Transform().node({ key: '/k', value: 'v', createdIndex: 1, modifiedIndex: 2 ** 60 }, NOW)).toThrow(/unusable indexes/);
