@@ -13,7 +13,7 @@ import { copyMemberDir } from '../steps/copy.ts';
 import { fmt, type Version } from '../version.ts';
 import { probeWriteV2 } from './client.ts';
 import { withTempEtcd, type MemberConfig } from './server.ts';
-import { lastWalIndex } from './wal.ts';
+import { lastWalIndex } from '../inspect/wal.ts';
 
 export interface SaveOptions {
   bin: string;

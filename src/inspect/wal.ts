@@ -55,10 +55,13 @@ export interface WalLog {
   restart?: { file: string; offset: number };
 }
 
-/** Reads every WAL file in `walDir`; an empty log when there is none (as etcdutl does). */
-export async function readWal(walDir: string): Promise<WalLog> {
+/**
+ * Reads every WAL file in `walDir`; an empty log when there is none (as etcdutl does). Without
+ * `entryData` the entries keep no data, so memory stays small however large the WAL.
+ */
+export async function readWal(walDir: string, entryData = true): Promise<WalLog> {
   const files = await walFiles(walDir);
-  const state = new LogState(files);
+  const state = new LogState(files, entryData);
   for (let i = 0; i < files.length; i++) {
     const torn = await readFile(path.join(walDir, files[i]!), files[i]!, i === files.length - 1, state);
     if (torn !== undefined) state.log.torn = { file: files[i]!, offset: torn };
@@ -104,7 +107,9 @@ class LogState {
   metadata: Buffer | undefined;
   where = { file: '', offset: 0 };
   readonly log: WalLog;
-  constructor(files: string[]) {
+  readonly entryData: boolean;
+  constructor(files: string[], entryData: boolean) {
+    this.entryData = entryData;
     this.log = { files, hardState: { term: 0, commit: 0 }, snapshots: [], entries: [] };
   }
 
@@ -234,7 +239,8 @@ function addRecord(type: number, data: Buffer, state: LogState): void {
   const log = state.log;
   if (type === RECORD.entry) {
     const e = readMessage(data, { 1: 'varint', 2: 'varint', 3: 'varint', 4: 'bytes' });
-    state.addEntry({ type: num(e, 1), term: num(e, 2), index: num(e, 3), data: bytesOf(e, 4) ?? Buffer.alloc(0) });
+    const entry = state.entryData ? bytesOf(e, 4) : undefined;
+    state.addEntry({ type: num(e, 1), term: num(e, 2), index: num(e, 3), data: entry ?? Buffer.alloc(0) });
   } else if (type === RECORD.state) {
     const s = readMessage(data, { 1: 'varint', 2: 'varint', 3: 'varint' });
     log.hardState = { term: num(s, 1), commit: num(s, 3) };
@@ -247,4 +253,9 @@ function addRecord(type: number, data: Buffer, state: LogState): void {
   } else {
     throw new ProtoFormatError(`unexpected record type ${type}`);
   }
+}
+
+/** The raft index of the WAL's last entry (0 when it has none). */
+export async function lastWalIndex(walDir: string): Promise<number> {
+  return (await readWal(walDir, false)).entries.reduce((max, e) => Math.max(max, e.index), 0);
 }

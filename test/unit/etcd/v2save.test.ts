@@ -2,8 +2,8 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ProtoWriter } from '../../../src/etcd/proto.ts';
 import { v2StoreSnapshot, withoutFlag } from '../../../src/etcd/v2save.ts';
+import { first } from '../../helpers/walfile.ts';
 
 describe('withoutFlag', () => {
   it('leaves out a flag in each of its spellings, with its value, and keeps the rest', () => {
@@ -12,16 +12,11 @@ describe('withoutFlag', () => {
   });
 });
 
-/** A WAL file holding entries 1..n, framed as etcd writes them (padded to 8 bytes). */
+/** A WAL file holding entries 1..n, as etcd writes it. */
 function wal(n: number): Buffer {
-  const frames = Array.from({ length: n }, (_, i) => {
-    const rec = new ProtoWriter().int(1, 2).int(2, 1).bytes(3, new ProtoWriter().int(2, 1).int(3, i + 1).finish()).finish();
-    const pad = (8 - (rec.length % 8)) % 8;
-    const head = Buffer.alloc(8);
-    head.writeBigUInt64LE(BigInt(rec.length) | (pad ? BigInt(0x80 | pad) << 56n : 0n));
-    return Buffer.concat([head, rec, Buffer.alloc(pad)]);
-  });
-  return Buffer.concat([...frames, Buffer.alloc(64)]);
+  const w = first();
+  for (let i = 1; i <= n; i++) w.entry(i, 1);
+  return w.state(1, n).bytes(64);
 }
 
 describe('v2StoreSnapshot', () => {
