@@ -84,7 +84,9 @@ async function fromLocal(binDir: string, out: string, wanted: string[]): Promise
       }
       const dest = path.join(out, `${tool}-${v}`);
       await fs.rm(dest, { force: true });
-      await fs.link(src, dest).catch(() => fs.copyFile(src, dest));
+      // The file itself, not a link to it: a symlink would dangle inside the image.
+      const file = await fs.realpath(src);
+      await fs.link(file, dest).catch(() => fs.copyFile(file, dest));
     }
   }
   return versions;
