@@ -66,6 +66,7 @@ BENCH_BASELINE ?=
 BENCH_DATA ?= $(CURDIR)/.cache/bench-data
 bench: deps etcd-bin
 	node_modules/.bin/node bench/steps.ts 15
+	node_modules/.bin/node bench/chain37.ts 9
 	@for k in $(BENCH_KEYS); do BENCH_DATA=$(BENCH_DATA)/v2-$$k BENCH_BASELINE=$(BENCH_BASELINE) node_modules/.bin/node bench/convert.ts $$k $(BIN_DIR) 23500 1 || exit 1; done
 	node_modules/.bin/node bench/growth.ts --sizes $(BENCH_MIB) --runs 3 --data $(BENCH_DATA)/gb
 

@@ -130,6 +130,20 @@ describe.skipIf(missing)(`the image${missing ? ` [skipped: ${missing}]` : ''}`, 
     expect((await second.stop()).exitCode).toBe(0);
   });
 
+  it('upgrade manifest with TARGET_VERSION=3.7.3: 3.5.30 data steps through 3.5.36 and 3.6.17, etcd 3.7.3 (a static Go build) runs as PID 1', async () => {
+    const p = await pod(image, { ...upgrade, env: { ...upgrade.env, TARGET_VERSION: '3.7.3' } });
+    const { keys, lease } = await makeV3Data('3.5.30', p.data, NAME);
+    const c = await p.run();
+    await waitServing('3.7.3', p.client, c.logs);
+    expect(strip(await dumpKeys('3.7.3', p.client))).toEqual(strip(keys));
+    expect(await leaseTtl('3.7.3', p.client, lease)).toBeGreaterThan(0);
+    const logs = await c.logs();
+    expect(logs).toMatch(/step 3\/3 done in [\d.]+ s: upgrade 3\.6\.17\/etcd3 -> 3\.7\.3\/etcd3/);
+    expect(logs).toContain('exec etcd 3.7.3 (pid 1)');
+    expect(await fs.readFile(path.join(p.data, 'version.txt'), 'utf8')).toBe('3.7.3/etcd3');
+    expect((await c.stop()).exitCode).toBe(0);
+  });
+
   it.skipIf(V2_TO_V3 !== '')(`upgrade manifest: etcd2 data of 3.3.25 with TTLs -> 3.5.30/etcd3, TTLs kept as leases${V2_TO_V3}`, async () => {
     const p = await pod(image, upgrade);
     const v2 = await makeV2Data(p.data, NAME);
