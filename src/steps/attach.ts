@@ -20,8 +20,7 @@ import { count, seconds } from '../log.ts';
 import type { Step } from '../plan.ts';
 import { pendingTtlsFile } from '../workdir.ts';
 import type { StepContext, StepReport, ToolNeed } from './context.ts';
-import { sealIfNeeded } from './seal.ts';
-import { seals } from './upgrade.ts';
+import { mustSeal, sealIfNeeded } from './seal.ts';
 
 type AttachStep = Extract<Step, { kind: 'attach-ttls' }>;
 
@@ -35,6 +34,7 @@ export const needs = (s: AttachStep): ToolNeed[] => [
 export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> {
   const v = s.to.version;
   if (s.sealWith) await sealIfNeeded(s, s.sealWith, ctx);
+  const seal = await mustSeal(v, ctx.dataDir);
   const file = pendingTtlsFile(ctx.dataDir);
   const pending = await readPendingTtls(file);
   const txn = txnLimits(v);
@@ -55,7 +55,7 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
   let startMs = 0;
   const r = await withTempEtcd({
     bin: binPath(ctx.binDir, 'etcd', v), version: v, dataDir: ctx.dataDir, member: ctx.member, storage: 'etcd3',
-    env: ctx.env, timeoutMs: ctx.stepTimeoutMs, flags: seals(v) ? [...txn.flags, ...SEAL_FLAGS] : txn.flags,
+    env: ctx.env, timeoutMs: ctx.stepTimeoutMs, flags: seal ? [...txn.flags, ...SEAL_FLAGS] : txn.flags,
     // As an upgrade step waits (from the minor below, this start is the upgrade to the target).
     clusterAtLeast: clusterVersionNeeded(s, ctx.target.version, isCluster(ctx.member.initialCluster)), log: ctx.log,
   }, (e) => {
@@ -70,7 +70,7 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
     const attach = { opsPerTxn: txn.ops, extendMs, minTtl, electionWaitMs, offline };
     return withGrpc(e.endpoint, async (g) => {
       // Sealed before the grants, whose timing counts.
-      if (seals(v)) await waitSealed(e, ctx.dataDir, ctx.stepTimeoutMs);
+      if (seal) await waitSealed(e, ctx.dataDir, ctx.stepTimeoutMs);
       return attachTtls(g, pending, attach);
     }, ctx.member.clientTls);
   });

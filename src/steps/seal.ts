@@ -23,3 +23,14 @@ export async function sealIfNeeded(s: Step, sealWith: Version, ctx: StepContext)
   }, (etcd) => waitSealed(etcd, ctx.dataDir, ctx.stepTimeoutMs));
   ctx.log(`etcd ${fmt(sealWith)} sealed the WAL: ${n} v2 requests before its snapshot at index ${snap}, ${Date.now() - t0} ms`);
 }
+
+/**
+ * Whether a run of etcd `v` must seal the WAL as it goes. 3.6: always, since 3.7 cannot replay the
+ * v2 requests 3.5 wrote. 3.5: only when the WAL already holds v2 requests that 3.6 cannot replay
+ * (3.4's QGETs); the ones 3.5 writes itself, 3.6 replays.
+ */
+export async function mustSeal(v: Version, dataDir: string): Promise<boolean> {
+  if (v.major !== 3) return false;
+  if (v.minor === 6) return true;
+  return v.minor === 5 && (await readV2Content(dataDir)).walRequests.length > 0;
+}

@@ -4,10 +4,9 @@ import { binPath } from '../bundle.ts';
 import { clusterVersionNeeded, isCluster } from '../cluster.ts';
 import { SEAL_FLAGS, waitSealed } from '../etcd/seal.ts';
 import { withTempEtcd } from '../etcd/server.ts';
-import type { Version } from '../version.ts';
 import type { Step } from '../plan.ts';
 import type { StepContext, ToolNeed } from './context.ts';
-import { sealIfNeeded } from './seal.ts';
+import { mustSeal, sealIfNeeded } from './seal.ts';
 
 type UpgradeStep = Extract<Step, { kind: 'upgrade' | 'patch' }>;
 
@@ -18,14 +17,8 @@ export const needs = (s: UpgradeStep): ToolNeed[] => [
   ...(s.kind === 'upgrade' && s.sealWith ? [{ tool: 'etcd' as const, version: s.sealWith }] : []),
 ];
 
-/**
- * 3.5 and 3.6 leave no v2 request after their last snapshot (etcd/seal.ts) that the next minor
- * could not replay: 3.6 none but the members' and version PUTs, 3.7 none at all.
- */
-export const seals = (v: Version): boolean => v.major === 3 && (v.minor === 5 || v.minor === 6);
-
 export async function run(s: UpgradeStep, ctx: StepContext): Promise<void> {
-  const seal = seals(s.to.version);
+  const seal = await mustSeal(s.to.version, ctx.dataDir);
   if (s.kind === 'upgrade' && s.sealWith) await sealIfNeeded(s, s.sealWith, ctx);
   await withTempEtcd({
     bin: binPath(ctx.binDir, 'etcd', s.to.version),
