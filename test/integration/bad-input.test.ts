@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { BIN_DIR, requireBinaries } from '../helpers/env.ts';
+import { BIN_DIR, REPO, requireBinaries } from '../helpers/env.ts';
 import { runCli, treeSnapshot } from '../helpers/cli.ts';
 import { freePort, onCleanup, tmpDir } from '../helpers/tmp.ts';
 
@@ -121,10 +121,9 @@ const cases: Case[] = [
   { name: 'a data prefix without a slash', setup: async (_r, c) => { await withData(c.dataDir); return { env: { ETCD_DATA_PREFIX: 'registry' } }; }, message: /the data prefix "registry" must start with "\/"/ },
   { name: 'another entrypoint holds the lock', setup: async (_r, c) => {
     await withData(c.dataDir);
-    const sleeper = execa('sleep', ['30']);
-    onCleanup(async () => { sleeper.kill(); await sleeper.catch(() => {}); });
-    const start = (await fs.readFile(`/proc/${sleeper.pid}/stat`, 'utf8')).split(') ')[1]!.split(' ')[19];
-    await fs.writeFile(path.join(c.dataDir, '.etcd-migrate.lock'), `${sleeper.pid} ${start}\n`);
+    const holder = execa(process.execPath, [path.join(REPO, 'test/helpers/lock-holder.ts'), c.dataDir], { reject: false, stdin: 'pipe' });
+    onCleanup(async () => { holder.kill(); await holder; });
+    await new Promise<void>((resolve) => holder.stdout!.once('data', () => resolve()));
     return {};
   }, message: /another etcd-migrate \(pid \d+\) is working on/ },
 ];
