@@ -7,6 +7,7 @@ import { checkClusterPlan, clusterNote } from './cluster.ts';
 import { inspectDataDir, writeVersionFile, type DataDirState } from './datadir.ts';
 import { StepError, UsageError, isUserFacing } from './errors.ts';
 import { acquireLock, type Lock } from './lock.ts';
+import { refuseRunningEtcd } from './running.ts';
 import { stopLeftoverEtcds } from './stale.ts';
 import { seconds, type Log } from './log.ts';
 import type { Options } from './options.ts';
@@ -76,6 +77,7 @@ export async function migrate(opts: Options, rt: Runtime, keepLock = false): Pro
   try {
     if (lock) {
       await stopLeftoverEtcds(opts.dataDir, rt.log);
+      refuseRunningEtcd(opts.dataDir);
       const recovered = await recoverWorkDir(opts.dataDir);
       if (recovered) rt.log(recovered);
     }

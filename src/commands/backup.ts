@@ -25,7 +25,7 @@ import { fsyncDir } from '../fsx.ts';
 import { acquireLock } from '../lock.ts';
 import { DEFAULT_BIN_DIR, ENV, resolveOptions } from '../options.ts';
 import { checkPortsFree } from '../preflight.ts';
-import { findLeftoverEtcds } from '../stale.ts';
+import { refuseRunningEtcd } from '../running.ts';
 import { compare, fmt, fmtData, sameMinor, type Version } from '../version.ts';
 import { swapPending } from '../workdir.ts';
 import type { CommandFlags } from './args.ts';
@@ -158,10 +158,8 @@ async function snapshotOffline(f: CommandFlags, dataDir: string, binDir: string,
 
   const lock = await acquireLock(dataDir);
   try {
-    // A running etcd keeps writing its WAL: a copy of it could be torn. (One in another PID
-    // namespace is not visible here; the lock keeps out a migration.)
-    const running = (await findLeftoverEtcds(dataDir)).filter((e) => path.resolve(e.dataDir) === path.resolve(dataDir));
-    if (running.length) throw new UsageError(`etcd (pid ${running.map((e) => e.pid).join(', ')}) is running on ${dataDir}; back it up with --endpoints <its client URL>, or stop it first`);
+    // A running etcd keeps writing its WAL: a copy of it could be torn.
+    refuseRunningEtcd(dataDir, 'back it up with --endpoints <its client URL>, or stop it first');
     await fs.mkdir(work, { mode: 0o700 });
     await fs.cp(path.join(dataDir, 'member'), path.join(work, 'member'), { recursive: true, mode: constants.COPYFILE_FICLONE });
   } finally {

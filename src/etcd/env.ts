@@ -1,6 +1,12 @@
 // The environment a child etcd or etcdctl gets. etcd reads every ETCD_<FLAG> variable as a flag and
 // refuses one given both ways, so a variable is dropped where the command line gives its flag.
 
+/**
+ * In the environment of every temporary etcd and etcdctl migrate this tool starts: what stale.ts
+ * may stop after a crash. Not ETCD_*, which etcd would read as a flag.
+ */
+export const TEMPORARY_MARK = 'ETCDMIGRATE_TEMPORARY';
+
 /** Variables this tool reads that are not etcd flags; etcd must not see them. */
 const OURS = ['ETCD_DATA_PREFIX', 'ETCD_CREDS', 'ETCD_HOSTNAME'];
 

@@ -44,7 +44,7 @@ describe('the data dir lock', () => {
   it('a holder in another PID namespace (PID 1 there, as the contender is in its own) is not taken for stale', async () => {
     if (!isRoot) return expect.soft(isRoot, 'needs root (unshare); CI runs as root').toBe(true);
     const dir = await dataDir();
-    const ns = ['unshare', '--pid', '--fork', '--mount-proc'];
+    const ns = ['unshare', '--pid', '--fork', '--kill-child', '--mount-proc'];
     const h = await holder(dir, { wrap: ns });
     expect(h.line).toBe('held 1');
     const before = await treeSnapshot(dir);
