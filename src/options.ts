@@ -166,6 +166,7 @@ export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
 
   const extra = pick('etcdServerExtraArgs');
   const extraArgs = extra ? extra.value.split(/\s+/).filter(Boolean) : [];
+  if (extra) checkExtraArgs(extraArgs, extra.from);
 
   const clientTls = resolveClientTls(extraArgs, {
     caFile: pick('clientCaFile')?.value, certFile: pick('clientCertFile')?.value, keyFile: pick('clientKeyFile')?.value,
@@ -241,6 +242,21 @@ function resolveKeep(flag: number | undefined, envValue: string | undefined): nu
   const v = flag ?? (envValue !== undefined && envValue !== '' ? Number(envValue) : DEFAULT_KEEP_BACKUPS);
   if (!Number.isInteger(v) || v < 1) throw new UsageError(`${from} must be a whole number of backups to keep, 1 or more (got ${flag ?? envValue})`);
   return v;
+}
+
+/**
+ * What every temporary etcd gets from this tool: its data, its member and cluster, its loopback
+ * listeners. etcd takes the last of a flag given twice, so ETCD_CREDS (given after them) would win.
+ */
+const OWNED_FLAGS = /^(data-dir|wal-dir|name|listen-[a-z-]+|advertise-client-urls|initial-advertise-peer-urls|initial-cluster(-state|-token)?|discovery(-[a-z-]+)?|force-new-cluster|config-file)$/;
+
+function checkExtraArgs(args: readonly string[], from: string): void {
+  for (const a of args) {
+    const flag = /^--?([a-z0-9-]+)(=|$)/.exec(a)?.[1];
+    if (flag && OWNED_FLAGS.test(flag)) {
+      throw new UsageError(`${from} gives --${flag}, which etcd-migrate sets itself for every temporary etcd (its data dir, member, cluster and loopback listeners); remove it from ${from} (the etcd flags after -- are for the target etcd)`);
+    }
+  }
 }
 
 /** The value of `--name value`, `--name=value` or the single-dash forms in an etcd argument list. */

@@ -119,6 +119,8 @@ const cases: Case[] = [
   { name: 'the bin dir does not exist', setup: async (r, c) => { await withData(c.dataDir); return { args: ['--bin-dir', path.join(r, 'nope')] }; }, message: /the bin dir .*\/nope does not exist; pass --bin-dir/ },
   { name: 'the bin dir holds no etcd', setup: async (r, c) => { await withData(c.dataDir); return { args: ['--bin-dir', await binDirWith(r, ['etcdctl-3.3.25'])] }; }, message: /holds no etcd-<x\.y\.z> binary/ },
   { name: 'a data prefix without a slash', setup: async (_r, c) => { await withData(c.dataDir); return { env: { ETCD_DATA_PREFIX: 'registry' } }; }, message: /the data prefix "registry" must start with "\/"/ },
+  { name: 'ETCD_CREDS gives --data-dir', setup: async (_r, c) => { await withData(c.dataDir); return { env: { ETCD_CREDS: '--data-dir=/elsewhere' } }; }, message: /ETCD_CREDS gives --data-dir, which etcd-migrate sets itself for every temporary etcd/ },
+  { name: 'ETCD_CREDS gives a listener', setup: async (_r, c) => { await withData(c.dataDir); return { env: { ETCD_CREDS: '--listen-metrics-urls=http://0.0.0.0:2381' } }; }, message: /ETCD_CREDS gives --listen-metrics-urls, which etcd-migrate sets itself/ },
   { name: 'another entrypoint holds the lock', setup: async (_r, c) => {
     await withData(c.dataDir);
     const holder = execa(process.execPath, [path.join(REPO, 'test/helpers/lock-holder.ts'), c.dataDir], { reject: false, stdin: 'pipe' });

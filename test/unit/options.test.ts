@@ -110,3 +110,25 @@ describe('flagValue', () => {
     [['--data-dir=/a', '--data-dir=/b'], '/b'],
   ])('%j', (args, value) => expect(flagValue(args, 'data-dir')).toBe(value));
 });
+
+describe('ETCD_CREDS cannot override what the tool sets for its temporary etcds', () => {
+  const refused = (creds: string) => () => resolve(base, { ETCD_CREDS: creds });
+  it.each([
+    '--data-dir=/elsewhere', '--wal-dir /w', '--name other', '-name=other', '--listen-client-urls=http://0.0.0.0:2379',
+    '--listen-peer-urls http://0.0.0.0:2380', '--listen-metrics-urls=http://0.0.0.0:2381', '--listen-client-http-urls=http://0.0.0.0:2382',
+    '--advertise-client-urls=http://10.0.0.1:2379', '--initial-advertise-peer-urls=http://10.0.0.1:2380',
+    '--initial-cluster=a=http://10.0.0.1:2380', '--initial-cluster-state=existing', '--initial-cluster-token=t',
+    '--discovery=https://d', '--discovery-srv=example.com', '--force-new-cluster', '--config-file=/etc/etcd.yaml',
+  ])('%s: refused', (creds) => {
+    const flag = /^--?([a-z-]+)/.exec(creds)![1];
+    expect(refused(`--peer-auto-tls ${creds}`)).toThrow(UsageError);
+    expect(refused(creds)).toThrow(new RegExp(`^ETCD_CREDS gives --${flag}, which etcd-migrate sets itself for every temporary etcd .*; remove it from ETCD_CREDS`));
+  });
+  it('TLS, quotas, logging and tuning pass', () => {
+    const creds = '--cert-file=/s.crt --key-file=/s.key --peer-cert-file /p.crt --peer-key-file=/p.key --quota-backend-bytes=8589934592 --log-level=warn --snapshot-count=5000 --auth-token=simple';
+    expect(resolve(base, { ETCD_CREDS: creds, CLIENT_CA_FILE: '/ca.crt' }).extraArgs).toEqual(creds.split(' '));
+  });
+  it('--etcd-server-extra-args is named as what gave it', () => {
+    expect(() => resolve({ ...base, etcdServerExtraArgs: '--force-new-cluster' }, {})).toThrow(/^--etcd-server-extra-args gives --force-new-cluster/);
+  });
+});
