@@ -4,7 +4,7 @@ import { ProcessError } from '../errors.ts';
 import { compareMinor, fmt, type Storage, type Version } from '../version.ts';
 import { isCluster, memberNames } from '../cluster.ts';
 import { isJoined, probeWriteV2, probeWriteV3, versions } from './client.ts';
-import { childEnv, TEMPORARY_MARK } from './env.ts';
+import { temporaryEtcdEnv } from './env.ts';
 import { missing, type Expectation, type Seen } from './readiness.ts';
 import type { ClientTls } from './tls.ts';
 
@@ -95,7 +95,7 @@ export class TempEtcd {
     this.endpoint = clientUrl(opts.member);
     this.proc = execa(opts.bin, args, {
       reject: false, buffer: false, stdin: 'ignore', all: true,
-      env: { ...childEnv(opts.env, args), [TEMPORARY_MARK]: '1' }, extendEnv: false,
+      env: temporaryEtcdEnv(opts.env, args), extendEnv: false,
     });
     this.proc.all.setEncoding('utf8');
     let partial = '';
