@@ -10,6 +10,7 @@ import path from 'node:path';
 import { decryptFile, readArchiveFile, sniff } from '../backup/file.ts';
 import { readKeyFile } from '../backup/store.ts';
 import { binPath, checkTools } from '../bundle.ts';
+import { isCluster, memberNames } from '../cluster.ts';
 import { inspectDataDir } from '../datadir.ts';
 import { IntegrityError, StepError, UsageError } from '../errors.ts';
 import { describeFacts, memberFacts } from '../etcd/facts.ts';
@@ -94,8 +95,8 @@ async function fromSnapshot(input: string, f: CommandFlags, io: CommandIO, dataD
   const restored = path.join(workDir(dataDir), 'restored');
   await restoreSnapshot({ binDir: opts.binDir, version: v, file: input, dataDir: restored, member, token: opts.initialClusterToken, env: io.env, skipHashCheck: f.skipHashCheck });
   await fs.rename(path.join(restored, 'member'), fresh);
-  if (opts.initialCluster.includes(',')) {
-    io.log(`not started: a member of a ${opts.initialCluster.split(',').length}-member cluster needs its peers; restore the same snapshot on each`);
+  if (isCluster(opts.initialCluster)) {
+    io.log(`not started: a member of a ${memberNames(opts.initialCluster).length}-member cluster needs its peers; restore the same snapshot on each`);
   } else {
     await checkPortsFree(opts);
     const facts = await withTempEtcd({ bin: binPath(opts.binDir, 'etcd', v), version: v, dataDir: path.dirname(fresh), member, storage: 'etcd3', env: io.env, timeoutMs: 120_000 },

@@ -257,7 +257,7 @@ export function etcdArgs(o: StartOptions): string[] {
   ];
   // A lone member elects itself after one election timeout: keep it short (etcd-facts: 0.07-0.1 s
   // instead of 0.3-0.8 s). A real cluster keeps etcd's defaults, since peers may be far apart.
-  if (!m.initialCluster.includes(',')) args.push('--heartbeat-interval', '10', '--election-timeout', '100');
+  if (!isCluster(m.initialCluster)) args.push('--heartbeat-interval', '10', '--election-timeout', '100');
   // 3.4+ serve v2 only with --enable-v2; 3.3 serves it by default but has the flag, so it is given
   // there too: an ETCD_ENABLE_V2=false in the pod's environment must not turn it off (a flag given
   // drops its variable, see env.ts). 3.0-3.2 have no such flag and always serve v2.
