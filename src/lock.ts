@@ -75,11 +75,15 @@ export async function acquireLock(dataDir: string): Promise<Lock> {
     }
     try {
       await checkPrevious(dataDir, await readHolder(dataDir));
-      await writeHolder(dataDir, self());
     } catch (e) {
       db.close();
       throw e;
     }
+    // A full disk, say: the lock's files go, as at a release (the previous holder is gone).
+    await writeHolder(dataDir, self()).catch(async (e: unknown) => {
+      await release(dataDir, db);
+      throw e;
+    });
     return { release: () => release(dataDir, db) };
   }
   throw new UsageError(`could not take the lock ${file}: it was replaced 5 times in a row; rerun`);
