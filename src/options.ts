@@ -132,7 +132,8 @@ export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
     return v;
   };
 
-  const dataDir = required('dataDir', '/var/etcd/data').value;
+  // Normalised once (absolute, no trailing or double slash): every message, comparison and file name then agrees.
+  const dataDir = path.resolve(required('dataDir', '/var/etcd/data').value);
   const tv = required('targetVersion', '3.5.16');
   const target: DataVersion = {
     version: parseVersion(tv.value.trim(), `${tv.from}`),
@@ -176,12 +177,12 @@ export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
   const etcdArgs = flags.etcdArgs;
   if (etcdArgs) {
     const dd = flagValue(etcdArgs, 'data-dir');
-    if (dd !== undefined && stripSlash(dd) !== stripSlash(dataDir)) {
+    if (dd !== undefined && path.resolve(dd) !== dataDir) {
       throw new UsageError(`the etcd flag --data-dir=${dd} is not the data dir being migrated (${dataDir}); make them the same`);
     }
   }
 
-  const backupDir = pick('backupDir')?.value ?? `${stripSlash(dataDir)}.backups`;
+  const backupDir = path.resolve(pick('backupDir')?.value ?? `${dataDir}.backups`);
   checkBackupDir(backupDir, dataDir);
   const keepBackups = resolveKeep(flags.keepBackups, env[KEEP_BACKUPS_ENV]);
   const initialClusterToken = pick('initialClusterToken')?.value
@@ -233,7 +234,7 @@ function resolveStepTimeout(flag: number | undefined, envValue: string | undefin
 export function checkBackupDir(backupDir: string, dataDir: string): void {
   const rel = path.relative(path.resolve(dataDir), path.resolve(backupDir));
   if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {
-    throw new UsageError(`the backup dir ${backupDir} is inside the data dir ${dataDir}; put it beside the data dir (the default is ${stripSlash(dataDir)}.backups) with --backup-dir or BACKUP_DIR`);
+    throw new UsageError(`the backup dir ${backupDir} is inside the data dir ${dataDir}; put it beside the data dir (the default is ${path.resolve(dataDir)}.backups) with --backup-dir or BACKUP_DIR`);
   }
 }
 
@@ -314,4 +315,3 @@ function checkUrls(value: string, what: string): void {
 }
 
 const kebab = (s: string): string => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-const stripSlash = (s: string): string => s.replace(/\/+$/, '');

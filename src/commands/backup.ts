@@ -33,7 +33,8 @@ import type { CommandIO } from './io.ts';
 
 export async function backupCommand(f: CommandFlags, io: CommandIO): Promise<void> {
   const out = path.resolve(f.file!);
-  const dataDir = f.endpoints ? f.dataDir : (f.dataDir ?? (io.env[ENV.dataDir] || undefined));
+  const given = f.endpoints ? f.dataDir : (f.dataDir ?? (io.env[ENV.dataDir] || undefined));
+  const dataDir = given === undefined ? undefined : path.resolve(given);
   if (f.endpoints && f.dataDir) throw new UsageError('give either --endpoints (a live etcd) or --data-dir (an offline data dir), not both');
   if (!f.endpoints && !dataDir) throw new UsageError('backup needs --endpoints <client url> (a live etcd) or --data-dir <dir> (an offline data dir)');
   if (f.endpoints?.includes(',')) throw new UsageError(`--endpoints ${f.endpoints}: a snapshot comes from one member; give one client URL`);

@@ -28,8 +28,9 @@ import type { CommandIO } from './io.ts';
 export async function restoreCommand(f: CommandFlags, io: CommandIO): Promise<void> {
   const src = path.resolve(f.file!);
   if (!(await fs.stat(src).then((s) => s.isFile(), () => false))) throw new UsageError(`${src} is not a file; give the snapshot or backup to restore`);
-  const dataDir = f.dataDir ?? (io.env[ENV.dataDir] || undefined);
-  if (!dataDir) throw new UsageError('restore needs --data-dir (or DATA_DIRECTORY): the missing or empty data dir to restore into');
+  const given = f.dataDir ?? (io.env[ENV.dataDir] || undefined);
+  if (!given) throw new UsageError('restore needs --data-dir (or DATA_DIRECTORY): the missing or empty data dir to restore into');
+  const dataDir = path.resolve(given);
   const state = await inspectDataDir(dataDir);
   if (state.kind === 'data' || state.kind === 'unversioned') throw new UsageError(`${dataDir} already holds data; restore only fills a missing or empty data dir, so nothing was changed`);
   const kind = await sniff(src);

@@ -1,4 +1,5 @@
 // Options resolution: flag -> environment variable -> default, a pure function.
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.ts';
 import { flagValue, resolveOptions, type Env, type Flags } from '../../src/options.ts';
@@ -130,5 +131,18 @@ describe('ETCD_CREDS cannot override what the tool sets for its temporary etcds'
   });
   it('--etcd-server-extra-args is named as what gave it', () => {
     expect(() => resolve({ ...base, etcdServerExtraArgs: '--force-new-cluster' }, {})).toThrow(/^--etcd-server-extra-args gives --force-new-cluster/);
+  });
+});
+
+describe('paths are normalised once', () => {
+  it('the data dir and backup dir: absolute, without trailing or double slashes', () => {
+    const o = resolve({ ...base, dataDir: '/var/etcd//data/', etcdArgs: ['--data-dir', '/var/etcd/data'] });
+    expect(o.dataDir).toBe('/var/etcd/data');
+    expect(o.backupDir).toBe('/var/etcd/data.backups');
+    expect(resolve({ ...base, dataDir: 'data' }, { BACKUP_DIR: 'b/' })).toMatchObject({ dataDir: path.resolve('data'), backupDir: path.resolve('b') });
+  });
+  it('an etcd --data-dir that names the same dir differently is the same dir', () => {
+    expect(() => resolve({ ...base, dataDir: '/var/etcd/data/', etcdArgs: ['--data-dir=/var/etcd/./data'] })).not.toThrow();
+    expect(() => resolve({ ...base, dataDir: '/var/etcd/data', etcdArgs: ['--data-dir=/var/etcd/other'] })).toThrow(/--data-dir=\/var\/etcd\/other is not the data dir being migrated \(\/var\/etcd\/data\)/);
   });
 });
