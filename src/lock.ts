@@ -53,14 +53,20 @@ export function isRunning(pid: number): boolean {
 
 export function self(): Holder {
   return {
-    pid: process.pid, start: processStart(process.pid), pidns: readlinkOr('/proc/self/ns/pid'),
-    boot: readOr('/proc/sys/kernel/random/boot_id').trim() || undefined, host: os.hostname(), since: new Date().toISOString(),
+    pid: process.pid,
+    start: processStart(process.pid),
+    pidns: readlinkOr('/proc/self/ns/pid'),
+    boot: readOr('/proc/sys/kernel/random/boot_id').trim() || undefined,
+    host: os.hostname(),
+    since: new Date().toISOString(),
   };
 }
 
+const sameNamespace = (h: Holder, me: Holder): boolean => h.boot === me.boot && h.pidns === me.pidns;
+
 /** The holder's process, if it is visible here and still the same process (same boot, namespace and start). */
 export function sameLiveProcess(h: Holder, me = self()): boolean {
-  return h.boot === me.boot && h.pidns === me.pidns && h.pid !== me.pid && processStart(h.pid) === h.start && isRunning(h.pid);
+  return sameNamespace(h, me) && h.pid !== me.pid && processStart(h.pid) === h.start && isRunning(h.pid);
 }
 
 export async function acquireLock(dataDir: string): Promise<Lock> {
@@ -129,15 +135,18 @@ function lockedFileIsCurrent(file: string): boolean {
 async function checkPrevious(dataDir: string, prev: Holder | undefined): Promise<void> {
   if (!prev || !sameLiveProcess(prev)) return;
   const exe = path.basename(readlinkOr(`/proc/${prev.pid}/exe`));
-  if (/^etcd/.test(exe)) throw new UsageError(`etcd (pid ${prev.pid}, ${exe}) is running on ${dataDir}; stop it before migrating its data`);
-  throw new UsageError(`another etcd-migrate (pid ${prev.pid}) is working on ${dataDir}; wait for it to finish, or stop it`);
+  if (/^etcd/.test(exe)) {
+    throw new UsageError(`etcd (pid ${prev.pid}, ${exe}) is running on ${dataDir}; stop it before migrating its data`);
+  }
+  throw new UsageError(`another etcd-migrate (pid ${prev.pid}) is working on ${dataDir}; ${WAIT}`);
 }
 
+const WAIT = 'wait for it to finish, or stop it';
+
 function busy(dataDir: string, h: Holder | undefined): UsageError {
-  if (!h) return new UsageError(`another etcd-migrate holds the lock ${path.join(dataDir, LOCK_DB)}; wait for it to finish, or stop it`);
-  const me = self();
-  const where = h.boot === me.boot && h.pidns === me.pidns ? '' : ` in another PID namespace (host ${h.host}, since ${h.since})`;
-  return new UsageError(`another etcd-migrate (pid ${h.pid}${where}) is working on ${dataDir}; wait for it to finish, or stop it`);
+  if (!h) return new UsageError(`another etcd-migrate holds the lock ${path.join(dataDir, LOCK_DB)}; ${WAIT}`);
+  const where = sameNamespace(h, self()) ? '' : ` in another PID namespace (host ${h.host}, since ${h.since})`;
+  return new UsageError(`another etcd-migrate (pid ${h.pid}${where}) is working on ${dataDir}; ${WAIT}`);
 }
 
 /**
@@ -148,7 +157,7 @@ async function currentHolder(dataDir: string): Promise<Holder | undefined> {
   const me = self();
   for (let i = 0; i < 20; i++) {
     const h = await readHolder(dataDir);
-    if (h && (h.boot !== me.boot || h.pidns !== me.pidns || sameLiveProcess(h, me))) return h;
+    if (h && (!sameNamespace(h, me) || sameLiveProcess(h, me))) return h;
     await new Promise((r) => setTimeout(r, 10));
   }
   return undefined;

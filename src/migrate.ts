@@ -248,13 +248,17 @@ async function checkVersionFile(dataDir: string, v: DataVersion, cluster: boolea
   const db = readDbEvidence(dataDir);
   const file = path.join(dataDir, VERSION_FILE);
   if (v.storage === 'etcd2' && db.v3Keys && !(await v2StoreHasKeys(dataDir))) {
-    throw new UsageError(`${file} says ${fmtData(v)}, but the data is in etcd3 storage: member/snap/db holds v3 keys and the v2 store none; nothing was changed; if the data is right, write ${fmt(v.version)}/etcd3 into version.txt`);
+    throw new UsageError(`${file} says ${fmtData(v)}, but the data is in etcd3 storage: member/snap/db holds v3 keys `
+      + 'and the v2 store none; nothing was changed; '
+      + `if the data is right, write ${fmt(v.version)}/etcd3 into version.txt`);
   }
   if (!db.clusterVersion || agreement(db.clusterVersion.minor, v.version, cluster) === 'ok') return;
   const recorded = await v2StoreVersion(dataDir);
   const how = recorded && agreement(recorded.minor, v.version, cluster);
   if (!recorded || how === 'ok') return;
-  throw new UsageError(`${file} says ${fmtData(v)}, but the data records cluster version ${recorded.minor} (${recorded.from}), ${how} ${fmtMinor(v.version)}; nothing was changed; write the version the data was last run with into version.txt (its minor is ${recorded.minor})`);
+  throw new UsageError(`${file} says ${fmtData(v)}, but the data records cluster version ${recorded.minor} `
+    + `(${recorded.from}), ${how} ${fmtMinor(v.version)}; nothing was changed; write the version the data was last run `
+    + `with into version.txt (its minor is ${recorded.minor})`);
 }
 
 /** How a recorded cluster version (major.minor) stands to version.txt's. */

@@ -234,7 +234,8 @@ function resolveStepTimeout(flag: number | undefined, envValue: string | undefin
 export function checkBackupDir(backupDir: string, dataDir: string): void {
   const rel = path.relative(path.resolve(dataDir), path.resolve(backupDir));
   if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {
-    throw new UsageError(`the backup dir ${backupDir} is inside the data dir ${dataDir}; put it beside the data dir (the default is ${path.resolve(dataDir)}.backups) with --backup-dir or BACKUP_DIR`);
+    throw new UsageError(`the backup dir ${backupDir} is inside the data dir ${dataDir}; put it beside the data dir `
+      + `(the default is ${path.resolve(dataDir)}.backups) with --backup-dir or BACKUP_DIR`);
   }
 }
 
@@ -249,13 +250,17 @@ function resolveKeep(flag: number | undefined, envValue: string | undefined): nu
  * What every temporary etcd gets from this tool: its data, its member and cluster, its loopback
  * listeners. etcd takes the last of a flag given twice, so ETCD_CREDS (given after them) would win.
  */
-const OWNED_FLAGS = /^(data-dir|wal-dir|name|listen-[a-z-]+|advertise-client-urls|initial-advertise-peer-urls|initial-cluster(-state|-token)?|discovery(-[a-z-]+)?|force-new-cluster|config-file)$/;
+const OWNED_FLAGS = new RegExp('^(data-dir|wal-dir|name|listen-[a-z-]+|advertise-client-urls'
+  + '|initial-advertise-peer-urls|initial-cluster(-state|-token)?|discovery(-[a-z-]+)?'
+  + '|force-new-cluster|config-file)$');
 
 function checkExtraArgs(args: readonly string[], from: string): void {
   for (const a of args) {
     const flag = /^--?([a-z0-9-]+)(=|$)/.exec(a)?.[1];
     if (flag && OWNED_FLAGS.test(flag)) {
-      throw new UsageError(`${from} gives --${flag}, which etcd-migrate sets itself for every temporary etcd (its data dir, member, cluster and loopback listeners); remove it from ${from} (the etcd flags after -- are for the target etcd)`);
+      throw new UsageError(`${from} gives --${flag}, which etcd-migrate sets itself for every temporary etcd (its data `
+        + `dir, member, cluster and loopback listeners); remove it from ${from} `
+        + '(the etcd flags after -- are for the target etcd)');
     }
   }
 }

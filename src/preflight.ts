@@ -48,6 +48,9 @@ export function fsUsageError(e: unknown, p: string): UsageError {
     case 'ENOSPC':
     case 'EDQUOT': return new UsageError(`no space left on the file system of ${p}; free some space and rerun`);
     // Node's message names the path already (e.g. "EIO: i/o error, open '<p>/version.txt'").
-    default: return new UsageError((e as Error).message.includes(p) ? (e as Error).message : `${p}: ${(e as Error).message}`);
+    default: {
+      const message = (e as Error).message;
+      return new UsageError(message.includes(p) ? message : `${p}: ${message}`);
+    }
   }
 }

@@ -34,7 +34,8 @@ export function findRunningEtcd(dataDir: string): RunningEtcd | undefined {
 export function refuseRunningEtcd(dataDir: string, fix = 'stop it before migrating its data'): void {
   const r = findRunningEtcd(dataDir);
   if (!r) return;
-  const who = r.pid ? `etcd (pid ${r.pid}, ${path.basename(readlinkOr(`/proc/${r.pid}/exe`)) || 'exe unknown'})` : 'an etcd in another PID namespace (another container)';
+  const exe = r.pid && (path.basename(readlinkOr(`/proc/${r.pid}/exe`)) || 'exe unknown');
+  const who = r.pid ? `etcd (pid ${r.pid}, ${exe})` : 'an etcd in another PID namespace (another container)';
   throw new UsageError(`${who} is running on ${dataDir} (it holds the lock on ${r.file}); ${fix}`);
 }
 

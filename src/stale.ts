@@ -15,7 +15,8 @@ export interface Leftover {
 }
 
 /**
- * etcd and etcdctl processes (an etcd-x.y.z or etcdctl-x.y.z binary) started by this tool, whose --data-dir is `dataDir` or inside it. Every pod start
+ * etcd and etcdctl processes (an etcd-x.y.z or etcdctl-x.y.z binary) started by this tool, whose --data-dir
+ * is `dataDir` or inside it. Every pod start
  * scans /proc, so the reads are synchronous: one read per process, no thread-pool round trip each
  * (8 ms -> 1 ms for 80 processes).
  */
@@ -33,7 +34,8 @@ export async function findLeftoverEtcds(dataDir: string, self = process.pid): Pr
     if (!dir) continue;
     const abs = path.resolve(dir);
     if (abs !== root && !abs.startsWith(`${root}${path.sep}`)) continue;
-    if (readOrEmpty(() => readFileSync(`/proc/${pid}/environ`, 'utf8'), '').split('\0').includes(`${TEMPORARY_MARK}=1`)) found.push({ pid, tool, dataDir: abs });
+    const environ = readOrEmpty(() => readFileSync(`/proc/${pid}/environ`, 'utf8'), '').split('\0');
+    if (environ.includes(`${TEMPORARY_MARK}=1`)) found.push({ pid, tool, dataDir: abs });
   }
   return found;
 }

@@ -29,7 +29,9 @@ export async function restoreCommand(f: CommandFlags, io: CommandIO): Promise<vo
   const src = path.resolve(f.file!);
   if (!(await fs.stat(src).then((s) => s.isFile(), () => false))) throw new UsageError(`${src} is not a file; give the snapshot or backup to restore`);
   const given = f.dataDir ?? (io.env[ENV.dataDir] || undefined);
-  if (!given) throw new UsageError('restore needs --data-dir (or DATA_DIRECTORY): the missing or empty data dir to restore into');
+  if (!given) {
+    throw new UsageError('restore needs --data-dir (or DATA_DIRECTORY): the missing or empty data dir to restore into');
+  }
   const dataDir = path.resolve(given);
   const state = await inspectDataDir(dataDir);
   if (state.kind === 'data' || state.kind === 'unversioned') throw new UsageError(`${dataDir} already holds data; restore only fills a missing or empty data dir, so nothing was changed`);
@@ -97,7 +99,8 @@ async function fromSnapshot(input: string, f: CommandFlags, io: CommandIO, dataD
   await restoreSnapshot({ binDir: opts.binDir, version: v, file: input, dataDir: restored, member, token: opts.initialClusterToken, env: io.env, skipHashCheck: f.skipHashCheck });
   await fs.rename(path.join(restored, 'member'), fresh);
   if (isCluster(opts.initialCluster)) {
-    io.log(`not started: a member of a ${memberNames(opts.initialCluster).length}-member cluster needs its peers; restore the same snapshot on each`);
+    const n = memberNames(opts.initialCluster).length;
+    io.log(`not started: a member of a ${n}-member cluster needs its peers; restore the same snapshot on each`);
   } else {
     await checkPortsFree(opts);
     const facts = await withTempEtcd({ bin: binPath(opts.binDir, 'etcd', v), version: v, dataDir: path.dirname(fresh), member, storage: 'etcd3', env: io.env, timeoutMs: 120_000 },

@@ -21,7 +21,7 @@ export async function readEvidence(dataDir: string): Promise<Evidence> {
   return ev;
 }
 
-/** What bbolt records (a few page reads): its cluster version, whether it holds v3 keys; nothing without a readable db. */
+/** What bbolt records (a few page reads): its cluster version, whether it holds v3 keys; nothing without a db. */
 export function readDbEvidence(dataDir: string): Evidence {
   const ev: Evidence = {};
   try {

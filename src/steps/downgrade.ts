@@ -44,7 +44,10 @@ export const needs = (s: DowngradeStep): ToolNeed[] => [
 /** A restored member starts a new cluster: each member of a real cluster would get its own. */
 export function check(s: DowngradeStep, opts: Pick<Options, 'initialCluster'>): void {
   if (isCluster(opts.initialCluster)) {
-    throw new UsageError(`cannot downgrade ${fmtData(s.from)} -> ${fmtData(s.to)} for a member of a multi-member cluster (INITIAL_CLUSTER names ${memberNames(opts.initialCluster).length}): a downgrade restores a snapshot, which makes a new cluster; take one snapshot with "etcd-migrate backup" and restore it on every member with "etcd-migrate restore"`);
+    const n = memberNames(opts.initialCluster).length;
+    throw new UsageError(`cannot downgrade ${fmtData(s.from)} -> ${fmtData(s.to)} for a member of a multi-member `
+      + `cluster (INITIAL_CLUSTER names ${n}): a downgrade restores a snapshot, which makes a new cluster; `
+      + 'take one snapshot with "etcd-migrate backup" and restore it on every member with "etcd-migrate restore"');
   }
 }
 
