@@ -7,8 +7,8 @@
  */
 export const TEMPORARY_MARK = 'ETCDMIGRATE_TEMPORARY';
 
-/** Variables this tool reads that are not etcd flags; etcd must not see them. */
-const OURS = ['ETCD_DATA_PREFIX', 'ETCD_CREDS', 'ETCD_HOSTNAME'];
+/** Variables this tool reads that are not etcd flags, and its mark: no child gets them from the caller. */
+const OURS = ['ETCD_DATA_PREFIX', 'ETCD_CREDS', 'ETCD_HOSTNAME', TEMPORARY_MARK];
 
 export function childEnv(env: NodeJS.ProcessEnv, args: readonly string[], prefix = 'ETCD_'): Record<string, string> {
   const given = new Set<string>();
@@ -52,8 +52,12 @@ export const TEMPORARY_ETCD_VARS: ReadonlySet<string> = new Set([
   'GRPC_KEEPALIVE_TIMEOUT', 'SOCKET_REUSE_PORT', 'SOCKET_REUSE_ADDRESS', 'UNSUPPORTED_ARCH', 'ENABLE_PPROF',
 ].map((v) => `ETCD_${v}`));
 
-/** etcd's experimental tuning flags are kept too, but not tracing, which sends data to an address. */
-const isAllowedExperimental = (k: string): boolean => k.startsWith('ETCD_EXPERIMENTAL_') && !k.includes('TRACING');
+/**
+ * etcd's experimental tuning flags are kept too, but not tracing (it sends data to an address) nor
+ * v2v3 (3.3-3.4 would serve the v2 API from the v3 store, where the v2 steps read and write).
+ */
+const isAllowedExperimental = (k: string): boolean =>
+  k.startsWith('ETCD_EXPERIMENTAL_') && !k.includes('TRACING') && !k.includes('V2V3');
 
 /** A temporary etcd's environment: childEnv's, its ETCD_* variables cut to TEMPORARY_ETCD_VARS, and TEMPORARY_MARK. */
 export function temporaryEtcdEnv(env: NodeJS.ProcessEnv, args: readonly string[]): Record<string, string> {
