@@ -30,15 +30,17 @@ function listening(pid: number): string[] {
 }
 
 describe('a temporary etcd and the pod\'s ETCD_* variables', () => {
-  it('opens no listener beyond 127.0.0.1 from ETCD_LISTEN_METRICS_URLS or ETCD_LISTEN_CLIENT_HTTP_URLS; keeps ETCD_LOG_LEVEL', async () => {
-    const [port, peer, metrics, http] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    const env = {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      ETCD_LISTEN_METRICS_URLS: `http://0.0.0.0:${metrics}`, ETCD_LISTEN_CLIENT_HTTP_URLS: `http://0.0.0.0:${http}`, ETCD_LOG_LEVEL: 'warn',
-    };
+  it.each([
+    ['ETCD_LISTEN_METRICS_URLS', 'metrics'],
+    ['ETCD_LISTEN_CLIENT_HTTP_URLS', 'an HTTP-only client listener'],
+  ])('%s on 0.0.0.0 (%s) opens no listener beyond 127.0.0.1; ETCD_LOG_LEVEL is kept', async (variable) => {
+    const [port, peer, wide] = [await freePort(), await freePort(), await freePort()];
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', [variable]: `http://0.0.0.0:${wide}`, ETCD_LOG_LEVEL: 'warn' };
+    const localPeer = `http://127.0.0.1:${peer}`;
     const seen = await withTempEtcd({
-      bin: path.join(BIN_DIR, 'etcd-3.5.30'), version: parseVersion('3.5.30'), dataDir: path.join(await tmpDir(), 'd'), storage: 'etcd3', env, timeoutMs: 30_000,
-      member: { name: 'm1', initialCluster: `m1=http://127.0.0.1:${peer}`, listenPeerUrls: `http://127.0.0.1:${peer}`, initialAdvertisePeerUrls: `http://127.0.0.1:${peer}`, port, extraArgs: [] },
+      bin: path.join(BIN_DIR, 'etcd-3.5.30'), version: parseVersion('3.5.30'), dataDir: path.join(await tmpDir(), 'd'),
+      storage: 'etcd3', env, timeoutMs: 30_000,
+      member: { name: 'm1', initialCluster: `m1=${localPeer}`, listenPeerUrls: localPeer, initialAdvertisePeerUrls: localPeer, port, extraArgs: [] },
     }, async (e) => ({ sockets: listening(e.pid!), environ: readFileSync(`/proc/${e.pid}/environ`, 'utf8').split('\0') }));
     const hex = (p: number) => p.toString(16).toUpperCase().padStart(4, '0');
     expect(seen.sockets.sort()).toEqual([`0100007F:${hex(port)}`, `0100007F:${hex(peer)}`].sort());
