@@ -111,7 +111,7 @@ function tryLock(file: string): DatabaseSync | undefined {
 }
 
 /** Whether every descriptor this process has on `file` is the file now at that path (not an unlinked one). */
-function lockedFileIsCurrent(file: string): boolean {
+export function lockedFileIsCurrent(file: string): boolean {
   let now: { dev: number; ino: number };
   try {
     now = statSync(file);

@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { BIN_DIR, REPO } from '../helpers/env.ts';
 import { runCli, treeSnapshot } from '../helpers/cli.ts';
 import { freePort, onCleanup, tmpDir } from '../helpers/tmp.ts';
-import { acquireLock } from '../../src/lock.ts';
+import { DatabaseSync } from 'node:sqlite';
+import { acquireLock, lockedFileIsCurrent } from '../../src/lock.ts';
 import { ENTRY } from '../helpers/env.ts';
 
 const HOLDER = path.join(REPO, 'test/helpers/lock-holder.ts');
@@ -71,6 +72,21 @@ describe('the data dir lock', () => {
       // Never the dead holder: the winner, or no name while its record is not written yet.
       expect([`refused another etcd-migrate (pid ${winner}) is working on ${dir}; wait for it to finish, or stop it`,
         `refused another etcd-migrate holds the lock ${dir}/.etcd-migrate.lock.db; wait for it to finish, or stop it`]).toContain(l);
+    }
+  });
+
+  it('a lock taken on a file a release unlinked meanwhile is seen as such (acquireLock then tries the new file)', async () => {
+    const file = path.join(await dataDir(), '.etcd-migrate.lock.db');
+    const db = new DatabaseSync(file, { timeout: 0 });
+    try {
+      db.exec('BEGIN EXCLUSIVE');
+      expect(lockedFileIsCurrent(file)).toBe(true);
+      await fs.rm(file);
+      expect(lockedFileIsCurrent(file)).toBe(false);
+      await fs.writeFile(file, '');
+      expect(lockedFileIsCurrent(file)).toBe(false);
+    } finally {
+      db.close();
     }
   });
 
