@@ -17,7 +17,7 @@ import { checkPortsFree, checkWritable, fsUsageError } from './preflight.ts';
 import type { Install, Runner, StepContext, StepReport, ToolNeed } from './steps/index.ts';
 import { readDbEvidence, readEvidence, describeEvidence, v2StoreHasKeys, v2StoreVersion } from './inspect/evidence.ts';
 import type { ClientTls } from './etcd/tls.ts';
-import { fmt, fmtData, fmtMinor, type DataVersion, type Version } from './version.ts';
+import { compareMinor, fmt, fmtData, fmtMinor, type DataVersion, type Version } from './version.ts';
 import { exists, newMemberDir, pendingTtlsFile, prepareWorkDir, recoverWorkDir, removeWorkDir, swapInNewMember } from './workdir.ts';
 
 export interface Runtime {
@@ -94,7 +94,7 @@ export async function migrate(opts: Options, rt: Runtime, keepLock = false): Pro
 /** Everything that can be known and checked before a change: a UsageError here means nothing changed. */
 async function prepare(opts: Options, rt?: Runtime): Promise<Prepared> {
   const state = await inspectDataDir(opts.dataDir);
-  if (state.kind === 'data') await checkVersionFile(opts.dataDir, state.version, isCluster(opts.initialCluster));
+  if (state.kind === 'data') await checkVersionFile(opts.dataDir, state.version, opts);
   const bundled = opts.bundled ?? (await discoverBundled(opts.binDir));
   const current = state.kind === 'unversioned' ? await assumedVersion(opts, bundled) : state.kind === 'data' ? state.version : undefined;
   if (state.kind === 'data' && opts.assumeCurrent && fmtData(opts.assumeCurrent) !== fmtData(state.version)) {
@@ -237,14 +237,13 @@ async function assumedVersion(opts: Options, bundled: readonly Version[]): Promi
 /**
  * version.txt against what the data records (the reader used when version.txt is missing). Refused
  * with both facts, before anything changes: etcd2 storage whose db holds v3 keys while its v2 store
- * never held one; a recorded cluster version above version.txt's minor (etcd itself would refuse
- * to start that minor), or below it (a step would skip a minor). One minor below is a cluster
- * member's state after its last step of a rolling upgrade. bbolt's record is read first (a few
- * pages). When it disagrees, the v2 store's /0/version decides: etcd 3.3-3.5 read that one at their
- * start, and a snapshot restored for an older minor keeps the newer one's in bbolt until its etcd
- * first runs (its v2 store then records none yet).
+ * never held one; a recorded cluster version that agrees with neither version.txt nor a state a
+ * run leaves (see agreement). bbolt's record is read first (a few pages). When it disagrees, the
+ * v2 store's /0/version decides: etcd 3.3-3.5 read that one at their start, and a snapshot restored
+ * for an older minor keeps the newer one's in bbolt until its etcd first runs (its v2 store then
+ * records none yet).
  */
-async function checkVersionFile(dataDir: string, v: DataVersion, cluster: boolean): Promise<void> {
+async function checkVersionFile(dataDir: string, v: DataVersion, opts: Options): Promise<void> {
   const db = readDbEvidence(dataDir);
   const file = path.join(dataDir, VERSION_FILE);
   if (v.storage === 'etcd2' && db.v3Keys && !(await v2StoreHasKeys(dataDir))) {
@@ -252,20 +251,29 @@ async function checkVersionFile(dataDir: string, v: DataVersion, cluster: boolea
       + 'and the v2 store none; nothing was changed; '
       + `if the data is right, write ${fmt(v.version)}/etcd3 into version.txt`);
   }
-  if (!db.clusterVersion || agreement(db.clusterVersion.minor, v.version, cluster) === 'ok') return;
+  const cluster = isCluster(opts.initialCluster);
+  const target = opts.target.version;
+  if (!db.clusterVersion || agreement(db.clusterVersion.minor, v.version, target, cluster) === 'ok') return;
   const recorded = await v2StoreVersion(dataDir);
-  const how = recorded && agreement(recorded.minor, v.version, cluster);
+  const how = recorded && agreement(recorded.minor, v.version, target, cluster);
   if (!recorded || how === 'ok') return;
   throw new UsageError(`${file} says ${fmtData(v)}, but the data records cluster version ${recorded.minor} `
     + `(${recorded.from}), ${how} ${fmtMinor(v.version)}; nothing was changed; write the version the data was last run `
     + `with into version.txt (its minor is ${recorded.minor})`);
 }
 
-/** How a recorded cluster version (major.minor) stands to version.txt's. */
-function agreement(recordedMinor: string, v: Version, cluster: boolean): 'ok' | 'above' | 'below' {
+/**
+ * How a recorded cluster version (major.minor) stands to version.txt's. Besides equal, a run leaves
+ * two states: one minor below in a cluster (a member after its last step of a rolling upgrade), and
+ * one minor above when an upgrade step was killed after its etcd moved the cluster version and
+ * before version.txt recorded the step: its rerun repeats that step, which the target still needs.
+ */
+function agreement(recordedMinor: string, v: Version, target: Version, cluster: boolean): 'ok' | 'above' | 'below' {
   const [major, minor] = recordedMinor.split('.').map(Number) as [number, number];
+  const recorded = { major, minor, patch: 0 };
   const diff = major === v.major ? minor - v.minor : (major - v.major) * 1000;
   if (diff === 0 || (cluster && diff === -1)) return 'ok';
+  if (diff === 1 && compareMinor(target, recorded) >= 0) return 'ok';
   return diff > 0 ? 'above' : 'below';
 }
 

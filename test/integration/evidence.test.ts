@@ -86,15 +86,31 @@ describe('version.txt against what the data records', () => {
   it('refuses a minor the recorded cluster version contradicts, above or below, with both facts, changing nothing', async () => {
     const dir = await withVersion('3.4.23', 'v3', '3.3.25/etcd3');
     const before = await treeSnapshot(dir);
-    const above = await run(dir);
+    // One minor above, with a target below it: no interrupted upgrade towards it explains that.
+    const above = await run(dir, ['--target-version', '3.3.25']);
     expect(above.exitCode, above.stderr).toBe(2);
-    expect(above.stderr.trim()).toMatch(/^etcd-migrate: error: \S+\/version\.txt says 3\.3\.25\/etcd3, but the data records cluster version 3\.4 \(member\/(snap\/db|wal\/[0-9a-f-]+\.wal)\), above 3\.3; nothing was changed; write the version the data was last run with into version\.txt \(its minor is 3\.4\)$/);
+    expect(above.stderr.trim()).toMatch(new RegExp('^etcd-migrate: error: \\S+/version\\.txt says 3\\.3\\.25/etcd3, but the data '
+      + 'records cluster version 3\\.4 \\(member/(snap/db|wal/[0-9a-f-]+\\.wal)\\), above 3\\.3; nothing was changed; '
+      + 'write the version the data was last run with into version\\.txt \\(its minor is 3\\.4\\)$'));
     await fs.writeFile(path.join(dir, 'version.txt'), '3.5.30/etcd3');
     const below = await run(dir);
     expect(below.exitCode, below.stderr).toBe(2);
     expect(below.stderr).toMatch(/says 3\.5\.30\/etcd3, but the data records cluster version 3\.4 \(member\/\S+\), below 3\.5/);
     await fs.writeFile(path.join(dir, 'version.txt'), '3.3.25/etcd3');
     expect(await treeSnapshot(dir)).toEqual(before);
+    // Two minors above: no run leaves that, whatever the target.
+    const two = await withVersion('3.5.30', 'v3', '3.3.25/etcd3');
+    const twoAbove = await run(two);
+    expect(twoAbove.exitCode, twoAbove.stderr).toBe(2);
+    expect(twoAbove.stderr).toMatch(/says 3\.3\.25\/etcd3, but the data records cluster version 3\.5 \(member\/\S+\), above 3\.3/);
+  });
+
+  it('accepts one minor above when the target needs it: an upgrade step killed before version.txt recorded it', async () => {
+    const dir = await withVersion('3.4.23', 'v3', '3.3.25/etcd3');
+    const r = await run(dir, ['--target-version', '3.4.23']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/step 1\/1 done .* upgrade 3\.3\.25\/etcd3 -> 3\.4\.23\/etcd3/);
+    expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.4.23/etcd3');
   });
 
   it('accepts one minor below for a cluster member (after its last step of a rolling upgrade), and v2 data as etcd2', async () => {
