@@ -30,6 +30,7 @@ export interface Holder {
 }
 
 const SQLITE_BUSY = 5;
+const SQLITE_NOTADB = 26;
 
 /** The kernel's start time of a process (clock ticks since boot), or undefined if it is gone. */
 export function processStart(pid: number): string | undefined {
@@ -106,6 +107,10 @@ function tryLock(file: string): DatabaseSync | undefined {
   } catch (e) {
     db?.close();
     if ((e as { errcode?: number }).errcode === SQLITE_BUSY) return undefined;
+    if ((e as { errcode?: number }).errcode === SQLITE_NOTADB) {
+      throw new UsageError(`${file} is not a lock etcd-migrate made (those stay empty); `
+        + 'if no etcd-migrate runs on this data dir, remove it');
+    }
     throw e;
   }
 }

@@ -13,9 +13,15 @@ import { ENTRY } from '../helpers/env.ts';
 
 const HOLDER = path.join(REPO, 'test/helpers/lock-holder.ts');
 const isRoot = process.getuid?.() === 0;
+const WAIT = 'wait for it to finish, or stop it';
 
 /** Starts a holder (optionally through a wrapper command) and waits for its first line. */
-async function holder(dir: string, opts: { wrap?: string[]; exit?: boolean } = {}): Promise<{ proc: ResultPromise; line: string }> {
+interface Holder {
+  proc: ResultPromise;
+  line: string;
+}
+
+async function holder(dir: string, opts: { wrap?: string[]; exit?: boolean } = {}): Promise<Holder> {
   const cmd = [...(opts.wrap ?? []), process.execPath, HOLDER, dir, ...(opts.exit ? ['--exit'] : [])];
   const proc = execa(cmd[0]!, cmd.slice(1), { reject: false, stdin: 'pipe', buffer: false });
   onCleanup(async () => { proc.kill('SIGKILL'); await proc; });
@@ -42,17 +48,20 @@ async function dataDir(): Promise<string> {
 }
 
 describe('the data dir lock', () => {
-  it('a holder in another PID namespace (PID 1 there, as the contender is in its own) is not taken for stale', async () => {
+  it('a holder in another PID namespace (PID 1 there, as is the contender in its own) is not stale', async () => {
     if (!isRoot) return expect.soft(isRoot, 'needs root (unshare); CI runs as root').toBe(true);
     const dir = await dataDir();
     const ns = ['unshare', '--pid', '--fork', '--kill-child', '--mount-proc'];
     const h = await holder(dir, { wrap: ns });
     expect(h.line).toBe('held 1');
     const before = await treeSnapshot(dir);
-    const r = await execa(ns[0]!, [...ns.slice(1), process.execPath, ENTRY, '--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR,
-      '--name', 'm1', '--port', String(await freePort()), '--peer-port', String(await freePort())], { reject: false, stdin: 'ignore' });
+    const args = ['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1',
+      '--port', String(await freePort()), '--peer-port', String(await freePort())];
+    const r = await execa(ns[0]!, [...ns.slice(1), process.execPath, ENTRY, ...args], { reject: false });
     expect(r.exitCode, String(r.stderr)).toBe(2);
-    expect(String(r.stderr)).toMatch(/^etcd-migrate: error: another etcd-migrate \(pid 1 in another PID namespace \(host .*, since .*\)\) is working on .*; wait for it to finish, or stop it\n?$/);
+    expect(String(r.stderr)).toMatch(new RegExp('^etcd-migrate: error: another etcd-migrate '
+      + '\\(pid 1 in another PID namespace '
+      + '\\(host .*, since .*\\)\\) is working on .*; wait for it to finish, or stop it\n?$'));
     expect(await treeSnapshot(dir)).toEqual(before);
   });
 
@@ -70,12 +79,12 @@ describe('the data dir lock', () => {
     const winner = held[0]!.split(' ')[1];
     for (const l of lines.filter((x) => !x.startsWith('held '))) {
       // Never the dead holder: the winner, or no name while its record is not written yet.
-      expect([`refused another etcd-migrate (pid ${winner}) is working on ${dir}; wait for it to finish, or stop it`,
-        `refused another etcd-migrate holds the lock ${dir}/.etcd-migrate.lock.db; wait for it to finish, or stop it`]).toContain(l);
+      expect([`refused another etcd-migrate (pid ${winner}) is working on ${dir}; ${WAIT}`,
+        `refused another etcd-migrate holds the lock ${dir}/.etcd-migrate.lock.db; ${WAIT}`]).toContain(l);
     }
   });
 
-  it('a lock taken on a file a release unlinked meanwhile is seen as such (acquireLock then tries the new file)', async () => {
+  it('a lock on a file a release unlinked meanwhile is seen as such (acquireLock then tries the new one)', async () => {
     const file = path.join(await dataDir(), '.etcd-migrate.lock.db');
     const db = new DatabaseSync(file, { timeout: 0 });
     try {
@@ -90,6 +99,15 @@ describe('the data dir lock', () => {
     }
   });
 
+  it('a lock file that is not one refuses the run, naming the file and the fix, and stays', async () => {
+    const dir = await dataDir();
+    await fs.writeFile(path.join(dir, '.etcd-migrate.lock.db'), 'not a lock');
+    const h = await holder(dir);
+    expect(h.line).toBe(`refused ${dir}/.etcd-migrate.lock.db is not a lock etcd-migrate made (those stay empty); `
+      + 'if no etcd-migrate runs on this data dir, remove it');
+    expect(await fs.readFile(path.join(dir, '.etcd-migrate.lock.db'), 'utf8')).toBe('not a lock');
+  });
+
   it('release removes only its own lock, also when called again after another process took it', async () => {
     const dir = await dataDir();
     const mine = await acquireLock(dir);
@@ -98,7 +116,8 @@ describe('the data dir lock', () => {
     expect(other.line).toMatch(/^held \d+$/);
     await mine.release();
     const third = await holder(dir);
-    expect(third.line).toBe(`refused another etcd-migrate (pid ${other.line.split(' ')[1]}) is working on ${dir}; wait for it to finish, or stop it`);
+    const otherPid = other.line.split(' ')[1];
+    expect(third.line).toBe(`refused another etcd-migrate (pid ${otherPid}) is working on ${dir}; ${WAIT}`);
     other.proc.stdin!.end();
     await other.proc;
     expect((await fs.readdir(dir)).sort()).toEqual(['member', 'version.txt']);
@@ -109,7 +128,8 @@ describe('the data dir lock', () => {
     // sh starts the holder and becomes a sleep that never reaps it: once it exits it is a zombie.
     const h = await holder(dir, { wrap: ['sh', '-c', '"$@" & exec sleep 60', 'sh'], exit: true });
     const pid = Number(h.line.split(' ')[1]);
-    for (let i = 0; i < 500 && !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); i++) await new Promise((r) => setTimeout(r, 10));
+    const zombie = () => /\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    for (let i = 0; i < 500 && !zombie(); i++) await new Promise((r) => setTimeout(r, 10));
     expect(readFileSync(`/proc/${pid}/stat`, 'utf8')).toMatch(/\) Z /);
     const r = await runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1',
       '--port', String(await freePort()), '--peer-port', String(await freePort())]);
