@@ -35,13 +35,19 @@ describe('a temporary etcd and the pod\'s ETCD_* variables', () => {
     ['ETCD_LISTEN_CLIENT_HTTP_URLS', 'an HTTP-only client listener'],
   ])('%s on 0.0.0.0 (%s) opens no listener beyond 127.0.0.1; ETCD_LOG_LEVEL is kept', async (variable) => {
     const [port, peer, wide] = [await freePort(), await freePort(), await freePort()];
-    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', [variable]: `http://0.0.0.0:${wide}`, ETCD_LOG_LEVEL: 'warn' };
+    const env = { PATH: '/usr/bin:/bin', [variable]: `http://0.0.0.0:${wide}`, ETCD_LOG_LEVEL: 'warn' };
     const localPeer = `http://127.0.0.1:${peer}`;
     const seen = await withTempEtcd({
       bin: path.join(BIN_DIR, 'etcd-3.5.30'), version: parseVersion('3.5.30'), dataDir: path.join(await tmpDir(), 'd'),
       storage: 'etcd3', env, timeoutMs: 30_000,
-      member: { name: 'm1', initialCluster: `m1=${localPeer}`, listenPeerUrls: localPeer, initialAdvertisePeerUrls: localPeer, port, extraArgs: [] },
-    }, async (e) => ({ sockets: listening(e.pid!), environ: readFileSync(`/proc/${e.pid}/environ`, 'utf8').split('\0') }));
+      member: {
+        name: 'm1', initialCluster: `m1=${localPeer}`, listenPeerUrls: localPeer, initialAdvertisePeerUrls: localPeer,
+        port, extraArgs: [],
+      },
+    }, async (e) => ({
+      sockets: listening(e.pid!),
+      environ: readFileSync(`/proc/${e.pid}/environ`, 'utf8').split('\0'),
+    }));
     const hex = (p: number) => p.toString(16).toUpperCase().padStart(4, '0');
     expect(seen.sockets.sort()).toEqual([`0100007F:${hex(port)}`, `0100007F:${hex(peer)}`].sort());
     expect(seen.environ).toContain('ETCD_LOG_LEVEL=warn');
