@@ -3,7 +3,7 @@
 // lifetime, across PID namespaces, drops it when the holder dies (killed, or a zombie: its files
 // are closed), and gives it to exactly one of many contenders. A PID alone cannot say that: in two
 // containers both entrypoints are PID 1. A file beside the lock says who holds it, for messages.
-import { readdirSync, readFileSync, readlinkSync, statSync, promises as fs } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, realpathSync, statSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -115,21 +115,28 @@ function tryLock(file: string): DatabaseSync | undefined {
   }
 }
 
-/** Whether every descriptor this process has on `file` is the file now at that path (not an unlinked one). */
+/**
+ * Whether the descriptors this process has on `file` (there is one at least: the connection's) are
+ * all the file now at that path, not one a release unlinked. /proc names them by their real path.
+ */
 export function lockedFileIsCurrent(file: string): boolean {
   let now: { dev: number; ino: number };
+  let real: string;
   try {
     now = statSync(file);
+    real = path.join(realpathSync(path.dirname(file)), path.basename(file));
   } catch {
     return false;
   }
+  let seen = 0;
   for (const fd of readdirSync('/proc/self/fd')) {
     const target = readlinkOr(`/proc/self/fd/${fd}`);
-    if (target !== file && target !== `${file} (deleted)`) continue;
+    if (target !== real && target !== `${real} (deleted)`) continue;
     const st = (() => { try { return statSync(`/proc/self/fd/${fd}`); } catch { return undefined; } })();
     if (!st || st.ino !== now.ino || st.dev !== now.dev) return false;
+    seen++;
   }
-  return true;
+  return seen > 0;
 }
 
 /**

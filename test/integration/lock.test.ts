@@ -85,7 +85,11 @@ describe('the data dir lock', () => {
   });
 
   it('a lock on a file a release unlinked meanwhile is seen as such (acquireLock then tries the new one)', async () => {
-    const file = path.join(await dataDir(), '.etcd-migrate.lock.db');
+    // Also through a symlink to the data dir: /proc names the open file by its real path.
+    const dir = await dataDir();
+    const link = `${dir}-link`;
+    await fs.symlink(dir, link);
+    const file = path.join(link, '.etcd-migrate.lock.db');
     const db = new DatabaseSync(file, { timeout: 0 });
     try {
       db.exec('BEGIN EXCLUSIVE');
@@ -97,6 +101,7 @@ describe('the data dir lock', () => {
     } finally {
       db.close();
     }
+    expect(lockedFileIsCurrent(file)).toBe(false);
   });
 
   it('a lock file that is not one refuses the run, naming the file and the fix, and stays', async () => {
