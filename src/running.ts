@@ -1,9 +1,10 @@
 // An etcd running on a data dir, whatever flags or ETCD_* variables started it, found by the locks
 // etcd holds while it runs: a write lock on its WAL files (an OFD lock, fcntl: etcd 3.x on Linux)
-// and bbolt's flock on member/snap/db. The kernel keeps one lock table for every PID namespace, so
-// a record lock shows an etcd in another container too: a read lock on a WAL file, asked for
-// through node:sqlite (Node has no fcntl), is refused while etcd holds it. /proc/locks names the
-// holder when it is in this PID namespace (it hides the others), and shows the flock.
+// and bbolt's flock on member/snap/db. The kernel keeps one lock table for every PID namespace:
+// /proc/locks lists the OFD locks of every namespace (without a PID) but a flock only when its
+// holder is in this one (then with its PID, for the message). A read lock on a WAL file, asked for
+// through node:sqlite (Node has no fcntl), is refused while etcd holds its lock, in any namespace:
+// the check that needs no /proc.
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -40,7 +41,7 @@ export function refuseRunningEtcd(dataDir: string, fix = 'stop it before migrati
 }
 
 /** Whether another process holds a record lock on `file` that a reader's lock conflicts with. */
-function recordLocked(file: string): boolean {
+export function recordLocked(file: string): boolean {
   let db: DatabaseSync | undefined;
   try {
     db = new DatabaseSync(file, { readOnly: true, timeout: 0 });

@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { BIN_DIR, ENTRY, requireBinaries } from '../helpers/env.ts';
 import { etcdctl, startEtcd, type MemberOptions } from '../helpers/etcd.ts';
 import { runCli } from '../helpers/cli.ts';
+import { recordLocked } from '../../src/running.ts';
 import { freePort, tmpDir } from '../helpers/tmp.ts';
 
 beforeAll(requireBinaries);
@@ -58,5 +59,19 @@ describe('an etcd running on the data dir', () => {
     expect(served.stdout.trim()).toBe('pod 1');
     expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.4.23/etcd3');
     expect((await fs.readdir(path.dirname(dir))).sort()).toEqual(['data']);
+  });
+
+  it('the read-lock probe alone sees the WAL lock of an etcd in another PID namespace, not once it is gone', async () => {
+    if (!isRoot) return expect.soft(isRoot, 'needs root (unshare); CI has it').toBe(true);
+    const dir = await data();
+    const m = await startEtcd('3.4.23', dir, { name: 'm1', wrap: NS });
+    const wal = path.join(dir, 'member', 'wal');
+    const files = (await fs.readdir(wal)).filter((f) => f.endsWith('.wal')).map((f) => path.join(wal, f));
+    expect(files.length).toBeGreaterThan(0);
+    expect(files.some(recordLocked)).toBe(true);
+    // unshare exits first; the kernel then kills etcd (--kill-child), which releases its locks.
+    await m.stop();
+    for (let i = 0; i < 500 && files.some(recordLocked); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(files.some(recordLocked)).toBe(false);
   });
 });
