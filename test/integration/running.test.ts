@@ -61,7 +61,7 @@ describe('an etcd running on the data dir', () => {
     expect((await fs.readdir(path.dirname(dir))).sort()).toEqual(['data']);
   });
 
-  it('the read-lock probe alone sees the WAL lock of an etcd in another PID namespace, not once it is gone', async () => {
+  it('the read-lock probe alone sees the WAL lock of an etcd in another PID namespace, not once gone', async () => {
     if (!isRoot) return expect.soft(isRoot, 'needs root (unshare); CI has it').toBe(true);
     const dir = await data();
     const m = await startEtcd('3.4.23', dir, { name: 'm1', wrap: NS });
