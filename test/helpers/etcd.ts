@@ -46,7 +46,8 @@ export async function startEtcd(version: string, dataDir: string, o: MemberOptio
   const stop = async () => {
     if (stopped) return;
     stopped = true;
-    proc.kill('SIGTERM');
+    // unshare blocks SIGTERM while it waits for its child; killed, it takes etcd along (--kill-child).
+    proc.kill(o.wrap ? 'SIGKILL' : 'SIGTERM');
     const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
     await proc;
     clearTimeout(t);
