@@ -8,7 +8,7 @@ import { fmtData, formatVersionFile, parseVersionFile, type DataVersion } from '
 export const VERSION_FILE = 'version.txt';
 /** Work area of rewriting steps (see workdir.ts). */
 export const WORK_DIR = '.etcd-migrate';
-/** One entrypoint per data dir (see lock.ts). */
+/** One entrypoint per data dir: the prefix of the lock's files (lock.ts), and older versions' lock file. */
 export const LOCK_FILE = '.etcd-migrate.lock';
 /**
  * The TTLs a v2-to-v3 step leaves for the attach-ttls step at the end of the chain (see

@@ -4,11 +4,12 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { BackupGuard } from './backup/guard.ts';
 import { checkTools, discoverBundled } from './bundle.ts';
-import { checkClusterPlan, clusterNote } from './cluster.ts';
+import { checkClusterPlan, clusterNote, isCluster } from './cluster.ts';
 import { inspectDataDir, VERSION_FILE, writeVersionFile, type DataDirState } from './datadir.ts';
 import { readIfExists } from './fsx.ts';
 import { BackupError, StepError, UsageError, isBug, isUserFacing } from './errors.ts';
 import { acquireLock, type Lock } from './lock.ts';
+import { refuseRunningEtcd } from './running.ts';
 import { stopLeftoverEtcds } from './stale.ts';
 import { seconds, type Log } from './log.ts';
 import type { Options } from './options.ts';
@@ -16,7 +17,7 @@ import { describe, plan, planNotes, V2_FREE_MINOR, type Step } from './plan.ts';
 import { checkFlags } from './etcd/flags.ts';
 import { checkPortsFree, checkWritable, fsUsageError } from './preflight.ts';
 import type { Install, Runner, StepContext, StepReport, ToolNeed } from './steps/index.ts';
-import { readEvidence, describeEvidence } from './inspect/evidence.ts';
+import { readDbEvidence, readEvidence, describeEvidence, v2StoreHasKeys, v2StoreVersion } from './inspect/evidence.ts';
 import type { ClientTls } from './etcd/tls.ts';
 import { compareMinor, fmt, fmtData, fmtMinor, type DataVersion, type Version } from './version.ts';
 import { exists, newMemberDir, pendingTtlsFile, prepareWorkDir, recoverWorkDir, removeWorkDir, swapInNewMember } from './workdir.ts';
@@ -83,6 +84,7 @@ export async function migrate(opts: Options, rt: Runtime, keepLock = false): Pro
   try {
     if (lock) {
       await stopLeftoverEtcds(opts.dataDir, rt.log);
+      refuseRunningEtcd(opts.dataDir);
       const recovered = await recoverWorkDir(opts.dataDir);
       if (recovered) rt.log(recovered);
     }
@@ -98,6 +100,7 @@ export async function migrate(opts: Options, rt: Runtime, keepLock = false): Pro
 /** Everything that can be known and checked before a change: a UsageError here means nothing changed. */
 async function prepare(opts: Options, rt?: Runtime): Promise<Prepared> {
   const state = await inspectDataDir(opts.dataDir);
+  if (state.kind === 'data') await checkVersionFile(opts.dataDir, state.version, opts);
   const bundled = opts.bundled ?? (await discoverBundled(opts.binDir));
   const current = state.kind === 'unversioned' ? await assumedVersion(opts, bundled) : state.kind === 'data' ? state.version : undefined;
   if (state.kind === 'data' && opts.assumeCurrent && fmtData(opts.assumeCurrent) !== fmtData(state.version)) {
@@ -271,6 +274,49 @@ async function assumedVersion(opts: Options, bundled: readonly Version[]): Promi
     throw new UsageError(`--assume-current-version ${fmtData(a)} contradicts the data: ${shown}; pass ${fmt(a.version)}/etcd3`);
   }
   return a;
+}
+
+/**
+ * version.txt against what the data records (the reader used when version.txt is missing). Refused
+ * with both facts, before anything changes: etcd2 storage whose db holds v3 keys while its v2 store
+ * never held one; a recorded cluster version that agrees with neither version.txt nor a state a
+ * run leaves (see agreement). bbolt's record is read first (a few pages). When it disagrees, the
+ * v2 store's /0/version decides: etcd 3.3-3.5 read that one at their start, and a snapshot restored
+ * for an older minor keeps the newer one's in bbolt until its etcd first runs (its v2 store then
+ * records none yet).
+ */
+async function checkVersionFile(dataDir: string, v: DataVersion, opts: Options): Promise<void> {
+  const db = readDbEvidence(dataDir);
+  const file = path.join(dataDir, VERSION_FILE);
+  if (v.storage === 'etcd2' && db.v3Keys && !(await v2StoreHasKeys(dataDir))) {
+    throw new UsageError(`${file} says ${fmtData(v)}, but the data is in etcd3 storage: member/snap/db holds v3 keys `
+      + 'and the v2 store none; nothing was changed; '
+      + `if the data is right, write ${fmt(v.version)}/etcd3 into version.txt`);
+  }
+  const cluster = isCluster(opts.initialCluster);
+  const target = opts.target.version;
+  if (!db.clusterVersion || agreement(db.clusterVersion.minor, v.version, target, cluster) === 'ok') return;
+  const recorded = await v2StoreVersion(dataDir);
+  const how = recorded && agreement(recorded.minor, v.version, target, cluster);
+  if (!recorded || how === 'ok') return;
+  throw new UsageError(`${file} says ${fmtData(v)}, but the data records cluster version ${recorded.minor} `
+    + `(${recorded.from}), ${how} ${fmtMinor(v.version)}; nothing was changed; write the version the data was last run `
+    + `with into version.txt (its minor is ${recorded.minor})`);
+}
+
+/**
+ * How a recorded cluster version (major.minor) stands to version.txt's. Besides equal, a run leaves
+ * two states: one minor below in a cluster (a member after its last step of a rolling upgrade), and
+ * one minor above when an upgrade step was killed after its etcd moved the cluster version and
+ * before version.txt recorded the step: its rerun repeats that step, which the target still needs.
+ */
+function agreement(recordedMinor: string, v: Version, target: Version, cluster: boolean): 'ok' | 'above' | 'below' {
+  const [major, minor] = recordedMinor.split('.').map(Number) as [number, number];
+  const recorded = { major, minor, patch: 0 };
+  const diff = major === v.major ? minor - v.minor : (major - v.major) * 1000;
+  if (diff === 0 || (cluster && diff === -1)) return 'ok';
+  if (diff === 1 && compareMinor(target, recorded) >= 0) return 'ok';
+  return diff > 0 ? 'above' : 'below';
 }
 
 function origin(p: Prepared): string {

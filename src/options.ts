@@ -118,7 +118,8 @@ export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
     return v;
   };
 
-  const dataDir = required('dataDir', '/var/etcd/data').value;
+  // Normalised once (absolute, no trailing or double slash): every message, comparison and file name then agrees.
+  const dataDir = path.resolve(required('dataDir', '/var/etcd/data').value);
   const tv = required('targetVersion', '3.5.16');
   const target: DataVersion = {
     version: parseVersion(tv.value.trim(), `${tv.from}`),
@@ -152,6 +153,7 @@ export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
 
   const extra = pick('etcdServerExtraArgs');
   const extraArgs = extra ? extra.value.split(/\s+/).filter(Boolean) : [];
+  if (extra) checkExtraArgs(extraArgs, extra.from);
 
   const clientTls = resolveClientTls(extraArgs, {
     caFile: pick('clientCaFile')?.value, certFile: pick('clientCertFile')?.value, keyFile: pick('clientKeyFile')?.value,
@@ -161,12 +163,12 @@ export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
   const etcdArgs = flags.etcdArgs;
   if (etcdArgs) {
     const dd = flagValue(etcdArgs, 'data-dir');
-    if (dd !== undefined && stripSlash(dd) !== stripSlash(dataDir)) {
+    if (dd !== undefined && path.resolve(dd) !== dataDir) {
       throw new UsageError(`the etcd flag --data-dir=${dd} is not the data dir being migrated (${dataDir}); make them the same`);
     }
   }
 
-  const backupDir = pick('backupDir')?.value ?? `${stripSlash(dataDir)}.backups`;
+  const backupDir = path.resolve(pick('backupDir')?.value ?? `${dataDir}.backups`);
   checkBackupDir(backupDir, dataDir);
   const keepBackups = resolveKeep(flags.keepBackups, env[KEEP_BACKUPS_ENV]);
   const initialClusterToken = pick('initialClusterToken')?.value
@@ -219,7 +221,8 @@ function resolveStepTimeout(flag: number | undefined, envValue: string | undefin
 export function checkBackupDir(backupDir: string, dataDir: string): void {
   const rel = path.relative(path.resolve(dataDir), path.resolve(backupDir));
   if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {
-    throw new UsageError(`the backup dir ${backupDir} is inside the data dir ${dataDir}; put it beside the data dir (the default is ${stripSlash(dataDir)}.backups) with --backup-dir or BACKUP_DIR`);
+    throw new UsageError(`the backup dir ${backupDir} is inside the data dir ${dataDir}; put it beside the data dir `
+      + `(the default is ${path.resolve(dataDir)}.backups) with --backup-dir or BACKUP_DIR`);
   }
 }
 
@@ -228,6 +231,25 @@ function resolveKeep(flag: number | undefined, envValue: string | undefined): nu
   const v = flag ?? (envValue !== undefined && envValue !== '' ? Number(envValue) : DEFAULT_KEEP_BACKUPS);
   if (!Number.isInteger(v) || v < 1) throw new UsageError(`${from} must be a whole number of backups to keep, 1 or more (got ${flag ?? envValue})`);
   return v;
+}
+
+/**
+ * What every temporary etcd gets from this tool: its data, its member and cluster, its loopback
+ * listeners. etcd takes the last of a flag given twice, so ETCD_CREDS (given after them) would win.
+ */
+const OWNED_FLAGS = new RegExp('^(data-dir|wal-dir|name|listen-[a-z-]+|advertise-client-urls'
+  + '|initial-advertise-peer-urls|initial-cluster(-state|-token)?|discovery(-[a-z-]+)?'
+  + '|force-new-cluster|config-file)$');
+
+function checkExtraArgs(args: readonly string[], from: string): void {
+  for (const a of args) {
+    const flag = /^--?([a-z0-9-]+)(=|$)/.exec(a)?.[1];
+    if (flag && OWNED_FLAGS.test(flag)) {
+      throw new UsageError(`${from} gives --${flag}, which etcd-migrate sets itself for every temporary etcd (its data `
+        + `dir, member, cluster and loopback listeners); remove it from ${from} `
+        + '(the etcd flags after -- are for the target etcd)');
+    }
+  }
 }
 
 /** The value of `--name value`, `--name=value` or the single-dash forms in an etcd argument list. */
@@ -285,4 +307,3 @@ function checkUrls(value: string, what: string): void {
 }
 
 const kebab = (s: string): string => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-const stripSlash = (s: string): string => s.replace(/\/+$/, '');

@@ -47,6 +47,10 @@ export function fsUsageError(e: unknown, p: string): UsageError {
     case 'EPERM': return new UsageError(`${p} cannot be written (permission denied); run as the owner of the data dir or fix its mode`);
     case 'ENOSPC':
     case 'EDQUOT': return new UsageError(`no space left on the file system of ${p}; free some space and rerun`);
-    default: return new UsageError(`${p}: ${(e as Error).message}`);
+    // Node's message names the path already (e.g. "EIO: i/o error, open '<p>/version.txt'").
+    default: {
+      const message = (e as Error).message;
+      return new UsageError(message.includes(p) ? message : `${p}: ${message}`);
+    }
   }
 }

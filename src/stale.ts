@@ -1,10 +1,12 @@
 // After a crash (the entrypoint SIGKILLed, its temporary etcd orphaned), the next run finds the
 // etcd still holding the data dir and its port, or an `etcdctl migrate` still writing in the work
 // area (its transformer ends by itself once migrate is gone: its pipes close). Once this run holds
-// the lock, no live entrypoint nor exec'd etcd owns the data dir, so an etcd or etcdctl whose
-// --data-dir lies in it is a leftover: stop it.
+// the lock, no live entrypoint nor exec'd etcd owns the data dir, so an etcd or etcdctl that this
+// tool started (its environment carries TEMPORARY_MARK) and whose --data-dir lies in it is a
+// leftover: stop it. Any other etcd is never signalled: running.ts refuses the run instead.
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { TEMPORARY_MARK } from './etcd/env.ts';
 
 export interface Leftover {
   pid: number;
@@ -13,7 +15,8 @@ export interface Leftover {
 }
 
 /**
- * etcd and etcdctl processes (an etcd-x.y.z or etcdctl-x.y.z binary) whose --data-dir is `dataDir` or inside it. Every pod start
+ * etcd and etcdctl processes (an etcd-x.y.z or etcdctl-x.y.z binary) started by this tool, whose --data-dir
+ * is `dataDir` or inside it. Every pod start
  * scans /proc, so the reads are synchronous: one read per process, no thread-pool round trip each
  * (8 ms -> 1 ms for 80 processes).
  */
@@ -30,7 +33,9 @@ export async function findLeftoverEtcds(dataDir: string, self = process.pid): Pr
     const dir = i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith('--data-dir='))?.slice(11);
     if (!dir) continue;
     const abs = path.resolve(dir);
-    if (abs === root || abs.startsWith(`${root}${path.sep}`)) found.push({ pid, tool, dataDir: abs });
+    if (abs !== root && !abs.startsWith(`${root}${path.sep}`)) continue;
+    const environ = readOrEmpty(() => readFileSync(`/proc/${pid}/environ`, 'utf8'), '').split('\0');
+    if (environ.includes(`${TEMPORARY_MARK}=1`)) found.push({ pid, tool, dataDir: abs });
   }
   return found;
 }

@@ -26,7 +26,8 @@ import { acquireLock } from '../lock.ts';
 import { DEFAULT_BIN_DIR, ENV, resolveOptions } from '../options.ts';
 import { checkPortsFree } from '../preflight.ts';
 import { onInterrupt } from '../interrupt.ts';
-import { findLeftoverEtcds, stopLeftoverEtcds } from '../stale.ts';
+import { refuseRunningEtcd } from '../running.ts';
+import { stopLeftoverEtcds } from '../stale.ts';
 import { compare, fmt, fmtData, sameMinor, type Version } from '../version.ts';
 import { swapPending } from '../workdir.ts';
 import type { CommandFlags } from './args.ts';
@@ -37,7 +38,8 @@ export async function backupCommand(f: CommandFlags, io: CommandIO): Promise<voi
   // (the snapshot, etcd's files in the member copy) is the owner's only from the start.
   process.umask(0o077);
   const out = path.resolve(f.file!);
-  const dataDir = f.endpoints ? f.dataDir : (f.dataDir ?? (io.env[ENV.dataDir] || undefined));
+  const given = f.endpoints ? f.dataDir : (f.dataDir ?? (io.env[ENV.dataDir] || undefined));
+  const dataDir = given === undefined ? undefined : path.resolve(given);
   if (f.endpoints && f.dataDir) throw new UsageError('give either --endpoints (a live etcd) or --data-dir (an offline data dir), not both');
   if (!f.endpoints && !dataDir) throw new UsageError('backup needs --endpoints <client url> (a live etcd) or --data-dir <dir> (an offline data dir)');
   if (f.endpoints?.includes(',')) throw new UsageError(`--endpoints ${f.endpoints}: a snapshot comes from one member; give one client URL`);
@@ -186,10 +188,8 @@ async function snapshotOffline(f: CommandFlags, dataDir: string, binDir: string,
   const copy = path.join(work, 'copy');
   const lock = await acquireLock(dataDir);
   try {
-    // A running etcd keeps writing its WAL: a copy of it could be torn. (One in another PID
-    // namespace is not visible here; the lock keeps out a migration.)
-    const running = (await findLeftoverEtcds(dataDir)).filter((e) => path.resolve(e.dataDir) === path.resolve(dataDir));
-    if (running.length) throw new UsageError(`etcd (pid ${running.map((e) => e.pid).join(', ')}) is running on ${dataDir}; back it up with --endpoints <its client URL>, or stop it first`);
+    // A running etcd keeps writing its WAL: a copy of it could be torn.
+    refuseRunningEtcd(dataDir, 'back it up with --endpoints <its client URL>, or stop it first');
     await fs.mkdir(work, { mode: 0o700 });
     await fs.mkdir(copy, { mode: 0o700 });
     const cp = { recursive: true, mode: constants.COPYFILE_FICLONE };

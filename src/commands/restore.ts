@@ -11,6 +11,7 @@ import path from 'node:path';
 import { decryptFile, readArchiveFile, sniff } from '../backup/file.ts';
 import { readKeyFile } from '../backup/store.ts';
 import { binPath, checkTools } from '../bundle.ts';
+import { isCluster, memberNames } from '../cluster.ts';
 import { inspectDataDir } from '../datadir.ts';
 import { IntegrityError, StepError, UsageError } from '../errors.ts';
 import { describeFacts, memberFacts } from '../etcd/facts.ts';
@@ -29,8 +30,11 @@ import type { CommandIO } from './io.ts';
 export async function restoreCommand(f: CommandFlags, io: CommandIO): Promise<void> {
   const src = path.resolve(f.file!);
   if (!(await fs.stat(src).then((s) => s.isFile(), () => false))) throw new UsageError(`${src} is not a file; give the snapshot or backup to restore`);
-  const dataDir = f.dataDir ?? (io.env[ENV.dataDir] || undefined);
-  if (!dataDir) throw new UsageError('restore needs --data-dir (or DATA_DIRECTORY): the missing or empty data dir to restore into');
+  const given = f.dataDir ?? (io.env[ENV.dataDir] || undefined);
+  if (!given) {
+    throw new UsageError('restore needs --data-dir (or DATA_DIRECTORY): the missing or empty data dir to restore into');
+  }
+  const dataDir = path.resolve(given);
   const state = await inspectDataDir(dataDir);
   if (state.kind === 'data' || state.kind === 'unversioned') throw new UsageError(`${dataDir} already holds data; restore only fills a missing or empty data dir, so nothing was changed`);
   const kind = await sniff(src);
@@ -101,8 +105,9 @@ async function fromSnapshot(input: string, f: CommandFlags, io: CommandIO, dataD
   await fs.rename(path.join(restored, 'member'), fresh);
   // Whatever etcd's restore synced, the swap relies on every file and directory of the new member dir being durable.
   await fsyncTree(fresh, { files: true });
-  if (opts.initialCluster.includes(',')) {
-    io.log(`not started: a member of a ${opts.initialCluster.split(',').length}-member cluster needs its peers; restore the same snapshot on each`);
+  if (isCluster(opts.initialCluster)) {
+    const n = memberNames(opts.initialCluster).length;
+    io.log(`not started: a member of a ${n}-member cluster needs its peers; restore the same snapshot on each`);
   } else {
     await checkPortsFree(opts);
     const facts = await withTempEtcd({ bin: binPath(opts.binDir, 'etcd', v), version: v, dataDir: path.dirname(fresh), member, storage: 'etcd3', env: io.env, timeoutMs: 120_000 },

@@ -1,7 +1,7 @@
 // etcdctl as a tool on a stopped member's data: `migrate` converts the v2 store into v3 keys (3.0-3.4 only).
 import { execa } from 'execa';
 import { ProcessError } from '../errors.ts';
-import { childEnv } from './env.ts';
+import { childEnv, TEMPORARY_MARK } from './env.ts';
 
 const MIGRATE_TIMEOUT_MS = 60 * 60_000;
 
@@ -15,7 +15,7 @@ export async function migrateV2ToV3(etcdctl: string, dataDir: string, transforme
   const args = ['migrate', '--data-dir', dataDir, '--transformer', transformer];
   const r = await execa(etcdctl, args, {
     reject: false, all: true, stdin: 'ignore', timeout: MIGRATE_TIMEOUT_MS,
-    env: { ...childEnv(env, args, 'ETCDCTL_'), ETCDCTL_API: '3' }, extendEnv: false,
+    env: { ...childEnv(env, args, 'ETCDCTL_'), ETCDCTL_API: '3', [TEMPORARY_MARK]: '1' }, extendEnv: false,
   });
   if (r.exitCode !== 0 || r.timedOut) {
     const tail = String(r.all ?? '').trim().split('\n').slice(-5).join('\n  ');

@@ -4,7 +4,7 @@ import { ProcessError } from '../errors.ts';
 import { compareMinor, fmt, type Storage, type Version } from '../version.ts';
 import { isCluster, memberNames } from '../cluster.ts';
 import { isJoined, probeWriteV2, probeWriteV3, versions } from './client.ts';
-import { childEnv } from './env.ts';
+import { temporaryEtcdEnv } from './env.ts';
 import { missing, type Expectation, type Seen } from './readiness.ts';
 import type { ClientTls } from './tls.ts';
 
@@ -98,7 +98,7 @@ export class TempEtcd {
     this.endpoint = clientUrl(opts.member);
     this.proc = execa(opts.bin, args, {
       reject: false, buffer: false, stdin: 'ignore', all: true,
-      env: childEnv(opts.env, args), extendEnv: false,
+      env: temporaryEtcdEnv(opts.env, args), extendEnv: false,
     });
     this.proc.all.setEncoding('utf8');
     let partial = '';
@@ -310,7 +310,7 @@ export function etcdArgs(o: StartOptions): string[] {
   ];
   // A lone member elects itself after one election timeout: keep it short (etcd-facts: 0.07-0.1 s
   // instead of 0.3-0.8 s). A real cluster keeps etcd's defaults, since peers may be far apart.
-  if (!m.initialCluster.includes(',')) args.push('--heartbeat-interval', '10', '--election-timeout', '100');
+  if (!isCluster(m.initialCluster)) args.push('--heartbeat-interval', '10', '--election-timeout', '100');
   // 3.4+ serve v2 only with --enable-v2; 3.3 serves it by default but has the flag, so it is given
   // there too: an ETCD_ENABLE_V2=false in the pod's environment must not turn it off (a flag given
   // drops its variable, see env.ts). 3.0-3.2 have no such flag and always serve v2.

@@ -13,10 +13,19 @@ export interface Evidence {
 }
 
 export async function readEvidence(dataDir: string): Promise<Evidence> {
-  const member = path.join(dataDir, 'member');
+  const ev = readDbEvidence(dataDir);
+  if (!ev.clusterVersion) {
+    const v2 = await v2StoreVersion(dataDir);
+    if (v2) ev.clusterVersion = v2;
+  }
+  return ev;
+}
+
+/** What bbolt records (a few page reads): its cluster version, whether it holds v3 keys; nothing without a db. */
+export function readDbEvidence(dataDir: string): Evidence {
   const ev: Evidence = {};
   try {
-    const db = new Bbolt(path.join(member, 'snap', 'db'));
+    const db = new Bbolt(path.join(dataDir, 'member', 'snap', 'db'));
     try {
       const cv = db.get(['cluster'], 'clusterVersion')?.toString('latin1');
       const m = cv && /^(\d+\.\d+)\.\d+$/.exec(cv);
@@ -26,17 +35,31 @@ export async function readEvidence(dataDir: string): Promise<Evidence> {
       db.close();
     }
   } catch {
-    // no db, or not readable: fall back to the v2 store
-  }
-  if (!ev.clusterVersion) {
-    const v2 = await v2StoreVersion(member);
-    if (v2) ev.clusterVersion = v2;
+    // no db, or not readable
   }
   return ev;
 }
 
-/** The last /0/version the WAL or a .snap file records. */
-async function v2StoreVersion(member: string): Promise<{ minor: string; from: string } | undefined> {
+/**
+ * Whether the v2 store ever held a key of its own (under /1/, not etcd's /0/): a node in a .snap
+ * file, or a v2 request for one in the WAL. A v3 value can look like such a request, so a "yes" may
+ * be wrong, a "no" never is.
+ */
+export async function v2StoreHasKeys(dataDir: string): Promise<boolean> {
+  const member = path.join(dataDir, 'member');
+  const patterns = { snap: /"Path":"\/1\//, wal: /\x1a(?:[\x01-\x7f]|[\x80-\xff][\x01-\x7f])\/1\// };
+  for (const sub of ['snap', 'wal'] as const) {
+    const dir = path.join(member, sub);
+    for (const f of (await fs.readdir(dir).catch(() => [] as string[])).filter((x) => x.endsWith(`.${sub}`))) {
+      if (patterns[sub].test((await fs.readFile(path.join(dir, f))).toString('latin1'))) return true;
+    }
+  }
+  return false;
+}
+
+/** The last /0/version the WAL or a .snap file records: what etcd 3.3-3.5 read at their start. */
+export async function v2StoreVersion(dataDir: string): Promise<{ minor: string; from: string } | undefined> {
+  const member = path.join(dataDir, 'member');
   // A raft entry holds a v2 PUT as protobuf: field 3 (path) "/0/version", field 4 (value) "x.y.z".
   const walPattern = /\x1a\x0a\/0\/version\x22[\x05-\x0a](\d+\.\d+)\.\d+/g;
   const snapPattern = /"Path":"\/0\/version"[^}]*?"Value":"(\d+\.\d+)\.\d+"/g;

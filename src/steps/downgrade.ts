@@ -14,6 +14,7 @@ import { constants, promises as fs } from 'node:fs';
 import fse from 'fs-extra';
 import path from 'node:path';
 import { binPath } from '../bundle.ts';
+import { isCluster, memberNames } from '../cluster.ts';
 import { StepError, UsageError } from '../errors.ts';
 import { describeFacts, memberFacts, sameFacts } from '../etcd/facts.ts';
 import { withTempEtcd } from '../etcd/session.ts';
@@ -43,8 +44,11 @@ export const needs = (s: DowngradeStep): ToolNeed[] => [
 
 /** A restored member starts a new cluster: each member of a real cluster would get its own. */
 export function check(s: DowngradeStep, opts: Pick<Options, 'initialCluster'>): void {
-  if (opts.initialCluster.includes(',')) {
-    throw new UsageError(`cannot downgrade ${fmtData(s.from)} -> ${fmtData(s.to)} for a member of a multi-member cluster (INITIAL_CLUSTER names ${opts.initialCluster.split(',').length}): a downgrade restores a snapshot, which makes a new cluster; take one snapshot with "etcd-migrate backup" and restore it on every member with "etcd-migrate restore"`);
+  if (isCluster(opts.initialCluster)) {
+    const n = memberNames(opts.initialCluster).length;
+    throw new UsageError(`cannot downgrade ${fmtData(s.from)} -> ${fmtData(s.to)} for a member of a multi-member `
+      + `cluster (INITIAL_CLUSTER names ${n}): a downgrade restores a snapshot, which makes a new cluster; `
+      + 'take one snapshot with "etcd-migrate backup" and restore it on every member with "etcd-migrate restore"');
   }
 }
 

@@ -9,6 +9,7 @@
 import path from 'node:path';
 import { binPath } from '../bundle.ts';
 import { formatChecksum } from '../checksum.ts';
+import { isCluster } from '../cluster.ts';
 import { SpillWriter } from '../convert/spill.ts';
 import { readV3Prefix } from '../convert/v3read.ts';
 import { writeV2Keys } from '../convert/v2write.ts';
@@ -31,7 +32,7 @@ export const needs = (s: V3ToV2Step): ToolNeed[] => [
 ];
 
 export async function run(s: V3ToV2Step, ctx: StepContext): Promise<StepReport> {
-  if (ctx.member.initialCluster.includes(',')) {
+  if (isCluster(ctx.member.initialCluster)) {
     throw new UsageError(`a rollback to etcd2 makes a new one-member cluster, but INITIAL_CLUSTER names several members (${ctx.member.initialCluster}); roll back one member alone and add the others again, or stay on etcd3`);
   }
   const prefix = `${ctx.dataPrefix.replace(/\/+$/, '')}/`;

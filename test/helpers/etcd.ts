@@ -20,6 +20,10 @@ export interface MemberOptions {
   port?: number;
   peerPort?: number;
   extraArgs?: string[];
+  /** More environment; with ETCD_DATA_DIR in it, no --data-dir flag is given. */
+  env?: Record<string, string>;
+  /** A command that runs etcd (e.g. unshare ...), its argv before etcd's. */
+  wrap?: string[];
 }
 
 /** Starts etcd `version` on `dataDir` and waits until it serves; stopped after the test. */
@@ -29,19 +33,21 @@ export async function startEtcd(version: string, dataDir: string, o: MemberOptio
   const peerPort = o.peerPort ?? (await freePort());
   const client = `http://127.0.0.1:${port}`;
   const peer = `http://127.0.0.1:${peerPort}`;
-  const proc: ResultPromise = execa(path.join(BIN_DIR, `etcd-${version}`), [
-    '--name', name, '--data-dir', dataDir,
+  const argv = [...(o.wrap ?? []), path.join(BIN_DIR, `etcd-${version}`)];
+  const proc: ResultPromise = execa(argv[0]!, [...argv.slice(1),
+    '--name', name, ...(o.env?.ETCD_DATA_DIR ? [] : ['--data-dir', dataDir]),
     '--listen-client-urls', client, '--advertise-client-urls', client,
     '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
     '--initial-cluster', `${name}=${peer}`,
     '--heartbeat-interval', '10', '--election-timeout', '100',
     ...(o.extraArgs ?? []),
-  ], { reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'ignore', env: { ETCD_UNSUPPORTED_ARCH: '' }, extendEnv: false });
+  ], { reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'ignore', env: { ETCD_UNSUPPORTED_ARCH: '', ...o.env }, extendEnv: false });
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
-    proc.kill('SIGTERM');
+    // unshare blocks SIGTERM while it waits for its child; killed, it takes etcd along (--kill-child).
+    proc.kill(o.wrap ? 'SIGKILL' : 'SIGTERM');
     const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
     await proc;
     clearTimeout(t);

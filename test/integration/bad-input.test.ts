@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { BIN_DIR, requireBinaries } from '../helpers/env.ts';
+import { BIN_DIR, REPO, requireBinaries } from '../helpers/env.ts';
 import { runCli, treeSnapshot } from '../helpers/cli.ts';
 import { freePort, onCleanup, tmpDir } from '../helpers/tmp.ts';
 
@@ -122,12 +122,13 @@ const cases: Case[] = [
   { name: 'the bin dir does not exist', setup: async (r, c) => { await withData(c.dataDir); return { args: ['--bin-dir', path.join(r, 'nope')] }; }, message: /the bin dir .*\/nope does not exist; pass --bin-dir/ },
   { name: 'the bin dir holds no etcd', setup: async (r, c) => { await withData(c.dataDir); return { args: ['--bin-dir', await binDirWith(r, ['etcdctl-3.3.25'])] }; }, message: /holds no etcd-<x\.y\.z> binary/ },
   { name: 'a data prefix without a slash', setup: async (_r, c) => { await withData(c.dataDir); return { env: { ETCD_DATA_PREFIX: 'registry' } }; }, message: /the data prefix "registry" must start with "\/"/ },
+  { name: 'ETCD_CREDS gives --data-dir', setup: async (_r, c) => { await withData(c.dataDir); return { env: { ETCD_CREDS: '--data-dir=/elsewhere' } }; }, message: /ETCD_CREDS gives --data-dir, which etcd-migrate sets itself for every temporary etcd/ },
+  { name: 'ETCD_CREDS gives a listener', setup: async (_r, c) => { await withData(c.dataDir); return { env: { ETCD_CREDS: '--listen-metrics-urls=http://0.0.0.0:2381' } }; }, message: /ETCD_CREDS gives --listen-metrics-urls, which etcd-migrate sets itself/ },
   { name: 'another entrypoint holds the lock', setup: async (_r, c) => {
     await withData(c.dataDir);
-    const sleeper = execa('sleep', ['30']);
-    onCleanup(async () => { sleeper.kill(); await sleeper.catch(() => {}); });
-    const start = (await fs.readFile(`/proc/${sleeper.pid}/stat`, 'utf8')).split(') ')[1]!.split(' ')[19];
-    await fs.writeFile(path.join(c.dataDir, '.etcd-migrate.lock'), `${sleeper.pid} ${start}\n`);
+    const holder = execa(process.execPath, [path.join(REPO, 'test/helpers/lock-holder.ts'), c.dataDir], { reject: false, stdin: 'pipe' });
+    onCleanup(async () => { holder.kill(); await holder; });
+    await new Promise<void>((resolve) => holder.stdout!.once('data', () => resolve()));
     return {};
   }, message: /another etcd-migrate \(pid \d+\) is working on/ },
 ];

@@ -112,7 +112,8 @@ describe('crash safety', () => {
   it('stops an etcd that a killed run left on the data dir, then migrates', async () => {
     const dir = path.join(await tmpDir(), 'data');
     await v3Data(dir);
-    const orphan = await startEtcd('3.3.25', dir, { name: 'm1' });
+    // A temporary etcd of a killed run: this tool's mark in its environment (src/etcd/env.ts).
+    const orphan = await startEtcd('3.3.25', dir, { name: 'm1', env: { ETCDMIGRATE_TEMPORARY: '1' } });
     const r = await runCli(['--data-dir', dir, '--target-version', '3.4.23', '--bin-dir', BIN_DIR, '--name', 'm1',
       '--port', String(await freePort()), '--peer-port', String(await freePort())]);
     expect(r.exitCode, r.stderr).toBe(0);
@@ -125,7 +126,7 @@ describe('crash safety', () => {
     const dir = path.join(await tmpDir(), 'data');
     await v3Data(dir);
     // A stand-in with etcdctl's name and a migrate's arguments (a lifecycle case: what it does does not matter).
-    const orphan = execa('bash', ['-c', `exec -a ${BIN_DIR}/etcdctl-3.3.25 "$0" -e "setInterval(() => {}, 1000)" -- migrate --data-dir ${dir}/.etcd-migrate/new --transformer x`, process.execPath], { reject: false });
+    const orphan = execa('bash', ['-c', `exec -a ${BIN_DIR}/etcdctl-3.3.25 "$0" -e "setInterval(() => {}, 1000)" -- migrate --data-dir ${dir}/.etcd-migrate/new --transformer x`, process.execPath], { reject: false, env: { ETCDMIGRATE_TEMPORARY: '1' } });
     onCleanup(async () => { orphan.kill('SIGKILL'); await orphan; });
     for (let i = 0; i < 200 && !(await findLeftoverEtcds(dir)).some((l) => l.tool === 'etcdctl'); i++) await new Promise((r) => setTimeout(r, 10));
     expect(await findLeftoverEtcds(dir)).toEqual([{ pid: orphan.pid, tool: 'etcdctl', dataDir: path.join(dir, '.etcd-migrate', 'new') }]);

@@ -8,7 +8,7 @@ import { BIN_DIR, requireBinaries } from '../helpers/env.ts';
 import { etcdctl, startEtcd } from '../helpers/etcd.ts';
 import { runCli, treeSnapshot } from '../helpers/cli.ts';
 import { freePort, tmpDir } from '../helpers/tmp.ts';
-import { readEvidence } from '../../src/inspect/evidence.ts';
+import { readDbEvidence, readEvidence } from '../../src/inspect/evidence.ts';
 
 beforeAll(requireBinaries);
 
@@ -64,5 +64,82 @@ describe('data without version.txt', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/step 1\/1 done .* upgrade 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3/);
     expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.5.30/etcd3');
+  });
+});
+
+describe('version.txt against what the data records', () => {
+  const withVersion = async (version: string, api: 'v2' | 'v3', file: string) => {
+    const dir = await data(version, api);
+    await fs.writeFile(path.join(dir, 'version.txt'), file);
+    return dir;
+  };
+
+  it('refuses etcd2 storage for v3-only data, with both facts, changing nothing', async () => {
+    const dir = await withVersion('3.4.23', 'v3', '3.4.23/etcd2');
+    const before = await treeSnapshot(dir);
+    const r = await run(dir);
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr.trim()).toMatch(/^etcd-migrate: error: \S+\/version\.txt says 3\.4\.23\/etcd2, but the data is in etcd3 storage: member\/snap\/db holds v3 keys and the v2 store none; nothing was changed; if the data is right, write 3\.4\.23\/etcd3 into version\.txt$/);
+    expect(await treeSnapshot(dir)).toEqual(before);
+  });
+
+  it('refuses a minor the recorded cluster version contradicts, above or below, with both facts, changing nothing', async () => {
+    const dir = await withVersion('3.4.23', 'v3', '3.3.25/etcd3');
+    const before = await treeSnapshot(dir);
+    // One minor above, with a target below it: no interrupted upgrade towards it explains that.
+    const above = await run(dir, ['--target-version', '3.3.25']);
+    expect(above.exitCode, above.stderr).toBe(2);
+    expect(above.stderr.trim()).toMatch(new RegExp('^etcd-migrate: error: \\S+/version\\.txt says 3\\.3\\.25/etcd3, but the data '
+      + 'records cluster version 3\\.4 \\(member/(snap/db|wal/[0-9a-f-]+\\.wal)\\), above 3\\.3; nothing was changed; '
+      + 'write the version the data was last run with into version\\.txt \\(its minor is 3\\.4\\)$'));
+    await fs.writeFile(path.join(dir, 'version.txt'), '3.5.30/etcd3');
+    const below = await run(dir);
+    expect(below.exitCode, below.stderr).toBe(2);
+    expect(below.stderr).toMatch(/says 3\.5\.30\/etcd3, but the data records cluster version 3\.4 \(member\/\S+\), below 3\.5/);
+    await fs.writeFile(path.join(dir, 'version.txt'), '3.3.25/etcd3');
+    expect(await treeSnapshot(dir)).toEqual(before);
+    // Two minors above: no run leaves that, whatever the target.
+    const two = await withVersion('3.5.30', 'v3', '3.3.25/etcd3');
+    const twoAbove = await run(two);
+    expect(twoAbove.exitCode, twoAbove.stderr).toBe(2);
+    expect(twoAbove.stderr).toMatch(/says 3\.3\.25\/etcd3, but the data records cluster version 3\.5 \(member\/\S+\), above 3\.3/);
+  });
+
+  it('accepts one minor above when the target needs it: an upgrade step killed before version.txt recorded it', async () => {
+    const dir = await withVersion('3.4.23', 'v3', '3.3.25/etcd3');
+    const r = await run(dir, ['--target-version', '3.4.23']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/step 1\/1 done .* upgrade 3\.3\.25\/etcd3 -> 3\.4\.23\/etcd3/);
+    expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.4.23/etcd3');
+  });
+
+  it('accepts one minor below for a cluster member (after its last step of a rolling upgrade), and v2 data as etcd2', async () => {
+    const dir = await withVersion('3.4.23', 'v3', '3.5.30/etcd3');
+    const r = await run(dir, ['--initial-cluster', `m1=http://127.0.0.1:${await freePort()},m2=http://127.0.0.1:${await freePort()}`]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/3\.5\.30\/etcd3: nothing to migrate/);
+    const v2 = await withVersion('3.3.25', 'v2', '3.3.25/etcd2');
+    const same = await runCli(['--data-dir', v2, '--target-version', '3.3.25', '--target-storage', 'etcd2', '--bin-dir', BIN_DIR, '--name', 'm1',
+      '--port', String(await freePort()), '--peer-port', String(await freePort())]);
+    expect(same.exitCode, same.stderr).toBe(0);
+  });
+
+  it('accepts a snapshot restored for an older minor on a cluster member, whose bbolt still records the newer one', { timeout: 120_000 }, async () => {
+    const root = await tmpDir();
+    const m = await startEtcd('3.5.30', path.join(root, 'src'), { name: 'm1' });
+    await etcdctl('3.5.30', m.endpoint, ['put', '/registry/a', '1']);
+    await etcdctl('3.5.30', m.endpoint, ['snapshot', 'save', path.join(root, 'snap.db')]);
+    await m.stop();
+    const dir = path.join(root, 'data');
+    const cluster = ['--name', 'm1', '--initial-cluster', `m1=http://127.0.0.1:${await freePort()},m2=http://127.0.0.2:2380,m3=http://127.0.0.3:2380`];
+    const peer = cluster[3]!.split(',')[0]!.slice(3);
+    const restored = await runCli(['restore', path.join(root, 'snap.db'), '--data-dir', dir, '--target-version', '3.4.23', '--bin-dir', BIN_DIR,
+      ...cluster, '--initial-advertise-peer-urls', peer]);
+    expect(restored.exitCode, restored.stderr).toBe(0);
+    expect(readDbEvidence(dir).clusterVersion).toEqual({ minor: '3.5', from: 'member/snap/db' });
+    const r = await runCli(['--data-dir', dir, '--target-version', '3.4.23', '--bin-dir', BIN_DIR, ...cluster, '--initial-advertise-peer-urls', peer,
+      '--listen-peer-urls', peer, '--port', String(await freePort())]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/3\.4\.23\/etcd3: nothing to migrate for 3\.4\.23\/etcd3/);
   });
 });

@@ -1,6 +1,8 @@
 // cluster.ts: which cluster version a step waits for, and which plans a cluster member refuses.
 import { describe, expect, it } from 'vitest';
 import { checkClusterPlan, clusterNote, clusterVersionNeeded, isCluster, memberNames } from '../../src/cluster.ts';
+import { etcdArgs } from '../../src/etcd/server.ts';
+import { check as checkDowngrade } from '../../src/steps/downgrade.ts';
 import { UsageError } from '../../src/errors.ts';
 import { plan, type Step } from '../../src/plan.ts';
 import { fmtMinor, parseVersion, parseVersionFile } from '../../src/version.ts';
@@ -18,6 +20,24 @@ describe('members', () => {
     expect(isCluster(ONE)).toBe(false);
     expect(isCluster('a=http://1.1.1.1:2380,a=http://2.2.2.2:2380')).toBe(false);
     expect(isCluster(THREE)).toBe(true);
+  });
+});
+
+describe('one definition of a cluster everywhere: a member with two peer URLs is one member', () => {
+  const TWO_URLS = 'a=http://127.0.0.1:2380,a=http://127.0.0.2:2380';
+  const args = (initialCluster: string) => etcdArgs({ bin: 'etcd', version: v('3.5.30'), dataDir: '/d', storage: 'etcd3', env: {}, timeoutMs: 1,
+    member: { name: 'a', initialCluster, listenPeerUrls: 'http://127.0.0.1:2380', initialAdvertisePeerUrls: 'http://127.0.0.1:2380', port: 1, extraArgs: [] } });
+  const downgrade = plan(d('3.5.30/etcd3'), d('3.4.23/etcd3'), BUNDLE)[0] as Parameters<typeof checkDowngrade>[0];
+
+  it('the temporary etcd of a lone member elects itself quickly, with one URL or two', () => {
+    expect(args(ONE.replace('10.0.0.1', '127.0.0.1'))).toContain('--election-timeout');
+    expect(args(TWO_URLS)).toContain('--election-timeout');
+    expect(args(THREE)).not.toContain('--election-timeout');
+  });
+
+  it('a downgrade refuses a cluster, naming how many members it has, and not a lone member with two URLs', () => {
+    expect(() => checkDowngrade(downgrade, { initialCluster: TWO_URLS })).not.toThrow();
+    expect(() => checkDowngrade(downgrade, { initialCluster: `${THREE},c=http://10.0.0.4:2380` })).toThrow(/INITIAL_CLUSTER names 3\)/);
   });
 });
 

@@ -1,4 +1,5 @@
 // Options resolution: flag -> environment variable -> default, a pure function.
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.ts';
 import { flagValue, resolveOptions, type Env, type Flags } from '../../src/options.ts';
@@ -109,4 +110,39 @@ describe('flagValue', () => {
     [['--name', 'n'], undefined],
     [['--data-dir=/a', '--data-dir=/b'], '/b'],
   ])('%j', (args, value) => expect(flagValue(args, 'data-dir')).toBe(value));
+});
+
+describe('ETCD_CREDS cannot override what the tool sets for its temporary etcds', () => {
+  const refused = (creds: string) => () => resolve(base, { ETCD_CREDS: creds });
+  it.each([
+    '--data-dir=/elsewhere', '--wal-dir /w', '--name other', '-name=other', '--listen-client-urls=http://0.0.0.0:2379',
+    '--listen-peer-urls http://0.0.0.0:2380', '--listen-metrics-urls=http://0.0.0.0:2381', '--listen-client-http-urls=http://0.0.0.0:2382',
+    '--advertise-client-urls=http://10.0.0.1:2379', '--initial-advertise-peer-urls=http://10.0.0.1:2380',
+    '--initial-cluster=a=http://10.0.0.1:2380', '--initial-cluster-state=existing', '--initial-cluster-token=t',
+    '--discovery=https://d', '--discovery-srv=example.com', '--force-new-cluster', '--config-file=/etc/etcd.yaml',
+  ])('%s: refused', (creds) => {
+    const flag = /^--?([a-z-]+)/.exec(creds)![1];
+    expect(refused(`--peer-auto-tls ${creds}`)).toThrow(UsageError);
+    expect(refused(creds)).toThrow(new RegExp(`^ETCD_CREDS gives --${flag}, which etcd-migrate sets itself for every temporary etcd .*; remove it from ETCD_CREDS`));
+  });
+  it('TLS, quotas, logging and tuning pass', () => {
+    const creds = '--cert-file=/s.crt --key-file=/s.key --peer-cert-file /p.crt --peer-key-file=/p.key --quota-backend-bytes=8589934592 --log-level=warn --snapshot-count=5000 --auth-token=simple';
+    expect(resolve(base, { ETCD_CREDS: creds, CLIENT_CA_FILE: '/ca.crt' }).extraArgs).toEqual(creds.split(' '));
+  });
+  it('--etcd-server-extra-args is named as what gave it', () => {
+    expect(() => resolve({ ...base, etcdServerExtraArgs: '--force-new-cluster' }, {})).toThrow(/^--etcd-server-extra-args gives --force-new-cluster/);
+  });
+});
+
+describe('paths are normalised once', () => {
+  it('the data dir and backup dir: absolute, without trailing or double slashes', () => {
+    const o = resolve({ ...base, dataDir: '/var/etcd//data/', etcdArgs: ['--data-dir', '/var/etcd/data'] });
+    expect(o.dataDir).toBe('/var/etcd/data');
+    expect(o.backupDir).toBe('/var/etcd/data.backups');
+    expect(resolve({ ...base, dataDir: 'data' }, { BACKUP_DIR: 'b/' })).toMatchObject({ dataDir: path.resolve('data'), backupDir: path.resolve('b') });
+  });
+  it('an etcd --data-dir that names the same dir differently is the same dir', () => {
+    expect(() => resolve({ ...base, dataDir: '/var/etcd/data/', etcdArgs: ['--data-dir=/var/etcd/./data'] })).not.toThrow();
+    expect(() => resolve({ ...base, dataDir: '/var/etcd/data', etcdArgs: ['--data-dir=/var/etcd/other'] })).toThrow(/--data-dir=\/var\/etcd\/other is not the data dir being migrated \(\/var\/etcd\/data\)/);
+  });
 });

@@ -35,7 +35,7 @@ describe('etcd-migrate backup', () => {
     // Not offline while etcd runs on it.
     const busy = await runCli(['backup', path.join(root, 'busy.db'), '--data-dir', dir, '--bin-dir', BIN_DIR, '--port', String(await freePort()), '--peer-port', String(await freePort())]);
     expect(busy.exitCode).toBe(2);
-    expect(busy.stderr).toMatch(/etcd \(pid \d+\) is running on .*; back it up with --endpoints/);
+    expect(busy.stderr).toMatch(/etcd \(pid \d+, etcd-3\.5\.30\) is running on .* \(it holds the lock on member\/snap\/db\); back it up with --endpoints/);
     const out = path.join(root, 'snap.db');
     const r = await runCli(['backup', out, '--endpoints', m.endpoint, '--bin-dir', BIN_DIR]);
     expect(r.exitCode, r.stderr).toBe(0);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { childEnv } from '../../../src/etcd/env.ts';
+import { childEnv, temporaryEtcdEnv } from '../../../src/etcd/env.ts';
 import { etcdArgs } from '../../../src/etcd/server.ts';
 import { targetCommand } from '../../../src/exec.ts';
 import { resolveOptions } from '../../../src/options.ts';
@@ -12,6 +12,19 @@ describe('childEnv', () => {
   });
   it('keeps ETCD_NAME when the flags do not name the member', () => {
     expect(childEnv({ ETCD_NAME: 'a' }, ['--data-dir', '/d'])).toEqual({ ETCD_NAME: 'a' });
+  });
+});
+
+describe('temporaryEtcdEnv', () => {
+  it('keeps TLS, logging, quotas, auth and tuning; drops listeners, URLs, discovery, proxy, metrics, gateways; marks it', () => {
+    const kept = { ETCD_PEER_CERT_FILE: '/p.crt', ETCD_TRUSTED_CA_FILE: '/ca', ETCD_LOG_LEVEL: 'warn', ETCD_QUOTA_BACKEND_BYTES: '1',
+      ETCD_AUTH_TOKEN: 'simple', ETCD_SNAPSHOT_COUNT: '5', ETCD_UNSUPPORTED_ARCH: 'arm64', ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK: 'true', PATH: '/bin' };
+    const dropped = { ETCD_LISTEN_METRICS_URLS: 'http://0.0.0.0:2381', ETCD_LISTEN_CLIENT_HTTP_URLS: 'http://0.0.0.0:2382',
+      ETCD_ADVERTISE_CLIENT_URLS: 'http://10.0.0.1:2379', ETCD_INITIAL_CLUSTER_STATE: 'existing', ETCD_DISCOVERY: 'https://d',
+      ETCD_PROXY: 'on', ETCD_ENABLE_GRPC_GATEWAY: 'false', ETCD_ENABLE_V2: 'false', ETCD_CORS: '*', ETCD_METRICS: 'extensive',
+      ETCD_EXPERIMENTAL_ENABLE_DISTRIBUTED_TRACING: 'true', ETCD_EXPERIMENTAL_DISTRIBUTED_TRACING_ADDRESS: '10.0.0.9:4317', ETCD_CREDS: '--x',
+      ETCD_EXPERIMENTAL_ENABLE_V2V3: '/v2', ETCDMIGRATE_TEMPORARY: '0' };
+    expect(temporaryEtcdEnv({ ...kept, ...dropped }, ['--name', 'm'])).toEqual({ ...kept, ETCDMIGRATE_TEMPORARY: '1' });
   });
 });
 
