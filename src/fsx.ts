@@ -1,5 +1,5 @@
 // File writes that survive a crash at any moment: temp file, fsync, rename, fsync the directory.
-import { constants, promises as fs } from 'node:fs';
+import { constants, readFileSync, readlinkSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 
 export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
@@ -68,3 +68,21 @@ export async function readIfExists(file: string): Promise<string | undefined> {
 }
 
 export const errno = (e: unknown): string | undefined => (e as NodeJS.ErrnoException | undefined)?.code;
+
+/** A file's text, or '' when it cannot be read (a /proc entry of a process that is gone). */
+export function readOr(p: string): string {
+  try {
+    return readFileSync(p, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** Where a symlink points, or '' when it cannot be read. */
+export function readlinkOr(p: string): string {
+  try {
+    return readlinkSync(p);
+  } catch {
+    return '';
+  }
+}

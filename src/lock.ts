@@ -3,12 +3,13 @@
 // lifetime, across PID namespaces, drops it when the holder dies (killed, or a zombie: its files
 // are closed), and gives it to exactly one of many contenders. A PID alone cannot say that: in two
 // containers both entrypoints are PID 1. A file beside the lock says who holds it, for messages.
-import { readdirSync, readFileSync, readlinkSync, realpathSync, statSync, promises as fs } from 'node:fs';
+import { readdirSync, readFileSync, realpathSync, statSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { LOCK_FILE } from './datadir.ts';
 import { UsageError } from './errors.ts';
+import { readlinkOr, readOr } from './fsx.ts';
 
 /** The locked file; never opened by anything else in this process (closing any fd of it drops the lock). */
 export const LOCK_DB = `${LOCK_FILE}.db`;
@@ -206,21 +207,5 @@ async function release(dataDir: string, db: DatabaseSync): Promise<void> {
     await fs.rm(path.join(dataDir, LOCK_DB), { force: true });
   } finally {
     db.close();
-  }
-}
-
-function readOr(p: string): string {
-  try {
-    return readFileSync(p, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
-function readlinkOr(p: string): string {
-  try {
-    return readlinkSync(p);
-  } catch {
-    return '';
   }
 }

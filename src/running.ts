@@ -5,10 +5,11 @@
 // holder is in this one (then with its PID, for the message). A read lock on a WAL file, asked for
 // through node:sqlite (Node has no fcntl), is refused while etcd holds its lock, in any namespace:
 // the check that needs no /proc.
-import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { UsageError } from './errors.ts';
+import { readlinkOr, readOr } from './fsx.ts';
 
 export interface RunningEtcd {
   /** The locked file, relative to the data dir. */
@@ -89,21 +90,5 @@ function readdirOr(p: string): string[] {
     return readdirSync(p);
   } catch {
     return [];
-  }
-}
-
-function readOr(p: string): string {
-  try {
-    return readFileSync(p, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
-function readlinkOr(p: string): string {
-  try {
-    return readlinkSync(p);
-  } catch {
-    return '';
   }
 }

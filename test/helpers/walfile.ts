@@ -1,7 +1,7 @@
 // WAL files built byte by byte as etcd's encoder writes them, for the tests of the WAL readers.
 import { crc32cUpdate } from '../../src/etcd/snapfile.ts';
 
-const varint = (n: number): number[] => {
+export const varint = (n: number): number[] => {
   const out: number[] = [];
   while (n >= 0x80) {
     out.push((n % 0x80) | 0x80);
@@ -10,8 +10,8 @@ const varint = (n: number): number[] => {
   out.push(n);
   return out;
 };
-const vf = (f: number, v: number) => Buffer.from([...varint(f * 8), ...varint(v)]);
-const bf = (f: number, b: Buffer | string) => {
+export const vf = (f: number, v: number) => Buffer.from([...varint(f * 8), ...varint(v)]);
+export const bf = (f: number, b: Buffer | string) => {
   const d = Buffer.from(b);
   return Buffer.concat([Buffer.from([...varint(f * 8 + 2), ...varint(d.length)]), d]);
 };

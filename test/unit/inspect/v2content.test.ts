@@ -2,21 +2,8 @@
 // v3, neither), 3.6's allowed v2 requests, and 3.6's rule for custom content in a v2 store.
 import { describe, expect, it } from 'vitest';
 import { allowedOn36, classifyEntryData, customSnapshotPaths } from '../../../src/inspect/v2content.ts';
+import { bf, vf } from '../../helpers/walfile.ts';
 
-const varint = (n: number): number[] => {
-  const out: number[] = [];
-  while (n >= 0x80) {
-    out.push((n % 0x80) | 0x80);
-    n = Math.floor(n / 0x80);
-  }
-  out.push(n);
-  return out;
-};
-const vf = (f: number, v: number) => Buffer.from([...varint(f * 8), ...varint(v)]);
-const bf = (f: number, b: Buffer | string) => {
-  const d = Buffer.from(b);
-  return Buffer.concat([Buffer.from([...varint(f * 8 + 2), ...varint(d.length)]), d]);
-};
 
 /** A pb.Request as gogoproto writes it (proto2, non-nullable: every field but 8 and 17, zeros too). */
 const gogoRequest = (method: string, p: string, time = 0) => Buffer.concat([
