@@ -1,4 +1,5 @@
 // What a rehearsal found, and how it reads: pure data and formatting, no I/O.
+import { count } from './log.ts';
 import { keyTotal, type Counts } from './etcd/count.ts';
 
 /** A count taken with a temporary etcd on the copy, or why it was not taken. */
@@ -46,8 +47,8 @@ export function judge(before: Census, after: Census, targetEtcd: string): Pick<R
   if ('skipped' in after) return { result: 'ok', message: `nothing to start: ${after.skipped}` };
   const a = keyTotal(after);
   const b = 'skipped' in before ? undefined : keyTotal(before);
-  if (b === undefined) return { result: 'ok', message: `etcd ${targetEtcd} served the migrated copy with ${a ?? '?'} keys; the keys before were not counted (${'skipped' in before ? before.skipped : 'no count'})` };
-  if (a !== b) return { result: 'mismatch', message: `${b} keys before the migration, ${a ?? '?'} after: find out why before migrating the real data (keys on expired leases vanish by themselves)` };
+  if (b === undefined) return { result: 'ok', message: `etcd ${targetEtcd} served the migrated copy with ${a === undefined ? '? keys' : count(a, 'key')}; the keys before were not counted (${'skipped' in before ? before.skipped : 'no count'})` };
+  if (a !== b) return { result: 'mismatch', message: `${count(b, 'key')} before the migration, ${a ?? '?'} after: find out why before migrating the real data (keys on expired leases vanish by themselves)` };
   return { result: 'ok', message: `etcd ${targetEtcd} served the migrated copy with every key (${b} before, ${a} after)` };
 }
 

@@ -1,6 +1,7 @@
 // What a running member holds, to compare two members: live key count, revision, and etcd's
 // HashKV (a crc32 over every key revision and value; equal across 3.3-3.5 for the same data).
 import { binPath } from '../bundle.ts';
+import { count } from '../log.ts';
 import { fmt, type Version } from '../version.ts';
 import { gatewayPrefix, request } from './client.ts';
 import { etcdctlTlsArgs, type ClientTls } from './tls.ts';
@@ -28,4 +29,5 @@ export async function memberFacts(endpoint: string, v: Version, binDir: string, 
 
 export const sameFacts = (a: MemberFacts, b: MemberFacts): boolean => a.keys === b.keys && a.revision === b.revision && a.hashKv === b.hashKv;
 
-export const describeFacts = (f: MemberFacts): string => `${f.keys} keys at revision ${f.revision} (hashkv ${f.hashKv.toString(16).padStart(8, '0')})`;
+export const describeFacts = (f: MemberFacts): string =>
+  `${count(f.keys, 'key')} at revision ${f.revision} (hashkv ${f.hashKv.toString(16).padStart(8, '0')})`;
