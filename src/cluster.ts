@@ -33,7 +33,7 @@ export function clusterVersionNeeded(s: Step, target: Version, cluster: boolean)
 /**
  * A storage conversion (v2 -> v3, or the rollback to etcd2) rebuilds the member's data offline and
  * makes a new one-member cluster, so a member of a cluster cannot run it on its own: refused before
- * anything changes, naming the procedure (README "Clusters"). Downgrades are refused by their
+ * anything changes, naming the procedure (docs/clusters.md). Downgrades are refused by their
  * runner's check (steps/downgrade.ts), which names theirs: one snapshot restored on every member.
  */
 export function checkClusterPlan(steps: readonly Step[], initialCluster: string, target: DataVersion): void {
@@ -41,7 +41,7 @@ export function checkClusterPlan(steps: readonly Step[], initialCluster: string,
   if (n < 2) return;
   const s = steps.find((x) => x.kind === 'v2-to-v3' || x.kind === 'v3-to-v2');
   if (!s) return;
-  throw new UsageError(`the plan to ${fmtData(target)} holds a storage conversion (${describe(s).split(':')[0]}), which a member of a ${n}-member cluster (INITIAL_CLUSTER) cannot run on its own; stop the cluster, make one member a cluster of its own (etcd --force-new-cluster), migrate it with INITIAL_CLUSTER naming only itself, then add the other members back with empty data dirs (README, "Clusters")`);
+  throw new UsageError(`the plan to ${fmtData(target)} holds a storage conversion (${describe(s).split(':')[0]}), which a member of a ${n}-member cluster (INITIAL_CLUSTER) cannot run on its own; stop the cluster, make one member a cluster of its own (etcd --force-new-cluster), migrate it with INITIAL_CLUSTER naming only itself, then add the other members back with empty data dirs (docs/clusters.md)`);
 }
 
 /** One line for the log before a cluster member's first step: what its steps wait for. */

@@ -1,4 +1,4 @@
-// The README's option table, made from the option table (scripts/readme-options.ts writes it).
+// The option table of docs/configuration.md, made from the option table (scripts/readme-options.ts writes it).
 import { OPTIONS, type OptionSpec } from './option-table.ts';
 
 export const BEGIN = '<!-- options:begin (generated from src/option-table.ts by scripts/readme-options.ts) -->';

@@ -1,15 +1,15 @@
 // The main command's options, once: the parser (args.ts), the environment variables (options.ts),
-// --help (yargs) and the README's option table (scripts/readme-options.ts) all read this table.
+// --help (yargs) and the option table of docs/configuration.md (scripts/readme-options.ts) all read this table.
 // No imports: it is loaded at every pod start.
 
 export interface OptionSpec {
   readonly type: 'string' | 'number' | 'boolean';
-  /** What it is, for --help and the README. */
+  /** What it is, for --help and docs/configuration.md. */
   readonly describe: string;
   readonly group: string;
   /** The variable read when the flag is not given (Kubernetes' etcd image used the same names). */
   readonly env?: string;
-  /** The default as --help and the README show it (markdown code spans); options.ts applies it. */
+  /** The default as --help and docs/configuration.md show it (markdown code spans); options.ts applies it. */
   readonly default?: string;
   readonly choices?: readonly string[];
 }
@@ -158,5 +158,5 @@ export function describeOption(o: OptionSpec): string {
   return o.env ? `${o.describe} [env ${o.env}]` : o.describe;
 }
 
-/** The default for --help: the README's text without its code spans. */
+/** The default for --help: the docs' text without its code spans. */
 export const plainDefault = (o: OptionSpec): string | undefined => o.default?.replace(/`/g, '');

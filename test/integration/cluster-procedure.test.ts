@@ -1,4 +1,4 @@
-// The README's procedures for what a cluster member refuses on its own, run on 3 members:
+// The procedures of docs/clusters.md for what a cluster member refuses on its own, run on 3 members:
 // - a conversion (etcd2 -> etcd3): one member becomes a cluster of its own (--force-new-cluster)
 //   and migrates alone; the others rejoin with empty data dirs through the entrypoint;
 // - a downgrade: one snapshot of the running cluster (etcd-migrate backup), restored on every
@@ -29,7 +29,7 @@ async function memberNames(url: string): Promise<string[]> {
   return (JSON.parse(r.body) as { members: Array<{ name: string }> }).members.map((m) => m.name).sort();
 }
 
-describe('cluster procedures (README, "Clusters")', () => {
+describe('cluster procedures (docs/clusters.md)', () => {
   it('etcd2 -> etcd3: one member converts alone, the others rejoin empty; every key and TTL kept', async () => {
     const root = await tmpDir();
     const c = await planCluster(root, 3);

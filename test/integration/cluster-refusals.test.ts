@@ -32,7 +32,7 @@ const clientArgs = (c: Awaited<ReturnType<typeof certs>>) => ['--client-ca-file'
 
 const cases: Case[] = [
   { name: 'v2 -> v3 on a cluster', version: '3.3.25/etcd2', args: async () => ['--initial-cluster', await cluster()],
-    message: /the plan to 3\.5\.30\/etcd3 holds a storage conversion \(convert 3\.3\.25\/etcd2 -> 3\.3\.25\/etcd3\), which a member of a 3-member cluster \(INITIAL_CLUSTER\) cannot run on its own; stop the cluster, .*--force-new-cluster.*README, "Clusters"/ },
+    message: /the plan to 3\.5\.30\/etcd3 holds a storage conversion \(convert 3\.3\.25\/etcd2 -> 3\.3\.25\/etcd3\), which a member of a 3-member cluster \(INITIAL_CLUSTER\) cannot run on its own; stop the cluster, .*--force-new-cluster.*docs\/clusters\.md\)/ },
   { name: 'a downgrade on a cluster', version: '3.5.30/etcd3', args: async () => ['--initial-cluster', await cluster(), '--target-version', '3.4.23'],
     message: /cannot downgrade 3\.5\.30\/etcd3 -> 3\.4\.23\/etcd3 for a member of a multi-member cluster .*restore it on every member with "etcd-migrate restore"/ },
   { name: 'a rollback to etcd2 on a cluster', version: '3.3.25/etcd3', args: async () => ['--initial-cluster', await cluster(), '--target-version', '3.3.25', '--target-storage', 'etcd2'],

@@ -69,7 +69,7 @@ describe('crash safety', () => {
     expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.5.30/etcd3');
     // etcd's default election timeout, as the exec'd etcd of a pod has and as the attach step allows for.
     // A key due within etcd's own shortest lease cannot end sooner: a lease lasts at least 1.5 election
-    // timeouts (2 s) after etcd becomes leader, plus the election timeout it adds then (README, "How
+    // timeouts (2 s) after etcd becomes leader, plus the election timeout it adds then (docs/etcd2.md, "How
     // close"); those keys are judged by the live/dead checks below, not by their lease's end.
     const judgeFrom = Date.now() + 3000;
     const m = await startEtcd('3.5.30', dir, { name: 'm1', extraArgs: ['--heartbeat-interval', '100', '--election-timeout', '1000'] });

@@ -70,11 +70,11 @@ describe('exit codes', () => {
   });
 });
 
-describe('the README\'s option table', () => {
+describe('the option table of docs/configuration.md', () => {
   it('is the one the option table makes (node scripts/readme-options.ts rewrites it)', async () => {
     const { readFile } = await import('node:fs/promises');
     const { withOptionsTable } = await import('../../src/option-doc.ts');
-    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+    const readme = await readFile(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
     expect(withOptionsTable(readme)).toBe(readme);
   });
 

@@ -86,7 +86,7 @@ describe('checkClusterPlan', () => {
   });
 
   it('refuses conversions on a cluster, naming the procedure (downgrades: their runner\'s check)', () => {
-    expect(refused('3.3.25/etcd2', '3.5.30/etcd3', THREE)).toMatch(/^the plan to 3\.5\.30\/etcd3 holds a storage conversion \(convert 3\.3\.25\/etcd2 -> 3\.3\.25\/etcd3\), which a member of a 3-member cluster \(INITIAL_CLUSTER\) cannot run on its own; stop the cluster, .*--force-new-cluster.*README, "Clusters"\)$/);
+    expect(refused('3.3.25/etcd2', '3.5.30/etcd3', THREE)).toMatch(/^the plan to 3\.5\.30\/etcd3 holds a storage conversion \(convert 3\.3\.25\/etcd2 -> 3\.3\.25\/etcd3\), which a member of a 3-member cluster \(INITIAL_CLUSTER\) cannot run on its own; stop the cluster, .*--force-new-cluster.*docs\/clusters\.md\)$/);
     expect(refused('3.5.30/etcd3', '3.3.25/etcd3', THREE)).toBeUndefined();
     expect(refused('3.3.25/etcd3', '3.3.25/etcd2', THREE)).toMatch(/holds a storage conversion \(roll back/);
   });
