@@ -137,7 +137,8 @@ export function plan(current: DataVersion | undefined, target: DataVersion, bund
   if (c > 0) {
     for (const s of upgrades(at, target.version, target, b)) {
       if (input.dropV2 && s.kind === 'upgrade' && compareMinor(s.to.version, V2_FREE_MINOR) === 0) {
-        push({ kind: 'drop-v2', from: at, to: at, snapshotWith: b.newestOf(at.version, 'to drop the v2 content') });
+        const snapshotWith = b.newestOf(at.version, 'to drop the v2 content');
+        push({ kind: 'drop-v2', from: at, to: at, snapshotWith });
       }
       push(s);
     }
@@ -166,7 +167,8 @@ function upgrades(from: DataVersion, until: Version, target: DataVersion, b: Bun
       const best = compare(p, at.version) > 0 ? p : at.version;
       if (compare(best, rule.min) < 0) {
         const advised = rule.advised ? ` (${fmt(rule.advised)} or newer advised)` : '';
-        throw new PlanError(`etcd ${fmtMinor(m)} needs ${fmtMinor(at.version)} at ${fmt(rule.min)} or newer first, but the newest bundled ${fmtMinor(at.version)} is ${fmt(p)}; bundle etcd ${fmt(rule.min)} or newer${advised}`);
+        throw new PlanError(`etcd ${fmtMinor(m)} needs ${fmtMinor(at.version)} at ${fmt(rule.min)} or newer first, `
+          + `but the newest bundled ${fmtMinor(at.version)} is ${fmt(p)}; bundle etcd ${fmt(rule.min)} or newer${advised}`);
       }
       if (best !== at.version) {
         const to = { version: p, storage: at.storage };
@@ -212,7 +214,8 @@ export function planNotes(steps: readonly Step[]): string[] {
     if (s.kind !== 'upgrade' && s.kind !== 'attach-ttls') continue;
     const advised = PATCH_BEFORE.get(fmtMinor(s.to.version))?.advised;
     if (advised && !sameMinor(s.from.version, s.to.version) && compare(s.from.version, advised) < 0) {
-      notes.push(`etcd ${fmt(s.from.version)} runs before ${fmtMinor(s.to.version)}; etcd's upgrade guide advises ${fmt(advised)} or newer: bundle it`);
+      notes.push(`etcd ${fmt(s.from.version)} runs before ${fmtMinor(s.to.version)}; etcd's upgrade guide advises `
+        + `${fmt(advised)} or newer: bundle it`);
     }
   }
   return notes;

@@ -38,31 +38,36 @@ export interface FlagProblem {
 export function flagProblem(v: Version, arg: string): FlagProblem | undefined {
   const m = /^--?([A-Za-z0-9-]+)(?:=(.*))?$/.exec(arg);
   if (!m) return undefined;
-  const name = m[1]!;
-  const value = m[2];
-  const flag = `--${name}`;
-  const at = (min: Version) => compareMinor(v, min) >= 0;
-  const exp = name.startsWith('experimental-') ? name.slice('experimental-'.length) : undefined;
-  if (at(V3_6)) {
-    if (name === 'enable-v2' || name === 'experimental-enable-v2v3') {
-      return { flag, fix: `etcd ${fmt(v)} has no v2 API (removed in 3.6): drop ${flag}` };
-    }
-    if (name === 'proxy' || name.startsWith('proxy-')) return { flag, fix: `etcd ${fmt(v)} has no proxy mode (removed in 3.6): drop ${flag}` };
-    if (name === 'v2-deprecation' && value === 'not-yet') {
-      return { flag: arg, fix: `etcd ${fmt(v)} takes write-only or later (3.6 removed not-yet): drop ${arg}` };
-    }
+  const [name, value] = [m[1]!, m[2]];
+  const fix = compareMinor(v, V3_6) < 0 ? before36(name)
+    : (removedIn36(name, value) ?? (compareMinor(v, V3_7) >= 0 ? removedIn37(name, value) : undefined));
+  if (fix === undefined) return undefined;
+  const shown = name === 'v2-deprecation' ? arg : `--${name}`;
+  return { flag: shown, fix: `etcd ${fmt(v)} ${fix}` };
+}
+
+function removedIn36(name: string, value: string | undefined): string | undefined {
+  if (name === 'enable-v2' || name === 'experimental-enable-v2v3') {
+    return `has no v2 API (removed in 3.6): drop --${name}`;
   }
-  if (at(V3_7)) {
-    if (name === 'discovery' || name === 'discovery-proxy') {
-      return { flag, fix: `etcd ${fmt(v)} has no v2 discovery (removed in 3.7): use --discovery-endpoints and --discovery-token` };
-    }
-    if (exp !== undefined) return { flag, fix: `etcd ${fmt(v)} has no --experimental-* flags (removed in 3.7): ${replacement(exp, value)}` };
-  }
-  if (!at(V3_6)) {
-    const newName = NEW_IN_3_6.has(name) || RENAMED.has(name) || name.startsWith('distributed-tracing-');
-    if (newName) return { flag, fix: `etcd ${fmt(v)} does not know ${flag} (new in 3.6)${oldName(name)}` };
+  if (name === 'proxy' || name.startsWith('proxy-')) return `has no proxy mode (removed in 3.6): drop --${name}`;
+  if (name === 'v2-deprecation' && value === 'not-yet') {
+    return 'takes write-only or later (3.6 removed not-yet): drop --v2-deprecation=not-yet';
   }
   return undefined;
+}
+
+function removedIn37(name: string, value: string | undefined): string | undefined {
+  if (name === 'discovery' || name === 'discovery-proxy') {
+    return 'has no v2 discovery (removed in 3.7): use --discovery-endpoints and --discovery-token';
+  }
+  if (!name.startsWith('experimental-')) return undefined;
+  return `has no --experimental-* flags (removed in 3.7): ${replacement(name.slice('experimental-'.length), value)}`;
+}
+
+function before36(name: string): string | undefined {
+  const newName = NEW_IN_3_6.has(name) || RENAMED.has(name) || name.startsWith('distributed-tracing-');
+  return newName ? `does not know --${name} (new in 3.6)${oldName(name)}` : undefined;
 }
 
 /** Every problem etcd `v` has with `args`. */
@@ -88,13 +93,19 @@ function oldName(name: string): string {
  * Refuses, before anything changes, ETCD_CREDS entries that one of the temporary etcds would refuse
  * (they reach every one) and etcd flags after `--` that the target would refuse.
  */
-export function checkFlags(temps: readonly Version[], extraArgs: readonly string[], etcdArgs: readonly string[] | undefined,
-  target: Version): void {
+export function checkFlags(temps: readonly Version[], extraArgs: readonly string[],
+  etcdArgs: readonly string[] | undefined, target: Version): void {
   const seen = [...new Map(temps.map((v) => [fmt(v), v])).values()].sort(compare);
   for (const v of seen) {
     const p = flagProblems(v, extraArgs)[0];
-    if (p) throw new UsageError(`ETCD_CREDS has ${p.flag}, which etcd ${fmt(v)} (a step of this migration) refuses: ${p.fix}; nothing was changed`);
+    if (p) {
+      throw new UsageError(`ETCD_CREDS has ${p.flag}, which etcd ${fmt(v)} (a step of this migration) refuses: `
+        + `${p.fix}; nothing was changed`);
+    }
   }
   const p = etcdArgs && flagProblems(target, etcdArgs)[0];
-  if (p) throw new UsageError(`the etcd flag ${p.flag} (after --) is refused by etcd ${fmt(target)}, the target: ${p.fix} in the pod's command; nothing was changed`);
+  if (p) {
+    throw new UsageError(`the etcd flag ${p.flag} (after --) is refused by etcd ${fmt(target)}, the target: ${p.fix} `
+      + 'in the pod\'s command; nothing was changed');
+  }
 }

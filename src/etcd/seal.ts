@@ -49,7 +49,8 @@ export async function waitSealed(etcd: TempEtcd, dataDir: string, timeoutMs: num
     }
     await new Promise((res) => setTimeout(res, POLL_MS));
   }
-  throw new StepError(`etcd ${fmt(version)} took no snapshot past every entry it had applied within ${timeoutMs / 1000} s (last: ${last})`);
+  throw new StepError(`etcd ${fmt(version)} took no snapshot past every entry it had applied within `
+    + `${timeoutMs / 1000} s (last: ${last})`);
 }
 
 /** The raft index this member has applied (maintenance/status). */

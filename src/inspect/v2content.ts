@@ -9,6 +9,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { decodeSnapFile } from '../etcd/snapfile.ts';
+import { count } from '../log.ts';
 import { bytesOf, num, parses, ProtoFormatError, readMessage, type Schema } from './pbmessage.ts';
 import { entriesAfter, readWal, validSnapshots, type WalSnapshot } from './wal.ts';
 
@@ -215,11 +216,14 @@ export function describeCustomV2(c: V2Content): string | undefined {
   const keys = c.snapshotKeys;
   const writes = c.walRequests.filter((r) => !allowedOn36(r.method, r.path) && !READS.has(r.method));
   if (keys.length === 0 && writes.length === 0) return undefined;
-  const few = <T>(xs: readonly T[], show: (x: T) => string) => xs.slice(0, 3).map(show).join(', ') + (xs.length > 3 ? ', ...' : '');
+  const few = <T>(xs: readonly T[], show: (x: T) => string) =>
+    xs.slice(0, 3).map(show).join(', ') + (xs.length > 3 ? ', ...' : '');
   // The v2 store keeps the keys users write under /1 (etcd's own under /0 and /2): show them as written.
   const key = (p: string) => (p.startsWith('/1/') ? p.slice(2) : p);
   const parts = [];
-  if (keys.length) parts.push(`${keys.length} ${keys.length === 1 ? 'key' : 'keys'} in its snapshot (${few(keys, key)})`);
-  if (writes.length) parts.push(`${writes.length} v2 ${writes.length === 1 ? 'write' : 'writes'} in the WAL (${few(writes, (w) => `${w.method} ${key(w.path)}`)})`);
+  if (keys.length) parts.push(`${count(keys.length, 'key')} in its snapshot (${few(keys, key)})`);
+  if (writes.length) {
+    parts.push(`${count(writes.length, 'v2 write')} in the WAL (${few(writes, (w) => `${w.method} ${key(w.path)}`)})`);
+  }
   return parts.join(' and ');
 }

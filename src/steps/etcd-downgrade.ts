@@ -36,10 +36,11 @@ export async function run(s: EtcdDowngradeStep, ctx: StepContext): Promise<StepR
   const lone = !isCluster(ctx.member.initialCluster);
   // Both etcds are done at the target's minor: the enable lowers the cluster version at once.
   const temp = (version: Version): StartOptions => ({
-    bin: binPath(ctx.binDir, 'etcd', version), version, dataDir: ctx.dataDir, member: ctx.member, storage: 'etcd3',
-    env: ctx.env, timeoutMs: ctx.stepTimeoutMs, clusterAtLeast: s.to.version, log: ctx.log,
+    bin: binPath(ctx.binDir, 'etcd', version), version, dataDir: ctx.dataDir, member: ctx.member,
+    storage: 'etcd3', env: ctx.env, timeoutMs: ctx.stepTimeoutMs, clusterAtLeast: s.to.version, log: ctx.log,
   });
-  const facts = (etcd: TempEtcd) => memberFacts(etcd.endpoint, etcd.opts.version, ctx.binDir, ctx.env, ctx.member.clientTls);
+  const facts = (etcd: TempEtcd) =>
+    memberFacts(etcd.endpoint, etcd.opts.version, ctx.binDir, ctx.env, ctx.member.clientTls);
 
   const t0 = Date.now();
   let how = '';
@@ -52,7 +53,11 @@ export async function run(s: EtcdDowngradeStep, ctx: StepContext): Promise<StepR
     return f;
   });
   if (lone) await withTempEtcd(temp(s.enableWith), (etcd) => waitDowngraded(etcd, s.to.version, ctx.stepTimeoutMs));
-  ctx.log(`etcd ${fmt(s.enableWith)}: downgrade to ${fmtMinor(s.to.version)} ${how}; cluster and storage version ${fmtMinor(s.to.version)} after ${seconds(Date.now() - t0)}`);
+  const minor = fmtMinor(s.to.version);
+  const took = seconds(Date.now() - t0);
+  ctx.log(`etcd ${fmt(s.enableWith)}: downgrade to ${minor} ${how}; cluster and storage version ${minor} after `
+    + took);
+
   // A lone member ends the downgrade job at once (etcd's leader checks every --downgrade-check-time),
   // so that a next downgrade can be enabled; 3.5 cannot report the job, and ends it once it runs.
   const ends = lone && compareMinor(s.to.version, FIRST_ETCD_DOWNGRADE_MINOR) >= 0;
@@ -62,9 +67,11 @@ export async function run(s: EtcdDowngradeStep, ctx: StepContext): Promise<StepR
     return lone ? facts(etcd) : undefined;
   });
   if (before && after && !sameFacts(before, after)) {
-    throw new StepError(`etcd ${fmt(s.to.version)} serves ${describeFacts(after)} after the downgrade, but etcd ${fmt(s.enableWith)} served ${describeFacts(before)}; restore the backup taken before this run`);
+    throw new StepError(`etcd ${fmt(s.to.version)} serves ${describeFacts(after)} after the downgrade, but etcd `
+      + `${fmt(s.enableWith)} served ${describeFacts(before)}; restore the backup taken before this run`);
   }
-  return { detail: `${after ? `${describeFacts(after)} kept` : 'every key kept'}; member and cluster IDs, leases and the raft log kept` };
+  const kept = after ? `${describeFacts(after)} kept` : 'every key kept';
+  return { detail: `${kept}; member and cluster IDs, leases and the raft log kept` };
 }
 
 /**
@@ -73,20 +80,21 @@ export async function run(s: EtcdDowngradeStep, ctx: StepContext): Promise<StepR
  * stepped down yet) is waited for.
  */
 async function enable(etcd: TempEtcd, target: Version, ctx: StepContext): Promise<string> {
-  const v = etcd.opts.version;
-  const ctl = (cmd: string[], what: string) => etcdctl(etcd, ctx, cmd, what);
+  const v = fmt(etcd.opts.version);
+  const minor = fmtMinor(target);
   const deadline = Date.now() + ctx.stepTimeoutMs;
   for (let job = await downgradeJob(etcd, ctx); job; job = await downgradeJob(etcd, ctx)) {
-    if (job === `${fmtMinor(target)}.0`) return 'already enabled';
+    if (job === `${minor}.0`) return 'already enabled';
     if (Date.now() > deadline) {
-      throw new StepError(`the cluster's downgrade to ${job} has not ended within ${ctx.stepTimeoutMs / 1000} s; every member must run it first (etcdctl downgrade cancel undoes it)`);
+      throw new StepError(`the cluster's downgrade to ${job} has not ended within ${ctx.stepTimeoutMs / 1000} s; `
+        + 'every member must run it first (etcdctl downgrade cancel undoes it)');
     }
-    await new Promise((r) => setTimeout(r, POLL_MS));
+    await sleep(POLL_MS);
   }
   const now = await versions(etcd.endpoint, ctx.member.clientTls);
   if (now?.cluster && compareMinor(now.cluster, target) === 0) return 'already done';
-  await ctl(['downgrade', 'validate', fmtMinor(target)], `etcdctl ${fmt(v)} downgrade validate ${fmtMinor(target)}`);
-  await ctl(['downgrade', 'enable', fmtMinor(target)], `etcdctl ${fmt(v)} downgrade enable ${fmtMinor(target)}`);
+  await etcdctl(etcd, ctx, ['downgrade', 'validate', minor], `etcdctl ${v} downgrade validate ${minor}`);
+  await etcdctl(etcd, ctx, ['downgrade', 'enable', minor], `etcdctl ${v} downgrade enable ${minor}`);
   return 'enabled';
 }
 
@@ -97,7 +105,8 @@ function etcdctl(etcd: TempEtcd, ctx: StepContext, cmd: string[], what: string):
 
 /** The target of the cluster's enabled downgrade job ("3.6.0"), or undefined when there is none. */
 async function downgradeJob(etcd: TempEtcd, ctx: StepContext): Promise<string | undefined> {
-  const status = await etcdctl(etcd, ctx, ['endpoint', 'status', '-w', 'json'], `etcdctl ${fmt(etcd.opts.version)} endpoint status`);
+  const what = `etcdctl ${fmt(etcd.opts.version)} endpoint status`;
+  const status = await etcdctl(etcd, ctx, ['endpoint', 'status', '-w', 'json'], what);
   const info = /"downgradeInfo":\{([^}]*)\}/.exec(status)?.[1] ?? '';
   return info.includes('"enabled":true') ? /"targetVersion":"([^"]*)"/.exec(info)?.[1] : undefined;
 }
@@ -105,22 +114,30 @@ async function downgradeJob(etcd: TempEtcd, ctx: StepContext): Promise<string | 
 async function waitJobEnded(etcd: TempEtcd, ctx: StepContext): Promise<void> {
   const deadline = Date.now() + ctx.stepTimeoutMs;
   while (await downgradeJob(etcd, ctx)) {
-    if (Date.now() > deadline) throw new StepError(`etcd ${fmt(etcd.opts.version)} did not end the downgrade job within ${ctx.stepTimeoutMs / 1000} s`);
-    await new Promise((r) => setTimeout(r, POLL_MS));
+    if (Date.now() > deadline) {
+      const within = ctx.stepTimeoutMs / 1000;
+      throw new StepError(`etcd ${fmt(etcd.opts.version)} did not end the downgrade job within ${within} s`);
+    }
+    await sleep(POLL_MS);
   }
 }
 
-/** Waits until the member reports `target`'s minor as cluster and storage version (etcd's leader checks every 4 s). */
+/** Waits until the member reports `target`'s minor as both cluster and storage version. */
 async function waitDowngraded(etcd: TempEtcd, target: Version, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  const at = (v: Version | undefined) => v !== undefined && compareMinor(v, target) === 0;
   let last = 'no answer';
   while (Date.now() < deadline) {
     const v = await versions(etcd.endpoint, etcd.opts.member.clientTls).catch(() => undefined);
+    if (v && at(v.cluster) && at(v.storage)) return;
     if (v) {
-      if (v.cluster && v.storage && compareMinor(v.cluster, target) === 0 && compareMinor(v.storage, target) === 0) return;
-      last = `cluster version ${v.cluster ? fmtMinor(v.cluster) : 'not decided'}, storage version ${v.storage ? fmtMinor(v.storage) : 'none'}`;
+      last = `cluster version ${v.cluster ? fmtMinor(v.cluster) : 'not decided'}, `
+        + `storage version ${v.storage ? fmtMinor(v.storage) : 'none'}`;
     }
-    await new Promise((r) => setTimeout(r, POLL_MS));
+    await sleep(POLL_MS);
   }
-  throw new StepError(`etcd ${fmt(etcd.opts.version)} did not reach cluster and storage version ${fmtMinor(target)} within ${timeoutMs / 1000} s (last: ${last})`);
+  throw new StepError(`etcd ${fmt(etcd.opts.version)} did not reach cluster and storage version ${fmtMinor(target)} `
+    + `within ${timeoutMs / 1000} s (last: ${last})`);
 }
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

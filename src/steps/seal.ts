@@ -13,15 +13,19 @@ import type { StepContext } from './context.ts';
 
 export async function sealIfNeeded(s: Step, sealWith: Version, ctx: StepContext): Promise<void> {
   const content = await readV2Content(ctx.dataDir);
-  const n = compareMinor(s.to.version, FIRST_V2_FREE_WAL_MINOR) >= 0 ? content.v2EntriesAfterSnapshot : content.walRequests.length;
+  const into37 = compareMinor(s.to.version, FIRST_V2_FREE_WAL_MINOR) >= 0;
+  const n = into37 ? content.v2EntriesAfterSnapshot : content.walRequests.length;
   if (n === 0) return;
   const t0 = Date.now();
+  const cluster = isCluster(ctx.member.initialCluster);
   const snap = await withTempEtcd({
     bin: binPath(ctx.binDir, 'etcd', sealWith), version: sealWith, dataDir: ctx.dataDir, member: ctx.member,
     storage: 'etcd3', env: ctx.env, timeoutMs: ctx.stepTimeoutMs, flags: SEAL_FLAGS, log: ctx.log,
-    clusterAtLeast: clusterVersionNeeded({ ...s, to: s.from }, ctx.target.version, isCluster(ctx.member.initialCluster)),
+    // It runs at the minor the data is at, as a step to that minor would.
+    clusterAtLeast: clusterVersionNeeded({ ...s, to: s.from }, ctx.target.version, cluster),
   }, (etcd) => waitSealed(etcd, ctx.dataDir, ctx.stepTimeoutMs));
-  ctx.log(`etcd ${fmt(sealWith)} sealed the WAL: ${n} v2 requests before its snapshot at index ${snap}, ${Date.now() - t0} ms`);
+  ctx.log(`etcd ${fmt(sealWith)} sealed the WAL: ${n} v2 requests before its snapshot at index ${snap}, `
+    + `${Date.now() - t0} ms`);
 }
 
 /**
