@@ -15,13 +15,8 @@ import type { V2Node } from '../etcd/v2nodes.ts';
 import { SpillWriter } from './spill.ts';
 import { V2ToV3Transform, type TransformSummary } from './transform.ts';
 import { parseJson } from '../etcd/json.ts';
+import { BACKSLASH, CLOSE_ARR, CLOSE_OBJ, OPEN_ARR, OPEN_OBJ, QUOTE } from '../etcd/v2nodes.ts';
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const OPEN = 0x7b;
-const CLOSE = 0x7d;
-const OPEN_ARR = 0x5b;
-const CLOSE_ARR = 0x5d;
 const COMMA = 0x2c;
 
 const NODE = 'a node of the v2 store in the snapshot file';
@@ -135,7 +130,7 @@ export class V2StoreScanner {
           if (top.kind === 'node' && key === 'Children') {
             const value = skipSpace(buf, skipSpace(buf, end + 1) + 1);
             if (value >= buf.length) break;
-            if (buf[value] === OPEN) {
+            if (buf[value] === OPEN_OBJ) {
               const fields = `${buf.toString('utf8', top.start, commaBefore(buf, pos))}}`;
               const n = toV2Node(parseJson<SavedNode>(fields, NODE), true);
               if (n) out.push(n);
@@ -148,11 +143,11 @@ export class V2StoreScanner {
         pos = end + 1;
         continue;
       }
-      if (c === OPEN) {
+      if (c === OPEN_OBJ) {
         stack.push({ kind: childKind(top), start: pos, key: '', atKey: true, leaf: false, dir: false, object: true });
       } else if (c === OPEN_ARR) {
         stack.push({ kind: 'other', start: pos, key: '', atKey: false, leaf: false, dir: false, object: false });
-      } else if (c === CLOSE || c === CLOSE_ARR) {
+      } else if (c === CLOSE_OBJ || c === CLOSE_ARR) {
         const done = stack.pop();
         if (done?.kind === 'node' && done.leaf) {
           const n = toV2Node(parseJson<SavedNode>(buf.toString('utf8', done.start, pos + 1), NODE), false);

@@ -5,12 +5,13 @@
 // - what `etcdctl migrate` gives its transformer: node objects one after the other, {..}{..}
 //   (CONCATENATED, depth 1). Pure: text in, node texts out.
 
-const QUOTE = 34;
-const BACKSLASH = 92;
-const OPEN_OBJ = 123;
-const CLOSE_OBJ = 125;
-const OPEN_ARR = 91;
-const CLOSE_ARR = 93;
+// The JSON bytes a scanner of etcd's v2 nodes looks for (also convert/v2store.ts).
+export const QUOTE = 34;
+export const BACKSLASH = 92;
+export const OPEN_OBJ = 123;
+export const CLOSE_OBJ = 125;
+export const OPEN_ARR = 91;
+export const CLOSE_ARR = 93;
 
 /** Where the nodes are: their depth, and whether they sit in an array. */
 export interface NodeShape {
