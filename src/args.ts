@@ -12,6 +12,7 @@ export { OPTIONS } from './option-table.ts';
 export interface MainFlags extends Flags {
   version?: boolean;
   output?: 'text' | 'json';
+  logFormat?: 'text' | 'json';
 }
 
 /** A parsed flag's value as a string, or undefined when the flag was not given. */
@@ -101,9 +102,11 @@ export function parseArgs(argv: readonly string[]): MainFlags {
     const boolean = v as boolean | undefined;
     flags[camel(k)] = o.type === 'number' ? num(v, `--${k}`) : o.type === 'boolean' ? boolean : str(v);
   }
-  const output = flags.output as string | undefined;
-  if (output !== undefined && output !== 'text' && output !== 'json') {
-    throw new UsageError(`--output ${output} is not a format: use --output json or --output text`);
+  for (const flag of ['output', 'log-format'] as const) {
+    const value = flags[camel(flag)] as string | undefined;
+    if (value !== undefined && value !== 'text' && value !== 'json') {
+      throw new UsageError(`--${flag} ${value} is not a format: use --${flag} json or --${flag} text`);
+    }
   }
   return { ...flags, etcdArgs, help: a.help === true || own.includes('--help') || own.includes('-h') } as MainFlags;
 }

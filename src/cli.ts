@@ -6,7 +6,7 @@ import { isCommand } from './commands/names.ts';
 import { INTERNAL_ERROR_EXIT, isUserFacing } from './errors.ts';
 import { execTarget } from './exec.ts';
 import { runInterruptHooks } from './interrupt.ts';
-import { stderrLog } from './log.ts';
+import { logFormatOf, makeLog, stderrLog, type Log } from './log.ts';
 import type { Install } from './steps/index.ts';
 import { migrate } from './migrate.ts';
 import { DEFAULT_BIN_DIR, resolveOptions } from './options.ts';
@@ -26,21 +26,21 @@ export const stdoutPrint: Print = (text) => {
 };
 
 export async function main(
-  argv: readonly string[], env: NodeJS.ProcessEnv, install: Install, print: Print = stdoutPrint,
+  argv: readonly string[], env: NodeJS.ProcessEnv, install: Install, print: Print = stdoutPrint, log: Log = stderrLog,
 ): Promise<number> {
   // `etcd-migrate help [command]`: the same as `[command] --help`.
   if (argv[0] === 'help') {
-    return main(argv[1] && argv[1] !== 'help' ? [argv[1], '--help'] : ['--help'], env, install, print);
+    return main(argv[1] && argv[1] !== 'help' ? [argv[1], '--help'] : ['--help'], env, install, print, log);
   }
   if (argv[0] === 'rehearse') {
     const rf = (await import('./rehearse-args.ts')).parseRehearseArgs(argv);
     const { rehearse } = await import('./rehearse.ts');
-    return rf.help ? 0 : rehearse(rf, env, { log: stderrLog, out: print, install });
+    return rf.help ? 0 : rehearse(rf, env, { log, out: print, install });
   }
   // Subcommands load only when asked for: the pod start path stays small.
   if (isCommand(argv[0])) {
     const { runCommand } = await import('./commands/index.ts');
-    return runCommand(argv, { env, log: stderrLog, print: (l) => print(`${l}\n`), hostname: os.hostname() });
+    return runCommand(argv, { env, log, print: (l) => print(`${l}\n`), hostname: os.hostname() });
   }
   const flags = parseArgs(argv);
   if (flags.help) {
@@ -54,7 +54,7 @@ export async function main(
     return 0;
   }
   try {
-    return await migrateAndExec(flags, env, install, print);
+    return await migrateAndExec(flags, env, install, print, log);
   } catch (e) {
     if (flags.output === 'json') {
       print((await import('./report.ts')).errorJson((e as Error)?.message ?? String(e), exitCode(e)));
@@ -64,10 +64,10 @@ export async function main(
 }
 
 async function migrateAndExec(
-  flags: MainFlags, env: NodeJS.ProcessEnv, install: Install, print: Print,
+  flags: MainFlags, env: NodeJS.ProcessEnv, install: Install, print: Print, log: Log,
 ): Promise<number> {
   const opts = resolveOptions(flags, env, { hostname: os.hostname() });
-  const outcome = await migrate(opts, { env, log: stderrLog, install }, opts.etcdArgs !== undefined);
+  const outcome = await migrate(opts, { env, log, install }, opts.etcdArgs !== undefined);
   const exec = opts.etcdArgs && !opts.dryRun ? `etcd ${fmt(opts.target.version)}` : null;
   // Only a dry run or JSON prints: a pod start's stdout is etcd's.
   if (opts.dryRun || flags.output === 'json') {
@@ -77,7 +77,7 @@ async function migrateAndExec(
       : report.planText(outcome, opts.target));
   }
   if (exec) {
-    stderrLog(`exec ${exec} (pid ${process.pid})`);
+    log(`exec ${exec} (pid ${process.pid})`);
     execTarget(opts, env);
   }
   return 0;
@@ -91,6 +91,8 @@ const INTERRUPT_CLEANUP_MS = 20_000;
 
 /** `install`: this program's own files (see main.ts). */
 export async function run(install: Install): Promise<never> {
+  const argv = process.argv.slice(2);
+  const log = makeLog(logFormatOf(argv));
   // As a container's PID 1, Node gets no default action for SIGTERM: without these handlers a pod
   // deleted mid-migration would wait out its grace period. Exiting stops the temporary etcd (execa
   // kills its children on exit); version.txt and the swap journal make the rerun resume.
@@ -102,19 +104,19 @@ export async function run(install: Install): Promise<never> {
     process.on(signal, () => {
       if (stopping) process.exit(code);
       stopping = true;
-      stderrLog(`${signal}: stopping; the next run resumes from version.txt`);
+      log(`${signal}: stopping; the next run resumes from version.txt`);
       void runInterruptHooks(INTERRUPT_CLEANUP_MS).finally(() => process.exit(code));
     });
   }
   let code: number;
   try {
-    code = await main(process.argv.slice(2), process.env, install);
+    code = await main(argv, process.env, install, stdoutPrint, log);
   } catch (e) {
     code = exitCode(e);
     if (isUserFacing(e)) {
-      stderrLog(`error: ${e.message}`);
+      log(`error: ${e.message}`);
     } else {
-      stderrLog(`internal error: ${(e as Error)?.message ?? String(e)} (a bug: please report it with ETCD_MIGRATE_DEBUG=1 output)`);
+      log(`internal error: ${(e as Error)?.message ?? String(e)} (a bug: please report it with ETCD_MIGRATE_DEBUG=1 output)`);
       if (process.env.ETCD_MIGRATE_DEBUG) console.error(e);
     }
   }

@@ -129,6 +129,10 @@ export const OPTIONS = {
     type: 'string', group: GROUPS.output, default: '`text`', choices: ['text', 'json'],
     describe: 'json: the plan and the result as one JSON object on stdout (log lines stay on stderr)',
   },
+  'log-format': {
+    type: 'string', group: GROUPS.output, default: '`text`', choices: ['text', 'json'],
+    describe: 'json: each log line a record shaped like etcd\'s own (level, ts, caller, msg), one per line',
+  },
   'version': {
     type: 'boolean', group: GROUPS.output,
     describe: 'this tool\'s version and commit, and the etcd versions in the bin dir',

@@ -133,3 +133,28 @@ describe('unknown words', () => {
     }
   });
 });
+
+describe('--log-format json', () => {
+  it('writes every log line as a record shaped like etcd\'s (level, ts, caller, msg), errors at level error', async () => {
+    const { makeV3Data } = await import('../helpers/data.ts');
+    const { freePort } = await import('../helpers/tmp.ts');
+    const dir = path.join(await tmpDir(), 'data');
+    await makeV3Data('3.4.23', dir, 'm1', 3);
+    const r = await runCli(['--log-format=json', '--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR,
+      '--name', 'm1', '--port', String(await freePort()), '--peer-port', String(await freePort())]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const records = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, string>);
+    for (const rec of records) {
+      expect(Object.keys(rec)).toEqual(['level', 'ts', 'caller', 'msg']);
+      expect(rec.level).toBe('info');
+      expect(Number.isNaN(Date.parse(rec.ts!))).toBe(false);
+    }
+    expect(records.map((x) => x.msg)).toContainEqual(expect.stringMatching(/^step 1\/1 done in [\d.]+ s: upgrade 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3/));
+
+    // A refusal of the command line itself is a record too.
+    const bad = await runCli(['--log-format', 'json', '--data-dir', dir, '--target-version', '3.9.0', '--bin-dir', BIN_DIR]);
+    expect(bad.exitCode).toBe(2);
+    const [rec] = bad.stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, string>);
+    expect(rec).toMatchObject({ level: 'error', caller: 'etcd-migrate', msg: expect.stringMatching(/^target version 3\.9\.0 is not bundled/) });
+  });
+});

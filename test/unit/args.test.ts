@@ -26,7 +26,8 @@ describe('parseArgs', () => {
     const argv: string[] = [];
     for (const [k, o] of Object.entries(OPTIONS)) {
       if (k === 'help') continue;
-      argv.push(`--${k}`, ...(o.type === 'boolean' ? [] : o.type === 'number' ? ['7'] : [k === 'output' ? 'json' : `v-${k}`]));
+      const choice = 'choices' in o ? o.choices[o.choices.length - 1]! : `v-${k}`;
+      argv.push(`--${k}`, ...(o.type === 'boolean' ? [] : o.type === 'number' ? ['7'] : [choice]));
     }
     const f = parseArgs(argv) as unknown as Record<string, unknown>;
     expect(f.dataDir).toBe('v-data-dir');
@@ -35,6 +36,7 @@ describe('parseArgs', () => {
     expect(f.dryRun).toBe(true);
     expect(f.version).toBe(true);
     expect(f.output).toBe('json');
+    expect(f.logFormat).toBe('json');
   });
 
   it('refuses an unknown flag with the nearest valid name', () => {
