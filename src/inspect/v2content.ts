@@ -147,15 +147,17 @@ export interface V2Content {
 
 /** Reads a stopped member's v2 content: member/snap and member/wal (or `walDir`) under `dataDir`. */
 export async function readV2Content(dataDir: string, walDir = path.join(dataDir, 'member', 'wal')): Promise<V2Content> {
-  const log = await readWal(walDir);
+  // Each entry is classified as it is read: only v2 requests keep anything (a large WAL of puts stays small).
+  const log = await readWal(walDir, (data, type) => {
+    if (type !== 0 || data.length === 0) return undefined;
+    const c = classifyEntryData(data);
+    return c.kind === 'v2' ? c : undefined;
+  });
   const valid = validSnapshots(log);
   const { snap, broken } = await loadNewestSnap(path.join(dataDir, 'member', 'snap'), valid);
   const walSnapshot = valid.at(-1) ?? { index: 0, term: 0 };
-  const v2After = (index: number) => entriesAfter(log, index).flatMap((e): V2Request[] => {
-    if (e.type !== 0 || e.data.length === 0) return [];
-    const c = classifyEntryData(e.data);
-    return c.kind === 'v2' ? [{ index: e.index, method: c.method, path: c.path, form: c.form }] : [];
-  });
+  const v2After = (index: number) => entriesAfter(log, index).flatMap((e): V2Request[] =>
+    (e.data ? [{ index: e.index, method: e.data.method, path: e.data.path, form: e.data.form }] : []));
   const after36 = v2After(snap?.index ?? 0);
   const after37 = walSnapshot.index === (snap?.index ?? 0) ? after36 : v2After(walSnapshot.index);
   return {

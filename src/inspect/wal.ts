@@ -28,27 +28,31 @@ export class WalError extends Error {
   }
 }
 
-export interface WalEntry {
+/** An entry as the reader keeps it: `data` is what the caller's `keep` made of its bytes. */
+export interface WalEntry<T = Buffer> {
   index: number;
   term: number;
   /** raftpb.EntryType: 0 normal, 1 conf change, 2 conf change v2. */
   type: number;
-  data: Buffer;
+  data: T;
 }
+
+/** What the reader keeps of an entry's bytes (type: raftpb.EntryType). */
+export type Keep<T> = (data: Buffer, type: number) => T;
 
 export interface WalSnapshot {
   index: number;
   term: number;
 }
 
-export interface WalLog {
+export interface WalLog<T = Buffer> {
   files: string[];
   /** The last raft HardState record (its vote, a member ID that a number cannot hold exactly, left out). */
   hardState: { term: number; commit: number };
   /** Every snapshot record, in WAL order. */
   snapshots: WalSnapshot[];
   /** The log: contiguous indexes, a later entry replacing the one at its index and all after it. */
-  entries: WalEntry[];
+  entries: Array<WalEntry<T>>;
   /** Where a torn record ended the last file (normal after a crash): etcd cuts it off there. */
   torn?: { file: string; offset: number };
   /** The record whose entry did not follow the one before it (a gap), the log kept from there. */
@@ -56,12 +60,13 @@ export interface WalLog {
 }
 
 /**
- * Reads every WAL file in `walDir`; an empty log when there is none (as etcdutl does). Without
- * `entryData` the entries keep no data, so memory stays small however large the WAL.
+ * Reads every WAL file in `walDir`; an empty log when there is none (as etcdutl does). Each entry
+ * keeps what `keep` makes of its bytes, so memory stays small however large the WAL; by default a
+ * copy of them.
  */
-export async function readWal(walDir: string, entryData = true): Promise<WalLog> {
+export async function readWal<T = Buffer>(walDir: string, keep?: Keep<T>): Promise<WalLog<T>> {
   const files = await walFiles(walDir);
-  const state = new LogState(files, entryData);
+  const state = new LogState<T>(files, keep ?? ((d: Buffer) => Buffer.from(d) as T));
   for (let i = 0; i < files.length; i++) {
     const torn = await readFile(path.join(walDir, files[i]!), files[i]!, i === files.length - 1, state);
     if (torn !== undefined) state.log.torn = { file: files[i]!, offset: torn };
@@ -70,12 +75,12 @@ export async function readWal(walDir: string, entryData = true): Promise<WalLog>
 }
 
 /** Snapshot records etcd may start from: those the committed HardState covers (ValidSnapshotEntries). */
-export function validSnapshots(log: WalLog): WalSnapshot[] {
+export function validSnapshots(log: WalLog<unknown>): WalSnapshot[] {
   return log.snapshots.filter((s) => s.index <= log.hardState.commit);
 }
 
 /** The entries etcd replays after a snapshot at `index`; throws where the log has a gap after it. */
-export function entriesAfter(log: WalLog, index: number): WalEntry[] {
+export function entriesAfter<T>(log: WalLog<T>, index: number): Array<WalEntry<T>> {
   const first = log.entries[0];
   if (!first) return [];
   if (first.index > index + 1) {
@@ -102,18 +107,18 @@ async function walFiles(walDir: string): Promise<string[]> {
 }
 
 /** What the records build up across files: the crc chain and the log. */
-class LogState {
+class LogState<T> {
   crc = 0;
   metadata: Buffer | undefined;
   where = { file: '', offset: 0 };
-  readonly log: WalLog;
-  readonly entryData: boolean;
-  constructor(files: string[], entryData: boolean) {
-    this.entryData = entryData;
+  readonly log: WalLog<T>;
+  readonly keep: Keep<T>;
+  constructor(files: string[], keep: Keep<T>) {
+    this.keep = keep;
     this.log = { files, hardState: { term: 0, commit: 0 }, snapshots: [], entries: [] };
   }
 
-  addEntry(e: WalEntry): void {
+  addEntry(e: WalEntry<T>): void {
     const ents = this.log.entries;
     const pos = ents.length ? e.index - ents[0]!.index : 0;
     // A gap or a rewrite from before the first index kept starts the log again at this entry;
@@ -151,7 +156,9 @@ class FileReader {
 }
 
 /** Reads one file's records into `state`; returns the offset of a torn tail record, if any. */
-async function readFile(file: string, name: string, last: boolean, state: LogState): Promise<number | undefined> {
+async function readFile(
+  file: string, name: string, last: boolean, state: LogState<unknown>,
+): Promise<number | undefined> {
   const fh = await fs.open(file, 'r');
   try {
     const r = new FileReader(fh, (await fh.stat()).size);
@@ -210,7 +217,7 @@ function tornWrite(data: Buffer, fileOff: number): boolean {
  * Decodes a record, checks its crc and adds it to `state`. Returns why the record is unreadable
  * (a torn write when at the tail), and throws where etcd refuses an intact record.
  */
-function applyRecord(bytes: Buffer, state: LogState): string | undefined {
+function applyRecord(bytes: Buffer, state: LogState<unknown>): string | undefined {
   let rec;
   try {
     rec = readMessage(bytes, { 1: 'varint', 2: 'varint', 3: 'bytes' });
@@ -235,12 +242,13 @@ function applyRecord(bytes: Buffer, state: LogState): string | undefined {
   return undefined;
 }
 
-function addRecord(type: number, data: Buffer, state: LogState): void {
+function addRecord(type: number, data: Buffer, state: LogState<unknown>): void {
   const log = state.log;
   if (type === RECORD.entry) {
     const e = readMessage(data, { 1: 'varint', 2: 'varint', 3: 'varint', 4: 'bytes' });
-    const entry = state.entryData ? bytesOf(e, 4) : undefined;
-    state.addEntry({ type: num(e, 1), term: num(e, 2), index: num(e, 3), data: entry ?? Buffer.alloc(0) });
+    const entryType = num(e, 1);
+    const kept = state.keep(bytesOf(e, 4) ?? Buffer.alloc(0), entryType);
+    state.addEntry({ type: entryType, term: num(e, 2), index: num(e, 3), data: kept });
   } else if (type === RECORD.state) {
     const s = readMessage(data, { 1: 'varint', 2: 'varint', 3: 'varint' });
     log.hardState = { term: num(s, 1), commit: num(s, 3) };
@@ -257,5 +265,5 @@ function addRecord(type: number, data: Buffer, state: LogState): void {
 
 /** The raft index of the WAL's last entry (0 when it has none). */
 export async function lastWalIndex(walDir: string): Promise<number> {
-  return (await readWal(walDir, false)).entries.reduce((max, e) => Math.max(max, e.index), 0);
+  return (await readWal(walDir, () => undefined)).entries.reduce((max, e) => Math.max(max, e.index), 0);
 }
