@@ -14,7 +14,7 @@ import { stopLeftoverEtcds } from './stale.ts';
 import { seconds, type Log } from './log.ts';
 import type { Options } from './options.ts';
 import { describe, plan, planNotes, V2_FREE_MINOR, type Step } from './plan.ts';
-import { checkFlags } from './etcd/flags.ts';
+import { checkEnvFlags, checkFlags } from './etcd/flags.ts';
 import { checkPortsFree, checkWritable, fsUsageError } from './preflight.ts';
 import type { Install, Runner, StepContext, StepReport, ToolNeed } from './steps/index.ts';
 import { readDbEvidence, readEvidence, describeEvidence, v2StoreHasKeys, v2StoreVersion } from './inspect/evidence.ts';
@@ -71,7 +71,7 @@ async function loadMachinery() {
 export async function migrate(opts: Options, rt: Runtime, keepLock = false): Promise<Outcome> {
   if (opts.dryRun) {
     // The caller prints the plan (cli.ts: on stdout, as text or JSON).
-    const p = await prepare(opts);
+    const p = await prepare(opts, rt);
     const first = p.machinery?.BackupGuard.describePlan(opts);
     return { from: p.current, origin: origin(p), steps: p.steps, first, final: opts.target, changed: false };
   }
@@ -119,7 +119,10 @@ async function prepare(opts: Options, rt?: Runtime): Promise<Prepared> {
     runner.check?.(s, opts);
     needs.push(...runner.needs(s));
   }
-  checkFlags(needs.filter((n) => n.tool === 'etcd').map((n) => n.version), opts.extraArgs, opts.etcdArgs, opts.target.version);
+  const temps = needs.filter((n) => n.tool === 'etcd').map((n) => n.version);
+  checkFlags(temps, opts.extraArgs, opts.etcdArgs, opts.target.version);
+  // The exec'd etcd gets the pod's whole environment.
+  if (opts.etcdArgs && rt) checkEnvFlags(rt.env, opts.target.version);
   if (opts.etcdArgs) needs.push({ tool: 'etcd', version: opts.target.version });
   await checkTools(opts.binDir, needs);
   const clientTls = machinery ? await machinery.loadClientTls(opts.clientTls) : undefined;

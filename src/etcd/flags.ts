@@ -109,3 +109,22 @@ export function checkFlags(temps: readonly Version[], extraArgs: readonly string
       + 'in the pod\'s command; nothing was changed');
   }
 }
+
+/** Variables of this tool that look like etcd's but are not (etcd/env.ts keeps them from etcd). */
+const NOT_ETCDS = new Set(['ETCD_DATA_PREFIX', 'ETCD_CREDS', 'ETCD_HOSTNAME']);
+
+/**
+ * Refuses, before anything changes, an ETCD_* variable of the pod that the exec'd target etcd reads
+ * as a flag it no longer has: etcd only warns of an unknown variable and ignores it, so the setting
+ * would be lost without a word (3.7 ignores every ETCD_EXPERIMENTAL_*).
+ */
+export function checkEnvFlags(env: Readonly<Record<string, string | undefined>>, target: Version): void {
+  for (const [k, value] of Object.entries(env)) {
+    if (!k.startsWith('ETCD_') || NOT_ETCDS.has(k) || value === undefined || value === '') continue;
+    const p = flagProblem(target, `--${k.slice('ETCD_'.length).toLowerCase().replace(/_/g, '-')}=${value}`);
+    if (p) {
+      throw new UsageError(`the pod's variable ${k} is etcd's ${p.flag}, which etcd ${fmt(target)} (the target) `
+        + `ignores: ${p.fix}; nothing was changed`);
+    }
+  }
+}

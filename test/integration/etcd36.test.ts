@@ -97,6 +97,9 @@ describe('etcd 3.6 and 3.7 with the real binaries', () => {
     const gate = await migrate(dir, '3.6.17', [], { ETCD_CREDS: '--feature-gates=InitialCorruptCheck=true' });
     expect(gate.exitCode).toBe(2);
     expect(gate.stderr).toMatch(/ETCD_CREDS has --feature-gates, which etcd 3\.5\.36 \(a step of this migration\) refuses/);
+    const env = await migrate(dir, '3.7.3', ['--', '--name', NAME], { ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK: 'true' });
+    expect(env.exitCode).toBe(2);
+    expect(env.stderr).toMatch(/the pod's variable ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK is etcd's .*use --feature-gates=InitialCorruptCheck=true/);
     expect(await treeSnapshot(dir)).toEqual(before);
   });
 

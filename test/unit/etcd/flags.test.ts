@@ -1,7 +1,7 @@
 // The flags etcd 3.5, 3.6 and 3.7 refuse, each with what replaces it (src/etcd/flags.ts), and the
 // refusals before a migration.
 import { describe, expect, it } from 'vitest';
-import { checkFlags, flagProblem } from '../../../src/etcd/flags.ts';
+import { checkEnvFlags, checkFlags, flagProblem } from '../../../src/etcd/flags.ts';
 import { parseVersion } from '../../../src/version.ts';
 
 const v = parseVersion;
@@ -45,5 +45,20 @@ describe('checkFlags', () => {
   it('refuses an etcd flag after -- that the target refuses, and only the target counts for them', () => {
     expect(() => checkFlags([v('3.5.36')], [], ['--enable-v2'], v('3.6.17'))).toThrow(/the etcd flag --enable-v2 \(after --\)/);
     expect(() => checkFlags([v('3.6.17')], [], ['--feature-gates=X=true'], v('3.6.17'))).not.toThrow();
+  });
+});
+
+describe('checkEnvFlags', () => {
+  it('refuses a pod variable the target etcd would ignore, naming what replaces it', () => {
+    expect(() => checkEnvFlags({ ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK: 'true' }, v('3.7.3')))
+      .toThrow(/the pod's variable ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK is etcd's --experimental-initial-corrupt-check, which etcd 3\.7\.3 \(the target\) ignores: .*use --feature-gates=InitialCorruptCheck=true/);
+    expect(() => checkEnvFlags({ ETCD_ENABLE_V2: 'true' }, v('3.6.17'))).toThrow(/ETCD_ENABLE_V2 is etcd's --enable-v2/);
+  });
+
+  it('takes what the target reads, this tool\'s own variables and empty ones', () => {
+    const env = { ETCD_NAME: 'm1', ETCD_DATA_PREFIX: '/registry', ETCD_CREDS: '--enable-v2', ETCD_HOSTNAME: 'h',
+      ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK: '', PATH: '/bin' };
+    expect(() => checkEnvFlags(env, v('3.7.3'))).not.toThrow();
+    expect(() => checkEnvFlags({ ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK: 'true' }, v('3.6.17'))).not.toThrow();
   });
 });
