@@ -1,12 +1,11 @@
 // The entry: argv + env in, exit code out. The only module that ends the process.
-import { writeSync } from 'node:fs';
 import os from 'node:os';
 import { helpText, parseArgs, type MainFlags } from './args.ts';
 import { isCommand } from './commands/names.ts';
 import { INTERNAL_ERROR_EXIT, isUserFacing } from './errors.ts';
 import { execTarget } from './exec.ts';
 import { runInterruptHooks } from './interrupt.ts';
-import { logFormatOf, makeLog, stderrLog, type Log } from './log.ts';
+import { logFormatOf, makeLog, stderrLog, writeWhole, type Log } from './log.ts';
 import type { Install } from './steps/index.ts';
 import { migrate } from './migrate.ts';
 import { DEFAULT_BIN_DIR, resolveOptions } from './options.ts';
@@ -15,15 +14,7 @@ import { fmt } from './version.ts';
 export type Print = (text: string) => void;
 
 /** Straight to fd 1, like the log to fd 2: whole before an exec or exit, without loading streams. */
-export const stdoutPrint: Print = (text) => {
-  const bytes = Buffer.from(text);
-  let done = 0;
-  try {
-    while (done < bytes.length) done += writeSync(1, bytes, done);
-  } catch {
-    process.stdout.write(bytes.subarray(done));
-  }
-};
+export const stdoutPrint: Print = (text) => writeWhole(1, text);
 
 export async function main(
   argv: readonly string[], env: NodeJS.ProcessEnv, install: Install, print: Print = stdoutPrint, log: Log = stderrLog,

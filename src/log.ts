@@ -8,15 +8,16 @@ export type Log = (line: string) => void;
  * container's stderr) would first load the net and stream modules (~4 ms of every pod start).
  * Anything unusual (a non-blocking pipe that is full, a closed fd) goes through process.stderr.
  */
-export const stderrLog: Log = (line) => writeStderr(`etcd-migrate: ${line}\n`);
+export const stderrLog: Log = (line) => writeWhole(2, `etcd-migrate: ${line}\n`);
 
-function writeStderr(text: string): void {
+/** All of `text` to fd 1 or 2 with write(2); whatever that cannot take goes through the stream. */
+export function writeWhole(fd: 1 | 2, text: string): void {
   const bytes = Buffer.from(text);
   let done = 0;
   try {
-    while (done < bytes.length) done += writeSync(2, bytes, done);
+    while (done < bytes.length) done += writeSync(fd, bytes, done);
   } catch {
-    process.stderr.write(bytes.subarray(done));
+    (fd === 1 ? process.stdout : process.stderr).write(bytes.subarray(done));
   }
 }
 
@@ -35,7 +36,7 @@ export function jsonRecord(line: string, now: Date): string {
 
 /** The log of `format`: text lines as before, or JSON records. */
 export function makeLog(format: LogFormat): Log {
-  return format === 'json' ? (line) => writeStderr(`${jsonRecord(line, new Date())}\n`) : stderrLog;
+  return format === 'json' ? (line) => writeWhole(2, `${jsonRecord(line, new Date())}\n`) : stderrLog;
 }
 
 /**

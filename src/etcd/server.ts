@@ -253,11 +253,6 @@ export function errorLine(line: string): ErrorLine | undefined {
   return undefined;
 }
 
-export async function runTempEtcd(opts: StartOptions): Promise<void> {
-  const etcd = await startReady(opts);
-  await etcd.stop();
-}
-
 /** Starts etcd, waits until a write commits, runs `fn` against it, then stops it (also when `fn` fails). */
 export async function withTempEtcd<T>(opts: StartOptions, fn: (etcd: TempEtcd) => Promise<T>): Promise<T> {
   const etcd = await startReady(opts);
