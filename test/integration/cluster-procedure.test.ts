@@ -24,6 +24,17 @@ async function memberAdd(url: string, peerUrl: string): Promise<void> {
   }
 }
 
+/** Waits until a member's own v2 store (a local read) holds `n` keys under `dir`: a follower acknowledges writes late. */
+async function waitLocalKeys(url: string, dir: string, n: number): Promise<void> {
+  for (let i = 0; ; i++) {
+    const r = await request(url, 'GET', `/v2/keys${dir}`, undefined, 5000);
+    const nodes = r.status === 200 ? ((JSON.parse(r.body) as { node: { nodes?: unknown[] } }).node.nodes ?? []) : [];
+    if (nodes.length === n) return;
+    if (i > 200) throw new Error(`${url} holds ${nodes.length} of ${n} keys under ${dir}`);
+    await sleep(50);
+  }
+}
+
 async function memberNames(url: string): Promise<string[]> {
   const r = await request(url, 'POST', '/v3/cluster/member/list', '{}', 5000);
   return (JSON.parse(r.body) as { members: Array<{ name: string }> }).members.map((m) => m.name).sort();
@@ -41,6 +52,8 @@ describe('cluster procedures (docs/clusters.md)', () => {
       const w = await request(c.nodes[i % 3]!.clientUrl, 'PUT', `/v2/keys/registry/pods/p${i}${i < 3 ? '?ttl=3600' : ''}`, `value=v${i}`, 5000);
       expect(w.status, w.body).toBe(201);
     }
+    // 1. Every member holds every write before any stops (docs/clusters.md: the same raft index on each).
+    for (const m of c.nodes) await waitLocalKeys(m.clientUrl, '/registry/pods', 20);
     for (const p of old) await p.stop();
     for (const m of c.nodes) await fs.writeFile(path.join(m.dataDir, 'version.txt'), '3.3.25/etcd2');
 
