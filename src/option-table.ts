@@ -121,6 +121,10 @@ export const OPTIONS = {
     type: 'string', group: GROUPS.backup, env: 'BACKUP_ENCRYPTION_KEY_FILE', default: 'none: backups are not encrypted',
     describe: 'encrypt backups (AES-256-GCM) with the key in this file, 32+ random bytes',
   },
+  'backup-compression': {
+    type: 'string', group: GROUPS.backup, env: 'BACKUP_COMPRESSION', default: '`none`', choices: ['none', 'zstd'],
+    describe: 'zstd: smaller backups (Kubernetes data: about a third), written more slowly (BENCHMARKS.md)',
+  },
   'dry-run': {
     type: 'boolean', group: GROUPS.output, default: 'off',
     describe: 'print the plan on stdout; change nothing',

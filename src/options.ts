@@ -1,5 +1,6 @@
 // Options: resolved flag -> environment variable -> default, by a pure function.
 import path from 'node:path';
+import type { Codec } from './backup/blocks.ts';
 import { isCluster } from './cluster.ts';
 import { resolveClientTls, type ClientTlsFiles } from './etcd/tls.ts';
 import { UsageError } from './errors.ts';
@@ -33,6 +34,7 @@ export interface Flags {
   backupDir?: string;
   keepBackups?: number;
   backupEncryptionKeyFile?: string;
+  backupCompression?: string;
   initialClusterToken?: string;
   /** Flags for the target etcd, after `--`; undefined when there was no `--`. */
   etcdArgs?: string[];
@@ -68,6 +70,8 @@ export interface Options {
   backupDir: string;
   keepBackups: number;
   backupKeyFile: string | undefined;
+  /** How the backup's blocks are stored. */
+  backupCompression: Codec;
   /** For restored members (downgrades, restore): flag, env, the etcd flags after --, ETCD_INITIAL_CLUSTER_TOKEN, etcd's default. */
   initialClusterToken: string;
   /**
@@ -205,6 +209,7 @@ export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
     backupDir,
     keepBackups,
     backupKeyFile: pick('backupEncryptionKeyFile')?.value,
+    backupCompression: resolveCodec(pick('backupCompression')),
     initialClusterToken,
     targetElectionTimeoutMs,
   };
@@ -224,6 +229,15 @@ export function checkBackupDir(backupDir: string, dataDir: string): void {
     throw new UsageError(`the backup dir ${backupDir} is inside the data dir ${dataDir}; put it beside the data dir `
       + `(the default is ${path.resolve(dataDir)}.backups) with --backup-dir or BACKUP_DIR`);
   }
+}
+
+function resolveCodec(v: { value: string; from: string } | undefined): Codec {
+  if (!v) return 'none';
+  const codecs: readonly string[] = OPTIONS['backup-compression'].choices!;
+  if (!codecs.includes(v.value)) {
+    throw new UsageError(`${v.from} must be one of ${codecs.join(', ')} (got "${v.value}"); none is the fastest, zstd the smallest`);
+  }
+  return v.value === 'zstd' ? 'zstd' : 'none';
 }
 
 function resolveKeep(flag: number | undefined, envValue: string | undefined): number {

@@ -1,21 +1,34 @@
-// The backup archive: the exact bytes and modes of a data dir's `member/` tree, each file followed by
-// its sha256, so a restore gives back the member dir as it was (same member and cluster IDs, same
-// WAL, v2 store included). Written as a stream; compression and encryption wrap it (see file.ts).
+// The backup archive: the exact bytes and modes of a data dir's `member/` tree, so a restore gives
+// back the member dir as it was (same member and cluster IDs, same WAL, v2 store included). Written
+// as a stream; encryption wraps it (file.ts). The format is specified in docs/backups.md.
 //
-//   "etcd-migrate archive 1\n"
-//   {"dataVersion":"3.5.30/etcd3","created":"<ISO time>","source":"<data dir>"}\n
+//   "etcd-migrate archive 2\n"
+//   {"dataVersion":"3.5.30/etcd3","created":"<ISO time>","source":"<data dir>","block":1048576}\n
 //   {"t":"d","p":"member","m":448}\n                          a directory (mode in decimal)
-//   {"t":"f","p":"member/snap/db","m":384,"n":24576}\n <n bytes> <32 bytes sha256>
-//   {"t":"e","dirs":3,"files":3,"bytes":64030000}\n             the end; nothing may follow
+//   {"t":"f","p":"member/snap/db","m":384,"n":24576}\n <its blocks> <32 bytes: sha256 of their digests>
+//   {"t":"e","dirs":3,"files":3,"bytes":64030000,"sha256":"<hex>"}\n     the end; nothing may follow
+//
+// The end's sha256 covers every line before it and every file's digest, so no record can change
+// unseen; the blocks' own sha256s cover the content.
+// A block (blocks.ts) is all zeros, stored or zstd-compressed. Version 1 archives (zstd around the
+// whole archive; each file's bytes then its sha256) are still read.
 import crypto from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { IntegrityError } from '../errors.ts';
 import { fsyncTree } from '../fsx.ts';
+import {
+  BLOCK_SIZE, KIND_STORED, KIND_ZERO, KIND_ZSTD, MAX_BLOCK_SIZE, digest, encodeBlock, fileDigest, unpack, zeroBytes,
+  zeroDigest, type Codec,
+} from './blocks.ts';
+import { mapOrdered, range } from './ordered.ts';
 
-export const ARCHIVE_MAGIC = 'etcd-migrate archive 1\n';
-const READ_CHUNK = 1 << 20;
+export const ARCHIVE_MAGIC = 'etcd-migrate archive 2\n';
+export const ARCHIVE_MAGIC_V1 = 'etcd-migrate archive 1\n';
 const MAX_LINE = 64 << 10;
+/** Blocks worked on at once: enough to keep both cores and the disk busy, a few MiB of memory. */
+const IN_FLIGHT = 8;
 
 export interface ArchiveHeader {
   /** What version.txt said when the archive was made. */
@@ -29,7 +42,7 @@ export interface Entry {
   path: string;
   mode: number;
   size: number;
-  /** sha256 hex of a file's content. */
+  /** A file's digest: sha256 of its content (version 1), of its blocks' sha256s (version 2). */
   sha256?: string;
 }
 
@@ -40,8 +53,15 @@ export interface Manifest {
 }
 
 /** The archive's bytes for `<root>/member`; `manifest.entries` fills in as the files are read. */
-export async function* archiveBytes(root: string, header: ArchiveHeader, manifest: Manifest): AsyncGenerator<Buffer> {
-  yield Buffer.from(ARCHIVE_MAGIC + JSON.stringify(header) + '\n');
+export async function* archiveBytes(root: string, header: ArchiveHeader, manifest: Manifest, codec: Codec = 'none'): AsyncGenerator<Buffer> {
+  const meta = crypto.createHash('sha256');
+  const line = (o: object): Buffer => {
+    const b = Buffer.from(JSON.stringify(o) + '\n');
+    meta.update(b);
+    return b;
+  };
+  yield Buffer.from(ARCHIVE_MAGIC);
+  yield line({ ...header, block: BLOCK_SIZE });
   manifest.header = header;
   let dirs = 0;
   let files = 0;
@@ -57,59 +77,84 @@ export async function* archiveBytes(root: string, header: ArchiveHeader, manifes
     } else if (st.isFile()) {
       files++;
       yield line({ t: 'f', p: rel, m: mode, n: st.size });
-      const hash = crypto.createHash('sha256');
-      const fh = await fs.open(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
-      // The next piece is read (libuv threadpool) while this one is hashed and passed on.
-      const readAt = (pos: number): Promise<Buffer> => {
-        const b = Buffer.allocUnsafe(Math.min(READ_CHUNK, Math.max(st.size - pos, 1)));
-        return fh.read(b, 0, b.length, pos).then(({ bytesRead }) => b.subarray(0, bytesRead));
-      };
-      let read = 0;
-      let next = readAt(0);
-      try {
-        for (;;) {
-          const piece = await next;
-          if (piece.length === 0) break;
-          read += piece.length;
-          if (read > st.size) break;
-          next = readAt(read);
-          hash.update(piece);
-          yield piece;
-        }
-      } finally {
-        await next.catch(() => undefined);
-        await fh.close();
-      }
-      if (read !== st.size) throw new Error(`${abs} changed size while it was being backed up (${st.size} -> ${read} bytes); is an etcd running on this data dir?`);
-      const digest = hash.digest();
-      manifest.entries.push({ type: 'file', path: rel, mode, size: st.size, sha256: digest.toString('hex') });
+      const d = yield* fileBlocks(abs, st.size, codec);
+      manifest.entries.push({ type: 'file', path: rel, mode, size: st.size, sha256: d.toString('hex') });
       manifest.bytes += st.size;
-      yield digest;
+      meta.update(d);
+      yield d;
     } else {
       throw new Error(`${abs} is neither a file nor a directory; a member dir holds only those, so it is not backed up`);
     }
   };
   yield* walk('member');
-  yield line({ t: 'e', dirs, files, bytes: manifest.bytes });
+  yield Buffer.from(JSON.stringify({ t: 'e', dirs, files, bytes: manifest.bytes, sha256: meta.digest('hex') }) + '\n');
 }
 
-const line = (o: object): Buffer => Buffer.from(JSON.stringify(o) + '\n');
+/** A file's blocks, read and encoded a few at a time; returns the file's digest. */
+async function* fileBlocks(abs: string, size: number, codec: Codec): AsyncGenerator<Buffer, Buffer> {
+  const fh = await fs.open(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+  const digests: Buffer[] = [];
+  try {
+    const encode = async (i: number) => encodeBlock(await readBlock(fh, abs, i * BLOCK_SIZE, Math.min(BLOCK_SIZE, size - i * BLOCK_SIZE)), codec);
+    for await (const b of mapOrdered(range(Math.ceil(size / BLOCK_SIZE)), IN_FLIGHT, encode)) {
+      digests.push(b.digest);
+      yield* b.parts;
+    }
+    // A file that grew while it was read is not the file that was backed up either.
+    if ((await fh.read(Buffer.alloc(1), 0, 1, size)).bytesRead !== 0) throw changedSize(abs, size);
+  } finally {
+    await fh.close();
+  }
+  return fileDigest(digests);
+}
+
+async function readBlock(fh: FileHandle, abs: string, pos: number, n: number): Promise<Buffer> {
+  const b = Buffer.allocUnsafe(n);
+  let got = 0;
+  while (got < n) {
+    const { bytesRead } = await fh.read(b, got, n - got, pos + got);
+    if (bytesRead === 0) throw changedSize(abs, pos + got, true);
+    got += bytesRead;
+  }
+  return b;
+}
+
+const changedSize = (abs: string, at: number, shrank = false): Error => new Error(`${abs} changed size while it was being `
+  + `backed up (${shrank ? 'it ends at' : 'it grew past'} ${at} bytes); is an etcd running on this data dir?`);
+
+/** How a version reads one file's content: it checks the digest, writes to `out` if given. */
+type FileReader = (r: Reader, p: string, size: number, out: FileHandle | undefined) => Promise<Buffer>;
 
 /**
- * Reads an archive, checking every file's sha256 and the end record. With `target`, recreates the
- * tree under it (target/member/...), files fsynced, modes as recorded; target/member must not exist.
+ * Reads an archive (version 2, or a decompressed version 1), checking every file's digest and the
+ * end record. With `target`, recreates the tree under it (target/member/...), files fsynced, modes
+ * as recorded; target/member must not exist.
  */
 export async function readArchive(src: AsyncIterable<Buffer>, target?: string): Promise<Manifest> {
   const r = new Reader(src);
-  const magic = await r.bytes(ARCHIVE_MAGIC.length);
-  if (magic.toString('latin1') !== ARCHIVE_MAGIC) throw new IntegrityError('format', 'not an etcd-migrate backup archive (unknown header)');
-  const header = parseJson(await r.line()) as ArchiveHeader;
+  const magic = (await r.bytes(ARCHIVE_MAGIC.length)).toString('latin1');
+  if (magic !== ARCHIVE_MAGIC && magic !== ARCHIVE_MAGIC_V1) throw new IntegrityError('format', 'not an etcd-migrate backup archive (unknown header)');
+  const v1 = magic === ARCHIVE_MAGIC_V1;
+  // Version 1 has zstd's checksum over the whole archive; version 2 its end's sha256 over the records.
+  const meta = v1 ? undefined : crypto.createHash('sha256');
+  const nextLine = async (): Promise<string> => {
+    const b = await r.line();
+    meta?.update(b);
+    return b.subarray(0, b.length - 1).toString('utf8');
+  };
+  const header = parseJson(await nextLine()) as ArchiveHeader & { block?: unknown };
   if (typeof header?.dataVersion !== 'string') throw damaged('its header has no dataVersion');
-  const manifest: Manifest = { header, entries: [], bytes: 0 };
+  const readFile = v1 ? readFileV1 : blockReader(header.block);
+  const { block: _, ...plain } = header;
+  const manifest: Manifest = { header: plain, entries: [], bytes: 0 };
   const dirModes: Array<[string, number]> = [];
   for (;;) {
-    const rec = parseJson(await r.line()) as { t?: string; p?: unknown; m?: unknown; n?: unknown; dirs?: number; files?: number; bytes?: number };
+    const before = meta?.copy().digest('hex');
+    const rec = parseJson(await nextLine()) as {
+      t?: string; p?: unknown; m?: unknown; n?: unknown; dirs?: number; files?: number; bytes?: number; sha256?: unknown;
+    };
     if (rec.t === 'e') {
+      if (meta && rec.sha256 !== before) throw damaged('its records do not match their sha256');
       const files = manifest.entries.filter((e) => e.type === 'file').length;
       if (rec.files !== files || rec.dirs !== manifest.entries.length - files || rec.bytes !== manifest.bytes) throw damaged('its end record does not match its contents');
       if (!(await r.atEnd())) throw damaged('it has bytes after its end record');
@@ -131,20 +176,16 @@ export async function readArchive(src: AsyncIterable<Buffer>, target?: string): 
         ? await fs.open(path.join(target, p), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
           .catch((e) => { throw damaged(`cannot create ${p}: ${(e as Error).message}`); })
         : undefined;
-      const hash = crypto.createHash('sha256');
+      let d: Buffer;
       try {
-        for await (const piece of r.exactly(size)) {
-          hash.update(piece);
-          if (fh) await fh.write(piece);
-        }
+        d = await readFile(r, p, size, fh);
         if (fh) await fh.sync();
       } finally {
         await fh?.close();
       }
-      const digest = hash.digest();
-      if (!digest.equals(await r.bytes(32))) throw damaged(`the content of ${p} does not match its sha256`);
       if (target) await fs.chmod(path.join(target, p), mode);
-      manifest.entries.push({ type: 'file', path: p, mode, size, sha256: digest.toString('hex') });
+      meta?.update(d);
+      manifest.entries.push({ type: 'file', path: p, mode, size, sha256: d.toString('hex') });
       manifest.bytes += size;
     } else throw damaged('it holds an unknown record');
   }
@@ -153,6 +194,92 @@ export async function readArchive(src: AsyncIterable<Buffer>, target?: string): 
   // The files were fsynced as they were written; the directories naming them are synced here.
   if (target) await fsyncTree(path.join(target, 'member'), { files: false });
   return manifest;
+}
+
+/** Version 1: the file's bytes, then their sha256. */
+const readFileV1: FileReader = async (r, p, size, out) => {
+  const hash = crypto.createHash('sha256');
+  for await (const piece of r.exactly(size)) {
+    hash.update(piece);
+    if (out) await out.write(piece);
+  }
+  const d = hash.digest();
+  if (!d.equals(await r.bytes(32))) throw damaged(`the content of ${p} does not match its sha256`);
+  return d;
+};
+
+/** Version 2: the file's blocks, each checked against its sha256 (a few at once), then the file's digest. */
+function blockReader(block: unknown): FileReader {
+  if (typeof block !== 'number' || !Number.isInteger(block) || block < 1 || block > MAX_BLOCK_SIZE) {
+    throw damaged('its header has no valid block size');
+  }
+  return async (r, p, size, out) => {
+    const digests: Buffer[] = [];
+    const take = async (job: Promise<Block>): Promise<void> => {
+      const b = await job;
+      digests.push(b.digest);
+      if (out) {
+        const { bytesWritten } = await out.writev(b.plain);
+        if (bytesWritten !== b.plain.reduce((sum, x) => sum + x.length, 0)) throw new Error(`short write restoring ${p}`);
+      }
+    };
+    // The blocks are parsed in order (a compressed block's length is in its bytes); their checks
+    // run side by side, and their bytes are written in order.
+    const window: Array<Promise<Block>> = [];
+    try {
+      for (let i = 0; i * block < size; i++) {
+        const job = (await takeBlock(r, `block ${i} of ${p}`, Math.min(block, size - i * block)))();
+        window.push(job);
+        job.catch(() => undefined);
+        if (window.length >= IN_FLIGHT) await take(window.shift()!);
+      }
+      while (window.length > 0) await take(window.shift()!);
+    } finally {
+      await Promise.allSettled(window);
+    }
+    const d = fileDigest(digests);
+    if (!d.equals(await r.bytes(32))) throw damaged(`the content of ${p} does not match its digest`);
+    return d;
+  };
+}
+
+interface Block {
+  /** Its plain bytes, in pieces. */
+  plain: Buffer[];
+  digest: Buffer;
+}
+
+/**
+ * Takes one block's bytes from the archive (reading is serial: `r` is shared); returns its check.
+ * A stored block is hashed piece by piece as it is read; a compressed one is checked later, once
+ * the threadpool has decompressed it.
+ */
+async function takeBlock(r: Reader, what: string, n: number): Promise<() => Promise<Block>> {
+  const kind = (await r.bytes(1))[0];
+  if (kind === KIND_ZERO) return async () => ({ plain: [zeroBytes(n)], digest: zeroDigest(n) });
+  if (kind === KIND_STORED) {
+    const hash = crypto.createHash('sha256');
+    const plain: Buffer[] = [];
+    for await (const piece of r.exactly(n)) {
+      hash.update(piece);
+      plain.push(piece);
+    }
+    const d = hash.digest();
+    if (!d.equals(await r.bytes(32))) throw damaged(`the content of ${what} does not match its sha256`);
+    return async () => ({ plain, digest: d });
+  }
+  if (kind !== KIND_ZSTD) throw damaged(`${what} is of an unknown kind`);
+  const length = (await r.bytes(4)).readUInt32BE(0);
+  // Only a block that compression made smaller is stored compressed: a larger length is damage.
+  if (length > n) throw damaged(`${what} has a length past its size`);
+  const packed = await r.bytes(length);
+  const expected = await r.bytes(32);
+  return async () => {
+    const plain = await unpack(packed, n);
+    if (!plain) throw damaged(`${what} cannot be decompressed`);
+    if (!digest(plain).equals(expected)) throw damaged(`the content of ${what} does not match its sha256`);
+    return { plain: [plain], digest: expected };
+  };
 }
 
 /** Entry paths are `member` or below it, plain names only: an archive can never write elsewhere. */
@@ -197,11 +324,12 @@ class Reader {
     this.buf = this.buf.subarray(n);
     return out;
   }
-  async line(): Promise<string> {
+  /** The next line's bytes, its newline included. */
+  async line(): Promise<Buffer> {
     for (;;) {
       const i = this.buf.indexOf(0x0a);
       if (i >= 0) {
-        const s = this.buf.subarray(0, i).toString('utf8');
+        const s = this.buf.subarray(0, i + 1);
         this.buf = this.buf.subarray(i + 1);
         return s;
       }

@@ -44,7 +44,7 @@ function aad(header: Buffer, i: number, final: boolean): Buffer {
   return a;
 }
 
-/** Collects bytes and hands out exact-length pieces. */
+/** Collects bytes and hands out exact-length pieces, copying only the bytes a piece spans. */
 class Bytes {
   private parts: Buffer[] = [];
   length = 0;
@@ -55,11 +55,24 @@ class Bytes {
     }
   }
   take(n: number): Buffer {
-    const all = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.length);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.parts = rest.length ? [rest] : [];
-    this.length = rest.length;
+    const first = this.parts[0];
+    if (first && first.length >= n) {
+      this.parts[0] = first.subarray(n);
+      if (this.parts[0].length === 0) this.parts.shift();
+      this.length -= n;
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let at = 0;
+    while (at < n) {
+      const p = this.parts[0]!;
+      const k = Math.min(p.length, n - at);
+      p.copy(out, at, 0, k);
+      at += k;
+      if (k === p.length) this.parts.shift();
+      else this.parts[0] = p.subarray(k);
+    }
+    this.length -= n;
     return out;
   }
 }
@@ -76,11 +89,13 @@ export function encryptStream(keyMaterial: Uint8Array, chunkSize = DEFAULT_CHUNK
   const buf = new Bytes();
   let i = 0;
   let started = false;
-  const seal = (plain: Buffer, final: boolean): Buffer => {
+  const seal = (plain: Buffer, final: boolean): Buffer[] => {
     const c = crypto.createCipheriv('aes-256-gcm', key, nonce(i));
     c.setAAD(aad(header, i, final));
     i++;
-    return Buffer.concat([c.update(plain), c.final(), c.getAuthTag()]);
+    const sealed = c.update(plain);
+    c.final();
+    return [sealed, c.getAuthTag()];
   };
   return new Transform({
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
@@ -90,12 +105,12 @@ export function encryptStream(keyMaterial: Uint8Array, chunkSize = DEFAULT_CHUNK
       }
       buf.push(chunk);
       // Keep at least one byte back: the last chunk is only known at the end.
-      while (buf.length > chunkSize) this.push(seal(buf.take(chunkSize), false));
+      while (buf.length > chunkSize) for (const b of seal(buf.take(chunkSize), false)) this.push(b);
       cb();
     },
     flush(cb: TransformCallback) {
       if (!started) this.push(header);
-      this.push(seal(buf.take(buf.length), true));
+      for (const b of seal(buf.take(buf.length), true)) this.push(b);
       cb();
     },
   });
@@ -114,7 +129,9 @@ export function decryptStream(keyMaterial: Uint8Array): Transform {
     d.setAAD(aad(header!, i, final));
     d.setAuthTag(sealed.subarray(sealed.length - TAG_LEN));
     try {
-      const out = Buffer.concat([d.update(sealed.subarray(0, sealed.length - TAG_LEN)), d.final()]);
+      const out = d.update(sealed.subarray(0, sealed.length - TAG_LEN));
+      // GCM yields every byte from update; final only checks the tag.
+      d.final();
       i++;
       return out;
     } catch {

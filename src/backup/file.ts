@@ -1,10 +1,12 @@
-// Backup files on disk: an archive (archive.ts) compressed with zstd, optionally encrypted
-// (crypt.ts); or an etcd snapshot, optionally encrypted. Written owner-only (0600) and fsynced.
+// Backup files on disk: an archive (archive.ts), optionally encrypted (crypt.ts); or an etcd
+// snapshot, optionally encrypted. Written owner-only (0600) and fsynced. A version 1 archive is
+// a zstd stream around the archive; it is still read.
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import { archiveBytes, readArchive, type ArchiveHeader, type Manifest } from './archive.ts';
+import { ARCHIVE_MAGIC, archiveBytes, readArchive, type ArchiveHeader, type Manifest } from './archive.ts';
+import type { Codec } from './blocks.ts';
 import { IntegrityError } from '../errors.ts';
 import { CRYPT_MAGIC, decryptStream, encryptStream } from './crypt.ts';
 
@@ -21,7 +23,7 @@ export async function sniff(file: string): Promise<FileKind> {
     const { bytesRead } = await fh.read(b, 0, 32, 0);
     const head = b.subarray(0, bytesRead);
     if (head.length >= CRYPT_MAGIC.length && head.subarray(0, CRYPT_MAGIC.length).equals(CRYPT_MAGIC)) return 'encrypted';
-    if (head.length >= 4 && head.subarray(0, 4).equals(ZSTD_MAGIC)) return 'archive';
+    if (isArchive(head)) return 'archive';
     // bbolt's first meta page: page header (16 bytes), then the magic.
     if (head.length >= 20 && head.readUInt32LE(16) === BOLT_MAGIC) return 'snapshot';
     return 'unknown';
@@ -29,6 +31,10 @@ export async function sniff(file: string): Promise<FileKind> {
     await fh.close();
   }
 }
+
+const ARCHIVE_HEAD = Buffer.from(ARCHIVE_MAGIC.slice(0, -2), 'latin1');
+/** An archive: version 2 (its magic line) or version 1 (zstd's magic). */
+const isArchive = (head: Buffer): boolean => head.subarray(0, 4).equals(ZSTD_MAGIC) || head.subarray(0, ARCHIVE_HEAD.length).equals(ARCHIVE_HEAD);
 
 /** Opens `file` for writing, owner-only, failing if it exists. */
 export function ownerOnlyWriteStream(file: string) {
@@ -44,27 +50,19 @@ export async function fsyncFile(file: string): Promise<void> {
   }
 }
 
-/** 1 MiB pieces: with zlib's default 16 KiB, streaming zstd ran at half the speed (bench/backup.ts). */
 const CHUNK = 1 << 20;
 const read = (file: string) => createReadStream(file, { highWaterMark: CHUNK });
-/** Level 1: 400 MB/s on this machine's text-like data, and a preallocated WAL's zeros vanish. */
-/**
- * Room for 8 pieces on each side of zstd: it works on the threadpool while the main thread hashes
- * (and encrypts) the pieces before or after it. With the streams' default 64 KiB the two took turns.
- */
-const ROOM = { readableHighWaterMark: 8 * CHUNK, writableHighWaterMark: 8 * CHUNK };
-const zstdCompress = () => zlib.createZstdCompress({ chunkSize: CHUNK, ...ROOM, params: { [zlib.constants.ZSTD_c_compressionLevel]: 1, [zlib.constants.ZSTD_c_checksumFlag]: 1 } });
-const zstdDecompress = () => zlib.createZstdDecompress({ chunkSize: CHUNK, ...ROOM });
+const zstdDecompress = () => zlib.createZstdDecompress({ chunkSize: CHUNK });
 
 /**
- * Writes `<root>/member` as a compressed (and with a key, encrypted) archive to a new file, fsynced
- * unless `sync` is false (the caller then fsyncs it before relying on it).
+ * Writes `<root>/member` as an archive (with a key, encrypted) to a new file, fsynced unless `sync`
+ * is false (the caller then fsyncs it before relying on it).
  */
-export async function writeArchiveFile(root: string, file: string, header: ArchiveHeader, key: Buffer | undefined, sync = true): Promise<Manifest> {
+export async function writeArchiveFile(root: string, file: string, header: ArchiveHeader, key: Buffer | undefined,
+  sync = true, codec: Codec = 'none'): Promise<Manifest> {
   const manifest: Manifest = { header, entries: [], bytes: 0 };
-  const stages: Transform[] = [zstdCompress()];
-  if (key) stages.push(encryptStream(key));
-  await pipeline([Readable.from(archiveBytes(root, header, manifest)), ...stages, ownerOnlyWriteStream(file)]);
+  const stages: Transform[] = key ? [encryptStream(key)] : [];
+  await pipeline([Readable.from(archiveBytes(root, header, manifest, codec), { objectMode: false }), ...stages, ownerOnlyWriteStream(file)]);
   if (sync) await fsyncFile(file);
   return manifest;
 }
@@ -72,30 +70,51 @@ export async function writeArchiveFile(root: string, file: string, header: Archi
 /** Reads an archive file back, checking everything; with `target`, extracts it there. */
 export async function readArchiveFile(file: string, key: Buffer | undefined, target?: string): Promise<Manifest> {
   let manifest: Manifest | undefined;
-  // Whichever stage fails first is the cause; pipeline then destroys the others with its error.
-  let first: 'file' | 'decrypt' | 'zstd' | 'archive' | undefined;
   const sink = async (source: AsyncIterable<Buffer>) => {
+    manifest = await readArchive(unwrapV1(source), target);
+  };
+  if (key) await pipeline(read(file), decryptStream(key), sink);
+  else await pipeline(read(file), sink);
+  return manifest!;
+}
+
+/**
+ * A version 1 archive's bytes out of its zstd stream; any other stream as it is. zstd refuses a
+ * damaged or cut stream with codes of its own (ZSTD_error_*, Z_BUF_ERROR, ...): whatever it
+ * raises, the archive is damaged. An error of the stream it reads (the file, the decryption) is
+ * passed on as it is.
+ */
+async function* unwrapV1(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const it = source[Symbol.asyncIterator]();
+  let head = Buffer.alloc(0);
+  while (head.length < ZSTD_MAGIC.length) {
+    const n = await it.next();
+    if (n.done) break;
+    head = Buffer.concat([head, n.value]);
+  }
+  let upstream: unknown;
+  const rest = async function* () {
+    yield head;
     try {
-      manifest = await readArchive(source, target);
+      for (let n = await it.next(); !n.done; n = await it.next()) yield n.value;
     } catch (e) {
-      first ??= 'archive';
+      upstream = e;
       throw e;
     }
   };
-  const file$ = read(file).once('error', () => { first ??= 'file'; });
-  const zstd = zstdDecompress().once('error', () => { first ??= 'zstd'; });
+  if (!head.subarray(0, 4).equals(ZSTD_MAGIC)) return yield* rest();
+  const zstd = zstdDecompress();
+  const feeding = pipeline(Readable.from(rest(), { objectMode: false }), zstd).catch(() => undefined);
   try {
-    if (key) await pipeline(file$, decryptStream(key).once('error', () => { first ??= 'decrypt'; }), zstd, sink);
-    else await pipeline(file$, zstd, sink);
+    for await (const piece of zstd) yield piece as Buffer;
   } catch (e) {
-    // zstd refuses a damaged or cut stream with codes of its own (ZSTD_error_*, Z_BUF_ERROR, ...):
-    // whatever it raises, the archive is damaged. A read error of the file is not.
-    if (first === 'zstd' && !(e instanceof IntegrityError)) {
-      throw new IntegrityError('damaged', `the backup archive is damaged (zstd: ${(e as Error).message})`);
-    }
-    throw e;
+    if (upstream !== undefined) throw upstream;
+    if (e instanceof IntegrityError) throw e;
+    throw new IntegrityError('damaged', `the backup archive is damaged (zstd: ${(e as Error).message})`);
+  } finally {
+    zstd.destroy();
+    await feeding;
   }
-  return manifest!;
 }
 
 /** Encrypts `src` into the new file `dst` (0600). */

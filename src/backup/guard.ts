@@ -58,7 +58,7 @@ export class BackupGuard {
     const dir = await realish(opts.backupDir);
     checkBackupDir(dir, dataReal);
     await checkNotAFile(dir);
-    const target = { dir, id: backupId(dataReal), keep: opts.keepBackups, key };
+    const target = { dir, id: backupId(dataReal), keep: opts.keepBackups, key, codec: opts.backupCompression };
     const guard = new BackupGuard(target, opts.dataDir, log, isCluster(opts.initialCluster));
 
     const sizes = await measureMember(opts.dataDir);

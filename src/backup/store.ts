@@ -10,6 +10,7 @@ import { parseVersionFile } from '../version.ts';
 import { keyFromFileBytes } from './crypt.ts';
 import { fsyncFile, readArchiveFile, writeArchiveFile } from './file.ts';
 import type { Entry, Manifest } from './archive.ts';
+import type { Codec } from './blocks.ts';
 import { backupName, PART_SUFFIX, toDelete } from './retention.ts';
 
 export interface BackupDir {
@@ -18,6 +19,8 @@ export interface BackupDir {
   id: string;
   keep: number;
   key: Buffer | undefined;
+  /** How blocks are stored: 'none' keeps the backup near the disk's speed, 'zstd' makes it smaller. */
+  codec?: Codec;
 }
 
 export interface Backup {
@@ -56,7 +59,7 @@ export async function createBackup(dataDir: string, v: DataVersion, b: BackupDir
   const file = path.join(b.dir, backupName(b.id, now, v, !!b.key));
   const part = file + PART_SUFFIX;
   try {
-    const written = await writeArchiveFile(dataDir, part, { dataVersion: fmtData(v), created: now.toISOString(), source: path.resolve(dataDir) }, b.key, false);
+    const written = await writeArchiveFile(dataDir, part, { dataVersion: fmtData(v), created: now.toISOString(), source: path.resolve(dataDir) }, b.key, false, b.codec);
     // The disk flush (I/O wait) runs while the read-back (CPU) checks the same bytes; both finish
     // before the rename, so a backup under its final name is always on disk and verified.
     const [checked, synced] = await Promise.allSettled([readArchiveFile(part, b.key), fsyncFile(part)]);

@@ -33,6 +33,14 @@ describe('backup options', () => {
     expect(() => resolve({ ...base, ...flags })).toThrow(message);
   });
 
+  it('stores backups uncompressed unless told zstd; refuses any other codec, naming where it came from', () => {
+    expect(resolve(base).backupCompression).toBe('none');
+    expect(resolve(base, { BACKUP_COMPRESSION: 'zstd' }).backupCompression).toBe('zstd');
+    expect(resolve({ ...base, backupCompression: 'none' }, { BACKUP_COMPRESSION: 'zstd' }).backupCompression).toBe('none');
+    expect(() => resolve(base, { BACKUP_COMPRESSION: 'gzip' })).toThrow(/^BACKUP_COMPRESSION must be one of none, zstd \(got "gzip"\)/);
+    expect(() => resolve({ ...base, backupCompression: 'lz4' })).toThrow(/^--backup-compression must be one of none, zstd/);
+  });
+
   it('refuses a KEEP_BACKUPS that is not a count, naming the variable', () => {
     expect(() => resolve(base, { KEEP_BACKUPS: 'many' })).toThrow(/KEEP_BACKUPS must be/);
   });

@@ -12,6 +12,8 @@ import { freePort, tmpDir } from '../../helpers/tmp.ts';
 beforeAll(requireBinaries);
 
 const NAME = 'm1';
+const V1_FIXTURES = path.join(import.meta.dirname, '../../fixtures/backup-v1');
+const V1_BACKUP = 'fixture-20261203T200000000Z-3.5.30-etcd3.backup';
 
 /** A 3.5.30 data dir and a verified snapshot of it (plain, and encrypted with `key`). */
 async function snapshotOf(root: string) {
@@ -90,7 +92,7 @@ describe('etcd-migrate restore', () => {
     expect(await treeSnapshot(dir)).toEqual(before);
   });
 
-  it('reports a damaged backup archive as damaged (exit 2), whatever error zstd raises, and changes nothing', async () => {
+  it('reports a damaged backup archive as damaged (exit 2), of either version, and changes nothing', async () => {
     const root = await tmpDir();
     const dir = path.join(root, 'data');
     await makeHistoryData('3.4.23', dir, NAME);
@@ -99,26 +101,47 @@ describe('etcd-migrate restore', () => {
     const m = await runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', NAME, '--backup-dir', backups, ...ports]);
     expect(m.exitCode, m.stderr).toBe(0);
     const [name] = await fs.readdir(backups);
-    const good = await fs.readFile(path.join(backups, name!));
-    // A flipped bit at each of 24 places spread over the compressed stream (past zstd's 4-byte
-    // magic, so each is still taken for an archive): zstd raises ZSTD_error_* codes of several kinds.
+    // A flipped bit at each of 24 places spread over the file (past its magic: zstd's 4 bytes, the
+    // archive's first line, so each is still taken for an archive). A version 1 archive is a zstd stream: zstd raises ZSTD_error_*
+    // codes of several kinds, each said as damage.
     const target = path.join(root, 'restored');
     const codes = new Set<string>();
-    for (let i = 0; i < 24; i++) {
-      const bad = Buffer.from(good);
-      const at = 4 + Math.floor(((bad.length - 4) * i) / 24);
-      bad[at]! ^= 1 << (i % 8);
-      const file = path.join(root, `flipped-${i}.backup`);
-      await fs.writeFile(file, bad);
-      const r = await runCli(['restore', file, '--data-dir', target, '--bin-dir', BIN_DIR]);
-      expect(r.exitCode, `flip at byte ${at}: ${r.stderr}`).toBe(2);
-      expect(r.stderr).toMatch(/the backup archive is (damaged|truncated)/);
-      expect(r.stderr).not.toMatch(/\n\s+at /);
-      codes.add(/zstd: ([^)]*)\)/.exec(r.stderr)?.[1] ?? 'archive check');
-      await expect(fs.stat(target)).rejects.toThrow(/ENOENT/);
+    for (const file of [path.join(backups, name!), path.join(V1_FIXTURES, V1_BACKUP)]) {
+      const good = await fs.readFile(file);
+      const skip = file.endsWith(V1_BACKUP) ? 4 : 23;
+      for (let i = 0; i < 24; i++) {
+        const bad = Buffer.from(good);
+        const at = skip + Math.floor(((bad.length - skip) * i) / 24);
+        bad[at]! ^= 1 << (i % 8);
+        const flipped = path.join(root, `flipped-${i}.backup`);
+        await fs.writeFile(flipped, bad);
+        const r = await runCli(['restore', flipped, '--data-dir', target, '--bin-dir', BIN_DIR]);
+        expect(r.exitCode, `${path.basename(file)}, flip at byte ${at}: ${r.stderr}`).toBe(2);
+        expect(r.stderr).toMatch(/the backup archive is (damaged|truncated)/);
+        expect(r.stderr).not.toMatch(/\n\s+at /);
+        if (file.endsWith(V1_BACKUP)) codes.add(/zstd: ([^)]*)\)/.exec(r.stderr)?.[1] ?? 'archive check');
+        await expect(fs.stat(target)).rejects.toThrow(/ENOENT/);
+      }
     }
-    console.log(`24 flipped bits: ${[...codes].join(' | ')}`);
+    console.log(`24 flipped bits in a version 1 archive: ${[...codes].join(' | ')}`);
     expect(codes.size).toBeGreaterThan(1);
+  });
+
+  it('restores a version 1 backup (made before archive version 2), plain and encrypted: etcd serves its keys', async () => {
+    const root = await tmpDir();
+    for (const [file, extra] of [[V1_BACKUP, []], [`${V1_BACKUP}.enc`, ['--backup-encryption-key-file', path.join(root, 'key')]]] as const) {
+      // The key file is copied: a checkout may leave it readable by others, which is refused.
+      await fs.copyFile(path.join(V1_FIXTURES, 'key'), path.join(root, 'key'));
+      await fs.chmod(path.join(root, 'key'), 0o600);
+      const target = path.join(root, `restored-${file}`);
+      const r = await runCli(['restore', path.join(V1_FIXTURES, file), '--data-dir', target, '--bin-dir', BIN_DIR, ...extra]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(await fs.readFile(path.join(target, 'version.txt'), 'utf8')).toBe('3.5.30/etcd3');
+      const { keys } = await served('3.5.30', target, 'default');
+      expect(keys.map((k) => `${k.key}=${k.value}`)).toEqual([
+        '/registry/fixture/k1=value 1', '/registry/fixture/k2=value 2', '/registry/fixture/k3=value 3', '/registry/fixture/leased=v',
+      ]);
+    }
   });
 
   it('makes every directory of the restored member dir durable (and, from a snapshot, every file) before the swap', async (ctx) => {

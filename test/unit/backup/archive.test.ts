@@ -4,10 +4,9 @@ import crypto from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { readArchive } from '../../../src/backup/archive.ts';
-import { IntegrityError } from '../../../src/backup/crypt.ts';
+import { IntegrityError, keyFromFileBytes } from '../../../src/backup/crypt.ts';
 import { readArchiveFile, sniff, writeArchiveFile } from '../../../src/backup/file.ts';
 import { treeSnapshot } from '../../helpers/cli.ts';
 import { tmpDir } from '../../helpers/tmp.ts';
@@ -31,15 +30,25 @@ async function refused(p: Promise<unknown>): Promise<IntegrityError> {
   return e as IntegrityError;
 }
 
+const FIXTURES = path.join(import.meta.dirname, '../../fixtures/backup-v1');
+const V1 = 'fixture-20261203T200000000Z-3.5.30-etcd3.backup';
+
+/** Every combination a backup is written with. */
+const KINDS = [
+  ['plain', undefined, 'none'], ['plain, zstd', undefined, 'zstd'],
+  ['encrypted', crypto.randomBytes(32), 'none'], ['encrypted, zstd', crypto.randomBytes(32), 'zstd'],
+] as const;
+
 describe('backup archive', () => {
-  it.each([['plain', undefined], ['encrypted', crypto.randomBytes(32)]] as const)('%s: round-trips the member tree exactly, compressed', async (_name, key) => {
+  it.each(KINDS)('%s: round-trips the member tree exactly; zeros take no room', async (_name, key, codec) => {
     const dir = await tmpDir();
     const src = path.join(dir, 'src');
     await memberTree(src);
     const file = path.join(dir, 'b.backup');
-    const written = await writeArchiveFile(src, file, HEADER, key);
+    const written = await writeArchiveFile(src, file, HEADER, key, true, codec);
     expect((await fs.stat(file)).mode & 0o777).toBe(0o600);
-    expect((await fs.stat(file)).size).toBeLessThan(3_000_001 + 1_000_000); // the zero WAL compresses away
+    // The 8 MB zero "WAL" costs a byte a block; the random db cannot be compressed.
+    expect((await fs.stat(file)).size).toBeLessThan(3_000_001 + 10_000);
     expect(await sniff(file)).toBe(key ? 'encrypted' : 'archive');
 
     const verified = await readArchiveFile(file, key);
@@ -52,39 +61,81 @@ describe('backup archive', () => {
     expect(await treeSnapshot(path.join(out, 'member'))).toEqual(await treeSnapshot(path.join(src, 'member')));
   });
 
-  it('refuses a changed byte or a truncated file, plain or encrypted', async () => {
+  it('compresses blocks that zstd makes smaller, and the digests do not depend on the codec', async () => {
+    const dir = await tmpDir();
+    const src = path.join(dir, 'src');
+    await memberTree(src);
+    await fs.writeFile(path.join(src, 'member/snap/db'), Buffer.from('etcd '.repeat(1_000_000)));
+    const none = await writeArchiveFile(src, path.join(dir, 'none'), HEADER, undefined, true, 'none');
+    const zstd = await writeArchiveFile(src, path.join(dir, 'zstd'), HEADER, undefined, true, 'zstd');
+    expect((await fs.stat(path.join(dir, 'none'))).size).toBeGreaterThan(5_000_000);
+    expect((await fs.stat(path.join(dir, 'zstd'))).size).toBeLessThan(100_000);
+    expect(zstd.entries).toEqual(none.entries);
+    expect((await readArchiveFile(path.join(dir, 'zstd'), undefined)).entries).toEqual(none.entries);
+  });
+
+  it.each(KINDS)('%s: refuses a changed byte anywhere and a truncated file', async (_name, key, codec) => {
     const dir = await tmpDir();
     await memberTree(path.join(dir, 'src'));
-    for (const key of [undefined, crypto.randomBytes(32)]) {
-      const file = path.join(dir, `b-${key ? 'enc' : 'plain'}`);
-      await writeArchiveFile(path.join(dir, 'src'), file, HEADER, key);
-      const good = await fs.readFile(file);
+    await fs.writeFile(path.join(dir, 'src/member/snap/db'), Buffer.from('etcd '.repeat(300_000)));
+    const file = path.join(dir, 'b');
+    await writeArchiveFile(path.join(dir, 'src'), file, HEADER, key, true, codec);
+    const good = await fs.readFile(file);
+    // Flips spread over the file: records, kind bytes, lengths, block bytes, digests.
+    for (let k = 1; k < 40; k++) {
       const flipped = Buffer.from(good);
-      flipped[Math.floor(good.length / 2)]! ^= 0x10;
+      flipped[Math.floor((good.length * k) / 40)]! ^= 0x10;
       await fs.writeFile(`${file}.flip`, flipped);
       await refused(readArchiveFile(`${file}.flip`, key));
-      await fs.writeFile(`${file}.cut`, good.subarray(0, good.length - 100));
+    }
+    for (const cut of [1, 33, 100, Math.floor(good.length / 2)]) {
+      await fs.writeFile(`${file}.cut`, good.subarray(0, good.length - cut));
       await refused(readArchiveFile(`${file}.cut`, key));
     }
   });
 
   it('never writes outside the target, whatever the archive says', async () => {
     const dir = await tmpDir();
-    const hostile = (p: string) => Readable.from([Buffer.from('etcd-migrate archive 1\n' + JSON.stringify(HEADER) + '\n' + JSON.stringify({ t: 'f', p, m: 420, n: 1 }) + '\nx')]);
-    for (const p of ['../evil', 'member/../../evil', '/etc/evil', 'other/x', 'member/./x']) {
-      await refused(readArchive(hostile(p), dir));
+    const head = (v: number) => `etcd-migrate archive ${v}\n${JSON.stringify({ ...HEADER, block: 1 << 20 })}\n`;
+    const hostile = (v: number, p: string) => Readable.from([Buffer.from(head(v) + JSON.stringify({ t: 'f', p, m: 420, n: 1 }) + '\nx')]);
+    for (const v of [1, 2]) {
+      for (const p of ['../evil', 'member/../../evil', '/etc/evil', 'other/x', 'member/./x']) {
+        await refused(readArchive(hostile(v, p), dir));
+      }
     }
     expect(await fs.readdir(dir)).toEqual([]);
   });
 
-  it('refuses bytes after the end record and a record that is not JSON', async () => {
+  it('refuses bytes after the end record, a record that is not JSON, a block size out of range', async () => {
     const dir = await tmpDir();
     await memberTree(path.join(dir, 'src'));
     const file = path.join(dir, 'b');
     await writeArchiveFile(path.join(dir, 'src'), file, HEADER, undefined);
-    const raw = zlib.zstdDecompressSync(await fs.readFile(file));
+    const raw = await fs.readFile(file);
+    expect(raw.subarray(0, 23).toString()).toBe('etcd-migrate archive 2\n');
     await refused(readArchive(Readable.from([Buffer.concat([raw, Buffer.from('x')])])));
-    await refused(readArchive(Readable.from([Buffer.from('etcd-migrate archive 1\n{not json}\n')])));
+    await refused(readArchive(Readable.from([Buffer.from('etcd-migrate archive 2\n{not json}\n')])));
+    for (const block of [0, 1.5, 17 << 20, '1']) {
+      await refused(readArchive(Readable.from([Buffer.from(`etcd-migrate archive 2\n${JSON.stringify({ ...HEADER, block })}\n`)])));
+    }
     expect((await readArchive(Readable.from([raw]))).header).toEqual(HEADER);
+  });
+
+  it('reads version 1 backups (zstd around the archive), plain and encrypted, and refuses them damaged', async () => {
+    const key = keyFromFileBytes(await fs.readFile(path.join(FIXTURES, 'key')), 'key');
+    for (const [file, k] of [[V1, undefined], [`${V1}.enc`, key]] as const) {
+      const dir = await tmpDir();
+      const m = await readArchiveFile(path.join(FIXTURES, file), k, dir);
+      expect(m.header.dataVersion).toBe('3.5.30/etcd3');
+      expect(m.entries.map((e) => e.path)).toEqual(['member', 'member/snap', 'member/snap/db', 'member/wal', 'member/wal/0000000000000000-0000000000000000.wal']);
+      const db = await fs.readFile(path.join(dir, 'member/snap/db'));
+      expect(m.entries[2]!.sha256).toBe(crypto.hash('sha256', db));
+      expect(db.includes('/registry/fixture/leased')).toBe(true);
+      const good = await fs.readFile(path.join(FIXTURES, file));
+      const flipped = Buffer.from(good);
+      flipped[good.length - 200]! ^= 0x10;
+      await fs.writeFile(path.join(dir, 'flip'), flipped);
+      await refused(readArchiveFile(path.join(dir, 'flip'), k));
+    }
   });
 });

@@ -1,0 +1,70 @@
+// One block of a file in a version 2 archive (docs/backups.md): all zeros (a kind byte alone),
+// stored, or zstd-compressed, each with the sha256 of its plain bytes. Compression runs on the
+// threadpool (zlib's async calls), beside the hashing; hashing is in place (WebCrypto's async
+// digest would copy every block first).
+import crypto from 'node:crypto';
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
+
+export const BLOCK_SIZE = 1 << 20;
+export const MAX_BLOCK_SIZE = 16 << 20;
+export type Codec = 'none' | 'zstd';
+
+export const KIND_ZERO = 0;
+export const KIND_STORED = 1;
+export const KIND_ZSTD = 2;
+
+const compress = promisify(zlib.zstdCompress);
+const decompress = promisify(zlib.zstdDecompress);
+const ZSTD_LEVEL = { params: { [zlib.constants.ZSTD_c_compressionLevel]: 1 } };
+
+const zeroDigests = new Map<number, Buffer>();
+let zeros = Buffer.alloc(0);
+
+/** A buffer of `n` zero bytes, shared: never written to. */
+export function zeroBytes(n: number): Buffer {
+  if (zeros.length < n) zeros = Buffer.alloc(Math.max(n, BLOCK_SIZE));
+  return zeros.subarray(0, n);
+}
+
+/** The sha256 of `n` zero bytes (a zero block's digest, computed once per length). */
+export function zeroDigest(n: number): Buffer {
+  let d = zeroDigests.get(n);
+  if (!d) zeroDigests.set(n, (d = crypto.hash('sha256', zeroBytes(n), 'buffer')));
+  return d;
+}
+
+export const isZero = (b: Buffer): boolean => b.equals(zeroBytes(b.length));
+
+export const digest = (b: Buffer): Buffer => crypto.hash('sha256', b, 'buffer');
+
+export interface EncodedBlock {
+  /** The block's bytes in the archive, in order. */
+  parts: Buffer[];
+  /** sha256 of its plain bytes. */
+  digest: Buffer;
+}
+
+/** Encodes one block; compressed only when that makes it smaller. */
+export async function encodeBlock(plain: Buffer, codec: Codec): Promise<EncodedBlock> {
+  if (isZero(plain)) return { parts: [Buffer.of(KIND_ZERO)], digest: zeroDigest(plain.length) };
+  const packing = codec === 'zstd' ? compress(plain, ZSTD_LEVEL) : undefined;
+  const d = digest(plain);
+  const packed = await packing;
+  if (packed && packed.length + 4 < plain.length) {
+    const head = Buffer.alloc(5);
+    head[0] = KIND_ZSTD;
+    head.writeUInt32BE(packed.length, 1);
+    return { parts: [head, packed, d], digest: d };
+  }
+  return { parts: [Buffer.of(KIND_STORED), plain, d], digest: d };
+}
+
+/** A compressed block's plain bytes; undefined when they are not exactly `size` bytes long. */
+export async function unpack(packed: Buffer, size: number): Promise<Buffer | undefined> {
+  const plain = await decompress(packed, { maxOutputLength: Math.max(size, 1) }).catch(() => undefined);
+  return plain?.length === size ? plain : undefined;
+}
+
+/** What a file's blocks add up to: the sha256 of their digests, in order. */
+export const fileDigest = (digests: readonly Buffer[]): Buffer => crypto.hash('sha256', Buffer.concat(digests), 'buffer');
