@@ -5,7 +5,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { readArchive } from '../../../src/backup/archive.ts';
+import { archiveBytes, readArchive } from '../../../src/backup/archive.ts';
 import { IntegrityError, keyFromFileBytes } from '../../../src/backup/crypt.ts';
 import { readArchiveFile, sniff, writeArchiveFile } from '../../../src/backup/file.ts';
 import { treeSnapshot } from '../../helpers/cli.ts';
@@ -92,6 +92,23 @@ describe('backup archive', () => {
       await fs.writeFile(`${file}.cut`, good.subarray(0, good.length - cut));
       await refused(readArchiveFile(`${file}.cut`, key));
     }
+  });
+
+  it('writes the test vector of docs/backups.md byte for byte, and reads it back', async () => {
+    const root = await tmpDir();
+    await fs.mkdir(path.join(root, 'member/wal'), { recursive: true });
+    await fs.writeFile(path.join(root, 'member/db'), 'etcd');
+    await fs.writeFile(path.join(root, 'member/wal/0.wal'), Buffer.alloc(8));
+    for (const [p, mode] of [['member', 0o700], ['member/wal', 0o700], ['member/db', 0o600], ['member/wal/0.wal', 0o600]] as const) {
+      await fs.chmod(path.join(root, p), mode);
+    }
+    const header = { dataVersion: '3.5.30/etcd3', created: '2026-12-03T00:00:00.000Z', source: '/var/etcd/data' };
+    const parts: Buffer[] = [];
+    for await (const b of archiveBytes(root, header, { header, entries: [], bytes: 0 }, 'none')) parts.push(b);
+    const doc = await fs.readFile(path.join(import.meta.dirname, '../../../docs/backups.md'), 'utf8');
+    const hex = /\*\*Test vector\*\* \(`test\/unit\/backup\/archive\.test\.ts`[\s\S]*?```\n([0-9a-f\n]+)```/.exec(doc)![1]!.replace(/\n/g, '');
+    expect(Buffer.concat(parts).toString('hex')).toBe(hex);
+    expect((await readArchive(Readable.from([Buffer.from(hex, 'hex')]))).bytes).toBe(12);
   });
 
   it('never writes outside the target, whatever the archive says', async () => {
