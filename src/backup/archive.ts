@@ -95,7 +95,16 @@ async function* fileBlocks(abs: string, size: number, codec: Codec): AsyncGenera
   const fh = await fs.open(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
   const digests: Buffer[] = [];
   try {
-    const encode = async (i: number) => encodeBlock(await readBlock(fh, abs, i * BLOCK_SIZE, Math.min(BLOCK_SIZE, size - i * BLOCK_SIZE)), codec);
+    // A zero block's buffer is read into again: most of an idle member's bytes are zeros, and
+    // fresh buffers cost more than the reading.
+    const spare: Buffer[] = [];
+    const encode = async (i: number) => {
+      const buf = spare.pop() ?? Buffer.allocUnsafe(BLOCK_SIZE);
+      const plain = await readBlock(fh, abs, buf, i * BLOCK_SIZE, Math.min(BLOCK_SIZE, size - i * BLOCK_SIZE));
+      const b = await encodeBlock(plain, codec);
+      if (b.zero) spare.push(buf);
+      return b;
+    };
     for await (const b of mapOrdered(range(Math.ceil(size / BLOCK_SIZE)), IN_FLIGHT, encode)) {
       digests.push(b.digest);
       yield* b.parts;
@@ -108,8 +117,8 @@ async function* fileBlocks(abs: string, size: number, codec: Codec): AsyncGenera
   return fileDigest(digests);
 }
 
-async function readBlock(fh: FileHandle, abs: string, pos: number, n: number): Promise<Buffer> {
-  const b = Buffer.allocUnsafe(n);
+async function readBlock(fh: FileHandle, abs: string, buf: Buffer, pos: number, n: number): Promise<Buffer> {
+  const b = buf.subarray(0, n);
   let got = 0;
   while (got < n) {
     const { bytesRead } = await fh.read(b, got, n - got, pos + got);

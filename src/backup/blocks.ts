@@ -18,6 +18,7 @@ const compress = promisify(zlib.zstdCompress);
 const decompress = promisify(zlib.zstdDecompress);
 const ZSTD_LEVEL = { params: { [zlib.constants.ZSTD_c_compressionLevel]: 1 } };
 
+const ZERO_KIND = Buffer.of(KIND_ZERO);
 const zeroDigests = new Map<number, Buffer>();
 let zeros = Buffer.alloc(0);
 
@@ -43,11 +44,13 @@ export interface EncodedBlock {
   parts: Buffer[];
   /** sha256 of its plain bytes. */
   digest: Buffer;
+  /** All zeros: its parts hold none of the plain buffer. */
+  zero: boolean;
 }
 
 /** Encodes one block; compressed only when that makes it smaller. */
 export async function encodeBlock(plain: Buffer, codec: Codec): Promise<EncodedBlock> {
-  if (isZero(plain)) return { parts: [Buffer.of(KIND_ZERO)], digest: zeroDigest(plain.length) };
+  if (isZero(plain)) return { parts: [ZERO_KIND], digest: zeroDigest(plain.length), zero: true };
   const packing = codec === 'zstd' ? compress(plain, ZSTD_LEVEL) : undefined;
   const d = digest(plain);
   const packed = await packing;
@@ -55,9 +58,9 @@ export async function encodeBlock(plain: Buffer, codec: Codec): Promise<EncodedB
     const head = Buffer.alloc(5);
     head[0] = KIND_ZSTD;
     head.writeUInt32BE(packed.length, 1);
-    return { parts: [head, packed, d], digest: d };
+    return { parts: [head, packed, d], digest: d, zero: false };
   }
-  return { parts: [Buffer.of(KIND_STORED), plain, d], digest: d };
+  return { parts: [Buffer.of(KIND_STORED), plain, d], digest: d, zero: false };
 }
 
 /** A compressed block's plain bytes; undefined when they are not exactly `size` bytes long. */
