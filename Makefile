@@ -60,6 +60,9 @@ rehearse: deps etcd-bin
 # Sizes: BENCH_KEYS (etcd2 -> etcd3 conversions), BENCH_MIB (backup and downgrade); BENCH_BASELINE
 # (a commit) adds that commit's entrypoint to the conversions. The defaults take ~15 min on 2 cores;
 # the issue's sizes: make bench BENCH_KEYS="10000 100000 1000000" BENCH_MIB=250,500,1000.
+# BENCH_GB: issue 19's sizes (GB of db) for backups and a whole one-minor run (bench/scale.ts; the
+# data, made once, needs ~3x the largest size on disk; 1,4,8 takes ~25 min).
+BENCH_GB ?= 1,4,8
 BENCH_KEYS ?= 10000 100000
 BENCH_MIB ?= 250
 BENCH_BASELINE ?=
@@ -69,6 +72,7 @@ bench: deps etcd-bin
 	node_modules/.bin/node bench/chain37.ts 9
 	@for k in $(BENCH_KEYS); do BENCH_DATA=$(BENCH_DATA)/v2-$$k BENCH_BASELINE=$(BENCH_BASELINE) node_modules/.bin/node bench/convert.ts $$k $(BIN_DIR) 23500 1 || exit 1; done
 	node_modules/.bin/node bench/growth.ts --sizes $(BENCH_MIB) --runs 3 --data $(BENCH_DATA)/gb
+	node_modules/.bin/node bench/scale.ts --sizes $(BENCH_GB) --data $(BENCH_DATA)/scale
 
 clean:
 	rm -rf .cache/demo .cache/image .cache/podman .cache/bench-data

@@ -22,6 +22,7 @@ import {
   BLOCK_SIZE, KIND_STORED, KIND_ZERO, KIND_ZSTD, MAX_BLOCK_SIZE, digest, encodeBlock, fileDigest, unpack, zeroBytes,
   zeroDigest, type Codec,
 } from './blocks.ts';
+import { blockBuffer, Hasher } from './hasher.ts';
 import { mapOrdered, range } from './ordered.ts';
 
 export const ARCHIVE_MAGIC = 'etcd-migrate archive 2\n';
@@ -54,6 +55,15 @@ export interface Manifest {
 
 /** The archive's bytes for `<root>/member`; `manifest.entries` fills in as the files are read. */
 export async function* archiveBytes(root: string, header: ArchiveHeader, manifest: Manifest, codec: Codec = 'none'): AsyncGenerator<Buffer> {
+  const hasher = new Hasher();
+  try {
+    yield* archiveWith(root, header, manifest, codec, hasher);
+  } finally {
+    await hasher.close();
+  }
+}
+
+async function* archiveWith(root: string, header: ArchiveHeader, manifest: Manifest, codec: Codec, hasher: Hasher): AsyncGenerator<Buffer> {
   const meta = crypto.createHash('sha256');
   const line = (o: object): Buffer => {
     const b = Buffer.from(JSON.stringify(o) + '\n');
@@ -77,7 +87,7 @@ export async function* archiveBytes(root: string, header: ArchiveHeader, manifes
     } else if (st.isFile()) {
       files++;
       yield line({ t: 'f', p: rel, m: mode, n: st.size });
-      const d = yield* fileBlocks(abs, st.size, codec);
+      const d = yield* fileBlocks(abs, st.size, codec, hasher);
       manifest.entries.push({ type: 'file', path: rel, mode, size: st.size, sha256: d.toString('hex') });
       manifest.bytes += st.size;
       meta.update(d);
@@ -91,7 +101,7 @@ export async function* archiveBytes(root: string, header: ArchiveHeader, manifes
 }
 
 /** A file's blocks, read and encoded a few at a time; returns the file's digest. */
-async function* fileBlocks(abs: string, size: number, codec: Codec): AsyncGenerator<Buffer, Buffer> {
+async function* fileBlocks(abs: string, size: number, codec: Codec, hasher: Hasher): AsyncGenerator<Buffer, Buffer> {
   const fh = await fs.open(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
   const digests: Buffer[] = [];
   try {
@@ -99,9 +109,9 @@ async function* fileBlocks(abs: string, size: number, codec: Codec): AsyncGenera
     // fresh buffers cost more than the reading.
     const spare: Buffer[] = [];
     const encode = async (i: number) => {
-      const buf = spare.pop() ?? Buffer.allocUnsafe(BLOCK_SIZE);
+      const buf = spare.pop() ?? blockBuffer(BLOCK_SIZE);
       const plain = await readBlock(fh, abs, buf, i * BLOCK_SIZE, Math.min(BLOCK_SIZE, size - i * BLOCK_SIZE));
-      const b = await encodeBlock(plain, codec);
+      const b = await encodeBlock(plain, codec, hasher);
       if (b.zero) spare.push(buf);
       return b;
     };
@@ -153,7 +163,16 @@ export async function readArchive(src: AsyncIterable<Buffer>, target?: string): 
   };
   const header = parseJson(await nextLine()) as ArchiveHeader & { block?: unknown };
   if (typeof header?.dataVersion !== 'string') throw damaged('its header has no dataVersion');
-  const readFile = v1 ? readFileV1 : blockReader(header.block);
+  const hasher = new Hasher();
+  try {
+    return await readRecords(r, header, v1 ? readFileV1 : blockReader(header.block, hasher), nextLine, meta, target);
+  } finally {
+    await hasher.close();
+  }
+}
+
+async function readRecords(r: Reader, header: ArchiveHeader & { block?: unknown }, readFile: FileReader,
+  nextLine: () => Promise<string>, meta: crypto.Hash | undefined, target: string | undefined): Promise<Manifest> {
   const { block: _, ...plain } = header;
   const manifest: Manifest = { header: plain, entries: [], bytes: 0 };
   const dirModes: Array<[string, number]> = [];
@@ -218,7 +237,7 @@ const readFileV1: FileReader = async (r, p, size, out) => {
 };
 
 /** Version 2: the file's blocks, each checked against its sha256 (a few at once), then the file's digest. */
-function blockReader(block: unknown): FileReader {
+function blockReader(block: unknown, hasher: Hasher): FileReader {
   if (typeof block !== 'number' || !Number.isInteger(block) || block < 1 || block > MAX_BLOCK_SIZE) {
     throw damaged('its header has no valid block size');
   }
@@ -237,7 +256,7 @@ function blockReader(block: unknown): FileReader {
     const window: Array<Promise<Block>> = [];
     try {
       for (let i = 0; i * block < size; i++) {
-        const job = (await takeBlock(r, `block ${i} of ${p}`, Math.min(block, size - i * block)))();
+        const job = (await takeBlock(r, `block ${i} of ${p}`, Math.min(block, size - i * block), hasher))();
         window.push(job);
         job.catch(() => undefined);
         if (window.length >= IN_FLIGHT) await take(window.shift()!);
@@ -259,23 +278,23 @@ interface Block {
 }
 
 /**
- * Takes one block's bytes from the archive (reading is serial: `r` is shared); returns its check.
- * A stored block is hashed piece by piece as it is read; a compressed one is checked later, once
- * the threadpool has decompressed it.
+ * Takes one block's bytes from the archive (reading is serial: `r` is shared); returns its check,
+ * which runs beside the next blocks' (hashing on its thread, decompression on the threadpool).
  */
-async function takeBlock(r: Reader, what: string, n: number): Promise<() => Promise<Block>> {
+async function takeBlock(r: Reader, what: string, n: number, hasher: Hasher): Promise<() => Promise<Block>> {
   const kind = (await r.bytes(1))[0];
   if (kind === KIND_ZERO) return async () => ({ plain: [zeroBytes(n)], digest: zeroDigest(n) });
   if (kind === KIND_STORED) {
-    const hash = crypto.createHash('sha256');
-    const plain: Buffer[] = [];
-    for await (const piece of r.exactly(n)) {
-      hash.update(piece);
-      plain.push(piece);
-    }
-    const d = hash.digest();
-    if (!d.equals(await r.bytes(32))) throw damaged(`the content of ${what} does not match its sha256`);
-    return async () => ({ plain, digest: d });
+    // Copied out of the stream's buffers into one of its own, which the hashing thread may take.
+    const block = blockBuffer(n);
+    let at = 0;
+    for await (const piece of r.exactly(n)) at += piece.copy(block, at);
+    const expected = await r.bytes(32);
+    return async () => {
+      const { buf, digest: d } = await hasher.hash(block);
+      if (!d.equals(expected)) throw damaged(`the content of ${what} does not match its sha256`);
+      return { plain: [buf], digest: d };
+    };
   }
   if (kind !== KIND_ZSTD) throw damaged(`${what} is of an unknown kind`);
   const length = (await r.bytes(4)).readUInt32BE(0);

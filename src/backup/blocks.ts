@@ -1,10 +1,10 @@
 // One block of a file in a version 2 archive (docs/backups.md): all zeros (a kind byte alone),
-// stored, or zstd-compressed, each with the sha256 of its plain bytes. Compression runs on the
-// threadpool (zlib's async calls), beside the hashing; hashing is in place (WebCrypto's async
-// digest would copy every block first).
+// stored, or zstd-compressed, each with the sha256 of its plain bytes. Hashing runs on a thread of
+// its own (hasher.ts), compression on the threadpool (zlib's async calls).
 import crypto from 'node:crypto';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
+import type { Hasher } from './hasher.ts';
 
 export const BLOCK_SIZE = 1 << 20;
 export const MAX_BLOCK_SIZE = 16 << 20;
@@ -48,12 +48,15 @@ export interface EncodedBlock {
   zero: boolean;
 }
 
-/** Encodes one block; compressed only when that makes it smaller. */
-export async function encodeBlock(plain: Buffer, codec: Codec): Promise<EncodedBlock> {
-  if (isZero(plain)) return { parts: [ZERO_KIND], digest: zeroDigest(plain.length), zero: true };
-  const packing = codec === 'zstd' ? compress(plain, ZSTD_LEVEL) : undefined;
-  const d = digest(plain);
-  const packed = await packing;
+/**
+ * Encodes one block; compressed only when that makes it smaller. `block` comes from blockBuffer:
+ * it may be moved to the hashing thread, so only the returned parts hold its bytes afterwards.
+ */
+export async function encodeBlock(block: Buffer, codec: Codec, hasher: Hasher): Promise<EncodedBlock> {
+  if (isZero(block)) return { parts: [ZERO_KIND], digest: zeroDigest(block.length), zero: true };
+  // Hashed first, then compressed: the block's memory is away while it is hashed.
+  const { buf: plain, digest: d } = await hasher.hash(block);
+  const packed = codec === 'zstd' ? await compress(plain, ZSTD_LEVEL) : undefined;
   if (packed && packed.length + 4 < plain.length) {
     const head = Buffer.alloc(5);
     head[0] = KIND_ZSTD;
