@@ -19,7 +19,7 @@ import path from 'node:path';
 import { IntegrityError } from '../errors.ts';
 import { fsyncTree } from '../fsx.ts';
 import {
-  BLOCK_SIZE, KIND_STORED, KIND_ZERO, KIND_ZSTD, MAX_BLOCK_SIZE, digest, encodeBlock, fileDigest, unpack, zeroBytes,
+  BLOCK_SIZE, KIND_STORED, KIND_ZERO, KIND_ZSTD, MAX_BLOCK_SIZE, encodeBlock, fileDigest, unpack, zeroBytes,
   zeroDigest, type Codec,
 } from './blocks.ts';
 import { blockBuffer, Hasher } from './hasher.ts';
@@ -303,10 +303,11 @@ async function takeBlock(r: Reader, what: string, n: number, hasher: Hasher): Pr
   const packed = await r.bytes(length);
   const expected = await r.bytes(32);
   return async () => {
-    const plain = await unpack(packed, n);
+    const plain = unpack(packed, n);
     if (!plain) throw damaged(`${what} cannot be decompressed`);
-    if (!digest(plain).equals(expected)) throw damaged(`the content of ${what} does not match its sha256`);
-    return { plain: [plain], digest: expected };
+    const { buf, digest: d } = await hasher.hash(plain);
+    if (!d.equals(expected)) throw damaged(`the content of ${what} does not match its sha256`);
+    return { plain: [buf], digest: d };
   };
 }
 
