@@ -61,6 +61,26 @@ describe('backup archive', () => {
     expect(await treeSnapshot(path.join(out, 'member'))).toEqual(await treeSnapshot(path.join(src, 'member')));
   });
 
+  it.each(['none', 'zstd'] as const)('%s: a large file goes through the hashing thread, there and back, and damage is still found', async (codec) => {
+    const dir = await tmpDir();
+    const src = path.join(dir, 'src');
+    await memberTree(src);
+    // 48 MiB that neither zeros nor zstd make small: past the 32 blocks hashed in place.
+    const big = Buffer.concat(Array.from({ length: 48 }, () => Buffer.from(crypto.randomBytes(768 << 10).toString('base64'))));
+    await fs.writeFile(path.join(src, 'member/snap/db'), big);
+    const file = path.join(dir, 'b');
+    const written = await writeArchiveFile(src, file, HEADER, undefined, true, codec);
+    expect(written.entries.find((e) => e.path === 'member/snap/db')!.size).toBe(big.length);
+    const out = path.join(dir, 'out');
+    await fs.mkdir(out);
+    expect((await readArchiveFile(file, undefined, out)).entries).toEqual(written.entries);
+    expect((await fs.readFile(path.join(out, 'member/snap/db'))).equals(big)).toBe(true);
+    const bad = await fs.readFile(file);
+    bad[bad.length - 5_000_000]! ^= 0x04; // inside one of the last blocks: hashed on the thread
+    await fs.writeFile(file, bad);
+    expect((await refused(readArchiveFile(file, undefined))).message).toMatch(/does not match its sha256|cannot be decompressed/);
+  });
+
   it('compresses blocks that zstd makes smaller, and the digests do not depend on the codec', async () => {
     const dir = await tmpDir();
     const src = path.join(dir, 'src');
