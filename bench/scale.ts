@@ -4,7 +4,7 @@
 // and of the db (the disk's limit), `etcdctl snapshot save` from a running etcd, the verified backup
 // (plain, encrypted; uncompressed and zstd) and its restore, the baseline's (the last commit with
 // archive version 1) backup and restore, and the whole entrypoint run 3.5.36 -> 3.6.17 against
-// etcd's floor: the same etcds started on the data until a write commits, then stopped. Every row
+// etcd's floor: etcd 3.6.17 started on the data until a write commits, then stopped. Every row
 // runs in its own process; peak RSS is the largest process of the row. Prints Markdown tables and
 // writes <out>/scale.svg (time against size).
 import { execa } from 'execa';
@@ -134,7 +134,7 @@ async function main(): Promise<void> {
       await dropCopy(copy);
       await fresh(out);
       await execa('cp', ['-a', from36, copy]);
-      add('etcd\'s floor: 3.5.36 (sealing), 3.6.17 started until a write, stopped', await floor(copy));
+      add('etcd\'s floor: 3.6.17 started until a write, stopped', await floor(copy));
       await dropCopy(copy);
     }
     await dropCopy(from36);
@@ -147,20 +147,16 @@ async function main(): Promise<void> {
   console.log(`\nPlot: ${path.join(o.out, 'scale.svg')}. Load average at the end: ${os.loadavg()[0]!.toFixed(1)}.`);
 }
 
-/** The raw etcd starts the run stands for: 3.5.36 with --snapshot-count=1 (two writes: 3.6 needs the WAL sealed), then 3.6.17. */
+/** etcd's floor for the run: the target etcd started on the data until a write commits, then stopped. */
 async function floor(dir: string): Promise<Sample> {
   const t0 = performance.now();
-  let peak = 0;
-  for (const [v, extra] of [['3.5.36', ['--snapshot-count=1']], ['3.6.17', []]] as const) {
-    const e = startEtcd(v, dir, [...extra]);
-    await untilWrite(port, '/v3', 300_000);
-    if (extra.length) await untilWrite(port, '/v3', 300_000);
-    // etcd's own high-water mark, read before it stops (a wrapper such as GNU time would not pass SIGTERM on).
-    const status = await fs.readFile(`/proc/${e.pid}/status`, 'utf8');
-    peak = Math.max(peak, Number(/VmHWM:\s+(\d+)/.exec(status)![1]));
-    e.kill('SIGTERM');
-    await e;
-  }
+  const e = startEtcd('3.6.17', dir);
+  await untilWrite(port, '/v3', 300_000);
+  // etcd's own high-water mark, read before it stops (a wrapper such as GNU time would not pass SIGTERM on).
+  const status = await fs.readFile(`/proc/${e.pid}/status`, 'utf8');
+  const peak = Number(/VmHWM:\s+(\d+)/.exec(status)![1]);
+  e.kill('SIGTERM');
+  await e;
   return { s: (performance.now() - t0) / 1000, rssKiB: peak };
 }
 
@@ -177,7 +173,7 @@ function printSize(x: { gb: number; db: number; member: number; rows: Map<string
     console.log(`| ${what} | ${s.toFixed(2)} | ${(x.member / 1e6 / s).toFixed(0)} | ${(s / cp).toFixed(2)}x | ${(Math.max(...xs.map((r) => r.rssKiB)) / 1024).toFixed(0)} | ${bytes ? gbs(bytes) : ''} |`);
   }
   const whole = median(x.rows.get('whole run 3.5.36 -> 3.6.17 (entrypoint)')!.map((r) => r.s));
-  const fl = median(x.rows.get('etcd\'s floor: 3.5.36 (sealing), 3.6.17 started until a write, stopped')!.map((r) => r.s));
+  const fl = median(x.rows.get('etcd\'s floor: 3.6.17 started until a write, stopped')!.map((r) => r.s));
   const cpDb = median(x.rows.get('`cp member/snap/db`')!.map((r) => r.s));
   console.log(`\nWhole run / (floor + cp of the db): ${whole.toFixed(2)} / (${fl.toFixed(2)} + ${cpDb.toFixed(2)}) = ${(whole / (fl + cpDb)).toFixed(2)}x`);
 }
