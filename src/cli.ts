@@ -24,8 +24,8 @@ export async function main(
     return main(argv[1] && argv[1] !== 'help' ? [argv[1], '--help'] : ['--help'], env, install, print, log);
   }
   if (argv[0] === 'rehearse') {
-    const rf = (await import('./rehearse-args.ts')).parseRehearseArgs(argv);
-    const { rehearse } = await import('./rehearse.ts');
+    const rf = (await import('./commands/rehearse/args.ts')).parseRehearseArgs(argv);
+    const { rehearse } = await import('./commands/rehearse/rehearse.ts');
     return rf.help ? 0 : rehearse(rf, env, { log, out: print, install });
   }
   // Subcommands load only when asked for: the pod start path stays small.

@@ -3,11 +3,11 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runCli, treeSnapshot } from '../helpers/cli.ts';
-import { makeV2Data, makeV3Data } from '../helpers/data.ts';
-import { BIN_DIR, requireBinaries } from '../helpers/env.ts';
-import { startEtcd } from '../helpers/etcd.ts';
-import { freePort, tmpDir } from '../helpers/tmp.ts';
+import { runCli, treeSnapshot } from '../../helpers/cli.ts';
+import { makeV2Data, makeV3Data } from '../../helpers/data.ts';
+import { BIN_DIR, requireBinaries } from '../../helpers/env.ts';
+import { startEtcd } from '../../helpers/etcd.ts';
+import { freePort, tmpDir } from '../../helpers/tmp.ts';
 
 beforeAll(requireBinaries);
 

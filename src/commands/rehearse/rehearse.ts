@@ -2,22 +2,22 @@
 // is only read. The copy is migrated inside the image when a container engine holds it (else with
 // the local binaries), the target etcd is started on it, and the report tells the plan, each
 // step's time, the key counts before and after, and the result.
-import type { Install } from './steps/index.ts';
+import type { Install } from '../../steps/index.ts';
 import { execa } from 'execa';
 import { promises as fs } from 'node:fs';
 import fse from 'fs-extra';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { discoverBundled } from './bundle.ts';
+import { discoverBundled } from '../../bundle.ts';
 import { chooseEngine, runArgs, type Engine, type EngineChoice } from './container.ts';
-import { UsageError } from './errors.ts';
-import { heldByProcess } from './etcd/live.ts';
-import { LOCK_FILE } from './datadir.ts';
-import type { Log } from './log.ts';
-import { resolveOptions, type Flags } from './options.ts';
-import { formatReport, type Rehearsal, type Report } from './rehearse-report.ts';
-import { rehearseCopy } from './rehearse-run.ts';
+import { UsageError } from '../../errors.ts';
+import { heldByProcess } from '../../etcd/live.ts';
+import { LOCK_FILE } from '../../datadir.ts';
+import type { Log } from '../../log.ts';
+import { resolveOptions, type Flags } from '../../options.ts';
+import { formatReport, type Rehearsal, type Report } from './report.ts';
+import { rehearseCopy } from './run.ts';
 
 /** The main command's flags it shares (same meaning), and its own. */
 export interface RehearseFlags extends Pick<Flags, 'dataDir' | 'targetVersion' | 'targetStorage' | 'binDir' | 'bundledVersions' | 'name' | 'etcdDataPrefix' | 'port' | 'peerPort' | 'help'> {

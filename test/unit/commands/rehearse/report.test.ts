@@ -1,6 +1,6 @@
 // The rehearsal's verdict and its text: pure functions.
 import { describe, expect, it } from 'vitest';
-import { formatReport, judge, type Census, type Report } from '../../src/rehearse-report.ts';
+import { formatReport, judge, type Census, type Report } from '../../../../src/commands/rehearse/report.ts';
 
 const c = (o: Partial<Extract<Census, { etcd: string }>>): Census => ({ etcd: '3.5.30', storage: 'etcd3', seconds: 0.2, ...o });
 

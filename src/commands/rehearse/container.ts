@@ -1,7 +1,7 @@
 // A container engine (podman or docker) that holds the etcd-migrate image: found, asked, run.
 // Nothing is ever pulled: every run passes --pull=never.
 import { execa } from 'execa';
-import { UsageError } from './errors.ts';
+import { UsageError } from '../../errors.ts';
 
 export type EngineName = 'podman' | 'docker';
 export const ENGINE_CHOICES = ['auto', 'podman', 'docker', 'none'] as const;

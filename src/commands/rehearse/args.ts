@@ -1,9 +1,9 @@
 // The command line of `etcd-migrate rehearse` (loaded only for that command).
 import yargs from 'yargs';
 import { ENGINE_CHOICES, type EngineChoice } from './container.ts';
-import { num, refuseUnknown, str, yargsOptions } from './args.ts';
-import { OPTIONS } from './option-table.ts';
-import { UsageError } from './errors.ts';
+import { num, refuseUnknown, str, yargsOptions } from '../../args.ts';
+import { OPTIONS } from '../../option-table.ts';
+import { UsageError } from '../../errors.ts';
 import { DEFAULT_IMAGE, type RehearseFlags } from './rehearse.ts';
 
 // What the rehearsal shares with the main command, described once (option-table.ts), without its groups.

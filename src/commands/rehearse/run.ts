@@ -1,16 +1,16 @@
 // The rehearsal on a copy that rehearse.ts made (here, or inside the image): plan, count the keys
 // with the data's own etcd, migrate, start the target etcd on the result and count again.
-import type { Install } from './steps/index.ts';
-import { binPath, discoverBundled } from './bundle.ts';
-import { inspectDataDir } from './datadir.ts';
-import { countStore } from './etcd/count.ts';
-import { TempEtcd } from './etcd/server.ts';
-import type { Log } from './log.ts';
-import { migrate } from './migrate.ts';
-import type { Options } from './options.ts';
-import { describe } from './plan.ts';
-import { judge, type Census, type Rehearsal } from './rehearse-report.ts';
-import { compare, fmt, fmtData, fmtMinor, sameMinor, type Storage, type Version } from './version.ts';
+import type { Install } from '../../steps/index.ts';
+import { binPath, discoverBundled } from '../../bundle.ts';
+import { inspectDataDir } from '../../datadir.ts';
+import { countStore } from '../../etcd/count.ts';
+import { TempEtcd } from '../../etcd/server.ts';
+import type { Log } from '../../log.ts';
+import { migrate } from '../../migrate.ts';
+import type { Options } from '../../options.ts';
+import { describe } from '../../plan.ts';
+import { judge, type Census, type Rehearsal } from './report.ts';
+import { compare, fmt, fmtData, fmtMinor, sameMinor, type Storage, type Version } from '../../version.ts';
 
 export interface RunContext {
   env: NodeJS.ProcessEnv;
