@@ -77,7 +77,7 @@ async function defines() {
 /** `outdir`: where etcd-migrate.mjs and chunks/ go (image/build.sh builds the image's own copy). */
 export async function bundle(outdir = path.join(repo, 'dist')) {
   await build({
-    entryPoints: { 'etcd-migrate': path.join(repo, 'src/main.ts'), transformer: path.join(repo, 'src/transformer.ts') },
+    entryPoints: { 'etcd-migrate': path.join(repo, 'src/main.ts'), transformer: path.join(repo, 'src/etcd2/transformer.ts') },
     outdir,
     outExtension: { '.js': '.mjs' },
     splitting: true,

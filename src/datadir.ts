@@ -12,7 +12,7 @@ export const WORK_DIR = '.etcd-migrate';
 export const LOCK_FILE = '.etcd-migrate.lock';
 /**
  * The TTLs a v2-to-v3 step leaves for the attach-ttls step at the end of the chain (see
- * convert/pending.ts). It is data: a data dir holding it is not empty.
+ * etcd2/convert/pending.ts). It is data: a data dir holding it is not empty.
  */
 export const PENDING_TTLS_FILE = '.etcd-migrate.pending-ttls';
 

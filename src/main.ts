@@ -15,6 +15,8 @@ import path from 'node:path';
 const cache = path.join(import.meta.dirname, 'compile-cache');
 if (existsSync(cache)) enableCompileCache({ directory: cache, portable: true });
 
-// The transformer's entry sits beside this one: dist/transformer.mjs, or src/transformer.ts.
+// The transformer's entry: dist/transformer.mjs beside this one, or src/etcd2/transformer.ts in the sources.
+const fromSources = path.extname(import.meta.filename) === '.ts';
+const transformer = fromSources ? path.join(import.meta.dirname, 'etcd2', 'transformer.ts') : path.join(import.meta.dirname, 'transformer.mjs');
 const { run } = await import('./cli.ts');
-await run({ node: process.execPath, transformer: path.join(import.meta.dirname, `transformer${path.extname(import.meta.filename)}`) });
+await run({ node: process.execPath, transformer });

@@ -1,9 +1,9 @@
-import type { CheckedDb } from '../convert/v3db.ts';
+import type { CheckedDb } from '../etcd2/convert/v3db.ts';
 import type { MemberConfig } from '../etcd/server.ts';
 import type { Tool } from '../bundle.ts';
 import type { DataVersion, Version } from '../version.ts';
 
-/** This program's own files: the Node binary that runs it, and the entry of its v2 transformer (src/transformer.ts). */
+/** This program's own files: the Node binary that runs it, and the entry of its v2 transformer (src/etcd2/transformer.ts). */
 export interface Install {
   node: string;
   transformer: string;

@@ -3,13 +3,13 @@ import type { Step, StepKind } from '../plan.ts';
 import type { Install, StepContext, StepReport, ToolNeed } from './context.ts';
 import type { Options } from '../options.ts';
 import type { MemberSizes } from '../backup/space.ts';
-import * as attach from './attach.ts';
+import * as attach from '../etcd2/steps/attach-ttls.ts';
 import * as downgrade from './downgrade.ts';
 import * as dropV2 from './drop-v2.ts';
 import * as etcdDowngrade from './etcd-downgrade.ts';
 import * as upgrade from './upgrade.ts';
-import * as v2tov3 from './v2tov3.ts';
-import * as v3tov2 from './v3tov2.ts';
+import * as v2tov3 from '../etcd2/steps/v2tov3.ts';
+import * as v3tov2 from '../etcd2/steps/v3tov2.ts';
 
 /**
  * mode 'in-place': runs etcd on the live data dir (an upgrade: etcd's own WAL keeps it safe, and a

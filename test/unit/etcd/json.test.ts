@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { v2StoreNodes } from '../../../src/convert/v2store.ts';
+import { v2StoreNodes } from '../../../src/etcd2/convert/v2store.ts';
 import type { HttpClient } from '../../../src/etcd/http.ts';
-import { listDir } from '../../../src/etcd/v2.ts';
+import { listDir } from '../../../src/etcd2/v2api.ts';
 
 const SECRET = 'hunter2-the-value';
 
