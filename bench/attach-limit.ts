@@ -7,8 +7,8 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { withGrpc } from '../src/etcd/grpc.ts';
-import { withTempEtcd } from '../src/etcd/server.ts';
+import { withGrpc } from '../src/etcd/client/grpc.ts';
+import { withTempEtcd } from '../src/etcd/process/server.ts';
 import { parseVersion } from '../src/version.ts';
 import { machine, median } from './lib.ts';
 

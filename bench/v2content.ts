@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readV2Content } from '../src/inspect/v2content.ts';
-import { readWal } from '../src/inspect/wal.ts';
+import { readWal } from '../src/etcd/disk/wal.ts';
 import { bin, flags, fmtMs, machine, untilWrite } from './lib.ts';
 
 const n = Number(process.argv[2] ?? 99_000);

@@ -1,7 +1,7 @@
 // Makes a 3.3.25 etcd2 data dir holding the Kubernetes-shaped data set (test/helpers/k8sdata.ts),
 // written through the v2 API. Usage: node bench/v2data.ts <data-dir> <keys> <bin-dir> <port> <peer-port>
 import { promises as fs } from 'node:fs';
-import { withTempEtcd } from '../src/etcd/server.ts';
+import { withTempEtcd } from '../src/etcd/process/server.ts';
 import { k8sDataSet, writeV2 } from '../test/helpers/k8sdata.ts';
 
 export async function makeV2DataDir(dir: string, n: number, binDir: string, port: number, peerPort: number): Promise<void> {

@@ -1,6 +1,6 @@
 // Replace this process with the target etcd: same PID, so etcd gets the signals and sets the exit code.
 import { binPath } from './bundle.ts';
-import { childEnv } from './etcd/env.ts';
+import { childEnv } from './etcd/process/env.ts';
 import { flagValue, type Options } from './options.ts';
 
 export function targetCommand(opts: Options, env: NodeJS.ProcessEnv): { file: string; args: string[]; env: Record<string, string> } {

@@ -14,11 +14,11 @@ import { stopLeftoverEtcds } from './stale.ts';
 import { seconds, type Log } from './log.ts';
 import type { Options } from './options.ts';
 import { describe, plan, planNotes, V2_FREE_MINOR, type Step } from './plan.ts';
-import { checkEnvFlags, checkFlags } from './etcd/flags.ts';
+import { checkEnvFlags, checkFlags } from './etcd/process/flags.ts';
 import { checkPortsFree, checkWritable, fsUsageError } from './preflight.ts';
 import type { Install, Runner, StepContext, StepReport, ToolNeed } from './steps/index.ts';
 import { readDbEvidence, readEvidence, describeEvidence, v2StoreHasKeys, v2StoreVersion } from './inspect/evidence.ts';
-import type { ClientTls } from './etcd/tls.ts';
+import type { ClientTls } from './etcd/tls/config.ts';
 import { compareMinor, fmt, fmtData, fmtMinor, type DataVersion, type Version } from './version.ts';
 import { exists, newMemberDir, pendingTtlsFile, prepareWorkDir, recoverWorkDir, removeWorkDir, swapInNewMember } from './workdir.ts';
 
@@ -60,7 +60,7 @@ interface Prepared {
  */
 type Machinery = Awaited<ReturnType<typeof loadMachinery>>;
 async function loadMachinery() {
-  const [{ runnerFor }, { BackupGuard }, { loadClientTls }] = await Promise.all([import('./steps/index.ts'), import('./backup/guard.ts'), import('./etcd/tls-load.ts')]);
+  const [{ runnerFor }, { BackupGuard }, { loadClientTls }] = await Promise.all([import('./steps/index.ts'), import('./backup/guard.ts'), import('./etcd/tls/load.ts')]);
   return { runnerFor, BackupGuard, loadClientTls };
 }
 

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import type { Codec } from './backup/blocks.ts';
 import { isCluster } from './cluster.ts';
-import { resolveClientTls, type ClientTlsFiles } from './etcd/tls.ts';
+import { resolveClientTls, type ClientTlsFiles } from './etcd/tls/config.ts';
 import { UsageError } from './errors.ts';
 import { ENV, OPTIONS } from './option-table.ts';
 import { parseStorage, parseVersion, parseVersionFile, type DataVersion, type Version } from './version.ts';

@@ -23,7 +23,7 @@ import {
  * - drop-v2:  (--drop-v2-content) a snapshot of the v3 data by etcd `snapshotWith`, restored with the
  *             same etcd: the v2 store then holds only the member, as 3.6 requires. New IDs.
  * `sealWith` (into 3.6 and 3.7): the previous minor's etcd that seals the WAL first if v2 requests
- *             the next minor cannot replay follow its last snapshot (etcd/seal.ts): 3.6 panics on any
+ *             the next minor cannot replay follow its last snapshot (etcd/process/seal.ts): 3.6 panics on any
  *             but the members' and version PUTs (3.4's QGETs too), 3.7 on every v2 request.
  * - downgrade: snapshot with etcd `snapshotWith`, restore with `to.version`'s tools, swap it in.
  * - etcd-downgrade: etcd's own downgrade (3.6+): on etcd `enableWith` (the current minor), enable a
@@ -179,7 +179,7 @@ function upgrades(from: DataVersion, until: Version, target: DataVersion, b: Bun
     const version = sameMinor(m, target.version) ? target.version : b.newestOf(m, `to step from ${fmtMinor(at.version)} towards ${fmt(target.version)}, one minor at a time`);
     const to = { version, storage: at.storage };
     const seal = compareMinor(m, V2_FREE_MINOR) >= 0 && compareMinor(at.version, FIRST_V2_FREE_WAL_MINOR) < 0;
-    const sealWith = seal ? b.newestOf(at.version, `to seal the WAL before ${fmtMinor(m)} (etcd/seal.ts)`) : undefined;
+    const sealWith = seal ? b.newestOf(at.version, `to seal the WAL before ${fmtMinor(m)} (etcd/process/seal.ts)`) : undefined;
     steps.push({ kind: 'upgrade', from: at, to, ...(sealWith ? { sealWith } : {}) });
     at = to;
   }

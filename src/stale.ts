@@ -6,7 +6,7 @@
 // leftover: stop it. Any other etcd is never signalled: running.ts refuses the run instead.
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { TEMPORARY_MARK } from './etcd/env.ts';
+import { TEMPORARY_MARK } from './etcd/process/env.ts';
 
 export interface Leftover {
   pid: number;

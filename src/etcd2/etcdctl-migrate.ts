@@ -1,7 +1,7 @@
 // etcdctl as a tool on a stopped member's data: `migrate` converts the v2 store into v3 keys (3.0-3.4 only).
 import { execa } from 'execa';
 import { ProcessError } from '../errors.ts';
-import { childEnv, TEMPORARY_MARK } from '../etcd/env.ts';
+import { childEnv, TEMPORARY_MARK } from '../etcd/process/env.ts';
 
 const MIGRATE_TIMEOUT_MS = 60 * 60_000;
 

@@ -20,7 +20,7 @@ import { readSpill, SpillWriter } from './convert/spill.ts';
 import { V2ToV3Transform } from './convert/transform.ts';
 import { ttlLineFields } from './convert/ttl.ts';
 import { ChildNodeScanner, CONCATENATED, type V2Node } from './v2nodes.ts';
-import { parseJson } from '../etcd/json.ts';
+import { parseJson } from '../etcd/client/json.ts';
 
 export interface TransformerFiles {
   ttlFile: string;

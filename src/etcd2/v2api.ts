@@ -1,9 +1,9 @@
 // The v2 API of a temporary etcd: walk the key tree one directory at a time (each listing streamed),
 // write a key with a TTL, delete a subtree. Keys are paths; values are strings.
 import { StepError } from '../errors.ts';
-import type { HttpClient } from '../etcd/http.ts';
+import type { HttpClient } from '../etcd/client/http.ts';
 import { ChildNodeScanner, type V2Node } from './v2nodes.ts';
-import { parseJson } from '../etcd/json.ts';
+import { parseJson } from '../etcd/client/json.ts';
 
 /** The URL path of a v2 key: each segment percent-encoded, the slashes kept. */
 export const keyPath = (key: string): string => `/v2/keys${key.split('/').map(encodeURIComponent).join('/')}`;

@@ -11,9 +11,9 @@ import path from 'node:path';
 import { StepError } from '../errors.ts';
 import { copyMemberDir } from '../steps/copy.ts';
 import { fmt, type Version } from '../version.ts';
-import { probeWriteV2 } from '../etcd/client.ts';
-import { withTempEtcd, type MemberConfig } from '../etcd/server.ts';
-import { lastWalIndex } from '../inspect/wal.ts';
+import { probeWriteV2 } from '../etcd/client/probe.ts';
+import { withTempEtcd, type MemberConfig } from '../etcd/process/server.ts';
+import { lastWalIndex } from '../etcd/disk/wal.ts';
 
 export interface SaveOptions {
   bin: string;

@@ -3,7 +3,7 @@
 // found in the WAL's raft entries and in .snap files). Whether v3 keys exist tells etcd3 storage.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { Bbolt } from './bbolt.ts';
+import { Bbolt } from '../etcd/disk/bbolt.ts';
 
 export interface Evidence {
   /** major.minor, e.g. "3.4", with where it was read. */

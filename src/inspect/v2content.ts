@@ -8,10 +8,10 @@
 // such WAL record. Both are usually the same index.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { decodeSnapFile } from '../etcd/snapfile.ts';
+import { decodeSnapFile } from '../etcd/disk/snapfile.ts';
 import { count } from '../log.ts';
-import { bytesOf, num, parses, ProtoFormatError, readMessage, type Schema } from './pbmessage.ts';
-import { entriesAfter, readWal, validSnapshots, type WalSnapshot } from './wal.ts';
+import { bytesOf, num, parses, ProtoFormatError, readMessage, type Schema } from '../etcd/disk/pbmessage.ts';
+import { entriesAfter, readWal, validSnapshots, type WalSnapshot } from '../etcd/disk/wal.ts';
 
 /** etcdserverpb.Request (proto2, every field written): a v2 request. */
 const REQUEST: Schema = {

@@ -1,5 +1,5 @@
 import type { CheckedDb } from '../etcd2/convert/v3db.ts';
-import type { MemberConfig } from '../etcd/server.ts';
+import type { MemberConfig } from '../etcd/process/server.ts';
 import type { Tool } from '../bundle.ts';
 import type { DataVersion, Version } from '../version.ts';
 

@@ -9,11 +9,11 @@
 import { binPath } from '../bundle.ts';
 import { isCluster } from '../cluster.ts';
 import { StepError } from '../errors.ts';
-import { versions } from '../etcd/client.ts';
-import { describeFacts, memberFacts, sameFacts } from '../etcd/facts.ts';
-import { withTempEtcd, type StartOptions, type TempEtcd } from '../etcd/server.ts';
-import { etcdctlTlsArgs } from '../etcd/tls.ts';
-import { ctlEnv, runTool } from '../etcd/tool.ts';
+import { versions } from '../etcd/client/probe.ts';
+import { describeFacts, memberFacts, sameFacts } from '../etcd/client/facts.ts';
+import { withTempEtcd, type StartOptions, type TempEtcd } from '../etcd/process/server.ts';
+import { etcdctlTlsArgs } from '../etcd/tls/config.ts';
+import { ctlEnv, runTool } from '../etcd/process/tool.ts';
 import { seconds } from '../log.ts';
 import { FIRST_ETCD_DOWNGRADE_MINOR, type Step } from '../plan.ts';
 import { compareMinor, fmt, fmtMinor, type Version } from '../version.ts';

@@ -1,11 +1,11 @@
 // Before etcd 3.6 or 3.7 first starts on the data: if v2 requests it cannot replay follow the WAL's
 // last snapshot (3.6: any but the members' and version PUTs, such as 3.4's QGETs; 3.7: any), the
-// previous minor's etcd `sealWith` runs first and seals it (etcd/seal.ts). The 3.6 step of this tool
+// previous minor's etcd `sealWith` runs first and seals it (etcd/process/seal.ts). The 3.6 step of this tool
 // always seals; data that reached 3.6 another way may need it.
 import { binPath } from '../bundle.ts';
 import { clusterVersionNeeded, isCluster } from '../cluster.ts';
-import { SEAL_FLAGS, waitSealed } from '../etcd/seal.ts';
-import { withTempEtcd } from '../etcd/server.ts';
+import { SEAL_FLAGS, waitSealed } from '../etcd/process/seal.ts';
+import { withTempEtcd } from '../etcd/process/server.ts';
 import { readV2Content } from '../inspect/v2content.ts';
 import { FIRST_V2_FREE_WAL_MINOR, type Step } from '../plan.ts';
 import { compareMinor, fmt, type Version } from '../version.ts';

@@ -2,8 +2,8 @@
 // peers, see cluster.ts) and a write commits, then stop it.
 import { binPath } from '../bundle.ts';
 import { clusterVersionNeeded, isCluster } from '../cluster.ts';
-import { SEAL_FLAGS, waitSealed } from '../etcd/seal.ts';
-import { withTempEtcd } from '../etcd/server.ts';
+import { SEAL_FLAGS, waitSealed } from '../etcd/process/seal.ts';
+import { withTempEtcd } from '../etcd/process/server.ts';
 import type { Step } from '../plan.ts';
 import type { StepContext, ToolNeed } from './context.ts';
 import { mustSeal, sealIfNeeded } from './seal.ts';

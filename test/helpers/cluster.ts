@@ -3,8 +3,8 @@
 import { execa, type ResultPromise } from 'execa';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { gatewayPrefix, request } from '../../src/etcd/client.ts';
-import type { ClientTls } from '../../src/etcd/tls.ts';
+import { gatewayPrefix, request } from '../../src/etcd/client/probe.ts';
+import type { ClientTls } from '../../src/etcd/tls/config.ts';
 import { parseVersion } from '../../src/version.ts';
 import type { Certs } from './certs.ts';
 import { BIN_DIR, ENTRY } from './env.ts';

@@ -1,7 +1,7 @@
 // Sample data dirs written by a real etcd: v3 keys (some on a lease), or v2 keys (some with a TTL).
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { request } from '../../src/etcd/client.ts';
+import { request } from '../../src/etcd/client/probe.ts';
 import { dumpKeys, etcdctl, grantLease, startEtcd, type KeyValue } from './etcd.ts';
 
 export interface V3Data {

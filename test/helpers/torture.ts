@@ -3,7 +3,7 @@
 import { execa } from 'execa';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { Bbolt } from '../../src/inspect/bbolt.ts';
+import { Bbolt } from '../../src/etcd/disk/bbolt.ts';
 import { parseVersionFile, fmtData, type DataVersion } from '../../src/version.ts';
 import { ENTRY } from './env.ts';
 

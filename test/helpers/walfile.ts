@@ -1,5 +1,5 @@
 // WAL files built byte by byte as etcd's encoder writes them, for the tests of the WAL readers.
-import { crc32cUpdate } from '../../src/etcd/snapfile.ts';
+import { crc32cUpdate } from '../../src/etcd/disk/snapfile.ts';
 
 export const varint = (n: number): number[] => {
   const out: number[] = [];

@@ -7,7 +7,7 @@ import { BIN_DIR, requireBinaries } from '../helpers/env.ts';
 import { exeOf, planCluster, range, readVersionTxt, startEntrypoint, waitServing, type Proc } from '../helpers/cluster.ts';
 import { describeLoop, expectLoopRan, PutLoop, rollTo, waitClusterVersion } from '../helpers/rolling.ts';
 import { tmpDir } from '../helpers/tmp.ts';
-import { request } from '../../src/etcd/client.ts';
+import { request } from '../../src/etcd/client/probe.ts';
 
 beforeAll(requireBinaries);
 

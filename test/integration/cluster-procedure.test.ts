@@ -6,7 +6,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { request } from '../../src/etcd/client.ts';
+import { request } from '../../src/etcd/client/probe.ts';
 import { BIN_DIR, requireBinaries } from '../helpers/env.ts';
 import { runCli } from '../helpers/cli.ts';
 import { planCluster, put, range, readVersionTxt, sleep, startEntrypoint, startMember, waitServing, type Cluster, type Node, type Proc } from '../helpers/cluster.ts';

@@ -112,7 +112,7 @@ describe('crash safety', () => {
   it('stops an etcd that a killed run left on the data dir, then migrates', async () => {
     const dir = path.join(await tmpDir(), 'data');
     await v3Data(dir);
-    // A temporary etcd of a killed run: this tool's mark in its environment (src/etcd/env.ts).
+    // A temporary etcd of a killed run: this tool's mark in its environment (src/etcd/process/env.ts).
     const orphan = await startEtcd('3.3.25', dir, { name: 'm1', env: { ETCDMIGRATE_TEMPORARY: '1' } });
     const r = await runCli(['--data-dir', dir, '--target-version', '3.4.23', '--bin-dir', BIN_DIR, '--name', 'm1',
       '--port', String(await freePort()), '--peer-port', String(await freePort())]);

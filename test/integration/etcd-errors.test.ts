@@ -2,7 +2,7 @@
 // (Go's flag error, which comes first), not with the tail of the usage text that follows it.
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { errorLine } from '../../src/etcd/server.ts';
+import { errorLine } from '../../src/etcd/process/server.ts';
 import { runCli } from '../helpers/cli.ts';
 import { makeHistoryData } from '../helpers/fixtures.ts';
 import { BIN_DIR, requireBinaries } from '../helpers/env.ts';

@@ -7,7 +7,7 @@ import { dumpKeys, startEtcd } from '../helpers/etcd.ts';
 import { makeV3Data } from '../helpers/data.ts';
 import { migrate, NAME } from '../helpers/matrix.ts';
 import { treeSnapshot } from '../helpers/cli.ts';
-import { request } from '../../src/etcd/client.ts';
+import { request } from '../../src/etcd/client/probe.ts';
 import { readV2Content } from '../../src/inspect/v2content.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 

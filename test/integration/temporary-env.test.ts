@@ -3,7 +3,7 @@
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { withTempEtcd } from '../../src/etcd/server.ts';
+import { withTempEtcd } from '../../src/etcd/process/server.ts';
 import { parseVersion } from '../../src/version.ts';
 import { BIN_DIR, requireBinaries } from '../helpers/env.ts';
 import { freePort, tmpDir } from '../helpers/tmp.ts';

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { BIN_DIR, requireBinaries } from '../helpers/env.ts';
 import { clientTlsFlags, makeCerts, peerTlsFlags, type Certs } from '../helpers/certs.ts';
 import { runCli } from '../helpers/cli.ts';
-import { request } from '../../src/etcd/client.ts';
+import { request } from '../../src/etcd/client/probe.ts';
 import { planCluster, put, range, startMember, waitServing } from '../helpers/cluster.ts';
 import { freePort, tmpDir } from '../helpers/tmp.ts';
 

@@ -1,7 +1,7 @@
 // cluster.ts: which cluster version a step waits for, and which plans a cluster member refuses.
 import { describe, expect, it } from 'vitest';
 import { checkClusterPlan, clusterNote, clusterVersionNeeded, isCluster, memberNames } from '../../src/cluster.ts';
-import { etcdArgs } from '../../src/etcd/server.ts';
+import { etcdArgs } from '../../src/etcd/process/server.ts';
 import { check as checkDowngrade } from '../../src/steps/downgrade.ts';
 import { UsageError } from '../../src/errors.ts';
 import { plan, type Step } from '../../src/plan.ts';

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { discoverBundled } from '../../bundle.ts';
 import { chooseEngine, runArgs, type Engine, type EngineChoice } from './container.ts';
 import { UsageError } from '../../errors.ts';
-import { heldByProcess } from '../../etcd/live.ts';
+import { heldByProcess } from '../../etcd/process/live.ts';
 import { LOCK_FILE } from '../../datadir.ts';
 import type { Log } from '../../log.ts';
 import { resolveOptions, type Flags } from '../../options.ts';

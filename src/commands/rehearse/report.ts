@@ -1,6 +1,6 @@
 // What a rehearsal found, and how it reads: pure data and formatting, no I/O.
 import { count } from '../../log.ts';
-import { keyTotal, type Counts } from '../../etcd/count.ts';
+import { keyTotal, type Counts } from '../../etcd/client/count.ts';
 
 /** A count taken with a temporary etcd on the copy, or why it was not taken. */
 export type Census =

@@ -3,8 +3,8 @@
 import type { Install } from '../../steps/index.ts';
 import { binPath, discoverBundled } from '../../bundle.ts';
 import { inspectDataDir } from '../../datadir.ts';
-import { countStore } from '../../etcd/count.ts';
-import { TempEtcd } from '../../etcd/server.ts';
+import { countStore } from '../../etcd/client/count.ts';
+import { TempEtcd } from '../../etcd/process/server.ts';
 import type { Log } from '../../log.ts';
 import { migrate } from '../../migrate.ts';
 import type { Options } from '../../options.ts';

@@ -5,7 +5,7 @@
 // that step too.
 import { ChecksumBuilder, formatChecksum, type Checksum } from '../../checksum.ts';
 import { StepError } from '../../errors.ts';
-import type { Op, V3Api } from '../../etcd/v3.ts';
+import type { Op, V3Api } from '../../etcd/client/v3.ts';
 import { compareMinor, type Version } from '../../version.ts';
 import { batches, forEachConcurrent } from './pool.ts';
 import { expired, type TtlLine } from './ttl.ts';

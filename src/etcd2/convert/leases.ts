@@ -7,7 +7,7 @@
 // empty, runs out by itself), a key deleted before is deleted again (a no-op).
 import { ChecksumBuilder, checksumMismatch, formatChecksum, kvDigest, type Checksum } from '../../checksum.ts';
 import { StepError } from '../../errors.ts';
-import { V3Error, type Op, type V3Api } from '../../etcd/v3.ts';
+import { V3Error, type Op, type V3Api } from '../../etcd/client/v3.ts';
 import { deleteExpired, IN_FLIGHT, sumKeyspace, TXN_BYTES, TXN_OPS } from './check.ts';
 import type { PendingTtls } from './pending.ts';
 import type { DbKeyspace } from './v3db.ts';

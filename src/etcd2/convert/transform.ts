@@ -13,7 +13,7 @@
 // Pure: a node in, the record and the TTL line out.
 import { ChecksumBuilder, kvDigest, type Checksum } from '../../checksum.ts';
 import { StepError } from '../../errors.ts';
-import { ProtoWriter } from '../../etcd/proto.ts';
+import { ProtoWriter } from '../../etcd/client/proto.ts';
 import { expiresAt } from '../v2api.ts';
 import type { V2Node } from '../v2nodes.ts';
 import { expired, type TtlLine } from './ttl.ts';

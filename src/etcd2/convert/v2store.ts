@@ -9,12 +9,12 @@
 // before its children, and the nodes come out in the order migrate walks them: each directory
 // before what it holds. Only the Root subtree is read; what follows it (the watcher history) is not.
 import { promises as fs } from 'node:fs';
-import { ProtoReader } from '../../etcd/proto.ts';
-import { crc32cUpdate } from '../../etcd/snapfile.ts';
+import { ProtoReader } from '../../etcd/client/proto.ts';
+import { crc32cUpdate } from '../../etcd/disk/snapfile.ts';
 import type { V2Node } from '../v2nodes.ts';
 import { SpillWriter } from './spill.ts';
 import { V2ToV3Transform, type TransformSummary } from './transform.ts';
-import { parseJson } from '../../etcd/json.ts';
+import { parseJson } from '../../etcd/client/json.ts';
 import { BACKSLASH, CLOSE_ARR, CLOSE_OBJ, OPEN_ARR, OPEN_OBJ, QUOTE } from '../v2nodes.ts';
 
 const COMMA = 0x2c;

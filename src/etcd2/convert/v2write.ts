@@ -2,7 +2,7 @@
 // and checks each write against what etcd says it stored; then reads the whole store back.
 import { ChecksumBuilder, checksumMismatch, type Checksum } from '../../checksum.ts';
 import { StepError } from '../../errors.ts';
-import type { HttpClient } from '../../etcd/http.ts';
+import type { HttpClient } from '../../etcd/client/http.ts';
 import { expiresAt, put, walk } from '../v2api.ts';
 import { forEachConcurrent } from './pool.ts';
 import { readSpill } from './spill.ts';

@@ -8,8 +8,8 @@
 import { existsSync, promises as fs } from 'node:fs';
 import { ChecksumBuilder } from '../../checksum.ts';
 import { StepError } from '../../errors.ts';
-import { decodeKeyValue } from '../../etcd/proto.ts';
-import { Bbolt } from '../../inspect/bbolt.ts';
+import { decodeKeyValue } from '../../etcd/client/proto.ts';
+import { Bbolt } from '../../etcd/disk/bbolt.ts';
 
 export interface DbKeyspace {
   /** Every live record's key and value (none counted as a TTL key). */

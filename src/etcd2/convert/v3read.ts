@@ -4,7 +4,7 @@
 // values that are not UTF-8 text, and keys that are not a v2 path as they are (v2PathProblem).
 import { ChecksumBuilder } from '../../checksum.ts';
 import { UsageError } from '../../errors.ts';
-import { prefixEnd, type V3 } from '../../etcd/v3.ts';
+import { prefixEnd, type V3 } from '../../etcd/client/v3.ts';
 import type { SpillWriter } from './spill.ts';
 
 /** The magic bytes that start every value the apiserver stores as protobuf. */

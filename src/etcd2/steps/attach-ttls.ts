@@ -12,9 +12,9 @@ import { txnLimits } from '../convert/check.ts';
 import { attachTtls } from '../convert/leases.ts';
 import { readPendingTtls } from '../convert/pending.ts';
 import { dbIdentity, readDbKeyspace, type DbKeyspace } from '../convert/v3db.ts';
-import { withGrpc } from '../../etcd/grpc.ts';
-import { SEAL_FLAGS, waitSealed } from '../../etcd/seal.ts';
-import { withTempEtcd } from '../../etcd/server.ts';
+import { withGrpc } from '../../etcd/client/grpc.ts';
+import { SEAL_FLAGS, waitSealed } from '../../etcd/process/seal.ts';
+import { withTempEtcd } from '../../etcd/process/server.ts';
 import { removeFileDurably } from '../../fsx.ts';
 import { count, seconds } from '../../log.ts';
 import type { Step } from '../../plan.ts';
@@ -61,7 +61,7 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
   }, (e) => {
     // From its spawn until it first answered (the start that counted, if it was started twice): after
     // that it may wait for its cluster version, which the target's etcd finds decided (this one
-    // writes it; etcd/server.ts, etcd/snapfile.ts).
+    // writes it; etcd/process/server.ts, etcd/disk/snapfile.ts).
     startMs = target && !isCluster(ctx.member.initialCluster) ? (e.answeredAt ?? Date.now()) - e.spawnedAt : 0;
     const extendMs = target ? ctx.targetElectionTimeoutMs + startMs : 0;
     // etcd's minimum lease TTL: 1.5 election timeouts, whole seconds (the rollback's etcd: 0.1 s).

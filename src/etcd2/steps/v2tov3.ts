@@ -16,7 +16,7 @@
 //  6. meanwhile, `snapshot restore` of that db (the tool of the same etcd) makes the new member
 //     dir: the db with its keys and revisions, a fresh WAL, and a v2 store that holds nothing but
 //     the member (so 3.5 does not warn about custom v2 content and 3.6 accepts the data) and the
-//     cluster version, written in (etcd/snapfile.ts). Like a downgrade, it gives the member and the
+//     cluster version, written in (etcd/disk/snapfile.ts). Like a downgrade, it gives the member and the
 //     cluster new IDs: the conversion is for a lone member (cluster.ts). Its key bucket must be the
 //     one checked in 5., page for page: then the attach step of this run takes 5. for its own read;
 //  7. write the TTLs (absolute expiries, and values) into the pending file beside the new member
@@ -39,10 +39,10 @@ import { readV2Store, type V2Store } from '../convert/v2store.ts';
 import { dbIdentity, liveKeyCount, sameKeyBucket, type DbKeyspace } from '../convert/v3db.ts';
 import { StepError, UsageError } from '../../errors.ts';
 import { migrateV2ToV3 } from '../etcdctl-migrate.ts';
-import { seedClusterVersion } from '../../etcd/snapfile.ts';
+import { seedClusterVersion } from '../../etcd/disk/snapfile.ts';
 import { v2StoreSnapshot } from '../v2save.ts';
-import { restoreSnapshot } from '../../etcd/snapshot.ts';
-import { offlineTool } from '../../etcd/tool.ts';
+import { restoreSnapshot } from '../../etcd/process/snapshot.ts';
+import { offlineTool } from '../../etcd/process/tool.ts';
 import type { Step } from '../../plan.ts';
 import type { TransformerFiles } from '../transformer.ts';
 import { fmt, fmtData, type Version } from '../../version.ts';
@@ -137,7 +137,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   // takes this check for its own read of the db, while the file is unchanged (etcd2/steps/attach-ttls.ts).
   const restoredDb = path.join(restored, 'member', 'snap', 'db');
   const same = sameKeyBucket(dbFile, restoredDb);
-  // The cluster version the restoring etcd would decide, in the new v2 store (etcd/snapfile.ts:
+  // The cluster version the restoring etcd would decide, in the new v2 store (etcd/disk/snapfile.ts:
   // etcd 3.3 may otherwise take 4 s to decide it when it next starts). Not written, etcd decides it.
   const cluster = `${v.major}.${v.minor}.0`;
   let why = '';

@@ -9,8 +9,8 @@ import { ChecksumBuilder, formatChecksum, kvDigest } from '../../../src/checksum
 import { attachTtls } from '../../../src/etcd2/convert/leases.ts';
 import { readPendingTtls, writePendingTtls } from '../../../src/etcd2/convert/pending.ts';
 import type { TtlLine } from '../../../src/etcd2/convert/ttl.ts';
-import { httpClient } from '../../../src/etcd/http.ts';
-import { V3, type Op } from '../../../src/etcd/v3.ts';
+import { httpClient } from '../../../src/etcd/client/http.ts';
+import { V3, type Op } from '../../../src/etcd/client/v3.ts';
 import { parseVersion } from '../../../src/version.ts';
 import { runCli } from '../../helpers/cli.ts';
 import { BIN_DIR, ENTRY, requireBinaries } from '../../helpers/env.ts';

@@ -1,13 +1,13 @@
-// The offline read of etcd's db (src/etcd2/convert/v3db.ts over src/inspect/bbolt.ts): every record of
+// The offline read of etcd's db (src/etcd2/convert/v3db.ts over src/etcd/disk/bbolt.ts): every record of
 // bbolt's "key" bucket, from a db that etcd itself wrote, with branch pages (thousands of keys),
 // overflow pages (large values), a deletion mark and a key on a lease; the check of migrate's db;
 // the count of live keys that tells whether an etcd2 member's v3 store is empty.
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ChecksumBuilder, kvDigest } from '../../../src/checksum.ts';
-import { V3Grpc } from '../../../src/etcd/grpc.ts';
+import { V3Grpc } from '../../../src/etcd/client/grpc.ts';
 import { liveKeyCount, readDbKeyspace, sameKeyBucket } from '../../../src/etcd2/convert/v3db.ts';
-import { restoreSnapshot } from '../../../src/etcd/snapshot.ts';
+import { restoreSnapshot } from '../../../src/etcd/process/snapshot.ts';
 import { parseVersion } from '../../../src/version.ts';
 import { promises as fs } from 'node:fs';
 import { BIN_DIR } from '../../helpers/env.ts';

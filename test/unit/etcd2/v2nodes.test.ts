@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ChildNodeScanner, CONCATENATED } from '../../../src/etcd2/v2nodes.ts';
-import { prefixEnd } from '../../../src/etcd/v3.ts';
+import { prefixEnd } from '../../../src/etcd/client/v3.ts';
 
 const listing = JSON.stringify({
   action: 'get',

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ChecksumBuilder, kvDigest } from '../../../../src/checksum.ts';
 import { kvRecord, V2ToV3Transform } from '../../../../src/etcd2/convert/transform.ts';
-import { fields } from '../../../../src/etcd/proto.ts';
+import { fields } from '../../../../src/etcd/client/proto.ts';
 import type { V2Node } from '../../../../src/etcd2/v2nodes.ts';
 
 /** A record as migrate reads it: the 8-byte length, then the KeyValue's fields by number. */

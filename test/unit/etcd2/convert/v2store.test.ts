@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { isHidden, readV2Store, V2StoreScanner, v2StoreNodes } from '../../../../src/etcd2/convert/v2store.ts';
-import { encodeSnapFile } from '../../../../src/etcd/snapfile.ts';
+import { encodeSnapFile } from '../../../../src/etcd/disk/snapfile.ts';
 
 const node = (p: string, c: number, m: number, exp: string, value: string, children: string) =>
   `{"Path":${JSON.stringify(p)},"CreatedIndex":${c},"ModifiedIndex":${m},"ExpireTime":"${exp}","Value":${JSON.stringify(value)},"Children":${children}}`;
