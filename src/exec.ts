@@ -1,5 +1,5 @@
 // Replace this process with the target etcd: same PID, so etcd gets the signals and sets the exit code.
-import { binPath } from './bundle.ts';
+import { binPath } from './bundled-versions.ts';
 import { childEnv } from './etcd/process/env.ts';
 import { flagValue, type Options } from './options.ts';
 

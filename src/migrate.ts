@@ -3,14 +3,14 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { BackupGuard } from './backup/guard.ts';
-import { checkTools, discoverBundled } from './bundle.ts';
+import { checkTools, discoverBundled } from './bundled-versions.ts';
 import { checkClusterPlan, clusterNote, isCluster } from './cluster.ts';
 import { inspectDataDir, VERSION_FILE, writeVersionFile, type DataDirState } from './datadir.ts';
 import { readIfExists } from './fsx.ts';
 import { BackupError, StepError, UsageError, isBug, isUserFacing } from './errors.ts';
 import { acquireLock, type Lock } from './lock.ts';
 import { refuseRunningEtcd } from './running.ts';
-import { stopLeftoverEtcds } from './stale.ts';
+import { stopLeftoverEtcds } from './etcd/process/leftovers.ts';
 import { seconds, type Log } from './log.ts';
 import type { Options } from './options.ts';
 import { describe, plan, planNotes, V2_FREE_MINOR, type Step } from './plan.ts';

@@ -1,7 +1,7 @@
 // What the main command prints on stdout: --version, a dry run's plan, and --output json's object.
 // Log lines stay on stderr; stdout is for what a script reads.
 import { about } from './about.ts';
-import { discoverBundled } from './bundle.ts';
+import { discoverBundled } from './bundled-versions.ts';
 import type { Outcome } from './migrate.ts';
 import { describe, type Step } from './plan.ts';
 import { fmt, fmtData, type DataVersion } from './version.ts';

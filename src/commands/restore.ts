@@ -10,7 +10,7 @@ import fse from 'fs-extra';
 import path from 'node:path';
 import { decryptFile, readArchiveFile, sniff } from '../backup/file.ts';
 import { readKeyFile } from '../backup/store.ts';
-import { binPath, checkTools } from '../bundle.ts';
+import { binPath, checkTools } from '../bundled-versions.ts';
 import { isCluster, memberNames } from '../cluster.ts';
 import { inspectDataDir } from '../datadir.ts';
 import { IntegrityError, StepError, UsageError } from '../errors.ts';

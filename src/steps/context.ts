@@ -1,6 +1,6 @@
 import type { CheckedDb } from '../etcd2/convert/v3db.ts';
 import type { MemberConfig } from '../etcd/process/server.ts';
-import type { Tool } from '../bundle.ts';
+import type { Tool } from '../bundled-versions.ts';
 import type { DataVersion, Version } from '../version.ts';
 
 /** This program's own files: the Node binary that runs it, and the entry of its v2 transformer (src/etcd2/transformer.ts). */

@@ -13,7 +13,7 @@
 import { constants, promises as fs } from 'node:fs';
 import fse from 'fs-extra';
 import path from 'node:path';
-import { binPath } from '../bundle.ts';
+import { binPath } from '../bundled-versions.ts';
 import { isCluster, memberNames } from '../cluster.ts';
 import { StepError, UsageError } from '../errors.ts';
 import { describeFacts, memberFacts, sameFacts } from '../etcd/client/facts.ts';

@@ -6,7 +6,7 @@
 // Member and cluster IDs, revisions, leases and the raft log stay. In a cluster the enable is done
 // once (by the first member whose entrypoint runs) and each member then steps down on its own, as
 // etcd documents; its leader ends the downgrade once every member runs the older minor.
-import { binPath } from '../bundle.ts';
+import { binPath } from '../bundled-versions.ts';
 import { isCluster } from '../cluster.ts';
 import { StepError } from '../errors.ts';
 import { versions } from '../etcd/client/probe.ts';

@@ -2,7 +2,7 @@
 // last snapshot (3.6: any but the members' and version PUTs, such as 3.4's QGETs; 3.7: any), the
 // previous minor's etcd `sealWith` runs first and seals it (etcd/process/seal.ts). The 3.6 step of this tool
 // always seals; data that reached 3.6 another way may need it.
-import { binPath } from '../bundle.ts';
+import { binPath } from '../bundled-versions.ts';
 import { clusterVersionNeeded, isCluster } from '../cluster.ts';
 import { SEAL_FLAGS, waitSealed } from '../etcd/process/seal.ts';
 import { withTempEtcd } from '../etcd/process/server.ts';

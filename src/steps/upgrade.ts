@@ -1,6 +1,6 @@
 // Upgrade (or patch) step: start the newer etcd on the data until it is ready (in a cluster: with its
 // peers, see cluster.ts) and a write commits, then stop it.
-import { binPath } from '../bundle.ts';
+import { binPath } from '../bundled-versions.ts';
 import { clusterVersionNeeded, isCluster } from '../cluster.ts';
 import { SEAL_FLAGS, waitSealed } from '../etcd/process/seal.ts';
 import { withTempEtcd } from '../etcd/process/server.ts';

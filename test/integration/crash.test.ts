@@ -11,7 +11,7 @@ import { freePort, onCleanup, tmpDir } from '../helpers/tmp.ts';
 import { checkStorage, copier, torture } from '../helpers/torture.ts';
 import { k8sDataSet } from '../helpers/k8sdata.ts';
 import { checkTtls, makeV2Data, range } from '../helpers/ttl.ts';
-import { findLeftoverEtcds } from '../../src/stale.ts';
+import { findLeftoverEtcds } from '../../src/etcd/process/leftovers.ts';
 
 beforeAll(requireBinaries);
 

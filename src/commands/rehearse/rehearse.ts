@@ -9,7 +9,7 @@ import fse from 'fs-extra';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { discoverBundled } from '../../bundle.ts';
+import { discoverBundled } from '../../bundled-versions.ts';
 import { chooseEngine, runArgs, type Engine, type EngineChoice } from './container.ts';
 import { UsageError } from '../../errors.ts';
 import { heldByProcess } from '../../etcd/process/live.ts';

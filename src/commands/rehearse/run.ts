@@ -1,7 +1,7 @@
 // The rehearsal on a copy that rehearse.ts made (here, or inside the image): plan, count the keys
 // with the data's own etcd, migrate, start the target etcd on the result and count again.
 import type { Install } from '../../steps/index.ts';
-import { binPath, discoverBundled } from '../../bundle.ts';
+import { binPath, discoverBundled } from '../../bundled-versions.ts';
 import { inspectDataDir } from '../../datadir.ts';
 import { countStore } from '../../etcd/client/count.ts';
 import { TempEtcd } from '../../etcd/process/server.ts';

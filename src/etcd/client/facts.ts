@@ -1,6 +1,6 @@
 // What a running member holds, to compare two members: live key count, revision, and etcd's
 // HashKV (a crc32 over every key revision and value; equal across 3.3-3.5 for the same data).
-import { binPath } from '../../bundle.ts';
+import { binPath } from '../../bundled-versions.ts';
 import { count } from '../../log.ts';
 import { fmt, type Version } from '../../version.ts';
 import { gatewayPrefix, request } from './probe.ts';

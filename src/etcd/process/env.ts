@@ -2,7 +2,7 @@
 // refuses one given both ways, so a variable is dropped where the command line gives its flag.
 
 /**
- * In the environment of every temporary etcd and etcdctl migrate this tool starts: what stale.ts
+ * In the environment of every temporary etcd and etcdctl migrate this tool starts: what leftovers.ts
  * may stop after a crash. Not ETCD_*, which etcd would read as a flag.
  */
 export const TEMPORARY_MARK = 'ETCDMIGRATE_TEMPORARY';

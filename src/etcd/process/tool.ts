@@ -1,6 +1,6 @@
 // Running etcdctl and etcdutl: the output on success, a ProcessError with their last lines otherwise.
 import { execa } from 'execa';
-import { binPath, type Tool } from '../../bundle.ts';
+import { binPath, type Tool } from '../../bundled-versions.ts';
 import { ProcessError } from '../../errors.ts';
 import { compareMinor, type Version } from '../../version.ts';
 

@@ -5,7 +5,7 @@
 // chain it is also the upgrade to the target (plan.ts): its etcd starts on the data of the minor
 // below. The file is removed (durably) once etcd has stopped; the executor then writes version.txt.
 import path from 'node:path';
-import { binPath } from '../../bundle.ts';
+import { binPath } from '../../bundled-versions.ts';
 import { clusterVersionNeeded, isCluster } from '../../cluster.ts';
 import { formatChecksum } from '../../checksum.ts';
 import { txnLimits } from '../convert/check.ts';

@@ -29,7 +29,7 @@ import { promises as fs } from 'node:fs';
 import fse from 'fs-extra';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { binPath } from '../../bundle.ts';
+import { binPath } from '../../bundled-versions.ts';
 import { PENDING_TTLS_FILE } from '../../datadir.ts';
 import { ChecksumBuilder, formatChecksum, sameChecksum } from '../../checksum.ts';
 import { checkMigratedDb } from '../convert/check.ts';

@@ -7,7 +7,7 @@
 //     API with its remaining TTL, each write checked, then read the whole store back and compare.
 // Revisions (resource versions) are not kept: v2 has its own indexes.
 import path from 'node:path';
-import { binPath } from '../../bundle.ts';
+import { binPath } from '../../bundled-versions.ts';
 import { formatChecksum } from '../../checksum.ts';
 import { isCluster } from '../../cluster.ts';
 import { SpillWriter } from '../convert/spill.ts';
