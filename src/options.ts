@@ -108,93 +108,58 @@ export const STEP_TIMEOUT_ENV = OPTIONS['step-timeout'].env;
 /** Read by hand: a number. */
 export const KEEP_BACKUPS_ENV = OPTIONS['keep-backups'].env;
 
-export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
-  const pick = (key: keyof typeof ENV): { value: string; from: string } | undefined => {
+/** A value and where it came from (the flag or the variable), for messages. */
+interface Picked {
+  value: string;
+  from: string;
+}
+
+type Picker = (key: keyof typeof ENV) => Picked | undefined;
+
+/** Flag first, then its variable (an empty variable is unset). */
+function picker(flags: Flags, env: Env): Picker {
+  return (key) => {
     const f = flags[key];
     if (typeof f === 'string') return { value: f, from: `--${kebab(key)}` };
     const e = env[ENV[key]];
     if (e !== undefined && e !== '') return { value: e, from: ENV[key] };
     return undefined;
   };
-  const required = (key: keyof typeof ENV, example: string): { value: string; from: string } => {
-    const v = pick(key);
-    if (!v || v.value.trim() === '') throw new UsageError(`--${kebab(key)} (or ${ENV[key]}) is required, e.g. --${kebab(key)}=${example}`);
-    return v;
-  };
+}
 
+function required(pick: Picker, key: keyof typeof ENV, example: string): Picked {
+  const v = pick(key);
+  if (!v || v.value.trim() === '') throw new UsageError(`--${kebab(key)} (or ${ENV[key]}) is required, e.g. --${kebab(key)}=${example}`);
+  return v;
+}
+
+export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
+  const pick = picker(flags, env);
   // Normalised once (absolute, no trailing or double slash): every message, comparison and file name then agrees.
-  const dataDir = path.resolve(required('dataDir', '/var/etcd/data').value);
-  const tv = required('targetVersion', '3.5.16');
-  const target: DataVersion = {
-    version: parseVersion(tv.value.trim(), `${tv.from}`),
-    storage: (() => {
-      const s = pick('targetStorage');
-      return s ? parseStorage(s.value.trim(), s.from) : 'etcd3';
-    })(),
-  };
-
-  const port = checkPort(flags.port ?? DEFAULT_PORT, '--port');
-  const peerPort = checkPort(flags.peerPort ?? DEFAULT_PEER_PORT, '--peer-port');
-  if (port === peerPort) throw new UsageError(`--port and --peer-port are both ${port}; give the temporary etcd two different ports`);
-
-  const name = pick('name')?.value ?? `etcd-${ctx.hostname}`;
-  checkName(name);
-  const localPeer = `http://127.0.0.1:${peerPort}`;
-  const initialCluster = pick('initialCluster')?.value ?? `${name}=${localPeer}`;
-  checkInitialCluster(initialCluster, name);
-  const listenPeerUrls = pick('listenPeerUrls')?.value ?? localPeer;
-  checkUrls(listenPeerUrls, flags.listenPeerUrls !== undefined ? '--listen-peer-urls' : ENV.listenPeerUrls);
-  const initialAdvertisePeerUrls = pick('initialAdvertisePeerUrls')?.value ?? localPeer;
-  checkUrls(initialAdvertisePeerUrls, flags.initialAdvertisePeerUrls !== undefined ? '--initial-advertise-peer-urls' : ENV.initialAdvertisePeerUrls);
-
-  const dataPrefix = pick('etcdDataPrefix')?.value ?? '/registry';
-  if (!dataPrefix.startsWith('/')) throw new UsageError(`the data prefix "${dataPrefix}" must start with "/", e.g. /registry`);
-  const ttlKeysDirectory = pick('ttlKeysDirectory')?.value ?? `${dataPrefix.replace(/\/+$/, '')}/events`;
-
-  const bv = pick('bundledVersions');
-  const bundled = bv ? splitList(bv.value).map((v) => parseVersion(v, `${bv.from} entry`)) : undefined;
-  if (bv && bundled!.length === 0) throw new UsageError(`${bv.from} is set but lists no version; list x.y.z versions split by commas or spaces, or unset it`);
-
-  const extra = pick('etcdServerExtraArgs');
-  const extraArgs = extra ? extra.value.split(/\s+/).filter(Boolean) : [];
-  if (extra) checkExtraArgs(extraArgs, extra.from);
-
+  const dataDir = path.resolve(required(pick, 'dataDir', '/var/etcd/data').value);
+  const target = resolveTarget(pick);
+  const { port, peerPort } = resolvePorts(flags);
+  const member = resolveMember(pick, flags, ctx.hostname, peerPort);
+  const { dataPrefix, ttlKeysDirectory } = resolvePrefixes(pick);
+  const bundled = resolveBundled(pick);
+  const extraArgs = resolveExtraArgs(pick);
   const clientTls = resolveClientTls(extraArgs, {
     caFile: pick('clientCaFile')?.value, certFile: pick('clientCertFile')?.value, keyFile: pick('clientKeyFile')?.value,
   }, flagValue);
-  const stepTimeoutMs = resolveStepTimeout(flags.stepTimeout, env[STEP_TIMEOUT_ENV], isCluster(initialCluster));
-
+  const stepTimeoutMs = resolveStepTimeout(flags.stepTimeout, env[STEP_TIMEOUT_ENV], isCluster(member.initialCluster));
   const etcdArgs = flags.etcdArgs;
-  if (etcdArgs) {
-    const dd = flagValue(etcdArgs, 'data-dir');
-    if (dd !== undefined && path.resolve(dd) !== dataDir) {
-      throw new UsageError(`the etcd flag --data-dir=${dd} is not the data dir being migrated (${dataDir}); make them the same`);
-    }
-  }
-
+  if (etcdArgs) checkEtcdDataDir(etcdArgs, dataDir);
   const backupDir = path.resolve(pick('backupDir')?.value ?? `${dataDir}.backups`);
   checkBackupDir(backupDir, dataDir);
   const keepBackups = resolveKeep(flags.keepBackups, env[KEEP_BACKUPS_ENV]);
-  const initialClusterToken = pick('initialClusterToken')?.value
-    ?? (etcdArgs && flagValue(etcdArgs, 'initial-cluster-token'))
-    ?? (env.ETCD_INITIAL_CLUSTER_TOKEN || undefined)
-    ?? DEFAULT_CLUSTER_TOKEN;
-
-  const et = (etcdArgs && flagValue(etcdArgs, 'election-timeout')) ?? (env.ETCD_ELECTION_TIMEOUT || undefined);
-  const targetElectionTimeoutMs = et === undefined ? DEFAULT_ELECTION_TIMEOUT_MS : Number(et);
-  if (!Number.isSafeInteger(targetElectionTimeoutMs) || targetElectionTimeoutMs < 1) {
-    throw new UsageError(`the target etcd's election timeout "${et}" (--election-timeout after --, or ETCD_ELECTION_TIMEOUT) is not a whole number of milliseconds; fix it as etcd would need it`);
-  }
-
+  const initialClusterToken = resolveClusterToken(pick, etcdArgs, env);
+  const targetElectionTimeoutMs = resolveElectionTimeout(etcdArgs, env);
   return {
     dataDir,
     target,
     binDir: flags.binDir ?? DEFAULT_BIN_DIR,
     bundled,
-    name,
-    initialCluster,
-    listenPeerUrls,
-    initialAdvertisePeerUrls,
+    ...member,
     port,
     peerPort,
     dataPrefix,
@@ -213,6 +178,84 @@ export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
     initialClusterToken,
     targetElectionTimeoutMs,
   };
+}
+
+function resolveTarget(pick: Picker): DataVersion {
+  const tv = required(pick, 'targetVersion', '3.5.16');
+  const s = pick('targetStorage');
+  return {
+    version: parseVersion(tv.value.trim(), `${tv.from}`),
+    storage: s ? parseStorage(s.value.trim(), s.from) : 'etcd3',
+  };
+}
+
+function resolvePorts(flags: Flags): { port: number; peerPort: number } {
+  const port = checkPort(flags.port ?? DEFAULT_PORT, '--port');
+  const peerPort = checkPort(flags.peerPort ?? DEFAULT_PEER_PORT, '--peer-port');
+  if (port === peerPort) throw new UsageError(`--port and --peer-port are both ${port}; give the temporary etcd two different ports`);
+  return { port, peerPort };
+}
+
+type Member = Pick<Options, 'name' | 'initialCluster' | 'listenPeerUrls' | 'initialAdvertisePeerUrls'>;
+
+/** This member and its cluster; a lone member on the loopback peer port by default. */
+function resolveMember(pick: Picker, flags: Flags, hostname: string, peerPort: number): Member {
+  const name = pick('name')?.value ?? `etcd-${hostname}`;
+  checkName(name);
+  const localPeer = `http://127.0.0.1:${peerPort}`;
+  const initialCluster = pick('initialCluster')?.value ?? `${name}=${localPeer}`;
+  checkInitialCluster(initialCluster, name);
+  const listenPeerUrls = pick('listenPeerUrls')?.value ?? localPeer;
+  checkUrls(listenPeerUrls, flags.listenPeerUrls !== undefined ? '--listen-peer-urls' : ENV.listenPeerUrls);
+  const initialAdvertisePeerUrls = pick('initialAdvertisePeerUrls')?.value ?? localPeer;
+  checkUrls(initialAdvertisePeerUrls, flags.initialAdvertisePeerUrls !== undefined ? '--initial-advertise-peer-urls' : ENV.initialAdvertisePeerUrls);
+  return { name, initialCluster, listenPeerUrls, initialAdvertisePeerUrls };
+}
+
+function resolvePrefixes(pick: Picker): { dataPrefix: string; ttlKeysDirectory: string } {
+  const dataPrefix = pick('etcdDataPrefix')?.value ?? '/registry';
+  if (!dataPrefix.startsWith('/')) throw new UsageError(`the data prefix "${dataPrefix}" must start with "/", e.g. /registry`);
+  const ttlKeysDirectory = pick('ttlKeysDirectory')?.value ?? `${dataPrefix.replace(/\/+$/, '')}/events`;
+  return { dataPrefix, ttlKeysDirectory };
+}
+
+function resolveBundled(pick: Picker): Version[] | undefined {
+  const bv = pick('bundledVersions');
+  if (!bv) return undefined;
+  const bundled = splitList(bv.value).map((v) => parseVersion(v, `${bv.from} entry`));
+  if (bundled.length === 0) throw new UsageError(`${bv.from} is set but lists no version; list x.y.z versions split by commas or spaces, or unset it`);
+  return bundled;
+}
+
+function resolveExtraArgs(pick: Picker): string[] {
+  const extra = pick('etcdServerExtraArgs');
+  if (!extra) return [];
+  const extraArgs = extra.value.split(/\s+/).filter(Boolean);
+  checkExtraArgs(extraArgs, extra.from);
+  return extraArgs;
+}
+
+function checkEtcdDataDir(etcdArgs: readonly string[], dataDir: string): void {
+  const dd = flagValue(etcdArgs, 'data-dir');
+  if (dd !== undefined && path.resolve(dd) !== dataDir) {
+    throw new UsageError(`the etcd flag --data-dir=${dd} is not the data dir being migrated (${dataDir}); make them the same`);
+  }
+}
+
+function resolveClusterToken(pick: Picker, etcdArgs: readonly string[] | undefined, env: Env): string {
+  return pick('initialClusterToken')?.value
+    ?? (etcdArgs && flagValue(etcdArgs, 'initial-cluster-token'))
+    ?? (env.ETCD_INITIAL_CLUSTER_TOKEN || undefined)
+    ?? DEFAULT_CLUSTER_TOKEN;
+}
+
+function resolveElectionTimeout(etcdArgs: readonly string[] | undefined, env: Env): number {
+  const et = (etcdArgs && flagValue(etcdArgs, 'election-timeout')) ?? (env.ETCD_ELECTION_TIMEOUT || undefined);
+  const ms = et === undefined ? DEFAULT_ELECTION_TIMEOUT_MS : Number(et);
+  if (!Number.isSafeInteger(ms) || ms < 1) {
+    throw new UsageError(`the target etcd's election timeout "${et}" (--election-timeout after --, or ETCD_ELECTION_TIMEOUT) is not a whole number of milliseconds; fix it as etcd would need it`);
+  }
+  return ms;
 }
 
 function resolveStepTimeout(flag: number | undefined, envValue: string | undefined, cluster: boolean): number {
