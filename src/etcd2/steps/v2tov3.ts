@@ -31,7 +31,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { binPath } from '../../bundled-versions.ts';
 import { PENDING_TTLS_FILE } from '../../datadir.ts';
-import { ChecksumBuilder, formatChecksum, sameChecksum } from '../../checksum.ts';
+import { ChecksumBuilder, formatChecksum, sameChecksum, type Checksum } from '../../checksum.ts';
 import { checkMigratedDb } from '../convert/check.ts';
 import { writePendingTtlsFromSpill } from '../convert/pending.ts';
 import type { TransformSummary } from '../convert/transform.ts';
@@ -71,28 +71,15 @@ export const needs = (s: V2ToV3Step): ToolNeed[] => [
 
 export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> {
   const v = s.to.version;
-  let t = Date.now();
-  const since = () => {
-    const now = Date.now();
-    const d = seconds(now - t);
-    t = now;
-    return d;
-  };
+  const since = stopwatch();
   // 1. A copy of the member dir to work on: its db (migrate writes the keys there); the WAL and
   // snapshots, which migrate only reads, as hard links.
-  const scratch = await scratchDir(ctx, 'v2-to-v3');
-  const source = path.join(scratch, 'source');
-  await fse.ensureDir(source, { mode: 0o700 });
-  await linkMemberDir(path.join(ctx.dataDir, 'member'), path.join(source, 'member'), [path.join('snap', 'db')]);
+  const { scratch, source, dbFile } = await copyMember(ctx);
   const copied = since();
   const files: TransformerFiles = { ttlFile: path.join(scratch, 'ttl-keys.tsv'), summaryFile: path.join(scratch, 'summary.json'), sortDir: scratch };
 
   // 2. v3 must be empty: migrate writes v2 indexes as v3 revisions (etcd-facts: the revision-collision trap).
-  const dbFile = path.join(source, 'member', 'snap', 'db');
-  const inV3 = liveKeyCount(dbFile);
-  if (inV3 > 0) {
-    throw new UsageError(`the etcd2 data of ${fmtData(s.from)} also holds ${count(inV3, 'key')} in etcd3 storage, which etcdctl migrate could overwrite (v2 indexes become v3 revisions); nothing was changed. Look at them with ETCDCTL_API=3 etcdctl get "" --prefix --keys-only on etcd ${fmt(v)}; if the data is really etcd3, write ${fmt(s.from.version)}/etcd3 into version.txt, else delete those keys`);
-  }
+  refuseV3Keys(s, dbFile);
 
   // 3. The whole v2 store, hidden nodes too, as etcd saves it: the "before" of every check below,
   // and the hidden nodes for the transformer (migrate never hands them over).
@@ -109,13 +96,8 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
     + ` in ${count(whole.hiddenDirs, 'hidden directory', 'hidden directories')}`);
 
   // 4. Convert, offline, through the transformer; it must have converted exactly that store.
-  const out = await migrateV2ToV3(binPath(ctx.binDir, 'etcdctl', v), source, await writeTransformerScript(scratch, ctx.install, files), ctx.env);
-  const v2 = await readSummary(files.summaryFile, out);
   const converted = whole.summary.converted;
-  if (!sameChecksum(v2.converted, converted)) {
-    throw new StepError(`etcdctl migrate and its transformer converted ${formatChecksum(v2.converted)}, `
-      + `but the v2 store holds ${formatChecksum(converted)}; the live data was not changed`);
-  }
+  const v2 = await convert(v, ctx, { scratch, source }, files, converted);
   ctx.log(`etcdctl ${fmt(v)} migrate done in ${since()} (its db copied and the rest of the member dir linked first, in ${copied}): ${count(converted.keys, 'key')} (${converted.ttlKeys} with a TTL) in ${count(v2.dirs, 'directory', 'directories')} (v3 has no directories; they are not kept); ${count(v2.expired, 'key')} ${were(v2.expired)} already due and ${v2.expired === 1 ? 'is' : 'are'} not converted`);
 
   // 5 and 6 at once (both only read the db migrate wrote; the check on this thread, the restore in
@@ -123,39 +105,17 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   // with a fresh WAL and v2 store; it is used only if the check passed.
   const restored = path.join(scratch, 'restored');
   const restoring = restoreSnapshot({ binDir: ctx.binDir, version: v, file: dbFile, dataDir: restored, member: ctx.member, token: ctx.member.initialClusterToken ?? 'etcd-cluster', env: ctx.env, skipHashCheck: true });
-  let checked: DbKeyspace;
-  try {
-    checked = checkMigratedDb(dbFile, converted);
-  } catch (e) {
-    await restoring.catch(() => {});
-    throw e;
-  }
+  const checked = await checkWhileRestoring(dbFile, converted, restoring);
   const inDb = checked.sum.digest();
   ctx.log(`the db it wrote holds every key and value it was given, none on a lease (${count(inDb.keys, 'key')}; read offline in ${since()})`);
   await restoring;
-  // The restored db's key bucket is the one just checked, page for page: the attach step of this run
-  // takes this check for its own read of the db, while the file is unchanged (etcd2/steps/attach-ttls.ts).
-  const restoredDb = path.join(restored, 'member', 'snap', 'db');
-  const same = sameKeyBucket(dbFile, restoredDb);
-  // The cluster version the restoring etcd would decide, in the new v2 store (etcd/disk/snapfile.ts:
-  // etcd 3.3 may otherwise take 4 s to decide it when it next starts). Not written, etcd decides it.
-  const cluster = `${v.major}.${v.minor}.0`;
-  let why = '';
-  const seeded = await seedClusterVersion(path.join(restored, 'member', 'snap'), cluster).catch((e: Error) => {
-    why = ` (${e.message})`;
-    return false;
-  });
-  await fs.rename(path.join(restored, 'member'), ctx.newMember);
-  await fse.remove(source);
-  const identity = same ? await dbIdentity(path.join(ctx.newMember, 'snap', 'db')) : undefined;
-  ctx.checkedDb = identity ? { keyspace: checked, identity } : undefined;
+  const { same, seeded, why, cluster } = await installRestored(v, ctx, { dbFile, restored, source, checked });
   ctx.log(`${offlineTool(v)} ${fmt(v)} snapshot restore of that db, beside the check: a new member dir with a fresh WAL and an empty v2 store, ${since()} after the check; `
     + (seeded ? `cluster version ${cluster} recorded in it` : `no cluster version recorded${why}: etcd decides it when it starts`)
     + `; its key bucket ${same ? 'is' : 'is not'} the checked one, page for page`);
 
   // 7. The TTLs, pending until the end of the chain (fsynced; the swap moves the file in).
-  const pending = await writePendingTtlsFromSpill(newPendingTtlsFile(ctx.dataDir), converted, files.ttlFile);
-  if (pending !== converted.ttlKeys) throw new StepError(`the pending TTL file holds ${count(pending, 'key')}, but ${count(converted.ttlKeys, 'key')} with a TTL ${were(converted.ttlKeys)} converted; the live data was not changed`);
+  const pending = await writePending(ctx, converted, files.ttlFile);
 
   // After: keys and values as read from the db, the keys of the pending file as the TTL keys.
   const after = { ...inDb, ttlKeys: pending, ttl: converted.ttl };
@@ -163,6 +123,92 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
     detail: `before (v2): ${formatChecksum(converted)} in ${count(v2.dirs, 'dir')}; after (v3, TTLs pending): ${formatChecksum(after)}; `
       + `${count(v2.expired, 'key')} ${were(v2.expired)} due before it (not converted); the TTLs of ${count(pending, 'key')} wait in ${PENDING_TTLS_FILE} for the end of the chain; v2 store emptied; new member and cluster IDs`,
   };
+}
+
+/** The time since the previous call (or since it was made), for the step's log lines. */
+function stopwatch(): () => string {
+  let t = Date.now();
+  return () => {
+    const now = Date.now();
+    const d = seconds(now - t);
+    t = now;
+    return d;
+  };
+}
+
+/** 1. The scratch dir with the member dir's copy in `source`: its db copied, the rest hard-linked. */
+async function copyMember(ctx: StepContext): Promise<{ scratch: string; source: string; dbFile: string }> {
+  const scratch = await scratchDir(ctx, 'v2-to-v3');
+  const source = path.join(scratch, 'source');
+  await fse.ensureDir(source, { mode: 0o700 });
+  await linkMemberDir(path.join(ctx.dataDir, 'member'), path.join(source, 'member'), [path.join('snap', 'db')]);
+  return { scratch, source, dbFile: path.join(source, 'member', 'snap', 'db') };
+}
+
+/** 2. Keys already in etcd3 storage could be overwritten by migrate: refused before any change. */
+function refuseV3Keys(s: V2ToV3Step, dbFile: string): void {
+  const v = s.to.version;
+  const inV3 = liveKeyCount(dbFile);
+  if (inV3 > 0) {
+    throw new UsageError(`the etcd2 data of ${fmtData(s.from)} also holds ${count(inV3, 'key')} in etcd3 storage, which etcdctl migrate could overwrite (v2 indexes become v3 revisions); nothing was changed. Look at them with ETCDCTL_API=3 etcdctl get "" --prefix --keys-only on etcd ${fmt(v)}; if the data is really etcd3, write ${fmt(s.from.version)}/etcd3 into version.txt, else delete those keys`);
+  }
+}
+
+/** 4. `etcdctl migrate` on the copy with the transformer; what it converted must be `converted`. */
+async function convert(
+  v: Version, ctx: StepContext, w: { scratch: string; source: string }, files: TransformerFiles, converted: Checksum,
+): Promise<TransformSummary> {
+  const script = await writeTransformerScript(w.scratch, ctx.install, files);
+  const out = await migrateV2ToV3(binPath(ctx.binDir, 'etcdctl', v), w.source, script, ctx.env);
+  const v2 = await readSummary(files.summaryFile, out);
+  if (!sameChecksum(v2.converted, converted)) {
+    throw new StepError(`etcdctl migrate and its transformer converted ${formatChecksum(v2.converted)}, `
+      + `but the v2 store holds ${formatChecksum(converted)}; the live data was not changed`);
+  }
+  return v2;
+}
+
+/** 5. The db migrate wrote, checked record by record while the restore runs; a failed check waits for the restore. */
+async function checkWhileRestoring(dbFile: string, converted: Checksum, restoring: Promise<unknown>): Promise<DbKeyspace> {
+  try {
+    return checkMigratedDb(dbFile, converted);
+  } catch (e) {
+    await restoring.catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * 6. The restored member dir becomes the new member, with the cluster version seeded; the check of
+ * 5. is handed to this run's attach step when the restored key bucket is the checked one.
+ */
+async function installRestored(
+  v: Version, ctx: StepContext, w: { dbFile: string; restored: string; source: string; checked: DbKeyspace },
+): Promise<{ same: boolean; seeded: boolean; why: string; cluster: string }> {
+  // The restored db's key bucket is the one just checked, page for page: the attach step of this run
+  // takes this check for its own read of the db, while the file is unchanged (etcd2/steps/attach-ttls.ts).
+  const restoredDb = path.join(w.restored, 'member', 'snap', 'db');
+  const same = sameKeyBucket(w.dbFile, restoredDb);
+  // The cluster version the restoring etcd would decide, in the new v2 store (etcd/disk/snapfile.ts:
+  // etcd 3.3 may otherwise take 4 s to decide it when it next starts). Not written, etcd decides it.
+  const cluster = `${v.major}.${v.minor}.0`;
+  let why = '';
+  const seeded = await seedClusterVersion(path.join(w.restored, 'member', 'snap'), cluster).catch((e: Error) => {
+    why = ` (${e.message})`;
+    return false;
+  });
+  await fs.rename(path.join(w.restored, 'member'), ctx.newMember);
+  await fse.remove(w.source);
+  const identity = same ? await dbIdentity(path.join(ctx.newMember, 'snap', 'db')) : undefined;
+  ctx.checkedDb = identity ? { keyspace: w.checked, identity } : undefined;
+  return { same, seeded, why, cluster };
+}
+
+/** 7. The pending TTL file beside the new member dir; it must hold every converted TTL key. */
+async function writePending(ctx: StepContext, converted: Checksum, ttlFile: string): Promise<number> {
+  const pending = await writePendingTtlsFromSpill(newPendingTtlsFile(ctx.dataDir), converted, ttlFile);
+  if (pending !== converted.ttlKeys) throw new StepError(`the pending TTL file holds ${count(pending, 'key')}, but ${count(converted.ttlKeys, 'key')} with a TTL ${were(converted.ttlKeys)} converted; the live data was not changed`);
+  return pending;
 }
 
 /**
