@@ -79,7 +79,7 @@ export function parseArgs(argv: readonly string[]): MainFlags {
   const dash = argv.indexOf('--');
   const own = dash === -1 ? [...argv] : argv.slice(0, dash);
   const etcdArgs = dash === -1 ? undefined : argv.slice(dash + 1);
-  // yargs' own parser, without yargs' help and layout machinery (~50 ms to load): this runs at
+  // yargs' own parser, without yargs' help and layout machinery (slow to load; BENCHMARKS.md): this runs at
   // every pod start. The help text comes from yargs itself (printHelp), loaded only when asked.
   const byType = (t: string) => Object.entries(OPTIONS).filter(([, o]) => o.type === t).map(([k]) => k);
   const a = parser(own, {

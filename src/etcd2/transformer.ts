@@ -7,7 +7,7 @@
 // migrate loses the end of the output if the transformer exits too soon: it closes the pipe it
 // reads as soon as the transformer has exited, whatever the pipe still holds, and takes the error
 // for the end (etcd 3.3's startTransformer waits on the process at once; readKeys' error is
-// dropped). Measured here: 62 of 10,000 keys lost. So the output ends with more than the pipe can
+// dropped; BENCHMARKS.md: keys were lost). So the output ends with more than the pipe can
 // hold of the largest record already sent, again (the same key at the same revision: bbolt writes it
 // over with the same bytes). Once that write is in the pipe, migrate has read every real record.
 // (A record with an unknown field would be one big record, but etcd 3.3 keeps unknown fields.)

@@ -13,7 +13,7 @@ export async function copyMemberDir(from: string, to: string): Promise<void> {
 /**
  * A member dir for a tool that only reads it except for `writable` (paths relative to it, e.g.
  * `snap/db`): those are copied, every other file is a hard link to the live one (no bytes copied;
- * 1M keys: 1 GB of WAL and snapshot in milliseconds instead of 2.4 s). Only for tools known to open
+ * milliseconds instead of seconds for a large WAL; BENCHMARKS.md). Only for tools known to open
  * those files read-only (etcdctl migrate: the WAL through wal.OpenForRead, snapshots through the
  * snapshotter). Where the file system refuses links, a copy.
  */

@@ -26,8 +26,7 @@ export interface Runner<S extends Step> {
   space?: (s: S, sizes: MemberSizes) => number;
   /**
    * A rebuild step whose work leaves a core idle (waits on etcd and the disk) can have the run's
-   * backup beside it, until its swap (backup/guard.ts). Measured: a downgrade of 1 GB, 42.9 s
-   * instead of 48.7 s; a conversion of 1,000,000 keys, 50.3 s instead of 53.2 s (see v2tov3.ts).
+   * backup beside it, until its swap (backup/guard.ts): the run ends sooner (BENCHMARKS.md).
    */
   backupBeside?: boolean;
 }

@@ -98,7 +98,7 @@ export class V3Grpc implements V3Api {
   /**
    * The keys of [key, rangeEnd), page by page in key order. Without a page size, pages hold about
    * PAGE_BYTES: etcd 3.3 walks its index from the page start to the range end for every page (etcd
-   * issue 11057), so fewer, larger pages cost it less (1M small keys: ~40 pages, not 100), while
+   * issue 11057), so fewer, larger pages cost it less, while
    * the bytes in memory stay bounded whatever the value sizes. The next page is asked for as soon as
    * a page arrives (a quick scan finds its last key), so etcd reads it while this one is decoded and
    * handed out: two page buffers, taken in turn (the keys handed out are views into one: valid until
@@ -170,8 +170,7 @@ export class V3Grpc implements V3Api {
 
 /**
  * A TxnRequest of `ops` as its success branch (field 2). One writer per nesting level, reused for
- * every op, and each lease ID encoded once: no allocation per op (1,000 puts: under 1 ms, 10x less
- * than a writer per field).
+ * every op, and each lease ID encoded once: no allocation per op (BENCHMARKS.md).
  */
 export function encodeTxn(ops: readonly Op[]): ProtoWriter {
   const t = new ProtoWriter(ops.length * 96);

@@ -2,9 +2,8 @@
 // version into the v2 store that `snapshot restore` made. A restored member has none, and etcd 3.3
 // decides it only when its leader checks the members' versions: at once when it wins the election,
 // unless that signal comes before its checking goroutine waits for it (etcd 3.3 then drops it), else
-// 4 s later. Until then its v3 API answers "not capable". Measured: 1 start in 20 on an idle machine,
-// up to 2 in 8 under load, waited 4 s. With the version in the store (as etcd would have decided it,
-// `<minor>.0`), etcd starts with it.
+// 4 s later. Until then its v3 API answers "not capable" (how often: BENCHMARKS.md). With the
+// version in the store (as etcd would have decided it, `<minor>.0`), etcd starts with it.
 //
 // The format: a snappb.Snapshot (crc = 1: CRC-32C of data; data = 2), whose data is a
 // raftpb.Snapshot (data = 1: the v2 store as JSON; metadata = 2).

@@ -18,7 +18,7 @@ export interface Leftover {
  * etcd and etcdctl processes (an etcd-x.y.z or etcdctl-x.y.z binary) started by this tool, whose --data-dir
  * is `dataDir` or inside it. Every pod start
  * scans /proc, so the reads are synchronous: one read per process, no thread-pool round trip each
- * (8 ms -> 1 ms for 80 processes).
+ * (BENCHMARKS.md).
  */
 export async function findLeftoverEtcds(dataDir: string, self = process.pid): Promise<Leftover[]> {
   const root = path.resolve(dataDir);

@@ -50,9 +50,9 @@ const CLUSTER_POLL_MS = 50;
 const CLUSTER_LOG_EVERY_MS = 15_000;
 const STOP_GRACE_MS = 10_000;
 /**
- * A cluster member stops in 0.1-1.5 s (measured, 12 stops: leadership transfer). When peers stop at the same
- * moment, leadership can come back to a member already shutting down, and etcd 3.4 then never
- * exits (measured twice in two runs of the all-members test). Its write-ahead log already holds
+ * A cluster member stops within a second or two (leadership transfer; BENCHMARKS.md). When peers stop at the
+ * same moment, leadership can come back to a member already shutting down, and etcd 3.4 then never
+ * exits (seen in the all-members test). Its write-ahead log already holds
  * every committed entry (fsynced before the commit), so after this grace it is killed, and that is
  * not a failure once it was ready.
  */
@@ -62,11 +62,10 @@ const LOG_LINES = 20;
  * etcd decides its cluster version when its leader first commits in a term, if its version monitor
  * already waits for that signal (3.4: a send on forceVersionC that is dropped when nobody waits;
  * 3.5: FirstCommitInTermNotify), else at the monitor's next round, 4 s later. A lone member answers
- * only once it has committed (ReadyNotify), and then decides within milliseconds (upgrade steps on
- * 100,000 keys, 24 runs: 0-7 ms after the first answer). Still below the version waited for this long
- * after its first answer, it missed the signal (2 of 4 chains to 3.5.30 at 100,000 keys in one
- * benchmark run, each 4 s longer): it is stopped and started again, once, unless its start took so
- * long that waiting is quicker (a lone member starts in ~0.1-1 s up to 100,000 keys, ~6 s at 1M).
+ * only once it has committed (ReadyNotify), and then decides within milliseconds. Still below the
+ * version waited for this long after its first answer, it missed the signal (which made chains 4 s
+ * longer; BENCHMARKS.md): it is stopped and started again, once, unless its start took so long that
+ * waiting is quicker.
  */
 const MISSED_VERSION_MS = 300;
 const RESTART_IF_START_UNDER_MS = 2_000;
@@ -303,8 +302,8 @@ export function etcdArgs(o: StartOptions): string[] {
     '--initial-advertise-peer-urls', m.initialAdvertisePeerUrls,
     '--initial-cluster', m.initialCluster,
   ];
-  // A lone member elects itself after one election timeout: keep it short (etcd-facts: 0.07-0.1 s
-  // instead of 0.3-0.8 s). A real cluster keeps etcd's defaults, since peers may be far apart.
+  // A lone member elects itself after one election timeout: keep it short (etcd-facts; BENCHMARKS.md).
+  // A real cluster keeps etcd's defaults, since peers may be far apart.
   if (!isCluster(m.initialCluster)) args.push('--heartbeat-interval', '10', '--election-timeout', '100');
   // 3.4+ serve v2 only with --enable-v2; 3.3 serves it by default but has the flag, so it is given
   // there too: an ETCD_ENABLE_V2=false in the pod's environment must not turn it off (a flag given

@@ -1,8 +1,8 @@
 // TTL lines packed into typed arrays and one buffer: a handful of objects however many lines, their
 // bytes off the JavaScript heap. The attach step's batches are built and wait in this form while
 // their transactions are in flight: per-key objects that outlive V8's young-generation collections
-// make V8 grow that generation, and node's RSS with it, the more keys pass through (a million keys:
-// by ~60 MiB; bench/mem-trace.mjs and node --trace-gc-nvp show it).
+// make V8 grow that generation, and node's RSS with it, the more keys pass through (BENCHMARKS.md;
+// bench/mem-trace.mjs and node --trace-gc-nvp show it).
 import type { TtlLine } from './ttl.ts';
 
 export class PackedLines {

@@ -1,8 +1,8 @@
 // The transformer's records in mod revision order. etcdctl migrate puts each record into bbolt keyed
 // by its mod revision and commits every 100 ms or 10,000 puts. Given in key order (as it walks the v2
 // store), the revisions are scattered: every commit dirties pages all over the B+tree and rewrites
-// them (measured at 100,000 keys: migrate 5.65 s). Given in revision order, each commit only appends
-// (2.47 s). So the transformer holds its records until migrate has sent every node, then gives them
+// them. Given in revision order, each commit only appends (migrate twice as fast; BENCHMARKS.md).
+// So the transformer holds its records until migrate has sent every node, then gives them
 // back sorted (stable: equal revisions keep their order).
 //
 // Memory stays bounded: records wait in one buffer of at most `budget` bytes; beyond that they go to

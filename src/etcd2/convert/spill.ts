@@ -9,9 +9,7 @@ export class SpillWriter {
   lines = 0;
   /**
    * Up to 1 MiB waits in memory before a write waits for the disk: with 16 KiB (the default), the
-   * transformer waited every ~40 lines of TTL keys with their values, and migrate on it (1,000,000
-   * keys, migrate with the transformer: 18.7-23.1 s with 1 MiB in 4 runs, 24.5-25.7 s with 16 KiB in
-   * 2; the transformer of 066a781, without values, 16 KiB: 19.6-23.9 s in 6).
+   * transformer waited every ~40 lines of TTL keys with their values, and migrate on it (BENCHMARKS.md).
    */
   constructor(file: string) {
     this.out = createWriteStream(file, { mode: 0o600, highWaterMark: 1 << 20 });

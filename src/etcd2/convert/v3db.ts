@@ -4,7 +4,7 @@
 // record, so the records are the keyspace. Before it, the same read tells whether v3 holds keys;
 // at the attach step, whether the keyspace is still as the conversion left it.
 // One pass over the file, no etcd: a range through etcd 3.3 walks its whole index from the page
-// start for every page (etcd issue 11057), 21 s for the 1,000,000 keys that this reads in a few seconds.
+// start for every page (etcd issue 11057): many times slower than this read (BENCHMARKS.md).
 import { existsSync, promises as fs } from 'node:fs';
 import { ChecksumBuilder } from '../../checksum.ts';
 import { StepError } from '../../errors.ts';

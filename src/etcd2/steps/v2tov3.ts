@@ -57,9 +57,8 @@ export const mode = 'rebuild';
 
 /**
  * The run's backup goes beside it (it reads only the live member dir; the swap waits for the backup
- * to be verified): while migrate writes the sorted records into bbolt, one core is free. Measured,
- * side by side with the backup first: 1M keys 50.3 s against 53.2 s; 100k 5.9 s both; 10k 1.2 s
- * against 1.3 s (before the records were sorted, at 100k it was slower beside: 10.7 s against 9.7 s).
+ * to be verified): while migrate writes the sorted records into bbolt, one core is free, so the run
+ * is no slower, and quicker at 1M keys (BENCHMARKS.md).
  */
 export const backupBeside = true;
 
@@ -236,8 +235,8 @@ async function readWholeV2Store(
 /**
  * migrate runs its transformer without arguments: a script (a Node module with a #! line, since the
  * image has no shell) that runs src/etcd2/transformer.ts with the files to write. Its garbage is short-lived
- * (a node's text and record): a 1 MB young generation keeps its memory small (at 100,000 keys: peak
- * RSS 91 MiB instead of 128, JS heap 11 MiB instead of 73, same time).
+ * (a node's text and record): a 1 MB young generation keeps its memory small at the same speed
+ * (BENCHMARKS.md).
  */
 async function writeTransformerScript(dir: string, install: Install, files: TransformerFiles): Promise<string> {
   // Linux reads at most 256 bytes of a #! line; all after the path is one argument.
