@@ -75,6 +75,18 @@ export function refuseUnknown(
   throw new UsageError(`unknown flag --${unknown}${where}; ${hint}see ${help}`);
 }
 
+/** A --log-level that is none (cli.ts reads the level before parsing and refuses LOG_LEVEL's). */
+export function refuseLevel(value: string | undefined): void {
+  if (value !== undefined && !OPTIONS['log-level'].choices.includes(value as never)) {
+    throw new UsageError(`--log-level ${value} is not a level: use debug, info, warn or error`);
+  }
+}
+
+/** --log-format and --log-level, which every command takes, as yargs takes them. */
+export const LOG_OPTIONS = Object.fromEntries(Object.entries(yargsOptions({
+  'log-format': OPTIONS['log-format'], 'log-level': OPTIONS['log-level'],
+})).map(([k, { group: _, ...o }]) => [k, o]));
+
 export function parseArgs(argv: readonly string[]): MainFlags {
   const dash = argv.indexOf('--');
   const own = dash === -1 ? [...argv] : argv.slice(0, dash);
@@ -108,6 +120,7 @@ export function parseArgs(argv: readonly string[]): MainFlags {
       throw new UsageError(`--${flag} ${value} is not a format: use --${flag} json or --${flag} text`);
     }
   }
+  refuseLevel(flags.logLevel as string | undefined);
   return { ...flags, etcdArgs, help: a.help === true || own.includes('--help') || own.includes('-h') } as MainFlags;
 }
 

@@ -5,7 +5,7 @@ import { isCommand } from './commands/names.ts';
 import { INTERNAL_ERROR_EXIT, isUserFacing } from './errors.ts';
 import { execTarget } from './exec.ts';
 import { runInterruptHooks } from './interrupt.ts';
-import { logFormatOf, makeLog, stderrLog, writeWhole, type Log } from './log.ts';
+import { logSettingsOf, makeLog, stderrLog, writeWhole, type Log } from './log.ts';
 import type { Install } from './steps/index.ts';
 import { migrate } from './migrate.ts';
 import { DEFAULT_BIN_DIR, resolveOptions } from './options.ts';
@@ -83,7 +83,12 @@ const INTERRUPT_CLEANUP_MS = 20_000;
 /** `install`: this program's own files (see main.ts). */
 export async function run(install: Install): Promise<never> {
   const argv = process.argv.slice(2);
-  const log = makeLog(logFormatOf(argv));
+  const settings = logSettingsOf(argv, process.env);
+  const log = makeLog(settings);
+  if (settings.bad) {
+    log(`error: ${settings.bad}`);
+    process.exit(2);
+  }
   // As a container's PID 1, Node gets no default action for SIGTERM: without these handlers a pod
   // deleted mid-migration would wait out its grace period. Exiting stops the temporary etcd (execa
   // kills its children on exit); version.txt and the swap journal make the rerun resume.

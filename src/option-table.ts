@@ -135,7 +135,11 @@ export const OPTIONS = {
   },
   'log-format': {
     type: 'string', group: GROUPS.output, default: '`text`', choices: ['text', 'json'],
-    describe: 'json: each log line a record shaped like etcd\'s own (level, ts, caller, msg), one per line',
+    describe: 'json: each log line a record shaped like etcd\'s own (level, ts, caller, msg, fields), one per line',
+  },
+  'log-level': {
+    type: 'string', group: GROUPS.output, env: 'LOG_LEVEL', default: '`info`', choices: ['debug', 'info', 'warn', 'error'],
+    describe: 'the least level logged; debug adds the checks and figures behind each line',
   },
   'version': {
     type: 'boolean', group: GROUPS.output,

@@ -36,6 +36,8 @@ export interface Flags {
   backupEncryptionKeyFile?: string;
   backupCompression?: string;
   initialClusterToken?: string;
+  /** The least level logged (cli.ts reads it, and LOG_LEVEL, before the command line is parsed). */
+  logLevel?: string;
   /** Flags for the target etcd, after `--`; undefined when there was no `--`. */
   etcdArgs?: string[];
   help?: boolean;

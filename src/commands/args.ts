@@ -1,7 +1,7 @@
 // The command lines of `etcd-migrate backup` and `etcd-migrate restore`. The default command (the
 // migration) is parsed by ../args.ts; these reuse its option descriptions where they mean the same.
 import yargs, { type Options } from 'yargs';
-import { num, refuseUnknown, str, yargsOptions } from '../args.ts';
+import { LOG_OPTIONS, num, refuseUnknown, str, yargsOptions } from '../args.ts';
 import { UsageError } from '../errors.ts';
 import type { Flags } from '../options.ts';
 
@@ -25,6 +25,7 @@ const TEMP_ETCD = {
   'peer-port': MAIN['peer-port']!,
   'etcd-server-extra-args': MAIN['etcd-server-extra-args']!,
   'backup-encryption-key-file': { type: 'string', describe: 'encrypt / decrypt with the key in this file (AES-256-GCM) [env BACKUP_ENCRYPTION_KEY_FILE]' },
+  ...LOG_OPTIONS,
 } as const satisfies Record<string, Options>;
 
 const BACKUP = {

@@ -1,6 +1,8 @@
 // The main command's parser and the CLI's exit codes.
 import { describe, expect, it } from 'vitest';
 import { nearestFlag, parseArgs } from '../../src/args.ts';
+import { parseCommand } from '../../src/commands/args.ts';
+import { parseRehearseArgs } from '../../src/rehearse-args.ts';
 import { exitCode } from '../../src/cli.ts';
 import { INTERNAL_ERROR_EXIT, isBug, StepError, UsageError } from '../../src/errors.ts';
 import { ENV, OPTIONS } from '../../src/option-table.ts';
@@ -37,6 +39,12 @@ describe('parseArgs', () => {
     expect(f.version).toBe(true);
     expect(f.output).toBe('json');
     expect(f.logFormat).toBe('json');
+    expect(f.logLevel).toBe('error');
+  });
+
+  it('refuses a log level that is none, naming the four', () => {
+    expect(() => parseArgs(['--log-level', 'verbose'])).toThrow('--log-level verbose is not a level: use debug, info, warn or error');
+    expect(parseArgs(['--log-level', 'debug']).logLevel).toBe('debug');
   });
 
   it('refuses an unknown flag with the nearest valid name', () => {
@@ -45,6 +53,16 @@ describe('parseArgs', () => {
 
   it('keeps what follows -- for etcd', () => {
     expect(parseArgs(['--dry-run', '--', '--name', 'a']).etcdArgs).toEqual(['--name', 'a']);
+  });
+});
+
+describe('the subcommands', () => {
+  it('take --log-format and --log-level (read before parsing, cli.ts) and refuse a level that is none', () => {
+    expect(() => parseCommand(['backup', 'f', '--log-format', 'json', '--log-level', 'debug'])).not.toThrow();
+    expect(() => parseCommand(['restore', 'f', '--log-level=warn'])).not.toThrow();
+    expect(() => parseRehearseArgs(['rehearse', '--log-format=json', '--log-level', 'error'])).not.toThrow();
+    expect(() => parseCommand(['backup', 'f', '--log-level', 'verbose'])).toThrow(/log-level/);
+    expect(() => parseRehearseArgs(['rehearse', '--log-level', 'verbose'])).toThrow(/log-level/);
   });
 });
 

@@ -1,7 +1,7 @@
 // The command line of `etcd-migrate rehearse` (loaded only for that command).
 import yargs from 'yargs';
 import { ENGINE_CHOICES, type EngineChoice } from './container.ts';
-import { num, refuseUnknown, str, yargsOptions } from '../../args.ts';
+import { LOG_OPTIONS, num, refuseUnknown, str, yargsOptions } from '../../args.ts';
 import { OPTIONS } from '../../option-table.ts';
 import { UsageError } from '../../errors.ts';
 import { DEFAULT_IMAGE, type RehearseFlags } from './rehearse.ts';
@@ -29,7 +29,8 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseFlags {
       .option('port', { type: 'number', describe: 'client port of the temporary etcds, on 127.0.0.1 (default: a free one)' })
       .option('peer-port', { type: 'number', describe: 'peer port of the temporary etcds, on 127.0.0.1 (default: a free one)' })
       .option('json', { type: 'boolean', describe: 'print the report as JSON' })
-      .option('already-copied', { type: 'boolean', hidden: true }), (args) => {
+      .option('already-copied', { type: 'boolean', hidden: true })
+      .options(LOG_OPTIONS), (args) => {
       a = args;
     })
     .demandCommand(1, 1)
@@ -44,7 +45,7 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseFlags {
   y.parseSync();
   // Not yargs' strict mode: an unknown flag is refused with the nearest valid name, as elsewhere.
   const own = ['data-dir', 'image', 'engine', 'bin-dir', 'work-dir', 'keep', 'port', 'peer-port', 'json', 'already-copied'];
-  const valid = ['help', ...Object.keys(SHARED), ...own];
+  const valid = ['help', ...Object.keys(SHARED), ...Object.keys(LOG_OPTIONS), ...own];
   refuseUnknown(a, valid, 'etcd-migrate rehearse --help', ' for rehearse');
   const extra = (a._ as unknown[] | undefined)?.[1];
   if (extra !== undefined) {
@@ -66,6 +67,8 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseFlags {
     peerPort: num(a.peerPort, '--peer-port'),
     json: a.json as boolean | undefined,
     alreadyCopied: a.alreadyCopied as boolean | undefined,
+    logFormat: str(a.logFormat),
+    logLevel: str(a.logLevel),
     help: argv.includes('--help') || argv.includes('-h'),
   };
 }

@@ -26,6 +26,9 @@ export interface RehearseFlags extends Pick<Flags, 'dataDir' | 'targetVersion' |
   workDir?: string;
   keep?: boolean;
   json?: boolean;
+  /** The log's, passed on to the rehearsal in the container so that its lines read as the host's. */
+  logFormat?: string;
+  logLevel?: string;
   /** Internal: the data dir is the copy that a rehearse on the host made (it has the marker beside it). */
   alreadyCopied?: boolean;
 }
@@ -102,7 +105,7 @@ export async function rehearse(f: RehearseFlags, env: NodeJS.ProcessEnv, io: Reh
     copySeconds = (Date.now() - t0) / 1000;
     io.log(`rehearsal: copied ${source} (${mib(bytes)}) to ${copy} in ${copySeconds.toFixed(2)} s; ${engine ? `migrating it in ${engine.name} (${engine.image})` : `migrating it with the binaries in ${opts.binDir}`}`);
     rehearsal = engine
-      ? await inContainer(engine, work, flags(`${IN_CONTAINER}/data`), env)
+      ? await inContainer(engine, work, flags(`${IN_CONTAINER}/data`), env, logFlags(f, env))
       : await rehearseCopy(resolveOptions(flags(copy), env, ctx), { env, log: io.log, install: io.install });
   } finally {
     if (!f.keep) await fse.remove(work);
@@ -116,8 +119,11 @@ export async function rehearse(f: RehearseFlags, env: NodeJS.ProcessEnv, io: Reh
 }
 
 /** Runs the rehearsal inside the image on the copy (bind-mounted), and reads its report. */
-async function inContainer(engine: Engine, work: string, fl: Flags, env: NodeJS.ProcessEnv): Promise<Rehearsal> {
-  const args = ['rehearse', '--already-copied', '--data-dir', fl.dataDir!, '--name', fl.name!, '--port', String(fl.port), '--peer-port', String(fl.peerPort)];
+async function inContainer(
+  engine: Engine, work: string, fl: Flags, env: NodeJS.ProcessEnv, log: string[],
+): Promise<Rehearsal> {
+  const args = ['rehearse', '--already-copied', '--data-dir', fl.dataDir!, '--name', fl.name!, '--port', String(fl.port),
+    '--peer-port', String(fl.peerPort), ...log];
   for (const [flag, v] of [['--target-version', fl.targetVersion], ['--target-storage', fl.targetStorage], ['--bundled-versions', fl.bundledVersions], ['--etcd-data-prefix', fl.etcdDataPrefix]] as const) {
     if (v !== undefined) args.push(flag, v);
   }
@@ -127,11 +133,28 @@ async function inContainer(engine: Engine, work: string, fl: Flags, env: NodeJS.
   try {
     return JSON.parse(String(r.stdout)) as Rehearsal;
   } catch {
-    const why = String(r.stderr).split('\n').filter((l) => /error/.test(l)).at(-1)?.replace(/^etcd-migrate: (error: )?/, '');
+    const why = errorOf(String(r.stderr));
     const message = `the rehearsal in ${engine.name} (${engine.image}) ended with exit code ${r.exitCode} and no report${why ? `: ${why}` : ''}`;
     const target = `${fl.targetVersion ?? '?'}/${fl.targetStorage ?? 'etcd3'}`;
     // Exit code 2: the entrypoint in the image refused (a usage error); anything else: the engine failed.
     return { from: '?', target, plan: [], before: { skipped: 'not reached' }, steps: [], after: { skipped: 'not reached' }, result: 'failed', failedAt: r.exitCode === 2 ? 'plan' : 'container', message };
+  }
+}
+
+/** The log flags of the rehearsal in the container: the host's, the level from LOG_LEVEL too. */
+function logFlags(f: RehearseFlags, env: NodeJS.ProcessEnv): string[] {
+  const level = f.logLevel ?? (env.LOG_LEVEL || undefined);
+  return [...(f.logFormat ? ['--log-format', f.logFormat] : []), ...(level ? ['--log-level', level] : [])];
+}
+
+/** The message of the last error in a log, text lines or JSON records. */
+function errorOf(stderr: string): string | undefined {
+  const line = stderr.split('\n').filter((l) => /error/.test(l)).at(-1);
+  if (!line?.startsWith('{')) return line?.replace(/^etcd-migrate: (error: )?/, '');
+  try {
+    return (JSON.parse(line) as { msg?: string }).msg;
+  } catch {
+    return line;
   }
 }
 
