@@ -15,15 +15,25 @@ export class StepError extends Error {
 /** The run's backup failed before any change; said as the backup's problem, not a step's. Exit code 1. */
 export class BackupError extends StepError {}
 
-/** A child process failed: the facts about it, for the log line and for tests. */
+/**
+ * A child process failed: the facts about it, for the log line and for tests. The message is our
+ * line, then the child's last lines, each on its own line, indented and prefixed with its name
+ * (log.ts childLines): whoever adds to the message adds to `headline` and keeps `shown` last.
+ */
 export class ProcessError extends StepError {
   readonly command: string;
   readonly processExitCode: number | undefined;
   readonly signal: string | undefined;
   /** The process's last output lines (etcd never logs key values). */
   readonly output: string;
-  constructor(message: string, facts: { command: string; exitCode?: number; signal?: string; output: string }) {
-    super(message);
+  /** Our line, without the child's. */
+  readonly headline: string;
+  /** The child's last lines as the message ends with them ("; its last lines:\n  etcd-3.5.30| ..."), or empty. */
+  readonly shown: string;
+  constructor(headline: string, facts: { command: string; exitCode?: number; signal?: string; output: string; shown?: string }) {
+    super(`${headline}${facts.shown ?? ''}`);
+    this.headline = headline;
+    this.shown = facts.shown ?? '';
     this.command = facts.command;
     this.processExitCode = facts.exitCode;
     this.signal = facts.signal;

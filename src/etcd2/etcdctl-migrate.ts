@@ -1,7 +1,9 @@
 // etcdctl as a tool on a stopped member's data: `migrate` converts the v2 store into v3 keys (3.0-3.4 only).
 import { execa } from 'execa';
+import path from 'node:path';
 import { ProcessError } from '../errors.ts';
 import { childEnv, TEMPORARY_MARK } from '../etcd/process/env.ts';
+import { lastLines } from '../log.ts';
 
 const MIGRATE_TIMEOUT_MS = 60 * 60_000;
 
@@ -18,9 +20,11 @@ export async function migrateV2ToV3(etcdctl: string, dataDir: string, transforme
     env: { ...childEnv(env, args, 'ETCDCTL_'), ETCDCTL_API: '3', [TEMPORARY_MARK]: '1' }, extendEnv: false,
   });
   if (r.exitCode !== 0 || r.timedOut) {
-    const tail = String(r.all ?? '').trim().split('\n').slice(-5).join('\n  ');
+    const shown = lastLines(path.basename(etcdctl), String(r.all ?? '').trim().split('\n').filter(Boolean).slice(-5));
     const why = r.timedOut ? `did not finish in ${MIGRATE_TIMEOUT_MS / 60_000} min` : `failed (exit code ${r.exitCode})`;
-    throw new ProcessError(`${etcdctl} migrate ${why}; its last lines:\n  ${tail}`, { command: etcdctl, exitCode: r.exitCode, signal: r.signal, output: String(r.all ?? '') });
+    throw new ProcessError(`${etcdctl} migrate ${why}`, {
+      command: etcdctl, exitCode: r.exitCode, signal: r.signal, output: String(r.all ?? ''), shown,
+    });
   }
   return String(r.all ?? '');
 }

@@ -14,6 +14,7 @@ import { fmt, type Version } from '../version.ts';
 import { probeWriteV2 } from '../etcd/client/probe.ts';
 import { withTempEtcd, type MemberConfig } from '../etcd/process/server.ts';
 import { lastWalIndex } from '../etcd/disk/wal.ts';
+import type { Log } from '../log.ts';
 
 export interface SaveOptions {
   bin: string;
@@ -25,7 +26,7 @@ export interface SaveOptions {
   member: MemberConfig;
   env: NodeJS.ProcessEnv;
   timeoutMs: number;
-  log?: (line: string) => void;
+  log?: Log;
 }
 
 const POLL_MS = 20;

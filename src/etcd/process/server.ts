@@ -4,6 +4,8 @@ import { ProcessError } from '../../errors.ts';
 import { compareMinor, fmt, type Storage, type Version } from '../../version.ts';
 import { isCluster, memberNames } from '../../cluster.ts';
 import { isJoined, probeWriteV2, probeWriteV3, versions } from '../client/probe.ts';
+import { debug, lastLines, type Log } from '../../log.ts';
+import path from 'node:path';
 import { temporaryEtcdEnv } from './env.ts';
 import { missing, type Expectation, type Seen } from './readiness.ts';
 import type { ClientTls } from '../tls/config.ts';
@@ -35,8 +37,8 @@ export interface StartOptions {
   timeoutMs: number;
   /** The lowest cluster version that counts as ready (cluster.ts clusterVersionNeeded); default: `version`'s minor. */
   clusterAtLeast?: Version;
-  /** Progress while a cluster member waits for its peers. */
-  log?: (line: string) => void;
+  /** Progress while a cluster member waits for its peers; a start repeated or a stop forced. */
+  log?: Log;
   /** Also serve the v2 API (3.4+ need --enable-v2), e.g. to empty the v2 store after a conversion. */
   v2?: boolean;
   /** More etcd flags for this run (e.g. --snapshot-count=1), before the member's extra args. */
@@ -164,7 +166,8 @@ export class TempEtcd {
         last = (e as Error).message;
       }
       if (cluster && log && Date.now() >= nextLog) {
-        log(`  etcd ${fmt(version)} waiting ${Math.round((Date.now() - started) / 1000)} s: ${last}`);
+        const waited = Math.round((Date.now() - started) / 1000);
+        log(`etcd ${fmt(version)} waiting ${waited} s: ${last}`, { fields: { etcd: fmt(version), seconds: waited } });
         nextLog += CLUSTER_LOG_EVERY_MS;
       }
       await sleep(cluster ? CLUSTER_POLL_MS : POLL_MS);
@@ -179,7 +182,9 @@ export class TempEtcd {
     await this.kill();
     const { code, signal } = this.exited!;
     if (signal === 'SIGKILL' && cluster) {
-      this.opts.log?.(`  etcd ${fmt(this.opts.version)} was still shutting down ${CLUSTER_STOP_GRACE_MS / 1000} s after SIGTERM (leadership handed back by a peer stopping at the same moment) and was killed; its write-ahead log holds every committed entry`);
+      const log = this.opts.log ?? (() => {});
+      log(`etcd ${fmt(this.opts.version)} killed, still stopping ${CLUSTER_STOP_GRACE_MS / 1000} s after SIGTERM; its WAL holds every commit`);
+      debug(log, 'a cluster member may take that long when a peer stopping at the same moment hands leadership back');
       return;
     }
     if (signal === 'SIGKILL') throw this.failure(`etcd ${fmt(this.opts.version)} ignored SIGTERM for ${STOP_GRACE_MS / 1000} s and was killed`);
@@ -210,9 +215,9 @@ export class TempEtcd {
     const how = e ? (e.signal ? ` (signal ${e.signal})` : ` (exit code ${e.code})`) : '';
     const said = e && this.cause ? `; etcd said: ${this.cause.text}` : '';
     // After a flag error etcd prints only its usage text: nothing more to show.
-    const tail = this.cause?.kind === 'flag' && e ? '' : this.tail.filter(Boolean).slice(-5).join('\n  ');
-    const facts = { command: this.opts.bin, exitCode: e?.code, signal: e?.signal, output: this.tail.join('\n') };
-    return new ProcessError(`${message}${how}${said}${tail ? `; its last lines:\n  ${tail}` : ''}`, facts);
+    const shown = this.cause?.kind === 'flag' && e ? '' : lastLines(path.basename(this.opts.bin), this.tail.filter(Boolean).slice(-5));
+    const facts = { command: this.opts.bin, exitCode: e?.code, signal: e?.signal, output: this.tail.join('\n'), shown };
+    return new ProcessError(`${message}${how}${said}`, facts);
   }
 }
 
@@ -278,7 +283,9 @@ async function startReady(opts: StartOptions): Promise<TempEtcd> {
       throw e;
     }
     await etcd.stop();
-    opts.log?.(`etcd ${fmt(opts.version)} still had ${e.message} ${MISSED_VERSION_MS} ms after it first answered (its version monitor missed the leader's first commit and would look again 4 s after its start): stopped and started again`);
+    const log = opts.log ?? (() => {});
+    log(`etcd ${fmt(opts.version)} still had ${e.message} ${MISSED_VERSION_MS} ms after it first answered: started again`);
+    debug(log, 'its version monitor missed the leader\'s first commit and would look again 4 s after its start');
   }
   etcd = new TempEtcd(opts);
   try {

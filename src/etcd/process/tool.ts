@@ -3,6 +3,8 @@ import { execa } from 'execa';
 import { binPath, type Tool } from '../../bundled-versions.ts';
 import { ProcessError } from '../../errors.ts';
 import { compareMinor, type Version } from '../../version.ts';
+import path from 'node:path';
+import { lastLines } from '../../log.ts';
 
 const TAIL = 5;
 
@@ -27,9 +29,9 @@ export async function runTool(binDir: string, tool: Tool, v: Version, args: stri
   const r = await execa(bin, args, { reject: false, env, extendEnv: false, stdin: 'ignore', all: true, timeout: timeoutMs });
   if (r.exitCode === 0 && !r.signal) return String(r.stdout);
   const lines = String(r.all ?? '').split('\n').filter(Boolean);
-  const tail = lines.slice(-TAIL).join('\n  ');
+  const shown = lastLines(path.basename(bin), lines.slice(-TAIL));
   const how = r.timedOut ? ` (no answer in ${timeoutMs / 1000} s)` : r.signal ? ` (signal ${r.signal})` : ` (exit code ${r.exitCode})`;
-  throw new ProcessError(`${what} failed: ${bin}${how}${tail ? `; its last lines:\n  ${tail}` : ''}`, {
-    command: bin, exitCode: r.exitCode, signal: r.signal, output: lines.join('\n'),
+  throw new ProcessError(`${what} failed: ${bin}${how}`, {
+    command: bin, exitCode: r.exitCode, signal: r.signal, output: lines.join('\n'), shown,
   });
 }
