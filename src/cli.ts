@@ -1,11 +1,13 @@
 // The entry: argv + env in, exit code out. The only module that ends the process.
+import { fstatSync } from 'node:fs';
 import os from 'node:os';
 import { helpText, parseArgs, type MainFlags } from './args.ts';
 import { isCommand } from './commands/names.ts';
 import { INTERNAL_ERROR_EXIT, isUserFacing } from './errors.ts';
 import { execTarget } from './exec.ts';
 import { runInterruptHooks } from './interrupt.ts';
-import { logSettingsOf, makeLog, stderrLog, writeWhole, type Log } from './log.ts';
+import { logSettingsOf, makeLog, stderrLog, writeWhole, type Log, type LogFormat } from './log.ts';
+import { progressReporter, type StartProgress } from './progress.ts';
 import type { Install } from './steps/index.ts';
 import { migrate } from './migrate.ts';
 import { DEFAULT_BIN_DIR, resolveOptions } from './options.ts';
@@ -18,10 +20,11 @@ export const stdoutPrint: Print = (text) => writeWhole(1, text);
 
 export async function main(
   argv: readonly string[], env: NodeJS.ProcessEnv, install: Install, print: Print = stdoutPrint, log: Log = stderrLog,
+  progress?: StartProgress,
 ): Promise<number> {
   // `etcd-migrate help [command]`: the same as `[command] --help`.
   if (argv[0] === 'help') {
-    return main(argv[1] && argv[1] !== 'help' ? [argv[1], '--help'] : ['--help'], env, install, print, log);
+    return main(argv[1] && argv[1] !== 'help' ? [argv[1], '--help'] : ['--help'], env, install, print, log, progress);
   }
   if (argv[0] === 'rehearse') {
     const rf = (await import('./commands/rehearse/args.ts')).parseRehearseArgs(argv);
@@ -31,7 +34,7 @@ export async function main(
   // Subcommands load only when asked for: the pod start path stays small.
   if (isCommand(argv[0])) {
     const { runCommand } = await import('./commands/index.ts');
-    return runCommand(argv, { env, log, print: (l) => print(`${l}\n`), hostname: os.hostname() });
+    return runCommand(argv, { env, log, progress, print: (l) => print(`${l}\n`), hostname: os.hostname() });
   }
   const flags = parseArgs(argv);
   if (flags.help) {
@@ -45,7 +48,7 @@ export async function main(
     return 0;
   }
   try {
-    return await migrateAndExec(flags, env, install, print, log);
+    return await migrateAndExec(flags, env, install, print, { log, progress });
   } catch (e) {
     if (flags.output === 'json') {
       print((await import('./report.ts')).errorJson((e as Error)?.message ?? String(e), exitCode(e)));
@@ -55,10 +58,10 @@ export async function main(
 }
 
 async function migrateAndExec(
-  flags: MainFlags, env: NodeJS.ProcessEnv, install: Install, print: Print, log: Log,
+  flags: MainFlags, env: NodeJS.ProcessEnv, install: Install, print: Print, { log, progress }: { log: Log; progress?: StartProgress },
 ): Promise<number> {
   const opts = resolveOptions(flags, env, { hostname: os.hostname() });
-  const outcome = await migrate(opts, { env, log, install }, opts.etcdArgs !== undefined);
+  const outcome = await migrate(opts, { env, log, progress, install }, opts.etcdArgs !== undefined);
   const exec = opts.etcdArgs && !opts.dryRun ? `etcd ${fmt(opts.target.version)}` : null;
   // Only a dry run or JSON prints: a pod start's stdout is etcd's.
   if (opts.dryRun || flags.output === 'json') {
@@ -76,6 +79,24 @@ async function migrateAndExec(
 
 /** Bad input 2, a failed step 1, anything else is a bug and says so with its own code. */
 export const exitCode = (e: unknown): number => (isUserFacing(e) ? e.exitCode : INTERNAL_ERROR_EXIT);
+
+/**
+ * stderr when it is a terminal and the log is text: progress is drawn there as a bar. Asked of fd 2
+ * first: process.stderr would load the stream modules at every pod start (log.ts); a character device
+ * that is not a terminal (/dev/null) has no columns and gets no bar.
+ */
+function terminal(format: LogFormat): { write: (text: string) => void; columns?: number } | undefined {
+  if (format !== 'text' || !charDevice(2) || !process.stderr.isTTY) return undefined;
+  return { write: (text) => writeWhole(2, text), columns: process.stderr.columns };
+}
+
+function charDevice(fd: number): boolean {
+  try {
+    return fstatSync(fd).isCharacterDevice();
+  } catch {
+    return false;
+  }
+}
 
 /** How long an interrupted command may take to remove its files before the process exits. */
 const INTERRUPT_CLEANUP_MS = 20_000;
@@ -106,7 +127,7 @@ export async function run(install: Install): Promise<never> {
   }
   let code: number;
   try {
-    code = await main(argv, process.env, install, stdoutPrint, log);
+    code = await main(argv, process.env, install, stdoutPrint, log, progressReporter({ log, tty: terminal(settings.format) }));
   } catch (e) {
     code = exitCode(e);
     if (isUserFacing(e)) {

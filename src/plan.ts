@@ -250,6 +250,11 @@ class Bundle {
 }
 
 /** One line per step, for logs and --dry-run. */
+/** What a step is, without how: "convert 3.3.25/etcd2 -> 3.3.25/etcd3" (describe() up to its colon). */
+export function stepName(s: Step): string {
+  return describe(s).split(':')[0]!;
+}
+
 export function describe(s: Step): string {
   switch (s.kind) {
     case 'upgrade': return `upgrade ${fmtData(s.from)} -> ${fmtData(s.to)}: start etcd ${fmt(s.to.version)} until a write commits, then stop it`;

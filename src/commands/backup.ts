@@ -2,6 +2,7 @@
 // offline data dir (etcd started on a copy, on the hidden loopback port), checked (etcd's sha256
 // trailer, `snapshot status`), optionally encrypted and then decrypted again to check it, then
 // described: hash, revision, keys, size.
+import { progressReporter } from '../progress.ts';
 import { execa } from 'execa';
 import { constants, promises as fs } from 'node:fs';
 import { createReadStream } from 'node:fs';
@@ -68,7 +69,7 @@ export async function backupCommand(f: CommandFlags, io: CommandIO): Promise<voi
       const env = { ...childEnv(io.env, ['--endpoints', ...Object.entries(tls).filter(([, x]) => x).map(([k]) => `--${k}`)], 'ETCDCTL_'), ETCDCTL_API: '3' };
       await checkReachable(binDir, v, endpoint, tls, env);
       await fs.mkdir(work, { mode: 0o700 });
-      await saveSnapshot({ binDir, version: v, endpoint, file: plain, env, tls });
+      await withSaveProgress(io, plain, undefined, () => saveSnapshot({ binDir, version: v, endpoint, file: plain, env, tls }));
       version = v;
       countLive = (revision) => countAt(binDir, v, endpoint, tls, revision, env);
     } else {
@@ -113,7 +114,8 @@ export async function backupCommand(f: CommandFlags, io: CommandIO): Promise<voi
     io.print(`revision: ${status.revision}`);
     io.print(`keys: ${keys ?? 'not counted'} (${status.totalKey} bbolt entries)`);
     io.print(`size: ${size} bytes (${human(size)})`);
-    io.log(`snapshot saved with etcd ${fmt(version)}'s tools, verified${key ? ', encrypted and decrypted again' : ''}: ${out}`);
+    io.log(`snapshot saved with etcd ${fmt(version)}'s tools, verified${key ? ', encrypted and decrypted again' : ''}: ${out}`,
+      { fields: { etcd: fmt(version), file: out, bytes: size, revision: status.revision, keys } });
   } catch (e) {
     if (placed) await fs.rm(out, { force: true }).catch(() => {});
     throw e;
@@ -121,6 +123,17 @@ export async function backupCommand(f: CommandFlags, io: CommandIO): Promise<voi
     await removeWork(work);
     unregister();
   }
+}
+
+/**
+ * etcdctl snapshot save as long work: it tells nothing as it goes, the file it writes (etcdctl's
+ * `.part`, renamed at the end) says how far it is; `total`: the db's size when known.
+ */
+async function withSaveProgress<T>(io: CommandIO, file: string, total: number | undefined, save: () => Promise<T>): Promise<T> {
+  const MIB = 1048576;
+  const poll = () => fs.stat(`${file}.part`).then((s) => s.size / MIB, () => undefined);
+  const p = (io.progress ?? progressReporter({ log: io.log }))('saving the snapshot', total && total / MIB, 'MiB', poll);
+  return save().finally(() => p.end());
 }
 
 /** Stops an etcd still running on the member copy, then removes every temporary file. */
@@ -203,7 +216,8 @@ async function snapshotOffline(f: CommandFlags, dataDir: string, binDir: string,
   };
   const facts = await withTempEtcd(start, async (endpoint) => {
     const got = await memberFacts(endpoint, version, binDir, io.env);
-    await saveSnapshot({ binDir, version, endpoint, file, env: ctlEnv(io.env) });
+    const db = (await fs.stat(path.join(copy, 'member', 'snap', 'db'))).size;
+    await withSaveProgress(io, file, db, () => saveSnapshot({ binDir, version, endpoint, file, env: ctlEnv(io.env) }));
     return got;
   });
   return { version, keys: facts.keys };

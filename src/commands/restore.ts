@@ -85,7 +85,8 @@ async function fromArchive(input: string, f: CommandFlags, io: CommandIO, target
     throw new UsageError(`the backup holds ${fmtData(v)} data, not ${asked}; restore it as it is (without --target-version), then migrate it with etcd-migrate --target-version ${asked}`);
   }
   const files = manifest.entries.filter((e) => e.type === 'file').length;
-  io.log(`backup archive from ${manifest.header.created} (${manifest.header.source}): ${files} files, ${manifest.bytes} bytes, every sha256 checked`);
+  io.log(`backup archive from ${manifest.header.created} (${manifest.header.source}): ${files} files, ${manifest.bytes} bytes, `
+    + 'every sha256 checked', { fields: { created: manifest.header.created, files, bytes: manifest.bytes } });
   return v;
 }
 
@@ -114,7 +115,8 @@ async function fromSnapshot(input: string, f: CommandFlags, io: CommandIO, dataD
       (endpoint) => memberFacts(endpoint, v, opts.binDir, io.env));
     if (facts.revision !== status.revision) throw new StepError(`etcd ${tv} on the restored data serves revision ${facts.revision}, but the snapshot holds ${status.revision}; nothing was changed`);
     io.print(`keys: ${facts.keys}`);
-    io.log(`etcd ${tv} started on the restored data: ${describeFacts(facts)}`);
+    io.log(`etcd ${tv} started on the restored data: ${describeFacts(facts)}`,
+      { fields: { etcd: tv, keys: facts.keys, revision: facts.revision } });
   }
   io.print(`revision: ${status.revision}`);
   io.print(`member: ${opts.name} (${opts.initialAdvertisePeerUrls}), cluster ${opts.initialCluster}, token ${opts.initialClusterToken}`);

@@ -1,6 +1,8 @@
 import type { CheckedDb } from '../etcd2/convert/v3db.ts';
 import type { MemberConfig } from '../etcd/process/server.ts';
 import type { Tool } from '../bundled-versions.ts';
+import type { Fields, Log } from '../log.ts';
+import { progressReporter, type StartProgress } from '../progress.ts';
 import type { DataVersion, Version } from '../version.ts';
 
 /** This program's own files: the Node binary that runs it, and the entry of its v2 transformer (src/etcd2/transformer.ts). */
@@ -17,7 +19,9 @@ export interface StepContext {
   dataPrefix: string;
   ttlKeysDirectory: string;
   env: NodeJS.ProcessEnv;
-  log: (line: string) => void;
+  log: Log;
+  /** Long work's progress: a bar on a terminal, else lines through `log` (progressOf). */
+  progress?: StartProgress;
   stepTimeoutMs: number;
   /** Where the whole plan ends (a cluster member's steps wait differently before the last minor). */
   target: DataVersion;
@@ -33,8 +37,17 @@ export interface StepContext {
   checkedDb?: CheckedDb;
 }
 
+/** The context's progress reporter, or lines through its log. */
+export const progressOf = (ctx: Pick<StepContext, 'log' | 'progress'>): StartProgress =>
+  ctx.progress ?? progressReporter({ log: ctx.log });
+
 /** What a step reports for its log line: facts such as key counts and checksums, never values. */
 export interface StepReport {
+  /** The key figures on the step's line, short: "6,061 keys, 2,026 TTLs pending". */
+  figures?: string;
+  /** The same figures as the fields of a JSON record. */
+  fields?: Fields;
+  /** The checksums and the rest behind them: a debug line, and rehearse's report. */
   detail?: string;
 }
 

@@ -10,13 +10,14 @@
 // The executor then swaps it in. Kept: every key, value, lease, and the revision. Changed: the
 // member and cluster IDs (restore makes a new cluster), lease TTLs restart at their full length,
 // the raft log starts afresh, and a v2 store (left over from a v2 -> v3 conversion) is dropped.
+import { debug } from '../log.ts';
 import { constants, promises as fs } from 'node:fs';
 import fse from 'fs-extra';
 import path from 'node:path';
 import { binPath } from '../bundled-versions.ts';
 import { isCluster, memberNames } from '../cluster.ts';
 import { StepError, UsageError } from '../errors.ts';
-import { describeFacts, memberFacts, sameFacts } from '../etcd/client/facts.ts';
+import { describeFacts, factsFields, factsFigures, memberFacts, sameFacts } from '../etcd/client/facts.ts';
 import { withTempEtcd } from '../etcd/process/session.ts';
 import type { Options } from '../options.ts';
 import { checkSnapshotFile, restoreSnapshot, saveSnapshot, snapshotStatus } from '../etcd/process/snapshot.ts';
@@ -79,7 +80,7 @@ export async function run(s: DowngradeStep, ctx: StepContext): Promise<StepRepor
   if (status.revision !== source.revision) {
     throw new StepError(`the snapshot holds revision ${status.revision}, but etcd ${fmt(s.snapshotWith)} served revision ${source.revision}; nothing was changed`);
   }
-  ctx.log(`snapshot by etcd ${fmt(s.snapshotWith)}: ${describeFacts(source)}, ${human(file.size)}, sha256 ${file.sha256.slice(0, 16)}, verified`);
+  debug(ctx.log, `snapshot by etcd ${fmt(s.snapshotWith)}: ${describeFacts(source)}, ${human(file.size)}, sha256 ${file.sha256.slice(0, 16)}, verified`);
 
   // 3. Restore with the older version's tool into a fresh dir (restore refuses an existing one).
   await restoreSnapshot({ binDir: ctx.binDir, version: s.to.version, file: snapshot, dataDir: restored, member: ctx.member, token: ctx.member.initialClusterToken ?? 'etcd-cluster', env: ctx.env });
@@ -91,5 +92,9 @@ export async function run(s: DowngradeStep, ctx: StepContext): Promise<StepRepor
   if (!sameFacts(source, after)) {
     throw new StepError(`etcd ${fmt(s.to.version)} on the restored snapshot serves ${describeFacts(after)}, but etcd ${fmt(s.snapshotWith)} served ${describeFacts(source)}; nothing was changed`);
   }
-  return { detail: `${describeFacts(after)} kept; new member and cluster IDs, lease TTLs restart at full length` };
+  return {
+    figures: `${factsFigures(after)}, new member and cluster IDs`,
+    fields: factsFields(after),
+    detail: `${describeFacts(after)} kept; new member and cluster IDs, lease TTLs restart at full length`,
+  };
 }

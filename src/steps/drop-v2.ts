@@ -30,5 +30,5 @@ export function check(_s: DropStep, opts: Pick<Options, 'initialCluster'>): void
 
 export async function run(s: DropStep, ctx: StepContext): Promise<StepReport> {
   const r = await downgrade.run(asDowngrade(s), ctx);
-  return { detail: `${r.detail ?? ''}; the v2 store now holds only this member` };
+  return { ...r, detail: `${r.detail ?? ''}; the v2 store now holds only this member` };
 }

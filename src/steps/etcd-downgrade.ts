@@ -10,7 +10,7 @@ import { binPath } from '../bundled-versions.ts';
 import { isCluster } from '../cluster.ts';
 import { StepError } from '../errors.ts';
 import { versions } from '../etcd/client/probe.ts';
-import { describeFacts, memberFacts, sameFacts } from '../etcd/client/facts.ts';
+import { describeFacts, factsFields, factsFigures, memberFacts, sameFacts } from '../etcd/client/facts.ts';
 import { withTempEtcd, type StartOptions, type TempEtcd } from '../etcd/process/server.ts';
 import { etcdctlTlsArgs } from '../etcd/tls/config.ts';
 import { ctlEnv, runTool } from '../etcd/process/tool.ts';
@@ -56,7 +56,7 @@ export async function run(s: EtcdDowngradeStep, ctx: StepContext): Promise<StepR
   const minor = fmtMinor(s.to.version);
   const took = seconds(Date.now() - t0);
   ctx.log(`etcd ${fmt(s.enableWith)}: downgrade to ${minor} ${how}; cluster and storage version ${minor} after `
-    + took);
+    + took, { fields: { etcd: fmt(s.enableWith), minor } });
 
   // A lone member ends the downgrade job at once (etcd's leader checks every --downgrade-check-time),
   // so that a next downgrade can be enabled; 3.5 cannot report the job, and ends it once it runs.
@@ -71,7 +71,11 @@ export async function run(s: EtcdDowngradeStep, ctx: StepContext): Promise<StepR
       + `${fmt(s.enableWith)} served ${describeFacts(before)}; restore the backup taken before this run`);
   }
   const kept = after ? `${describeFacts(after)} kept` : 'every key kept';
-  return { detail: `${kept}; member and cluster IDs, leases and the raft log kept` };
+  return {
+    figures: after ? `${factsFigures(after)}, same IDs` : 'same keys and IDs',
+    fields: after ? factsFields(after) : undefined,
+    detail: `${kept}; member and cluster IDs, leases and the raft log kept`,
+  };
 }
 
 /**

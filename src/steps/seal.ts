@@ -25,7 +25,7 @@ export async function sealIfNeeded(s: Step, sealWith: Version, ctx: StepContext)
     clusterAtLeast: clusterVersionNeeded({ ...s, to: s.from }, ctx.target.version, cluster),
   }, (etcd) => waitSealed(etcd, ctx.dataDir, ctx.stepTimeoutMs));
   ctx.log(`etcd ${fmt(sealWith)} sealed the WAL: ${n} v2 requests before its snapshot at index ${snap}, `
-    + `${Date.now() - t0} ms`);
+    + `${Date.now() - t0} ms`, { fields: { etcd: fmt(sealWith), requests: n, index: snap } });
 }
 
 /**

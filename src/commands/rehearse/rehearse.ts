@@ -14,7 +14,7 @@ import { chooseEngine, runArgs, type Engine, type EngineChoice } from './contain
 import { UsageError } from '../../errors.ts';
 import { heldByProcess } from '../../etcd/process/live.ts';
 import { LOCK_FILE } from '../../datadir.ts';
-import type { Log } from '../../log.ts';
+import { debug, type Log } from '../../log.ts';
 import { resolveOptions, type Flags } from '../../options.ts';
 import { formatReport, type Rehearsal, type Report } from './report.ts';
 import { rehearseCopy } from './run.ts';
@@ -80,7 +80,7 @@ export async function rehearse(f: RehearseFlags, env: NodeJS.ProcessEnv, io: Reh
   const engine = await chooseEngine(f.engine ?? 'auto', image, env);
   if (!engine) {
     await discoverBundled(opts.binDir);
-    if ((f.engine ?? 'auto') === 'auto') io.log(`rehearsal: neither podman nor docker holds ${image}; using the etcd binaries in ${opts.binDir} (make image builds the image)`);
+    if ((f.engine ?? 'auto') === 'auto') io.log(`rehearsal: neither podman nor docker holds ${image}; using the binaries in ${opts.binDir}`);
   }
   const bytes = await treeBytes(source);
   const parent = path.resolve(f.workDir ?? os.tmpdir());
@@ -103,7 +103,9 @@ export async function rehearse(f: RehearseFlags, env: NodeJS.ProcessEnv, io: Reh
       filter: (src) => !path.basename(src).startsWith(LOCK_FILE),
     });
     copySeconds = (Date.now() - t0) / 1000;
-    io.log(`rehearsal: copied ${source} (${mib(bytes)}) to ${copy} in ${copySeconds.toFixed(2)} s; ${engine ? `migrating it in ${engine.name} (${engine.image})` : `migrating it with the binaries in ${opts.binDir}`}`);
+    io.log(`rehearsal: copied ${source} (${mib(bytes)}) in ${copySeconds.toFixed(2)} s; `
+      + `migrating it ${engine ? `in ${engine.name}` : 'with the local binaries'}`, { fields: { bytes, seconds: copySeconds } });
+    debug(io.log, `rehearsal: the copy is ${copy}; ${engine ? `the image ${engine.image}` : `the binaries in ${opts.binDir}`}`);
     rehearsal = engine
       ? await inContainer(engine, work, flags(`${IN_CONTAINER}/data`), env, logFlags(f, env))
       : await rehearseCopy(resolveOptions(flags(copy), env, ctx), { env, log: io.log, install: io.install });

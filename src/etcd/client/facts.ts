@@ -1,7 +1,7 @@
 // What a running member holds, to compare two members: live key count, revision, and etcd's
 // HashKV (a crc32 over every key revision and value; equal across 3.3-3.5 for the same data).
 import { binPath } from '../../bundled-versions.ts';
-import { count } from '../../log.ts';
+import { count, counted, figure } from '../../log.ts';
 import { fmt, type Version } from '../../version.ts';
 import { gatewayPrefix, request } from './probe.ts';
 import { etcdctlTlsArgs, type ClientTls } from '../tls/config.ts';
@@ -28,6 +28,11 @@ export async function memberFacts(endpoint: string, v: Version, binDir: string, 
 }
 
 export const sameFacts = (a: MemberFacts, b: MemberFacts): boolean => a.keys === b.keys && a.revision === b.revision && a.hashKv === b.hashKv;
+
+/** The figures of a step's line: "6,061 keys at revision 6,100". */
+export const factsFigures = (f: MemberFacts): string => `${counted(f.keys, 'key')} at revision ${figure(f.revision)}`;
+
+export const factsFields = (f: MemberFacts) => ({ keys: f.keys, revision: f.revision });
 
 export const describeFacts = (f: MemberFacts): string =>
   `${count(f.keys, 'key')} at revision ${f.revision} (hashkv ${f.hashKv.toString(16).padStart(8, '0')})`;

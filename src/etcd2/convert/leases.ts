@@ -10,6 +10,7 @@ import { StepError } from '../../errors.ts';
 import { V3Error, type Op, type V3Api } from '../../etcd/client/v3.ts';
 import { deleteExpired, IN_FLIGHT, sumKeyspace, TXN_BYTES, TXN_OPS } from './check.ts';
 import type { PendingTtls } from './pending.ts';
+import type { Progress } from '../../progress.ts';
 import type { DbKeyspace } from './v3db.ts';
 import { PackedLines } from './packed.ts';
 import { forEachConcurrent } from './pool.ts';
@@ -46,6 +47,8 @@ export interface AttachOptions {
    * the db's highest (its WAL added nothing), it stands for reading every key back through etcd.
    */
   offline?: { db: DbKeyspace; ms: number };
+  /** Told of each key put, in both passes (a timed one, then the attach): 2 per key with a TTL. */
+  progress?: Progress;
 }
 
 export interface Attached {
@@ -95,6 +98,7 @@ export async function attachTtls(v3: V3Api, pending: PendingTtls, o: AttachOptio
   const pass: PutPass = {
     v3, pending, opsPerTxn, early, want, converted,
     isLive: (line) => !expired(line[0], cutoff) && !want.missing.has(line[1]),
+    progress: o.progress,
   };
   // 4. The same puts onto one lease that outlives every key, timed: what the TTLs allow for.
   const { holder, predictedMs } = await timedPass(pass);
@@ -157,6 +161,7 @@ interface PutPass {
   converted: ChecksumBuilder;
   /** Neither expired at the cutoff nor found missing. */
   isLive: (line: TtlLine) => boolean;
+  progress?: Progress;
 }
 
 /** A key that went during the attach: missing, no longer expected, no longer in the keyspace. */
@@ -223,6 +228,7 @@ function putAll(p: PutPass, leaseOf: (line: TtlLine) => string, done?: (line: Tt
       ok = [];
       for (let i = 0; i < batch.length; i++) ok.push(await attachOne(p.v3, put(batch.line(i)), batch.line(i), p.early));
     }
+    p.progress?.add(batch.length);
     for (let i = 0; i < batch.length; i++) {
       if (!ok || ok[i]) {
         done?.(batch.line(i));

@@ -66,7 +66,9 @@ export interface V2Store {
  * The file is read in chunks (a million keys make a file of hundreds of MB); its CRC is checked at
  * its end, before anything is returned.
  */
-export async function readV2Store(snapFile: string, nowMs: number, hiddenFile: string): Promise<V2Store> {
+export async function readV2Store(
+  snapFile: string, nowMs: number, hiddenFile: string, onChunk?: (bytes: number) => void,
+): Promise<V2Store> {
   const t = new V2ToV3Transform({ output: false });
   const out = new SpillWriter(hiddenFile);
   const scanner = new V2StoreScanner();
@@ -74,6 +76,7 @@ export async function readV2Store(snapFile: string, nowMs: number, hiddenFile: s
   let hiddenDirs = 0;
   try {
     for await (const chunk of snapFileStore(snapFile)) {
+      onChunk?.(chunk.length);
       for (const n of scanner.push(chunk)) {
         const { converted } = t.node(n, nowMs);
         if (!isHidden(n.key)) continue;

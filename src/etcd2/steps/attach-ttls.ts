@@ -16,10 +16,10 @@ import { withGrpc } from '../../etcd/client/grpc.ts';
 import { SEAL_FLAGS, waitSealed } from '../../etcd/process/seal.ts';
 import { withTempEtcd } from '../../etcd/process/server.ts';
 import { removeFileDurably } from '../../fsx.ts';
-import { count, seconds } from '../../log.ts';
+import { count, counted, seconds } from '../../log.ts';
 import type { Step } from '../../plan.ts';
 import { pendingTtlsFile } from '../../workdir.ts';
-import type { StepContext, StepReport, ToolNeed } from '../../steps/context.ts';
+import { progressOf, type StepContext, type StepReport, type ToolNeed } from '../../steps/context.ts';
 import { mustSeal, sealIfNeeded } from '../../steps/seal.ts';
 
 type AttachStep = Extract<Step, { kind: 'attach-ttls' }>;
@@ -71,11 +71,15 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
     return withGrpc(e.endpoint, async (g) => {
       // Sealed before the grants, whose timing counts.
       if (seal) await waitSealed(e, ctx.dataDir, ctx.stepTimeoutMs);
-      return attachTtls(g, pending, attach);
+      const progress = progressOf(ctx)('attaching TTLs', 2 * pending.expected.ttlKeys, 'put');
+      return attachTtls(g, pending, { ...attach, progress }).finally(() => progress.end());
     }, ctx.member.clientTls);
   });
   await removeFileDurably(file);
+  const expired = r.expired + r.dueSoon ? `, ${counted(r.expired + r.dueSoon, 'key')} expired` : '';
   return {
+    figures: `${counted(r.after.ttlKeys, 'key')} on ${counted(r.leases, 'lease')}${expired}`,
+    fields: { keys: r.after.ttlKeys, leases: r.leases, expired: r.expired + r.dueSoon },
     detail: `after: ${formatChecksum(r.after)}; ${count(r.expired, 'key')} expired since the conversion`
       + `${r.dueSoon ? `, ${r.dueSoon} more were due within ${seconds(r.dueWithinMs)} and were deleted (no lease could end them sooner)` : ''}; ${count(r.after.ttlKeys, 'key')} on ${count(r.leases, 'lease')} `
       + `(granted ${seconds(Date.now() - r.grantedAt)} before the end of this step; attached in ${seconds(r.attachedAt - r.grantedAt)}, ${seconds(r.predictedMs)} allowed for by a timed pass onto one lease; `

@@ -48,12 +48,14 @@ import type { TransformerFiles } from '../transformer.ts';
 import { fmt, fmtData, type Version } from '../../version.ts';
 import { newPendingTtlsFile } from '../../workdir.ts';
 import { linkMemberDir, scratchDir } from '../../steps/copy.ts';
-import type { Install, StepContext, StepReport, ToolNeed } from '../../steps/context.ts';
-import { count, seconds, were } from '../../log.ts';
+import { progressOf, type Install, type StepContext, type StepReport, type ToolNeed } from '../../steps/context.ts';
+import { count, counted, debug, seconds, were } from '../../log.ts';
 
 type V2ToV3Step = Extract<Step, { kind: 'v2-to-v3' }>;
 
 export const mode = 'rebuild';
+
+const MIB = 1048576;
 
 /**
  * The run's backup goes beside it (it reads only the live member dir; the swap waits for the backup
@@ -88,7 +90,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   const all = whole.summary.converted;
   const from = whole.etcdRan ? `saved by etcd ${fmt(v)} on a copy of the member dir (copied, run and stopped in ${seconds(whole.snapMs)})`
     : 'its newest snapshot file (the WAL holds nothing after it)';
-  ctx.log(`the whole v2 store, ${from} and read in ${since()}: ${count(all.keys, 'key')} not due`
+  debug(ctx.log, `the whole v2 store, ${from} and read in ${since()}: ${count(all.keys, 'key')} not due`
     + ` (${all.ttlKeys} with a TTL),`
     + ` of which ${whole.hiddenKeys} hidden`
     + ` (a name on their path starts with _: etcdctl migrate does not hand them over; converted from this read)`
@@ -97,7 +99,7 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   // 4. Convert, offline, through the transformer; it must have converted exactly that store.
   const converted = whole.summary.converted;
   const v2 = await convert(v, ctx, { scratch, source }, files, converted);
-  ctx.log(`etcdctl ${fmt(v)} migrate done in ${since()} (its db copied and the rest of the member dir linked first, in ${copied}): ${count(converted.keys, 'key')} (${converted.ttlKeys} with a TTL) in ${count(v2.dirs, 'directory', 'directories')} (v3 has no directories; they are not kept); ${count(v2.expired, 'key')} ${were(v2.expired)} already due and ${v2.expired === 1 ? 'is' : 'are'} not converted`);
+  debug(ctx.log, `etcdctl ${fmt(v)} migrate done in ${since()} (its db copied and the rest of the member dir linked first, in ${copied}): ${count(converted.keys, 'key')} (${converted.ttlKeys} with a TTL) in ${count(v2.dirs, 'directory', 'directories')} (v3 has no directories; they are not kept); ${count(v2.expired, 'key')} ${were(v2.expired)} already due and ${v2.expired === 1 ? 'is' : 'are'} not converted`);
 
   // 5 and 6 at once (both only read the db migrate wrote; the check on this thread, the restore in
   // its own process). 5. Every record of the db it wrote. 6. The new member dir: the db restored,
@@ -106,10 +108,10 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   const restoring = restoreSnapshot({ binDir: ctx.binDir, version: v, file: dbFile, dataDir: restored, member: ctx.member, token: ctx.member.initialClusterToken ?? 'etcd-cluster', env: ctx.env, skipHashCheck: true });
   const checked = await checkWhileRestoring(dbFile, converted, restoring);
   const inDb = checked.sum.digest();
-  ctx.log(`the db it wrote holds every key and value it was given, none on a lease (${count(inDb.keys, 'key')}; read offline in ${since()})`);
+  debug(ctx.log, `the db it wrote holds every key and value it was given, none on a lease (${count(inDb.keys, 'key')}; read offline in ${since()})`);
   await restoring;
   const { same, seeded, why, cluster } = await installRestored(v, ctx, { dbFile, restored, source, checked });
-  ctx.log(`${offlineTool(v)} ${fmt(v)} snapshot restore of that db, beside the check: a new member dir with a fresh WAL and an empty v2 store, ${since()} after the check; `
+  debug(ctx.log, `${offlineTool(v)} ${fmt(v)} snapshot restore of that db, beside the check: a new member dir with a fresh WAL and an empty v2 store, ${since()} after the check; `
     + (seeded ? `cluster version ${cluster} recorded in it` : `no cluster version recorded${why}: etcd decides it when it starts`)
     + `; its key bucket ${same ? 'is' : 'is not'} the checked one, page for page`);
 
@@ -118,7 +120,10 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
 
   // After: keys and values as read from the db, the keys of the pending file as the TTL keys.
   const after = { ...inDb, ttlKeys: pending, ttl: converted.ttl };
+  const due = v2.expired ? `, ${counted(v2.expired, 'key')} already due (not converted)` : '';
   return {
+    figures: `${counted(inDb.keys, 'key')}, ${counted(pending, 'TTL')} pending${due}`,
+    fields: { keys: inDb.keys, ttls: pending, due: v2.expired },
     detail: `before (v2): ${formatChecksum(converted)} in ${count(v2.dirs, 'dir')}; after (v3, TTLs pending): ${formatChecksum(after)}; `
       + `${count(v2.expired, 'key')} ${were(v2.expired)} due before it (not converted); the TTLs of ${count(pending, 'key')} wait in ${PENDING_TTLS_FILE} for the end of the chain; v2 store emptied; new member and cluster IDs`,
   };
@@ -158,7 +163,11 @@ async function convert(
   v: Version, ctx: StepContext, w: { scratch: string; source: string }, files: TransformerFiles, converted: Checksum,
 ): Promise<TransformSummary> {
   const script = await writeTransformerScript(w.scratch, ctx.install, files);
-  const out = await migrateV2ToV3(binPath(ctx.binDir, 'etcdctl', v), w.source, script, ctx.env);
+  // etcdctl migrate tells nothing as it goes: how much of the db it has written says how far it is.
+  const dbMib = async () => (await fs.stat(path.join(w.source, 'member', 'snap', 'db'))).size / MIB;
+  const migrating = progressOf(ctx)(`etcdctl ${fmt(v)} migrate`, undefined, 'MiB', dbMib);
+  const out = await migrateV2ToV3(binPath(ctx.binDir, 'etcdctl', v), w.source, script, ctx.env)
+    .finally(() => migrating.end());
   const v2 = await readSummary(files.summaryFile, out);
   if (!sameChecksum(v2.converted, converted)) {
     throw new StepError(`etcdctl migrate and its transformer converted ${formatChecksum(v2.converted)}, `
@@ -227,7 +236,9 @@ async function readWholeV2Store(
     member: ctx.member, env: ctx.env, timeoutMs: ctx.stepTimeoutMs, log: ctx.log,
   });
   const nowMs = Date.now();
-  const store = await readV2Store(snap.file, nowMs, hiddenFile);
+  const reading = progressOf(ctx)('reading the v2 store', (await fs.stat(snap.file)).size / MIB, 'MiB');
+  const store = await readV2Store(snap.file, nowMs, hiddenFile, (bytes) => reading.add(bytes / MIB))
+    .finally(() => reading.end());
   await fs.rm(dir, { recursive: true, force: true });
   return { ...store, nowMs, etcdRan: snap.etcdRan, snapMs: nowMs - t0 };
 }

@@ -20,7 +20,7 @@ import { V3 } from '../../etcd/client/v3.ts';
 import type { Step } from '../../plan.ts';
 import { copyMemberDir, scratchDir } from '../../steps/copy.ts';
 import type { StepContext, StepReport, ToolNeed } from '../../steps/context.ts';
-import { count } from '../../log.ts';
+import { count, counted, figure } from '../../log.ts';
 
 type V3ToV2Step = Extract<Step, { kind: 'v3-to-v2' }>;
 
@@ -50,7 +50,10 @@ export async function run(s: V3ToV2Step, ctx: StepContext): Promise<StepReport> 
   const dst = await withTempEtcd({ ...common, bin: binPath(ctx.binDir, 'etcd', s.to.version), version: s.to.version, dataDir: path.dirname(ctx.newMember), storage: 'etcd2' },
     (e) => withClient(e.endpoint, (c) => writeV2Keys(c, spillFile), ctx.member.clientTls));
 
+  const left = src.outside ? `, ${counted(src.outside, 'key')} outside ${prefix} left out` : '';
   return {
+    figures: `${counted(dst.readBack.keys, 'key')} (${figure(dst.readBack.ttlKeys)} with a TTL)${left}`,
+    fields: { keys: dst.readBack.keys, ttls: dst.readBack.ttlKeys, outside: src.outside, expired: src.expired + dst.expired },
     detail: `before (v3, under ${prefix}): ${formatChecksum(before)}; after (v2): ${formatChecksum(dst.readBack)} in ${count(dst.dirs, 'dir')}`
       + `${dst.expired ? `; ${count(dst.expired, 'key')} expired on the way` : ''}${src.outside ? `; ${count(src.outside, 'key')} outside ${prefix} not rolled back` : ''}; revisions are not kept`,
   };
