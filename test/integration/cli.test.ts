@@ -135,7 +135,7 @@ describe('unknown words', () => {
 });
 
 describe('--log-format json', () => {
-  it('writes every log line as a record shaped like etcd\'s (level, ts, caller, msg), errors at level error', async () => {
+  it('writes every log line as a record shaped like etcd\'s (level, ts, caller, msg, fields), errors at level error', async () => {
     const { makeV3Data } = await import('../helpers/data.ts');
     const { freePort } = await import('../helpers/tmp.ts');
     const dir = path.join(await tmpDir(), 'data');
@@ -143,18 +143,61 @@ describe('--log-format json', () => {
     const r = await runCli(['--log-format=json', '--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR,
       '--name', 'm1', '--port', String(await freePort()), '--peer-port', String(await freePort())]);
     expect(r.exitCode, r.stderr).toBe(0);
-    const records = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, string>);
+    const records = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, string | number>);
     for (const rec of records) {
-      expect(Object.keys(rec)).toEqual(['level', 'ts', 'caller', 'msg']);
+      expect(Object.keys(rec).slice(0, 4)).toEqual(['level', 'ts', 'caller', 'msg']);
       expect(rec.level).toBe('info');
-      expect(Number.isNaN(Date.parse(rec.ts!))).toBe(false);
+      expect(Number.isNaN(Date.parse(String(rec.ts)))).toBe(false);
     }
-    expect(records.map((x) => x.msg)).toContainEqual(expect.stringMatching(/^step 1\/1 done in [\d.]+ s: upgrade 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3/));
+    const step = records.find((x) => /^step 1\/1 /.test(String(x.msg)));
+    expect(step?.msg).toMatch(/^step 1\/1 upgrade 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: [\d.]+ s$/);
+    expect(step).toMatchObject({ step: 1, steps: 1, kind: 'upgrade', from: '3.4.23/etcd3', to: '3.5.30/etcd3', seconds: expect.any(Number) });
+    expect(records.at(-1)).toMatchObject({ from: '3.4.23/etcd3', to: '3.5.30/etcd3', steps: 1, msg: expect.stringMatching(/^migrated /) });
 
     // A refusal of the command line itself is a record too.
     const bad = await runCli(['--log-format', 'json', '--data-dir', dir, '--target-version', '3.9.0', '--bin-dir', BIN_DIR]);
     expect(bad.exitCode).toBe(2);
     const [rec] = bad.stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, string>);
     expect(rec).toMatchObject({ level: 'error', caller: 'etcd-migrate', msg: expect.stringMatching(/^target version 3\.9\.0 is not bundled/) });
+  });
+});
+
+describe('--log-level', () => {
+  it('info: one short line per event; debug adds what each step did; error: nothing but errors', async () => {
+    const { makeV3Data } = await import('../helpers/data.ts');
+    const { freePort } = await import('../helpers/tmp.ts');
+    const run = async (level: string, version: string) => {
+      const dir = path.join(await tmpDir(), 'data');
+      await makeV3Data('3.4.23', dir, 'm1', 3);
+      return runCli(['--data-dir', dir, '--target-version', version, '--bin-dir', BIN_DIR, '--name', 'm1',
+        '--port', String(await freePort()), '--peer-port', String(await freePort())], { LOG_LEVEL: level });
+    };
+    const info = await run('info', '3.5.30');
+    expect(info.exitCode, info.stderr).toBe(0);
+    const lines = info.stderr.trim().split('\n');
+    expect(lines.every((l) => l.startsWith('etcd-migrate: ') && !l.startsWith('etcd-migrate: debug: ')), info.stderr).toBe(true);
+    // Each line short, but for the paths it names (the backup's file).
+    expect(lines.filter((l) => l.replace(/\/\S+/g, '/p').length > 120), info.stderr).toEqual([]);
+
+    const debug = await run('debug', '3.5.30');
+    expect(debug.exitCode, debug.stderr).toBe(0);
+    expect(debug.stderr).toMatch(/^etcd-migrate: debug: step 1\/1 upgrade 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: start etcd 3\.5\.30 until a write commits, then stop it$/m);
+    expect(debug.stderr.split('\n').length).toBeGreaterThan(lines.length);
+
+    const quiet = await run('error', '3.5.30');
+    expect(quiet.exitCode, quiet.stderr).toBe(0);
+    expect(quiet.stderr).toBe('');
+    const refused = await run('error', '3.9.0');
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toMatch(/^etcd-migrate: error: target version 3\.9\.0 is not bundled/);
+  });
+
+  it('refuses a level that is none, from the flag or LOG_LEVEL, with one line and exit code 2', async () => {
+    const flag = await runCli(['--log-level', 'verbose', '--data-dir', '/nonexistent', '--target-version', '3.5.30']);
+    expect(flag.exitCode).toBe(2);
+    expect(flag.stderr).toBe('etcd-migrate: error: --log-level verbose is not a level: use debug, info, warn or error');
+    const env = await runCli(['backup', 'f', '--data-dir', '/nonexistent'], { LOG_LEVEL: 'INFO' });
+    expect(env.exitCode).toBe(2);
+    expect(env.stderr).toBe('etcd-migrate: error: LOG_LEVEL=INFO is not a level: use debug, info, warn or error');
   });
 });

@@ -57,7 +57,7 @@ describe('a 3-member cluster through 3.6 and 3.7', () => {
     }
     for (const [i, m] of c.nodes.entries()) {
       const out = downs[i]!.output();
-      expect(out, out).toMatch(/step 1\/1 done in [\d.]+ s: downgrade 3\.7\.3\/etcd3 -> 3\.6\.17\/etcd3/);
+      expect(out, out).toMatch(/step 1\/1 downgrade 3\.7\.3\/etcd3 -> 3\.6\.17\/etcd3: .+, [\d.]+ s$/m);
       expect(out).toMatch(i === 0 ? /downgrade to 3\.6 enabled/ : /downgrade to 3\.6 already (enabled|done)/);
       expect(await readVersionTxt(m)).toBe('3.6.17/etcd3');
       expect(await range(m.clientUrl, '3.6.17', undefined, '/registry/')).toEqual(before);

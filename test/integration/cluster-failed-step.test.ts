@@ -52,9 +52,9 @@ describe('a cluster member whose in-place step fails', () => {
     expect(out).toMatch(/etcd 3\.4\.23 was not ready within 8 s/);
     expect(out).not.toContain('restoring');
     expect(out).toMatch(/left as etcd left it, not put back from \S+\.backup \(kept\): a cluster member's raft log is never rolled back/);
-    // The error (with etcd's last lines inside it) is the run's last output.
+    // The error, then etcd's last lines, each on its own line and named, is the run's last output.
     const last = out.slice(out.lastIndexOf('etcd-migrate: error: ')).trim();
-    expect(last).toMatch(/^etcd-migrate: error: step 1\/2 \(upgrade 3\.3\.25\/etcd3 -> 3\.4\.23\/etcd3.*\) failed: .*; version\.txt says 3\.3\.25\/etcd3, the last step that completed; the member dir holds what etcd 3\.4\.23\/etcd3 left .*; fix the cause and rerun: the member rejoins the cluster with its own log$/s);
+    expect(last).toMatch(/^etcd-migrate: error: step 1\/2 \(upgrade 3\.3\.25\/etcd3 -> 3\.4\.23\/etcd3.*\) failed: .*; version\.txt says 3\.3\.25\/etcd3, the last step that completed; the member dir holds what etcd 3\.4\.23\/etcd3 left .*; fix the cause and rerun: the member rejoins the cluster with its own log(; its last lines:(\n  etcd-3\.4\.23\| .*)+)?$/);
     expect(await readVersionTxt(m3)).toBe('3.3.25/etcd3');
     const backups = await fs.readdir(`${m3.dataDir}.backups`);
     expect(backups.filter((n) => n.endsWith('.backup'))).toHaveLength(1);

@@ -24,11 +24,13 @@ describe('downgrade with real etcd', () => {
     const dir = path.join(await tmpDir(), 'data');
     const data = await makeHistoryData('3.5.30', dir, NAME);
     const watcher = watchVersionFile(dir);
-    const r = await cli(dir, '3.3.25');
+    const r = await cli(dir, '3.3.25', BIN_DIR, ['--log-level', 'debug']);
     const seen = await watcher.stop();
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/step 1\/2 done in [\d.]+ s: downgrade 3\.5\.30\/etcd3 -> 3\.4\.23\/etcd3.*; version\.txt = 3\.4\.23\/etcd3/);
-    expect(r.stderr).toMatch(/step 2\/2 done in [\d.]+ s: downgrade 3\.4\.23\/etcd3 -> 3\.3\.25\/etcd3.*; version\.txt = 3\.3\.25\/etcd3/);
+    expect(r.stderr).toMatch(/step 1\/2 downgrade 3\.5\.30\/etcd3 -> 3\.4\.23\/etcd3: [\d,]+ keys at revision [\d,]+, new member and cluster IDs, [\d.]+ s$/m);
+    expect(r.stderr).toMatch(/step 2\/2 downgrade 3\.4\.23\/etcd3 -> 3\.3\.25\/etcd3: [\d,]+ keys at revision [\d,]+, new member and cluster IDs, [\d.]+ s$/m);
+    expect(r.stderr).toMatch(/debug: step 1\/2: .*; version\.txt = 3\.4\.23\/etcd3$/m);
+    expect(r.stderr).toMatch(/debug: step 2\/2: .*; version\.txt = 3\.3\.25\/etcd3$/m);
     expect(seen).toEqual(['3.5.30/etcd3', '3.4.23/etcd3', '3.3.25/etcd3']);
 
     // etcd 3.3.25 serves the data: same keys, values, leases, create and mod revisions.

@@ -62,7 +62,7 @@ describe('data without version.txt', () => {
     const dir = await data('3.4.23', 'v3');
     const r = await run(dir, ['--assume-current-version', '3.4.23/etcd3']);
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/step 1\/1 done .* upgrade 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3/);
+    expect(r.stderr).toMatch(/step 1\/1 upgrade 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: [\d.]+ s$/m);
     expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.5.30/etcd3');
   });
 });
@@ -109,7 +109,7 @@ describe('version.txt against what the data records', () => {
     const dir = await withVersion('3.4.23', 'v3', '3.3.25/etcd3');
     const r = await run(dir, ['--target-version', '3.4.23']);
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/step 1\/1 done .* upgrade 3\.3\.25\/etcd3 -> 3\.4\.23\/etcd3/);
+    expect(r.stderr).toMatch(/step 1\/1 upgrade 3\.3\.25\/etcd3 -> 3\.4\.23\/etcd3: [\d.]+ s$/m);
     expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.4.23/etcd3');
   });
 

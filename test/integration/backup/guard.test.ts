@@ -44,7 +44,7 @@ describe('the backup before a run\'s first step', () => {
     const r = await cli(dir, '3.5.30', [], bin);
     expect(r.exitCode, r.stderr).toBe(1);
     expect(r.stderr.match(/backup of /g)).toHaveLength(1);
-    expect(r.stderr).toMatch(/step 1\/2 done .* version\.txt = 3\.4\.23\/etcd3/);
+    expect(r.stderr).toMatch(/step 1\/2 upgrade 3\.3\.25\/etcd3 -> 3\.4\.23\/etcd3: [\d.]+ s$/m);
     expect(r.stderr).toContain("restored the data dir from the backup taken before this run's first step: it is as it was then (version.txt = 3.3.25/etcd3)");
     // The last line names the version.txt the put-back left, not the last step that completed.
     const last = r.stderr.slice(r.stderr.lastIndexOf('etcd-migrate: error: '));

@@ -9,6 +9,7 @@ import { EMPTY_DIRS, k8sDataSet, writeV2, type DataKey } from '../../helpers/k8s
 import { checkTtls, makeV2Data as makeV2DataAs, range } from '../../helpers/ttl.ts';
 import { runCli, treeSnapshot } from '../../helpers/cli.ts';
 import { backupId } from '../../../src/backup/retention.ts';
+import { counted } from '../../../src/log.ts';
 import { freePort, tmpDir } from '../../helpers/tmp.ts';
 
 beforeAll(requireBinaries);
@@ -27,8 +28,11 @@ function v2Dirs(keys: readonly DataKey[]): number {
   return dirs.size;
 }
 
-/** The etcd that serves the data next is the test's (helpers/etcd.ts: --election-timeout 100): the tool is told, as a pod's env would. */
-const NEXT_ETCD = { ETCD_ELECTION_TIMEOUT: '100' };
+/**
+ * The etcd that serves the data next is the test's (helpers/etcd.ts: --election-timeout 100): the tool is told, as a pod's env would.
+ * The checks behind each step's line are on its debug lines.
+ */
+const NEXT_ETCD = { ETCD_ELECTION_TIMEOUT: '100', LOG_LEVEL: 'debug' };
 
 async function cli(dir: string, target: string, env: Record<string, string> = {}) {
   return runCli(['--data-dir', dir, '--target-version', target, '--bin-dir', BIN_DIR, '--name', NAME,
@@ -43,13 +47,14 @@ describe('etcd2 -> etcd3 with every TTL kept', () => {
 
     const r = await cli(dir, '3.5.30');
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/step 1\/3 done in [\d.]+ s: convert 3\.3\.25\/etcd2 -> 3\.3\.25\/etcd3/);
+    expect(r.stderr).toMatch(new RegExp(`^etcd-migrate: step 1/3 convert 3\\.3\\.25/etcd2 -> 3\\.3\\.25/etcd3: ${counted(keys.length, 'key')}, ${counted(expiries.size, 'TTL')} pending, [\\d.]+ s$`, 'm'));
     expect(r.stderr).toMatch(new RegExp(`etcdctl 3\\.3\\.25 migrate done in [\\d.]+ s \\(its db copied and the rest of the member dir linked first, in [\\d.]+ s\\): ${keys.length} keys \\(${expiries.size} with a TTL\\) in ${v2Dirs(keys)} directories .*; 0 keys were already due`));
     const report = /before \(v2\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+) in \d+ dirs?; after \(v3, TTLs pending\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+);/.exec(r.stderr);
     expect(report, r.stderr).not.toBeNull();
     expect(report![2]).toBe(report![1]);
     // The TTLs become leases last, with the target's etcd; the checksum then covers which keys have a lease.
-    const attached = /step 3\/3 done in [\d.]+ s: attach TTLs 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: .*; after: (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+); 0 keys expired since the conversion; (\d+) keys on \d+ leases? \(granted ([\d.]+) s before the end of this step/.exec(r.stderr);
+    expect(r.stderr).toMatch(new RegExp(`^etcd-migrate: step 3/3 attach TTLs 3\\.4\\.23/etcd3 -> 3\\.5\\.30/etcd3: ${counted(expiries.size, 'key')} on [\\d,]+ leases?, [\\d.]+ s$`, 'm'));
+    const attached = /debug: step 3\/3: after: (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+); 0 keys expired since the conversion; (\d+) keys on \d+ leases? \(granted ([\d.]+) s before the end of this step/.exec(r.stderr);
     expect(attached, r.stderr).not.toBeNull();
     expect(attached![1]).toBe(report![1]);
     expect(Number(attached![2])).toBe(expiries.size);
@@ -135,6 +140,7 @@ describe('etcd2 -> etcd3 with every TTL kept', () => {
     const r = await cli(dir, '3.3.25');
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toMatch(new RegExp(`migrate done in [\\d.]+ s \\(its db copied and the rest of the member dir linked first, in [\\d.]+ s\\): ${keys.length} keys .*; 20 keys were already due and are not converted`));
+    expect(r.stderr).toMatch(new RegExp(`step 1/1 convert .*: ${counted(keys.length, 'key')}, [\\d,]+ TTLs? pending, 20 keys already due \\(not converted\\), [\\d.]+ s$`, 'm'));
     const m = await startEtcd('3.3.25', dir, { name: NAME });
     const after = await dumpKeys('3.3.25', m.endpoint);
     await m.stop();

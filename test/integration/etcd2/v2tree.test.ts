@@ -29,7 +29,7 @@ async function put(endpoint: string, key: string, o: { value?: string; dir?: boo
 
 async function convert(dir: string, env: Record<string, string> = {}) {
   return runCli(['--data-dir', dir, '--target-version', '3.3.25', '--bin-dir', BIN_DIR, '--name', NAME,
-    '--port', String(await freePort()), '--peer-port', String(await freePort())], { ETCD_ELECTION_TIMEOUT: '100', ...env });
+    '--port', String(await freePort()), '--peer-port', String(await freePort())], { ETCD_ELECTION_TIMEOUT: '100', LOG_LEVEL: 'debug', ...env });
 }
 
 /** The keys, values and remaining lease TTLs (s; none: no lease) of the converted data, read by etcd 3.3.25. */

@@ -7,6 +7,7 @@ import { BIN_DIR, requireBinaries } from '../../helpers/env.ts';
 import { startEtcd } from '../../helpers/etcd.ts';
 import { k8sDataSet, writeV3, type DataKey } from '../../helpers/k8sdata.ts';
 import { runCli, treeSnapshot } from '../../helpers/cli.ts';
+import { counted, figure } from '../../../src/log.ts';
 import { backupId } from '../../../src/backup/retention.ts';
 import { freePort, tmpDir } from '../../helpers/tmp.ts';
 
@@ -49,10 +50,10 @@ describe('rollback etcd3 -> etcd2', () => {
     await makeV3Data(dir, [...keys, ...OUTSIDE]);
 
     const started = Date.now();
-    const r = await rollback(dir);
+    const r = await rollback(dir, { LOG_LEVEL: 'debug' });
     const ended = Date.now();
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/step 1\/1 done in [\d.]+ s: roll back 3\.4\.23\/etcd3 -> 3\.3\.25\/etcd2/);
+    expect(r.stderr).toMatch(new RegExp(`step 1/1 roll back 3\\.4\\.23/etcd3 -> 3\\.3\\.25/etcd2: ${counted(keys.length, 'key')} \\(${figure(keys.filter((k) => k.ttl).length)} with a TTL\\), 2 keys outside /registry/ left out, [\\d.]+ s$`, 'm'));
     expect(r.stderr).toContain(`read ${keys.length} keys under /registry/ (${keys.filter((k) => k.ttl).length} on a lease); 2 keys outside /registry/ are not rolled back`);
     const report = /before \(v3, under \/registry\/\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+); after \(v2\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+)/.exec(r.stderr);
     expect(report, r.stderr).not.toBeNull();
