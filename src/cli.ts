@@ -71,7 +71,7 @@ async function migrateAndExec(
       : report.planText(outcome, opts.target));
   }
   if (exec) {
-    log(`exec ${exec} (pid ${process.pid})`);
+    log(`exec ${exec} (pid ${process.pid})`, { fields: { etcd: fmt(opts.target.version), pid: process.pid } });
     execTarget(opts, env);
   }
   return 0;

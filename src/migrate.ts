@@ -177,7 +177,8 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
     targetElectionTimeoutMs: opts.targetElectionTimeoutMs,
     install: rt.install,
   };
-  for (const line of planNotes(steps)) rt.log(line);
+  // A patch older than etcd's guide advises runs all the same: said as a warning.
+  for (const line of planNotes(steps)) rt.log(line, { level: 'warn' });
   const note = clusterNote(steps, opts.target.version, opts.initialCluster);
   if (note) {
     const names = memberNames(opts.initialCluster);

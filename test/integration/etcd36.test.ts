@@ -118,6 +118,6 @@ describe('etcd 3.6 and 3.7 with the real binaries', () => {
     await makeV3Data('3.5.30', dir, NAME, 1);
     const r = await migrate(dir, '3.6.17', [], { BUNDLED_VERSIONS: '3.5.30 3.6.17' });
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stderr).toContain('etcd 3.5.30 runs before 3.6; etcd\'s upgrade guide advises 3.5.32 or newer');
+    expect(r.stderr).toContain('etcd-migrate: warning: etcd 3.5.30 runs before 3.6; etcd\'s upgrade guide advises 3.5.32 or newer');
   });
 });

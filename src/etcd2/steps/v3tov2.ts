@@ -20,7 +20,7 @@ import { V3 } from '../../etcd/client/v3.ts';
 import type { Step } from '../../plan.ts';
 import { copyMemberDir, scratchDir } from '../../steps/copy.ts';
 import type { StepContext, StepReport, ToolNeed } from '../../steps/context.ts';
-import { count, counted, figure } from '../../log.ts';
+import { count, counted, debug, figure } from '../../log.ts';
 
 type V3ToV2Step = Extract<Step, { kind: 'v3-to-v2' }>;
 
@@ -45,7 +45,7 @@ export async function run(s: V3ToV2Step, ctx: StepContext): Promise<StepReport> 
   const src = await withTempEtcd({ ...common, bin: binPath(ctx.binDir, 'etcd', s.read), version: s.read, dataDir: readDir, storage: 'etcd3' },
     (e) => withClient(e.endpoint, (c) => readV3Prefix(new V3(c, s.read), prefix, spill), ctx.member.clientTls).finally(() => spill.close()));
   const before = src.sum.digest();
-  ctx.log(`read ${count(before.keys, 'key')} under ${prefix} (${before.ttlKeys} on a lease)${src.outside ? `; ${count(src.outside, 'key')} outside ${prefix} ${src.outside === 1 ? 'is' : 'are'} not rolled back` : ''}${src.expired ? `; ${count(src.expired, 'key')} whose lease had run out ${src.expired === 1 ? 'is' : 'are'} left out` : ''}`);
+  debug(ctx.log, `read ${count(before.keys, 'key')} under ${prefix} (${before.ttlKeys} on a lease)${src.outside ? `; ${count(src.outside, 'key')} outside ${prefix} ${src.outside === 1 ? 'is' : 'are'} not rolled back` : ''}${src.expired ? `; ${count(src.expired, 'key')} whose lease had run out ${src.expired === 1 ? 'is' : 'are'} left out` : ''}`);
 
   const dst = await withTempEtcd({ ...common, bin: binPath(ctx.binDir, 'etcd', s.to.version), version: s.to.version, dataDir: path.dirname(ctx.newMember), storage: 'etcd2' },
     (e) => withClient(e.endpoint, (c) => writeV2Keys(c, spillFile), ctx.member.clientTls));
