@@ -104,7 +104,7 @@ describe('attach-ttls at the end of the chain', () => {
     const r = await runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', NAME,
       '--port', String(await freePort()), '--peer-port', String(await freePort())], NEXT_ETCD);
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/attach TTLs 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: .*; 1201 keys on \d+ leases?/);
+    expect(r.stderr).toMatch(/step 3\/3 attach TTLs 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: 1,201 keys on \d+ leases?, [\d.]+ s$/m);
     await expectTtlsKept(dir, keys, expiries, 'large values');
   }, 120_000);
 
@@ -116,7 +116,7 @@ describe('attach-ttls at the end of the chain', () => {
     const args = ['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', NAME, '--port', String(port), '--peer-port', String(await freePort())];
 
     // 1. Killed as soon as the conversion is recorded: the keys are in etcd3, their TTLs only in the pending file.
-    const first = await runUntil(args, (err) => /step 1\/3 done/.test(err));
+    const first = await runUntil(args, (err) => /^etcd-migrate: step 1\/3 convert .*, [\d.]+ s$/m.test(err));
     expect(first.killed, first.stderr).toBe(true);
     expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toMatch(/^3\.(3\.25|4\.23)\/etcd3$/);
     expect((await fs.readFile(path.join(dir, PENDING), 'utf8')).split('\n').filter(Boolean)).toHaveLength(expiries.size + 1);
@@ -124,7 +124,7 @@ describe('attach-ttls at the end of the chain', () => {
     // 2. The rerun plans the rest of the chain and the attach from the pending file alone (with the
     // upgrade to 3.5.30: its etcd starts on the 3.4.23 data); killed once the attach's etcd holds a
     // lease (granted, keys maybe attached, the file not yet removed).
-    const second = await runUntil(args, async (err) => /version\.txt = 3\.4\.23\/etcd3/.test(err) && hasLeases(port));
+    const second = await runUntil(args, async (err) => /-> 3\.4\.23\/etcd3: [\d.]+ s$/m.test(err) && hasLeases(port));
     expect(second.stderr).not.toMatch(/upgrade 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3/);
     expect(second.killed || second.exitCode === 0, second.stderr).toBe(true);
     const pendingLeft = await fs.access(path.join(dir, PENDING)).then(() => true, () => false);
@@ -142,7 +142,7 @@ describe('attach-ttls at the end of the chain', () => {
     const keys = k8sDataSet(300);
     await makeV2Data(dir, keys, NAME);
     const args = ['--data-dir', dir, '--target-version', '3.4.23', '--bin-dir', BIN_DIR, '--name', NAME, '--port', String(await freePort()), '--peer-port', String(await freePort())];
-    const first = await runUntil(args, (err) => /step 1\/2 done/.test(err));
+    const first = await runUntil(args, (err) => /^etcd-migrate: step 1\/2 convert .*, [\d.]+ s$/m.test(err));
     expect(first.killed, first.stderr).toBe(true);
     // An etcd 3.4.23 that commits its backend only every 10 minutes, and never here: one put, then SIGKILL.
     const m = await startEtcd('3.4.23', dir, { name: NAME, extraArgs: ['--backend-batch-interval', '10m', '--backend-batch-limit', '1000000'] });
@@ -189,7 +189,7 @@ describe('attach-ttls at the end of the chain', () => {
     const port = ['--port', String(await freePort()), '--peer-port', String(await freePort())];
     const args = (bin: string) => ['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', bin, '--name', NAME, ...port];
     // Killed once the upgrade to 3.4.23 is recorded, before the attach's etcd (3.5.30, the last upgrade too) starts.
-    const first = await runUntil(args(BIN_DIR), (err) => /version\.txt = 3\.4\.23\/etcd3/.test(err));
+    const first = await runUntil(args(BIN_DIR), (err) => /-> 3\.4\.23\/etcd3: [\d.]+ s$/m.test(err));
     expect(first.killed, first.stderr).toBe(true);
     const bin = await attachFailsOnce();
 
@@ -216,7 +216,8 @@ describe('attach-ttls at the end of the chain', () => {
     const pod = execa(process.execPath, [ENTRY, '--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', NAME,
       '--port', String(await freePort()), '--peer-port', String(await freePort()), '--',
       '--name', NAME, '--listen-client-urls', client, '--advertise-client-urls', client,
-      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `${NAME}=${peer}`], { reject: false, stdin: 'ignore', all: true });
+      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `${NAME}=${peer}`],
+    { reject: false, stdin: 'ignore', all: true, env: { LOG_LEVEL: 'debug' } });
     onCleanup(async () => { pod.kill('SIGTERM'); await pod; });
     for (let i = 0; (await etcdctl('3.5.30', client, ['endpoint', 'health'], { reject: false })).exitCode !== 0; i++) {
       if (pod.exitCode !== null || i > 1500) throw new Error(`etcd did not serve: ${(await pod).all}`);
@@ -231,7 +232,8 @@ describe('attach-ttls at the end of the chain', () => {
     await expect(fs.access(path.join(dir, PENDING))).rejects.toThrow();
     pod.kill('SIGTERM');
     const r = await pod;
-    const short = /attach TTLs 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: .*granted [\d.]+ s before the end of this step; .*each is ([\d.]+) s shorter for the target etcd's election timeout and start/.exec(String(r.all));
+    expect(String(r.all)).toMatch(/^etcd-migrate: step 3\/3 attach TTLs 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: /m);
+    const short = /^etcd-migrate: debug: step 3\/3: .*granted [\d.]+ s before the end of this step; .*each is ([\d.]+) s shorter for the target etcd's election timeout and start/m.exec(String(r.all));
     expect(short, String(r.all)).not.toBeNull();
     expect(Number(short![1])).toBeGreaterThan(1);
   }, 120_000);
