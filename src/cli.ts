@@ -7,7 +7,7 @@ import { INTERNAL_ERROR_EXIT, isUserFacing } from './errors.ts';
 import { execTarget } from './exec.ts';
 import { runInterruptHooks } from './interrupt.ts';
 import { logSettingsOf, makeLog, stderrLog, writeWhole, type Log, type LogFormat } from './log.ts';
-import { progressReporter, type StartProgress } from './progress.ts';
+import { progressReporter, sharedTerminal, type StartProgress, type Terminal } from './progress.ts';
 import type { Install } from './steps/index.ts';
 import { migrate } from './migrate.ts';
 import { DEFAULT_BIN_DIR, resolveOptions } from './options.ts';
@@ -58,7 +58,8 @@ export async function main(
 }
 
 async function migrateAndExec(
-  flags: MainFlags, env: NodeJS.ProcessEnv, install: Install, print: Print, { log, progress }: { log: Log; progress?: StartProgress },
+  flags: MainFlags, env: NodeJS.ProcessEnv, install: Install, print: Print,
+  { log, progress }: { log: Log; progress?: StartProgress },
 ): Promise<number> {
   const opts = resolveOptions(flags, env, { hostname: os.hostname() });
   const outcome = await migrate(opts, { env, log, progress, install }, opts.etcdArgs !== undefined);
@@ -85,7 +86,7 @@ export const exitCode = (e: unknown): number => (isUserFacing(e) ? e.exitCode : 
  * first: process.stderr would load the stream modules at every pod start (log.ts); a character device
  * that is not a terminal (/dev/null) has no columns and gets no bar.
  */
-function terminal(format: LogFormat): { write: (text: string) => void; columns?: number } | undefined {
+function stderrTerminal(format: LogFormat): Terminal | undefined {
   if (format !== 'text' || !charDevice(2) || !process.stderr.isTTY) return undefined;
   return { write: (text) => writeWhole(2, text), columns: process.stderr.columns };
 }
@@ -105,7 +106,10 @@ const INTERRUPT_CLEANUP_MS = 20_000;
 export async function run(install: Install): Promise<never> {
   const argv = process.argv.slice(2);
   const settings = logSettingsOf(argv, process.env);
-  const log = makeLog(settings);
+  const terminal = stderrTerminal(settings.format);
+  // On a terminal a log line first clears a progress bar drawn there.
+  const shared = terminal && sharedTerminal(terminal, makeLog(settings));
+  const log = shared?.log ?? makeLog(settings);
   if (settings.bad) {
     log(`error: ${settings.bad}`);
     process.exit(2);
@@ -127,7 +131,8 @@ export async function run(install: Install): Promise<never> {
   }
   let code: number;
   try {
-    code = await main(argv, process.env, install, stdoutPrint, log, progressReporter({ log, tty: terminal(settings.format) }));
+    const progress = progressReporter({ log, tty: shared?.tty });
+    code = await main(argv, process.env, install, stdoutPrint, log, progress);
   } catch (e) {
     code = exitCode(e);
     if (isUserFacing(e)) {

@@ -224,7 +224,9 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
  * A step's line, its key figures and time: "step 1/3 convert 3.3.25/etcd2 -> 3.3.25/etcd3: 6,061
  * keys, 2,026 TTLs pending, 0.43 s"; the checks behind them on a debug line.
  */
-function logStep(log: Log, done: { index: number; of: number; step: Step; ms: number }, report: StepReport | void): void {
+function logStep(
+  log: Log, done: { index: number; of: number; step: Step; ms: number }, report: StepReport | void,
+): void {
   const { index, of, step: s, ms } = done;
   const figures = report?.figures ? `${report.figures}, ` : '';
   log(`step ${index + 1}/${of} ${stepName(s)}: ${figures}${seconds(ms)}`, {

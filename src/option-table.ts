@@ -138,7 +138,8 @@ export const OPTIONS = {
     describe: 'json: each log line a record shaped like etcd\'s own (level, ts, caller, msg, fields), one per line',
   },
   'log-level': {
-    type: 'string', group: GROUPS.output, env: 'LOG_LEVEL', default: '`info`', choices: ['debug', 'info', 'warn', 'error'],
+    type: 'string', group: GROUPS.output, env: 'LOG_LEVEL', default: '`info`',
+    choices: ['debug', 'info', 'warn', 'error'],
     describe: 'the least level logged; debug adds the checks and figures behind each line',
   },
   'version': {

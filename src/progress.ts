@@ -21,10 +21,34 @@ const BAR_WIDTH = 24;
 export interface ProgressOptions {
   log: Log;
   /** A terminal (stderr, when the log is text on a TTY): a bar there instead of lines. */
-  tty?: { write: (text: string) => void; columns?: number };
+  tty?: Terminal;
   ticker?: Ticker;
   now?: () => number;
 }
+
+export interface Terminal {
+  write: (text: string) => void;
+  /** Its width; none or 0 (a pty that does not say): 80. */
+  columns?: number;
+}
+
+/**
+ * A terminal whose bar a log line clears first, so that the line does not start after the bar's
+ * text; the bar is drawn again at its next tick. Returns the terminal for the reporter and the log.
+ */
+export function sharedTerminal(t: Terminal, log: Log): { tty: Terminal; log: Log } {
+  let bar = false;
+  return {
+    tty: { columns: t.columns, write: (text) => { bar = !text.endsWith(CLEAR); t.write(text); } },
+    log: (line, extra) => {
+      if (bar) t.write(CLEAR);
+      bar = false;
+      log(line, extra);
+    },
+  };
+}
+
+const CLEAR = '\r\x1b[K';
 
 /** What long work tells its reporter: how much is done (`add` or `set`), and when it ends. */
 export interface Progress {
@@ -66,7 +90,8 @@ function startProgress({ what, total, unit, poll }: Work, o: ProgressOptions): P
   const show = tty
     ? () => {
       if (now() - t0 < BAR_AFTER_MS) return;
-      tty.write(`\r${bar(what, done, total, unit, now() - t0, tty.columns ?? 80)}`);
+      // The rest of the line cleared: the bar's text may be shorter than the last one.
+      tty.write(`\r${bar(what, done, total, unit, now() - t0, tty.columns || 80)}\x1b[K`);
       drawn = true;
     }
     : () => o.log(progressLine(what, done, total, unit, now() - t0), {
@@ -87,7 +112,7 @@ function startProgress({ what, total, unit, poll }: Work, o: ProgressOptions): P
       ended = true;
       stop();
       // The bar's line is cleared: the step's own line says what was done.
-      if (drawn) tty!.write('\r\x1b[K');
+      if (drawn) tty!.write(CLEAR);
     },
   };
 }
@@ -96,11 +121,14 @@ function startProgress({ what, total, unit, poll }: Work, o: ProgressOptions): P
 export function progressLine(what: string, done: number, total: number | undefined, unit: string, ms: number): string {
   const secs = `${Math.round(ms / 1000)} s`;
   if (!total) return `${what}: ${amount(done, unit)}, ${secs}`;
-  return `${what}: ${figure(Math.round(Math.min(done, total)))} of ${amount(total, unit)} (${percent(done, total)}%), ${secs}`;
+  const upTo = figure(Math.round(Math.min(done, total)));
+  return `${what}: ${upTo} of ${amount(total, unit)} (${percent(done, total)}%), ${secs}`;
 }
 
 /** The bar's text, within `columns`: "attaching TTLs [#########---------] 45% 10 s". */
-export function bar(what: string, done: number, total: number | undefined, unit: string, ms: number, columns: number): string {
+export function bar(
+  what: string, done: number, total: number | undefined, unit: string, ms: number, columns: number,
+): string {
   const secs = `${Math.round(ms / 1000)} s`;
   const text = total
     ? `${what} [${'#'.repeat(Math.round((percent(done, total) / 100) * BAR_WIDTH)).padEnd(BAR_WIDTH, '-')}] `

@@ -69,7 +69,8 @@ export async function backupCommand(f: CommandFlags, io: CommandIO): Promise<voi
       const env = { ...childEnv(io.env, ['--endpoints', ...Object.entries(tls).filter(([, x]) => x).map(([k]) => `--${k}`)], 'ETCDCTL_'), ETCDCTL_API: '3' };
       await checkReachable(binDir, v, endpoint, tls, env);
       await fs.mkdir(work, { mode: 0o700 });
-      await withSaveProgress(io, plain, undefined, () => saveSnapshot({ binDir, version: v, endpoint, file: plain, env, tls }));
+      const save = () => saveSnapshot({ binDir, version: v, endpoint, file: plain, env, tls });
+      await withSaveProgress(io, plain, undefined, save);
       version = v;
       countLive = (revision) => countAt(binDir, v, endpoint, tls, revision, env);
     } else {
@@ -114,7 +115,8 @@ export async function backupCommand(f: CommandFlags, io: CommandIO): Promise<voi
     io.print(`revision: ${status.revision}`);
     io.print(`keys: ${keys ?? 'not counted'} (${status.totalKey} bbolt entries)`);
     io.print(`size: ${size} bytes (${human(size)})`);
-    io.log(`snapshot saved with etcd ${fmt(version)}'s tools, verified${key ? ', encrypted and decrypted again' : ''}: ${out}`,
+    const how = key ? ', encrypted and decrypted again' : '';
+    io.log(`snapshot saved with etcd ${fmt(version)}'s tools, verified${how}: ${out}`,
       { fields: { etcd: fmt(version), file: out, bytes: size, revision: status.revision, keys } });
   } catch (e) {
     if (placed) await fs.rm(out, { force: true }).catch(() => {});
@@ -129,10 +131,13 @@ export async function backupCommand(f: CommandFlags, io: CommandIO): Promise<voi
  * etcdctl snapshot save as long work: it tells nothing as it goes, the file it writes (etcdctl's
  * `.part`, renamed at the end) says how far it is; `total`: the db's size when known.
  */
-async function withSaveProgress<T>(io: CommandIO, file: string, total: number | undefined, save: () => Promise<T>): Promise<T> {
+async function withSaveProgress<T>(
+  io: CommandIO, file: string, total: number | undefined, save: () => Promise<T>,
+): Promise<T> {
   const MIB = 1048576;
   const poll = () => fs.stat(`${file}.part`).then((s) => s.size / MIB, () => undefined);
-  const p = (io.progress ?? progressReporter({ log: io.log }))('saving the snapshot', total && total / MIB, 'MiB', poll);
+  const start = io.progress ?? progressReporter({ log: io.log });
+  const p = start('saving the snapshot', total && total / MIB, 'MiB', poll);
   return save().finally(() => p.end());
 }
 

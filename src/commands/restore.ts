@@ -85,8 +85,8 @@ async function fromArchive(input: string, f: CommandFlags, io: CommandIO, target
     throw new UsageError(`the backup holds ${fmtData(v)} data, not ${asked}; restore it as it is (without --target-version), then migrate it with etcd-migrate --target-version ${asked}`);
   }
   const files = manifest.entries.filter((e) => e.type === 'file').length;
-  io.log(`backup archive from ${manifest.header.created} (${manifest.header.source}): ${files} files, ${manifest.bytes} bytes, `
-    + 'every sha256 checked', { fields: { created: manifest.header.created, files, bytes: manifest.bytes } });
+  io.log(`backup archive from ${manifest.header.created} (${manifest.header.source}): ${files} files, `
+    + `${manifest.bytes} bytes, every sha256 checked`, { fields: { created: manifest.header.created, files, bytes: manifest.bytes } });
   return v;
 }
 

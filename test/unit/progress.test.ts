@@ -1,6 +1,6 @@
 // The progress reporter, on a clock and a ticker the test moves by hand.
 import { describe, expect, it } from 'vitest';
-import { bar, LINE_EVERY_MS, progressLine, progressReporter, type Ticker } from '../../src/progress.ts';
+import { bar, LINE_EVERY_MS, progressLine, progressReporter, sharedTerminal, type Ticker } from '../../src/progress.ts';
 import type { Extra } from '../../src/log.ts';
 
 /** A clock at `t` and a ticker whose callbacks run when the test advances the clock past them. */
@@ -89,8 +89,18 @@ describe('progress as a bar', () => {
     p.set(5);
     time.advance(250);
     p.end();
-    expect(out).toEqual([`\r${'converting [############------------] 50% 1 s'}`, '\r\x1b[K']);
+    expect(out).toEqual(['\rconverting [############------------] 50% 1 s\x1b[K', '\r\x1b[K']);
     expect(lines).toEqual([]);
+  });
+
+  it('is 80 columns wide on a terminal that does not say', () => {
+    const time = fakeTime();
+    const out: string[] = [];
+    const p = progressReporter({ log: () => {}, now: time.now, ticker: time.ticker, tty: { write: (s) => out.push(s), columns: 0 } })(
+      'x'.repeat(100), 1, 'key');
+    time.advance(1000);
+    p.end();
+    expect(out[0]).toBe(`\r${'x'.repeat(79)}\x1b[K`);
   });
 
   it('clears nothing when it never drew', () => {
@@ -99,6 +109,21 @@ describe('progress as a bar', () => {
     const p = progressReporter({ log: () => {}, now: time.now, ticker: time.ticker, tty: { write: (s) => out.push(s) } })('x', 1, 'key');
     p.end();
     expect(out).toEqual([]);
+  });
+});
+
+describe('sharedTerminal', () => {
+  it('clears a bar before a log line, and only while one is drawn', () => {
+    const out: string[] = [];
+    const { tty, log } = sharedTerminal({ write: (s) => out.push(s) }, (line) => out.push(`${line}\n`));
+    log('first');
+    tty.write('\rbar 10%');
+    log('second');
+    log('third');
+    tty.write('\rbar 20%');
+    tty.write('\r\x1b[K');
+    log('fourth');
+    expect(out).toEqual(['first\n', '\rbar 10%', '\r\x1b[K', 'second\n', 'third\n', '\rbar 20%', '\r\x1b[K', 'fourth\n']);
   });
 });
 

@@ -80,7 +80,9 @@ export async function rehearse(f: RehearseFlags, env: NodeJS.ProcessEnv, io: Reh
   const engine = await chooseEngine(f.engine ?? 'auto', image, env);
   if (!engine) {
     await discoverBundled(opts.binDir);
-    if ((f.engine ?? 'auto') === 'auto') io.log(`rehearsal: neither podman nor docker holds ${image}; using the binaries in ${opts.binDir}`);
+    if ((f.engine ?? 'auto') === 'auto') {
+      io.log(`rehearsal: neither podman nor docker holds ${image}; using the binaries in ${opts.binDir}`);
+    }
   }
   const bytes = await treeBytes(source);
   const parent = path.resolve(f.workDir ?? os.tmpdir());
@@ -104,8 +106,10 @@ export async function rehearse(f: RehearseFlags, env: NodeJS.ProcessEnv, io: Reh
     });
     copySeconds = (Date.now() - t0) / 1000;
     io.log(`rehearsal: copied ${source} (${mib(bytes)}) in ${copySeconds.toFixed(2)} s; `
-      + `migrating it ${engine ? `in ${engine.name}` : 'with the local binaries'}`, { fields: { bytes, seconds: copySeconds } });
-    debug(io.log, `rehearsal: the copy is ${copy}; ${engine ? `the image ${engine.image}` : `the binaries in ${opts.binDir}`}`);
+      + `migrating it ${engine ? `in ${engine.name}` : 'with the local binaries'}`,
+    { fields: { bytes, seconds: copySeconds } });
+    const using = engine ? `the image ${engine.image}` : `the binaries in ${opts.binDir}`;
+    debug(io.log, `rehearsal: the copy is ${copy}; ${using}`);
     rehearsal = engine
       ? await inContainer(engine, work, flags(`${IN_CONTAINER}/data`), env, logFlags(f, env))
       : await rehearseCopy(resolveOptions(flags(copy), env, ctx), { env, log: io.log, install: io.install });

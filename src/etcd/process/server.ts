@@ -183,7 +183,8 @@ export class TempEtcd {
     const { code, signal } = this.exited!;
     if (signal === 'SIGKILL' && cluster) {
       const log = this.opts.log ?? (() => {});
-      log(`etcd ${fmt(this.opts.version)} killed, still stopping ${CLUSTER_STOP_GRACE_MS / 1000} s after SIGTERM; its WAL holds every commit`);
+      log(`etcd ${fmt(this.opts.version)} killed, still stopping ${CLUSTER_STOP_GRACE_MS / 1000} s after SIGTERM; `
+        + 'its WAL holds every commit');
       debug(log, 'a cluster member may take that long when a peer stopping at the same moment hands leadership back');
       return;
     }
@@ -215,7 +216,8 @@ export class TempEtcd {
     const how = e ? (e.signal ? ` (signal ${e.signal})` : ` (exit code ${e.code})`) : '';
     const said = e && this.cause ? `; etcd said: ${this.cause.text}` : '';
     // After a flag error etcd prints only its usage text: nothing more to show.
-    const shown = this.cause?.kind === 'flag' && e ? '' : lastLines(path.basename(this.opts.bin), this.tail.filter(Boolean).slice(-5));
+    const last = this.tail.filter(Boolean).slice(-5);
+    const shown = this.cause?.kind === 'flag' && e ? '' : lastLines(path.basename(this.opts.bin), last);
     const facts = { command: this.opts.bin, exitCode: e?.code, signal: e?.signal, output: this.tail.join('\n'), shown };
     return new ProcessError(`${message}${how}${said}`, facts);
   }
@@ -284,7 +286,8 @@ async function startReady(opts: StartOptions): Promise<TempEtcd> {
     }
     await etcd.stop();
     const log = opts.log ?? (() => {});
-    log(`etcd ${fmt(opts.version)} still had ${e.message} ${MISSED_VERSION_MS} ms after it first answered: started again`);
+    log(`etcd ${fmt(opts.version)} still had ${e.message} ${MISSED_VERSION_MS} ms after it first answered: `
+      + 'started again');
     debug(log, 'its version monitor missed the leader\'s first commit and would look again 4 s after its start');
   }
   etcd = new TempEtcd(opts);

@@ -53,7 +53,9 @@ export async function run(s: V3ToV2Step, ctx: StepContext): Promise<StepReport> 
   const left = src.outside ? `, ${counted(src.outside, 'key')} outside ${prefix} left out` : '';
   return {
     figures: `${counted(dst.readBack.keys, 'key')} (${figure(dst.readBack.ttlKeys)} with a TTL)${left}`,
-    fields: { keys: dst.readBack.keys, ttls: dst.readBack.ttlKeys, outside: src.outside, expired: src.expired + dst.expired },
+    fields: {
+      keys: dst.readBack.keys, ttls: dst.readBack.ttlKeys, outside: src.outside, expired: src.expired + dst.expired,
+    },
     detail: `before (v3, under ${prefix}): ${formatChecksum(before)}; after (v2): ${formatChecksum(dst.readBack)} in ${count(dst.dirs, 'dir')}`
       + `${dst.expired ? `; ${count(dst.expired, 'key')} expired on the way` : ''}${src.outside ? `; ${count(src.outside, 'key')} outside ${prefix} not rolled back` : ''}; revisions are not kept`,
   };
