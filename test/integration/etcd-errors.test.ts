@@ -4,7 +4,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { errorLine } from '../../src/etcd/process/server.ts';
 import { runCli } from '../helpers/cli.ts';
-import { makeHistoryData } from '../helpers/fixtures.ts';
+import { fixtureBinDir, makeHistoryData } from '../helpers/fixtures.ts';
 import { BIN_DIR, requireBinaries } from '../helpers/env.ts';
 import { freePort, tmpDir } from '../helpers/tmp.ts';
 
@@ -27,6 +27,29 @@ describe('an etcd that exits on a bad flag', () => {
       expect(r.stderr).not.toMatch(/grpc-proxy|Usage:|usage:/);
     });
   }
+});
+
+describe('an etcd that exits with output of its own', () => {
+  it('its last lines end the error, each on its own line, indented and named; in JSON inside the one record', async () => {
+    const bin = await fixtureBinDir({ 'etcd-3.5.30': 'echo "first line" >&2\necho "second | line" >&2\nexit 3' });
+    const run = async (format: string) => {
+      const dir = path.join(await tmpDir(), 'data');
+      await makeHistoryData('3.4.23', dir, NAME);
+      return runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', bin, '--name', NAME, '--log-format', format,
+        '--port', String(await freePort()), '--peer-port', String(await freePort())]);
+    };
+    const text = await run('text');
+    expect(text.exitCode, text.stderr).toBe(1);
+    expect(text.stderr).toMatch(/^etcd-migrate: error: step 1\/1 \(upgrade .*\) failed: etcd 3\.5\.30 exited before a write committed \(exit code 3\); .*; its last lines:\n  etcd-3\.5\.30\| first line\n  etcd-3\.5\.30\| second \| line$/m);
+    // Every other line is the entrypoint's own.
+    expect(text.stderr.split('\n').filter((l) => !l.startsWith('etcd-migrate: ') && !l.startsWith('  etcd-3.5.30| '))).toEqual([]);
+
+    const json = await run('json');
+    expect(json.exitCode, json.stderr).toBe(1);
+    const records = json.stderr.split('\n').map((l) => JSON.parse(l) as { level: string; msg: string });
+    expect(records.at(-1)!.level).toBe('error');
+    expect(records.at(-1)!.msg).toMatch(/; its last lines:\n  etcd-3\.5\.30\| first line\n  etcd-3\.5\.30\| second \| line$/);
+  });
 });
 
 describe('errorLine', () => {
