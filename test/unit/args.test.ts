@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { nearestFlag, parseArgs } from '../../src/args.ts';
 import { parseCommand } from '../../src/commands/args.ts';
-import { parseRehearseArgs } from '../../src/rehearse-args.ts';
+import { parseRehearseArgs } from '../../src/commands/rehearse/args.ts';
 import { exitCode } from '../../src/cli.ts';
 import { INTERNAL_ERROR_EXIT, isBug, StepError, UsageError } from '../../src/errors.ts';
 import { ENV, OPTIONS } from '../../src/option-table.ts';
