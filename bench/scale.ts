@@ -64,7 +64,12 @@ async function script(name: string, args: string[], env: Record<string, string> 
   return { s: j.s, rssKiB: Math.max(j.rssKiB, r.rssKiB), bytes: j.bytes };
 }
 
-const fresh = async (p: string) => { await fs.rm(p, { recursive: true, force: true }); await fs.mkdir(p, { recursive: true }); };
+/** An empty dir, and no dirty pages left by the row before: each row pays for its own writes only. */
+const fresh = async (p: string) => {
+  await fs.rm(p, { recursive: true, force: true });
+  await fs.mkdir(p, { recursive: true });
+  await execa('sync');
+};
 const dropCopy = (p: string) => fs.rm(p, { recursive: true, force: true });
 
 function startEtcd(version: string, dir: string, extra: string[] = []) {
@@ -121,6 +126,7 @@ async function main(): Promise<void> {
         await fresh(out);
         add(label, await script('backup-once.ts', [tree, src, out, ...(withKey ? [key] : [])], { BENCH_CODEC: codec }));
         const [file] = (await fs.readdir(out)).filter((n) => n.includes('.backup'));
+        await execa('sync');
         add(label.replace('backup', 'restore'), await script('restore-once.ts', [tree, path.join(out, file!), work('restored'), ...(withKey ? [key] : [])]));
         await dropCopy(work('restored'));
       }
@@ -129,11 +135,13 @@ async function main(): Promise<void> {
       const copy = work('copy');
       await dropCopy(copy);
       await execa('cp', ['-a', from36, copy]);
+      await execa('sync');
       add('whole run 3.5.36 -> 3.6.17 (entrypoint)', await timed(process.execPath, [entry, '--data-dir', copy, '--target-version', '3.6.17',
         '--bin-dir', BIN_DIR, '--name', 'm1', '--port', String(port), '--peer-port', String(peerPort), '--backup-dir', out]));
       await dropCopy(copy);
       await fresh(out);
       await execa('cp', ['-a', from36, copy]);
+      await execa('sync');
       add('etcd\'s floor: 3.6.17 started until a write, stopped', await floor(copy));
       await dropCopy(copy);
     }

@@ -169,8 +169,8 @@ export class BackupGuard {
     this.last = b;
     const files = b.manifest.entries.filter((e) => e.type === 'file').length;
     const took = ((Date.now() - t0) / 1000).toFixed(2);
-    this.log(`backup of ${fmtData(s.from)}: ${b.file} (${human(b.size)} from ${files} files, `
-      + `${human(b.manifest.bytes)}; read back and verified in ${took} s)`);
+    this.log(`backup of ${fmtData(s.from)}: ${human(b.manifest.bytes)} in ${files} files, verified, ${took} s: ${b.file}`,
+      { fields: { file: b.file, files, bytes: b.manifest.bytes, size: b.size, seconds: Number(took) } });
     return b;
   }
 
