@@ -21,6 +21,8 @@ const HEADER_LEN = CRYPT_MAGIC.length + 4 + 32 + 32;
 const TAG_LEN = 16;
 export const DEFAULT_CHUNK = 1 << 20;
 const MAX_CHUNK = 16 << 20;
+/** Room for a few chunks on each side, so that reading, encryption and writing overlap. */
+const ROOM = { readableHighWaterMark: 8 * DEFAULT_CHUNK, writableHighWaterMark: 8 * DEFAULT_CHUNK };
 /** Key files shorter than this are refused: the key file is a random secret, not a password. */
 export const MIN_KEY_BYTES = 32;
 
@@ -98,6 +100,7 @@ export function encryptStream(keyMaterial: Uint8Array, chunkSize = DEFAULT_CHUNK
     return [sealed, c.getAuthTag()];
   };
   return new Transform({
+    ...ROOM,
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
       if (!started) {
         this.push(header);
@@ -141,6 +144,7 @@ export function decryptStream(keyMaterial: Uint8Array): Transform {
     }
   };
   return new Transform({
+    ...ROOM,
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
       try {
         buf.push(chunk);

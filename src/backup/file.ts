@@ -51,7 +51,7 @@ export async function fsyncFile(file: string): Promise<void> {
 }
 
 const CHUNK = 1 << 20;
-const read = (file: string) => createReadStream(file, { highWaterMark: CHUNK });
+const read = (file: string) => createReadStream(file, { highWaterMark: 4 * CHUNK });
 const zstdDecompress = () => zlib.createZstdDecompress({ chunkSize: CHUNK });
 
 /**
@@ -62,7 +62,7 @@ export async function writeArchiveFile(root: string, file: string, header: Archi
   sync = true, codec: Codec = 'none'): Promise<Manifest> {
   const manifest: Manifest = { header, entries: [], bytes: 0 };
   const stages: Transform[] = key ? [encryptStream(key)] : [];
-  await pipeline([Readable.from(archiveBytes(root, header, manifest, codec), { objectMode: false }), ...stages, ownerOnlyWriteStream(file)]);
+  await pipeline([Readable.from(archiveBytes(root, header, manifest, codec), { objectMode: false, highWaterMark: 8 * CHUNK }), ...stages, ownerOnlyWriteStream(file)]);
   if (sync) await fsyncFile(file);
   return manifest;
 }
