@@ -134,7 +134,7 @@ async function prepare(opts: Options, rt?: Runtime): Promise<Prepared> {
   }
   // Backups: the key, the place and the free space for backups and steps, checked before any change.
   const backups = !opts.dryRun && machinery
-    ? await machinery.BackupGuard.prepare(opts, steps, rt?.log ?? (() => {}), rt?.env)
+    ? await machinery.BackupGuard.prepare(opts, steps, rt?.log ?? (() => {}), rt?.env, rt?.progress)
     : undefined;
   return { state, current, steps, clientTls, machinery, backups };
 }

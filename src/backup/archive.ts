@@ -54,16 +54,25 @@ export interface Manifest {
 }
 
 /** The archive's bytes for `<root>/member`; `manifest.entries` fills in as the files are read. */
-export async function* archiveBytes(root: string, header: ArchiveHeader, manifest: Manifest, codec: Codec = 'none'): AsyncGenerator<Buffer> {
+export async function* archiveBytes(root: string, header: ArchiveHeader, manifest: Manifest, codec: Codec = 'none',
+  onBytes: OnBytes = () => {}): AsyncGenerator<Buffer> {
   const hasher = new Hasher();
   try {
-    yield* archiveWith(root, header, manifest, codec, hasher);
+    yield* archiveWith(root, header, manifest, codec, { hasher, onBytes });
   } finally {
     await hasher.close();
   }
 }
 
-async function* archiveWith(root: string, header: ArchiveHeader, manifest: Manifest, codec: Codec, hasher: Hasher): AsyncGenerator<Buffer> {
+/** How many of a file's bytes were just read or checked: for progress reports. */
+export type OnBytes = (n: number) => void;
+
+interface Work {
+  hasher: Hasher;
+  onBytes: OnBytes;
+}
+
+async function* archiveWith(root: string, header: ArchiveHeader, manifest: Manifest, codec: Codec, work: Work): AsyncGenerator<Buffer> {
   const meta = crypto.createHash('sha256');
   const line = (o: object): Buffer => {
     const b = Buffer.from(JSON.stringify(o) + '\n');
@@ -87,7 +96,7 @@ async function* archiveWith(root: string, header: ArchiveHeader, manifest: Manif
     } else if (st.isFile()) {
       files++;
       yield line({ t: 'f', p: rel, m: mode, n: st.size });
-      const d = yield* fileBlocks(abs, st.size, codec, hasher);
+      const d = yield* fileBlocks(abs, st.size, codec, work);
       manifest.entries.push({ type: 'file', path: rel, mode, size: st.size, sha256: d.toString('hex') });
       manifest.bytes += st.size;
       meta.update(d);
@@ -101,7 +110,7 @@ async function* archiveWith(root: string, header: ArchiveHeader, manifest: Manif
 }
 
 /** A file's blocks, read and encoded a few at a time; returns the file's digest. */
-async function* fileBlocks(abs: string, size: number, codec: Codec, hasher: Hasher): AsyncGenerator<Buffer, Buffer> {
+async function* fileBlocks(abs: string, size: number, codec: Codec, { hasher, onBytes }: Work): AsyncGenerator<Buffer, Buffer> {
   const fh = await fs.open(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
   const digests: Buffer[] = [];
   try {
@@ -117,6 +126,7 @@ async function* fileBlocks(abs: string, size: number, codec: Codec, hasher: Hash
     };
     for await (const b of mapOrdered(range(Math.ceil(size / BLOCK_SIZE)), IN_FLIGHT, encode)) {
       digests.push(b.digest);
+      onBytes(b.size);
       yield* b.parts;
     }
     // A file that grew while it was read is not the file that was backed up either.
@@ -149,7 +159,7 @@ type FileReader = (r: Reader, p: string, size: number, out: FileHandle | undefin
  * end record. With `target`, recreates the tree under it (target/member/...), files fsynced, modes
  * as recorded; target/member must not exist.
  */
-export async function readArchive(src: AsyncIterable<Buffer>, target?: string): Promise<Manifest> {
+export async function readArchive(src: AsyncIterable<Buffer>, target?: string, onBytes: OnBytes = () => {}): Promise<Manifest> {
   const r = new Reader(src);
   const magic = (await r.bytes(ARCHIVE_MAGIC.length)).toString('latin1');
   if (magic !== ARCHIVE_MAGIC && magic !== ARCHIVE_MAGIC_V1) throw new IntegrityError('format', 'not an etcd-migrate backup archive (unknown header)');
@@ -165,7 +175,7 @@ export async function readArchive(src: AsyncIterable<Buffer>, target?: string): 
   if (typeof header?.dataVersion !== 'string') throw damaged('its header has no dataVersion');
   const hasher = new Hasher();
   try {
-    return await readRecords(r, header, v1 ? readFileV1 : blockReader(header.block, hasher), nextLine, meta, target);
+    return await readRecords(r, header, v1 ? readFileV1 : blockReader(header.block, { hasher, onBytes }), nextLine, meta, target);
   } finally {
     await hasher.close();
   }
@@ -237,7 +247,7 @@ const readFileV1: FileReader = async (r, p, size, out) => {
 };
 
 /** Version 2: the file's blocks, each checked against its sha256 (a few at once), then the file's digest. */
-function blockReader(block: unknown, hasher: Hasher): FileReader {
+function blockReader(block: unknown, { hasher, onBytes }: Work): FileReader {
   if (typeof block !== 'number' || !Number.isInteger(block) || block < 1 || block > MAX_BLOCK_SIZE) {
     throw damaged('its header has no valid block size');
   }
@@ -246,6 +256,7 @@ function blockReader(block: unknown, hasher: Hasher): FileReader {
     const take = async (job: Promise<Block>): Promise<void> => {
       const b = await job;
       digests.push(b.digest);
+      onBytes(b.plain.reduce((sum, x) => sum + x.length, 0));
       if (out) {
         const { bytesWritten } = await out.writev(b.plain);
         if (bytesWritten !== b.plain.reduce((sum, x) => sum + x.length, 0)) throw new Error(`short write restoring ${p}`);

@@ -43,6 +43,8 @@ export interface EncodedBlock {
   digest: Buffer;
   /** All zeros: its parts hold none of the plain buffer. */
   zero: boolean;
+  /** Its plain size. */
+  size: number;
 }
 
 /**
@@ -50,7 +52,7 @@ export interface EncodedBlock {
  * it may be moved to the hashing thread, so only the returned parts hold its bytes afterwards.
  */
 export async function encodeBlock(block: Buffer, codec: Codec, hasher: Hasher): Promise<EncodedBlock> {
-  if (isZero(block)) return { parts: [ZERO_KIND], digest: zeroDigest(block.length), zero: true };
+  if (isZero(block)) return { parts: [ZERO_KIND], digest: zeroDigest(block.length), zero: true, size: block.length };
   // Compressed first, then hashed: the block's memory is away while it is hashed.
   const packed = codec === 'zstd' ? zlib.zstdCompressSync(block, ZSTD_LEVEL) : undefined;
   const { buf: plain, digest: d } = await hasher.hash(block);
@@ -58,9 +60,9 @@ export async function encodeBlock(block: Buffer, codec: Codec, hasher: Hasher): 
     const head = Buffer.alloc(5);
     head[0] = KIND_ZSTD;
     head.writeUInt32BE(packed.length, 1);
-    return { parts: [head, packed, d], digest: d, zero: false };
+    return { parts: [head, packed, d], digest: d, zero: false, size: plain.length };
   }
-  return { parts: [Buffer.of(KIND_STORED), plain, d], digest: d, zero: false };
+  return { parts: [Buffer.of(KIND_STORED), plain, d], digest: d, zero: false, size: plain.length };
 }
 
 /** A compressed block's plain bytes, in a blockBuffer; undefined when they are not exactly `size` bytes long. */

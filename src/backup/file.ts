@@ -5,7 +5,7 @@ import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import { ARCHIVE_MAGIC, archiveBytes, readArchive, type ArchiveHeader, type Manifest } from './archive.ts';
+import { ARCHIVE_MAGIC, archiveBytes, readArchive, type ArchiveHeader, type Manifest, type OnBytes } from './archive.ts';
 import type { Codec } from './blocks.ts';
 import { IntegrityError } from '../errors.ts';
 import { CRYPT_MAGIC, decryptStream, encryptStream } from './crypt.ts';
@@ -59,19 +59,19 @@ const zstdDecompress = () => zlib.createZstdDecompress({ chunkSize: CHUNK });
  * is false (the caller then fsyncs it before relying on it).
  */
 export async function writeArchiveFile(root: string, file: string, header: ArchiveHeader, key: Buffer | undefined,
-  sync = true, codec: Codec = 'none'): Promise<Manifest> {
+  sync = true, codec: Codec = 'none', onBytes?: OnBytes): Promise<Manifest> {
   const manifest: Manifest = { header, entries: [], bytes: 0 };
   const stages: Transform[] = key ? [encryptStream(key)] : [];
-  await pipeline([Readable.from(archiveBytes(root, header, manifest, codec), { objectMode: false, highWaterMark: 8 * CHUNK }), ...stages, ownerOnlyWriteStream(file)]);
+  await pipeline([Readable.from(archiveBytes(root, header, manifest, codec, onBytes), { objectMode: false, highWaterMark: 8 * CHUNK }), ...stages, ownerOnlyWriteStream(file)]);
   if (sync) await fsyncFile(file);
   return manifest;
 }
 
 /** Reads an archive file back, checking everything; with `target`, extracts it there. */
-export async function readArchiveFile(file: string, key: Buffer | undefined, target?: string): Promise<Manifest> {
+export async function readArchiveFile(file: string, key: Buffer | undefined, target?: string, onBytes?: OnBytes): Promise<Manifest> {
   let manifest: Manifest | undefined;
   const sink = async (source: AsyncIterable<Buffer>) => {
-    manifest = await readArchive(unwrapV1(source), target);
+    manifest = await readArchive(unwrapV1(source), target, onBytes);
   };
   if (key) await pipeline(read(file), decryptStream(key), sink);
   else await pipeline(read(file), sink);

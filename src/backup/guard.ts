@@ -20,6 +20,7 @@ import { isCluster } from '../cluster.ts';
 import { BackupError, StepError, UsageError } from '../errors.ts';
 import { errno, removeFileDurably } from '../fsx.ts';
 import type { Log } from '../log.ts';
+import { progressReporter, type StartProgress } from '../progress.ts';
 import { checkBackupDir, type Options } from '../options.ts';
 import { describe, type Step } from '../plan.ts';
 import { runnerFor, type Runner } from '../steps/index.ts';
@@ -29,6 +30,8 @@ import { backupVanishes, inContainer } from './place.ts';
 import { backupId, listBackups } from './retention.ts';
 import { backupBound, checkSpace, defaultScratch, human, measureFree, measureMember } from './space.ts';
 import { createBackup, existingSizes, prune, readKeyFile, restoreArchive, type Backup, type BackupDir } from './store.ts';
+
+const MIB = 1 << 20;
 
 export class BackupGuard {
   readonly target: BackupDir;
@@ -42,16 +45,21 @@ export class BackupGuard {
   /** After a failed step: what the run's last line adds (what the data dir holds, what to do). */
   failureNote: string | undefined;
 
-  private constructor(target: BackupDir, dataDir: string, log: Log, clusterMember: boolean) {
+  /** The member dir's bytes, from the space check: what the backup reads, then reads back. */
+  private memberBytes = 0;
+  private readonly progress: StartProgress;
+
+  private constructor(target: BackupDir, dataDir: string, log: Log, clusterMember: boolean, progress: StartProgress | undefined) {
     this.target = target;
     this.dataDir = dataDir;
     this.log = log;
     this.clusterMember = clusterMember;
+    this.progress = progress ?? progressReporter({ log });
   }
 
   /** Checks everything a backup needs (key, place, free space) before anything changes. */
   static async prepare(
-    opts: Options, steps: readonly Step[], log: Log, env: NodeJS.ProcessEnv = process.env,
+    opts: Options, steps: readonly Step[], log: Log, env: NodeJS.ProcessEnv = process.env, progress?: StartProgress,
   ): Promise<BackupGuard> {
     const key = opts.backupKeyFile ? await readKeyFile(opts.backupKeyFile) : undefined;
     const dataReal = await realish(opts.dataDir);
@@ -59,9 +67,10 @@ export class BackupGuard {
     checkBackupDir(dir, dataReal);
     await checkNotAFile(dir);
     const target = { dir, id: backupId(dataReal), keep: opts.keepBackups, key, codec: opts.backupCompression };
-    const guard = new BackupGuard(target, opts.dataDir, log, isCluster(opts.initialCluster));
+    const guard = new BackupGuard(target, opts.dataDir, log, isCluster(opts.initialCluster), progress);
 
     const sizes = await measureMember(opts.dataDir);
+    guard.memberBytes = sizes.member;
     const data = await measureFree(await nearestDir(opts.dataDir));
     const existingDir = await nearestDir(dir);
     await fs.access(existingDir, fs.constants.W_OK | fs.constants.X_OK).catch(() => {
@@ -163,9 +172,13 @@ export class BackupGuard {
   async before(s: Step): Promise<Backup> {
     this.last = undefined;
     const t0 = Date.now();
-    const b = await createBackup(this.dataDir, s.from, this.target).catch((e: unknown) => {
-      throw backupFailure(e, this.target.dir);
-    });
+    // Each byte is read, then read back: twice the member dir.
+    const progress = this.progress('backup', (2 * this.memberBytes) / MIB, 'MiB');
+    const b = await createBackup(this.dataDir, s.from, this.target, new Date(), (n) => progress.add(n / MIB))
+      .catch((e: unknown) => {
+        throw backupFailure(e, this.target.dir);
+      })
+      .finally(() => progress.end());
     this.last = b;
     const files = b.manifest.entries.filter((e) => e.type === 'file').length;
     const took = ((Date.now() - t0) / 1000).toFixed(2);

@@ -81,6 +81,17 @@ describe('backup archive', () => {
     expect((await refused(readArchiveFile(file, undefined))).message).toMatch(/does not match its sha256|cannot be decompressed/);
   });
 
+  it('reports every byte it reads and every byte it checks, for the progress of a large backup', async () => {
+    const dir = await tmpDir();
+    await memberTree(path.join(dir, 'src'));
+    let written = 0;
+    let checked = 0;
+    const m = await writeArchiveFile(path.join(dir, 'src'), path.join(dir, 'b'), HEADER, undefined, true, 'none', (n) => { written += n; });
+    await readArchiveFile(path.join(dir, 'b'), undefined, undefined, (n) => { checked += n; });
+    expect(m.bytes).toBe(3_000_001 + 13 + 8_000_000);
+    expect([written, checked]).toEqual([m.bytes, m.bytes]);
+  });
+
   it('compresses blocks that zstd makes smaller, and the digests do not depend on the codec', async () => {
     const dir = await tmpDir();
     const src = path.join(dir, 'src');
