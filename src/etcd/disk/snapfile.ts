@@ -13,12 +13,16 @@ import { writeFileAtomic } from '../../fsx.ts';
 import { fields, ProtoWriter, type Field } from '../client/proto.ts';
 import { parseJson } from '../client/json.ts';
 
-const TABLE = (() => {
-  const t = new Uint32Array(256);
+/** Eight tables for "slicing by 8": a WAL of 500 MB is checked 8 bytes a step (BENCHMARKS.md). */
+const TABLES = (() => {
+  const t = Array.from({ length: 8 }, () => new Uint32Array(256));
   for (let n = 0; n < 256; n++) {
     let c = n;
     for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
-    t[n] = c >>> 0;
+    t[0]![n] = c >>> 0;
+  }
+  for (let n = 0; n < 256; n++) {
+    for (let k = 1; k < 8; k++) t[k]![n] = (t[0]![t[k - 1]![n]! & 0xff]! ^ (t[k - 1]![n]! >>> 8)) >>> 0;
   }
   return t;
 })();
@@ -28,8 +32,16 @@ export const crc32c = (b: Uint8Array): number => crc32cUpdate(0, b);
 
 /** CRC-32C continued from `crc` over `b` (Go's crc32.Update): for a file read in chunks, and the WAL's chained records. */
 export function crc32cUpdate(crc: number, b: Uint8Array): number {
+  const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES as [Uint32Array, Uint32Array, Uint32Array, Uint32Array,
+    Uint32Array, Uint32Array, Uint32Array, Uint32Array];
   let c = (crc ^ 0xffffffff) >>> 0;
-  for (let i = 0; i < b.length; i++) c = TABLE[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
+  let i = 0;
+  for (const end = b.length - 8; i <= end; i += 8) {
+    const lo = (c ^ (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24))) >>> 0;
+    c = t7[lo & 0xff]! ^ t6[(lo >>> 8) & 0xff]! ^ t5[(lo >>> 16) & 0xff]! ^ t4[lo >>> 24]!
+      ^ t3[b[i + 4]!]! ^ t2[b[i + 5]!]! ^ t1[b[i + 6]!]! ^ t0[b[i + 7]!]!;
+  }
+  for (; i < b.length; i++) c = t0[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }
 
