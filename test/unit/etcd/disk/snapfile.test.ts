@@ -1,7 +1,8 @@
 // etcd's snapshot file format (src/etcd/disk/snapfile.ts): CRC-32C, the two nested messages, and the
 // cluster version written into the v2 store.
+import crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { crc32c, decodeSnapFile, encodeSnapFile, withClusterVersion } from '../../../../src/etcd/disk/snapfile.ts';
+import { crc32c, crc32cUpdate, decodeSnapFile, encodeSnapFile, withClusterVersion } from '../../../../src/etcd/disk/snapfile.ts';
 
 /** A v2 store as `snapshot restore` leaves it: /0/members with one member, /1 empty. */
 const store = (extra: Record<string, unknown> = {}) => Buffer.from(JSON.stringify({
@@ -16,6 +17,24 @@ describe('snapshot files', () => {
   it('CRC-32C is the Castagnoli CRC (check value of "123456789")', () => {
     expect(crc32c(Buffer.from('123456789'))).toBe(0xe3069283);
     expect(crc32c(Buffer.alloc(0))).toBe(0);
+  });
+
+  it('CRC-32C eight bytes a step agrees with the byte-wise definition, at every length and start', () => {
+    const table = Array.from({ length: 256 }, (_, n) => {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+      return c >>> 0;
+    });
+    const bytewise = (crc: number, b: Uint8Array) => {
+      let c = (crc ^ 0xffffffff) >>> 0;
+      for (const x of b) c = (table[(c ^ x) & 0xff]! ^ (c >>> 8)) >>> 0;
+      return (c ^ 0xffffffff) >>> 0;
+    };
+    for (let n = 0; n < 300; n++) {
+      const b = crypto.randomBytes(n);
+      const start = crypto.randomInt(0, 2 ** 32);
+      expect(crc32cUpdate(start, b)).toBe(bytewise(start, b));
+    }
   });
 
   it('encodes and decodes the two messages, and refuses a wrong CRC or an unknown field', () => {
