@@ -3,6 +3,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { BackupGuard } from './backup/guard.ts';
+import type { V2ContentReader } from './inspect/v2content.ts';
 import { checkTools, discoverBundled } from './bundled-versions.ts';
 import { checkClusterPlan, clusterNote, isCluster, memberNames } from './cluster.ts';
 import { inspectDataDir, VERSION_FILE, writeVersionFile, type DataDirState } from './datadir.ts';
@@ -55,6 +56,8 @@ interface Prepared {
   /** Loaded only when there are steps to run. */
   machinery?: Machinery;
   backups?: BackupGuard;
+  /** The v2 content as read before the run (3.6 checks), for the steps to reuse while unchanged. */
+  v2Content?: V2ContentReader;
 }
 
 /**
@@ -111,7 +114,8 @@ async function prepare(opts: Options, rt?: Runtime): Promise<Prepared> {
   }
   const pendingTtls = await exists(pendingTtlsFile(opts.dataDir));
   let steps = plan(current, opts.target, bundled, { pendingTtls });
-  if (current && (await customV2Blocks(opts, current, steps))) steps = plan(current, opts.target, bundled, { pendingTtls, dropV2: true });
+  const v2 = current ? await customV2Blocks(opts, current, steps) : undefined;
+  if (v2?.drop) steps = plan(current!, opts.target, bundled, { pendingTtls, dropV2: true });
   checkClusterPlan(steps, opts.initialCluster, opts.target);
   const machinery = steps.length ? await loadMachinery() : undefined;
 
@@ -136,10 +140,10 @@ async function prepare(opts: Options, rt?: Runtime): Promise<Prepared> {
   const backups = !opts.dryRun && machinery
     ? await machinery.BackupGuard.prepare(opts, steps, rt?.log ?? (() => {}), rt?.env, rt?.progress)
     : undefined;
-  return { state, current, steps, clientTls, machinery, backups };
+  return { state, current, steps, clientTls, machinery, backups, v2Content: v2?.reader };
 }
 
-async function apply(opts: Options, rt: Runtime, { state, current, steps, clientTls, machinery, backups }: Prepared): Promise<Outcome> {
+async function apply(opts: Options, rt: Runtime, { state, current, steps, clientTls, machinery, backups, v2Content }: Prepared): Promise<Outcome> {
   if (!current) {
     const same = state.kind === 'empty' && state.version && fmtData(state.version) === fmtData(opts.target);
     try {
@@ -176,6 +180,7 @@ async function apply(opts: Options, rt: Runtime, { state, current, steps, client
     newMember: newMemberDir(opts.dataDir),
     targetElectionTimeoutMs: opts.targetElectionTimeoutMs,
     install: rt.install,
+    v2Content,
   };
   // A patch older than etcd's guide advises runs all the same: said as a warning.
   for (const line of planNotes(steps)) rt.log(line, { level: 'warn' });
@@ -278,15 +283,18 @@ async function afterwards(dataDir: string, lastDone: DataVersion, note: string |
 /**
  * etcd 3.6 refuses custom v2 content (keys other than the members and the version, in the v2
  * snapshot or the WAL after it): a plan from etcd3 data below 3.6 to 3.6 or later reads it first.
- * Refused with what it holds and the ways out; with --drop-v2-content, true (the plan drops it).
+ * Refused with what it holds and the ways out; with --drop-v2-content, drop (the plan drops it).
+ * Returns the reader that read it, for the steps.
  */
-async function customV2Blocks(opts: Options, current: DataVersion, steps: readonly Step[]): Promise<boolean> {
+async function customV2Blocks(opts: Options, current: DataVersion, steps: readonly Step[])
+  : Promise<{ drop: boolean; reader: V2ContentReader } | undefined> {
   const below = current.storage === 'etcd3' && compareMinor(current.version, V2_FREE_MINOR) < 0;
-  if (!below || !steps.some((s) => compareMinor(s.to.version, V2_FREE_MINOR) >= 0)) return false;
-  const { readV2Content, describeCustomV2 } = await import('./inspect/v2content.ts');
-  const found = describeCustomV2(await readV2Content(opts.dataDir));
-  if (!found) return false;
-  if (opts.dropV2Content) return true;
+  if (!below || !steps.some((s) => compareMinor(s.to.version, V2_FREE_MINOR) >= 0)) return undefined;
+  const { V2ContentReader, describeCustomV2 } = await import('./inspect/v2content.ts');
+  const reader = new V2ContentReader(opts.dataDir);
+  const found = describeCustomV2(await reader.read());
+  if (!found) return { drop: false, reader };
+  if (opts.dropV2Content) return { drop: true, reader };
   throw new UsageError(`the v2 store holds custom content, which etcd 3.6 refuses: ${found}; delete those keys through etcd ${fmtMinor(current.version)} started with --enable-v2 and rerun, or rerun with --drop-v2-content (a lone member: the v3 data is kept, the v2 keys dropped, new member and cluster IDs), or stay below 3.6; nothing was changed`);
 }
 

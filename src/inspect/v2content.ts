@@ -145,6 +145,39 @@ export interface V2Content {
   torn?: { file: string; offset: number };
 }
 
+/**
+ * The v2 content of one data dir, read again only when its WAL or snap files changed (a name, size
+ * or modification time): a run reads it before its first step and again in that step.
+ */
+export class V2ContentReader {
+  private key: string | undefined;
+  private content: V2Content | undefined;
+  private readonly dataDir: string;
+  constructor(dataDir: string) {
+    this.dataDir = dataDir;
+  }
+
+  async read(): Promise<V2Content> {
+    const key = await filesKey(this.dataDir);
+    if (this.content && key === this.key) return this.content;
+    this.content = await readV2Content(this.dataDir);
+    this.key = key;
+    return this.content;
+  }
+}
+
+async function filesKey(dataDir: string): Promise<string> {
+  const parts: string[] = [];
+  for (const dir of ['wal', 'snap'].map((d) => path.join(dataDir, 'member', d))) {
+    const names = await fs.readdir(dir).catch(() => [] as string[]);
+    for (const n of names.sort()) {
+      const st = await fs.stat(path.join(dir, n), { bigint: true }).catch(() => undefined);
+      parts.push(`${dir}/${n}:${st?.size}:${st?.mtimeNs}:${st?.ctimeNs}`);
+    }
+  }
+  return parts.join('\n');
+}
+
 /** Reads a stopped member's v2 content: member/snap and member/wal (or `walDir`) under `dataDir`. */
 export async function readV2Content(dataDir: string, walDir = path.join(dataDir, 'member', 'wal')): Promise<V2Content> {
   // Each entry is classified as it is read: only v2 requests keep anything (a large WAL of puts stays small).

@@ -2,6 +2,7 @@ import type { CheckedDb } from '../etcd2/convert/v3db.ts';
 import type { MemberConfig } from '../etcd/process/server.ts';
 import type { Tool } from '../bundled-versions.ts';
 import type { Fields, Log } from '../log.ts';
+import type { V2ContentReader } from '../inspect/v2content.ts';
 import { progressReporter, type StartProgress } from '../progress.ts';
 import type { DataVersion, Version } from '../version.ts';
 
@@ -35,6 +36,8 @@ export interface StepContext {
    * the run (attach-ttls), which takes it only while the file is the same, unchanged (CheckedDb).
    */
   checkedDb?: CheckedDb;
+  /** The data dir's v2 content as this run read it, read again only once its files change. */
+  v2Content?: V2ContentReader;
 }
 
 /** The context's progress reporter, or lines through its log. */

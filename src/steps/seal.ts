@@ -6,13 +6,13 @@ import { binPath } from '../bundled-versions.ts';
 import { clusterVersionNeeded, isCluster } from '../cluster.ts';
 import { SEAL_FLAGS, waitSealed } from '../etcd/process/seal.ts';
 import { withTempEtcd } from '../etcd/process/server.ts';
-import { readV2Content } from '../inspect/v2content.ts';
+import { V2ContentReader } from '../inspect/v2content.ts';
 import { FIRST_V2_FREE_WAL_MINOR, type Step } from '../plan.ts';
 import { compareMinor, fmt, type Version } from '../version.ts';
 import type { StepContext } from './context.ts';
 
 export async function sealIfNeeded(s: Step, sealWith: Version, ctx: StepContext): Promise<void> {
-  const content = await readV2Content(ctx.dataDir);
+  const content = await v2Of(ctx).read();
   const into37 = compareMinor(s.to.version, FIRST_V2_FREE_WAL_MINOR) >= 0;
   const n = into37 ? content.v2EntriesAfterSnapshot : content.walRequests.length;
   if (n === 0) return;
@@ -33,8 +33,11 @@ export async function sealIfNeeded(s: Step, sealWith: Version, ctx: StepContext)
  * v2 requests 3.5 wrote. 3.5: only when the WAL already holds v2 requests that 3.6 cannot replay
  * (3.4's QGETs); the ones 3.5 writes itself, 3.6 replays.
  */
-export async function mustSeal(v: Version, dataDir: string): Promise<boolean> {
+export async function mustSeal(v: Version, ctx: Pick<StepContext, 'dataDir' | 'v2Content'>): Promise<boolean> {
   if (v.major !== 3) return false;
   if (v.minor === 6) return true;
-  return v.minor === 5 && (await readV2Content(dataDir)).walRequests.length > 0;
+  return v.minor === 5 && (await v2Of(ctx).read()).walRequests.length > 0;
 }
+
+/** The run's reader of the v2 content, or one of this step's own. */
+const v2Of = (ctx: Pick<StepContext, 'dataDir' | 'v2Content'>): V2ContentReader => ctx.v2Content ?? new V2ContentReader(ctx.dataDir);

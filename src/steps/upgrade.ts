@@ -18,7 +18,7 @@ export const needs = (s: UpgradeStep): ToolNeed[] => [
 ];
 
 export async function run(s: UpgradeStep, ctx: StepContext): Promise<void> {
-  const seal = await mustSeal(s.to.version, ctx.dataDir);
+  const seal = await mustSeal(s.to.version, ctx);
   if (s.kind === 'upgrade' && s.sealWith) await sealIfNeeded(s, s.sealWith, ctx);
   await withTempEtcd({
     bin: binPath(ctx.binDir, 'etcd', s.to.version),

@@ -4,7 +4,7 @@ import { execa } from 'execa';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { readV2Content } from '../../src/inspect/v2content.ts';
+import { readV2Content, V2ContentReader } from '../../src/inspect/v2content.ts';
 import { BIN_DIR, requireBinaries } from '../helpers/env.ts';
 import { etcdctl, startEtcd } from '../helpers/etcd.ts';
 import { freePort, onCleanup, tmpDir } from '../helpers/tmp.ts';
@@ -111,6 +111,11 @@ describe('readV2Content', () => {
     await m.stop();
 
     const inWal = await readV2Content(dir);
+    // The run's reader reads once while nothing changed, and again once etcd has run on the data.
+    const reader = new V2ContentReader(dir);
+    const first = await reader.read();
+    expect(first).toEqual(inWal);
+    expect(await reader.read()).toBe(first);
     expect(inWal.walRequests.map((r) => `${r.method} ${r.path}`))
       .toEqual(['PUT /1/foo/bar', 'PUT /1/foo/baz', 'PUT /1/empty', 'PUT /1/_hidden']);
     expect(inWal.snapshotKeys).toEqual([]);
@@ -127,6 +132,8 @@ describe('readV2Content', () => {
     for (let i = 0; i < 3; i++) await etcdctl('3.5.30', m2.endpoint, ['put', `/registry/w${i}`, 'x']);
     await m2.stop();
     const inSnap = await readV2Content(dir);
+    expect(await reader.read()).not.toBe(first);
+    expect(await reader.read()).toEqual(inSnap);
     // A hidden node does not count for 3.6 (its Get does not list it); an empty dir does.
     expect(inSnap.snapshotKeys).toEqual(['/1/empty', '/1/foo/bar', '/1/foo/baz']);
     expect(inSnap.walRequests).toEqual([]);

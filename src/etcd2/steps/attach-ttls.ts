@@ -34,7 +34,7 @@ export const needs = (s: AttachStep): ToolNeed[] => [
 export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> {
   const v = s.to.version;
   if (s.sealWith) await sealIfNeeded(s, s.sealWith, ctx);
-  const seal = await mustSeal(v, ctx.dataDir);
+  const seal = await mustSeal(v, ctx);
   const file = pendingTtlsFile(ctx.dataDir);
   const pending = await readPendingTtls(file);
   const txn = txnLimits(v);
