@@ -1,7 +1,7 @@
 // The command line: yargs' parser turns argv into Flags, from the option table (option-table.ts).
 // No defaults here: options.ts applies them, after env.
 import parser from 'yargs-parser';
-import type { Options } from 'yargs';
+import type { Argv, Options } from 'yargs';
 import { INTERNAL_ERROR_EXIT, UsageError } from './errors.ts';
 import { camel, describeOption, kebab, OPTIONS, plainDefault, type OptionSpec } from './option-table.ts';
 import type { Flags } from './options.ts';
@@ -64,6 +64,22 @@ export function nearestFlag(name: string, valid: readonly string[]): string | un
 }
 
 /** Refuses the first flag not in `valid`, naming the nearest valid one. `where`: e.g. " for backup". */
+/**
+ * What every subcommand's parser shares: yargs never exits or prints on its own, and a parse error
+ * is one UsageError line that names the command's help.
+ */
+export function subcommandParser<T>(y: Argv<T>, command: string): Argv<T> {
+  return y
+    .parserConfiguration({ 'camel-case-expansion': true, 'duplicate-arguments-array': false, 'strip-aliased': true })
+    .version(false)
+    .help()
+    .alias('help', 'h')
+    .exitProcess(false)
+    .fail((msg, err) => {
+      throw new UsageError(`${err?.message ?? msg}; see etcd-migrate ${command} --help`);
+    });
+}
+
 export function refuseUnknown(
   parsed: Record<string, unknown>, valid: readonly string[], help: string, where = '',
 ): void {

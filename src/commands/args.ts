@@ -1,7 +1,7 @@
 // The command lines of `etcd-migrate backup` and `etcd-migrate restore`. The default command (the
 // migration) is parsed by ../args.ts; these reuse its option descriptions where they mean the same.
 import yargs, { type Options } from 'yargs';
-import { LOG_OPTIONS, num, refuseUnknown, str, yargsOptions } from '../args.ts';
+import { LOG_OPTIONS, num, refuseUnknown, str, subcommandParser, yargsOptions } from '../args.ts';
 import { UsageError } from '../errors.ts';
 import type { Flags } from '../options.ts';
 
@@ -75,19 +75,11 @@ export function parseCommand(argv: readonly string[]): CommandFlags {
   const usage = command === 'backup'
     ? '$0 backup <file> (--endpoints <url> [--cacert --cert --key] | --data-dir <dir>) [options]\n\nSaves an etcd snapshot of a live member or an offline data dir into <file>, verifies it, and prints its hash, revision, keys and size.'
     : '$0 restore <file> --data-dir <empty dir> [--target-version x.y.z] [member flags] [options]\n\nRestores an etcd snapshot or an etcd-migrate backup (decrypting it when needed) into an empty data dir, checks it with the target etcd, and writes version.txt.';
-  const a = yargs(argv.slice(1))
+  const a = subcommandParser(yargs(argv.slice(1))
     .scriptName('etcd-migrate')
     .usage(usage)
     .options(options)
-    .example([...EXAMPLES[command]])
-    .parserConfiguration({ 'camel-case-expansion': true, 'duplicate-arguments-array': false, 'strip-aliased': true })
-    .version(false)
-    .help()
-    .alias('help', 'h')
-    .exitProcess(false)
-    .fail((msg, err) => {
-      throw new UsageError(`${err?.message ?? msg}; see etcd-migrate ${command} --help`);
-    })
+    .example([...EXAMPLES[command]]), command)
     .parseSync();
   refuseUnknown(a, ['help', ...Object.keys(options)], `etcd-migrate ${command} --help`, ` for ${command}`);
   const help = a.help === true || argv.includes('--help') || argv.includes('-h');

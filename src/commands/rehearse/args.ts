@@ -1,7 +1,7 @@
 // The command line of `etcd-migrate rehearse` (loaded only for that command).
 import yargs from 'yargs';
 import { ENGINE_CHOICES, type EngineChoice } from './container.ts';
-import { LOG_OPTIONS, num, refuseUnknown, str, yargsOptions } from '../../args.ts';
+import { LOG_OPTIONS, num, refuseUnknown, str, subcommandParser, yargsOptions } from '../../args.ts';
 import { OPTIONS } from '../../option-table.ts';
 import { UsageError } from '../../errors.ts';
 import { DEFAULT_IMAGE, type RehearseFlags } from './rehearse.ts';
@@ -16,7 +16,7 @@ const SHARED = Object.fromEntries(Object.entries(yargsOptions({
 /** `etcd-migrate rehearse ...`: argv starts with "rehearse". */
 export function parseRehearseArgs(argv: readonly string[]): RehearseFlags {
   let a: Record<string, unknown> = {};
-  const y = yargs([...argv])
+  const y = subcommandParser(yargs([...argv])
     .scriptName('etcd-migrate')
     .command('rehearse', 'copy a data dir (the original is only read), migrate the copy in the image (or with the local binaries), start the target etcd on it and report: the plan, each step\'s time, the key counts before and after, the result', (c) => c
       .option('data-dir', { type: 'string', describe: 'the etcd data dir to rehearse on [env DATA_DIRECTORY]' })
@@ -33,15 +33,7 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseFlags {
       .options(LOG_OPTIONS), (args) => {
       a = args;
     })
-    .demandCommand(1, 1)
-    .parserConfiguration({ 'camel-case-expansion': true, 'duplicate-arguments-array': false, 'strip-aliased': true })
-    .version(false)
-    .help()
-    .alias('help', 'h')
-    .exitProcess(false)
-    .fail((msg, err) => {
-      throw new UsageError(`${err?.message ?? msg}; see etcd-migrate rehearse --help`);
-    });
+    .demandCommand(1, 1), 'rehearse');
   y.parseSync();
   // Not yargs' strict mode: an unknown flag is refused with the nearest valid name, as elsewhere.
   const own = ['data-dir', 'image', 'engine', 'bin-dir', 'work-dir', 'keep', 'port', 'peer-port', 'json', 'already-copied'];
