@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import crypto from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { bin, flags } from './lib.ts';
+import { bin, flags, untilWrite } from './lib.ts';
 
 const QUOTA = 9 * 1024 ** 3;
 const base = Number(process.env.BENCH_PORT_BASE ?? 27100);
@@ -83,10 +83,7 @@ export async function makeScaleData(out: string, sizes: number[]): Promise<void>
     const t0 = performance.now();
     const etcd = execa(bin('etcd', '3.5.30'), [...flags('m1', work, port, peer), '--quota-backend-bytes', String(QUOTA),
       '--max-request-bytes', String(8 << 20), '--snapshot-count', '500'], { reject: false, stdio: 'ignore' });
-    for (let i = 0; !(await fetch(`${url}/health`).then((r) => r.ok, () => false)); i++) {
-      if (i > 2000) throw new Error('etcd did not start');
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await untilWrite(port, '/v3', 60_000);
     next = await fillTo(gb * 1e9, next);
     etcd.kill('SIGTERM');
     await etcd;

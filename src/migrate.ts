@@ -143,7 +143,9 @@ async function prepare(opts: Options, rt?: Runtime): Promise<Prepared> {
   return { state, current, steps, clientTls, machinery, backups, v2Content: v2?.reader };
 }
 
-async function apply(opts: Options, rt: Runtime, { state, current, steps, clientTls, machinery, backups, v2Content }: Prepared): Promise<Outcome> {
+async function apply(
+  opts: Options, rt: Runtime, { state, current, steps, clientTls, machinery, backups, v2Content }: Prepared,
+): Promise<Outcome> {
   if (!current) {
     const same = state.kind === 'empty' && state.version && fmtData(state.version) === fmtData(opts.target);
     try {

@@ -11,6 +11,9 @@ export const realTicker: Ticker = (ms, fn) => {
   return () => clearInterval(t);
 };
 
+/** Progress of bytes is counted in MiB. */
+export const MIB = 1 << 20;
+
 /** A log line this often while work lasts (the first after as long: shorter work logs nothing). */
 export const LINE_EVERY_MS = 5000;
 /** The bar is redrawn this often, from its first second on. */

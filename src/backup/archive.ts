@@ -72,7 +72,9 @@ interface Work {
   onBytes: OnBytes;
 }
 
-async function* archiveWith(root: string, header: ArchiveHeader, manifest: Manifest, codec: Codec, work: Work): AsyncGenerator<Buffer> {
+async function* archiveWith(
+  root: string, header: ArchiveHeader, manifest: Manifest, codec: Codec, work: Work,
+): AsyncGenerator<Buffer> {
   const meta = crypto.createHash('sha256');
   const line = (o: object): Buffer => {
     const b = Buffer.from(JSON.stringify(o) + '\n');
@@ -110,7 +112,9 @@ async function* archiveWith(root: string, header: ArchiveHeader, manifest: Manif
 }
 
 /** A file's blocks, read and encoded a few at a time; returns the file's digest. */
-async function* fileBlocks(abs: string, size: number, codec: Codec, { hasher, onBytes }: Work): AsyncGenerator<Buffer, Buffer> {
+async function* fileBlocks(
+  abs: string, size: number, codec: Codec, { hasher, onBytes }: Work,
+): AsyncGenerator<Buffer, Buffer> {
   const fh = await fs.open(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
   const digests: Buffer[] = [];
   try {
@@ -148,7 +152,8 @@ async function readBlock(fh: FileHandle, abs: string, buf: Buffer, pos: number, 
   return b;
 }
 
-const changedSize = (abs: string, at: number, shrank = false): Error => new Error(`${abs} changed size while it was being `
+const changedSize = (abs: string, at: number, shrank = false): Error => new Error(
+  `${abs} changed size while it was being `
   + `backed up (${shrank ? 'it ends at' : 'it grew past'} ${at} bytes); is an etcd running on this data dir?`);
 
 /** How a version reads one file's content: it checks the digest, writes to `out` if given. */
@@ -159,10 +164,14 @@ type FileReader = (r: Reader, p: string, size: number, out: FileHandle | undefin
  * end record. With `target`, recreates the tree under it (target/member/...), files fsynced, modes
  * as recorded; target/member must not exist.
  */
-export async function readArchive(src: AsyncIterable<Buffer>, target?: string, onBytes: OnBytes = () => {}): Promise<Manifest> {
+export async function readArchive(
+  src: AsyncIterable<Buffer>, target?: string, onBytes: OnBytes = () => {},
+): Promise<Manifest> {
   const r = new Reader(src);
   const magic = (await r.bytes(ARCHIVE_MAGIC.length)).toString('latin1');
-  if (magic !== ARCHIVE_MAGIC && magic !== ARCHIVE_MAGIC_V1) throw new IntegrityError('format', 'not an etcd-migrate backup archive (unknown header)');
+  if (magic !== ARCHIVE_MAGIC && magic !== ARCHIVE_MAGIC_V1) {
+    throw new IntegrityError('format', 'not an etcd-migrate backup archive (unknown header)');
+  }
   const v1 = magic === ARCHIVE_MAGIC_V1;
   // Version 1 has zstd's checksum over the whole archive; version 2 its end's sha256 over the records.
   const meta = v1 ? undefined : crypto.createHash('sha256');
@@ -175,7 +184,8 @@ export async function readArchive(src: AsyncIterable<Buffer>, target?: string, o
   if (typeof header?.dataVersion !== 'string') throw damaged('its header has no dataVersion');
   const hasher = new Hasher();
   try {
-    return await readRecords(r, header, v1 ? readFileV1 : blockReader(header.block, { hasher, onBytes }), nextLine, meta, target);
+    const readFile = v1 ? readFileV1 : blockReader(header.block, { hasher, onBytes });
+    return await readRecords(r, header, readFile, nextLine, meta, target);
   } finally {
     await hasher.close();
   }
@@ -189,7 +199,8 @@ async function readRecords(r: Reader, header: ArchiveHeader & { block?: unknown 
   for (;;) {
     const before = meta?.copy().digest('hex');
     const rec = parseJson(await nextLine()) as {
-      t?: string; p?: unknown; m?: unknown; n?: unknown; dirs?: number; files?: number; bytes?: number; sha256?: unknown;
+      t?: string; p?: unknown; m?: unknown; n?: unknown;
+      dirs?: number; files?: number; bytes?: number; sha256?: unknown;
     };
     if (rec.t === 'e') {
       if (meta && rec.sha256 !== before) throw damaged('its records do not match their sha256');
@@ -259,7 +270,8 @@ function blockReader(block: unknown, { hasher, onBytes }: Work): FileReader {
       onBytes(b.plain.reduce((sum, x) => sum + x.length, 0));
       if (out) {
         const { bytesWritten } = await out.writev(b.plain);
-        if (bytesWritten !== b.plain.reduce((sum, x) => sum + x.length, 0)) throw new Error(`short write restoring ${p}`);
+        const size = b.plain.reduce((sum, x) => sum + x.length, 0);
+        if (bytesWritten !== size) throw new Error(`short write restoring ${p}`);
       }
     };
     // The blocks are parsed in order (a compressed block's length is in its bytes); their checks

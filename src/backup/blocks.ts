@@ -35,7 +35,6 @@ export function zeroDigest(n: number): Buffer {
 
 export const isZero = (b: Buffer): boolean => b.equals(zeroBytes(b.length));
 
-
 export interface EncodedBlock {
   /** The block's bytes in the archive, in order. */
   parts: Buffer[];
@@ -80,4 +79,5 @@ export function unpack(packed: Buffer, size: number): Buffer | undefined {
 }
 
 /** What a file's blocks add up to: the sha256 of their digests, in order. */
-export const fileDigest = (digests: readonly Buffer[]): Buffer => crypto.hash('sha256', Buffer.concat(digests), 'buffer');
+export const fileDigest = (digests: readonly Buffer[]): Buffer =>
+  crypto.hash('sha256', Buffer.concat(digests), 'buffer');

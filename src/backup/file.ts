@@ -5,7 +5,9 @@ import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import { ARCHIVE_MAGIC, archiveBytes, readArchive, type ArchiveHeader, type Manifest, type OnBytes } from './archive.ts';
+import {
+  ARCHIVE_MAGIC, archiveBytes, readArchive, type ArchiveHeader, type Manifest, type OnBytes,
+} from './archive.ts';
 import type { Codec } from './blocks.ts';
 import { IntegrityError } from '../errors.ts';
 import { CRYPT_MAGIC, decryptStream, encryptStream } from './crypt.ts';
@@ -34,7 +36,8 @@ export async function sniff(file: string): Promise<FileKind> {
 
 const ARCHIVE_HEAD = Buffer.from(ARCHIVE_MAGIC.slice(0, -2), 'latin1');
 /** An archive: version 2 (its magic line) or version 1 (zstd's magic). */
-const isArchive = (head: Buffer): boolean => head.subarray(0, 4).equals(ZSTD_MAGIC) || head.subarray(0, ARCHIVE_HEAD.length).equals(ARCHIVE_HEAD);
+const isArchive = (head: Buffer): boolean =>
+  head.subarray(0, 4).equals(ZSTD_MAGIC) || head.subarray(0, ARCHIVE_HEAD.length).equals(ARCHIVE_HEAD);
 
 /** Opens `file` for writing, owner-only, failing if it exists. */
 export function ownerOnlyWriteStream(file: string) {
@@ -62,13 +65,17 @@ export async function writeArchiveFile(root: string, file: string, header: Archi
   sync = true, codec: Codec = 'none', onBytes?: OnBytes): Promise<Manifest> {
   const manifest: Manifest = { header, entries: [], bytes: 0 };
   const stages: Transform[] = key ? [encryptStream(key)] : [];
-  await pipeline([Readable.from(archiveBytes(root, header, manifest, codec, onBytes), { objectMode: false, highWaterMark: 8 * CHUNK }), ...stages, ownerOnlyWriteStream(file)]);
+  const bytes = archiveBytes(root, header, manifest, codec, onBytes);
+  const archive = Readable.from(bytes, { objectMode: false, highWaterMark: 8 * CHUNK });
+  await pipeline([archive, ...stages, ownerOnlyWriteStream(file)]);
   if (sync) await fsyncFile(file);
   return manifest;
 }
 
 /** Reads an archive file back, checking everything; with `target`, extracts it there. */
-export async function readArchiveFile(file: string, key: Buffer | undefined, target?: string, onBytes?: OnBytes): Promise<Manifest> {
+export async function readArchiveFile(
+  file: string, key: Buffer | undefined, target?: string, onBytes?: OnBytes,
+): Promise<Manifest> {
   let manifest: Manifest | undefined;
   const sink = async (source: AsyncIterable<Buffer>) => {
     manifest = await readArchive(unwrapV1(source), target, onBytes);

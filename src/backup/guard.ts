@@ -20,9 +20,10 @@ import { isCluster } from '../cluster.ts';
 import { BackupError, StepError, UsageError } from '../errors.ts';
 import { errno, removeFileDurably } from '../fsx.ts';
 import type { Log } from '../log.ts';
-import { progressReporter, type StartProgress } from '../progress.ts';
+import { MIB, type StartProgress } from '../progress.ts';
 import { checkBackupDir, type Options } from '../options.ts';
 import { describe, type Step } from '../plan.ts';
+import { progressOf } from '../steps/context.ts';
 import { runnerFor, type Runner } from '../steps/index.ts';
 import { fmtData } from '../version.ts';
 import { swapPending } from '../workdir.ts';
@@ -30,8 +31,6 @@ import { backupVanishes, inContainer } from './place.ts';
 import { backupId, listBackups } from './retention.ts';
 import { backupBound, checkSpace, defaultScratch, human, measureFree, measureMember } from './space.ts';
 import { createBackup, existingSizes, prune, readKeyFile, restoreArchive, type Backup, type BackupDir } from './store.ts';
-
-const MIB = 1 << 20;
 
 export class BackupGuard {
   readonly target: BackupDir;
@@ -46,15 +45,17 @@ export class BackupGuard {
   failureNote: string | undefined;
 
   /** The member dir's bytes, from the space check: what the backup reads, then reads back. */
-  private memberBytes = 0;
+  private readonly memberBytes: number;
   private readonly progress: StartProgress;
 
-  private constructor(target: BackupDir, dataDir: string, log: Log, clusterMember: boolean, progress: StartProgress | undefined) {
+  private constructor(target: BackupDir, dataDir: string, log: Log, clusterMember: boolean, memberBytes: number,
+    progress: StartProgress | undefined) {
     this.target = target;
     this.dataDir = dataDir;
     this.log = log;
     this.clusterMember = clusterMember;
-    this.progress = progress ?? progressReporter({ log });
+    this.memberBytes = memberBytes;
+    this.progress = progressOf({ log, progress });
   }
 
   /** Checks everything a backup needs (key, place, free space) before anything changes. */
@@ -67,10 +68,9 @@ export class BackupGuard {
     checkBackupDir(dir, dataReal);
     await checkNotAFile(dir);
     const target = { dir, id: backupId(dataReal), keep: opts.keepBackups, key, codec: opts.backupCompression };
-    const guard = new BackupGuard(target, opts.dataDir, log, isCluster(opts.initialCluster), progress);
-
     const sizes = await measureMember(opts.dataDir);
-    guard.memberBytes = sizes.member;
+    const guard = new BackupGuard(target, opts.dataDir, log, isCluster(opts.initialCluster), sizes.member, progress);
+
     const data = await measureFree(await nearestDir(opts.dataDir));
     const existingDir = await nearestDir(dir);
     await fs.access(existingDir, fs.constants.W_OK | fs.constants.X_OK).catch(() => {
@@ -182,8 +182,9 @@ export class BackupGuard {
     this.last = b;
     const files = b.manifest.entries.filter((e) => e.type === 'file').length;
     const took = ((Date.now() - t0) / 1000).toFixed(2);
-    this.log(`backup of ${fmtData(s.from)}: ${human(b.manifest.bytes)} in ${files} files, verified, ${took} s: ${b.file}`,
-      { fields: { file: b.file, files, bytes: b.manifest.bytes, size: b.size, seconds: Number(took) } });
+    const fields = { file: b.file, files, bytes: b.manifest.bytes, size: b.size, seconds: Number(took) };
+    const line = `backup of ${fmtData(s.from)}: ${human(b.manifest.bytes)} in ${files} files, verified, ${took} s`;
+    this.log(`${line}: ${b.file}`, { fields });
     return b;
   }
 

@@ -1,8 +1,10 @@
-// Runs async jobs a few at a time and hands their results back in order: the blocks of a backup are
-// hashed and compressed on the threadpool side by side, and written in sequence.
+// Runs async jobs a few at a time and hands their results back in order: a backup's blocks are read
+// and hashed side by side, and written in sequence.
 
 /** Results of `fn` over `items`, in order, with at most `limit` jobs started and not yet taken. */
-export async function* mapOrdered<T, R>(items: Iterable<T>, limit: number, fn: (item: T) => Promise<R>): AsyncGenerator<R> {
+export async function* mapOrdered<T, R>(
+  items: Iterable<T>, limit: number, fn: (item: T) => Promise<R>,
+): AsyncGenerator<R> {
   const queue: Array<Promise<R>> = [];
   const it = items[Symbol.iterator]();
   const fill = (): void => {

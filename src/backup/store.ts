@@ -53,16 +53,21 @@ export async function readKeyFile(file: string): Promise<Buffer> {
  * decompressing, hashing every file) and compares it with what was read from the data dir; only
  * then renames it to its final name.
  */
-export async function createBackup(dataDir: string, v: DataVersion, b: BackupDir, now = new Date(), onBytes?: OnBytes): Promise<Backup> {
+export async function createBackup(
+  dataDir: string, v: DataVersion, b: BackupDir, now = new Date(), onBytes?: OnBytes,
+): Promise<Backup> {
   // The backup dir and any missing parent, owner-only.
   await fse.ensureDir(b.dir, { mode: 0o700 });
   const file = path.join(b.dir, backupName(b.id, now, v, !!b.key));
   const part = file + PART_SUFFIX;
   try {
-    const written = await writeArchiveFile(dataDir, part, { dataVersion: fmtData(v), created: now.toISOString(), source: path.resolve(dataDir) }, b.key, false, b.codec, onBytes);
+    const header = { dataVersion: fmtData(v), created: now.toISOString(), source: path.resolve(dataDir) };
+    const written = await writeArchiveFile(dataDir, part, header, b.key, false, b.codec, onBytes);
     // The disk flush (I/O wait) runs while the read-back (CPU) checks the same bytes; both finish
     // before the rename, so a backup under its final name is always on disk and verified.
-    const [checked, synced] = await Promise.allSettled([readArchiveFile(part, b.key, undefined, onBytes), fsyncFile(part)]);
+    const [checked, synced] = await Promise.allSettled([
+      readArchiveFile(part, b.key, undefined, onBytes), fsyncFile(part),
+    ]);
     if (checked.status === 'rejected') throw checked.reason;
     if (synced.status === 'rejected') throw synced.reason;
     const read = checked.value;

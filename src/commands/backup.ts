@@ -2,7 +2,8 @@
 // offline data dir (etcd started on a copy, on the hidden loopback port), checked (etcd's sha256
 // trailer, `snapshot status`), optionally encrypted and then decrypted again to check it, then
 // described: hash, revision, keys, size.
-import { progressReporter } from '../progress.ts';
+import { MIB } from '../progress.ts';
+import { progressOf } from '../steps/context.ts';
 import { execa } from 'execa';
 import { constants, promises as fs } from 'node:fs';
 import { createReadStream } from 'node:fs';
@@ -134,9 +135,8 @@ export async function backupCommand(f: CommandFlags, io: CommandIO): Promise<voi
 async function withSaveProgress<T>(
   io: CommandIO, file: string, total: number | undefined, save: () => Promise<T>,
 ): Promise<T> {
-  const MIB = 1048576;
   const poll = () => fs.stat(`${file}.part`).then((s) => s.size / MIB, () => undefined);
-  const start = io.progress ?? progressReporter({ log: io.log });
+  const start = progressOf(io);
   const p = start('saving the snapshot', total && total / MIB, 'MiB', poll);
   return save().finally(() => p.end());
 }

@@ -40,4 +40,5 @@ export async function mustSeal(v: Version, ctx: Pick<StepContext, 'dataDir' | 'v
 }
 
 /** The run's reader of the v2 content, or one of this step's own. */
-const v2Of = (ctx: Pick<StepContext, 'dataDir' | 'v2Content'>): V2ContentReader => ctx.v2Content ?? new V2ContentReader(ctx.dataDir);
+const v2Of = (ctx: Pick<StepContext, 'dataDir' | 'v2Content'>): V2ContentReader =>
+  ctx.v2Content ?? new V2ContentReader(ctx.dataDir);

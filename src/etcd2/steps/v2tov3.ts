@@ -50,12 +50,12 @@ import { newPendingTtlsFile } from '../../workdir.ts';
 import { linkMemberDir, scratchDir } from '../../steps/copy.ts';
 import { progressOf, type Install, type StepContext, type StepReport, type ToolNeed } from '../../steps/context.ts';
 import { count, counted, debug, seconds, were } from '../../log.ts';
+import { MIB } from '../../progress.ts';
 
 type V2ToV3Step = Extract<Step, { kind: 'v2-to-v3' }>;
 
 export const mode = 'rebuild';
 
-const MIB = 1048576;
 
 /**
  * The run's backup goes beside it (it reads only the live member dir; the swap waits for the backup
