@@ -16,41 +16,75 @@ const binDir = path.resolve(process.argv[2] ?? '.cache/etcd-bin');
 const port = Number(process.argv[3] ?? 24300);
 const N = 25_000;
 const b64 = (s: string) => Buffer.from(s).toString('base64');
-const keys = Array.from({ length: N }, (_, i) => b64(`/registry/events/ns-${i % 40}/event-${String(i).padStart(6, '0')}`));
+const keys = Array.from({ length: N }, (_, i) =>
+  b64(`/registry/events/ns-${i % 40}/event-${String(i).padStart(6, '0')}`),
+);
 
 console.log(`machine: ${machine()}`);
 for (const v of ['3.3.25', '3.5.30']) {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'etcd-migrate-attach-'));
   const peer = `http://127.0.0.1:${port + 1}`;
   try {
-    await withTempEtcd({
-      bin: path.join(binDir, `etcd-${v}`), version: parseVersion(v), dataDir: dir, storage: 'etcd3', env: {}, timeoutMs: 30_000, flags: ['--max-txn-ops=1000'],
-      member: { name: 'm1', initialCluster: `m1=${peer}`, listenPeerUrls: peer, initialAdvertisePeerUrls: peer, port, extraArgs: [] },
-    }, (e) => withGrpc(e.endpoint, async (g) => {
-      const value = b64('x'.repeat(300));
-      for (let t = 0; t < N / 1000; t++) {
-        const r = await fetch(`${e.endpoint}${v.startsWith('3.3') ? '/v3beta' : '/v3'}/kv/txn`, { method: 'POST', body: JSON.stringify({ success: keys.slice(t * 1000, (t + 1) * 1000).map((key) => ({ request_put: { key, value } })) }) });
-        if (r.status !== 200) throw new Error(await r.text());
-      }
-      const rates = new Map<string, number[]>();
-      for (let round = 0; round < 3; round++) {
-        for (const [name, inFlight, withValue] of [['ignore_value, 4 in flight', 4, false], ['ignore_value, 8 in flight', 8, false], ['ignore_value, 16 in flight', 16, false], ['with the value, 8 in flight', 8, true]] as const) {
-          const id = await g.grant(3600);
-          const ops = keys.map((key) => ({ request_put: withValue ? { key, lease: id, value } : { key, lease: id, ignore_value: true as const } }));
-          let next = 0;
-          const t0 = performance.now();
-          await Promise.all(Array.from({ length: inFlight }, async () => {
-            while (next < N) {
-              const from = next;
-              next += 1000;
-              await g.txn(ops.slice(from, from + 1000));
+    await withTempEtcd(
+      {
+        bin: path.join(binDir, `etcd-${v}`),
+        version: parseVersion(v),
+        dataDir: dir,
+        storage: 'etcd3',
+        env: {},
+        timeoutMs: 30_000,
+        flags: ['--max-txn-ops=1000'],
+        member: {
+          name: 'm1',
+          initialCluster: `m1=${peer}`,
+          listenPeerUrls: peer,
+          initialAdvertisePeerUrls: peer,
+          port,
+          extraArgs: [],
+        },
+      },
+      (e) =>
+        withGrpc(e.endpoint, async (g) => {
+          const value = b64('x'.repeat(300));
+          for (let t = 0; t < N / 1000; t++) {
+            const r = await fetch(`${e.endpoint}${v.startsWith('3.3') ? '/v3beta' : '/v3'}/kv/txn`, {
+              method: 'POST',
+              body: JSON.stringify({
+                success: keys.slice(t * 1000, (t + 1) * 1000).map((key) => ({ request_put: { key, value } })),
+              }),
+            });
+            if (r.status !== 200) throw new Error(await r.text());
+          }
+          const rates = new Map<string, number[]>();
+          for (let round = 0; round < 3; round++) {
+            for (const [name, inFlight, withValue] of [
+              ['ignore_value, 4 in flight', 4, false],
+              ['ignore_value, 8 in flight', 8, false],
+              ['ignore_value, 16 in flight', 16, false],
+              ['with the value, 8 in flight', 8, true],
+            ] as const) {
+              const id = await g.grant(3600);
+              const ops = keys.map((key) => ({
+                request_put: withValue ? { key, lease: id, value } : { key, lease: id, ignore_value: true as const },
+              }));
+              let next = 0;
+              const t0 = performance.now();
+              await Promise.all(
+                Array.from({ length: inFlight }, async () => {
+                  while (next < N) {
+                    const from = next;
+                    next += 1000;
+                    await g.txn(ops.slice(from, from + 1000));
+                  }
+                }),
+              );
+              rates.set(name, [...(rates.get(name) ?? []), N / ((performance.now() - t0) / 1000)]);
             }
-          }));
-          rates.set(name, [...(rates.get(name) ?? []), N / ((performance.now() - t0) / 1000)]);
-        }
-      }
-      for (const [name, r] of rates) console.log(`etcd ${v}: ${name}: median ${Math.round(median(r))} keys/s (${r.map(Math.round).join(', ')})`);
-    }));
+          }
+          for (const [name, r] of rates)
+            console.log(`etcd ${v}: ${name}: median ${Math.round(median(r))} keys/s (${r.map(Math.round).join(', ')})`);
+        }),
+    );
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }

@@ -21,14 +21,45 @@ const client = `http://127.0.0.1:${port}`;
 
 function startEtcd(dir: string) {
   const p = `http://127.0.0.1:${peer}`;
-  return execa(path.join(BIN, 'etcd-3.5.30'), ['--name', 'm1', '--data-dir', dir, '--listen-client-urls', client, '--advertise-client-urls', client,
-    '--listen-peer-urls', p, '--initial-advertise-peer-urls', p, '--initial-cluster', `m1=${p}`, '--heartbeat-interval', '10', '--election-timeout', '100',
-    '--quota-backend-bytes', String(QUOTA), '--snapshot-count', '1000'], { reject: false, stdio: 'ignore' });
+  return execa(
+    path.join(BIN, 'etcd-3.5.30'),
+    [
+      '--name',
+      'm1',
+      '--data-dir',
+      dir,
+      '--listen-client-urls',
+      client,
+      '--advertise-client-urls',
+      client,
+      '--listen-peer-urls',
+      p,
+      '--initial-advertise-peer-urls',
+      p,
+      '--initial-cluster',
+      `m1=${p}`,
+      '--heartbeat-interval',
+      '10',
+      '--election-timeout',
+      '100',
+      '--quota-backend-bytes',
+      String(QUOTA),
+      '--snapshot-count',
+      '1000',
+    ],
+    { reject: false, stdio: 'ignore' },
+  );
 }
 
 async function waitReady(): Promise<void> {
   for (let i = 0; i < 2000; i++) {
-    if (await fetch(`${client}/health`).then((r) => r.ok, () => false)) return;
+    if (
+      await fetch(`${client}/health`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return;
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error('etcd did not start');
@@ -41,7 +72,10 @@ async function fill(from: number, to: number): Promise<void> {
     while (next < to) {
       const i = next++;
       const value = crypto.randomBytes((VALUE_BYTES * 3) / 4).toString('base64');
-      const body = JSON.stringify({ key: Buffer.from(`/registry/bench/${i}`).toString('base64'), value: Buffer.from(value).toString('base64') });
+      const body = JSON.stringify({
+        key: Buffer.from(`/registry/bench/${i}`).toString('base64'),
+        value: Buffer.from(value).toString('base64'),
+      });
       const r = await fetch(`${client}/v3/kv/put`, { method: 'POST', body });
       if (!r.ok) throw new Error(`put ${i}: ${r.status} ${await r.text()}`);
     }
@@ -50,7 +84,11 @@ async function fill(from: number, to: number): Promise<void> {
 }
 
 export const dataDirFor = (out: string, mib: number): string => path.join(out, `data-${mib}`);
-const exists = (p: string) => fs.access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  fs.access(p).then(
+    () => true,
+    () => false,
+  );
 
 export async function makeBigData(out: string, sizes: number[]): Promise<void> {
   const work = path.join(out, 'filling');

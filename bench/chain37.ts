@@ -21,7 +21,12 @@ const entry = path.join(app, 'etcd-migrate.mjs');
 const portBase = Number(process.env.BENCH_PORT_BASE ?? 10379);
 const [port, peerPort] = [portBase, portBase + 1];
 const lone = ['--heartbeat-interval', '10', '--election-timeout', '100'];
-console.log(`machine: ${machine()}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; ${runs} pairs`);
+console.log(
+  `machine: ${machine()}; load average ${os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}; ${runs} pairs`,
+);
 
 // A 3.5.30 data dir with `keys` keys of ~200 bytes.
 const base = path.join(root, 'base');
@@ -29,24 +34,56 @@ const p = execa(bin('etcd', '3.5.30'), [...flags('m1', base, port, peerPort), ..
 await untilWrite(port);
 const value = Buffer.from('v'.repeat(200)).toString('base64');
 for (let i = 0; i < keys; i += 100) {
-  await Promise.all(Array.from({ length: Math.min(100, keys - i) }, (_, j) => fetch(`http://127.0.0.1:${port}/v3/kv/put`,
-    { method: 'POST', body: JSON.stringify({ key: Buffer.from(`/registry/k${i + j}`).toString('base64'), value }) })));
+  await Promise.all(
+    Array.from({ length: Math.min(100, keys - i) }, (_, j) =>
+      fetch(`http://127.0.0.1:${port}/v3/kv/put`, {
+        method: 'POST',
+        body: JSON.stringify({ key: Buffer.from(`/registry/k${i + j}`).toString('base64'), value }),
+      }),
+    ),
+  );
 }
 p.kill('SIGTERM');
 await p;
 await fs.writeFile(path.join(base, 'version.txt'), '3.5.30/etcd3');
 
 let k = 0;
-const copy = async () => { const d = path.join(root, `c${k++}`); await fs.cp(base, d, { recursive: true }); return d; };
-const clean = async (d: string) => { await fs.rm(d, { recursive: true }); await fs.rm(`${d}.backups`, { recursive: true, force: true }); };
+const copy = async () => {
+  const d = path.join(root, `c${k++}`);
+  await fs.cp(base, d, { recursive: true });
+  return d;
+};
+const clean = async (d: string) => {
+  await fs.rm(d, { recursive: true });
+  await fs.rm(`${d}.backups`, { recursive: true, force: true });
+};
 const steps: string[] = [];
 const whole = async (): Promise<number> => {
   const d = await copy();
   const t0 = performance.now();
-  const r = await execa(process.execPath, [entry, '--data-dir', d, '--target-version', '3.7.3', '--bin-dir', BIN_DIR, '--name', 'm1',
-    '--port', String(port), '--peer-port', String(peerPort)]);
+  const r = await execa(process.execPath, [
+    entry,
+    '--data-dir',
+    d,
+    '--target-version',
+    '3.7.3',
+    '--bin-dir',
+    BIN_DIR,
+    '--name',
+    'm1',
+    '--port',
+    String(port),
+    '--peer-port',
+    String(peerPort),
+  ]);
   const ms = performance.now() - t0;
-  steps.push(String(r.stderr).split('\n').filter((l) => /backup of|step \d|sealed/.test(l)).map((l) => l.replace(/^etcd-migrate: /, '').slice(0, 90)).join(' | '));
+  steps.push(
+    String(r.stderr)
+      .split('\n')
+      .filter((l) => /backup of|step \d|sealed/.test(l))
+      .map((l) => l.replace(/^etcd-migrate: /, '').slice(0, 90))
+      .join(' | '),
+  );
   await clean(d);
   return ms;
 };
@@ -67,7 +104,9 @@ const raw = async (): Promise<number> => {
   return ms;
 };
 const r = await pairs(runs, whole, raw);
-console.log(`3.5.30 -> 3.7.3, ${keys} keys: whole entrypoint run ${fmtMs(r.a)}; raw etcd 3.5.36, 3.6.17, 3.7.3 start+write+stop ${fmtMs(r.b)}; `
-  + `ratio median ${median(r.ratios).toFixed(2)} (pairwise, min ${Math.min(...r.ratios).toFixed(2)}, max ${Math.max(...r.ratios).toFixed(2)})`);
+console.log(
+  `3.5.30 -> 3.7.3, ${keys} keys: whole entrypoint run ${fmtMs(r.a)}; raw etcd 3.5.36, 3.6.17, 3.7.3 start+write+stop ${fmtMs(r.b)}; ` +
+    `ratio median ${median(r.ratios).toFixed(2)} (pairwise, min ${Math.min(...r.ratios).toFixed(2)}, max ${Math.max(...r.ratios).toFixed(2)})`,
+);
 console.log(`last run's lines: ${steps.at(-1)}`);
 await fs.rm(root, { recursive: true, force: true });

@@ -43,7 +43,8 @@ export async function rounds(n: number, fns: ReadonlyArray<() => Promise<number>
 /** The median of the round-by-round differences a[i] - b[i]. */
 export const medianDiff = (a: number[], b: number[]): number => median(a.map((x, i) => x - b[i]!));
 
-export const fmtMs = (xs: number[]): string => `median ${median(xs).toFixed(1)} ms (min ${Math.min(...xs).toFixed(1)}, max ${Math.max(...xs).toFixed(1)})`;
+export const fmtMs = (xs: number[]): string =>
+  `median ${median(xs).toFixed(1)} ms (min ${Math.min(...xs).toFixed(1)}, max ${Math.max(...xs).toFixed(1)})`;
 
 export function machine(): string {
   return `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
@@ -54,8 +55,22 @@ export const bin = (tool: string, v: string): string => path.join(BIN_DIR, `${to
 export const flags = (name: string, dir: string, port: number, peerPort: number): string[] => {
   const c = `http://127.0.0.1:${port}`;
   const p = `http://127.0.0.1:${peerPort}`;
-  return ['--name', name, '--data-dir', dir, '--listen-client-urls', c, '--advertise-client-urls', c,
-    '--listen-peer-urls', p, '--initial-advertise-peer-urls', p, '--initial-cluster', `${name}=${p}`];
+  return [
+    '--name',
+    name,
+    '--data-dir',
+    dir,
+    '--listen-client-urls',
+    c,
+    '--advertise-client-urls',
+    c,
+    '--listen-peer-urls',
+    p,
+    '--initial-advertise-peer-urls',
+    p,
+    '--initial-cluster',
+    `${name}=${p}`,
+  ];
 };
 
 /** Polls every ms until a v3 DeleteRange (a write that leaves nothing) commits. */
@@ -63,7 +78,10 @@ export async function untilWrite(port: number, prefix = '/v3', deadlineMs = 30_0
   const end = Date.now() + deadlineMs;
   while (Date.now() < end) {
     try {
-      const r = await fetch(`http://127.0.0.1:${port}${prefix}/kv/deleterange`, { method: 'POST', body: JSON.stringify({ key: 'eA==' }) });
+      const r = await fetch(`http://127.0.0.1:${port}${prefix}/kv/deleterange`, {
+        method: 'POST',
+        body: JSON.stringify({ key: 'eA==' }),
+      });
       if (r.ok) return;
     } catch {
       // not listening yet
@@ -74,7 +92,11 @@ export async function untilWrite(port: number, prefix = '/v3', deadlineMs = 30_0
 }
 
 export async function makeData(version: string, dir: string, port: number, peerPort: number): Promise<void> {
-  const p = execa(bin('etcd', version), [...flags('m1', dir, port, peerPort), '--heartbeat-interval', '10', '--election-timeout', '100'], { reject: false });
+  const p = execa(
+    bin('etcd', version),
+    [...flags('m1', dir, port, peerPort), '--heartbeat-interval', '10', '--election-timeout', '100'],
+    { reject: false },
+  );
   await untilWrite(port, version.startsWith('3.3') ? '/v3beta' : '/v3');
   p.kill('SIGTERM');
   await p;

@@ -11,7 +11,10 @@ if (out) {
   writeFileSync(out, 'ms\trss\theapTotal\theapUsed\texternal\tarrayBuffers\n');
   const sample = () => {
     const m = process.memoryUsage();
-    appendFileSync(out, `${Date.now() - t0}\t${mib(m.rss)}\t${mib(m.heapTotal)}\t${mib(m.heapUsed)}\t${mib(m.external)}\t${mib(m.arrayBuffers)}\n`);
+    appendFileSync(
+      out,
+      `${Date.now() - t0}\t${mib(m.rss)}\t${mib(m.heapTotal)}\t${mib(m.heapUsed)}\t${mib(m.external)}\t${mib(m.arrayBuffers)}\n`,
+    );
   };
   setInterval(sample, 50).unref();
   // The log writes to fd 2 with fs.writeSync (src/log.ts).

@@ -6,7 +6,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
 const [src, file, target, keyFile] = process.argv.slice(2);
-if (!src || !file || !target) throw new Error('usage: node bench/restore-once.ts <src-dir> <backup-file> <target-dir> [key-file]');
+if (!src || !file || !target)
+  throw new Error('usage: node bench/restore-once.ts <src-dir> <backup-file> <target-dir> [key-file]');
 const { readArchiveFile } = await import(path.resolve(src, 'backup/file.ts'));
 const { keyFromFileBytes } = await import(path.resolve(src, 'backup/crypt.ts'));
 const key = keyFile ? keyFromFileBytes(await fs.readFile(keyFile), keyFile) : undefined;

@@ -20,17 +20,32 @@ const RESOURCES = ['pods', 'services', 'configmaps', 'secrets', 'events', 'deplo
 /** An object of about `size` bytes: mostly structure, one random part. */
 export function objectValue(i: number, size: number): Buffer {
   const blob = crypto.randomBytes(Math.floor(size / 5)).toString('base64');
-  const labels = Object.fromEntries(Array.from({ length: 6 }, (_, j) => [`app.kubernetes.io/l${j}`, `value-${(i * 7 + j) % 97}`]));
+  const labels = Object.fromEntries(
+    Array.from({ length: 6 }, (_, j) => [`app.kubernetes.io/l${j}`, `value-${(i * 7 + j) % 97}`]),
+  );
   const spec = Array.from({ length: Math.max(1, Math.floor(size / 400)) }, (_, j) => ({
-    name: `container-${j}`, image: `registry.k8s.io/app-${j % 5}:v1.${i % 30}.0`, imagePullPolicy: 'IfNotPresent',
-    resources: { requests: { cpu: '100m', memory: '128Mi' } }, terminationMessagePath: '/dev/termination-log',
+    name: `container-${j}`,
+    image: `registry.k8s.io/app-${j % 5}:v1.${i % 30}.0`,
+    imagePullPolicy: 'IfNotPresent',
+    resources: { requests: { cpu: '100m', memory: '128Mi' } },
+    terminationMessagePath: '/dev/termination-log',
   }));
-  return Buffer.from(JSON.stringify({
-    kind: 'Pod', apiVersion: 'v1',
-    metadata: { name: `obj-${i}`, namespace: `ns-${i % 50}`, uid: crypto.randomUUID(), resourceVersion: String(i), labels },
-    spec: { containers: spec }, status: { phase: 'Running', podIP: `10.${i % 250}.${(i >> 8) % 250}.${i % 200}` },
-    annotations: { 'example.com/blob': blob },
-  }));
+  return Buffer.from(
+    JSON.stringify({
+      kind: 'Pod',
+      apiVersion: 'v1',
+      metadata: {
+        name: `obj-${i}`,
+        namespace: `ns-${i % 50}`,
+        uid: crypto.randomUUID(),
+        resourceVersion: String(i),
+        labels,
+      },
+      spec: { containers: spec },
+      status: { phase: 'Running', podIP: `10.${i % 250}.${(i >> 8) % 250}.${i % 200}` },
+      annotations: { 'example.com/blob': blob },
+    }),
+  );
 }
 
 const keyOf = (i: number): string => `/registry/${RESOURCES[i % RESOURCES.length]}/ns-${i % 50}/obj-${i}`;
@@ -52,10 +67,13 @@ async function fillTo(bytes: number, from: number): Promise<number> {
   const worker = async () => {
     while ((await size()) < bytes) {
       const batch = Array.from({ length: 50 }, () => next++);
-      const ops: object[] = batch.map((i) => ({ request_put: { key: b64(keyOf(i)), value: b64(objectValue(i, 2048 + (i * 2654435761 % 14336))) } }));
+      const ops: object[] = batch.map((i) => ({
+        request_put: { key: b64(keyOf(i)), value: b64(objectValue(i, 2048 + ((i * 2654435761) % 14336))) },
+      }));
       // History: every tenth object is written again, every fiftieth deleted.
       for (const i of batch) {
-        if (i % 10 === 5) if (i >= 5000) ops.push({ request_put: { key: b64(keyOf(i - 5000)), value: b64(objectValue(i, 4096)) } });
+        if (i % 10 === 5)
+          if (i >= 5000) ops.push({ request_put: { key: b64(keyOf(i - 5000)), value: b64(objectValue(i, 4096)) } });
         if (i % 50 === 25 && i >= 20000) ops.push({ request_delete_range: { key: b64(keyOf(i - 20000)) } });
       }
       await txn(ops);
@@ -66,7 +84,11 @@ async function fillTo(bytes: number, from: number): Promise<number> {
 }
 
 export const scaleDir = (out: string, gb: number): string => path.join(out, `gb-${gb}`);
-const exists = (p: string) => fs.access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  fs.access(p).then(
+    () => true,
+    () => false,
+  );
 
 export async function makeScaleData(out: string, sizes: number[]): Promise<void> {
   const work = path.join(out, 'filling');
@@ -76,13 +98,28 @@ export async function makeScaleData(out: string, sizes: number[]): Promise<void>
     const dir = scaleDir(out, gb);
     if (await exists(path.join(dir, 'version.txt'))) continue;
     if (!(await exists(work))) {
-      const prev = (await fs.readdir(out)).filter((n) => /^gb-\d+$/.test(n)).map((n) => Number(n.slice(3))).filter((n) => n < gb).sort((a, b) => b - a)[0];
+      const prev = (await fs.readdir(out))
+        .filter((n) => /^gb-\d+$/.test(n))
+        .map((n) => Number(n.slice(3)))
+        .filter((n) => n < gb)
+        .sort((a, b) => b - a)[0];
       if (prev !== undefined) await fs.cp(scaleDir(out, prev), work, { recursive: true });
       next = prev !== undefined ? Number(await fs.readFile(`${scaleDir(out, prev)}.next`, 'utf8')) : 0;
     }
     const t0 = performance.now();
-    const etcd = execa(bin('etcd', '3.5.30'), [...flags('m1', work, port, peer), '--quota-backend-bytes', String(QUOTA),
-      '--max-request-bytes', String(8 << 20), '--snapshot-count', '500'], { reject: false, stdio: 'ignore' });
+    const etcd = execa(
+      bin('etcd', '3.5.30'),
+      [
+        ...flags('m1', work, port, peer),
+        '--quota-backend-bytes',
+        String(QUOTA),
+        '--max-request-bytes',
+        String(8 << 20),
+        '--snapshot-count',
+        '500',
+      ],
+      { reject: false, stdio: 'ignore' },
+    );
     await untilWrite(port, '/v3', 60_000);
     next = await fillTo(gb * 1e9, next);
     etcd.kill('SIGTERM');

@@ -19,11 +19,15 @@ import { BIN_DIR } from '../test/helpers/env.ts';
 import { bin, flags, machine, median, untilWrite } from './lib.ts';
 import { makeScaleData, scaleDir } from './scale-data.ts';
 
-const { values: o } = parseArgs({ options: {
-  sizes: { type: 'string', default: '1,4,8' }, runs: { type: 'string', default: '1' },
-  data: { type: 'string', default: '.cache/bench-data/scale' }, baseline: { type: 'string', default: '06cbc08' },
-  out: { type: 'string', default: 'bench/results' },
-} });
+const { values: o } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '1,4,8' },
+    runs: { type: 'string', default: '1' },
+    data: { type: 'string', default: '.cache/bench-data/scale' },
+    baseline: { type: 'string', default: '06cbc08' },
+    out: { type: 'string', default: 'bench/results' },
+  },
+});
 const sizes = o.sizes.split(',').map(Number);
 const runs = Number(o.runs);
 const data = path.resolve(o.data);
@@ -44,13 +48,25 @@ async function trees(): Promise<{ here: string; base: string; entry: string }> {
   await execa('bash', ['-c', `git -C ${repo} archive ${o.baseline} src | tar -x -C ${base}`]);
   await fs.symlink(path.join(repo, 'node_modules'), path.join(base, 'node_modules'));
   await (bundle as (dir: string) => Promise<void>)(work('app'));
-  return { here: path.join(repo, 'src'), base: path.join(base, 'src'), entry: path.join(work('app'), 'etcd-migrate.mjs') };
+  return {
+    here: path.join(repo, 'src'),
+    base: path.join(base, 'src'),
+    entry: path.join(work('app'), 'etcd-migrate.mjs'),
+  };
 }
 
-interface Sample { s: number; rssKiB: number; bytes?: number }
+interface Sample {
+  s: number;
+  rssKiB: number;
+  bytes?: number;
+}
 
 /** Runs a command under GNU time: wall seconds and the peak RSS of its largest process. */
-async function timed(cmd: string, args: string[], env: Record<string, string> = {}): Promise<Sample & { stdout: string }> {
+async function timed(
+  cmd: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<Sample & { stdout: string }> {
   const r = await execa('/usr/bin/time', ['-f', '%e %M', cmd, ...args], { env, reject: false });
   if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
   const [s, kib] = String(r.stderr).trim().split('\n').at(-1)!.split(' ').map(Number);
@@ -73,7 +89,10 @@ const fresh = async (p: string) => {
 const dropCopy = (p: string) => fs.rm(p, { recursive: true, force: true });
 
 function startEtcd(version: string, dir: string, extra: string[] = []) {
-  return execa(bin('etcd', version), [...flags('m1', dir, port, peerPort), ...lone, ...QUOTA, ...extra], { reject: false, stdio: 'ignore' });
+  return execa(bin('etcd', version), [...flags('m1', dir, port, peerPort), ...lone, ...QUOTA, ...extra], {
+    reject: false,
+    stdio: 'ignore',
+  });
 }
 
 /** A copy of the size's data on which 3.5.36 ran once: the whole run from there is one minor, 3.5 -> 3.6. */
@@ -101,33 +120,59 @@ async function main(): Promise<void> {
     const dbBytes = (await fs.stat(path.join(src, 'member/snap/db'))).size;
     const member = Number((await execa('du', ['-sb', path.join(src, 'member')])).stdout.split('\t')[0]);
     const rows = new Map<string, Sample[]>();
-    const add = (what: string, x: Sample) => { rows.set(what, [...(rows.get(what) ?? []), x]); process.stderr.write(`${gb} GB: ${what}: ${x.s.toFixed(2)} s, ${(x.rssKiB / 1024).toFixed(0)} MiB (load ${os.loadavg()[0]!.toFixed(1)})\n`); };
+    const add = (what: string, x: Sample) => {
+      rows.set(what, [...(rows.get(what) ?? []), x]);
+      process.stderr.write(
+        `${gb} GB: ${what}: ${x.s.toFixed(2)} s, ${(x.rssKiB / 1024).toFixed(0)} MiB (load ${os.loadavg()[0]!.toFixed(1)})\n`,
+      );
+    };
     const out = work('out');
     const from36 = await at3536(src);
     for (let run = 0; run < runs; run++) {
       await fresh(out);
-      add('`cp -a member` (the disk\'s limit)', await timed('cp', ['-a', path.join(src, 'member'), path.join(out, 'member')]));
+      add(
+        "`cp -a member` (the disk's limit)",
+        await timed('cp', ['-a', path.join(src, 'member'), path.join(out, 'member')]),
+      );
       await fresh(out);
       // What a backup also does: the copy on disk, not only in the page cache.
-      add('`cp -a member`, then `sync -f`', await timed('bash', ['-c', `cp -a "$0/member" "$1/member" && sync -f "$1"`, src, out]));
+      add(
+        '`cp -a member`, then `sync -f`',
+        await timed('bash', ['-c', `cp -a "$0/member" "$1/member" && sync -f "$1"`, src, out]),
+      );
       await fresh(out);
       add('`cp member/snap/db`', await timed('cp', [path.join(src, 'member/snap/db'), path.join(out, 'db')]));
       await fresh(out);
       const live = startEtcd('3.5.30', src);
       await untilWrite(port, '/v3', 120_000);
-      add('`etcdctl snapshot save` (live etcd)', await timed(bin('etcdctl', '3.5.30'), ['--endpoints', `http://127.0.0.1:${port}`, 'snapshot', 'save', path.join(out, 'snap')]));
+      add(
+        '`etcdctl snapshot save` (live etcd)',
+        await timed(bin('etcdctl', '3.5.30'), [
+          '--endpoints',
+          `http://127.0.0.1:${port}`,
+          'snapshot',
+          'save',
+          path.join(out, 'snap'),
+        ]),
+      );
       live.kill('SIGTERM');
       await live;
       for (const [label, tree, codec, withKey] of [
-        ['backup, this tree', here, 'none', false], ['backup, this tree, encrypted', here, 'none', true],
-        ['backup, this tree, zstd', here, 'zstd', false], ['backup, this tree, zstd, encrypted', here, 'zstd', true],
-        ['backup, baseline (zstd)', base, 'none', false], ['backup, baseline (zstd), encrypted', base, 'none', true],
+        ['backup, this tree', here, 'none', false],
+        ['backup, this tree, encrypted', here, 'none', true],
+        ['backup, this tree, zstd', here, 'zstd', false],
+        ['backup, this tree, zstd, encrypted', here, 'zstd', true],
+        ['backup, baseline (zstd)', base, 'none', false],
+        ['backup, baseline (zstd), encrypted', base, 'none', true],
       ] as const) {
         await fresh(out);
         add(label, await script('backup-once.ts', [tree, src, out, ...(withKey ? [key] : [])], { BENCH_CODEC: codec }));
         const [file] = (await fs.readdir(out)).filter((n) => n.includes('.backup'));
         await execa('sync');
-        add(label.replace('backup', 'restore'), await script('restore-once.ts', [tree, path.join(out, file!), work('restored'), ...(withKey ? [key] : [])]));
+        add(
+          label.replace('backup', 'restore'),
+          await script('restore-once.ts', [tree, path.join(out, file!), work('restored'), ...(withKey ? [key] : [])]),
+        );
         await dropCopy(work('restored'));
       }
       await fresh(out);
@@ -136,13 +181,31 @@ async function main(): Promise<void> {
       await dropCopy(copy);
       await execa('cp', ['-a', from36, copy]);
       await execa('sync');
-      add('whole run 3.5.36 -> 3.6.17 (entrypoint)', await timed(process.execPath, [entry, '--data-dir', copy, '--target-version', '3.6.17',
-        '--bin-dir', BIN_DIR, '--name', 'm1', '--port', String(port), '--peer-port', String(peerPort), '--backup-dir', out]));
+      add(
+        'whole run 3.5.36 -> 3.6.17 (entrypoint)',
+        await timed(process.execPath, [
+          entry,
+          '--data-dir',
+          copy,
+          '--target-version',
+          '3.6.17',
+          '--bin-dir',
+          BIN_DIR,
+          '--name',
+          'm1',
+          '--port',
+          String(port),
+          '--peer-port',
+          String(peerPort),
+          '--backup-dir',
+          out,
+        ]),
+      );
       await dropCopy(copy);
       await fresh(out);
       await execa('cp', ['-a', from36, copy]);
       await execa('sync');
-      add('etcd\'s floor: 3.6.17 started until a write, stopped', await floor(copy));
+      add("etcd's floor: 3.6.17 started until a write, stopped", await floor(copy));
       await dropCopy(copy);
     }
     await dropCopy(from36);
@@ -171,41 +234,77 @@ async function floor(dir: string): Promise<Sample> {
 const gbs = (b: number) => (b / 1e9).toFixed(2);
 
 function printSize(x: { gb: number; db: number; member: number; rows: Map<string, Sample[]> }): void {
-  const cp = median(x.rows.get('`cp -a member` (the disk\'s limit)')!.map((r) => r.s));
+  const cp = median(x.rows.get("`cp -a member` (the disk's limit)")!.map((r) => r.s));
   console.log(`\n### ${x.gb} GB: db ${gbs(x.db)} GB, member dir ${gbs(x.member)} GB\n`);
   console.log('| what | seconds | MB/s of the member dir | vs `cp -a member` | peak RSS (MiB) | file (GB) |');
   console.log('|---|---:|---:|---:|---:|---:|');
   for (const [what, xs] of x.rows) {
     const s = median(xs.map((r) => r.s));
     const bytes = xs.at(-1)!.bytes;
-    console.log(`| ${what} | ${s.toFixed(2)} | ${(x.member / 1e6 / s).toFixed(0)} | ${(s / cp).toFixed(2)}x | ${(Math.max(...xs.map((r) => r.rssKiB)) / 1024).toFixed(0)} | ${bytes ? gbs(bytes) : ''} |`);
+    console.log(
+      `| ${what} | ${s.toFixed(2)} | ${(x.member / 1e6 / s).toFixed(0)} | ${(s / cp).toFixed(2)}x | ${(Math.max(...xs.map((r) => r.rssKiB)) / 1024).toFixed(0)} | ${bytes ? gbs(bytes) : ''} |`,
+    );
   }
   const whole = median(x.rows.get('whole run 3.5.36 -> 3.6.17 (entrypoint)')!.map((r) => r.s));
-  const fl = median(x.rows.get('etcd\'s floor: 3.6.17 started until a write, stopped')!.map((r) => r.s));
+  const fl = median(x.rows.get("etcd's floor: 3.6.17 started until a write, stopped")!.map((r) => r.s));
   const cpDb = median(x.rows.get('`cp member/snap/db`')!.map((r) => r.s));
-  console.log(`\nWhole run / (floor + cp of the db): ${whole.toFixed(2)} / (${fl.toFixed(2)} + ${cpDb.toFixed(2)}) = ${(whole / (fl + cpDb)).toFixed(2)}x`);
+  console.log(
+    `\nWhole run / (floor + cp of the db): ${whole.toFixed(2)} / (${fl.toFixed(2)} + ${cpDb.toFixed(2)}) = ${(whole / (fl + cpDb)).toFixed(2)}x`,
+  );
 }
 
 /** A plain SVG line chart: seconds against GB, one line per row. */
 function svg(all: Array<{ gb: number; rows: Map<string, Sample[]> }>): string {
-  const W = 900, H = 520, L = 60, B = 40, R = 340, T = 20;
+  const W = 900,
+    H = 520,
+    L = 60,
+    B = 40,
+    R = 340,
+    T = 20;
   const names = [...all[0]!.rows.keys()].filter((n) => !n.startsWith('restore, baseline'));
   const maxS = Math.max(...all.flatMap((a) => names.map((n) => median(a.rows.get(n)!.map((r) => r.s)))));
   const maxG = Math.max(...all.map((a) => a.gb));
   const x = (g: number) => L + ((W - L - R) * g) / maxG;
   const y = (s: number) => H - B - ((H - B - T) * s) / maxS;
-  const colors = ['#000', '#888', '#c00', '#e66', '#06c', '#6af', '#090', '#6c6', '#a0a', '#d8d', '#f80', '#fb6', '#0aa', '#555', '#963'];
+  const colors = [
+    '#000',
+    '#888',
+    '#c00',
+    '#e66',
+    '#06c',
+    '#6af',
+    '#090',
+    '#6c6',
+    '#a0a',
+    '#d8d',
+    '#f80',
+    '#fb6',
+    '#0aa',
+    '#555',
+    '#963',
+  ];
   const lines = names.map((n, i) => {
-    const pts = all.map((a) => `${x(a.gb).toFixed(1)},${y(median(a.rows.get(n)!.map((r) => r.s))).toFixed(1)}`).join(' ');
+    const pts = all
+      .map((a) => `${x(a.gb).toFixed(1)},${y(median(a.rows.get(n)!.map((r) => r.s))).toFixed(1)}`)
+      .join(' ');
     const c = colors[i % colors.length];
-    return `<polyline fill="none" stroke="${c}" stroke-width="2" points="${pts}"/>`
-      + `<text x="${W - R + 10}" y="${T + 14 * i + 10}" fill="${c}" font-size="11">${n.replace(/`/g, '').replace(/&/g, '&amp;').replace(/</g, '&lt;')}</text>`;
+    return (
+      `<polyline fill="none" stroke="${c}" stroke-width="2" points="${pts}"/>` +
+      `<text x="${W - R + 10}" y="${T + 14 * i + 10}" fill="${c}" font-size="11">${n.replace(/`/g, '').replace(/&/g, '&amp;').replace(/</g, '&lt;')}</text>`
+    );
   });
-  const ticks = all.map((a) => `<text x="${x(a.gb)}" y="${H - B + 16}" font-size="11" text-anchor="middle">${a.gb} GB</text>`);
-  const yt = [0, 0.25, 0.5, 0.75, 1].map((f) => `<text x="${L - 6}" y="${y(maxS * f) + 4}" font-size="11" text-anchor="end">${(maxS * f).toFixed(0)} s</text>`);
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif">`
-    + `<rect width="100%" height="100%" fill="#fff"/><line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="#000"/>`
-    + `<line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="#000"/>${ticks.join('')}${yt.join('')}${lines.join('')}</svg>\n`;
+  const ticks = all.map(
+    (a) => `<text x="${x(a.gb)}" y="${H - B + 16}" font-size="11" text-anchor="middle">${a.gb} GB</text>`,
+  );
+  const yt = [0, 0.25, 0.5, 0.75, 1].map(
+    (f) =>
+      `<text x="${L - 6}" y="${y(maxS * f) + 4}" font-size="11" text-anchor="end">${(maxS * f).toFixed(0)} s</text>`,
+  );
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif">` +
+    `<rect width="100%" height="100%" fill="#fff"/><line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="#000"/>` +
+    `<line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="#000"/>${ticks.join('')}${yt.join('')}${lines.join('')}</svg>\n`
+  );
 }
 
 try {

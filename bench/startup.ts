@@ -19,7 +19,11 @@ await fs.writeFile(path.join(data, 'version.txt'), '3.5.30/etcd3');
 await fs.mkdir(bin);
 await fs.writeFile(path.join(bin, 'etcd-3.5.30'), '');
 
-interface Run { wall: number; cpu: number; rss: number }
+interface Run {
+  wall: number;
+  cpu: number;
+  rss: number;
+}
 
 // The CPU time (user + sys) the process used, read at its exit by a one-line --import hook (as in
 // bench/steps.ts): finer than /usr/bin/time's 10 ms ticks.
@@ -48,11 +52,23 @@ for (let i = 0; i <= runs; i++) {
 }
 await fs.rm(root, { recursive: true, force: true });
 const col = (k: number, f: keyof Run) => res[k]!.map((r) => r[f]);
-console.log(`machine: ${machine()}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; ${runs} runs each, alternating`);
-console.log(`cache: ${process.env.NODE_DISABLE_COMPILE_CACHE ? 'off (NODE_DISABLE_COMPILE_CACHE=1)' : 'the compile cache beside each bundle'}`);
-for (const [k, name] of [[0, `baseline  ${baseDir}`], [1, `candidate ${candDir}`]] as const) {
+console.log(
+  `machine: ${machine()}; load average ${os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}; ${runs} runs each, alternating`,
+);
+console.log(
+  `cache: ${process.env.NODE_DISABLE_COMPILE_CACHE ? 'off (NODE_DISABLE_COMPILE_CACHE=1)' : 'the compile cache beside each bundle'}`,
+);
+for (const [k, name] of [
+  [0, `baseline  ${baseDir}`],
+  [1, `candidate ${candDir}`],
+] as const) {
   const [wall, cpu, rss] = [median(col(k, 'wall')), median(col(k, 'cpu')), median(col(k, 'rss'))];
   console.log(`${name}: wall ${wall.toFixed(1)} ms, CPU ${cpu.toFixed(1)} ms, max RSS ${rss.toFixed(1)} MiB (medians)`);
 }
 const [dw, dc] = [medianDiff(col(1, 'wall'), col(0, 'wall')), medianDiff(col(1, 'cpu'), col(0, 'cpu'))];
-console.log(`candidate - baseline: wall ${dw.toFixed(1)} ms, CPU ${dc.toFixed(1)} ms (medians of round-by-round differences)`);
+console.log(
+  `candidate - baseline: wall ${dw.toFixed(1)} ms, CPU ${dc.toFixed(1)} ms (medians of round-by-round differences)`,
+);

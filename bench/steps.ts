@@ -26,7 +26,12 @@ const noCache = { ...process.env, NODE_DISABLE_COMPILE_CACHE: '1' };
 const portBase = Number(process.env.BENCH_PORT_BASE ?? 10379);
 const [port, peerPort, hidden, hiddenPeer] = [portBase, portBase + 1, portBase + 2, portBase + 3];
 const lone = ['--heartbeat-interval', '10', '--election-timeout', '100'];
-console.log(`machine: ${machine()}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; ${runs} runs each, alternating`);
+console.log(
+  `machine: ${machine()}; load average ${os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}; ${runs} runs each, alternating`,
+);
 
 // 1. Nothing to migrate.
 const d1 = path.join(root, 'd1');
@@ -42,14 +47,31 @@ const serve = async (cmd: string, args: string[], env = process.env): Promise<nu
   return ms;
 };
 const etcdArgs = [...flags('m1', d1, port, peerPort), ...lone];
-const own = ['--data-dir', d1, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1', '--port', String(hidden), '--peer-port', String(hiddenPeer)];
+const own = [
+  '--data-dir',
+  d1,
+  '--target-version',
+  '3.5.30',
+  '--bin-dir',
+  BIN_DIR,
+  '--name',
+  'm1',
+  '--port',
+  String(hidden),
+  '--peer-port',
+  String(hiddenPeer),
+];
 const [direct, cached, uncached] = await rounds(runs, [
   () => serve(bin('etcd', '3.5.30'), etcdArgs),
   () => serve(process.execPath, [entry, ...own, '--', ...etcdArgs]),
   () => serve(process.execPath, [entry, ...own, '--', ...etcdArgs], noCache),
 ]);
-console.log(`1. nothing to migrate, start to first committed write: etcd directly ${fmtMs(direct!)}; entrypoint+exec with its compile cache ${fmtMs(cached!)}; without ${fmtMs(uncached!)}`);
-console.log(`   added by the entrypoint: with the cache ${medianDiff(cached!, direct!).toFixed(1)} ms, without ${medianDiff(uncached!, direct!).toFixed(1)} ms (medians of round-by-round differences); the cache saves ${medianDiff(uncached!, cached!).toFixed(1)} ms`);
+console.log(
+  `1. nothing to migrate, start to first committed write: etcd directly ${fmtMs(direct!)}; entrypoint+exec with its compile cache ${fmtMs(cached!)}; without ${fmtMs(uncached!)}`,
+);
+console.log(
+  `   added by the entrypoint: with the cache ${medianDiff(cached!, direct!).toFixed(1)} ms, without ${medianDiff(uncached!, direct!).toFixed(1)} ms (medians of round-by-round differences); the cache saves ${medianDiff(uncached!, cached!).toFixed(1)} ms`,
+);
 
 // 1b. The entrypoint's own work: the same run without the exec, process start to exit, against an
 // empty module. Also the CPU time each process used (user + sys, read at its exit by a one-line
@@ -60,32 +82,64 @@ const hook = `data:text/javascript,process.on('exit',()=>{const u=process.cpuUsa
 // BASELINE_ENTRY=<another build's etcd-migrate.mjs> adds it as a fourth variant (e.g. main's dist/).
 const baseline = process.env.BASELINE_ENTRY;
 const cpu: number[][] = [[], [], [], []];
-const wall = (k: number, args: string[], env = process.env) => async (): Promise<number> => {
-  const t0 = performance.now();
-  const r = await execa(process.execPath, ['--import', hook, ...args], { env, extendEnv: false });
-  const ms = performance.now() - t0;
-  cpu[k]!.push(Number(/cpu-ms ([\d.]+)/.exec(String(r.stderr))![1]));
-  return ms;
-};
+const wall =
+  (k: number, args: string[], env = process.env) =>
+  async (): Promise<number> => {
+    const t0 = performance.now();
+    const r = await execa(process.execPath, ['--import', hook, ...args], { env, extendEnv: false });
+    const ms = performance.now() - t0;
+    cpu[k]!.push(Number(/cpu-ms ([\d.]+)/.exec(String(r.stderr))![1]));
+    return ms;
+  };
 const [bare, ownCached, ownUncached, other] = await rounds(runs * 3, [
-  wall(0, [empty]), wall(1, [entry, ...own]), wall(2, [entry, ...own], noCache), ...(baseline ? [wall(3, [baseline, ...own])] : []),
+  wall(0, [empty]),
+  wall(1, [entry, ...own]),
+  wall(2, [entry, ...own], noCache),
+  ...(baseline ? [wall(3, [baseline, ...own])] : []),
 ]);
 for (const c of cpu) c.splice(0, 1); // the warm-up round
-console.log(`1b. without the exec, process start to exit: node on an empty module ${fmtMs(bare!)}; entrypoint with its compile cache ${fmtMs(ownCached!)}; without ${fmtMs(ownUncached!)}`);
-console.log(`   the entrypoint's own work: with the cache ${medianDiff(ownCached!, bare!).toFixed(1)} ms, without ${medianDiff(ownUncached!, bare!).toFixed(1)} ms`);
-if (baseline) console.log(`   ${baseline}: ${fmtMs(other!)}, own work ${medianDiff(other!, bare!).toFixed(1)} ms; CPU time ${fmtMs(cpu[3]!)}, own ${medianDiff(cpu[3]!, cpu[0]!).toFixed(1)} ms`);
-console.log(`   CPU time: node on an empty module ${fmtMs(cpu[0]!)}; entrypoint with its compile cache ${fmtMs(cpu[1]!)}; without ${fmtMs(cpu[2]!)}; the entrypoint's own: ${medianDiff(cpu[1]!, cpu[0]!).toFixed(1)} ms with the cache, ${medianDiff(cpu[2]!, cpu[0]!).toFixed(1)} ms without`);
+console.log(
+  `1b. without the exec, process start to exit: node on an empty module ${fmtMs(bare!)}; entrypoint with its compile cache ${fmtMs(ownCached!)}; without ${fmtMs(ownUncached!)}`,
+);
+console.log(
+  `   the entrypoint's own work: with the cache ${medianDiff(ownCached!, bare!).toFixed(1)} ms, without ${medianDiff(ownUncached!, bare!).toFixed(1)} ms`,
+);
+if (baseline)
+  console.log(
+    `   ${baseline}: ${fmtMs(other!)}, own work ${medianDiff(other!, bare!).toFixed(1)} ms; CPU time ${fmtMs(cpu[3]!)}, own ${medianDiff(cpu[3]!, cpu[0]!).toFixed(1)} ms`,
+  );
+console.log(
+  `   CPU time: node on an empty module ${fmtMs(cpu[0]!)}; entrypoint with its compile cache ${fmtMs(cpu[1]!)}; without ${fmtMs(cpu[2]!)}; the entrypoint's own: ${medianDiff(cpu[1]!, cpu[0]!).toFixed(1)} ms with the cache, ${medianDiff(cpu[2]!, cpu[0]!).toFixed(1)} ms without`,
+);
 
 // 2. One upgrade step, from the entrypoint's own log line, vs raw start + write + stop.
 const base34 = path.join(root, 'base34');
 await makeData('3.4.23', base34, port, peerPort);
 await fs.writeFile(path.join(base34, 'version.txt'), '3.4.23/etcd3');
 let k = 0;
-const copy = async (from: string) => { const d = path.join(root, `c${k++}`); await fs.cp(from, d, { recursive: true }); return d; };
+const copy = async (from: string) => {
+  const d = path.join(root, `c${k++}`);
+  await fs.cp(from, d, { recursive: true });
+  return d;
+};
 const backupMs: number[] = [];
 const step = async (): Promise<number> => {
   const d = await copy(base34);
-  const r = await execa(process.execPath, [entry, '--data-dir', d, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1', '--port', String(hidden), '--peer-port', String(peerPort)]);
+  const r = await execa(process.execPath, [
+    entry,
+    '--data-dir',
+    d,
+    '--target-version',
+    '3.5.30',
+    '--bin-dir',
+    BIN_DIR,
+    '--name',
+    'm1',
+    '--port',
+    String(hidden),
+    '--peer-port',
+    String(peerPort),
+  ]);
   const m = /step 1\/1 done in ([\d.]+) s/.exec(r.stderr);
   const b = /read back and verified in ([\d.]+) s/.exec(r.stderr);
   backupMs.push(Number(b?.[1] ?? NaN) * 1000);
@@ -105,7 +159,9 @@ const raw = async (): Promise<number> => {
   return ms;
 };
 const one = await pairs(runs, step, raw);
-console.log(`2. one step 3.4.23 -> 3.5.30: entrypoint step ${fmtMs(one.a)}; raw etcd start+write+stop ${fmtMs(one.b)}; ratio median ${median(one.ratios).toFixed(2)} (pairwise, min ${Math.min(...one.ratios).toFixed(2)}, max ${Math.max(...one.ratios).toFixed(2)}); the run's verified backup before it (not in the step's time): ${fmtMs(backupMs.slice(1))}`);
+console.log(
+  `2. one step 3.4.23 -> 3.5.30: entrypoint step ${fmtMs(one.a)}; raw etcd start+write+stop ${fmtMs(one.b)}; ratio median ${median(one.ratios).toFixed(2)} (pairwise, min ${Math.min(...one.ratios).toFixed(2)}, max ${Math.max(...one.ratios).toFixed(2)}); the run's verified backup before it (not in the step's time): ${fmtMs(backupMs.slice(1))}`,
+);
 
 // 2b. The whole chain 3.3.25 -> 3.5.30 on a fresh (empty-keyspace) data dir: process wall time.
 const base33 = path.join(root, 'base33');
@@ -115,7 +171,21 @@ const chain: number[] = [];
 for (let i = 0; i < runs; i++) {
   const d = await copy(base33);
   const t0 = performance.now();
-  await execa(process.execPath, [entry, '--data-dir', d, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1', '--port', String(hidden), '--peer-port', String(peerPort)]);
+  await execa(process.execPath, [
+    entry,
+    '--data-dir',
+    d,
+    '--target-version',
+    '3.5.30',
+    '--bin-dir',
+    BIN_DIR,
+    '--name',
+    'm1',
+    '--port',
+    String(hidden),
+    '--peer-port',
+    String(peerPort),
+  ]);
   chain.push(performance.now() - t0);
   await fs.rm(d, { recursive: true });
   await fs.rm(`${d}.backups`, { recursive: true, force: true });

@@ -36,10 +36,27 @@ try {
   // The data: written once; every copy keeps the absolute expiries etcd gave.
   const data = path.join(work, 'data');
   const peer = `http://127.0.0.1:${portBase + 1}`;
-  const member = { name: 'm1', initialCluster: `m1=${peer}`, listenPeerUrls: peer, initialAdvertisePeerUrls: peer, port: portBase, extraArgs: [] };
+  const member = {
+    name: 'm1',
+    initialCluster: `m1=${peer}`,
+    listenPeerUrls: peer,
+    initialAdvertisePeerUrls: peer,
+    port: portBase,
+    extraArgs: [],
+  };
   const set = k8sDataSet(keys);
-  const expiries = await withTempEtcd({ bin: path.join(binDir, 'etcd-3.3.25'), version: { major: 3, minor: 3, patch: 25 }, dataDir: data, storage: 'etcd2', member, env: {}, timeoutMs: 30_000 },
-    (e) => writeV2(e.endpoint, set));
+  const expiries = await withTempEtcd(
+    {
+      bin: path.join(binDir, 'etcd-3.3.25'),
+      version: { major: 3, minor: 3, patch: 25 },
+      dataDir: data,
+      storage: 'etcd2',
+      member,
+      env: {},
+      timeoutMs: 30_000,
+    },
+    (e) => writeV2(e.endpoint, set),
+  );
   await fs.writeFile(path.join(data, 'version.txt'), '3.3.25/etcd2');
 
   const results = new Map<string, number[][]>();
@@ -50,31 +67,75 @@ try {
         await fs.cp(data, dir, { recursive: true });
         const client = `http://127.0.0.1:${portBase + 2}`;
         const etcdPeer = `http://127.0.0.1:${portBase + 3}`;
-        const etcdFlags = ['--name', 'm1', '--listen-client-urls', client, '--advertise-client-urls', client, '--listen-peer-urls', etcdPeer,
-          '--initial-advertise-peer-urls', etcdPeer, '--initial-cluster', `m1=${etcdPeer}`,
-          ...(election === 1000 ? [] : ['--heartbeat-interval', '10', '--election-timeout', String(election)])];
-        const p = execa(process.execPath, [entry, '--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', binDir, '--name', 'm1',
-          '--port', String(portBase + 4), '--peer-port', String(portBase + 5), '--', ...etcdFlags],
-        { reject: false, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: os.homedir() }, extendEnv: false, all: true, stdin: 'ignore' });
+        const etcdFlags = [
+          '--name',
+          'm1',
+          '--listen-client-urls',
+          client,
+          '--advertise-client-urls',
+          client,
+          '--listen-peer-urls',
+          etcdPeer,
+          '--initial-advertise-peer-urls',
+          etcdPeer,
+          '--initial-cluster',
+          `m1=${etcdPeer}`,
+          ...(election === 1000 ? [] : ['--heartbeat-interval', '10', '--election-timeout', String(election)]),
+        ];
+        const p = execa(
+          process.execPath,
+          [
+            entry,
+            '--data-dir',
+            dir,
+            '--target-version',
+            '3.5.30',
+            '--bin-dir',
+            binDir,
+            '--name',
+            'm1',
+            '--port',
+            String(portBase + 4),
+            '--peer-port',
+            String(portBase + 5),
+            '--',
+            ...etcdFlags,
+          ],
+          {
+            reject: false,
+            env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: os.homedir() },
+            extendEnv: false,
+            all: true,
+            stdin: 'ignore',
+          },
+        );
         try {
           const c = httpClient(client);
           const v3 = new V3(c, V3530);
           for (let i = 0; ; i++) {
             if (p.exitCode !== null) throw new Error(`${which} exited: ${(await p).all}`);
-            const ok = await v3.count().then(() => true, () => false);
+            const ok = await v3.count().then(
+              () => true,
+              () => false,
+            );
             if (ok) break;
             await new Promise((r) => setTimeout(r, 10));
           }
           const leaseOf = new Map<string, string>();
           for await (const page of v3.range(undefined, undefined, { keysOnly: true })) {
-            for (const kv of page) if (kv.lease) leaseOf.set(Buffer.from(kv.key, 'base64').toString(), BigInt(kv.lease).toString(16));
+            for (const kv of page)
+              if (kv.lease) leaseOf.set(Buffer.from(kv.key, 'base64').toString(), BigInt(kv.lease).toString(16));
           }
           c.close();
           const ends = await leaseExpiries(client, new Set(leaseOf.values()));
-          const errors = [...expiries].filter(([k, exp]) => leaseOf.has(k) && exp > Date.now() + 3000).map(([k, exp]) => (ends.get(leaseOf.get(k)!)! - exp) / 1000);
+          const errors = [...expiries]
+            .filter(([k, exp]) => leaseOf.has(k) && exp > Date.now() + 3000)
+            .map(([k, exp]) => (ends.get(leaseOf.get(k)!)! - exp) / 1000);
           const label = `${which}, target etcd --election-timeout ${election} ms`;
           results.set(label, [...(results.get(label) ?? []), errors]);
-          console.error(`round ${round + 1} ${label}: ${errors.length} keys, TTL error ${Math.min(...errors).toFixed(2)} to ${Math.max(...errors).toFixed(2)} s (load ${(await fs.readFile('/proc/loadavg', 'utf8')).split(' ')[0]})`);
+          console.error(
+            `round ${round + 1} ${label}: ${errors.length} keys, TTL error ${Math.min(...errors).toFixed(2)} to ${Math.max(...errors).toFixed(2)} s (load ${(await fs.readFile('/proc/loadavg', 'utf8')).split(' ')[0]})`,
+          );
         } finally {
           p.kill('SIGTERM');
           await p;
@@ -89,7 +150,9 @@ try {
   for (const [label, runs] of results) {
     const [which, et] = label.split(', target etcd --election-timeout ');
     const worst = Math.max(...runs.flat().map(Math.abs));
-    console.log(`| ${which === 'ours' ? 'this branch (attach at the end)' : `baseline ${baseline} (leases at the conversion)`} | ${et} | ${runs.map((e) => `${Math.min(...e).toFixed(2)} to ${Math.max(...e).toFixed(2)}`).join('; ')} | ${worst.toFixed(2)} s |`);
+    console.log(
+      `| ${which === 'ours' ? 'this branch (attach at the end)' : `baseline ${baseline} (leases at the conversion)`} | ${et} | ${runs.map((e) => `${Math.min(...e).toFixed(2)} to ${Math.max(...e).toFixed(2)}`).join('; ')} | ${worst.toFixed(2)} s |`,
+    );
   }
 } finally {
   await fs.rm(work, { recursive: true, force: true });

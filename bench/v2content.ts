@@ -49,10 +49,18 @@ async function time(dir: string): Promise<number[]> {
   return out;
 }
 
-console.log(`machine: ${machine()}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+console.log(
+  `machine: ${machine()}, load average ${os
+    .loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')}`,
+);
 const root = await fs.mkdtemp(path.join(os.tmpdir(), 'etcd-migrate-v2content-'));
 try {
-  for (const [label, count] of [['few entries', 3], [`${n} puts`, n]] as const) {
+  for (const [label, count] of [
+    ['few entries', 3],
+    [`${n} puts`, n],
+  ] as const) {
     const dir = path.join(root, String(count));
     const t0 = Date.now();
     await write(dir, count);
@@ -62,9 +70,11 @@ try {
     const log = await readWal(wal);
     const c = await readV2Content(dir);
     const mib = sizes.map((s) => `${(s / 2 ** 20).toFixed(1)} MiB`).join(' ');
-    console.log(`${label}: written in ${Date.now() - t0} ms; WAL ${files.length} file(s), ${mib}; `
-      + `${log.entries.length} entries, snapshot ${c.snapshot?.index ?? 'none'}, `
-      + `v2 after it ${c.v2EntriesAfterSnapshot}`);
+    console.log(
+      `${label}: written in ${Date.now() - t0} ms; WAL ${files.length} file(s), ${mib}; ` +
+        `${log.entries.length} entries, snapshot ${c.snapshot?.index ?? 'none'}, ` +
+        `v2 after it ${c.v2EntriesAfterSnapshot}`,
+    );
     console.log(`  readV2Content: ${fmtMs(await time(dir))}`);
   }
 } finally {

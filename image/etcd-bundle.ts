@@ -50,10 +50,14 @@ export function selectVersions(available: readonly string[], wanted: readonly st
   const picked = new Set<string>();
   for (const w of wanted) {
     if (VERSION.test(w)) {
-      if (!available.includes(w)) throw new Error(`etcd ${w} is not available (available: ${[...available].sort(cmp).join(' ')})`);
+      if (!available.includes(w))
+        throw new Error(`etcd ${w} is not available (available: ${[...available].sort(cmp).join(' ')})`);
       picked.add(w);
     } else if (MINOR.test(w)) {
-      const newest = available.filter((v) => v.startsWith(`${w}.`)).sort(cmp).at(-1);
+      const newest = available
+        .filter((v) => v.startsWith(`${w}.`))
+        .sort(cmp)
+        .at(-1);
       if (!newest) throw new Error(`no etcd ${w}.x is available (available: ${[...available].sort(cmp).join(' ')})`);
       picked.add(newest);
     } else throw new Error(`"${w}" is not a version: use x.y.z or x.y`);
@@ -73,7 +77,10 @@ async function linkNewest(out: string, newest: string): Promise<void> {
 }
 
 async function fromLocal(binDir: string, out: string, wanted: string[]): Promise<string[]> {
-  const available = (await fs.readdir(binDir)).filter((n) => n.startsWith('etcd-')).map((n) => n.slice(5)).filter((v) => VERSION.test(v));
+  const available = (await fs.readdir(binDir))
+    .filter((n) => n.startsWith('etcd-'))
+    .map((n) => n.slice(5))
+    .filter((v) => VERSION.test(v));
   const versions = selectVersions(available, wanted);
   for (const v of versions) {
     for (const tool of TOOLS) {
@@ -94,7 +101,10 @@ async function fromLocal(binDir: string, out: string, wanted: string[]): Promise
 
 async function fromRelease(tsv: string, out: string, wanted: string[]): Promise<string[]> {
   const releases = parseReleases(await fs.readFile(tsv, 'utf8'));
-  const versions = selectVersions(releases.map((r) => r.version), wanted);
+  const versions = selectVersions(
+    releases.map((r) => r.version),
+    wanted,
+  );
   for (const v of versions) {
     const r = releases.find((x) => x.version === v)!;
     const res = await fetch(r.url);
@@ -110,7 +120,8 @@ async function fromRelease(tsv: string, out: string, wanted: string[]): Promise<
       await fs.writeFile(path.join(out, `${tool}-${v}`), data, { mode: 0o755 });
       found++;
     }
-    if (!files.has('etcd') || !files.has('etcdctl')) throw new Error(`${r.url} holds no etcd or no etcdctl at its top level`);
+    if (!files.has('etcd') || !files.has('etcdctl'))
+      throw new Error(`${r.url} holds no etcd or no etcdctl at its top level`);
     console.log(`etcd-bundle: etcd ${v}: sha256 ${sum} verified, ${found} tools`);
   }
   return versions;
@@ -122,7 +133,11 @@ async function fromRelease(tsv: string, out: string, wanted: string[]): Promise<
  */
 export function untar(tar: Buffer): Map<string, Buffer> {
   const files = new Map<string, Buffer>();
-  const field = (h: Buffer, at: number, len: number) => h.subarray(at, at + len).toString('utf8').replace(/\0.*$/s, '');
+  const field = (h: Buffer, at: number, len: number) =>
+    h
+      .subarray(at, at + len)
+      .toString('utf8')
+      .replace(/\0.*$/s, '');
   let longName: string | undefined;
   for (let off = 0; off + 512 <= tar.length;) {
     const h = tar.subarray(off, off + 512);
@@ -131,8 +146,14 @@ export function untar(tar: Buffer): Map<string, Buffer> {
     const type = String.fromCharCode(h[156]!);
     const data = tar.subarray(off + 512, off + 512 + size);
     off += 512 + Math.ceil(size / 512) * 512;
-    if (type === 'L') { longName = data.toString('utf8').replace(/\0.*$/s, ''); continue; }
-    if (type === 'x') { longName = /(?:^|\n)\d+ path=([^\n]*)\n/.exec(data.toString('utf8'))?.[1] ?? longName; continue; }
+    if (type === 'L') {
+      longName = data.toString('utf8').replace(/\0.*$/s, '');
+      continue;
+    }
+    if (type === 'x') {
+      longName = /(?:^|\n)\d+ path=([^\n]*)\n/.exec(data.toString('utf8'))?.[1] ?? longName;
+      continue;
+    }
     const prefix = field(h, 345, 155);
     const name = longName ?? (prefix ? `${prefix}/${field(h, 0, 100)}` : field(h, 0, 100));
     longName = undefined;
@@ -143,13 +164,18 @@ export function untar(tar: Buffer): Map<string, Buffer> {
 }
 
 async function exists(p: string): Promise<boolean> {
-  return fs.lstat(p).then(() => true, () => false);
+  return fs.lstat(p).then(
+    () => true,
+    () => false,
+  );
 }
 
 async function main(argv: string[]): Promise<void> {
   const [mode, source, out, ...rest] = argv;
   if ((mode !== 'release' && mode !== 'local') || !source || !out) {
-    throw new Error('usage: etcd-bundle.ts release <releases.tsv> <out-dir> [version...] | local <bin-dir> <out-dir> [version...]');
+    throw new Error(
+      'usage: etcd-bundle.ts release <releases.tsv> <out-dir> [version...] | local <bin-dir> <out-dir> [version...]',
+    );
   }
   const wanted = rest.length ? rest : splitVersions(process.env.ETCD_VERSIONS);
   await fs.rm(out, { recursive: true, force: true });

@@ -28,13 +28,21 @@ const builtins = {
       const name = args.path.startsWith('node:') ? args.path : `node:${args.path}`;
       if (args.kind === 'dynamic-import') return { path: name, external: true };
       // One copy per importing module, so it lands in the importer's chunk: no chunk of its own to load.
-      return { path: `${name}|${args.importer}`, namespace: args.kind === 'require-call' ? 'builtin-cjs' : 'builtin-esm' };
+      return {
+        path: `${name}|${args.importer}`,
+        namespace: args.kind === 'require-call' ? 'builtin-cjs' : 'builtin-esm',
+      };
     });
     const id = (p) => JSON.stringify(p.slice(0, p.indexOf('|')));
-    b.onLoad({ filter: /.*/, namespace: 'builtin-cjs' }, (args) => ({ contents: `module.exports = process.getBuiltinModule(${id(args.path)});`, loader: 'js' }));
+    b.onLoad({ filter: /.*/, namespace: 'builtin-cjs' }, (args) => ({
+      contents: `module.exports = process.getBuiltinModule(${id(args.path)});`,
+      loader: 'js',
+    }));
     b.onLoad({ filter: /.*/, namespace: 'builtin-esm' }, (args) => {
       const name = args.path.slice(0, args.path.indexOf('|'));
-      const names = Object.keys(process.getBuiltinModule(name)).filter((k) => /^[A-Za-z_$][\w$]*$/.test(k) && k !== 'default');
+      const names = Object.keys(process.getBuiltinModule(name)).filter(
+        (k) => /^[A-Za-z_$][\w$]*$/.test(k) && k !== 'default',
+      );
       const lines = [`const m = process.getBuiltinModule(${id(args.path)});`, 'export default m;'];
       for (const k of names) lines.push(`export const ${k} = /* @__PURE__ */ (() => m.${k})();`);
       return { contents: lines.join('\n'), loader: 'js' };
@@ -77,7 +85,10 @@ async function defines() {
 /** `outdir`: where etcd-migrate.mjs and chunks/ go (image/build.sh builds the image's own copy). */
 export async function bundle(outdir = path.join(repo, 'dist')) {
   await build({
-    entryPoints: { 'etcd-migrate': path.join(repo, 'src/main.ts'), transformer: path.join(repo, 'src/etcd2/transformer.ts') },
+    entryPoints: {
+      'etcd-migrate': path.join(repo, 'src/main.ts'),
+      transformer: path.join(repo, 'src/etcd2/transformer.ts'),
+    },
     outdir,
     outExtension: { '.js': '.mjs' },
     splitting: true,
@@ -115,10 +126,14 @@ export async function fillCompileCache(outdir) {
     await writeFile(path.join(data, 'version.txt'), '3.5.30/etcd3');
     await mkdir(bin);
     await writeFile(path.join(bin, 'etcd-3.5.30'), '');
-    execFileSync(process.execPath, [path.join(outdir, 'etcd-migrate.mjs'), '--data-dir', data, '--target-version', '3.5.30', '--bin-dir', bin], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { PATH: process.env.PATH ?? '' },
-    });
+    execFileSync(
+      process.execPath,
+      [path.join(outdir, 'etcd-migrate.mjs'), '--data-dir', data, '--target-version', '3.5.30', '--bin-dir', bin],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { PATH: process.env.PATH ?? '' },
+      },
+    );
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }

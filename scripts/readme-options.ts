@@ -12,7 +12,10 @@ if (after === undefined) {
   process.exit(1);
 }
 if (process.argv.includes('--check')) {
-  if (after !== before) console.error('readme-options: the option table of docs/configuration.md is stale: run node scripts/readme-options.ts');
+  if (after !== before)
+    console.error(
+      'readme-options: the option table of docs/configuration.md is stale: run node scripts/readme-options.ts',
+    );
   process.exit(after === before ? 0 : 1);
 }
 if (after !== before) writeFileSync(readme, after);

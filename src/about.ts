@@ -21,7 +21,11 @@ export function about(): About {
   const { version } = JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8')) as { version: string };
   let commit = 'unknown';
   try {
-    const git: ExecFileSyncOptionsWithStringEncoding = { cwd: repo, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] };
+    const git: ExecFileSyncOptionsWithStringEncoding = {
+      cwd: repo,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    };
     commit = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], git).trim();
   } catch {
     // No git or not a checkout: the version alone.

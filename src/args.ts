@@ -17,7 +17,7 @@ export interface MainFlags extends Flags {
 
 /** A parsed flag's value as a string, or undefined when the flag was not given. */
 export const str = (v: unknown): string | undefined =>
-  (typeof v === 'string' ? v : v === undefined ? undefined : String(v));
+  typeof v === 'string' ? v : v === undefined ? undefined : String(v);
 
 /** A parsed flag's value as a number; a value that is not one is refused. */
 export function num(v: unknown, flag: string): number | undefined {
@@ -28,14 +28,19 @@ export function num(v: unknown, flag: string): number | undefined {
 
 /** The option table as yargs takes it, for a command's parser and its --help. */
 export function yargsOptions(table: Readonly<Record<string, OptionSpec>>): Record<string, Options> {
-  return Object.fromEntries(Object.entries(table).map(([k, o]) => [k, {
-    type: o.type,
-    describe: describeOption(o),
-    group: o.group,
-    ...(o.choices ? { choices: [...o.choices] } : {}),
-    ...(plainDefault(o) ? { defaultDescription: plainDefault(o) } : {}),
-    ...(k === 'help' ? { alias: 'h' } : {}),
-  } satisfies Options]));
+  return Object.fromEntries(
+    Object.entries(table).map(([k, o]) => [
+      k,
+      {
+        type: o.type,
+        describe: describeOption(o),
+        group: o.group,
+        ...(o.choices ? { choices: [...o.choices] } : {}),
+        ...(plainDefault(o) ? { defaultDescription: plainDefault(o) } : {}),
+        ...(k === 'help' ? { alias: 'h' } : {}),
+      } satisfies Options,
+    ]),
+  );
 }
 
 /** Levenshtein distance: how many one-letter edits turn a into b. */
@@ -81,12 +86,20 @@ export function subcommandParser<T>(y: Argv<T>, command: string): Argv<T> {
 }
 
 export function refuseUnknown(
-  parsed: Record<string, unknown>, valid: readonly string[], help: string, where = '',
+  parsed: Record<string, unknown>,
+  valid: readonly string[],
+  help: string,
+  where = '',
 ): void {
   const known = new Set(['_', '$0', 'h', ...valid]);
-  const unknown = Object.keys(parsed).map(kebab).find((k) => !known.has(k));
+  const unknown = Object.keys(parsed)
+    .map(kebab)
+    .find((k) => !known.has(k));
   if (unknown === undefined) return;
-  const near = nearestFlag(unknown, valid.filter((v) => v.length > 1));
+  const near = nearestFlag(
+    unknown,
+    valid.filter((v) => v.length > 1),
+  );
   const hint = near ? `did you mean --${near}? ` : '';
   throw new UsageError(`unknown flag --${unknown}${where}; ${hint}see ${help}`);
 }
@@ -99,9 +112,14 @@ export function refuseLevel(value: string | undefined): void {
 }
 
 /** --log-format and --log-level, which every command takes, as yargs takes them. */
-export const LOG_OPTIONS = Object.fromEntries(Object.entries(yargsOptions({
-  'log-format': OPTIONS['log-format'], 'log-level': OPTIONS['log-level'],
-})).map(([k, { group: _, ...o }]) => [k, o]));
+export const LOG_OPTIONS = Object.fromEntries(
+  Object.entries(
+    yargsOptions({
+      'log-format': OPTIONS['log-format'],
+      'log-level': OPTIONS['log-level'],
+    }),
+  ).map(([k, { group: _, ...o }]) => [k, o]),
+);
 
 export function parseArgs(argv: readonly string[]): MainFlags {
   const dash = argv.indexOf('--');
@@ -109,7 +127,10 @@ export function parseArgs(argv: readonly string[]): MainFlags {
   const etcdArgs = dash === -1 ? undefined : argv.slice(dash + 1);
   // yargs' own parser, without yargs' help and layout machinery (slow to load; BENCHMARKS.md): this runs at
   // every pod start. The help text comes from yargs itself (printHelp), loaded only when asked.
-  const byType = (t: string) => Object.entries(OPTIONS).filter(([, o]) => o.type === t).map(([k]) => k);
+  const byType = (t: string) =>
+    Object.entries(OPTIONS)
+      .filter(([, o]) => o.type === t)
+      .map(([k]) => k);
   const a = parser(own, {
     string: byType('string'),
     number: byType('number'),
@@ -142,33 +163,43 @@ export function parseArgs(argv: readonly string[]): MainFlags {
 
 /** The static pod form first: it is how the image runs this tool. */
 const EXAMPLES: ReadonlyArray<readonly [string, string]> = [
-  ['$0 --data-dir /var/etcd/data --target-version 3.5.30 -- --name m1 --listen-client-urls http://127.0.0.1:2379 ...',
-    'a static pod\'s command: migrate the data dir to 3.5.30, then exec etcd 3.5.30 with the flags after --'],
-  ['DATA_DIRECTORY=/var/etcd/data TARGET_VERSION=3.5.30 $0 -- <etcd flags>',
-    'the same, set by Kubernetes\' etcd image variables'],
+  [
+    '$0 --data-dir /var/etcd/data --target-version 3.5.30 -- --name m1 --listen-client-urls http://127.0.0.1:2379 ...',
+    "a static pod's command: migrate the data dir to 3.5.30, then exec etcd 3.5.30 with the flags after --",
+  ],
+  [
+    'DATA_DIRECTORY=/var/etcd/data TARGET_VERSION=3.5.30 $0 -- <etcd flags>',
+    "the same, set by Kubernetes' etcd image variables",
+  ],
   ['$0 --data-dir /var/etcd/data --target-version 3.5.30 --dry-run', 'print the plan; change nothing'],
   ['$0 --data-dir /var/etcd/data --target-version 3.5.30 --dry-run --output json', 'the plan as JSON, for scripts'],
-  ['$0 --version --bin-dir /usr/local/bin', 'this tool\'s version and the etcd versions it can run'],
+  ['$0 --version --bin-dir /usr/local/bin', "this tool's version and the etcd versions it can run"],
   ['$0 help backup', 'the help of a subcommand: backup, restore, rehearse'],
 ];
 
 /** The main command's help, laid out by yargs from the option table: groups, then examples. */
 export async function helpText(): Promise<string> {
   const { default: yargs } = await import('yargs');
-  return yargs([])
-    .scriptName('etcd-migrate')
-    .usage('$0 [options] [-- <etcd flags>]\n\nMigrates the etcd data dir to the target version and storage, '
-      + 'one minor at a time, then execs the target etcd with the flags after --.')
-    .options(yargsOptions(OPTIONS))
-    .example(EXAMPLES.map(([c, d]) => [c, d]))
-    .epilogue('Commands: etcd-migrate backup, restore and rehearse; '
-      + 'etcd-migrate help <command> shows each one\'s help.\n'
-      + 'Exit codes: 0 done; 2 bad input, nothing changed; 1 a step failed (version.txt says where the data is); '
-      + `${INTERNAL_ERROR_EXIT} an internal error (a bug).`)
-    // yargs lists its own help and version options with their table text (it never parses here).
-    .help('help', describeOption(OPTIONS.help))
-    .alias('help', 'h')
-    .version('version', describeOption(OPTIONS.version), '')
-    .wrap(Math.min(120, process.stdout.columns || 100))
-    .getHelp();
+  return (
+    yargs([])
+      .scriptName('etcd-migrate')
+      .usage(
+        '$0 [options] [-- <etcd flags>]\n\nMigrates the etcd data dir to the target version and storage, ' +
+          'one minor at a time, then execs the target etcd with the flags after --.',
+      )
+      .options(yargsOptions(OPTIONS))
+      .example(EXAMPLES.map(([c, d]) => [c, d]))
+      .epilogue(
+        'Commands: etcd-migrate backup, restore and rehearse; ' +
+          "etcd-migrate help <command> shows each one's help.\n" +
+          'Exit codes: 0 done; 2 bad input, nothing changed; 1 a step failed (version.txt says where the data is); ' +
+          `${INTERNAL_ERROR_EXIT} an internal error (a bug).`,
+      )
+      // yargs lists its own help and version options with their table text (it never parses here).
+      .help('help', describeOption(OPTIONS.help))
+      .alias('help', 'h')
+      .version('version', describeOption(OPTIONS.version), '')
+      .wrap(Math.min(120, process.stdout.columns || 100))
+      .getHelp()
+  );
 }

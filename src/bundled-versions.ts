@@ -15,19 +15,30 @@ export async function discoverBundled(binDir: string): Promise<Version[]> {
   try {
     names = await fs.readdir(binDir);
   } catch (e) {
-    if (errno(e) === 'ENOENT') throw new UsageError(`the bin dir ${binDir} does not exist; pass --bin-dir with the directory holding etcd-<x.y.z> binaries`);
-    throw new UsageError(`the bin dir ${binDir} cannot be read (${errno(e) ?? String(e)}); pass --bin-dir with a readable directory`);
+    if (errno(e) === 'ENOENT')
+      throw new UsageError(
+        `the bin dir ${binDir} does not exist; pass --bin-dir with the directory holding etcd-<x.y.z> binaries`,
+      );
+    throw new UsageError(
+      `the bin dir ${binDir} cannot be read (${errno(e) ?? String(e)}); pass --bin-dir with a readable directory`,
+    );
   }
   const versions = names
     .map((n) => (n.startsWith('etcd-') ? tryParseVersion(n.slice(5)) : undefined))
     .filter((v): v is Version => v !== undefined)
     .sort(compare);
-  if (versions.length === 0) throw new UsageError(`the bin dir ${binDir} holds no etcd-<x.y.z> binary; pass --bin-dir with the bundled versions, or install them (make etcd-bin)`);
+  if (versions.length === 0)
+    throw new UsageError(
+      `the bin dir ${binDir} holds no etcd-<x.y.z> binary; pass --bin-dir with the bundled versions, or install them (make etcd-bin)`,
+    );
   return versions;
 }
 
 /** Refuses, naming every one, when a needed binary is missing or not executable. */
-export async function checkTools(binDir: string, needs: ReadonlyArray<{ tool: Tool; version: Version }>): Promise<void> {
+export async function checkTools(
+  binDir: string,
+  needs: ReadonlyArray<{ tool: Tool; version: Version }>,
+): Promise<void> {
   const problems: string[] = [];
   const seen = new Set<string>();
   for (const { tool, version } of needs) {

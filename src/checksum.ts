@@ -84,6 +84,9 @@ export function checksumMismatch(before: Checksum, after: Checksum): string | un
   const diffs: string[] = [];
   if (before.keys !== after.keys) diffs.push(`key count ${before.keys} -> ${after.keys}`);
   if (before.kv !== after.kv) diffs.push('keys or values differ');
-  if (before.ttlKeys !== after.ttlKeys || before.ttl !== after.ttl) diffs.push(`keys with a TTL ${before.ttlKeys} -> ${after.ttlKeys}${before.ttlKeys === after.ttlKeys ? ' (different keys)' : ''}`);
+  if (before.ttlKeys !== after.ttlKeys || before.ttl !== after.ttl)
+    diffs.push(
+      `keys with a TTL ${before.ttlKeys} -> ${after.ttlKeys}${before.ttlKeys === after.ttlKeys ? ' (different keys)' : ''}`,
+    );
   return diffs.join(', ');
 }

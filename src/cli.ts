@@ -19,7 +19,11 @@ export type Print = (text: string) => void;
 export const stdoutPrint: Print = (text) => writeWhole(1, text);
 
 export async function main(
-  argv: readonly string[], env: NodeJS.ProcessEnv, install: Install, print: Print = stdoutPrint, log: Log = stderrLog,
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  install: Install,
+  print: Print = stdoutPrint,
+  log: Log = stderrLog,
   progress?: StartProgress,
 ): Promise<number> {
   // `etcd-migrate help [command]`: the same as `[command] --help`.
@@ -58,7 +62,10 @@ export async function main(
 }
 
 async function migrateAndExec(
-  flags: MainFlags, env: NodeJS.ProcessEnv, install: Install, print: Print,
+  flags: MainFlags,
+  env: NodeJS.ProcessEnv,
+  install: Install,
+  print: Print,
   { log, progress }: { log: Log; progress?: StartProgress },
 ): Promise<number> {
   const opts = resolveOptions(flags, env, { hostname: os.hostname() });
@@ -67,9 +74,11 @@ async function migrateAndExec(
   // Only a dry run or JSON prints: a pod start's stdout is etcd's.
   if (opts.dryRun || flags.output === 'json') {
     const report = await import('./report.ts');
-    print(flags.output === 'json'
-      ? report.outcomeJson(outcome, { dryRun: opts.dryRun, exec })
-      : report.planText(outcome, opts.target));
+    print(
+      flags.output === 'json'
+        ? report.outcomeJson(outcome, { dryRun: opts.dryRun, exec })
+        : report.planText(outcome, opts.target),
+    );
   }
   if (exec) {
     log(`exec ${exec} (pid ${process.pid})`, { fields: { etcd: fmt(opts.target.version), pid: process.pid } });
@@ -121,7 +130,10 @@ export async function run(install: Install): Promise<never> {
   // signal ends the process at once. The handlers stay installed while the removal runs: execa's
   // signal-exit re-raises a signal that has no other listener, which would end the process first.
   let stopping = false;
-  for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+  for (const [signal, code] of [
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+  ] as const) {
     process.on(signal, () => {
       if (stopping) process.exit(code);
       stopping = true;
@@ -138,7 +150,9 @@ export async function run(install: Install): Promise<never> {
     if (isUserFacing(e)) {
       log(`error: ${e.message}`);
     } else {
-      log(`internal error: ${(e as Error)?.message ?? String(e)} (a bug: please report it with ETCD_MIGRATE_DEBUG=1 output)`);
+      log(
+        `internal error: ${(e as Error)?.message ?? String(e)} (a bug: please report it with ETCD_MIGRATE_DEBUG=1 output)`,
+      );
       if (process.env.ETCD_MIGRATE_DEBUG) console.error(e);
     }
   }

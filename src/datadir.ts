@@ -30,13 +30,20 @@ export async function inspectDataDir(dir: string): Promise<DataDirState> {
   let entries: string[];
   try {
     const st = await fs.stat(dir);
-    if (!st.isDirectory()) throw new UsageError(`the data dir ${dir} is not a directory; point --data-dir (DATA_DIRECTORY) at etcd's data directory`);
+    if (!st.isDirectory())
+      throw new UsageError(
+        `the data dir ${dir} is not a directory; point --data-dir (DATA_DIRECTORY) at etcd's data directory`,
+      );
     entries = await fs.readdir(dir);
   } catch (e) {
     if (e instanceof UsageError) throw e;
     if (errno(e) === 'ENOENT') return { kind: 'missing' };
-    if (errno(e) === 'EACCES') throw new UsageError(`the data dir ${dir} cannot be read (permission denied); run as its owner or fix its mode`);
-    if (errno(e) === 'ENOTDIR') throw new UsageError(`the data dir ${dir} is not a directory; point --data-dir (DATA_DIRECTORY) at etcd's data directory`);
+    if (errno(e) === 'EACCES')
+      throw new UsageError(`the data dir ${dir} cannot be read (permission denied); run as its owner or fix its mode`);
+    if (errno(e) === 'ENOTDIR')
+      throw new UsageError(
+        `the data dir ${dir} is not a directory; point --data-dir (DATA_DIRECTORY) at etcd's data directory`,
+      );
     throw e;
   }
   const file = path.join(dir, VERSION_FILE);
@@ -44,8 +51,12 @@ export async function inspectDataDir(dir: string): Promise<DataDirState> {
   try {
     text = await readIfExists(file);
   } catch (e) {
-    if (errno(e) === 'EACCES') throw new UsageError(`${file} cannot be read (permission denied); run as its owner or fix its mode`);
-    if (errno(e) === 'EISDIR') throw new UsageError(`${file} is a directory; remove it and write "<x.y.z>/<etcd2|etcd3>" into a file of that name`);
+    if (errno(e) === 'EACCES')
+      throw new UsageError(`${file} cannot be read (permission denied); run as its owner or fix its mode`);
+    if (errno(e) === 'EISDIR')
+      throw new UsageError(
+        `${file} is a directory; remove it and write "<x.y.z>/<etcd2|etcd3>" into a file of that name`,
+      );
     throw e;
   }
   const version = text === undefined ? undefined : parseVersionFile(text, file);

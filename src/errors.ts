@@ -31,7 +31,8 @@ export class ProcessError extends StepError {
   /** The child's last lines as the message ends with them ("; its last lines:\n  etcd-3.5.30| ..."), or empty. */
   readonly shown: string;
   constructor(
-    headline: string, facts: { command: string; exitCode?: number; signal?: string; output: string; shown?: string },
+    headline: string,
+    facts: { command: string; exitCode?: number; signal?: string; output: string; shown?: string },
   ) {
     super(`${headline}${facts.shown ?? ''}`);
     this.headline = headline;

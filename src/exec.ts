@@ -3,7 +3,10 @@ import { binPath } from './bundled-versions.ts';
 import { childEnv } from './etcd/process/env.ts';
 import { flagValue, type Options } from './options.ts';
 
-export function targetCommand(opts: Options, env: NodeJS.ProcessEnv): { file: string; args: string[]; env: Record<string, string> } {
+export function targetCommand(
+  opts: Options,
+  env: NodeJS.ProcessEnv,
+): { file: string; args: string[]; env: Record<string, string> } {
   const file = binPath(opts.binDir, 'etcd', opts.target.version);
   const args = [...(opts.etcdArgs ?? [])];
   if (flagValue(args, 'data-dir') === undefined) args.push('--data-dir', opts.dataDir);

@@ -18,7 +18,9 @@ export async function runInterruptHooks(ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([
     Promise.allSettled(all.map((f) => f())),
-    new Promise((r) => { timer = setTimeout(r, ms); }),
+    new Promise((r) => {
+      timer = setTimeout(r, ms);
+    }),
   ]);
   clearTimeout(timer);
 }

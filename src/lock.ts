@@ -109,8 +109,10 @@ function tryLock(file: string): DatabaseSync | undefined {
     db?.close();
     if ((e as { errcode?: number }).errcode === SQLITE_BUSY) return undefined;
     if ((e as { errcode?: number }).errcode === SQLITE_NOTADB) {
-      throw new UsageError(`${file} is not a lock etcd-migrate made (those stay empty); `
-        + 'if no etcd-migrate runs on this data dir, remove it');
+      throw new UsageError(
+        `${file} is not a lock etcd-migrate made (those stay empty); ` +
+          'if no etcd-migrate runs on this data dir, remove it',
+      );
     }
     throw e;
   }
@@ -133,7 +135,13 @@ export function lockedFileIsCurrent(file: string): boolean {
   for (const fd of readdirSync('/proc/self/fd')) {
     const target = readlinkOr(`/proc/self/fd/${fd}`);
     if (target !== real && target !== `${real} (deleted)`) continue;
-    const st = (() => { try { return statSync(`/proc/self/fd/${fd}`); } catch { return undefined; } })();
+    const st = (() => {
+      try {
+        return statSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return undefined;
+      }
+    })();
     if (!st || st.ino !== now.ino || st.dev !== now.dev) return false;
     seen++;
   }

@@ -141,7 +141,7 @@ export function childLines(name: string, lines: readonly string[]): string {
 
 /** A failed child's last lines, for the end of an error: "; its last lines:" and childLines(), or nothing. */
 export const lastLines = (name: string, lines: readonly string[]): string =>
-  (lines.length ? `; its last lines:${childLines(name, lines)}` : '');
+  lines.length ? `; its last lines:${childLines(name, lines)}` : '';
 
 /** `n` and the noun, singular for 1 ("1 key", "0 keys", "2 keys"). */
 export const count = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;

@@ -17,6 +17,8 @@ if (existsSync(cache)) enableCompileCache({ directory: cache, portable: true });
 
 // The transformer's entry: dist/transformer.mjs beside this one, or src/etcd2/transformer.ts in the sources.
 const fromSources = path.extname(import.meta.filename) === '.ts';
-const transformer = fromSources ? path.join(import.meta.dirname, 'etcd2', 'transformer.ts') : path.join(import.meta.dirname, 'transformer.mjs');
+const transformer = fromSources
+  ? path.join(import.meta.dirname, 'etcd2', 'transformer.ts')
+  : path.join(import.meta.dirname, 'transformer.mjs');
 const { run } = await import('./cli.ts');
 await run({ node: process.execPath, transformer });

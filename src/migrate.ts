@@ -22,7 +22,15 @@ import type { Install, Runner, StepContext, StepReport, ToolNeed } from './steps
 import { readDbEvidence, readEvidence, describeEvidence, v2StoreHasKeys, v2StoreVersion } from './inspect/evidence.ts';
 import type { ClientTls } from './etcd/tls/config.ts';
 import { compareMinor, fmt, fmtData, fmtMinor, type DataVersion, type Version } from './version.ts';
-import { exists, newMemberDir, pendingTtlsFile, prepareWorkDir, recoverWorkDir, removeWorkDir, swapInNewMember } from './workdir.ts';
+import {
+  exists,
+  newMemberDir,
+  pendingTtlsFile,
+  prepareWorkDir,
+  recoverWorkDir,
+  removeWorkDir,
+  swapInNewMember,
+} from './workdir.ts';
 
 export interface Runtime {
   env: NodeJS.ProcessEnv;
@@ -66,7 +74,11 @@ interface Prepared {
  */
 type Machinery = Awaited<ReturnType<typeof loadMachinery>>;
 async function loadMachinery() {
-  const [{ runnerFor }, { BackupGuard }, { loadClientTls }] = await Promise.all([import('./steps/index.ts'), import('./backup/guard.ts'), import('./etcd/tls/load.ts')]);
+  const [{ runnerFor }, { BackupGuard }, { loadClientTls }] = await Promise.all([
+    import('./steps/index.ts'),
+    import('./backup/guard.ts'),
+    import('./etcd/tls/load.ts'),
+  ]);
   return { runnerFor, BackupGuard, loadClientTls };
 }
 
@@ -85,7 +97,9 @@ export async function migrate(opts: Options, rt: Runtime, keepLock = false): Pro
   let lock: Lock | undefined;
   if (await isDir(opts.dataDir)) {
     await checkWritable(opts.dataDir);
-    lock = await acquireLock(opts.dataDir).catch((e: unknown) => { throw isUserFacing(e) ? e : fsUsageError(e, opts.dataDir); });
+    lock = await acquireLock(opts.dataDir).catch((e: unknown) => {
+      throw isUserFacing(e) ? e : fsUsageError(e, opts.dataDir);
+    });
   }
   try {
     if (lock) {
@@ -108,9 +122,16 @@ async function prepare(opts: Options, rt?: Runtime): Promise<Prepared> {
   const state = await inspectDataDir(opts.dataDir);
   if (state.kind === 'data') await checkVersionFile(opts.dataDir, state.version, opts);
   const bundled = opts.bundled ?? (await discoverBundled(opts.binDir));
-  const current = state.kind === 'unversioned' ? await assumedVersion(opts, bundled) : state.kind === 'data' ? state.version : undefined;
+  const current =
+    state.kind === 'unversioned'
+      ? await assumedVersion(opts, bundled)
+      : state.kind === 'data'
+        ? state.version
+        : undefined;
   if (state.kind === 'data' && opts.assumeCurrent && fmtData(opts.assumeCurrent) !== fmtData(state.version)) {
-    throw new UsageError(`version.txt says ${fmtData(state.version)} but --assume-current-version says ${fmtData(opts.assumeCurrent)}; drop the flag (version.txt is the record) or fix version.txt`);
+    throw new UsageError(
+      `version.txt says ${fmtData(state.version)} but --assume-current-version says ${fmtData(opts.assumeCurrent)}; drop the flag (version.txt is the record) or fix version.txt`,
+    );
   }
   const pendingTtls = await exists(pendingTtlsFile(opts.dataDir));
   let steps = plan(current, opts.target, bundled, { pendingTtls });
@@ -137,14 +158,17 @@ async function prepare(opts: Options, rt?: Runtime): Promise<Prepared> {
     await checkPortsFree(opts);
   }
   // Backups: the key, the place and the free space for backups and steps, checked before any change.
-  const backups = !opts.dryRun && machinery
-    ? await machinery.BackupGuard.prepare(opts, steps, rt?.log ?? (() => {}), rt?.env, rt?.progress)
-    : undefined;
+  const backups =
+    !opts.dryRun && machinery
+      ? await machinery.BackupGuard.prepare(opts, steps, rt?.log ?? (() => {}), rt?.env, rt?.progress)
+      : undefined;
   return { state, current, steps, clientTls, machinery, backups, v2Content: v2?.reader };
 }
 
 async function apply(
-  opts: Options, rt: Runtime, { state, current, steps, clientTls, machinery, backups, v2Content }: Prepared,
+  opts: Options,
+  rt: Runtime,
+  { state, current, steps, clientTls, machinery, backups, v2Content }: Prepared,
 ): Promise<Outcome> {
   if (!current) {
     const same = state.kind === 'empty' && state.version && fmtData(state.version) === fmtData(opts.target);
@@ -220,10 +244,12 @@ async function apply(
   const updated = fmtData(at) !== fmtData(opts.target);
   if (updated) await writeVersionFile(opts.dataDir, opts.target);
   const ms = Date.now() - started;
-  rt.log(steps.length
-    ? `migrated ${fmtData(current)} -> ${fmtData(opts.target)} in ${seconds(ms)}`
-    : `${fmtData(current)}: nothing to migrate for ${fmtData(opts.target)}${updated ? '; version.txt updated' : ''}`,
-  { fields: { from: fmtData(current), to: fmtData(opts.target), steps: steps.length, seconds: secondsField(ms) } });
+  rt.log(
+    steps.length
+      ? `migrated ${fmtData(current)} -> ${fmtData(opts.target)} in ${seconds(ms)}`
+      : `${fmtData(current)}: nothing to migrate for ${fmtData(opts.target)}${updated ? '; version.txt updated' : ''}`,
+    { fields: { from: fmtData(current), to: fmtData(opts.target), steps: steps.length, seconds: secondsField(ms) } },
+  );
   return { from: current, origin: fmtData(current), steps, final: opts.target, changed: steps.length > 0 || updated };
 }
 
@@ -232,13 +258,20 @@ async function apply(
  * keys, 2,026 TTLs pending, 0.43 s"; the checks behind them on a debug line.
  */
 function logStep(
-  log: Log, done: { index: number; of: number; step: Step; ms: number }, report: StepReport | void,
+  log: Log,
+  done: { index: number; of: number; step: Step; ms: number },
+  report: StepReport | void,
 ): void {
   const { index, of, step: s, ms } = done;
   const figures = report?.figures ? `${report.figures}, ` : '';
   log(`step ${index + 1}/${of} ${stepName(s)}: ${figures}${seconds(ms)}`, {
     fields: {
-      step: index + 1, steps: of, kind: s.kind, from: fmtData(s.from), to: fmtData(s.to), ...report?.fields,
+      step: index + 1,
+      steps: of,
+      kind: s.kind,
+      from: fmtData(s.from),
+      to: fmtData(s.to),
+      ...report?.fields,
       seconds: secondsField(ms),
     },
   });
@@ -249,7 +282,12 @@ function logStep(
  * Runs one step and records it: an in-place step in version.txt, a rebuilt one through the journaled
  * swap, which waits for `backedUp` (the run's backup, which may still be running beside the build).
  */
-async function runStep(s: Step, runner: Runner<Step>, ctx: StepContext, backedUp: () => Promise<void>): Promise<StepReport | void> {
+async function runStep(
+  s: Step,
+  runner: Runner<Step>,
+  ctx: StepContext,
+  backedUp: () => Promise<void>,
+): Promise<StepReport | void> {
   if (runner.mode === 'in-place') {
     await backedUp();
     const report = await runner.run(s, ctx);
@@ -276,9 +314,10 @@ async function runStep(s: Step, runner: Runner<Step>, ctx: StepContext, backedUp
 async function afterwards(dataDir: string, lastDone: DataVersion, note: string | undefined): Promise<string> {
   const text = await readIfExists(path.join(dataDir, VERSION_FILE)).catch(() => undefined);
   const now = text?.trim();
-  const said = now === fmtData(lastDone)
-    ? `version.txt says ${now}, the last step that completed`
-    : `version.txt says ${now ?? 'nothing (it is missing)'}`;
+  const said =
+    now === fmtData(lastDone)
+      ? `version.txt says ${now}, the last step that completed`
+      : `version.txt says ${now ?? 'nothing (it is missing)'}`;
   return note ? `${said}; ${note}` : `${said}; fix the cause and rerun to repeat this step`;
 }
 
@@ -288,8 +327,11 @@ async function afterwards(dataDir: string, lastDone: DataVersion, note: string |
  * Refused with what it holds and the ways out; with --drop-v2-content, drop (the plan drops it).
  * Returns the reader that read it, for the steps.
  */
-async function customV2Blocks(opts: Options, current: DataVersion, steps: readonly Step[])
-  : Promise<{ drop: boolean; reader: V2ContentReader } | undefined> {
+async function customV2Blocks(
+  opts: Options,
+  current: DataVersion,
+  steps: readonly Step[],
+): Promise<{ drop: boolean; reader: V2ContentReader } | undefined> {
   const below = current.storage === 'etcd3' && compareMinor(current.version, V2_FREE_MINOR) < 0;
   if (!below || !steps.some((s) => compareMinor(s.to.version, V2_FREE_MINOR) >= 0)) return undefined;
   const { V2ContentReader, describeCustomV2 } = await import('./inspect/v2content.ts');
@@ -297,7 +339,9 @@ async function customV2Blocks(opts: Options, current: DataVersion, steps: readon
   const found = describeCustomV2(await reader.read());
   if (!found) return { drop: false, reader };
   if (opts.dropV2Content) return { drop: true, reader };
-  throw new UsageError(`the v2 store holds custom content, which etcd 3.6 refuses: ${found}; delete those keys through etcd ${fmtMinor(current.version)} started with --enable-v2 and rerun, or rerun with --drop-v2-content (a lone member: the v3 data is kept, the v2 keys dropped, new member and cluster IDs), or stay below 3.6; nothing was changed`);
+  throw new UsageError(
+    `the v2 store holds custom content, which etcd 3.6 refuses: ${found}; delete those keys through etcd ${fmtMinor(current.version)} started with --enable-v2 and rerun, or rerun with --drop-v2-content (a lone member: the v3 data is kept, the v2 keys dropped, new member and cluster IDs), or stay below 3.6; nothing was changed`,
+  );
 }
 
 /** A data dir without version.txt: what the data records, and the operator's word for the rest. */
@@ -307,15 +351,27 @@ async function assumedVersion(opts: Options, bundled: readonly Version[]): Promi
   const a = opts.assumeCurrent;
   if (!a) {
     const minor = ev.clusterVersion?.minor;
-    const example = (minor && bundled.filter((v) => fmtMinor(v) === minor).map(fmt).at(-1)) ?? (minor ? `${minor}.0` : '3.4.23');
+    const example =
+      (minor &&
+        bundled
+          .filter((v) => fmtMinor(v) === minor)
+          .map(fmt)
+          .at(-1)) ??
+      (minor ? `${minor}.0` : '3.4.23');
     const storage = ev.v3Keys === false ? 'etcd2' : 'etcd3';
-    throw new UsageError(`${opts.dataDir} holds data but no version.txt; ${shown}; if that is right, pass --assume-current-version ${example}/${storage} (or write it into version.txt); nothing is guessed`);
+    throw new UsageError(
+      `${opts.dataDir} holds data but no version.txt; ${shown}; if that is right, pass --assume-current-version ${example}/${storage} (or write it into version.txt); nothing is guessed`,
+    );
   }
   if (ev.clusterVersion && ev.clusterVersion.minor !== fmtMinor(a.version)) {
-    throw new UsageError(`--assume-current-version ${fmtData(a)} contradicts the data: ${shown}; pass the version the data records`);
+    throw new UsageError(
+      `--assume-current-version ${fmtData(a)} contradicts the data: ${shown}; pass the version the data records`,
+    );
   }
   if (ev.v3Keys === true && a.storage === 'etcd2') {
-    throw new UsageError(`--assume-current-version ${fmtData(a)} contradicts the data: ${shown}; pass ${fmt(a.version)}/etcd3`);
+    throw new UsageError(
+      `--assume-current-version ${fmtData(a)} contradicts the data: ${shown}; pass ${fmt(a.version)}/etcd3`,
+    );
   }
   return a;
 }
@@ -333,9 +389,11 @@ async function checkVersionFile(dataDir: string, v: DataVersion, opts: Options):
   const db = readDbEvidence(dataDir);
   const file = path.join(dataDir, VERSION_FILE);
   if (v.storage === 'etcd2' && db.v3Keys && !(await v2StoreHasKeys(dataDir))) {
-    throw new UsageError(`${file} says ${fmtData(v)}, but the data is in etcd3 storage: member/snap/db holds v3 keys `
-      + 'and the v2 store none; nothing was changed; '
-      + `if the data is right, write ${fmt(v.version)}/etcd3 into version.txt`);
+    throw new UsageError(
+      `${file} says ${fmtData(v)}, but the data is in etcd3 storage: member/snap/db holds v3 keys ` +
+        'and the v2 store none; nothing was changed; ' +
+        `if the data is right, write ${fmt(v.version)}/etcd3 into version.txt`,
+    );
   }
   const cluster = isCluster(opts.initialCluster);
   const target = opts.target.version;
@@ -343,9 +401,11 @@ async function checkVersionFile(dataDir: string, v: DataVersion, opts: Options):
   const recorded = await v2StoreVersion(dataDir);
   const how = recorded && agreement(recorded.minor, v.version, target, cluster);
   if (!recorded || how === 'ok') return;
-  throw new UsageError(`${file} says ${fmtData(v)}, but the data records cluster version ${recorded.minor} `
-    + `(${recorded.from}), ${how} ${fmtMinor(v.version)}; nothing was changed; write the version the data was last run `
-    + `with into version.txt (its minor is ${recorded.minor})`);
+  throw new UsageError(
+    `${file} says ${fmtData(v)}, but the data records cluster version ${recorded.minor} ` +
+      `(${recorded.from}), ${how} ${fmtMinor(v.version)}; nothing was changed; write the version the data was last run ` +
+      `with into version.txt (its minor is ${recorded.minor})`,
+  );
 }
 
 /**
@@ -368,5 +428,8 @@ function origin(p: Prepared): string {
 }
 
 async function isDir(p: string): Promise<boolean> {
-  return fs.stat(p).then((s) => s.isDirectory(), () => false);
+  return fs.stat(p).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
 }

@@ -131,7 +131,8 @@ function picker(flags: Flags, env: Env): Picker {
 
 function required(pick: Picker, key: keyof typeof ENV, example: string): Picked {
   const v = pick(key);
-  if (!v || v.value.trim() === '') throw new UsageError(`--${kebab(key)} (or ${ENV[key]}) is required, e.g. --${kebab(key)}=${example}`);
+  if (!v || v.value.trim() === '')
+    throw new UsageError(`--${kebab(key)} (or ${ENV[key]}) is required, e.g. --${kebab(key)}=${example}`);
   return v;
 }
 
@@ -145,9 +146,15 @@ export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
   const { dataPrefix, ttlKeysDirectory } = resolvePrefixes(pick);
   const bundled = resolveBundled(pick);
   const extraArgs = resolveExtraArgs(pick);
-  const clientTls = resolveClientTls(extraArgs, {
-    caFile: pick('clientCaFile')?.value, certFile: pick('clientCertFile')?.value, keyFile: pick('clientKeyFile')?.value,
-  }, flagValue);
+  const clientTls = resolveClientTls(
+    extraArgs,
+    {
+      caFile: pick('clientCaFile')?.value,
+      certFile: pick('clientCertFile')?.value,
+      keyFile: pick('clientKeyFile')?.value,
+    },
+    flagValue,
+  );
   const stepTimeoutMs = resolveStepTimeout(flags.stepTimeout, env[STEP_TIMEOUT_ENV], isCluster(member.initialCluster));
   const etcdArgs = flags.etcdArgs;
   if (etcdArgs) checkEtcdDataDir(etcdArgs, dataDir);
@@ -169,7 +176,10 @@ export function resolveOptions(flags: Flags, env: Env, ctx: Context): Options {
     extraArgs,
     dryRun: flags.dryRun ?? false,
     dropV2Content: flags.dropV2Content ?? false,
-    assumeCurrent: flags.assumeCurrentVersion === undefined ? undefined : parseVersionFile(flags.assumeCurrentVersion, '--assume-current-version'),
+    assumeCurrent:
+      flags.assumeCurrentVersion === undefined
+        ? undefined
+        : parseVersionFile(flags.assumeCurrentVersion, '--assume-current-version'),
     etcdArgs,
     clientTls,
     stepTimeoutMs,
@@ -194,7 +204,8 @@ function resolveTarget(pick: Picker): DataVersion {
 function resolvePorts(flags: Flags): { port: number; peerPort: number } {
   const port = checkPort(flags.port ?? DEFAULT_PORT, '--port');
   const peerPort = checkPort(flags.peerPort ?? DEFAULT_PEER_PORT, '--peer-port');
-  if (port === peerPort) throw new UsageError(`--port and --peer-port are both ${port}; give the temporary etcd two different ports`);
+  if (port === peerPort)
+    throw new UsageError(`--port and --peer-port are both ${port}; give the temporary etcd two different ports`);
   return { port, peerPort };
 }
 
@@ -210,13 +221,17 @@ function resolveMember(pick: Picker, flags: Flags, hostname: string, peerPort: n
   const listenPeerUrls = pick('listenPeerUrls')?.value ?? localPeer;
   checkUrls(listenPeerUrls, flags.listenPeerUrls !== undefined ? '--listen-peer-urls' : ENV.listenPeerUrls);
   const initialAdvertisePeerUrls = pick('initialAdvertisePeerUrls')?.value ?? localPeer;
-  checkUrls(initialAdvertisePeerUrls, flags.initialAdvertisePeerUrls !== undefined ? '--initial-advertise-peer-urls' : ENV.initialAdvertisePeerUrls);
+  checkUrls(
+    initialAdvertisePeerUrls,
+    flags.initialAdvertisePeerUrls !== undefined ? '--initial-advertise-peer-urls' : ENV.initialAdvertisePeerUrls,
+  );
   return { name, initialCluster, listenPeerUrls, initialAdvertisePeerUrls };
 }
 
 function resolvePrefixes(pick: Picker): { dataPrefix: string; ttlKeysDirectory: string } {
   const dataPrefix = pick('etcdDataPrefix')?.value ?? '/registry';
-  if (!dataPrefix.startsWith('/')) throw new UsageError(`the data prefix "${dataPrefix}" must start with "/", e.g. /registry`);
+  if (!dataPrefix.startsWith('/'))
+    throw new UsageError(`the data prefix "${dataPrefix}" must start with "/", e.g. /registry`);
   const ttlKeysDirectory = pick('ttlKeysDirectory')?.value ?? `${dataPrefix.replace(/\/+$/, '')}/events`;
   return { dataPrefix, ttlKeysDirectory };
 }
@@ -225,7 +240,10 @@ function resolveBundled(pick: Picker): Version[] | undefined {
   const bv = pick('bundledVersions');
   if (!bv) return undefined;
   const bundled = splitList(bv.value).map((v) => parseVersion(v, `${bv.from} entry`));
-  if (bundled.length === 0) throw new UsageError(`${bv.from} is set but lists no version; list x.y.z versions split by commas or spaces, or unset it`);
+  if (bundled.length === 0)
+    throw new UsageError(
+      `${bv.from} is set but lists no version; list x.y.z versions split by commas or spaces, or unset it`,
+    );
   return bundled;
 }
 
@@ -240,30 +258,43 @@ function resolveExtraArgs(pick: Picker): string[] {
 function checkEtcdDataDir(etcdArgs: readonly string[], dataDir: string): void {
   const dd = flagValue(etcdArgs, 'data-dir');
   if (dd !== undefined && path.resolve(dd) !== dataDir) {
-    throw new UsageError(`the etcd flag --data-dir=${dd} is not the data dir being migrated (${dataDir}); make them the same`);
+    throw new UsageError(
+      `the etcd flag --data-dir=${dd} is not the data dir being migrated (${dataDir}); make them the same`,
+    );
   }
 }
 
 function resolveClusterToken(pick: Picker, etcdArgs: readonly string[] | undefined, env: Env): string {
-  return pick('initialClusterToken')?.value
-    ?? (etcdArgs && flagValue(etcdArgs, 'initial-cluster-token'))
-    ?? (env.ETCD_INITIAL_CLUSTER_TOKEN || undefined)
-    ?? DEFAULT_CLUSTER_TOKEN;
+  return (
+    pick('initialClusterToken')?.value ??
+    (etcdArgs && flagValue(etcdArgs, 'initial-cluster-token')) ??
+    (env.ETCD_INITIAL_CLUSTER_TOKEN || undefined) ??
+    DEFAULT_CLUSTER_TOKEN
+  );
 }
 
 function resolveElectionTimeout(etcdArgs: readonly string[] | undefined, env: Env): number {
   const et = (etcdArgs && flagValue(etcdArgs, 'election-timeout')) ?? (env.ETCD_ELECTION_TIMEOUT || undefined);
   const ms = et === undefined ? DEFAULT_ELECTION_TIMEOUT_MS : Number(et);
   if (!Number.isSafeInteger(ms) || ms < 1) {
-    throw new UsageError(`the target etcd's election timeout "${et}" (--election-timeout after --, or ETCD_ELECTION_TIMEOUT) is not a whole number of milliseconds; fix it as etcd would need it`);
+    throw new UsageError(
+      `the target etcd's election timeout "${et}" (--election-timeout after --, or ETCD_ELECTION_TIMEOUT) is not a whole number of milliseconds; fix it as etcd would need it`,
+    );
   }
   return ms;
 }
 
 function resolveStepTimeout(flag: number | undefined, envValue: string | undefined, cluster: boolean): number {
   const from = flag !== undefined ? '--step-timeout' : STEP_TIMEOUT_ENV;
-  const v = flag ?? (envValue !== undefined && envValue !== '' ? Number(envValue) : cluster ? DEFAULT_CLUSTER_STEP_TIMEOUT_S : DEFAULT_STEP_TIMEOUT_S);
-  if (!Number.isFinite(v) || v <= 0) throw new UsageError(`${from} must be a number of seconds above 0 (got ${flag ?? envValue})`);
+  const v =
+    flag ??
+    (envValue !== undefined && envValue !== ''
+      ? Number(envValue)
+      : cluster
+        ? DEFAULT_CLUSTER_STEP_TIMEOUT_S
+        : DEFAULT_STEP_TIMEOUT_S);
+  if (!Number.isFinite(v) || v <= 0)
+    throw new UsageError(`${from} must be a number of seconds above 0 (got ${flag ?? envValue})`);
   return Math.round(v * 1000);
 }
 
@@ -271,8 +302,10 @@ function resolveStepTimeout(flag: number | undefined, envValue: string | undefin
 export function checkBackupDir(backupDir: string, dataDir: string): void {
   const rel = path.relative(path.resolve(dataDir), path.resolve(backupDir));
   if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {
-    throw new UsageError(`the backup dir ${backupDir} is inside the data dir ${dataDir}; put it beside the data dir `
-      + `(the default is ${path.resolve(dataDir)}.backups) with --backup-dir or BACKUP_DIR`);
+    throw new UsageError(
+      `the backup dir ${backupDir} is inside the data dir ${dataDir}; put it beside the data dir ` +
+        `(the default is ${path.resolve(dataDir)}.backups) with --backup-dir or BACKUP_DIR`,
+    );
   }
 }
 
@@ -280,7 +313,9 @@ function resolveCodec(v: { value: string; from: string } | undefined): Codec {
   if (!v) return 'none';
   const codecs: readonly string[] = OPTIONS['backup-compression'].choices!;
   if (!codecs.includes(v.value)) {
-    throw new UsageError(`${v.from} must be one of ${codecs.join(', ')} (got "${v.value}"); none is the fastest, zstd the smallest`);
+    throw new UsageError(
+      `${v.from} must be one of ${codecs.join(', ')} (got "${v.value}"); none is the fastest, zstd the smallest`,
+    );
   }
   return v.value === 'zstd' ? 'zstd' : 'none';
 }
@@ -288,7 +323,8 @@ function resolveCodec(v: { value: string; from: string } | undefined): Codec {
 function resolveKeep(flag: number | undefined, envValue: string | undefined): number {
   const from = flag !== undefined ? '--keep-backups' : KEEP_BACKUPS_ENV;
   const v = flag ?? (envValue !== undefined && envValue !== '' ? Number(envValue) : DEFAULT_KEEP_BACKUPS);
-  if (!Number.isInteger(v) || v < 1) throw new UsageError(`${from} must be a whole number of backups to keep, 1 or more (got ${flag ?? envValue})`);
+  if (!Number.isInteger(v) || v < 1)
+    throw new UsageError(`${from} must be a whole number of backups to keep, 1 or more (got ${flag ?? envValue})`);
   return v;
 }
 
@@ -296,17 +332,21 @@ function resolveKeep(flag: number | undefined, envValue: string | undefined): nu
  * What every temporary etcd gets from this tool: its data, its member and cluster, its loopback
  * listeners. etcd takes the last of a flag given twice, so ETCD_CREDS (given after them) would win.
  */
-const OWNED_FLAGS = new RegExp('^(data-dir|wal-dir|name|listen-[a-z-]+|advertise-client-urls'
-  + '|initial-advertise-peer-urls|initial-cluster(-state|-token)?|discovery(-[a-z-]+)?'
-  + '|force-new-cluster|config-file)$');
+const OWNED_FLAGS = new RegExp(
+  '^(data-dir|wal-dir|name|listen-[a-z-]+|advertise-client-urls' +
+    '|initial-advertise-peer-urls|initial-cluster(-state|-token)?|discovery(-[a-z-]+)?' +
+    '|force-new-cluster|config-file)$',
+);
 
 function checkExtraArgs(args: readonly string[], from: string): void {
   for (const a of args) {
     const flag = /^--?([a-z0-9-]+)(=|$)/.exec(a)?.[1];
     if (flag && OWNED_FLAGS.test(flag)) {
-      throw new UsageError(`${from} gives --${flag}, which etcd-migrate sets itself for every temporary etcd (its data `
-        + `dir, member, cluster and loopback listeners); remove it from ${from} `
-        + '(the etcd flags after -- are for the target etcd)');
+      throw new UsageError(
+        `${from} gives --${flag}, which etcd-migrate sets itself for every temporary etcd (its data ` +
+          `dir, member, cluster and loopback listeners); remove it from ${from} ` +
+          '(the etcd flags after -- are for the target etcd)',
+      );
     }
   }
 }
@@ -334,7 +374,8 @@ function checkPort(p: number, what: string): number {
 }
 
 function checkName(name: string): void {
-  if (name === '' || /[\s=,]/.test(name)) throw new UsageError(`the member name "${name}" is not usable: it must be non-empty without spaces, "=" or ","`);
+  if (name === '' || /[\s=,]/.test(name))
+    throw new UsageError(`the member name "${name}" is not usable: it must be non-empty without spaces, "=" or ","`);
 }
 
 function checkInitialCluster(value: string, name: string): void {
@@ -347,7 +388,9 @@ function checkInitialCluster(value: string, name: string): void {
     checkUrls(entry.slice(eq + 1), `the initial cluster entry "${entry}"`);
   }
   if (!names.includes(name)) {
-    throw new UsageError(`the initial cluster "${value}" does not name this member "${name}": set INITIAL_CLUSTER to include ${name}=<its peer url>, or set ETCD_NAME to this member's name`);
+    throw new UsageError(
+      `the initial cluster "${value}" does not name this member "${name}": set INITIAL_CLUSTER to include ${name}=<its peer url>, or set ETCD_NAME to this member's name`,
+    );
   }
 }
 

@@ -2,8 +2,16 @@
 // No I/O. Every refusal is a PlanError that names what is missing and how to fix it.
 import { UsageError } from './errors.ts';
 import {
-  compare, compareMinor, fmt, fmtData, fmtMinor, nextMinor, previousMinor, sameMinor,
-  type DataVersion, type Version,
+  compare,
+  compareMinor,
+  fmt,
+  fmtData,
+  fmtMinor,
+  nextMinor,
+  previousMinor,
+  sameMinor,
+  type DataVersion,
+  type Version,
 } from './version.ts';
 
 /**
@@ -80,11 +88,18 @@ export interface PlanInput {
  * Plans the steps that take data at `current` to `target` with the bundled versions.
  * `current` undefined means an empty data dir: nothing to migrate.
  */
-export function plan(current: DataVersion | undefined, target: DataVersion, bundled: readonly Version[], input: PlanInput = {}): Step[] {
+export function plan(
+  current: DataVersion | undefined,
+  target: DataVersion,
+  bundled: readonly Version[],
+  input: PlanInput = {},
+): Step[] {
   const b = new Bundle(bundled);
   checkStorageVersion(target, 'the target');
   if (!b.has(target.version)) {
-    throw new PlanError(`target version ${fmt(target.version)} is not bundled (bundled: ${b.list()}); set TARGET_VERSION to one of them, or add etcd-${fmt(target.version)} to the bin dir`);
+    throw new PlanError(
+      `target version ${fmt(target.version)} is not bundled (bundled: ${b.list()}); set TARGET_VERSION to one of them, or add etcd-${fmt(target.version)} to the bin dir`,
+    );
   }
   if (!current) return [];
   checkStorageVersion(current, 'version.txt');
@@ -95,14 +110,21 @@ export function plan(current: DataVersion | undefined, target: DataVersion, bund
   // undone (a failed step put back the backup taken before it): the v2 store holds the TTLs, and
   // the next conversion's swap replaces the file.
   let pending = (input.pendingTtls ?? false) && current.storage === 'etcd3';
-  const push = (s: Step) => { steps.push(s); at = s.to; };
+  const push = (s: Step) => {
+    steps.push(s);
+    at = s.to;
+  };
   // The pending TTLs become leases with etcd `version` on the data as it is at that point. Last in
   // the chain, an upgrade (or patch) to that very etcd just before it is left out: the attach step's
   // etcd starts on the data one minor below and upgrades it as it runs, one start of etcd instead of two.
   const attach = (version: Version, then: 'target' | 'rollback') => {
     const last = steps.at(-1);
     let sealWith: Version | undefined;
-    if (then === 'target' && (last?.kind === 'upgrade' || last?.kind === 'patch') && compare(last.to.version, version) === 0) {
+    if (
+      then === 'target' &&
+      (last?.kind === 'upgrade' || last?.kind === 'patch') &&
+      compare(last.to.version, version) === 0
+    ) {
       steps.pop();
       at = last.from;
       sealWith = last.kind === 'upgrade' ? last.sealWith : undefined;
@@ -114,10 +136,14 @@ export function plan(current: DataVersion | undefined, target: DataVersion, bund
   if (at.storage === 'etcd2' && target.storage === 'etcd3') {
     // Convert as early as possible: at the first 3.x minor the chain reaches, before any v3 write.
     if (compareMinor(at.version, NEWEST_MIGRATE_MINOR) > 0) {
-      throw new PlanError(`version.txt says ${fmtData(at)}, but no etcdctl newer than ${fmtMinor(NEWEST_MIGRATE_MINOR)} can convert etcd2 data (3.5 removed "etcdctl migrate"); restore a backup taken before ${fmtMinor(at.version)}, or set TARGET_STORAGE=etcd2`);
+      throw new PlanError(
+        `version.txt says ${fmtData(at)}, but no etcdctl newer than ${fmtMinor(NEWEST_MIGRATE_MINOR)} can convert etcd2 data (3.5 removed "etcdctl migrate"); restore a backup taken before ${fmtMinor(at.version)}, or set TARGET_STORAGE=etcd2`,
+      );
     }
     if (compareMinor(target.version, at.version) < 0 || compareMinor(target.version, FIRST_V3) < 0) {
-      throw new PlanError(`cannot convert ${fmtData(at)} to etcd3 and go down to ${fmtData(target)}; choose a target version at or above ${fmtMinor(compareMinor(at.version, FIRST_V3) < 0 ? FIRST_V3 : at.version)}`);
+      throw new PlanError(
+        `cannot convert ${fmtData(at)} to etcd3 and go down to ${fmtData(target)}; choose a target version at or above ${fmtMinor(compareMinor(at.version, FIRST_V3) < 0 ? FIRST_V3 : at.version)}`,
+      );
     }
     for (const s of upgrades(at, FIRST_V3, target, b)) push(s);
     const tool = b.newestOf(at.version, `to convert ${fmtData(at)} to etcd3 (its etcdctl migrate)`);
@@ -145,7 +171,9 @@ export function plan(current: DataVersion | undefined, target: DataVersion, bund
   }
   if (c < 0) {
     if (at.storage === 'etcd2') {
-      throw new PlanError(`cannot downgrade etcd2 data from ${fmtData(at)} to ${fmtData(target)}: etcd2 storage has no downgrade; restore a backup taken with ${fmtMinor(target.version)}`);
+      throw new PlanError(
+        `cannot downgrade etcd2 data from ${fmtData(at)} to ${fmtData(target)}: etcd2 storage has no downgrade; restore a backup taken with ${fmtMinor(target.version)}`,
+      );
     }
     for (const s of downgrades(at, target, b)) push(s);
   }
@@ -167,8 +195,10 @@ function upgrades(from: DataVersion, until: Version, target: DataVersion, b: Bun
       const best = compare(p, at.version) > 0 ? p : at.version;
       if (compare(best, rule.min) < 0) {
         const advised = rule.advised ? ` (${fmt(rule.advised)} or newer advised)` : '';
-        throw new PlanError(`etcd ${fmtMinor(m)} needs ${fmtMinor(at.version)} at ${fmt(rule.min)} or newer first, `
-          + `but the newest bundled ${fmtMinor(at.version)} is ${fmt(p)}; bundle etcd ${fmt(rule.min)} or newer${advised}`);
+        throw new PlanError(
+          `etcd ${fmtMinor(m)} needs ${fmtMinor(at.version)} at ${fmt(rule.min)} or newer first, ` +
+            `but the newest bundled ${fmtMinor(at.version)} is ${fmt(p)}; bundle etcd ${fmt(rule.min)} or newer${advised}`,
+        );
       }
       if (best !== at.version) {
         const to = { version: p, storage: at.storage };
@@ -176,10 +206,14 @@ function upgrades(from: DataVersion, until: Version, target: DataVersion, b: Bun
         at = to;
       }
     }
-    const version = sameMinor(m, target.version) ? target.version : b.newestOf(m, `to step from ${fmtMinor(at.version)} towards ${fmt(target.version)}, one minor at a time`);
+    const version = sameMinor(m, target.version)
+      ? target.version
+      : b.newestOf(m, `to step from ${fmtMinor(at.version)} towards ${fmt(target.version)}, one minor at a time`);
     const to = { version, storage: at.storage };
     const seal = compareMinor(m, V2_FREE_MINOR) >= 0 && compareMinor(at.version, FIRST_V2_FREE_WAL_MINOR) < 0;
-    const sealWith = seal ? b.newestOf(at.version, `to seal the WAL before ${fmtMinor(m)} (etcd/process/seal.ts)`) : undefined;
+    const sealWith = seal
+      ? b.newestOf(at.version, `to seal the WAL before ${fmtMinor(m)} (etcd/process/seal.ts)`)
+      : undefined;
     steps.push({ kind: 'upgrade', from: at, to, ...(sealWith ? { sealWith } : {}) });
     at = to;
   }
@@ -196,12 +230,21 @@ function downgrades(from: DataVersion, target: DataVersion, b: Bundle): Step[] {
   while (compareMinor(at.version, target.version) > 0) {
     const m = previousMinor(at.version)!;
     const own = compareMinor(at.version, FIRST_ETCD_DOWNGRADE_MINOR) >= 0;
-    const current = b.newestOf(at.version, own
-      ? `to enable the downgrade from ${fmtMinor(at.version)} (etcdctl downgrade enable)`
-      : `to take the snapshot that a downgrade from ${fmtMinor(at.version)} starts with`);
-    const version = sameMinor(m, target.version) ? target.version : b.newestOf(m, `to step down from ${fmtMinor(at.version)} towards ${fmt(target.version)}, one minor at a time`);
+    const current = b.newestOf(
+      at.version,
+      own
+        ? `to enable the downgrade from ${fmtMinor(at.version)} (etcdctl downgrade enable)`
+        : `to take the snapshot that a downgrade from ${fmtMinor(at.version)} starts with`,
+    );
+    const version = sameMinor(m, target.version)
+      ? target.version
+      : b.newestOf(m, `to step down from ${fmtMinor(at.version)} towards ${fmt(target.version)}, one minor at a time`);
     const to = { version, storage: at.storage };
-    steps.push(own ? { kind: 'etcd-downgrade', from: at, to, enableWith: current } : { kind: 'downgrade', from: at, to, snapshotWith: current });
+    steps.push(
+      own
+        ? { kind: 'etcd-downgrade', from: at, to, enableWith: current }
+        : { kind: 'downgrade', from: at, to, snapshotWith: current },
+    );
     at = to;
   }
   return steps;
@@ -214,8 +257,10 @@ export function planNotes(steps: readonly Step[]): string[] {
     if (s.kind !== 'upgrade' && s.kind !== 'attach-ttls') continue;
     const advised = PATCH_BEFORE.get(fmtMinor(s.to.version))?.advised;
     if (advised && !sameMinor(s.from.version, s.to.version) && compare(s.from.version, advised) < 0) {
-      notes.push(`etcd ${fmt(s.from.version)} runs before ${fmtMinor(s.to.version)}; etcd's upgrade guide advises `
-        + `${fmt(advised)} or newer: bundle it`);
+      notes.push(
+        `etcd ${fmt(s.from.version)} runs before ${fmtMinor(s.to.version)}; etcd's upgrade guide advises ` +
+          `${fmt(advised)} or newer: bundle it`,
+      );
     }
   }
   return notes;
@@ -223,10 +268,14 @@ export function planNotes(steps: readonly Step[]): string[] {
 
 function checkStorageVersion(d: DataVersion, what: string): void {
   if (what === 'the target' && d.storage === 'etcd2' && compareMinor(d.version, NEWEST_ETCD2_MINOR) > 0) {
-    throw new PlanError(`the target ${fmtData(d)} is not possible: etcd ${fmtMinor(d.version)} does not serve etcd2 storage by default; choose ${fmtMinor(NEWEST_ETCD2_MINOR)} or older for etcd2, or set TARGET_STORAGE=etcd3`);
+    throw new PlanError(
+      `the target ${fmtData(d)} is not possible: etcd ${fmtMinor(d.version)} does not serve etcd2 storage by default; choose ${fmtMinor(NEWEST_ETCD2_MINOR)} or older for etcd2, or set TARGET_STORAGE=etcd3`,
+    );
   }
   if (d.storage === 'etcd3' && compareMinor(d.version, FIRST_V3) < 0) {
-    throw new PlanError(`${what} says ${fmtData(d)}, but etcd3 storage needs etcd 3.0 or newer; use etcd2 with ${fmt(d.version)}`);
+    throw new PlanError(
+      `${what} says ${fmtData(d)}, but etcd3 storage needs etcd 3.0 or newer; use etcd2 with ${fmt(d.version)}`,
+    );
   }
 }
 
@@ -241,7 +290,10 @@ class Bundle {
   /** The newest bundled patch of v's minor; `why` explains the need in the error. */
   newestOf(v: Version, why: string): Version {
     const found = this.versions.filter((x) => sameMinor(x, v)).at(-1);
-    if (!found) throw new PlanError(`etcd ${fmtMinor(v)} is needed ${why}, but no ${fmtMinor(v)}.x is bundled (bundled: ${this.list()}); add etcd-${fmtMinor(v)}.x to the bin dir or BUNDLED_VERSIONS`);
+    if (!found)
+      throw new PlanError(
+        `etcd ${fmtMinor(v)} is needed ${why}, but no ${fmtMinor(v)}.x is bundled (bundled: ${this.list()}); add etcd-${fmtMinor(v)}.x to the bin dir or BUNDLED_VERSIONS`,
+      );
     return found;
   }
   list(): string {
@@ -257,13 +309,21 @@ export function stepName(s: Step): string {
 
 export function describe(s: Step): string {
   switch (s.kind) {
-    case 'upgrade': return `upgrade ${fmtData(s.from)} -> ${fmtData(s.to)}: start etcd ${fmt(s.to.version)} until a write commits, then stop it`;
-    case 'patch': return `patch ${fmtData(s.from)} -> ${fmtData(s.to)}: start etcd ${fmt(s.to.version)} until a write commits, then stop it`;
-    case 'v2-to-v3': return `convert ${fmtData(s.from)} -> ${fmtData(s.to)}: etcdctl ${fmt(s.to.version)} migrate; every TTL kept aside until the end of the chain`;
-    case 'attach-ttls': return `attach TTLs ${fmtData(s.from)} -> ${fmtData(s.to)}: start etcd ${fmt(s.to.version)}${sameMinor(s.from.version, s.to.version) ? '' : ' (the upgrade to it)'} and give every key with a pending TTL a lease for what is left of it`;
-    case 'v3-to-v2': return `roll back ${fmtData(s.from)} -> ${fmtData(s.to)}: read keys with etcd ${fmt(s.read)}, write them with TTLs into a new etcd ${fmt(s.to.version)} v2 store`;
-    case 'downgrade': return `downgrade ${fmtData(s.from)} -> ${fmtData(s.to)}: snapshot with etcd ${fmt(s.snapshotWith)}, restore with etcd ${fmt(s.to.version)}`;
-    case 'drop-v2': return `drop v2 content ${fmtData(s.from)}: snapshot and restore with etcd ${fmt(s.snapshotWith)}; the v3 data kept, new member and cluster IDs`;
-    case 'etcd-downgrade': return `downgrade ${fmtData(s.from)} -> ${fmtData(s.to)}: etcd ${fmt(s.enableWith)} enables the downgrade to ${fmtMinor(s.to.version)}, then etcd ${fmt(s.to.version)} starts on the same data`;
+    case 'upgrade':
+      return `upgrade ${fmtData(s.from)} -> ${fmtData(s.to)}: start etcd ${fmt(s.to.version)} until a write commits, then stop it`;
+    case 'patch':
+      return `patch ${fmtData(s.from)} -> ${fmtData(s.to)}: start etcd ${fmt(s.to.version)} until a write commits, then stop it`;
+    case 'v2-to-v3':
+      return `convert ${fmtData(s.from)} -> ${fmtData(s.to)}: etcdctl ${fmt(s.to.version)} migrate; every TTL kept aside until the end of the chain`;
+    case 'attach-ttls':
+      return `attach TTLs ${fmtData(s.from)} -> ${fmtData(s.to)}: start etcd ${fmt(s.to.version)}${sameMinor(s.from.version, s.to.version) ? '' : ' (the upgrade to it)'} and give every key with a pending TTL a lease for what is left of it`;
+    case 'v3-to-v2':
+      return `roll back ${fmtData(s.from)} -> ${fmtData(s.to)}: read keys with etcd ${fmt(s.read)}, write them with TTLs into a new etcd ${fmt(s.to.version)} v2 store`;
+    case 'downgrade':
+      return `downgrade ${fmtData(s.from)} -> ${fmtData(s.to)}: snapshot with etcd ${fmt(s.snapshotWith)}, restore with etcd ${fmt(s.to.version)}`;
+    case 'drop-v2':
+      return `drop v2 content ${fmtData(s.from)}: snapshot and restore with etcd ${fmt(s.snapshotWith)}; the v3 data kept, new member and cluster IDs`;
+    case 'etcd-downgrade':
+      return `downgrade ${fmtData(s.from)} -> ${fmtData(s.to)}: etcd ${fmt(s.enableWith)} enables the downgrade to ${fmtMinor(s.to.version)}, then etcd ${fmt(s.to.version)} starts on the same data`;
   }
 }

@@ -42,7 +42,13 @@ export interface Terminal {
 export function sharedTerminal(t: Terminal, log: Log): { tty: Terminal; log: Log } {
   let bar = false;
   return {
-    tty: { columns: t.columns, write: (text) => { bar = !text.endsWith(CLEAR); t.write(text); } },
+    tty: {
+      columns: t.columns,
+      write: (text) => {
+        bar = !text.endsWith(CLEAR);
+        t.write(text);
+      },
+    },
     log: (line, extra) => {
       if (bar) t.write(CLEAR);
       bar = false;
@@ -92,25 +98,34 @@ function startProgress({ what, total, unit, poll }: Work, o: ProgressOptions): P
   let ended = false;
   const show = tty
     ? () => {
-      if (now() - t0 < BAR_AFTER_MS) return;
-      // The rest of the line cleared: the bar's text may be shorter than the last one.
-      tty.write(`\r${bar(what, done, total, unit, now() - t0, tty.columns || 80)}\x1b[K`);
-      drawn = true;
-    }
-    : () => o.log(progressLine(what, done, total, unit, now() - t0), {
-      fields: { done, total, unit, seconds: Math.round((now() - t0) / 1000) },
-    });
+        if (now() - t0 < BAR_AFTER_MS) return;
+        // The rest of the line cleared: the bar's text may be shorter than the last one.
+        tty.write(`\r${bar(what, done, total, unit, now() - t0, tty.columns || 80)}\x1b[K`);
+        drawn = true;
+      }
+    : () =>
+        o.log(progressLine(what, done, total, unit, now() - t0), {
+          fields: { done, total, unit, seconds: Math.round((now() - t0) / 1000) },
+        });
   const tick = poll
-    ? () => void poll().then((n) => {
-      if (ended) return;
-      if (n !== undefined) done = n;
-      show();
-    }, () => {})
+    ? () =>
+        void poll().then(
+          (n) => {
+            if (ended) return;
+            if (n !== undefined) done = n;
+            show();
+          },
+          () => {},
+        )
     : show;
   const stop = ticker(tty ? BAR_EVERY_MS : LINE_EVERY_MS, tick);
   return {
-    add: (n) => { done += n; },
-    set: (n) => { done = n; },
+    add: (n) => {
+      done += n;
+    },
+    set: (n) => {
+      done = n;
+    },
     end: () => {
       ended = true;
       stop();
@@ -130,18 +145,23 @@ export function progressLine(what: string, done: number, total: number | undefin
 
 /** The bar's text, within `columns`: "attaching TTLs [#########---------] 45% 10 s". */
 export function bar(
-  what: string, done: number, total: number | undefined, unit: string, ms: number, columns: number,
+  what: string,
+  done: number,
+  total: number | undefined,
+  unit: string,
+  ms: number,
+  columns: number,
 ): string {
   const secs = `${Math.round(ms / 1000)} s`;
   const text = total
-    ? `${what} [${'#'.repeat(Math.round((percent(done, total) / 100) * BAR_WIDTH)).padEnd(BAR_WIDTH, '-')}] `
-      + `${percent(done, total)}% ${secs}`
+    ? `${what} [${'#'.repeat(Math.round((percent(done, total) / 100) * BAR_WIDTH)).padEnd(BAR_WIDTH, '-')}] ` +
+      `${percent(done, total)}% ${secs}`
     : `${what}: ${amount(done, unit)}, ${secs}`;
   return text.slice(0, Math.max(0, columns - 1));
 }
 
 /** "1,234 keys", "1 key"; a measure ("MiB") stays as it is. */
 const amount = (n: number, unit: string): string =>
-  (/^[KMG]iB$/.test(unit) ? `${figure(Math.round(n))} ${unit}` : counted(Math.round(n), unit));
+  /^[KMG]iB$/.test(unit) ? `${figure(Math.round(n))} ${unit}` : counted(Math.round(n), unit);
 
 const percent = (done: number, total: number): number => Math.min(100, Math.floor((done / total) * 100));

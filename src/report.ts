@@ -48,8 +48,11 @@ export function outcomeJson(o: Outcome, o2: { dryRun: boolean; exec: string | nu
   return `${JSON.stringify({
     dryRun: o2.dryRun,
     plan: {
-      from: o.from ? fmtData(o.from) : null, origin: o.origin, to: fmtData(o.final),
-      steps: o.steps.map(stepJson), first: o.first ?? null,
+      from: o.from ? fmtData(o.from) : null,
+      origin: o.origin,
+      to: fmtData(o.final),
+      steps: o.steps.map(stepJson),
+      first: o.first ?? null,
     },
     result: { ok: true, changed: o.changed, versionTxt: o2.dryRun ? null : fmtData(o.final), exec: o2.exec },
   })}\n`;

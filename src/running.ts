@@ -23,7 +23,9 @@ const SQLITE_BUSY = 5;
 export function findRunningEtcd(dataDir: string): RunningEtcd | undefined {
   const member = path.join(dataDir, 'member');
   const wal = path.join(member, 'wal');
-  const walFiles = readdirOr(wal).filter((f) => f.endsWith('.wal') || f.endsWith('.tmp')).map((f) => path.join(wal, f));
+  const walFiles = readdirOr(wal)
+    .filter((f) => f.endsWith('.wal') || f.endsWith('.tmp'))
+    .map((f) => path.join(wal, f));
   const files = [path.join(member, 'snap', 'db'), ...walFiles];
   const visible = lockHolders(files);
   const seen = files.find((f) => visible.has(f));

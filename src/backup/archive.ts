@@ -19,8 +19,17 @@ import path from 'node:path';
 import { IntegrityError } from '../errors.ts';
 import { fsyncTree } from '../fsx.ts';
 import {
-  BLOCK_SIZE, KIND_STORED, KIND_ZERO, KIND_ZSTD, MAX_BLOCK_SIZE, encodeBlock, fileDigest, unpack, zeroBytes,
-  zeroDigest, type Codec,
+  BLOCK_SIZE,
+  KIND_STORED,
+  KIND_ZERO,
+  KIND_ZSTD,
+  MAX_BLOCK_SIZE,
+  encodeBlock,
+  fileDigest,
+  unpack,
+  zeroBytes,
+  zeroDigest,
+  type Codec,
 } from './blocks.ts';
 import { blockBuffer, Hasher } from './hasher.ts';
 import { mapOrdered, range } from './ordered.ts';
@@ -54,8 +63,13 @@ export interface Manifest {
 }
 
 /** The archive's bytes for `<root>/member`; `manifest.entries` fills in as the files are read. */
-export async function* archiveBytes(root: string, header: ArchiveHeader, manifest: Manifest, codec: Codec = 'none',
-  onBytes: OnBytes = () => {}): AsyncGenerator<Buffer> {
+export async function* archiveBytes(
+  root: string,
+  header: ArchiveHeader,
+  manifest: Manifest,
+  codec: Codec = 'none',
+  onBytes: OnBytes = () => {},
+): AsyncGenerator<Buffer> {
   const hasher = new Hasher();
   try {
     yield* archiveWith(root, header, manifest, codec, { hasher, onBytes });
@@ -73,7 +87,11 @@ interface Work {
 }
 
 async function* archiveWith(
-  root: string, header: ArchiveHeader, manifest: Manifest, codec: Codec, work: Work,
+  root: string,
+  header: ArchiveHeader,
+  manifest: Manifest,
+  codec: Codec,
+  work: Work,
 ): AsyncGenerator<Buffer> {
   const meta = crypto.createHash('sha256');
   const line = (o: object): Buffer => {
@@ -104,7 +122,9 @@ async function* archiveWith(
       meta.update(d);
       yield d;
     } else {
-      throw new Error(`${abs} is neither a file nor a directory; a member dir holds only those, so it is not backed up`);
+      throw new Error(
+        `${abs} is neither a file nor a directory; a member dir holds only those, so it is not backed up`,
+      );
     }
   };
   yield* walk('member');
@@ -113,7 +133,10 @@ async function* archiveWith(
 
 /** A file's blocks, read and encoded a few at a time; returns the file's digest. */
 async function* fileBlocks(
-  abs: string, size: number, codec: Codec, { hasher, onBytes }: Work,
+  abs: string,
+  size: number,
+  codec: Codec,
+  { hasher, onBytes }: Work,
 ): AsyncGenerator<Buffer, Buffer> {
   const fh = await fs.open(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
   const digests: Buffer[] = [];
@@ -152,9 +175,11 @@ async function readBlock(fh: FileHandle, abs: string, buf: Buffer, pos: number, 
   return b;
 }
 
-const changedSize = (abs: string, at: number, shrank = false): Error => new Error(
-  `${abs} changed size while it was being `
-  + `backed up (${shrank ? 'it ends at' : 'it grew past'} ${at} bytes); is an etcd running on this data dir?`);
+const changedSize = (abs: string, at: number, shrank = false): Error =>
+  new Error(
+    `${abs} changed size while it was being ` +
+      `backed up (${shrank ? 'it ends at' : 'it grew past'} ${at} bytes); is an etcd running on this data dir?`,
+  );
 
 /** How a version reads one file's content: it checks the digest, writes to `out` if given. */
 type FileReader = (r: Reader, p: string, size: number, out: FileHandle | undefined) => Promise<Buffer>;
@@ -165,7 +190,9 @@ type FileReader = (r: Reader, p: string, size: number, out: FileHandle | undefin
  * as recorded; target/member must not exist.
  */
 export async function readArchive(
-  src: AsyncIterable<Buffer>, target?: string, onBytes: OnBytes = () => {},
+  src: AsyncIterable<Buffer>,
+  target?: string,
+  onBytes: OnBytes = () => {},
 ): Promise<Manifest> {
   const r = new Reader(src);
   const magic = (await r.bytes(ARCHIVE_MAGIC.length)).toString('latin1');
@@ -191,39 +218,63 @@ export async function readArchive(
   }
 }
 
-async function readRecords(r: Reader, header: ArchiveHeader & { block?: unknown }, readFile: FileReader,
-  nextLine: () => Promise<string>, meta: crypto.Hash | undefined, target: string | undefined): Promise<Manifest> {
+async function readRecords(
+  r: Reader,
+  header: ArchiveHeader & { block?: unknown },
+  readFile: FileReader,
+  nextLine: () => Promise<string>,
+  meta: crypto.Hash | undefined,
+  target: string | undefined,
+): Promise<Manifest> {
   const { block: _, ...plain } = header;
   const manifest: Manifest = { header: plain, entries: [], bytes: 0 };
   const dirModes: Array<[string, number]> = [];
   for (;;) {
     const before = meta?.copy().digest('hex');
     const rec = parseJson(await nextLine()) as {
-      t?: string; p?: unknown; m?: unknown; n?: unknown;
-      dirs?: number; files?: number; bytes?: number; sha256?: unknown;
+      t?: string;
+      p?: unknown;
+      m?: unknown;
+      n?: unknown;
+      dirs?: number;
+      files?: number;
+      bytes?: number;
+      sha256?: unknown;
     };
     if (rec.t === 'e') {
       if (meta && rec.sha256 !== before) throw damaged('its records do not match their sha256');
       const files = manifest.entries.filter((e) => e.type === 'file').length;
-      if (rec.files !== files || rec.dirs !== manifest.entries.length - files || rec.bytes !== manifest.bytes) throw damaged('its end record does not match its contents');
+      if (rec.files !== files || rec.dirs !== manifest.entries.length - files || rec.bytes !== manifest.bytes)
+        throw damaged('its end record does not match its contents');
       if (!(await r.atEnd())) throw damaged('it has bytes after its end record');
       break;
     }
     const p = checkPath(rec.p);
-    const mode = typeof rec.m === 'number' && Number.isInteger(rec.m) && rec.m >= 0 && rec.m <= 0o7777 ? rec.m & 0o777 : undefined;
+    const mode =
+      typeof rec.m === 'number' && Number.isInteger(rec.m) && rec.m >= 0 && rec.m <= 0o7777 ? rec.m & 0o777 : undefined;
     if (mode === undefined) throw damaged(`entry ${p} has no valid mode`);
     if (rec.t === 'd') {
       if (target) {
-        await fs.mkdir(path.join(target, p), { mode: 0o700 }).catch((e) => { throw damaged(`cannot create ${p}: ${(e as Error).message}`); });
+        await fs.mkdir(path.join(target, p), { mode: 0o700 }).catch((e) => {
+          throw damaged(`cannot create ${p}: ${(e as Error).message}`);
+        });
         dirModes.push([path.join(target, p), mode]);
       }
       manifest.entries.push({ type: 'dir', path: p, mode, size: 0 });
     } else if (rec.t === 'f') {
       const size = rec.n;
-      if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw damaged(`entry ${p} has no valid size`);
+      if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
+        throw damaged(`entry ${p} has no valid size`);
       const fh = target
-        ? await fs.open(path.join(target, p), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
-          .catch((e) => { throw damaged(`cannot create ${p}: ${(e as Error).message}`); })
+        ? await fs
+            .open(
+              path.join(target, p),
+              constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+              0o600,
+            )
+            .catch((e) => {
+              throw damaged(`cannot create ${p}: ${(e as Error).message}`);
+            })
         : undefined;
       let d: Buffer;
       try {
@@ -350,7 +401,8 @@ function parseJson(text: string): unknown {
   }
 }
 
-const damaged = (what: string): IntegrityError => new IntegrityError('damaged', `the backup archive is damaged: ${what}`);
+const damaged = (what: string): IntegrityError =>
+  new IntegrityError('damaged', `the backup archive is damaged: ${what}`);
 
 /** Pulls exact byte counts and lines out of a stream of buffers. */
 class Reader {
@@ -371,7 +423,8 @@ class Reader {
     return true;
   }
   async bytes(n: number): Promise<Buffer> {
-    while (this.buf.length < n) if (!(await this.more())) throw new IntegrityError('truncated', 'the backup archive is truncated');
+    while (this.buf.length < n)
+      if (!(await this.more())) throw new IntegrityError('truncated', 'the backup archive is truncated');
     const out = this.buf.subarray(0, n);
     this.buf = this.buf.subarray(n);
     return out;
@@ -392,7 +445,8 @@ class Reader {
   async *exactly(n: number): AsyncGenerator<Buffer> {
     let left = n;
     while (left > 0) {
-      if (this.buf.length === 0 && !(await this.more())) throw new IntegrityError('truncated', 'the backup archive is truncated');
+      if (this.buf.length === 0 && !(await this.more()))
+        throw new IntegrityError('truncated', 'the backup archive is truncated');
       const piece = this.buf.subarray(0, Math.min(left, this.buf.length));
       this.buf = this.buf.subarray(piece.length);
       left -= piece.length;

@@ -127,7 +127,8 @@ export function decryptStream(keyMaterial: Uint8Array): Transform {
   let chunkSize = 0;
   let i = 0;
   const open = (sealed: Buffer, final: boolean): Buffer => {
-    if (sealed.length < TAG_LEN) throw new IntegrityError('truncated', 'the encrypted file is truncated (its last chunk is incomplete)');
+    if (sealed.length < TAG_LEN)
+      throw new IntegrityError('truncated', 'the encrypted file is truncated (its last chunk is incomplete)');
     const d = crypto.createDecipheriv('aes-256-gcm', key!, nonce(i));
     d.setAAD(aad(header!, i, final));
     d.setAuthTag(sealed.subarray(sealed.length - TAG_LEN));
@@ -139,7 +140,10 @@ export function decryptStream(keyMaterial: Uint8Array): Transform {
       return out;
     } catch {
       throw final
-        ? new IntegrityError('damaged', `the encrypted file is damaged or truncated: chunk ${i} (the last one read) fails authentication`)
+        ? new IntegrityError(
+            'damaged',
+            `the encrypted file is damaged or truncated: chunk ${i} (the last one read) fails authentication`,
+          )
         : new IntegrityError('damaged', `the encrypted file is damaged: chunk ${i} fails authentication`);
     }
   };
@@ -176,7 +180,8 @@ function readHeader(header: Buffer, keyMaterial: Uint8Array): { key: Buffer; chu
     throw new IntegrityError('format', 'not a file encrypted by etcd-migrate (unknown header)');
   }
   const chunkSize = header.readUInt32BE(CRYPT_MAGIC.length);
-  if (chunkSize < 1 || chunkSize > MAX_CHUNK) throw new IntegrityError('damaged', `the encrypted file's header is damaged (chunk size ${chunkSize})`);
+  if (chunkSize < 1 || chunkSize > MAX_CHUNK)
+    throw new IntegrityError('damaged', `the encrypted file's header is damaged (chunk size ${chunkSize})`);
   const salt = header.subarray(CRYPT_MAGIC.length + 4, CRYPT_MAGIC.length + 36);
   const { key, check } = derive(keyMaterial, salt);
   if (!crypto.timingSafeEqual(check, header.subarray(CRYPT_MAGIC.length + 36, HEADER_LEN))) {
@@ -192,7 +197,9 @@ export function keyFromFileBytes(bytes: Buffer, file: string): Buffer {
   if (end > 0 && bytes[end - 1] === 0x0d) end--;
   const key = bytes.subarray(0, end);
   if (key.length < MIN_KEY_BYTES) {
-    throw new UsageError(`the backup encryption key file ${file} holds ${key.length} bytes; it needs at least ${MIN_KEY_BYTES} random bytes, e.g. openssl rand -base64 48 > ${file}`);
+    throw new UsageError(
+      `the backup encryption key file ${file} holds ${key.length} bytes; it needs at least ${MIN_KEY_BYTES} random bytes, e.g. openssl rand -base64 48 > ${file}`,
+    );
   }
   return key;
 }

@@ -6,7 +6,12 @@ import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import {
-  ARCHIVE_MAGIC, archiveBytes, readArchive, type ArchiveHeader, type Manifest, type OnBytes,
+  ARCHIVE_MAGIC,
+  archiveBytes,
+  readArchive,
+  type ArchiveHeader,
+  type Manifest,
+  type OnBytes,
 } from './archive.ts';
 import type { Codec } from './blocks.ts';
 import { IntegrityError } from '../errors.ts';
@@ -24,7 +29,8 @@ export async function sniff(file: string): Promise<FileKind> {
     const b = Buffer.alloc(32);
     const { bytesRead } = await fh.read(b, 0, 32, 0);
     const head = b.subarray(0, bytesRead);
-    if (head.length >= CRYPT_MAGIC.length && head.subarray(0, CRYPT_MAGIC.length).equals(CRYPT_MAGIC)) return 'encrypted';
+    if (head.length >= CRYPT_MAGIC.length && head.subarray(0, CRYPT_MAGIC.length).equals(CRYPT_MAGIC))
+      return 'encrypted';
     if (isArchive(head)) return 'archive';
     // bbolt's first meta page: page header (16 bytes), then the magic.
     if (head.length >= 20 && head.readUInt32LE(16) === BOLT_MAGIC) return 'snapshot';
@@ -61,8 +67,15 @@ const zstdDecompress = () => zlib.createZstdDecompress({ chunkSize: CHUNK });
  * Writes `<root>/member` as an archive (with a key, encrypted) to a new file, fsynced unless `sync`
  * is false (the caller then fsyncs it before relying on it).
  */
-export async function writeArchiveFile(root: string, file: string, header: ArchiveHeader, key: Buffer | undefined,
-  sync = true, codec: Codec = 'none', onBytes?: OnBytes): Promise<Manifest> {
+export async function writeArchiveFile(
+  root: string,
+  file: string,
+  header: ArchiveHeader,
+  key: Buffer | undefined,
+  sync = true,
+  codec: Codec = 'none',
+  onBytes?: OnBytes,
+): Promise<Manifest> {
   const manifest: Manifest = { header, entries: [], bytes: 0 };
   const stages: Transform[] = key ? [encryptStream(key)] : [];
   const bytes = archiveBytes(root, header, manifest, codec, onBytes);
@@ -74,7 +87,10 @@ export async function writeArchiveFile(root: string, file: string, header: Archi
 
 /** Reads an archive file back, checking everything; with `target`, extracts it there. */
 export async function readArchiveFile(
-  file: string, key: Buffer | undefined, target?: string, onBytes?: OnBytes,
+  file: string,
+  key: Buffer | undefined,
+  target?: string,
+  onBytes?: OnBytes,
 ): Promise<Manifest> {
   let manifest: Manifest | undefined;
   const sink = async (source: AsyncIterable<Buffer>) => {

@@ -30,7 +30,15 @@ import { swapPending } from '../workdir.ts';
 import { backupVanishes, inContainer } from './place.ts';
 import { backupId, listBackups } from './retention.ts';
 import { backupBound, checkSpace, defaultScratch, human, measureFree, measureMember } from './space.ts';
-import { createBackup, existingSizes, prune, readKeyFile, restoreArchive, type Backup, type BackupDir } from './store.ts';
+import {
+  createBackup,
+  existingSizes,
+  prune,
+  readKeyFile,
+  restoreArchive,
+  type Backup,
+  type BackupDir,
+} from './store.ts';
 
 export class BackupGuard {
   readonly target: BackupDir;
@@ -48,8 +56,14 @@ export class BackupGuard {
   private readonly memberBytes: number;
   private readonly progress: StartProgress;
 
-  private constructor(target: BackupDir, dataDir: string, log: Log, clusterMember: boolean, memberBytes: number,
-    progress: StartProgress | undefined) {
+  private constructor(
+    target: BackupDir,
+    dataDir: string,
+    log: Log,
+    clusterMember: boolean,
+    memberBytes: number,
+    progress: StartProgress | undefined,
+  ) {
     this.target = target;
     this.dataDir = dataDir;
     this.log = log;
@@ -60,7 +74,11 @@ export class BackupGuard {
 
   /** Checks everything a backup needs (key, place, free space) before anything changes. */
   static async prepare(
-    opts: Options, steps: readonly Step[], log: Log, env: NodeJS.ProcessEnv = process.env, progress?: StartProgress,
+    opts: Options,
+    steps: readonly Step[],
+    log: Log,
+    env: NodeJS.ProcessEnv = process.env,
+    progress?: StartProgress,
   ): Promise<BackupGuard> {
     const key = opts.backupKeyFile ? await readKeyFile(opts.backupKeyFile) : undefined;
     const dataReal = await realish(opts.dataDir);
@@ -74,13 +92,18 @@ export class BackupGuard {
     const data = await measureFree(await nearestDir(opts.dataDir));
     const existingDir = await nearestDir(dir);
     await fs.access(existingDir, fs.constants.W_OK | fs.constants.X_OK).catch(() => {
-      throw new UsageError(`the backup dir ${dir} cannot be ${existingDir === dir ? 'written' : `created in ${existingDir}`} (permission denied or read-only); choose a writable --backup-dir (BACKUP_DIR)`);
+      throw new UsageError(
+        `the backup dir ${dir} cannot be ${existingDir === dir ? 'written' : `created in ${existingDir}`} (permission denied or read-only); choose a writable --backup-dir (BACKUP_DIR)`,
+      );
     });
     const backup = await measureFree(existingDir);
     const names = listBackups(await fs.readdir(dir).catch(() => [] as string[]), guard.target.id);
     const verdict = checkSpace({
-      dataFree: data.free, backupFree: backup.free, sameFs: data.dev === backup.dev,
-      existing: await existingSizes(guard.target, names), keep: opts.keepBackups,
+      dataFree: data.free,
+      backupFree: backup.free,
+      sameFs: data.dev === backup.dev,
+      existing: await existingSizes(guard.target, names),
+      keep: opts.keepBackups,
       steps: steps.map((step, i) => {
         const runner = runnerFor(step)!;
         return {
@@ -92,13 +115,17 @@ export class BackupGuard {
     });
     if (!verdict.ok) {
       const where = verdict.what === 'backup' ? `its backup in ${dir}` : `its work in ${opts.dataDir}`;
-      throw new UsageError(`not enough free space for step ${verdict.step + 1} (${verdict.label}): ${where} needs up to ${human(verdict.need)}, ${human(verdict.free)} is free (member dir ${human(sizes.member)}); free some space, put --backup-dir (BACKUP_DIR) on another disk, or lower --keep-backups`);
+      throw new UsageError(
+        `not enough free space for step ${verdict.step + 1} (${verdict.label}): ${where} needs up to ${human(verdict.need)}, ${human(verdict.free)} is free (member dir ${human(sizes.member)}); free some space, put --backup-dir (BACKUP_DIR) on another disk, or lower --keep-backups`,
+      );
     }
     const root = await fs.stat('/');
     if (backupVanishes(inContainer(env), { root: root.dev, data: data.dev, backup: backup.dev })) {
-      throw new UsageError(`the backup dir ${dir} is on this container's own file system, which vanishes with `
-        + `the container, while the data dir ${opts.dataDir} is on a volume; nothing was changed; `
-        + 'set --backup-dir (BACKUP_DIR) to a dir on a persistent volume (not inside the data dir)');
+      throw new UsageError(
+        `the backup dir ${dir} is on this container's own file system, which vanishes with ` +
+          `the container, while the data dir ${opts.dataDir} is on a volume; nothing was changed; ` +
+          'set --backup-dir (BACKUP_DIR) to a dir on a persistent volume (not inside the data dir)',
+      );
     }
     return guard;
   }
@@ -118,7 +145,11 @@ export class BackupGuard {
    * Retention runs once the step that made the backup has run or failed. A step that refuses
    * (UsageError: nothing was changed) leaves no backup behind and deletes no older one.
    */
-  async around<T>(s: Step, runner: Pick<Runner<Step>, 'mode' | 'backupBeside'>, step: (backedUp: () => Promise<void>) => Promise<T>): Promise<T> {
+  async around<T>(
+    s: Step,
+    runner: Pick<Runner<Step>, 'mode' | 'backupBeside'>,
+    step: (backedUp: () => Promise<void>) => Promise<T>,
+  ): Promise<T> {
     const makes = !this.last;
     this.making = makes;
     try {
@@ -135,7 +166,9 @@ export class BackupGuard {
   }
 
   private async withBackup<T>(
-    s: Step, runner: Pick<Runner<Step>, 'mode' | 'backupBeside'>, step: (backedUp: () => Promise<void>) => Promise<T>,
+    s: Step,
+    runner: Pick<Runner<Step>, 'mode' | 'backupBeside'>,
+    step: (backedUp: () => Promise<void>) => Promise<T>,
   ): Promise<T> {
     const mode = runner.mode;
     if (this.last || mode === 'in-place' || !runner.backupBeside) {
@@ -197,7 +230,9 @@ export class BackupGuard {
       const gone = await prune(this.target);
       if (gone.length) this.log(`removed ${gone.length} older backup(s), keeping ${this.target.keep}`);
     } catch (e) {
-      this.log(`could not remove older backups from ${this.target.dir} (${(e as Error).message}); they stay until a later run`);
+      this.log(
+        `could not remove older backups from ${this.target.dir} (${(e as Error).message}); they stay until a later run`,
+      );
     }
   }
 
@@ -217,9 +252,11 @@ export class BackupGuard {
     if (mode === 'rebuild') {
       // A refusal by the step that made the backup: around() removes it and says so.
       if (this.making && refused(error) && !(await swapPending(this.dataDir))) return;
-      this.log(await swapPending(this.dataDir)
-        ? `the swap to ${fmtData(s.to)} was interrupted; the next run completes it (backup ${b.file})`
-        : `the data dir was not changed: the step builds its result aside and it was removed (backup ${b.file} kept)`);
+      this.log(
+        (await swapPending(this.dataDir))
+          ? `the swap to ${fmtData(s.to)} was interrupted; the next run completes it (backup ${b.file})`
+          : `the data dir was not changed: the step builds its result aside and it was removed (backup ${b.file} kept)`,
+      );
       return;
     }
     if (this.clusterMember) {
@@ -229,11 +266,16 @@ export class BackupGuard {
     this.log(`the step failed after etcd ran on the live data; restoring ${b.file}`);
     try {
       const v = await restoreArchive(b.file, this.target.key, this.dataDir);
-      this.log(`restored the data dir from the backup taken before this run's first step: it is as it was then (version.txt = ${fmtData(v)})`);
-      this.failureNote = 'the data dir was put back from the backup taken before the run\'s first step; '
-        + 'fix the cause and rerun to repeat its steps';
+      this.log(
+        `restored the data dir from the backup taken before this run's first step: it is as it was then (version.txt = ${fmtData(v)})`,
+      );
+      this.failureNote =
+        "the data dir was put back from the backup taken before the run's first step; " +
+        'fix the cause and rerun to repeat its steps';
     } catch (e) {
-      this.log(`could not restore the backup automatically (${(e as Error).message}); the data dir may hold changes by etcd ${fmtData(s.to)} while version.txt says ${fmtData(s.from)}: rerun to retry the step, or restore by hand with: etcd-migrate restore ${b.file} --data-dir <an empty dir>`);
+      this.log(
+        `could not restore the backup automatically (${(e as Error).message}); the data dir may hold changes by etcd ${fmtData(s.to)} while version.txt says ${fmtData(s.from)}: rerun to retry the step, or restore by hand with: etcd-migrate restore ${b.file} --data-dir <an empty dir>`,
+      );
     }
   }
 
@@ -243,11 +285,14 @@ export class BackupGuard {
    * log it wrote, and the member catches up from its peers.
    */
   private keepClusterLog(s: Step, b: Backup): void {
-    this.log(`the step failed after etcd ${fmtData(s.to)} was started on the live data of a cluster member; `
-      + `the data dir is left as etcd left it, not put back from ${b.file} (kept): a cluster member's raft log `
-      + 'is never rolled back, since its peers remember the entries it acknowledged');
-    this.failureNote = `the member dir holds what etcd ${fmtData(s.to)} left (a cluster member's raft log is never `
-      + `rolled back; backup ${b.file} kept); fix the cause and rerun: the member rejoins the cluster with its own log`;
+    this.log(
+      `the step failed after etcd ${fmtData(s.to)} was started on the live data of a cluster member; ` +
+        `the data dir is left as etcd left it, not put back from ${b.file} (kept): a cluster member's raft log ` +
+        'is never rolled back, since its peers remember the entries it acknowledged',
+    );
+    this.failureNote =
+      `the member dir holds what etcd ${fmtData(s.to)} left (a cluster member's raft log is never ` +
+      `rolled back; backup ${b.file} kept); fix the cause and rerun: the member rejoins the cluster with its own log`;
   }
 }
 
@@ -263,13 +308,17 @@ function backupFailure(e: unknown, dir: string): Error {
   const code = errno(e);
   const why = (e as Error).message;
   if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new UsageError(`the backup in ${dir} could not be written: its file system is full (${code}); `
-      + 'nothing was changed; free space there, put --backup-dir (BACKUP_DIR) on another disk, '
-      + 'or lower --keep-backups');
+    return new UsageError(
+      `the backup in ${dir} could not be written: its file system is full (${code}); ` +
+        'nothing was changed; free space there, put --backup-dir (BACKUP_DIR) on another disk, ' +
+        'or lower --keep-backups',
+    );
   }
   if (code && ['EROFS', 'EACCES', 'EPERM', 'ENOTDIR', 'EEXIST', 'EISDIR'].includes(code)) {
-    return new UsageError(`the backup in ${dir} could not be written (${why}); nothing was changed; `
-      + 'point --backup-dir (BACKUP_DIR) at a writable directory');
+    return new UsageError(
+      `the backup in ${dir} could not be written (${why}); nothing was changed; ` +
+        'point --backup-dir (BACKUP_DIR) at a writable directory',
+    );
   }
   return new BackupError(`the backup in ${dir} failed (${why}); nothing was changed`);
 }
@@ -296,8 +345,10 @@ async function checkNotAFile(dir: string): Promise<void> {
   for (let d = dir; ; d = path.dirname(d)) {
     const st = await fs.stat(d).catch(() => undefined);
     if (st && !st.isDirectory()) {
-      throw new UsageError(`the backup dir ${dir} cannot be made: ${d} is a file, not a directory; `
-        + 'nothing was changed; point --backup-dir (BACKUP_DIR) at a directory');
+      throw new UsageError(
+        `the backup dir ${dir} cannot be made: ${d} is a file, not a directory; ` +
+          'nothing was changed; point --backup-dir (BACKUP_DIR) at a directory',
+      );
     }
     if (st || path.dirname(d) === d) return;
   }
@@ -306,7 +357,10 @@ async function checkNotAFile(dir: string): Promise<void> {
 async function nearestDir(p: string): Promise<string> {
   let d = path.resolve(p);
   for (;;) {
-    const ok = await fs.stat(d).then((s) => s.isDirectory(), () => false);
+    const ok = await fs.stat(d).then(
+      (s) => s.isDirectory(),
+      () => false,
+    );
     if (ok) return d;
     const up = path.dirname(d);
     if (up === d) return d;

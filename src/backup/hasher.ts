@@ -15,7 +15,11 @@ parentPort.on('message', ({ id, buf, off, len }) => {
 });
 `;
 
-interface Reply { id: number; buf: ArrayBuffer; digest: Uint8Array }
+interface Reply {
+  id: number;
+  buf: ArrayBuffer;
+  digest: Uint8Array;
+}
 
 /** Below this a block is hashed in place: moving it costs more than hashing it. */
 const MIN_MOVED = 64 << 10;

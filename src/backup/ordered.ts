@@ -3,7 +3,9 @@
 
 /** Results of `fn` over `items`, in order, with at most `limit` jobs started and not yet taken. */
 export async function* mapOrdered<T, R>(
-  items: Iterable<T>, limit: number, fn: (item: T) => Promise<R>,
+  items: Iterable<T>,
+  limit: number,
+  fn: (item: T) => Promise<R>,
 ): AsyncGenerator<R> {
   const queue: Array<Promise<R>> = [];
   const it = items[Symbol.iterator]();

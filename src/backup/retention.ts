@@ -35,7 +35,12 @@ export interface ParsedName {
 export function parseBackupName(name: string): ParsedName | undefined {
   const m = NAME.exec(name);
   if (!m?.groups) return undefined;
-  return { id: m.groups.id!, stamp: m.groups.stamp!, version: `${m.groups.ver}/${m.groups.storage}`, encrypted: !!m.groups.enc };
+  return {
+    id: m.groups.id!,
+    stamp: m.groups.stamp!,
+    version: `${m.groups.ver}/${m.groups.storage}`,
+    encrypted: !!m.groups.enc,
+  };
 }
 
 /**
@@ -47,11 +52,15 @@ export function toDelete(names: readonly string[], id: string, keep: number): st
   const mine = names.map((n) => ({ n, p: parseBackupName(n) })).filter((x) => x.p?.id === id);
   mine.sort((a, b) => (a.p!.stamp < b.p!.stamp ? 1 : a.p!.stamp > b.p!.stamp ? -1 : a.n < b.n ? 1 : -1));
   const old = mine.slice(Math.max(keep, 0)).map((x) => x.n);
-  const parts = names.filter((n) => n.endsWith(PART_SUFFIX) && parseBackupName(n.slice(0, -PART_SUFFIX.length))?.id === id);
+  const parts = names.filter(
+    (n) => n.endsWith(PART_SUFFIX) && parseBackupName(n.slice(0, -PART_SUFFIX.length))?.id === id,
+  );
   return [...old, ...parts];
 }
 
 /** This data dir's backups, newest first. */
 export function listBackups(names: readonly string[], id: string): string[] {
-  return names.filter((n) => parseBackupName(n)?.id === id).sort((a, b) => parseBackupName(b)!.stamp.localeCompare(parseBackupName(a)!.stamp));
+  return names
+    .filter((n) => parseBackupName(n)?.id === id)
+    .sort((a, b) => parseBackupName(b)!.stamp.localeCompare(parseBackupName(a)!.stamp));
 }

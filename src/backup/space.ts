@@ -38,8 +38,7 @@ export interface SpacePlan {
 }
 
 export type SpaceVerdict =
-  | { ok: true }
-  | { ok: false; step: number; label: string; what: 'backup' | 'scratch'; need: number; free: number };
+  { ok: true } | { ok: false; step: number; label: string; what: 'backup' | 'scratch'; need: number; free: number };
 
 /**
  * Walks the steps as the executor runs them: write a backup, run the step with its scratch space
@@ -51,11 +50,13 @@ export function checkSpace(p: SpacePlan): SpaceVerdict {
   const kept = [...p.existing];
   for (const [i, s] of p.steps.entries()) {
     const backupAvail = p.backupFree - backupUsed;
-    if (s.backup > backupAvail) return { ok: false, step: i, label: s.label, what: 'backup', need: s.backup, free: Math.max(backupAvail, 0) };
+    if (s.backup > backupAvail)
+      return { ok: false, step: i, label: s.label, what: 'backup', need: s.backup, free: Math.max(backupAvail, 0) };
     backupUsed += s.backup;
     kept.unshift(s.backup);
     const dataAvail = p.dataFree - (p.sameFs ? backupUsed : 0);
-    if (s.scratch > dataAvail) return { ok: false, step: i, label: s.label, what: 'scratch', need: s.scratch, free: Math.max(dataAvail, 0) };
+    if (s.scratch > dataAvail)
+      return { ok: false, step: i, label: s.label, what: 'scratch', need: s.scratch, free: Math.max(dataAvail, 0) };
     for (const gone of kept.splice(Math.max(p.keep, 1))) backupUsed -= gone;
   }
   return { ok: true };
@@ -69,8 +70,13 @@ export async function measureMember(dataDir: string): Promise<MemberSizes> {
     else member += st.size;
   };
   const root = path.join(dataDir, 'member');
-  await walk(root).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'ENOENT') throw e; });
-  const db = await fs.stat(path.join(root, 'snap', 'db')).then((s) => s.size, () => 0);
+  await walk(root).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ENOENT') throw e;
+  });
+  const db = await fs.stat(path.join(root, 'snap', 'db')).then(
+    (s) => s.size,
+    () => 0,
+  );
   return { member, db };
 }
 

@@ -37,13 +37,17 @@ export async function readKeyFile(file: string): Promise<Buffer> {
     if (st.isFile() && (st.mode & 0o044) !== 0) {
       const who = st.mode & 0o004 ? 'everyone' : 'its group';
       const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
-      throw new UsageError(`the backup encryption key file ${file} is readable by ${who} (mode ${mode}); `
-        + `make it the owner's only: chmod 600 ${file} (a Kubernetes Secret volume: defaultMode 0400)`);
+      throw new UsageError(
+        `the backup encryption key file ${file} is readable by ${who} (mode ${mode}); ` +
+          `make it the owner's only: chmod 600 ${file} (a Kubernetes Secret volume: defaultMode 0400)`,
+      );
     }
     bytes = await fs.readFile(file);
   } catch (e) {
     if (e instanceof UsageError) throw e;
-    throw new UsageError(`the backup encryption key file ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)}); point --backup-encryption-key-file (BACKUP_ENCRYPTION_KEY_FILE) at a file of 32+ random bytes`);
+    throw new UsageError(
+      `the backup encryption key file ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)}); point --backup-encryption-key-file (BACKUP_ENCRYPTION_KEY_FILE) at a file of 32+ random bytes`,
+    );
   }
   return keyFromFileBytes(bytes, file);
 }
@@ -54,7 +58,11 @@ export async function readKeyFile(file: string): Promise<Buffer> {
  * then renames it to its final name.
  */
 export async function createBackup(
-  dataDir: string, v: DataVersion, b: BackupDir, now = new Date(), onBytes?: OnBytes,
+  dataDir: string,
+  v: DataVersion,
+  b: BackupDir,
+  now = new Date(),
+  onBytes?: OnBytes,
 ): Promise<Backup> {
   // The backup dir and any missing parent, owner-only.
   await fse.ensureDir(b.dir, { mode: 0o700 });
@@ -66,12 +74,14 @@ export async function createBackup(
     // The disk flush (I/O wait) runs while the read-back (CPU) checks the same bytes; both finish
     // before the rename, so a backup under its final name is always on disk and verified.
     const [checked, synced] = await Promise.allSettled([
-      readArchiveFile(part, b.key, undefined, onBytes), fsyncFile(part),
+      readArchiveFile(part, b.key, undefined, onBytes),
+      fsyncFile(part),
     ]);
     if (checked.status === 'rejected') throw checked.reason;
     if (synced.status === 'rejected') throw synced.reason;
     const read = checked.value;
-    if (!sameEntries(written.entries, read.entries)) throw new IntegrityError('damaged', `the backup ${part} read back differs from the data it was written from`);
+    if (!sameEntries(written.entries, read.entries))
+      throw new IntegrityError('damaged', `the backup ${part} read back differs from the data it was written from`);
     await fs.rename(part, file);
     await fsyncDir(b.dir);
     return { file, size: (await fs.stat(file)).size, manifest: read };
@@ -98,7 +108,13 @@ export async function prune(b: BackupDir): Promise<string[]> {
 /** Sizes of this data dir's backups, for the space check. */
 export async function existingSizes(b: BackupDir, names: readonly string[]): Promise<number[]> {
   const sizes: number[] = [];
-  for (const n of names) sizes.push(await fs.stat(path.join(b.dir, n)).then((s) => s.size, () => 0));
+  for (const n of names)
+    sizes.push(
+      await fs.stat(path.join(b.dir, n)).then(
+        (s) => s.size,
+        () => 0,
+      ),
+    );
   return sizes;
 }
 

@@ -2,4 +2,5 @@
 export const COMMANDS = ['backup', 'restore'] as const;
 export type Command = (typeof COMMANDS)[number];
 
-export const isCommand = (word: string | undefined): word is Command => (COMMANDS as readonly string[]).includes(word ?? '');
+export const isCommand = (word: string | undefined): word is Command =>
+  (COMMANDS as readonly string[]).includes(word ?? '');

@@ -13,17 +13,39 @@ const MIGRATE_TIMEOUT_MS = 60 * 60_000;
  * it sends back into the v3 store (see etcd2/convert/transform.ts); by itself it drops the TTLs (see
  * etcd-facts). It hangs if an etcd holds the dir; the caller makes sure none does. Returns its output.
  */
-export async function migrateV2ToV3(etcdctl: string, dataDir: string, transformer: string, env: NodeJS.ProcessEnv): Promise<string> {
+export async function migrateV2ToV3(
+  etcdctl: string,
+  dataDir: string,
+  transformer: string,
+  env: NodeJS.ProcessEnv,
+): Promise<string> {
   const args = ['migrate', '--data-dir', dataDir, '--transformer', transformer];
   const r = await execa(etcdctl, args, {
-    reject: false, all: true, stdin: 'ignore', timeout: MIGRATE_TIMEOUT_MS,
-    env: { ...childEnv(env, args, 'ETCDCTL_'), ETCDCTL_API: '3', [TEMPORARY_MARK]: '1' }, extendEnv: false,
+    reject: false,
+    all: true,
+    stdin: 'ignore',
+    timeout: MIGRATE_TIMEOUT_MS,
+    env: { ...childEnv(env, args, 'ETCDCTL_'), ETCDCTL_API: '3', [TEMPORARY_MARK]: '1' },
+    extendEnv: false,
   });
   if (r.exitCode !== 0 || r.timedOut) {
-    const shown = lastLines(path.basename(etcdctl), String(r.all ?? '').trim().split('\n').filter(Boolean).slice(-5));
-    const why = r.timedOut ? `did not finish in ${MIGRATE_TIMEOUT_MS / 60_000} min` : `failed (exit code ${r.exitCode})`;
+    const shown = lastLines(
+      path.basename(etcdctl),
+      String(r.all ?? '')
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .slice(-5),
+    );
+    const why = r.timedOut
+      ? `did not finish in ${MIGRATE_TIMEOUT_MS / 60_000} min`
+      : `failed (exit code ${r.exitCode})`;
     throw new ProcessError(`${etcdctl} migrate ${why}`, {
-      command: etcdctl, exitCode: r.exitCode, signal: r.signal, output: String(r.all ?? ''), shown,
+      command: etcdctl,
+      exitCode: r.exitCode,
+      signal: r.signal,
+      output: String(r.all ?? ''),
+      shown,
     });
   }
   return String(r.all ?? '');

@@ -81,9 +81,10 @@ export async function runTransformer(files: TransformerFiles): Promise<void> {
 const parseNode = (text: string): V2Node => parseJson<V2Node>(text, 'a v2 node from etcdctl migrate');
 
 /** Resolves once the bytes are in the pipe (the kernel's), not only in Node's queue. */
-const write = (b: Buffer): Promise<void> => new Promise((resolve, reject) => {
-  process.stdout.write(b, (e) => (e ? reject(e) : resolve()));
-});
+const write = (b: Buffer): Promise<void> =>
+  new Promise((resolve, reject) => {
+    process.stdout.write(b, (e) => (e ? reject(e) : resolve()));
+  });
 
 /**
  * The most the pipe from here to migrate can hold: Linux makes a pipe 16 pages big (64 KiB with 4 KiB

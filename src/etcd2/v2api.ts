@@ -39,7 +39,8 @@ export async function* walk(c: HttpClient, root = '/'): AsyncGenerator<V2Node> {
 export async function put(c: HttpClient, key: string, value: string, ttl?: number): Promise<V2Node> {
   const body = `value=${encodeURIComponent(value)}${ttl !== undefined ? `&ttl=${ttl}` : ''}`;
   const r = await c.text('PUT', keyPath(key), body);
-  if (r.status !== 200 && r.status !== 201) throw new StepError(`the v2 API refused to write ${key}: HTTP ${r.status} ${v2Error(r.body)}`);
+  if (r.status !== 200 && r.status !== 201)
+    throw new StepError(`the v2 API refused to write ${key}: HTTP ${r.status} ${v2Error(r.body)}`);
   return parseJson<{ node: V2Node }>(r.body, 'the v2 answer to a write').node;
 }
 

@@ -57,7 +57,8 @@ export class ChildNodeScanner {
       else if (c === OPEN_OBJ || c === OPEN_ARR) {
         this.stack.push(c);
         const { depth, inArray } = this.shape;
-        if (this.stack.length === depth && c === OPEN_OBJ && (!inArray || this.stack[depth - 2] === OPEN_ARR)) this.start = pos;
+        if (this.stack.length === depth && c === OPEN_OBJ && (!inArray || this.stack[depth - 2] === OPEN_ARR))
+          this.start = pos;
       } else if (c === CLOSE_OBJ || c === CLOSE_ARR) {
         if (this.stack.length === this.shape.depth && this.start >= 0) {
           out.push(buf.slice(this.start, pos + 1));

@@ -48,28 +48,38 @@ async function saveV2Snapshot(o: SaveOptions, last: number, count: number): Prom
   const tls = o.member.clientTls;
   // The count must be this one: a --snapshot-count among the member's extra flags (they come last) is left out.
   const member = { ...o.member, extraArgs: withoutFlag(o.member.extraArgs, '--snapshot-count') };
-  await withTempEtcd({
-    bin: o.bin, version: o.version, dataDir: o.scratch, member, storage: 'etcd2', env: o.env,
-    timeoutMs: o.timeoutMs, flags: [`--snapshot-count=${Math.max(1, count)}`], log: o.log,
-  }, async (e) => {
-    const deadline = Date.now() + o.timeoutMs;
-    let probed = Date.now();
-    // Ready: its election's entry is applied, which triggered the snapshot; etcd is writing it. When
-    // etcd loaded an older snapshot than the newest (a damaged file), it needs more entries for the
-    // next: a probe now and then is one. Not more often: every `count` entries is one more snapshot
-    // of the whole store, all written at once.
-    while (((await newestSnap(snapDir))?.index ?? 0) < last) {
-      if (Date.now() > deadline) {
-        const what = `snapshot of its v2 store up to raft index ${last}`;
-        throw new StepError(`etcd ${fmt(o.version)} saved no ${what} in ${o.timeoutMs / 1000} s`);
+  await withTempEtcd(
+    {
+      bin: o.bin,
+      version: o.version,
+      dataDir: o.scratch,
+      member,
+      storage: 'etcd2',
+      env: o.env,
+      timeoutMs: o.timeoutMs,
+      flags: [`--snapshot-count=${Math.max(1, count)}`],
+      log: o.log,
+    },
+    async (e) => {
+      const deadline = Date.now() + o.timeoutMs;
+      let probed = Date.now();
+      // Ready: its election's entry is applied, which triggered the snapshot; etcd is writing it. When
+      // etcd loaded an older snapshot than the newest (a damaged file), it needs more entries for the
+      // next: a probe now and then is one. Not more often: every `count` entries is one more snapshot
+      // of the whole store, all written at once.
+      while (((await newestSnap(snapDir))?.index ?? 0) < last) {
+        if (Date.now() > deadline) {
+          const what = `snapshot of its v2 store up to raft index ${last}`;
+          throw new StepError(`etcd ${fmt(o.version)} saved no ${what} in ${o.timeoutMs / 1000} s`);
+        }
+        await new Promise((res) => setTimeout(res, POLL_MS));
+        if (Date.now() - probed >= PROBE_EVERY_MS) {
+          probed = Date.now();
+          await probeWriteV2(e.endpoint, tls).catch(() => false);
+        }
       }
-      await new Promise((res) => setTimeout(res, POLL_MS));
-      if (Date.now() - probed >= PROBE_EVERY_MS) {
-        probed = Date.now();
-        await probeWriteV2(e.endpoint, tls).catch(() => false);
-      }
-    }
-  });
+    },
+  );
   // Stopped: etcd waits for a snapshot it is writing before it exits.
   const newest = await newestSnap(snapDir);
   if (!newest || newest.index < last) {
@@ -101,4 +111,3 @@ async function newestSnap(snapDir: string): Promise<{ name: string; index: numbe
   }
   return best;
 }
-

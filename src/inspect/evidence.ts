@@ -64,7 +64,10 @@ export async function v2StoreVersion(dataDir: string): Promise<{ minor: string; 
   const walPattern = /\x1a\x0a\/0\/version\x22[\x05-\x0a](\d+\.\d+)\.\d+/g;
   const snapPattern = /"Path":"\/0\/version"[^}]*?"Value":"(\d+\.\d+)\.\d+"/g;
   let found: { minor: string; from: string } | undefined;
-  for (const [sub, pattern] of [['snap', snapPattern], ['wal', walPattern]] as const) {
+  for (const [sub, pattern] of [
+    ['snap', snapPattern],
+    ['wal', walPattern],
+  ] as const) {
     const dir = path.join(member, sub);
     const files = (await fs.readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith(`.${sub}`)).sort();
     for (const f of files) {
@@ -78,6 +81,7 @@ export async function v2StoreVersion(dataDir: string): Promise<{ minor: string; 
 export function describeEvidence(ev: Evidence): string {
   const parts: string[] = [];
   if (ev.clusterVersion) parts.push(`cluster version ${ev.clusterVersion.minor} (from ${ev.clusterVersion.from})`);
-  if (ev.v3Keys !== undefined) parts.push(ev.v3Keys ? 'v3 keys present (etcd3 storage)' : 'no v3 keys (etcd2 storage, or no data)');
+  if (ev.v3Keys !== undefined)
+    parts.push(ev.v3Keys ? 'v3 keys present (etcd3 storage)' : 'no v3 keys (etcd2 storage, or no data)');
   return parts.length ? `the data shows ${parts.join(', ')}` : 'the data shows no version';
 }

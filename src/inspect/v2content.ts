@@ -15,15 +15,32 @@ import { entriesAfter, readWal, validSnapshots, type WalSnapshot } from '../etcd
 
 /** etcdserverpb.Request (proto2, every field written): a v2 request. */
 const REQUEST: Schema = {
-  1: 'varint', 2: 'bytes', 3: 'bytes', 4: 'bytes', 5: 'varint', 6: 'bytes', 7: 'varint', 8: 'varint', 9: 'varint',
-  10: 'varint', 11: 'varint', 12: 'varint', 13: 'varint', 14: 'varint', 15: 'varint', 16: 'varint', 17: 'varint',
+  1: 'varint',
+  2: 'bytes',
+  3: 'bytes',
+  4: 'bytes',
+  5: 'varint',
+  6: 'bytes',
+  7: 'varint',
+  8: 'varint',
+  9: 'varint',
+  10: 'varint',
+  11: 'varint',
+  12: 'varint',
+  13: 'varint',
+  14: 'varint',
+  15: 'varint',
+  16: 'varint',
+  17: 'varint',
 };
 
 /** etcdserverpb.InternalRaftRequest as etcd 3.5 knows it: ID = 1, everything else a message. */
 const INTERNAL: Schema = Object.fromEntries([
   [1, 'varint'],
-  ...[2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 100, 1000, 1011, 1012, 1013, 1100, 1101, 1102, 1103, 1104, 1105, 1106, 1107,
-    1200, 1201, 1202, 1203, 1204, 1300, 1301, 1302].map((n) => [n, 'bytes']),
+  ...[
+    2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 100, 1000, 1011, 1012, 1013, 1100, 1101, 1102, 1103, 1104, 1105, 1106, 1107, 1200,
+    1201, 1202, 1203, 1204, 1300, 1301, 1302,
+  ].map((n) => [n, 'bytes']),
 ]) as Schema;
 
 export type EntryClass =
@@ -189,8 +206,10 @@ export async function readV2Content(dataDir: string, walDir = path.join(dataDir,
   const valid = validSnapshots(log);
   const { snap, broken } = await loadNewestSnap(path.join(dataDir, 'member', 'snap'), valid);
   const walSnapshot = valid.at(-1) ?? { index: 0, term: 0 };
-  const v2After = (index: number) => entriesAfter(log, index).flatMap((e): V2Request[] =>
-    (e.data ? [{ index: e.index, method: e.data.method, path: e.data.path, form: e.data.form }] : []));
+  const v2After = (index: number) =>
+    entriesAfter(log, index).flatMap((e): V2Request[] =>
+      e.data ? [{ index: e.index, method: e.data.method, path: e.data.path, form: e.data.form }] : [],
+    );
   const after36 = v2After(snap?.index ?? 0);
   const after37 = walSnapshot.index === (snap?.index ?? 0) ? after36 : v2After(walSnapshot.index);
   return {
@@ -218,7 +237,10 @@ async function loadNewestSnap(snapDir: string, valid: WalSnapshot[]): Promise<{ 
     throw e;
   });
   const broken: string[] = [];
-  for (const file of names.filter((n) => n.endsWith('.snap')).sort().reverse()) {
+  for (const file of names
+    .filter((n) => n.endsWith('.snap'))
+    .sort()
+    .reverse()) {
     let snap;
     let meta;
     try {

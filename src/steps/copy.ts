@@ -7,7 +7,13 @@ import type { StepContext } from './context.ts';
 
 /** Copies a member dir (a reflink where the file system can, a plain copy elsewhere), modes kept. */
 export async function copyMemberDir(from: string, to: string): Promise<void> {
-  await fs.cp(from, to, { recursive: true, errorOnExist: true, force: false, preserveTimestamps: true, mode: constants.COPYFILE_FICLONE });
+  await fs.cp(from, to, {
+    recursive: true,
+    errorOnExist: true,
+    force: false,
+    preserveTimestamps: true,
+    mode: constants.COPYFILE_FICLONE,
+  });
 }
 
 /**
@@ -26,7 +32,12 @@ export async function linkMemberDir(from: string, to: string, writable: readonly
       await fs.mkdir(dst, { mode: st.mode & 0o7777 });
       for (const name of await fs.readdir(src)) await walk(path.join(rel, name));
     } else if (writable.includes(rel) || !st.isFile()) {
-      await fs.cp(src, dst, { errorOnExist: true, force: false, preserveTimestamps: true, mode: constants.COPYFILE_FICLONE });
+      await fs.cp(src, dst, {
+        errorOnExist: true,
+        force: false,
+        preserveTimestamps: true,
+        mode: constants.COPYFILE_FICLONE,
+      });
     } else {
       await fs.link(src, dst).catch(async (e: NodeJS.ErrnoException) => {
         if (!['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK'].includes(e.code ?? '')) throw e;

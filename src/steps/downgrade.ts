@@ -47,14 +47,17 @@ export const needs = (s: DowngradeStep): ToolNeed[] => [
 export function check(s: DowngradeStep, opts: Pick<Options, 'initialCluster'>): void {
   if (isCluster(opts.initialCluster)) {
     const n = memberNames(opts.initialCluster).length;
-    throw new UsageError(`cannot downgrade ${fmtData(s.from)} -> ${fmtData(s.to)} for a member of a multi-member `
-      + `cluster (INITIAL_CLUSTER names ${n}): a downgrade restores a snapshot, which makes a new cluster; `
-      + 'take one snapshot with "etcd-migrate backup" and restore it on every member with "etcd-migrate restore"');
+    throw new UsageError(
+      `cannot downgrade ${fmtData(s.from)} -> ${fmtData(s.to)} for a member of a multi-member ` +
+        `cluster (INITIAL_CLUSTER names ${n}): a downgrade restores a snapshot, which makes a new cluster; ` +
+        'take one snapshot with "etcd-migrate backup" and restore it on every member with "etcd-migrate restore"',
+    );
   }
 }
 
 /** Peak scratch: the copy and the snapshot, then the snapshot and the restored member. */
-export const space = (_s: DowngradeStep, sizes: MemberSizes): number => Math.max(sizes.member + sizes.db, 2 * sizes.db + WAL_SEGMENT) + (1 << 20);
+export const space = (_s: DowngradeStep, sizes: MemberSizes): number =>
+  Math.max(sizes.member + sizes.db, 2 * sizes.db + WAL_SEGMENT) + (1 << 20);
 
 export async function run(s: DowngradeStep, ctx: StepContext): Promise<StepReport> {
   const work = path.dirname(path.dirname(ctx.newMember));
@@ -63,34 +66,69 @@ export async function run(s: DowngradeStep, ctx: StepContext): Promise<StepRepor
   const restored = path.join(work, 'restored');
   const env = ctlEnv(ctx.env);
   const temp = (version: typeof s.to.version, dataDir: string) => ({
-    bin: binPath(ctx.binDir, 'etcd', version), version, dataDir, member: ctx.member, storage: s.to.storage, env: ctx.env, timeoutMs: ctx.stepTimeoutMs,
+    bin: binPath(ctx.binDir, 'etcd', version),
+    version,
+    dataDir,
+    member: ctx.member,
+    storage: s.to.storage,
+    env: ctx.env,
+    timeoutMs: ctx.stepTimeoutMs,
   });
 
   // 1-2. Snapshot a copy with the current minor's etcd.
   await fs.mkdir(copy, { mode: 0o700 });
-  await fs.cp(path.join(ctx.dataDir, 'member'), path.join(copy, 'member'), { recursive: true, mode: constants.COPYFILE_FICLONE });
+  await fs.cp(path.join(ctx.dataDir, 'member'), path.join(copy, 'member'), {
+    recursive: true,
+    mode: constants.COPYFILE_FICLONE,
+  });
   const source = await withTempEtcd(temp(s.snapshotWith, copy), async (endpoint) => {
     const facts = await memberFacts(endpoint, s.snapshotWith, ctx.binDir, ctx.env, ctx.member.clientTls);
-    await saveSnapshot({ binDir: ctx.binDir, version: s.snapshotWith, endpoint, file: snapshot, env, tls: etcdctlTls(ctx.member.clientTls) });
+    await saveSnapshot({
+      binDir: ctx.binDir,
+      version: s.snapshotWith,
+      endpoint,
+      file: snapshot,
+      env,
+      tls: etcdctlTls(ctx.member.clientTls),
+    });
     return facts;
   });
   await fse.remove(copy);
-  const file = await checkSnapshotFile(snapshot).catch((e: Error) => { throw new StepError(`the snapshot etcd ${fmt(s.snapshotWith)} saved is not usable: ${e.message}`); });
+  const file = await checkSnapshotFile(snapshot).catch((e: Error) => {
+    throw new StepError(`the snapshot etcd ${fmt(s.snapshotWith)} saved is not usable: ${e.message}`);
+  });
   const status = await snapshotStatus(ctx.binDir, s.to.version, snapshot, ctx.env);
   if (status.revision !== source.revision) {
-    throw new StepError(`the snapshot holds revision ${status.revision}, but etcd ${fmt(s.snapshotWith)} served revision ${source.revision}; nothing was changed`);
+    throw new StepError(
+      `the snapshot holds revision ${status.revision}, but etcd ${fmt(s.snapshotWith)} served revision ${source.revision}; nothing was changed`,
+    );
   }
-  debug(ctx.log, `snapshot by etcd ${fmt(s.snapshotWith)}: ${describeFacts(source)}, ${human(file.size)}, sha256 ${file.sha256.slice(0, 16)}, verified`);
+  debug(
+    ctx.log,
+    `snapshot by etcd ${fmt(s.snapshotWith)}: ${describeFacts(source)}, ${human(file.size)}, sha256 ${file.sha256.slice(0, 16)}, verified`,
+  );
 
   // 3. Restore with the older version's tool into a fresh dir (restore refuses an existing one).
-  await restoreSnapshot({ binDir: ctx.binDir, version: s.to.version, file: snapshot, dataDir: restored, member: ctx.member, token: ctx.member.initialClusterToken ?? 'etcd-cluster', env: ctx.env });
+  await restoreSnapshot({
+    binDir: ctx.binDir,
+    version: s.to.version,
+    file: snapshot,
+    dataDir: restored,
+    member: ctx.member,
+    token: ctx.member.initialClusterToken ?? 'etcd-cluster',
+    env: ctx.env,
+  });
   await fs.rename(path.join(restored, 'member'), ctx.newMember);
   await fs.rm(snapshot, { force: true });
 
   // 4. The older etcd serves exactly what the newer one did.
-  const after = await withTempEtcd(temp(s.to.version, path.dirname(ctx.newMember)), (endpoint) => memberFacts(endpoint, s.to.version, ctx.binDir, ctx.env, ctx.member.clientTls));
+  const after = await withTempEtcd(temp(s.to.version, path.dirname(ctx.newMember)), (endpoint) =>
+    memberFacts(endpoint, s.to.version, ctx.binDir, ctx.env, ctx.member.clientTls),
+  );
   if (!sameFacts(source, after)) {
-    throw new StepError(`etcd ${fmt(s.to.version)} on the restored snapshot serves ${describeFacts(after)}, but etcd ${fmt(s.snapshotWith)} served ${describeFacts(source)}; nothing was changed`);
+    throw new StepError(
+      `etcd ${fmt(s.to.version)} on the restored snapshot serves ${describeFacts(after)}, but etcd ${fmt(s.snapshotWith)} served ${describeFacts(source)}; nothing was changed`,
+    );
   }
   return {
     figures: `${factsFigures(after)}, new member and cluster IDs`,

@@ -23,8 +23,10 @@ export const space = (s: DropStep, sizes: MemberSizes): number => downgrade.spac
 
 export function check(_s: DropStep, opts: Pick<Options, 'initialCluster'>): void {
   if (isCluster(opts.initialCluster)) {
-    throw new UsageError('--drop-v2-content restores a snapshot, which makes a new cluster: a member of a '
-      + 'multi-member cluster cannot use it; delete the custom v2 keys through etcd 3.5 (--enable-v2) instead');
+    throw new UsageError(
+      '--drop-v2-content restores a snapshot, which makes a new cluster: a member of a ' +
+        'multi-member cluster cannot use it; delete the custom v2 keys through etcd 3.5 (--enable-v2) instead',
+    );
   }
 }
 

@@ -36,8 +36,15 @@ export async function run(s: EtcdDowngradeStep, ctx: StepContext): Promise<StepR
   const lone = !isCluster(ctx.member.initialCluster);
   // Both etcds are done at the target's minor: the enable lowers the cluster version at once.
   const temp = (version: Version): StartOptions => ({
-    bin: binPath(ctx.binDir, 'etcd', version), version, dataDir: ctx.dataDir, member: ctx.member,
-    storage: 'etcd3', env: ctx.env, timeoutMs: ctx.stepTimeoutMs, clusterAtLeast: s.to.version, log: ctx.log,
+    bin: binPath(ctx.binDir, 'etcd', version),
+    version,
+    dataDir: ctx.dataDir,
+    member: ctx.member,
+    storage: 'etcd3',
+    env: ctx.env,
+    timeoutMs: ctx.stepTimeoutMs,
+    clusterAtLeast: s.to.version,
+    log: ctx.log,
   });
   const facts = (etcd: TempEtcd) =>
     memberFacts(etcd.endpoint, etcd.opts.version, ctx.binDir, ctx.env, ctx.member.clientTls);
@@ -55,8 +62,10 @@ export async function run(s: EtcdDowngradeStep, ctx: StepContext): Promise<StepR
   if (lone) await withTempEtcd(temp(s.enableWith), (etcd) => waitDowngraded(etcd, s.to.version, ctx.stepTimeoutMs));
   const minor = fmtMinor(s.to.version);
   const took = seconds(Date.now() - t0);
-  ctx.log(`etcd ${fmt(s.enableWith)}: downgrade to ${minor} ${how}; cluster and storage version ${minor} after `
-    + took, { fields: { etcd: fmt(s.enableWith), minor } });
+  ctx.log(
+    `etcd ${fmt(s.enableWith)}: downgrade to ${minor} ${how}; cluster and storage version ${minor} after ` + took,
+    { fields: { etcd: fmt(s.enableWith), minor } },
+  );
 
   // A lone member ends the downgrade job at once (etcd's leader checks every --downgrade-check-time),
   // so that a next downgrade can be enabled; 3.5 cannot report the job, and ends it once it runs.
@@ -67,8 +76,10 @@ export async function run(s: EtcdDowngradeStep, ctx: StepContext): Promise<StepR
     return lone ? facts(etcd) : undefined;
   });
   if (before && after && !sameFacts(before, after)) {
-    throw new StepError(`etcd ${fmt(s.to.version)} serves ${describeFacts(after)} after the downgrade, but etcd `
-      + `${fmt(s.enableWith)} served ${describeFacts(before)}; restore the backup taken before this run`);
+    throw new StepError(
+      `etcd ${fmt(s.to.version)} serves ${describeFacts(after)} after the downgrade, but etcd ` +
+        `${fmt(s.enableWith)} served ${describeFacts(before)}; restore the backup taken before this run`,
+    );
   }
   const kept = after ? `${describeFacts(after)} kept` : 'every key kept';
   return {
@@ -90,8 +101,10 @@ async function enable(etcd: TempEtcd, target: Version, ctx: StepContext): Promis
   for (let job = await downgradeJob(etcd, ctx); job; job = await downgradeJob(etcd, ctx)) {
     if (job === `${minor}.0`) return 'already enabled';
     if (Date.now() > deadline) {
-      throw new StepError(`the cluster's downgrade to ${job} has not ended within ${ctx.stepTimeoutMs / 1000} s; `
-        + 'every member must run it first (etcdctl downgrade cancel undoes it)');
+      throw new StepError(
+        `the cluster's downgrade to ${job} has not ended within ${ctx.stepTimeoutMs / 1000} s; ` +
+          'every member must run it first (etcdctl downgrade cancel undoes it)',
+      );
     }
     await sleep(POLL_MS);
   }
@@ -135,13 +148,16 @@ async function waitDowngraded(etcd: TempEtcd, target: Version, timeoutMs: number
     const v = await versions(etcd.endpoint, etcd.opts.member.clientTls).catch(() => undefined);
     if (v && at(v.cluster) && at(v.storage)) return;
     if (v) {
-      last = `cluster version ${v.cluster ? fmtMinor(v.cluster) : 'not decided'}, `
-        + `storage version ${v.storage ? fmtMinor(v.storage) : 'none'}`;
+      last =
+        `cluster version ${v.cluster ? fmtMinor(v.cluster) : 'not decided'}, ` +
+        `storage version ${v.storage ? fmtMinor(v.storage) : 'none'}`;
     }
     await sleep(POLL_MS);
   }
-  throw new StepError(`etcd ${fmt(etcd.opts.version)} did not reach cluster and storage version ${fmtMinor(target)} `
-    + `within ${timeoutMs / 1000} s (last: ${last})`);
+  throw new StepError(
+    `etcd ${fmt(etcd.opts.version)} did not reach cluster and storage version ${fmtMinor(target)} ` +
+      `within ${timeoutMs / 1000} s (last: ${last})`,
+  );
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

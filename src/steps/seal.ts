@@ -18,14 +18,27 @@ export async function sealIfNeeded(s: Step, sealWith: Version, ctx: StepContext)
   if (n === 0) return;
   const t0 = Date.now();
   const cluster = isCluster(ctx.member.initialCluster);
-  const snap = await withTempEtcd({
-    bin: binPath(ctx.binDir, 'etcd', sealWith), version: sealWith, dataDir: ctx.dataDir, member: ctx.member,
-    storage: 'etcd3', env: ctx.env, timeoutMs: ctx.stepTimeoutMs, flags: SEAL_FLAGS, log: ctx.log,
-    // It runs at the minor the data is at, as a step to that minor would.
-    clusterAtLeast: clusterVersionNeeded({ ...s, to: s.from }, ctx.target.version, cluster),
-  }, (etcd) => waitSealed(etcd, ctx.dataDir, ctx.stepTimeoutMs));
-  ctx.log(`etcd ${fmt(sealWith)} sealed the WAL: ${n} v2 requests before its snapshot at index ${snap}, `
-    + `${Date.now() - t0} ms`, { fields: { etcd: fmt(sealWith), requests: n, index: snap } });
+  const snap = await withTempEtcd(
+    {
+      bin: binPath(ctx.binDir, 'etcd', sealWith),
+      version: sealWith,
+      dataDir: ctx.dataDir,
+      member: ctx.member,
+      storage: 'etcd3',
+      env: ctx.env,
+      timeoutMs: ctx.stepTimeoutMs,
+      flags: SEAL_FLAGS,
+      log: ctx.log,
+      // It runs at the minor the data is at, as a step to that minor would.
+      clusterAtLeast: clusterVersionNeeded({ ...s, to: s.from }, ctx.target.version, cluster),
+    },
+    (etcd) => waitSealed(etcd, ctx.dataDir, ctx.stepTimeoutMs),
+  );
+  ctx.log(
+    `etcd ${fmt(sealWith)} sealed the WAL: ${n} v2 requests before its snapshot at index ${snap}, ` +
+      `${Date.now() - t0} ms`,
+    { fields: { etcd: fmt(sealWith), requests: n, index: snap } },
+  );
 }
 
 /**

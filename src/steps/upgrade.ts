@@ -20,18 +20,21 @@ export const needs = (s: UpgradeStep): ToolNeed[] => [
 export async function run(s: UpgradeStep, ctx: StepContext): Promise<void> {
   const seal = await mustSeal(s.to.version, ctx);
   if (s.kind === 'upgrade' && s.sealWith) await sealIfNeeded(s, s.sealWith, ctx);
-  await withTempEtcd({
-    bin: binPath(ctx.binDir, 'etcd', s.to.version),
-    version: s.to.version,
-    dataDir: ctx.dataDir,
-    member: ctx.member,
-    storage: s.to.storage,
-    env: ctx.env,
-    timeoutMs: ctx.stepTimeoutMs,
-    clusterAtLeast: clusterVersionNeeded(s, ctx.target.version, isCluster(ctx.member.initialCluster)),
-    log: ctx.log,
-    flags: seal ? SEAL_FLAGS : undefined,
-  }, async (etcd) => {
-    if (seal) await waitSealed(etcd, ctx.dataDir, ctx.stepTimeoutMs);
-  });
+  await withTempEtcd(
+    {
+      bin: binPath(ctx.binDir, 'etcd', s.to.version),
+      version: s.to.version,
+      dataDir: ctx.dataDir,
+      member: ctx.member,
+      storage: s.to.storage,
+      env: ctx.env,
+      timeoutMs: ctx.stepTimeoutMs,
+      clusterAtLeast: clusterVersionNeeded(s, ctx.target.version, isCluster(ctx.member.initialCluster)),
+      log: ctx.log,
+      flags: seal ? SEAL_FLAGS : undefined,
+    },
+    async (etcd) => {
+      if (seal) await waitSealed(etcd, ctx.dataDir, ctx.stepTimeoutMs);
+    },
+  );
 }

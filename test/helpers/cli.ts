@@ -11,7 +11,11 @@ export interface CliResult {
   stderr: string;
 }
 
-export async function runCli(args: string[], env: Record<string, string> = {}, o: { timeoutMs?: number } = {}): Promise<CliResult> {
+export async function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+  o: { timeoutMs?: number } = {},
+): Promise<CliResult> {
   const r = await execa(process.execPath, [ENTRY, ...args], {
     reject: false,
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...env },
@@ -32,7 +36,10 @@ export async function treeSnapshot(dir: string): Promise<string[]> {
       out.push(`d ${rel} ${mode}`);
       for (const e of (await fs.readdir(p)).sort()) await walk(path.join(p, e), path.join(rel, e));
     } else if (st.isFile()) {
-      const h = crypto.createHash('sha256').update(await fs.readFile(p)).digest('hex');
+      const h = crypto
+        .createHash('sha256')
+        .update(await fs.readFile(p))
+        .digest('hex');
       out.push(`f ${rel} ${mode} ${st.size} ${h}`);
     } else out.push(`o ${rel} ${mode}`);
   }

@@ -34,14 +34,38 @@ export async function startEtcd(version: string, dataDir: string, o: MemberOptio
   const client = `http://127.0.0.1:${port}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const argv = [...(o.wrap ?? []), path.join(BIN_DIR, `etcd-${version}`)];
-  const proc: ResultPromise = execa(argv[0]!, [...argv.slice(1),
-    '--name', name, ...(o.env?.ETCD_DATA_DIR ? [] : ['--data-dir', dataDir]),
-    '--listen-client-urls', client, '--advertise-client-urls', client,
-    '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
-    '--initial-cluster', `${name}=${peer}`,
-    '--heartbeat-interval', '10', '--election-timeout', '100',
-    ...(o.extraArgs ?? []),
-  ], { reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'ignore', env: { ETCD_UNSUPPORTED_ARCH: '', ...o.env }, extendEnv: false });
+  const proc: ResultPromise = execa(
+    argv[0]!,
+    [
+      ...argv.slice(1),
+      '--name',
+      name,
+      ...(o.env?.ETCD_DATA_DIR ? [] : ['--data-dir', dataDir]),
+      '--listen-client-urls',
+      client,
+      '--advertise-client-urls',
+      client,
+      '--listen-peer-urls',
+      peer,
+      '--initial-advertise-peer-urls',
+      peer,
+      '--initial-cluster',
+      `${name}=${peer}`,
+      '--heartbeat-interval',
+      '10',
+      '--election-timeout',
+      '100',
+      ...(o.extraArgs ?? []),
+    ],
+    {
+      reject: false,
+      stdin: 'ignore',
+      stdout: 'ignore',
+      stderr: 'ignore',
+      env: { ETCD_UNSUPPORTED_ARCH: '', ...o.env },
+      extendEnv: false,
+    },
+  );
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
@@ -72,9 +96,17 @@ export async function startEtcd(version: string, dataDir: string, o: MemberOptio
 }
 
 /** Runs etcdctl `version` against an endpoint through the v3 API. */
-export function etcdctl(version: string, endpoint: string, args: string[], o: { reject?: boolean; input?: string } = {}) {
+export function etcdctl(
+  version: string,
+  endpoint: string,
+  args: string[],
+  o: { reject?: boolean; input?: string } = {},
+) {
   return execa(path.join(BIN_DIR, `etcdctl-${version}`), ['--endpoints', endpoint, ...args], {
-    env: { ETCDCTL_API: '3' }, extendEnv: false, reject: o.reject ?? true, input: o.input,
+    env: { ETCDCTL_API: '3' },
+    extendEnv: false,
+    reject: o.reject ?? true,
+    input: o.input,
   });
 }
 
@@ -89,7 +121,15 @@ export interface KeyValue {
 /** Every key with its value and lease, through `etcdctl get -w json` (keys and values base64). */
 export async function dumpKeys(version: string, endpoint: string, prefix = '/'): Promise<KeyValue[]> {
   const r = await etcdctl(version, endpoint, ['get', prefix, '--prefix', '-w', 'json']);
-  const j = JSON.parse(bigIdsAsStrings(r.stdout)) as { kvs?: Array<{ key: string; value?: string; lease?: number | string; create_revision: number; mod_revision: number }> };
+  const j = JSON.parse(bigIdsAsStrings(r.stdout)) as {
+    kvs?: Array<{
+      key: string;
+      value?: string;
+      lease?: number | string;
+      create_revision: number;
+      mod_revision: number;
+    }>;
+  };
   return (j.kvs ?? []).map((kv) => ({
     key: Buffer.from(kv.key, 'base64').toString('utf8'),
     value: Buffer.from(kv.value ?? '', 'base64').toString('utf8'),

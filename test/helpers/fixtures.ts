@@ -17,14 +17,19 @@ export interface HistoryData {
  */
 export async function makeHistoryData(version: string, dir: string, name: string): Promise<HistoryData> {
   const m = await startEtcd(version, dir, { name });
-  for (let i = 0; i < 12; i++) await etcdctl(version, m.endpoint, ['put', `/registry/pods/default/p${i}`, `{"pod":${i}}`]);
+  for (let i = 0; i < 12; i++)
+    await etcdctl(version, m.endpoint, ['put', `/registry/pods/default/p${i}`, `{"pod":${i}}`]);
   await etcdctl(version, m.endpoint, ['put', '/registry/pods/default/p0', '{"pod":"changed"}']);
   await etcdctl(version, m.endpoint, ['del', '/registry/pods/default/p11']);
   // Compacted history, as every Kubernetes etcd has (the API server compacts every 5 minutes).
-  const compactAt = Number(/"revision":(\d+)/.exec((await etcdctl(version, m.endpoint, ['endpoint', 'status', '-w', 'json'])).stdout)![1]) - 2;
+  const compactAt =
+    Number(
+      /"revision":(\d+)/.exec((await etcdctl(version, m.endpoint, ['endpoint', 'status', '-w', 'json'])).stdout)![1],
+    ) - 2;
   await etcdctl(version, m.endpoint, ['compact', String(compactAt)]);
   const lease = await grantLease(version, m.endpoint, 600);
-  for (let i = 0; i < 4; i++) await etcdctl(version, m.endpoint, ['put', `/registry/events/e${i}`, `event ${i}`, '--lease', lease]);
+  for (let i = 0; i < 4; i++)
+    await etcdctl(version, m.endpoint, ['put', `/registry/events/e${i}`, `event ${i}`, '--lease', lease]);
   const keys = await dumpKeys(version, m.endpoint);
   const status = await etcdctl(version, m.endpoint, ['endpoint', 'status', '-w', 'json']);
   const revision = Number(/"revision":(\d+)/.exec(status.stdout)![1]);
@@ -51,7 +56,11 @@ export async function fixtureBinDir(scripts: Record<string, string>): Promise<st
 }
 
 /** The revision and key count etcd `version` serves on `dir` (started and stopped here). */
-export async function served(version: string, dir: string, name: string): Promise<{ keys: KeyValue[]; revision: number; members: string }> {
+export async function served(
+  version: string,
+  dir: string,
+  name: string,
+): Promise<{ keys: KeyValue[]; revision: number; members: string }> {
   const m = await startEtcd(version, dir, { name });
   const keys = await dumpKeys(version, m.endpoint);
   const status = await etcdctl(version, m.endpoint, ['endpoint', 'status', '-w', 'json']);
@@ -64,4 +73,3 @@ export async function served(version: string, dir: string, name: string): Promis
 export async function modeOf(p: string): Promise<number> {
   return (await fs.stat(p)).mode & 0o777;
 }
-

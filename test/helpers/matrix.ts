@@ -16,17 +16,40 @@ export const NAME = 'm1';
 const LEASE_TTL = 600;
 
 export const pairs = (keep: (from: string, to: string) => boolean): Array<[string, string]> =>
-  BUNDLED.flatMap((from) => BUNDLED.filter((to) => to !== from && keep(from, to)).map((to): [string, string] => [from, to]));
+  BUNDLED.flatMap((from) =>
+    BUNDLED.filter((to) => to !== from && keep(from, to)).map((to): [string, string] => [from, to]),
+  );
 
 export const older = (a: string, b: string): boolean =>
-  a.split('.').map(Number).reduce((c, x, i) => c || x - Number(b.split('.')[i]), 0) < 0;
+  a
+    .split('.')
+    .map(Number)
+    .reduce((c, x, i) => c || x - Number(b.split('.')[i]), 0) < 0;
 
 export async function migrate(dir: string, target: string, extra: string[] = [], env: Record<string, string> = {}) {
-  return runCli(['--data-dir', dir, '--target-version', target, '--bin-dir', BIN_DIR, '--name', NAME,
-    '--port', String(await freePort()), '--peer-port', String(await freePort()), ...extra], env, { timeoutMs: 180_000 });
+  return runCli(
+    [
+      '--data-dir',
+      dir,
+      '--target-version',
+      target,
+      '--bin-dir',
+      BIN_DIR,
+      '--name',
+      NAME,
+      '--port',
+      String(await freePort()),
+      '--peer-port',
+      String(await freePort()),
+      ...extra,
+    ],
+    env,
+    { timeoutMs: 180_000 },
+  );
 }
 
-const strip = (keys: KeyValue[]) => keys.map(({ key, value, lease, modRevision }) => ({ key, value, lease, modRevision }));
+const strip = (keys: KeyValue[]) =>
+  keys.map(({ key, value, lease, modRevision }) => ({ key, value, lease, modRevision }));
 
 /**
  * v3 data written by `from` (keys, 3 of them on a lease of 600 s), migrated to `to`: every key,

@@ -13,7 +13,10 @@ export interface FakeRelease {
 }
 
 /** Writes etcd-v<V>-linux-amd64.tar.gz for each release (with GNU tar, as etcd's are made) into dir. */
-export async function makeTarballs(dir: string, releases: FakeRelease[]): Promise<Array<{ version: string; file: string; sha256: string }>> {
+export async function makeTarballs(
+  dir: string,
+  releases: FakeRelease[],
+): Promise<Array<{ version: string; file: string; sha256: string }>> {
   const out = [];
   for (const r of releases) {
     const top = `etcd-v${r.version}-linux-amd64`;
@@ -23,7 +26,10 @@ export async function makeTarballs(dir: string, releases: FakeRelease[]): Promis
     await fs.writeFile(path.join(dir, 'src', top, 'Documentation', 'etcd'), 'not a tool: two levels deep');
     const file = `${top}.tar.gz`;
     await execa('tar', ['-czf', path.join(dir, file), '-C', path.join(dir, 'src'), top]);
-    const sha256 = crypto.createHash('sha256').update(await fs.readFile(path.join(dir, file))).digest('hex');
+    const sha256 = crypto
+      .createHash('sha256')
+      .update(await fs.readFile(path.join(dir, file)))
+      .digest('hex');
     out.push({ version: r.version, file, sha256 });
   }
   return out;
@@ -35,7 +41,10 @@ export async function serveDir(dir: string): Promise<string> {
   const srv = http.createServer((req, res) => {
     fs.readFile(path.join(dir, path.basename(req.url ?? ''))).then(
       (b) => res.end(b),
-      () => { res.statusCode = 404; res.end(); },
+      () => {
+        res.statusCode = 404;
+        res.end();
+      },
     );
   });
   await new Promise<void>((r) => srv.listen(port, '127.0.0.1', r));

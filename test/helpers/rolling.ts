@@ -6,8 +6,19 @@ import { put, range, sleep, startEntrypoint, waitServing, type Cluster, type Pro
 const MAX_PUTS = 20_000;
 const PAUSE_MS = 5;
 
-export interface Put { key: string; value: string; at: number; ok: boolean; error?: string }
-export interface Window { member: string; from: number; to: number; clusterVersionAfter: string }
+export interface Put {
+  key: string;
+  value: string;
+  at: number;
+  ok: boolean;
+  error?: string;
+}
+export interface Window {
+  member: string;
+  from: number;
+  to: number;
+  clusterVersionAfter: string;
+}
 
 /**
  * 3 workers of sequential puts, round robin over the members that serve, bounded in count and time.
@@ -34,7 +45,12 @@ export class PutLoop {
         const n = this.next++;
         const targets = [...this.serving];
         const i = targets[n % targets.length]!;
-        const p: Put = { key: `${prefix}${String(n).padStart(5, '0')}`, value: `value-${n}`, at: Date.now(), ok: false };
+        const p: Put = {
+          key: `${prefix}${String(n).padStart(5, '0')}`,
+          value: `value-${n}`,
+          at: Date.now(),
+          ok: false,
+        };
         this.puts.push(p);
         this.inFlight.set(w, i);
         try {
@@ -63,13 +79,21 @@ export class PutLoop {
 
   /** Every acknowledged put must be readable (through member 0, speaking `version`). */
   async lost(version: string): Promise<Put[]> {
-    const stored = new Map((await range(this.c.nodes[0]!.clientUrl, version, this.c.tls, this.prefix)).map((kv) => [kv.key, kv.value]));
+    const stored = new Map(
+      (await range(this.c.nodes[0]!.clientUrl, version, this.c.tls, this.prefix)).map((kv) => [kv.key, kv.value]),
+    );
     return this.puts.filter((p) => p.ok && stored.get(p.key) !== p.value);
   }
 }
 
 /** One member at a time to `target` through its entrypoint, the others serving; 3 s between members. */
-export async function rollTo(c: Cluster, procs: Proc[], loop: PutLoop, target: string, env: Record<string, string> = {}): Promise<Window[]> {
+export async function rollTo(
+  c: Cluster,
+  procs: Proc[],
+  loop: PutLoop,
+  target: string,
+  env: Record<string, string> = {},
+): Promise<Window[]> {
   const windows: Window[] = [];
   for (const [i, m] of c.nodes.entries()) {
     await sleep(i === 0 ? 1000 : 3000);
@@ -81,7 +105,12 @@ export async function rollTo(c: Cluster, procs: Proc[], loop: PutLoop, target: s
     const to = Date.now();
     loop.serving.add(i);
     const other = c.nodes[(i + 1) % c.nodes.length]!;
-    windows.push({ member: m.name, from, to, clusterVersionAfter: (await waitServing(other.clientUrl, c.tls, undefined, 5000)).cluster });
+    windows.push({
+      member: m.name,
+      from,
+      to,
+      clusterVersionAfter: (await waitServing(other.clientUrl, c.tls, undefined, 5000)).cluster,
+    });
   }
   return windows;
 }
@@ -100,8 +129,15 @@ export async function waitClusterVersion(c: Cluster, version: string, minor: str
 export function describeLoop(name: string, loop: PutLoop, windows: Window[]): string {
   const acked = loop.puts.filter((p) => p.ok);
   const during = windows.map((w) => loop.puts.filter((p) => p.at >= w.from && p.at < w.to));
-  return `${name}: ${loop.puts.length} puts, ${acked.length} acknowledged, ${loop.puts.length - acked.length} failed; per member: `
-    + windows.map((w, k) => `${w.member} ${((w.to - w.from) / 1000).toFixed(1)} s down, ${during[k]!.filter((p) => p.ok).length}/${during[k]!.length} acknowledged, cluster version then ${w.clusterVersionAfter}`).join('; ');
+  return (
+    `${name}: ${loop.puts.length} puts, ${acked.length} acknowledged, ${loop.puts.length - acked.length} failed; per member: ` +
+    windows
+      .map(
+        (w, k) =>
+          `${w.member} ${((w.to - w.from) / 1000).toFixed(1)} s down, ${during[k]!.filter((p) => p.ok).length}/${during[k]!.length} acknowledged, cluster version then ${w.clusterVersionAfter}`,
+      )
+      .join('; ')
+  );
 }
 
 export function expectLoopRan(loop: PutLoop, windows: Window[]): void {

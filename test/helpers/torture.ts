@@ -46,7 +46,16 @@ export interface TortureOptions {
 
 export async function torture(o: TortureOptions): Promise<TortureResult> {
   const rand = prng(o.seed);
-  const result: TortureResult = { kills: 0, episodes: 0, orphans: 0, runs: 0, converged: false, violations: [], seed: o.seed, lastDataDir: '' };
+  const result: TortureResult = {
+    kills: 0,
+    episodes: 0,
+    orphans: 0,
+    runs: 0,
+    converged: false,
+    violations: [],
+    seed: o.seed,
+    lastDataDir: '',
+  };
   const check = o.check ?? checkClusterVersion;
   let dataDir = '';
   // Episodes: a fresh copy, killed at random moments until a run completes; then another copy,
@@ -58,16 +67,27 @@ export async function torture(o: TortureOptions): Promise<TortureResult> {
       result.converged = false;
     }
     result.runs++;
-    const proc = execa(process.execPath, [ENTRY, ...o.args(dataDir)], { detached: true, reject: false, stdin: 'ignore', all: true });
+    const proc = execa(process.execPath, [ENTRY, ...o.args(dataDir)], {
+      detached: true,
+      reject: false,
+      stdin: 'ignore',
+      all: true,
+    });
     const killing = result.kills < o.kills;
     const delay = rand() * o.maxDelayMs;
     const orphan = result.kills % 4 === 3; // every 4th kill orphans the temporary etcd
     let killed = false;
-    const timer = killing ? setTimeout(() => {
-      killed = true;
-      // Mostly the whole process group (a pod killed); sometimes the entrypoint alone, orphaning its etcd.
-      try { process.kill(orphan ? proc.pid! : -proc.pid!, 'SIGKILL'); } catch { /* gone */ }
-    }, delay) : undefined;
+    const timer = killing
+      ? setTimeout(() => {
+          killed = true;
+          // Mostly the whole process group (a pod killed); sometimes the entrypoint alone, orphaning its etcd.
+          try {
+            process.kill(orphan ? proc.pid! : -proc.pid!, 'SIGKILL');
+          } catch {
+            /* gone */
+          }
+        }, delay)
+      : undefined;
     const r = await proc;
     clearTimeout(timer);
     if (killed && r.signal === 'SIGKILL') {
@@ -80,11 +100,16 @@ export async function torture(o: TortureOptions): Promise<TortureResult> {
       dataDir = '';
       continue;
     } else if (!killed || r.signal !== 'SIGKILL') {
-      result.violations.push(`run ${result.runs} failed (exit ${r.exitCode ?? r.signal}): ${String(r.all).split('\n').filter(Boolean).slice(-3).join(' | ')}`);
+      result.violations.push(
+        `run ${result.runs} failed (exit ${r.exitCode ?? r.signal}): ${String(r.all).split('\n').filter(Boolean).slice(-3).join(' | ')}`,
+      );
       if (result.violations.length > 3) break;
     }
     const text = await fs.readFile(path.join(dataDir, 'version.txt'), 'utf8').catch(() => undefined);
-    if (text === undefined) { result.violations.push(`after kill ${result.kills}: version.txt missing`); continue; }
+    if (text === undefined) {
+      result.violations.push(`after kill ${result.kills}: version.txt missing`);
+      continue;
+    }
     let claimed: DataVersion;
     try {
       claimed = parseVersionFile(text);
@@ -103,7 +128,11 @@ export async function checkClusterVersion(dataDir: string, claimed: DataVersion)
   let cv: string | undefined;
   try {
     const db = new Bbolt(path.join(dataDir, 'member/snap/db'));
-    try { cv = db.get(['cluster'], 'clusterVersion')?.toString(); } finally { db.close(); }
+    try {
+      cv = db.get(['cluster'], 'clusterVersion')?.toString();
+    } finally {
+      db.close();
+    }
   } catch (e) {
     return `member/snap/db unreadable while version.txt says ${fmtData(claimed)}: ${(e as Error).message}`;
   }
@@ -122,14 +151,26 @@ export async function checkClusterVersion(dataDir: string, claimed: DataVersion)
  */
 export async function checkStorage(dataDir: string, claimed: DataVersion): Promise<string | undefined> {
   // Judged first: mid-swap the live member dir may be moved aside, so not even the db is there.
-  if (await fs.stat(path.join(dataDir, '.etcd-migrate', 'swap.journal')).then(() => true, () => false)) return undefined;
+  if (
+    await fs.stat(path.join(dataDir, '.etcd-migrate', 'swap.journal')).then(
+      () => true,
+      () => false,
+    )
+  )
+    return undefined;
   const cv = await checkClusterVersion(dataDir, claimed);
   if (cv) return cv;
   const db = new Bbolt(path.join(dataDir, 'member/snap/db'));
   let v3Keys: boolean;
-  try { v3Keys = db.hasKeys(['key']); } finally { db.close(); }
-  if (claimed.storage === 'etcd2' && v3Keys) return `version.txt says ${fmtData(claimed)} but the live member holds v3 keys`;
-  if (claimed.storage === 'etcd3' && !v3Keys) return `version.txt says ${fmtData(claimed)} but the live member holds no v3 key`;
+  try {
+    v3Keys = db.hasKeys(['key']);
+  } finally {
+    db.close();
+  }
+  if (claimed.storage === 'etcd2' && v3Keys)
+    return `version.txt says ${fmtData(claimed)} but the live member holds v3 keys`;
+  if (claimed.storage === 'etcd3' && !v3Keys)
+    return `version.txt says ${fmtData(claimed)} but the live member holds no v3 key`;
   return undefined;
 }
 

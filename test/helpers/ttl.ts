@@ -29,14 +29,25 @@ export interface TtlCheck {
  * Reads every key and lease of a running etcd 3.5.30 and compares them with the v2 data set. With
  * `judgeFrom`, `errors` leaves out the keys due before it (see the etcd2 torture test).
  */
-export async function checkTtls(endpoint: string, keys: readonly DataKey[], expiries: ReadonlyMap<string, number>, judgeFrom = 0): Promise<TtlCheck> {
+export async function checkTtls(
+  endpoint: string,
+  keys: readonly DataKey[],
+  expiries: ReadonlyMap<string, number>,
+  judgeFrom = 0,
+): Promise<TtlCheck> {
   const after = await dumpKeys('3.5.30', endpoint);
   const byKey = new Map(after.map((k) => [k.key, k]));
-  const wrongLease = keys.filter((k) => byKey.has(k.key) && (byKey.get(k.key)!.lease !== '0') !== (k.ttl !== undefined)).map((k) => k.key);
+  const wrongLease = keys
+    .filter((k) => byKey.has(k.key) && (byKey.get(k.key)!.lease !== '0') !== (k.ttl !== undefined))
+    .map((k) => k.key);
   const ends = await leaseExpiries(endpoint, new Set(after.filter((k) => k.lease !== '0').map((k) => k.lease)));
-  const errors = keys.filter((k) => k.ttl && byKey.get(k.key)?.lease && byKey.get(k.key)!.lease !== '0' && expiries.get(k.key)! >= judgeFrom)
+  const errors = keys
+    .filter(
+      (k) => k.ttl && byKey.get(k.key)?.lease && byKey.get(k.key)!.lease !== '0' && expiries.get(k.key)! >= judgeFrom,
+    )
     .map((k) => (ends.get(byKey.get(k.key)!.lease)! - expiries.get(k.key)!) / 1000);
   return { after, wrongLease, errors };
 }
 
-export const range = (errors: readonly number[]): string => `${Math.min(...errors).toFixed(2)} to ${Math.max(...errors).toFixed(2)} s`;
+export const range = (errors: readonly number[]): string =>
+  `${Math.min(...errors).toFixed(2)} to ${Math.max(...errors).toFixed(2)} s`;

@@ -12,5 +12,11 @@ export function watchVersionFile(dataDir: string): { stop: () => Promise<string[
       await new Promise((r) => setTimeout(r, 2));
     }
   })();
-  return { stop: async () => { watching = false; await loop; return seen; } };
+  return {
+    stop: async () => {
+      watching = false;
+      await loop;
+      return seen;
+    },
+  };
 }

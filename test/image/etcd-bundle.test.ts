@@ -12,7 +12,12 @@ describe('versions/releases.tsv', () => {
   it('parses into versions with https urls of that version and sha256 sums, each once', async () => {
     const rows = parseReleases(await fs.readFile(path.join(REPO, 'versions/releases.tsv'), 'utf8'));
     expect(rows.length).toBeGreaterThan(10);
-    for (const r of rows) expect(r.url).toMatch(new RegExp(`^https://.*/v${r.version.replaceAll('.', '\\.')}/etcd-v${r.version.replaceAll('.', '\\.')}-linux-amd64\\.tar\\.gz$`));
+    for (const r of rows)
+      expect(r.url).toMatch(
+        new RegExp(
+          `^https://.*/v${r.version.replaceAll('.', '\\.')}/etcd-v${r.version.replaceAll('.', '\\.')}-linux-amd64\\.tar\\.gz$`,
+        ),
+      );
     expect(new Set(rows.map((r) => r.version)).size).toBe(rows.length);
   });
 
@@ -21,7 +26,10 @@ describe('versions/releases.tsv', () => {
     const dockerfile = await fs.readFile(path.join(REPO, 'image/Dockerfile'), 'utf8');
     const wanted = /^ARG ETCD_VERSIONS="([^"]*)"$/m.exec(dockerfile)?.[1]?.split(' ');
     expect(wanted).toEqual(['3.4', '3.5', '3.6', '3.7']);
-    const picked = selectVersions(rows.map((r) => r.version), wanted!);
+    const picked = selectVersions(
+      rows.map((r) => r.version),
+      wanted!,
+    );
     expect(picked).toHaveLength(4);
     for (const v of picked) {
       const minor = v.split('.').slice(0, 2).join('.');
@@ -41,7 +49,10 @@ describe('selectVersions', () => {
   const have = ['3.3.25', '3.4.23', '3.5.16', '3.5.30', '3.5.9'];
   it.each([
     [['3.5'], ['3.5.30']],
-    [['3.5.16', '3.4'], ['3.4.23', '3.5.16']],
+    [
+      ['3.5.16', '3.4'],
+      ['3.4.23', '3.5.16'],
+    ],
     [['3.3', '3.3.25'], ['3.3.25']],
   ])('%j -> %j (oldest first, no duplicates)', (wanted, want) => {
     expect(selectVersions(have, wanted)).toEqual(want);
@@ -54,15 +65,44 @@ describe('selectVersions', () => {
 describe('etcd-bundle.ts local', () => {
   it('links the chosen versions from a bin dir and points plain etcd/etcdctl/etcdutl at the newest', async () => {
     const src = await tmpDir();
-    for (const n of ['etcd-3.4.23', 'etcdctl-3.4.23', 'etcd-3.5.16', 'etcdctl-3.5.16', 'etcdutl-3.5.16', 'etcd-3.5.30', 'etcdctl-3.5.30', 'etcdutl-3.5.30']) {
+    for (const n of [
+      'etcd-3.4.23',
+      'etcdctl-3.4.23',
+      'etcd-3.5.16',
+      'etcdctl-3.5.16',
+      'etcdutl-3.5.16',
+      'etcd-3.5.30',
+      'etcdctl-3.5.30',
+      'etcdutl-3.5.30',
+    ]) {
       await fs.writeFile(path.join(src, n), n, { mode: 0o755 });
     }
     const out = path.join(await tmpDir(), 'out');
-    await execa(path.join(REPO, 'node_modules/.bin/node'), [path.join(REPO, 'image/etcd-bundle.ts'), 'local', src, out, '3.4', '3.5.16']);
-    expect((await fs.readdir(out)).sort()).toEqual(['etcd', 'etcd-3.4.23', 'etcd-3.5.16', 'etcdctl', 'etcdctl-3.4.23', 'etcdctl-3.5.16', 'etcdutl', 'etcdutl-3.5.16']);
+    await execa(path.join(REPO, 'node_modules/.bin/node'), [
+      path.join(REPO, 'image/etcd-bundle.ts'),
+      'local',
+      src,
+      out,
+      '3.4',
+      '3.5.16',
+    ]);
+    expect((await fs.readdir(out)).sort()).toEqual([
+      'etcd',
+      'etcd-3.4.23',
+      'etcd-3.5.16',
+      'etcdctl',
+      'etcdctl-3.4.23',
+      'etcdctl-3.5.16',
+      'etcdutl',
+      'etcdutl-3.5.16',
+    ]);
     expect(await fs.readlink(path.join(out, 'etcd'))).toBe('etcd-3.5.16');
     expect(await fs.readFile(path.join(out, 'etcdutl'), 'utf8')).toBe('etcdutl-3.5.16');
-    const r = await execa(path.join(REPO, 'node_modules/.bin/node'), [path.join(REPO, 'image/etcd-bundle.ts'), 'local', src, out, '3.6'], { reject: false });
+    const r = await execa(
+      path.join(REPO, 'node_modules/.bin/node'),
+      [path.join(REPO, 'image/etcd-bundle.ts'), 'local', src, out, '3.6'],
+      { reject: false },
+    );
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain('no etcd 3.6.x is available');
   });
@@ -91,15 +131,27 @@ describe('etcd-bundle.ts release', () => {
   it('downloads each chosen release, checks its sha256 and lays out its tools', async () => {
     const dir = await tmpDir();
     const tars = await makeTarballs(dir, [
-      { version: '9.1.0', tools: ['etcd', 'etcdctl'] }, { version: '9.1.1', tools: ['etcd', 'etcdctl'] },
+      { version: '9.1.0', tools: ['etcd', 'etcdctl'] },
+      { version: '9.1.1', tools: ['etcd', 'etcdctl'] },
       { version: '9.2.0', tools: ['etcd', 'etcdctl', 'etcdutl'] },
     ]);
     const base = await serveDir(dir);
     await fs.writeFile(path.join(dir, 'releases.tsv'), `# test\n${tars.map((t) => tsvRow(base, t)).join('\n')}\n`);
     const out = path.join(dir, 'out');
-    const r = await execa(node, [script, 'release', path.join(dir, 'releases.tsv'), out], { env: { ETCD_VERSIONS: '9.1 9.2' } });
+    const r = await execa(node, [script, 'release', path.join(dir, 'releases.tsv'), out], {
+      env: { ETCD_VERSIONS: '9.1 9.2' },
+    });
     expect(r.stdout).toContain(`etcd 9.1.1: sha256 ${tars[1]!.sha256} verified`);
-    expect((await fs.readdir(out)).sort()).toEqual(['etcd', 'etcd-9.1.1', 'etcd-9.2.0', 'etcdctl', 'etcdctl-9.1.1', 'etcdctl-9.2.0', 'etcdutl', 'etcdutl-9.2.0']);
+    expect((await fs.readdir(out)).sort()).toEqual([
+      'etcd',
+      'etcd-9.1.1',
+      'etcd-9.2.0',
+      'etcdctl',
+      'etcdctl-9.1.1',
+      'etcdctl-9.2.0',
+      'etcdutl',
+      'etcdutl-9.2.0',
+    ]);
     expect(await fs.readFile(path.join(out, 'etcdutl'), 'utf8')).toBe('etcdutl 9.2.0');
     expect((await fs.stat(path.join(out, 'etcd-9.1.1'))).mode & 0o777).toBe(0o755);
   });
@@ -110,7 +162,9 @@ describe('etcd-bundle.ts release', () => {
     const base = await serveDir(dir);
     const wrong = { ...t!, sha256: '0'.repeat(64) };
     await fs.writeFile(path.join(dir, 'releases.tsv'), `${tsvRow(base, wrong)}\n`);
-    const r = await execa(node, [script, 'release', path.join(dir, 'releases.tsv'), path.join(dir, 'out'), '9.1.0'], { reject: false });
+    const r = await execa(node, [script, 'release', path.join(dir, 'releases.tsv'), path.join(dir, 'out'), '9.1.0'], {
+      reject: false,
+    });
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain(`sha256 of ${base}/${t!.file} is ${t!.sha256}, expected ${'0'.repeat(64)}`);
     expect(await fs.readdir(path.join(dir, 'out'))).toEqual([]);

@@ -11,7 +11,15 @@ import { runCli, treeSnapshot } from '../helpers/cli.ts';
 import { dumpV2, makeV2Data, makeV3Data } from '../helpers/data.ts';
 import { REPO, requireBinaries } from '../helpers/env.ts';
 import { dumpKeys, etcdctl, leaseTtl, startEtcd, type KeyValue } from '../helpers/etcd.ts';
-import { buildImage, podman, podmanEnv, podmanMissing, readManifest, runImage, type Manifest } from '../helpers/image.ts';
+import {
+  buildImage,
+  podman,
+  podmanEnv,
+  podmanMissing,
+  readManifest,
+  runImage,
+  type Manifest,
+} from '../helpers/image.ts';
 import { makeTarballs, serveDir, tsvRow } from '../helpers/releases.ts';
 import { freePort, onCleanup, tmpDir } from '../helpers/tmp.ts';
 
@@ -22,7 +30,11 @@ if (missing && process.env.CI) throw new Error(`CI must run the image test, but 
 const canRun = (kind: Step['kind']): boolean => runnerFor({ kind } as Step) !== undefined;
 const V2_TO_V3 = canRun('v2-to-v3') ? '' : ' [skipped: src/steps/index.ts has no v2-to-v3 runner yet]';
 const V3_TO_V2 = canRun('v3-to-v2') ? '' : ' [skipped: src/steps/index.ts has no v3-to-v2 runner yet]';
-for (const why of [V2_TO_V3, V3_TO_V2]) if (why && !missing) console.warn(`image test:${why.replace(/[[\]]/g, '')}; its case starts running once that runner is merged (issue 3)`);
+for (const why of [V2_TO_V3, V3_TO_V2])
+  if (why && !missing)
+    console.warn(
+      `image test:${why.replace(/[[\]]/g, '')}; its case starts running once that runner is merged (issue 3)`,
+    );
 
 const NAME = 'etcd-main';
 const strip = (k: KeyValue[]) => k.map(({ key, value, lease, modRevision }) => ({ key, value, lease, modRevision }));
@@ -75,12 +87,30 @@ describe.skipIf(missing)(`the image${missing ? ` [skipped: ${missing}]` : ''}`, 
   }, 900_000);
 
   it('holds the bundled versions, Node 24 and the entrypoint bundle, and nothing else', async () => {
-    const list = await podman(['run', '--rm', '--pull=never', '--net=none', '--entrypoint', '/usr/local/bin/node', image, '-e', `
+    const list = await podman([
+      'run',
+      '--rm',
+      '--pull=never',
+      '--net=none',
+      '--entrypoint',
+      '/usr/local/bin/node',
+      image,
+      '-e',
+      `
       const fs = require('fs');
       console.log(JSON.stringify({ bin: fs.readdirSync('/usr/local/bin').sort(), etcd: fs.readlinkSync('/usr/local/bin/etcd'),
         app: fs.readdirSync('/app').sort(), node: process.version, top: fs.readdirSync('/').sort(),
-        usrbin: fs.existsSync('/usr/bin'), npmCache: fs.existsSync('/root/.npm') }));`]);
-    const j = JSON.parse(String(list.stdout)) as { bin: string[]; etcd: string; app: string[]; node: string; top: string[]; usrbin: boolean; npmCache: boolean };
+        usrbin: fs.existsSync('/usr/bin'), npmCache: fs.existsSync('/root/.npm') }));`,
+    ]);
+    const j = JSON.parse(String(list.stdout)) as {
+      bin: string[];
+      etcd: string;
+      app: string[];
+      node: string;
+      top: string[];
+      usrbin: boolean;
+      npmCache: boolean;
+    };
     for (const v of ['3.3.25', '3.4.23', '3.5.30', '3.5.36', '3.6.17', '3.7.3']) {
       expect(j.bin).toEqual(expect.arrayContaining([`etcd-${v}`, `etcdctl-${v}`]));
     }
@@ -95,7 +125,17 @@ describe.skipIf(missing)(`the image${missing ? ` [skipped: ${missing}]` : ''}`, 
 
   it('uses the compile cache it ships, on a read-only root file system too', async () => {
     // --help loads the CLI and every module of the pod start path; Node's debug output names each cache hit.
-    const r = await podman(['run', '--rm', '--pull=never', '--net=none', '--read-only', '-e', 'NODE_DEBUG_NATIVE=COMPILE_CACHE', image, '--help']);
+    const r = await podman([
+      'run',
+      '--rm',
+      '--pull=never',
+      '--net=none',
+      '--read-only',
+      '-e',
+      'NODE_DEBUG_NATIVE=COMPILE_CACHE',
+      image,
+      '--help',
+    ]);
     expect(String(r.stdout)).toContain('etcd-migrate [options]');
     const log = String(r.stderr);
     expect(log).toMatch(/V8 code cache for ESM file:\/\/\/app\/chunks\/cli-\w+\.mjs was accepted/);
@@ -104,7 +144,11 @@ describe.skipIf(missing)(`the image${missing ? ` [skipped: ${missing}]` : ''}`, 
   });
 
   it('upgrade manifest: 3.3.25/etcd3 data -> 3.5.30, execs etcd as PID 1, stops cleanly on SIGTERM, no migration the second time', async () => {
-    expect(upgrade.env).toMatchObject({ TARGET_STORAGE: 'etcd3', TARGET_VERSION: '3.5.30', STORAGE_MEDIA_TYPE: 'application/json' });
+    expect(upgrade.env).toMatchObject({
+      TARGET_STORAGE: 'etcd3',
+      TARGET_VERSION: '3.5.30',
+      STORAGE_MEDIA_TYPE: 'application/json',
+    });
     const p = await pod(image, upgrade);
     const { keys, lease } = await makeV3Data('3.3.25', p.data, NAME);
 
@@ -144,70 +188,127 @@ describe.skipIf(missing)(`the image${missing ? ` [skipped: ${missing}]` : ''}`, 
     expect((await c.stop()).exitCode).toBe(0);
   });
 
-  it.skipIf(V2_TO_V3 !== '')(`upgrade manifest: etcd2 data of 3.3.25 with TTLs -> 3.5.30/etcd3, TTLs kept as leases${V2_TO_V3}`, async () => {
-    const p = await pod(image, upgrade);
-    const v2 = await makeV2Data(p.data, NAME);
-    const c = await p.run();
-    await waitServing('3.5.30', p.client, c.logs);
-    const v3 = await dumpKeys('3.5.30', p.client);
-    expect(v3.map((k) => [k.key, k.value])).toEqual(v2.map((k) => [k.key, k.value]).sort((a, b) => a[0]!.localeCompare(b[0]!)));
-    for (const k of v2) {
-      const got = v3.find((x) => x.key === k.key)!;
-      if (k.ttl === undefined) expect(got.lease, k.key).toBe('0');
-      else {
-        expect(got.lease, k.key).not.toBe('0');
-        const ttl = await leaseTtl('3.5.30', p.client, got.lease);
-        expect(ttl).toBeGreaterThan(0);
-        expect(ttl).toBeLessThanOrEqual(k.ttl);
+  it.skipIf(V2_TO_V3 !== '')(
+    `upgrade manifest: etcd2 data of 3.3.25 with TTLs -> 3.5.30/etcd3, TTLs kept as leases${V2_TO_V3}`,
+    async () => {
+      const p = await pod(image, upgrade);
+      const v2 = await makeV2Data(p.data, NAME);
+      const c = await p.run();
+      await waitServing('3.5.30', p.client, c.logs);
+      const v3 = await dumpKeys('3.5.30', p.client);
+      expect(v3.map((k) => [k.key, k.value])).toEqual(
+        v2.map((k) => [k.key, k.value]).sort((a, b) => a[0]!.localeCompare(b[0]!)),
+      );
+      for (const k of v2) {
+        const got = v3.find((x) => x.key === k.key)!;
+        if (k.ttl === undefined) expect(got.lease, k.key).toBe('0');
+        else {
+          expect(got.lease, k.key).not.toBe('0');
+          const ttl = await leaseTtl('3.5.30', p.client, got.lease);
+          expect(ttl).toBeGreaterThan(0);
+          expect(ttl).toBeLessThanOrEqual(k.ttl);
+        }
       }
-    }
-    expect(await fs.readFile(path.join(p.data, 'version.txt'), 'utf8')).toBe('3.5.30/etcd3');
-    expect((await c.stop()).exitCode).toBe(0);
-  });
+      expect(await fs.readFile(path.join(p.data, 'version.txt'), 'utf8')).toBe('3.5.30/etcd3');
+      expect((await c.stop()).exitCode).toBe(0);
+    },
+  );
 
-  it.skipIf(V3_TO_V2 !== '')(`rollback manifest: 3.5.30/etcd3 data -> etcd2 on 3.3.25, TTLs kept${V3_TO_V2}`, async () => {
-    expect(rollback.env).toMatchObject({ TARGET_STORAGE: 'etcd2', TARGET_VERSION: '3.3.25', STORAGE_MEDIA_TYPE: 'application/json' });
-    const p = await pod(image, rollback);
-    const { keys } = await makeV3Data('3.5.30', p.data, NAME);
-    const c = await p.run();
-    await waitServing('3.3.25', p.client, c.logs);
-    const v2 = await dumpV2(p.client, '/registry');
-    expect(v2.map((k) => [k.key, k.value])).toEqual(keys.map((k) => [k.key, k.value]));
-    for (const k of v2) expect(k.ttl !== undefined, k.key).toBe(k.key.startsWith('/registry/events/'));
-    expect(await fs.readFile(path.join(p.data, 'version.txt'), 'utf8')).toBe('3.3.25/etcd2');
-    expect((await c.stop()).exitCode).toBe(0);
-  });
+  it.skipIf(V3_TO_V2 !== '')(
+    `rollback manifest: 3.5.30/etcd3 data -> etcd2 on 3.3.25, TTLs kept${V3_TO_V2}`,
+    async () => {
+      expect(rollback.env).toMatchObject({
+        TARGET_STORAGE: 'etcd2',
+        TARGET_VERSION: '3.3.25',
+        STORAGE_MEDIA_TYPE: 'application/json',
+      });
+      const p = await pod(image, rollback);
+      const { keys } = await makeV3Data('3.5.30', p.data, NAME);
+      const c = await p.run();
+      await waitServing('3.3.25', p.client, c.logs);
+      const v2 = await dumpV2(p.client, '/registry');
+      expect(v2.map((k) => [k.key, k.value])).toEqual(keys.map((k) => [k.key, k.value]));
+      for (const k of v2) expect(k.ttl !== undefined, k.key).toBe(k.key.startsWith('/registry/events/'));
+      expect(await fs.readFile(path.join(p.data, 'version.txt'), 'utf8')).toBe('3.3.25/etcd2');
+      expect((await c.stop()).exitCode).toBe(0);
+    },
+  );
 
-  it('the Dockerfile\'s release path: downloads the tarballs of releases.tsv, checks their sha256, bundles the newest of each minor', async () => {
+  it("the Dockerfile's release path: downloads the tarballs of releases.tsv, checks their sha256, bundles the newest of each minor", async () => {
     // Offline stand-ins: tarballs served on loopback, a releases.tsv naming them, the Node of the image just built.
     const files = await tmpDir();
     const tars = await makeTarballs(files, [
-      { version: '9.1.0', tools: ['etcd', 'etcdctl'] }, { version: '9.1.1', tools: ['etcd', 'etcdctl'] },
+      { version: '9.1.0', tools: ['etcd', 'etcdctl'] },
+      { version: '9.1.1', tools: ['etcd', 'etcdctl'] },
       { version: '9.2.0', tools: ['etcd', 'etcdctl', 'etcdutl'] },
     ]);
     const url = await serveDir(files);
     const ctx = await tmpDir();
     for (const p of ['image/etcd-bundle.ts', '.cache/image/node', '.cache/image/app']) {
       await fs.mkdir(path.dirname(path.join(ctx, p)), { recursive: true });
-      await execa('cp', ['-al', path.join(REPO, p), path.join(ctx, p)]).catch(() => execa('cp', ['-a', path.join(REPO, p), path.join(ctx, p)]));
+      await execa('cp', ['-al', path.join(REPO, p), path.join(ctx, p)]).catch(() =>
+        execa('cp', ['-a', path.join(REPO, p), path.join(ctx, p)]),
+      );
     }
     await fs.mkdir(path.join(ctx, 'versions'));
     await fs.writeFile(path.join(ctx, 'versions/releases.tsv'), `${tars.map((t) => tsvRow(url, t)).join('\n')}\n`);
     const baseImage = (await fs.readFile(path.join(REPO, '.cache/image/base'), 'utf8')).trim();
-    const b = await podman(['build', '--pull=never', '--network=host', '-f', path.join(REPO, 'image/Dockerfile'), '--iidfile', path.join(ctx, 'iid'),
-      '--build-arg', 'ETCD_SOURCE=release', '--build-arg', `FETCH_IMAGE=${image}`, '--build-arg', `BASE_IMAGE=${baseImage}`,
-      '--build-arg', 'ETCD_VERSIONS=9.1 9.2', ctx], { timeoutMs: 300_000 });
+    const b = await podman(
+      [
+        'build',
+        '--pull=never',
+        '--network=host',
+        '-f',
+        path.join(REPO, 'image/Dockerfile'),
+        '--iidfile',
+        path.join(ctx, 'iid'),
+        '--build-arg',
+        'ETCD_SOURCE=release',
+        '--build-arg',
+        `FETCH_IMAGE=${image}`,
+        '--build-arg',
+        `BASE_IMAGE=${baseImage}`,
+        '--build-arg',
+        'ETCD_VERSIONS=9.1 9.2',
+        ctx,
+      ],
+      { timeoutMs: 300_000 },
+    );
     expect(`${b.stdout}${b.stderr}`).not.toMatch(/Trying to pull|Pulling/);
     expect(String(b.stdout)).toContain(`etcd 9.1.1: sha256 ${tars[1]!.sha256} verified`);
     const built = (await fs.readFile(path.join(ctx, 'iid'), 'utf8')).trim();
-    onCleanup(async () => { await podman(['rmi', '-f', built], { reject: false }); });
-    const l = await podman(['run', '--rm', '--pull=never', '--net=none', '--entrypoint', '/usr/local/bin/node', built, '-e',
-      `const fs = require('fs'); console.log(JSON.stringify({ bin: fs.readdirSync('/usr/local/bin').sort(), etcd: fs.readlinkSync('/usr/local/bin/etcd'), utl: fs.readFileSync('/usr/local/bin/etcdutl', 'utf8') }))`]);
-    expect(JSON.parse(String(l.stdout))).toEqual({
-      bin: ['etcd', 'etcd-9.1.1', 'etcd-9.2.0', 'etcdctl', 'etcdctl-9.1.1', 'etcdctl-9.2.0', 'etcdutl', 'etcdutl-9.2.0', 'node'],
-      etcd: 'etcd-9.2.0', utl: 'etcdutl 9.2.0',
+    onCleanup(async () => {
+      await podman(['rmi', '-f', built], { reject: false });
     });
-    expect((await podman(['run', '--rm', '--pull=never', '--net=none', built, '--help'])).stdout).toContain('etcd-migrate [options]');
+    const l = await podman([
+      'run',
+      '--rm',
+      '--pull=never',
+      '--net=none',
+      '--entrypoint',
+      '/usr/local/bin/node',
+      built,
+      '-e',
+      `const fs = require('fs'); console.log(JSON.stringify({ bin: fs.readdirSync('/usr/local/bin').sort(), etcd: fs.readlinkSync('/usr/local/bin/etcd'), utl: fs.readFileSync('/usr/local/bin/etcdutl', 'utf8') }))`,
+    ]);
+    expect(JSON.parse(String(l.stdout))).toEqual({
+      bin: [
+        'etcd',
+        'etcd-9.1.1',
+        'etcd-9.2.0',
+        'etcdctl',
+        'etcdctl-9.1.1',
+        'etcdctl-9.2.0',
+        'etcdutl',
+        'etcdutl-9.2.0',
+        'node',
+      ],
+      etcd: 'etcd-9.2.0',
+      utl: 'etcdutl 9.2.0',
+    });
+    expect((await podman(['run', '--rm', '--pull=never', '--net=none', built, '--help'])).stdout).toContain(
+      'etcd-migrate [options]',
+    );
   });
 
   it('rehearse in the image: migrates a copy, counts the keys before and after, leaves the original as it was', async () => {
@@ -215,10 +316,38 @@ describe.skipIf(missing)(`the image${missing ? ` [skipped: ${missing}]` : ''}`, 
     const { keys } = await makeV3Data('3.3.25', dir, NAME);
     const before = await treeSnapshot(dir);
     const work = await tmpDir();
-    const r = await runCli(['rehearse', '--data-dir', dir, '--target-version', '3.5.30', '--engine', 'podman', '--image', image,
-      '--name', NAME, '--port', String(await freePort()), '--peer-port', String(await freePort()), '--work-dir', work, '--json'], await podmanEnv());
+    const r = await runCli(
+      [
+        'rehearse',
+        '--data-dir',
+        dir,
+        '--target-version',
+        '3.5.30',
+        '--engine',
+        'podman',
+        '--image',
+        image,
+        '--name',
+        NAME,
+        '--port',
+        String(await freePort()),
+        '--peer-port',
+        String(await freePort()),
+        '--work-dir',
+        work,
+        '--json',
+      ],
+      await podmanEnv(),
+    );
     expect(r.exitCode, r.stderr).toBe(0);
-    const rep = JSON.parse(r.stdout) as { result: string; plan: string[]; steps: Array<{ seconds: number }>; before: { v3Keys: number; etcd: string }; after: { v3Keys: number; v3Leases: number; etcd: string }; host: { engine: string } };
+    const rep = JSON.parse(r.stdout) as {
+      result: string;
+      plan: string[];
+      steps: Array<{ seconds: number }>;
+      before: { v3Keys: number; etcd: string };
+      after: { v3Keys: number; v3Leases: number; etcd: string };
+      host: { engine: string };
+    };
     expect(rep.result).toBe('ok');
     expect(rep.host.engine).toBe('podman');
     expect(rep.plan).toHaveLength(2);

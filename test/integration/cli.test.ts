@@ -22,18 +22,22 @@ async function dataDirAt(version: string): Promise<string> {
 }
 
 describe('--version', () => {
-  it('names the tool\'s version, its commit and every etcd of the bin dir', async () => {
+  it("names the tool's version, its commit and every etcd of the bin dir", async () => {
     const pkg = JSON.parse(await fs.readFile(path.join(REPO, 'package.json'), 'utf8')) as { version: string };
     const r = await runCli(['--version', '--bin-dir', BIN_DIR]);
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`^etcd-migrate ${pkg.version.replace(/\./g, '\\.')} \\(commit [0-9a-f]{7,}(-dirty)?\\)\n`));
+    expect(r.stdout).toMatch(
+      new RegExp(`^etcd-migrate ${pkg.version.replace(/\./g, '\\.')} \\(commit [0-9a-f]{7,}(-dirty)?\\)\n`),
+    );
     expect(r.stdout).toContain(`etcd versions in ${BIN_DIR}: ${(await binVersions()).join(', ')}`);
   });
 
   it('is the same from the sources in the repo (bin/etcd-migrate.js, the development path)', async () => {
     const { execa } = await import('execa');
     const [dev, built] = await Promise.all([
-      execa(process.execPath, [path.join(REPO, 'bin/etcd-migrate.js'), '--version', '--bin-dir', BIN_DIR], { reject: false }),
+      execa(process.execPath, [path.join(REPO, 'bin/etcd-migrate.js'), '--version', '--bin-dir', BIN_DIR], {
+        reject: false,
+      }),
       runCli(['--version', '--bin-dir', BIN_DIR]),
     ]);
     expect(dev.exitCode, String(dev.stderr)).toBe(0);
@@ -45,7 +49,13 @@ describe('--version', () => {
     const empty = await tmpDir();
     const r = await runCli(['--version', '--output', 'json', '--bin-dir', empty]);
     expect(r.exitCode, r.stderr).toBe(0);
-    const j = JSON.parse(r.stdout) as { version: string; commit: string; binDir: string; etcd: string[]; problem: string };
+    const j = JSON.parse(r.stdout) as {
+      version: string;
+      commit: string;
+      binDir: string;
+      etcd: string[];
+      problem: string;
+    };
     expect(j).toMatchObject({ binDir: empty, etcd: [] });
     expect(j.problem).toMatch(/holds no etcd-<x\.y\.z> binary/);
   });
@@ -65,14 +75,21 @@ describe('help', () => {
     expect(examples).toMatch(/-- --name/);
   });
 
-  it.each([['backup', 'etcd-migrate backup <file>'], ['restore', 'etcd-migrate restore <file>'], ['rehearse', 'etcd-migrate rehearse']])(
-    '`help %s` is the same as its --help and -h', async (command, usage) => {
-      const [word, flag, short] = await Promise.all([runCli(['help', command]), runCli([command, '--help']), runCli([command, '-h'])]);
-      expect(word.exitCode, word.stderr).toBe(0);
-      expect(word.stdout).toContain(usage);
-      expect(flag.stdout).toBe(word.stdout);
-      expect(short.stdout).toBe(word.stdout);
-    });
+  it.each([
+    ['backup', 'etcd-migrate backup <file>'],
+    ['restore', 'etcd-migrate restore <file>'],
+    ['rehearse', 'etcd-migrate rehearse'],
+  ])('`help %s` is the same as its --help and -h', async (command, usage) => {
+    const [word, flag, short] = await Promise.all([
+      runCli(['help', command]),
+      runCli([command, '--help']),
+      runCli([command, '-h']),
+    ]);
+    expect(word.exitCode, word.stderr).toBe(0);
+    expect(word.stdout).toContain(usage);
+    expect(flag.stdout).toBe(word.stdout);
+    expect(short.stdout).toBe(word.stdout);
+  });
 });
 
 describe('--dry-run and --output json', () => {
@@ -81,7 +98,9 @@ describe('--dry-run and --output json', () => {
     const before = await treeSnapshot(dir);
     const r = await runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--dry-run']);
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^plan \(dry run, nothing changed\): 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: 1 step\(s\)\n  1\. upgrade 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3/);
+    expect(r.stdout).toMatch(
+      /^plan \(dry run, nothing changed\): 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: 1 step\(s\)\n  1\. upgrade 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3/,
+    );
     expect(r.stdout).toContain(`first: one verified backup of the data`);
     expect(r.stderr).not.toContain('plan');
     expect(await treeSnapshot(dir)).toEqual(before);
@@ -89,28 +108,65 @@ describe('--dry-run and --output json', () => {
 
   it('--dry-run --output json gives the plan as one JSON object', async () => {
     const dir = await dataDirAt('3.3.25/etcd3');
-    const r = await runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--dry-run', '--output', 'json']);
+    const r = await runCli([
+      '--data-dir',
+      dir,
+      '--target-version',
+      '3.5.30',
+      '--bin-dir',
+      BIN_DIR,
+      '--dry-run',
+      '--output',
+      'json',
+    ]);
     expect(r.exitCode, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.dryRun).toBe(true);
     expect(j.plan.from).toBe('3.3.25/etcd3');
-    expect(j.plan.steps.map((s: { kind: string; to: string }) => `${s.kind} ${s.to}`)).toEqual(['upgrade 3.4.23/etcd3', 'upgrade 3.5.30/etcd3']);
+    expect(j.plan.steps.map((s: { kind: string; to: string }) => `${s.kind} ${s.to}`)).toEqual([
+      'upgrade 3.4.23/etcd3',
+      'upgrade 3.5.30/etcd3',
+    ]);
     expect(j.result).toMatchObject({ ok: true, changed: false, versionTxt: null, exec: null });
   });
 
   it('--output json on a run gives the result; on bad input, the error and its exit code', async () => {
     const dir = await dataDirAt('3.5.29/etcd3');
-    const ok = await runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--output', 'json']);
+    const ok = await runCli([
+      '--data-dir',
+      dir,
+      '--target-version',
+      '3.5.30',
+      '--bin-dir',
+      BIN_DIR,
+      '--output',
+      'json',
+    ]);
     expect(ok.exitCode, ok.stderr).toBe(0);
-    expect(JSON.parse(ok.stdout)).toMatchObject({ dryRun: false, plan: { from: '3.5.29/etcd3', steps: [] }, result: { ok: true, changed: true, versionTxt: '3.5.30/etcd3' } });
+    expect(JSON.parse(ok.stdout)).toMatchObject({
+      dryRun: false,
+      plan: { from: '3.5.29/etcd3', steps: [] },
+      result: { ok: true, changed: true, versionTxt: '3.5.30/etcd3' },
+    });
     expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.5.30/etcd3');
 
-    const bad = await runCli(['--data-dir', dir, '--target-version', '3.9.1', '--bin-dir', BIN_DIR, '--output', 'json']);
+    const bad = await runCli([
+      '--data-dir',
+      dir,
+      '--target-version',
+      '3.9.1',
+      '--bin-dir',
+      BIN_DIR,
+      '--output',
+      'json',
+    ]);
     expect(bad.exitCode).toBe(2);
-    expect(JSON.parse(bad.stdout)).toMatchObject({ result: { ok: false, exitCode: 2, error: expect.stringMatching(/3\.9\.1 is not bundled/) } });
+    expect(JSON.parse(bad.stdout)).toMatchObject({
+      result: { ok: false, exitCode: 2, error: expect.stringMatching(/3\.9\.1 is not bundled/) },
+    });
   });
 
-  it('a pod start prints nothing on stdout: it is etcd\'s', async () => {
+  it("a pod start prints nothing on stdout: it is etcd's", async () => {
     const dir = await dataDirAt('3.5.30/etcd3');
     const r = await runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR]);
     expect(r.exitCode, r.stderr).toBe(0);
@@ -121,8 +177,14 @@ describe('--dry-run and --output json', () => {
 describe('unknown words', () => {
   it('every command refuses an unknown flag with the nearest valid name; a mistyped command is named', async () => {
     const cases: Array<[string[], RegExp]> = [
-      [['rehearse', '--data-dri', '/x'], /^etcd-migrate: error: unknown flag --data-dri for rehearse; did you mean --data-dir\? see etcd-migrate rehearse --help$/],
-      [['restore', 'f.db', '--data-dri', '/x'], /^etcd-migrate: error: unknown flag --data-dri for restore; did you mean --data-dir\? see etcd-migrate restore --help$/],
+      [
+        ['rehearse', '--data-dri', '/x'],
+        /^etcd-migrate: error: unknown flag --data-dri for rehearse; did you mean --data-dir\? see etcd-migrate rehearse --help$/,
+      ],
+      [
+        ['restore', 'f.db', '--data-dri', '/x'],
+        /^etcd-migrate: error: unknown flag --data-dri for restore; did you mean --data-dir\? see etcd-migrate restore --help$/,
+      ],
       [['rehearse', 'extra'], /^etcd-migrate: error: unexpected argument "extra"; see etcd-migrate rehearse --help$/],
       [['backpu'], /^etcd-migrate: error: unexpected argument "backpu"; did you mean the command backup\? /],
     ];
@@ -135,15 +197,31 @@ describe('unknown words', () => {
 });
 
 describe('--log-format json', () => {
-  it('writes every log line as a record shaped like etcd\'s (level, ts, caller, msg, fields), errors at level error', async () => {
+  it("writes every log line as a record shaped like etcd's (level, ts, caller, msg, fields), errors at level error", async () => {
     const { makeV3Data } = await import('../helpers/data.ts');
     const { freePort } = await import('../helpers/tmp.ts');
     const dir = path.join(await tmpDir(), 'data');
     await makeV3Data('3.4.23', dir, 'm1', 3);
-    const r = await runCli(['--log-format=json', '--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR,
-      '--name', 'm1', '--port', String(await freePort()), '--peer-port', String(await freePort())]);
+    const r = await runCli([
+      '--log-format=json',
+      '--data-dir',
+      dir,
+      '--target-version',
+      '3.5.30',
+      '--bin-dir',
+      BIN_DIR,
+      '--name',
+      'm1',
+      '--port',
+      String(await freePort()),
+      '--peer-port',
+      String(await freePort()),
+    ]);
     expect(r.exitCode, r.stderr).toBe(0);
-    const records = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, string | number>);
+    const records = r.stderr
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, string | number>);
     for (const rec of records) {
       expect(Object.keys(rec).slice(0, 4)).toEqual(['level', 'ts', 'caller', 'msg']);
       expect(rec.level).toBe('info');
@@ -151,14 +229,42 @@ describe('--log-format json', () => {
     }
     const step = records.find((x) => /^step 1\/1 /.test(String(x.msg)));
     expect(step?.msg).toMatch(/^step 1\/1 upgrade 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: [\d.]+ s$/);
-    expect(step).toMatchObject({ step: 1, steps: 1, kind: 'upgrade', from: '3.4.23/etcd3', to: '3.5.30/etcd3', seconds: expect.any(Number) });
-    expect(records.at(-1)).toMatchObject({ from: '3.4.23/etcd3', to: '3.5.30/etcd3', steps: 1, msg: expect.stringMatching(/^migrated /) });
+    expect(step).toMatchObject({
+      step: 1,
+      steps: 1,
+      kind: 'upgrade',
+      from: '3.4.23/etcd3',
+      to: '3.5.30/etcd3',
+      seconds: expect.any(Number),
+    });
+    expect(records.at(-1)).toMatchObject({
+      from: '3.4.23/etcd3',
+      to: '3.5.30/etcd3',
+      steps: 1,
+      msg: expect.stringMatching(/^migrated /),
+    });
 
     // A refusal of the command line itself is a record too.
-    const bad = await runCli(['--log-format', 'json', '--data-dir', dir, '--target-version', '3.9.0', '--bin-dir', BIN_DIR]);
+    const bad = await runCli([
+      '--log-format',
+      'json',
+      '--data-dir',
+      dir,
+      '--target-version',
+      '3.9.0',
+      '--bin-dir',
+      BIN_DIR,
+    ]);
     expect(bad.exitCode).toBe(2);
-    const [rec] = bad.stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, string>);
-    expect(rec).toMatchObject({ level: 'error', caller: 'etcd-migrate', msg: expect.stringMatching(/^target version 3\.9\.0 is not bundled/) });
+    const [rec] = bad.stderr
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, string>);
+    expect(rec).toMatchObject({
+      level: 'error',
+      caller: 'etcd-migrate',
+      msg: expect.stringMatching(/^target version 3\.9\.0 is not bundled/),
+    });
   });
 });
 
@@ -169,19 +275,42 @@ describe('--log-level', () => {
     const run = async (level: string, version: string) => {
       const dir = path.join(await tmpDir(), 'data');
       await makeV3Data('3.4.23', dir, 'm1', 3);
-      return runCli(['--data-dir', dir, '--target-version', version, '--bin-dir', BIN_DIR, '--name', 'm1',
-        '--port', String(await freePort()), '--peer-port', String(await freePort())], { LOG_LEVEL: level });
+      return runCli(
+        [
+          '--data-dir',
+          dir,
+          '--target-version',
+          version,
+          '--bin-dir',
+          BIN_DIR,
+          '--name',
+          'm1',
+          '--port',
+          String(await freePort()),
+          '--peer-port',
+          String(await freePort()),
+        ],
+        { LOG_LEVEL: level },
+      );
     };
     const info = await run('info', '3.5.30');
     expect(info.exitCode, info.stderr).toBe(0);
     const lines = info.stderr.trim().split('\n');
-    expect(lines.every((l) => l.startsWith('etcd-migrate: ') && !l.startsWith('etcd-migrate: debug: ')), info.stderr).toBe(true);
+    expect(
+      lines.every((l) => l.startsWith('etcd-migrate: ') && !l.startsWith('etcd-migrate: debug: ')),
+      info.stderr,
+    ).toBe(true);
     // Each line short, but for the paths it names (the backup's file).
-    expect(lines.filter((l) => l.replace(/\/\S+/g, '/p').length > 120), info.stderr).toEqual([]);
+    expect(
+      lines.filter((l) => l.replace(/\/\S+/g, '/p').length > 120),
+      info.stderr,
+    ).toEqual([]);
 
     const debug = await run('debug', '3.5.30');
     expect(debug.exitCode, debug.stderr).toBe(0);
-    expect(debug.stderr).toMatch(/^etcd-migrate: debug: step 1\/1 upgrade 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: start etcd 3\.5\.30 until a write commits, then stop it$/m);
+    expect(debug.stderr).toMatch(
+      /^etcd-migrate: debug: step 1\/1 upgrade 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: start etcd 3\.5\.30 until a write commits, then stop it$/m,
+    );
     expect(debug.stderr.split('\n').length).toBeGreaterThan(lines.length);
 
     const quiet = await run('error', '3.5.30');

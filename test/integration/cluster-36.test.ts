@@ -4,7 +4,15 @@
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BIN_DIR, requireBinaries } from '../helpers/env.ts';
-import { exeOf, planCluster, range, readVersionTxt, startEntrypoint, waitServing, type Proc } from '../helpers/cluster.ts';
+import {
+  exeOf,
+  planCluster,
+  range,
+  readVersionTxt,
+  startEntrypoint,
+  waitServing,
+  type Proc,
+} from '../helpers/cluster.ts';
 import { describeLoop, expectLoopRan, PutLoop, rollTo, waitClusterVersion } from '../helpers/rolling.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { request } from '../../src/etcd/client/probe.ts';
@@ -36,7 +44,11 @@ describe('a 3-member cluster through 3.6 and 3.7', () => {
     console.log(describeLoop('rolling 3.6.17 -> 3.7.3', loop, to37));
     expect(lost).toEqual([]);
     expectLoopRan(loop, [...to36, ...to37]);
-    expect(to36.map((w) => w.clusterVersionAfter.slice(0, 3))).toEqual(['3.5', '3.5', expect.stringMatching(/^3\.[56]$/)]);
+    expect(to36.map((w) => w.clusterVersionAfter.slice(0, 3))).toEqual([
+      '3.5',
+      '3.5',
+      expect.stringMatching(/^3\.[56]$/),
+    ]);
     expect(cv36).toBe('3.6.0');
     expect(cv37).toBe('3.7.0');
     for (const [i, m] of c.nodes.entries()) {

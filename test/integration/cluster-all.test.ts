@@ -5,13 +5,26 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BIN_DIR, requireBinaries } from '../helpers/env.ts';
 import { clientTlsFlags, makeCerts, peerTlsFlags } from '../helpers/certs.ts';
-import { exeOf, grant, planCluster, put, range, readVersionTxt, sleep, startEntrypoint, startMember, waitServing, type Node, type Proc } from '../helpers/cluster.ts';
+import {
+  exeOf,
+  grant,
+  planCluster,
+  put,
+  range,
+  readVersionTxt,
+  sleep,
+  startEntrypoint,
+  startMember,
+  waitServing,
+  type Node,
+  type Proc,
+} from '../helpers/cluster.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 beforeAll(requireBinaries);
 
 describe('a 3-member cluster, all members at once', () => {
-  it('3.3.25 -> 3.5.30 with peer and client TLS, members starting 1.5 s apart, each then exec\'ing etcd 3.5.30', async () => {
+  it("3.3.25 -> 3.5.30 with peer and client TLS, members starting 1.5 s apart, each then exec'ing etcd 3.5.30", async () => {
     const root = await tmpDir();
     const certs = await makeCerts(path.join(root, 'certs'), ['m1', 'm2', 'm3', 'client']);
     const c = await planCluster(root, 3, certs);
@@ -21,9 +34,11 @@ describe('a 3-member cluster, all members at once', () => {
     const old = c.nodes.map((m) => startMember('3.3.25', c, m, tls(m)));
     await Promise.all(c.nodes.map((m, i) => waitServing(m.clientUrl, c.tls, '3.3.25', 30_000, old[i])));
     const url = c.nodes[0]!.clientUrl;
-    for (let i = 0; i < 30; i++) expect(await put(url, '3.3.25', c.tls, `/registry/pods/default/p${i}`, `{"pod":${i}}`)).toBe(true);
+    for (let i = 0; i < 30; i++)
+      expect(await put(url, '3.3.25', c.tls, `/registry/pods/default/p${i}`, `{"pod":${i}}`)).toBe(true);
     const lease = await grant(url, '3.3.25', c.tls, 600);
-    for (let i = 0; i < 5; i++) expect(await put(url, '3.3.25', c.tls, `/registry/events/e${i}`, `event ${i}`, lease)).toBe(true);
+    for (let i = 0; i < 5; i++)
+      expect(await put(url, '3.3.25', c.tls, `/registry/events/e${i}`, `event ${i}`, lease)).toBe(true);
     const before = await range(url, '3.3.25', c.tls, '/registry/');
     expect(before).toHaveLength(35);
     for (const p of old) await p.stop();
@@ -34,12 +49,21 @@ describe('a 3-member cluster, all members at once', () => {
     const entries: Proc[] = [];
     for (const [i, m] of c.nodes.entries()) {
       if (i > 0) await sleep(1500);
-      entries.push(startEntrypoint(c, m, {
-        target: '3.5.30',
-        env: { ETCD_CREDS: tls(m).join(' ') },
-        args: ['--client-ca-file', certs.ca, '--client-cert-file', certs.crt('client'), '--client-key-file', certs.key('client')],
-        etcdExtra: tls(m),
-      }));
+      entries.push(
+        startEntrypoint(c, m, {
+          target: '3.5.30',
+          env: { ETCD_CREDS: tls(m).join(' ') },
+          args: [
+            '--client-ca-file',
+            certs.ca,
+            '--client-cert-file',
+            certs.crt('client'),
+            '--client-key-file',
+            certs.key('client'),
+          ],
+          etcdExtra: tls(m),
+        }),
+      );
     }
     await Promise.all(c.nodes.map((m, i) => waitServing(m.clientUrl, c.tls, '3.5.30', 150_000, entries[i])));
     const took = Date.now() - t0;
@@ -60,7 +84,9 @@ describe('a 3-member cluster, all members at once', () => {
       if (cv !== '3.5.0') await sleep(200);
     }
     expect(cv).toBe('3.5.0');
-    console.log(`all members 3.3.25 -> 3.5.30 with TLS: ${(took / 1000).toFixed(1)} s from the first entrypoint to all three serving 3.5.30\n${summary(entries)}`);
+    console.log(
+      `all members 3.3.25 -> 3.5.30 with TLS: ${(took / 1000).toFixed(1)} s from the first entrypoint to all three serving 3.5.30\n${summary(entries)}`,
+    );
   }, 240_000);
 
   it('3.4.23 -> 3.7.3 with all members at once: each steps through 3.5.36 and 3.6.17 with the others, then execs etcd 3.7.3', async () => {
@@ -69,9 +95,11 @@ describe('a 3-member cluster, all members at once', () => {
     const old = c.nodes.map((m) => startMember('3.4.23', c, m));
     await Promise.all(c.nodes.map((m, i) => waitServing(m.clientUrl, undefined, '3.4.23', 30_000, old[i])));
     const url = c.nodes[0]!.clientUrl;
-    for (let i = 0; i < 20; i++) expect(await put(url, '3.4.23', undefined, `/registry/pods/p${i}`, `{"pod":${i}}`)).toBe(true);
+    for (let i = 0; i < 20; i++)
+      expect(await put(url, '3.4.23', undefined, `/registry/pods/p${i}`, `{"pod":${i}}`)).toBe(true);
     const lease = await grant(url, '3.4.23', undefined, 600);
-    for (let i = 0; i < 3; i++) expect(await put(url, '3.4.23', undefined, `/registry/events/e${i}`, `event ${i}`, lease)).toBe(true);
+    for (let i = 0; i < 3; i++)
+      expect(await put(url, '3.4.23', undefined, `/registry/events/e${i}`, `event ${i}`, lease)).toBe(true);
     const before = await range(url, '3.4.23', undefined, '/registry/');
     for (const p of old) await p.stop();
     for (const m of c.nodes) await fs.writeFile(path.join(m.dataDir, 'version.txt'), '3.4.23/etcd3');
@@ -97,7 +125,9 @@ describe('a 3-member cluster, all members at once', () => {
       if (cv !== '3.7.0') await sleep(200);
     }
     expect(cv).toBe('3.7.0');
-    console.log(`all members 3.4.23 -> 3.7.3: ${(took / 1000).toFixed(1)} s from the first entrypoint to all three serving 3.7.3\n${summary(entries)}`);
+    console.log(
+      `all members 3.4.23 -> 3.7.3: ${(took / 1000).toFixed(1)} s from the first entrypoint to all three serving 3.7.3\n${summary(entries)}`,
+    );
   }, 300_000);
 
   it('a member late by 15 s and more: the others wait at 3.4 until it runs 3.4 too (no minor skipped), then all finish', async () => {
@@ -105,16 +135,21 @@ describe('a 3-member cluster, all members at once', () => {
     const c = await planCluster(root, 3);
     const old = c.nodes.map((m) => startMember('3.3.25', c, m));
     await Promise.all(c.nodes.map((m, i) => waitServing(m.clientUrl, undefined, '3.3.25', 30_000, old[i])));
-    for (let i = 0; i < 10; i++) expect(await put(c.nodes[0]!.clientUrl, '3.3.25', undefined, `/registry/k${i}`, `v${i}`)).toBe(true);
+    for (let i = 0; i < 10; i++)
+      expect(await put(c.nodes[0]!.clientUrl, '3.3.25', undefined, `/registry/k${i}`, `v${i}`)).toBe(true);
     const before = await range(c.nodes[0]!.clientUrl, '3.3.25', undefined, '/registry/');
     for (const p of old) await p.stop();
     for (const m of c.nodes) await fs.writeFile(path.join(m.dataDir, 'version.txt'), '3.3.25/etcd3');
 
-    const entries = [startEntrypoint(c, c.nodes[0]!, { target: '3.5.30' }), startEntrypoint(c, c.nodes[1]!, { target: '3.5.30' })];
+    const entries = [
+      startEntrypoint(c, c.nodes[0]!, { target: '3.5.30' }),
+      startEntrypoint(c, c.nodes[1]!, { target: '3.5.30' }),
+    ];
     // m1 and m2 have a quorum, and their writes commit, but the cluster version stays 3.3 without
     // m3: both still wait at 3.4.23 after its first 15 s (they log it).
     const waiting = /etcd 3\.4\.23 waiting 1\d s: cluster version 3\.3, waiting for 3\.4/;
-    for (const t0 = Date.now(); !entries.every((e) => waiting.test(e.output())) && Date.now() - t0 < 60_000;) await sleep(200);
+    for (const t0 = Date.now(); !entries.every((e) => waiting.test(e.output())) && Date.now() - t0 < 60_000;)
+      await sleep(200);
     for (const e of entries) {
       expect(e.output()).toMatch(waiting);
       expect(e.output()).not.toMatch(/step 1\/2 upgrade/);
@@ -127,10 +162,21 @@ describe('a 3-member cluster, all members at once', () => {
       expect(await readVersionTxt(m)).toBe('3.5.30/etcd3');
       expect(await range(m.clientUrl, '3.5.30', undefined, '/registry/')).toEqual(before);
     }
-    console.log(`a member late by 15 s and more: all three serving 3.5.30 ${((Date.now() - late) / 1000).toFixed(1)} s after it started\n${summary(entries)}`);
+    console.log(
+      `a member late by 15 s and more: all three serving 3.5.30 ${((Date.now() - late) / 1000).toFixed(1)} s after it started\n${summary(entries)}`,
+    );
   }, 180_000);
 });
 
 function summary(entries: Proc[]): string {
-  return entries.map((e, i) => `m${i + 1}: ${e.output().split('\n').filter((l) => /step \d|migrated|exec etcd|waiting|killed/.test(l)).join(' | ')}`).join('\n');
+  return entries
+    .map(
+      (e, i) =>
+        `m${i + 1}: ${e
+          .output()
+          .split('\n')
+          .filter((l) => /step \d|migrated|exec etcd|waiting|killed/.test(l))
+          .join(' | ')}`,
+    )
+    .join('\n');
 }

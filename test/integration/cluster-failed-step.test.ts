@@ -5,7 +5,17 @@
 import { promises as fs } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { requireBinaries } from '../helpers/env.ts';
-import { planCluster, put, range, readVersionTxt, sleep, startEntrypoint, startMember, waitServing, type Proc } from '../helpers/cluster.ts';
+import {
+  planCluster,
+  put,
+  range,
+  readVersionTxt,
+  sleep,
+  startEntrypoint,
+  startMember,
+  waitServing,
+  type Proc,
+} from '../helpers/cluster.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 beforeAll(requireBinaries);
@@ -30,9 +40,16 @@ describe('a cluster member whose in-place step fails', () => {
     const worker = async (w: number) => {
       while (!stop && next < MAX_PUTS && Date.now() < end) {
         const n = next++;
-        const p = { key: `/registry/failed-step/${String(n).padStart(5, '0')}`, value: `value-${n}`, at: Date.now(), ok: false };
+        const p = {
+          key: `/registry/failed-step/${String(n).padStart(5, '0')}`,
+          value: `value-${n}`,
+          at: Date.now(),
+          ok: false,
+        };
         puts.push(p);
-        p.ok = await put(c.nodes[w]!.clientUrl, '3.3.25', undefined, p.key, p.value, undefined, 5000).catch(() => false);
+        p.ok = await put(c.nodes[w]!.clientUrl, '3.3.25', undefined, p.key, p.value, undefined, 5000).catch(
+          () => false,
+        );
         await sleep(PAUSE_MS);
       }
     };
@@ -51,10 +68,14 @@ describe('a cluster member whose in-place step fails', () => {
     expect(r.exitCode, out).toBe(1);
     expect(out).toMatch(/etcd 3\.4\.23 was not ready within 8 s/);
     expect(out).not.toContain('restoring');
-    expect(out).toMatch(/left as etcd left it, not put back from \S+\.backup \(kept\): a cluster member's raft log is never rolled back/);
+    expect(out).toMatch(
+      /left as etcd left it, not put back from \S+\.backup \(kept\): a cluster member's raft log is never rolled back/,
+    );
     // The error, then etcd's last lines, each on its own line and named, is the run's last output.
     const last = out.slice(out.lastIndexOf('etcd-migrate: error: ')).trim();
-    expect(last).toMatch(/^etcd-migrate: error: step 1\/2 \(upgrade 3\.3\.25\/etcd3 -> 3\.4\.23\/etcd3.*\) failed: .*; version\.txt says 3\.3\.25\/etcd3, the last step that completed; the member dir holds what etcd 3\.4\.23\/etcd3 left .*; fix the cause and rerun: the member rejoins the cluster with its own log(; its last lines:(\n  etcd-3\.4\.23\| .*)+)?$/);
+    expect(last).toMatch(
+      /^etcd-migrate: error: step 1\/2 \(upgrade 3\.3\.25\/etcd3 -> 3\.4\.23\/etcd3.*\) failed: .*; version\.txt says 3\.3\.25\/etcd3, the last step that completed; the member dir holds what etcd 3\.4\.23\/etcd3 left .*; fix the cause and rerun: the member rejoins the cluster with its own log(; its last lines:(\n  etcd-3\.4\.23\| .*)+)?$/,
+    );
     expect(await readVersionTxt(m3)).toBe('3.3.25/etcd3');
     const backups = await fs.readdir(`${m3.dataDir}.backups`);
     expect(backups.filter((n) => n.endsWith('.backup'))).toHaveLength(1);
@@ -77,10 +98,14 @@ describe('a cluster member whose in-place step fails', () => {
     stop = true;
     await loop;
 
-    const stored = new Map((await range(m3.clientUrl, '3.4.23', undefined, '/registry/failed-step/')).map((kv) => [kv.key, kv.value]));
+    const stored = new Map(
+      (await range(m3.clientUrl, '3.4.23', undefined, '/registry/failed-step/')).map((kv) => [kv.key, kv.value]),
+    );
     const acked = puts.filter((p) => p.ok);
     const lost = acked.filter((a) => stored.get(a.key) !== a.value);
-    console.log(`failed cluster step: ${puts.length} puts, ${acked.length} acknowledged (${during.filter((p) => p.ok).length} while m3's step ran), ${lost.length} lost`);
+    console.log(
+      `failed cluster step: ${puts.length} puts, ${acked.length} acknowledged (${during.filter((p) => p.ok).length} while m3's step ran), ${lost.length} lost`,
+    );
     expect(lost).toEqual([]);
     expect(acked.length).toBeGreaterThan(100);
     for (const p of procs) expect(p.output()).not.toMatch(/out of range|panic/);

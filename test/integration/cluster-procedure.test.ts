@@ -9,7 +9,19 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { request } from '../../src/etcd/client/probe.ts';
 import { BIN_DIR, requireBinaries } from '../helpers/env.ts';
 import { runCli } from '../helpers/cli.ts';
-import { planCluster, put, range, readVersionTxt, sleep, startEntrypoint, startMember, waitServing, type Cluster, type Node, type Proc } from '../helpers/cluster.ts';
+import {
+  planCluster,
+  put,
+  range,
+  readVersionTxt,
+  sleep,
+  startEntrypoint,
+  startMember,
+  waitServing,
+  type Cluster,
+  type Node,
+  type Proc,
+} from '../helpers/cluster.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 beforeAll(requireBinaries);
@@ -49,7 +61,13 @@ describe('cluster procedures (docs/clusters.md)', () => {
     const old = c.nodes.map((m) => startMember('3.3.25', c, m));
     await Promise.all(c.nodes.map((m, i) => waitServing(m.clientUrl, undefined, '3.3.25', 30_000, old[i])));
     for (let i = 0; i < 20; i++) {
-      const w = await request(c.nodes[i % 3]!.clientUrl, 'PUT', `/v2/keys/registry/pods/p${i}${i < 3 ? '?ttl=3600' : ''}`, `value=v${i}`, 5000);
+      const w = await request(
+        c.nodes[i % 3]!.clientUrl,
+        'PUT',
+        `/v2/keys/registry/pods/p${i}${i < 3 ? '?ttl=3600' : ''}`,
+        `value=v${i}`,
+        5000,
+      );
       expect(w.status, w.body).toBe(201);
     }
     // 1. Every member holds every write before any stops (docs/clusters.md: the same raft index on each).
@@ -65,7 +83,9 @@ describe('cluster procedures (docs/clusters.md)', () => {
     const pa = startEntrypoint(alone, a, { target: '3.5.30', env: { TARGET_STORAGE: 'etcd3' } });
     await waitServing(a.clientUrl, undefined, '3.5.30', 120_000, pa);
     expect(pa.output()).toMatch(/step 1\/3 convert 3\.3\.25\/etcd2 -> 3\.3\.25\/etcd3: .+, [\d.]+ s$/m);
-    expect(pa.output()).toMatch(/step 3\/3 attach TTLs 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: 3 keys on \d+ leases?, [\d.]+ s$/m);
+    expect(pa.output()).toMatch(
+      /step 3\/3 attach TTLs 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: 3 keys on \d+ leases?, [\d.]+ s$/m,
+    );
 
     // 4. The others, one at a time: member add on A, an empty data dir, INITIAL_CLUSTER naming the members so far.
     let members = alone.initialCluster;
@@ -74,7 +94,10 @@ describe('cluster procedures (docs/clusters.md)', () => {
       await memberAdd(a.clientUrl, m.peerUrl);
       await fs.rm(m.dataDir, { recursive: true });
       members = `${members},${m.name}=${m.peerUrl}`;
-      const p = startEntrypoint({ ...c, initialCluster: members }, m, { target: '3.5.30', etcdExtra: ['--initial-cluster-state', 'existing'] });
+      const p = startEntrypoint({ ...c, initialCluster: members }, m, {
+        target: '3.5.30',
+        etcdExtra: ['--initial-cluster-state', 'existing'],
+      });
       procs.push(p);
       await waitServing(m.clientUrl, undefined, '3.5.30', 60_000, p);
       expect(p.output()).toMatch(/no data dir: nothing to migrate; version\.txt = 3\.5\.30\/etcd3/);
@@ -84,8 +107,15 @@ describe('cluster procedures (docs/clusters.md)', () => {
     for (const m of c.nodes) {
       expect(await readVersionTxt(m)).toBe('3.5.30/etcd3');
       const kvs = await range(m.clientUrl, '3.5.30', undefined, '/registry/');
-      expect(kvs.map((kv) => `${kv.key}=${kv.value}`).sort()).toEqual([...Array(20).keys()].map((i) => `/registry/pods/p${i}=v${i}`).sort());
-      expect(kvs.filter((kv) => kv.lease !== '0').map((kv) => kv.key).sort()).toEqual(['/registry/pods/p0', '/registry/pods/p1', '/registry/pods/p2']);
+      expect(kvs.map((kv) => `${kv.key}=${kv.value}`).sort()).toEqual(
+        [...Array(20).keys()].map((i) => `/registry/pods/p${i}=v${i}`).sort(),
+      );
+      expect(
+        kvs
+          .filter((kv) => kv.lease !== '0')
+          .map((kv) => kv.key)
+          .sort(),
+      ).toEqual(['/registry/pods/p0', '/registry/pods/p1', '/registry/pods/p2']);
     }
   }, 240_000);
 
@@ -95,15 +125,30 @@ describe('cluster procedures (docs/clusters.md)', () => {
     const token = ['--initial-cluster-token', 'etcd-migrate-test'];
     let procs: Proc[] = c.nodes.map((m) => startEntrypoint(c, m, { target: '3.5.30' }));
     await Promise.all(c.nodes.map((m, i) => waitServing(m.clientUrl, undefined, '3.5.30', 60_000, procs[i])));
-    for (let i = 0; i < 20; i++) expect(await put(c.nodes[i % 3]!.clientUrl, '3.5.30', undefined, `/registry/k${i}`, `v${i}`)).toBe(true);
+    for (let i = 0; i < 20; i++)
+      expect(await put(c.nodes[i % 3]!.clientUrl, '3.5.30', undefined, `/registry/k${i}`, `v${i}`)).toBe(true);
     const before = await range(c.nodes[0]!.clientUrl, '3.5.30', undefined, '/registry/');
 
     // A member refuses the downgrade on its own, before anything changes.
     await procs[0]!.stop();
-    const refused = await runCli(['--data-dir', c.nodes[0]!.dataDir, '--target-version', '3.4.23', '--bin-dir', BIN_DIR, '--name', 'm1',
-      '--initial-cluster', c.initialCluster, '--port', String(c.nodes[0]!.hiddenPort)]);
+    const refused = await runCli([
+      '--data-dir',
+      c.nodes[0]!.dataDir,
+      '--target-version',
+      '3.4.23',
+      '--bin-dir',
+      BIN_DIR,
+      '--name',
+      'm1',
+      '--initial-cluster',
+      c.initialCluster,
+      '--port',
+      String(c.nodes[0]!.hiddenPort),
+    ]);
     expect(refused.exitCode, refused.stderr).toBe(2);
-    expect(refused.stderr).toMatch(/cannot downgrade 3\.5\.30\/etcd3 -> 3\.4\.23\/etcd3 for a member of a multi-member cluster/);
+    expect(refused.stderr).toMatch(
+      /cannot downgrade 3\.5\.30\/etcd3 -> 3\.4\.23\/etcd3 for a member of a multi-member cluster/,
+    );
 
     // 1. One snapshot from a member that serves; 2. every member stopped, its data dir moved aside.
     const snap = path.join(root, 'cluster.snapshot');
@@ -114,8 +159,23 @@ describe('cluster procedures (docs/clusters.md)', () => {
 
     // 3. The snapshot restored on every member with the older version and the whole cluster's flags.
     for (const m of c.nodes) {
-      const r = await runCli(['restore', snap, '--data-dir', m.dataDir, '--target-version', '3.4.23', '--bin-dir', BIN_DIR,
-        '--name', m.name, '--initial-cluster', c.initialCluster, '--initial-advertise-peer-urls', m.peerUrl, ...token]);
+      const r = await runCli([
+        'restore',
+        snap,
+        '--data-dir',
+        m.dataDir,
+        '--target-version',
+        '3.4.23',
+        '--bin-dir',
+        BIN_DIR,
+        '--name',
+        m.name,
+        '--initial-cluster',
+        c.initialCluster,
+        '--initial-advertise-peer-urls',
+        m.peerUrl,
+        ...token,
+      ]);
       expect(r.exitCode, r.stderr).toBe(0);
       expect(await readVersionTxt(m)).toBe('3.4.23/etcd3');
     }

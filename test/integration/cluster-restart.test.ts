@@ -4,7 +4,16 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { requireBinaries } from '../helpers/env.ts';
-import { planCluster, put, range, readVersionTxt, sleep, startEntrypoint, waitServing, type Proc } from '../helpers/cluster.ts';
+import {
+  planCluster,
+  put,
+  range,
+  readVersionTxt,
+  sleep,
+  startEntrypoint,
+  waitServing,
+  type Proc,
+} from '../helpers/cluster.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 beforeAll(requireBinaries);
@@ -15,7 +24,8 @@ describe('a cluster member restart with nothing to migrate', () => {
     const c = await planCluster(root, 3);
     let procs: Proc[] = c.nodes.map((m) => startEntrypoint(c, m, { target: '3.5.30' }));
     await Promise.all(c.nodes.map((m, i) => waitServing(m.clientUrl, undefined, '3.5.30', 60_000, procs[i])));
-    for (let i = 0; i < 20; i++) expect(await put(c.nodes[i % 3]!.clientUrl, '3.5.30', undefined, `/registry/k${i}`, `v${i}`)).toBe(true);
+    for (let i = 0; i < 20; i++)
+      expect(await put(c.nodes[i % 3]!.clientUrl, '3.5.30', undefined, `/registry/k${i}`, `v${i}`)).toBe(true);
     const before = await range(c.nodes[0]!.clientUrl, '3.5.30', undefined, '/registry/');
     expect(before).toHaveLength(20);
     for (const p of procs) await p.stop();

@@ -33,7 +33,11 @@ describe('a rolling upgrade of a 3-member cluster', () => {
     // reports: puts that followers forward while the stopped leader hands over can all be dropped.)
     expectLoopRan(loop, windows);
     // While a member moved to 3.5, the others served 3.4: the cluster version stayed 3.4 until the last one.
-    expect(windows.map((w) => w.clusterVersionAfter.slice(0, 3))).toEqual(['3.4', '3.4', expect.stringMatching(/^3\.[45]$/)]);
+    expect(windows.map((w) => w.clusterVersionAfter.slice(0, 3))).toEqual([
+      '3.4',
+      '3.4',
+      expect.stringMatching(/^3\.[45]$/),
+    ]);
     expect(cv).toBe('3.5.0');
     for (const [i, m] of c.nodes.entries()) {
       const out = procs[i]!.output();

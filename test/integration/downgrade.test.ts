@@ -14,9 +14,31 @@ beforeAll(requireBinaries);
 
 const NAME = 'm1';
 
-async function cli(dir: string, target: string, binDir = BIN_DIR, extra: string[] = [], env: Record<string, string> = {}) {
-  return runCli(['--data-dir', dir, '--target-version', target, '--bin-dir', binDir, '--name', NAME,
-    '--port', String(await freePort()), '--peer-port', String(await freePort()), ...extra], env);
+async function cli(
+  dir: string,
+  target: string,
+  binDir = BIN_DIR,
+  extra: string[] = [],
+  env: Record<string, string> = {},
+) {
+  return runCli(
+    [
+      '--data-dir',
+      dir,
+      '--target-version',
+      target,
+      '--bin-dir',
+      binDir,
+      '--name',
+      NAME,
+      '--port',
+      String(await freePort()),
+      '--peer-port',
+      String(await freePort()),
+      ...extra,
+    ],
+    env,
+  );
 }
 
 describe('downgrade with real etcd', () => {
@@ -27,8 +49,12 @@ describe('downgrade with real etcd', () => {
     const r = await cli(dir, '3.3.25', BIN_DIR, ['--log-level', 'debug']);
     const seen = await watcher.stop();
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/step 1\/2 downgrade 3\.5\.30\/etcd3 -> 3\.4\.23\/etcd3: [\d,]+ keys at revision [\d,]+, new member and cluster IDs, [\d.]+ s$/m);
-    expect(r.stderr).toMatch(/step 2\/2 downgrade 3\.4\.23\/etcd3 -> 3\.3\.25\/etcd3: [\d,]+ keys at revision [\d,]+, new member and cluster IDs, [\d.]+ s$/m);
+    expect(r.stderr).toMatch(
+      /step 1\/2 downgrade 3\.5\.30\/etcd3 -> 3\.4\.23\/etcd3: [\d,]+ keys at revision [\d,]+, new member and cluster IDs, [\d.]+ s$/m,
+    );
+    expect(r.stderr).toMatch(
+      /step 2\/2 downgrade 3\.4\.23\/etcd3 -> 3\.3\.25\/etcd3: [\d,]+ keys at revision [\d,]+, new member and cluster IDs, [\d.]+ s$/m,
+    );
     expect(r.stderr).toMatch(/debug: step 1\/2: .*; version\.txt = 3\.4\.23\/etcd3$/m);
     expect(r.stderr).toMatch(/debug: step 2\/2: .*; version\.txt = 3\.3\.25\/etcd3$/m);
     expect(seen).toEqual(['3.5.30/etcd3', '3.4.23/etcd3', '3.3.25/etcd3']);
@@ -60,7 +86,9 @@ describe('downgrade with real etcd', () => {
     const peers = `${NAME}=http://127.0.0.1:${await freePort()},m2=http://127.0.0.1:${await freePort()}`;
     const r = await cli(dir, '3.4.23', BIN_DIR, ['--initial-cluster', peers]);
     expect(r.exitCode).toBe(2);
-    expect(r.stderr).toMatch(/error: cannot downgrade .* multi-member cluster .*etcd-migrate backup.*etcd-migrate restore/);
+    expect(r.stderr).toMatch(
+      /error: cannot downgrade .* multi-member cluster .*etcd-migrate backup.*etcd-migrate restore/,
+    );
     expect(await treeSnapshot(dir)).toEqual(before);
   });
 
@@ -81,8 +109,16 @@ exec "$REAL" "$@"`;
 
   it.each([
     ['dies with half a file', 'die', /etcdctl snapshot save .* failed: .*\(signal SIGKILL\)/],
-    ['cuts the file and reports success', 'truncate', /snapshot etcd 3\.5\.30 saved is not usable: .* damaged or truncated/],
-    ['changes bytes and reports success', 'corrupt', /snapshot etcd 3\.5\.30 saved is not usable: .* damaged or truncated/],
+    [
+      'cuts the file and reports success',
+      'truncate',
+      /snapshot etcd 3\.5\.30 saved is not usable: .* damaged or truncated/,
+    ],
+    [
+      'changes bytes and reports success',
+      'corrupt',
+      /snapshot etcd 3\.5\.30 saved is not usable: .* damaged or truncated/,
+    ],
   ])('an etcdctl that %s leaves the data dir exactly as before the step', async (_what, mode, message) => {
     const dir = path.join(await tmpDir(), 'data');
     const data = await makeHistoryData('3.5.30', dir, NAME);
@@ -93,7 +129,9 @@ exec "$REAL" "$@"`;
     expect(r.exitCode, r.stderr).toBe(1);
     expect(r.stderr).toMatch(message);
     expect(r.stderr).toContain('the data dir was not changed');
-    expect(r.stderr).toMatch(/error: step 1\/1 \(downgrade 3\.5\.30\/etcd3 -> 3\.4\.23\/etcd3.*\) failed: .*version\.txt says 3\.5\.30\/etcd3/s);
+    expect(r.stderr).toMatch(
+      /error: step 1\/1 \(downgrade 3\.5\.30\/etcd3 -> 3\.4\.23\/etcd3.*\) failed: .*version\.txt says 3\.5\.30\/etcd3/s,
+    );
     expect(await treeSnapshot(dir)).toEqual(before);
     if (mode === 'die') {
       // The real tools then finish the same step on the same data.

@@ -71,7 +71,9 @@ describe('etcd 3.6 and 3.7 with the real binaries', () => {
     const before = await treeSnapshot(dir);
     const r = await migrate(dir, '3.6.17');
     expect(r.exitCode).toBe(2);
-    expect(r.stderr).toMatch(/the v2 store holds custom content, which etcd 3\.6 refuses: 4 v2 writes in the WAL \(PUT \/apps\/a, PUT \/apps\/b, PUT \/flannel\/network\/config, \.\.\.\); .*--drop-v2-content.*nothing was changed/);
+    expect(r.stderr).toMatch(
+      /the v2 store holds custom content, which etcd 3\.6 refuses: 4 v2 writes in the WAL \(PUT \/apps\/a, PUT \/apps\/b, PUT \/flannel\/network\/config, \.\.\.\); .*--drop-v2-content.*nothing was changed/,
+    );
     expect(r.stderr).not.toContain('secret-value');
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(await treeSnapshot(dir)).toEqual(before);
@@ -84,22 +86,32 @@ describe('etcd 3.6 and 3.7 with the real binaries', () => {
     expect((await dumpKeys('3.7.3', m.endpoint)).map((k) => k.key)).toHaveLength(6);
   });
 
-  it('flags the target etcd or a step\'s etcd refuses are refused before any change, naming what replaces them', async () => {
+  it("flags the target etcd or a step's etcd refuses are refused before any change, naming what replaces them", async () => {
     const dir = path.join(await tmpDir(), 'data');
     await makeV3Data('3.5.30', dir, NAME, 1);
     const before = await treeSnapshot(dir);
     const pod = await migrate(dir, '3.7.3', ['--', '--experimental-initial-corrupt-check=true']);
     expect(pod.exitCode).toBe(2);
-    expect(pod.stderr).toMatch(/the etcd flag --experimental-initial-corrupt-check \(after --\) is refused by etcd 3\.7\.3, the target: .*use --feature-gates=InitialCorruptCheck=true/);
+    expect(pod.stderr).toMatch(
+      /the etcd flag --experimental-initial-corrupt-check \(after --\) is refused by etcd 3\.7\.3, the target: .*use --feature-gates=InitialCorruptCheck=true/,
+    );
     const creds = await migrate(dir, '3.6.17', [], { ETCD_CREDS: '--enable-v2=true' });
     expect(creds.exitCode).toBe(2);
-    expect(creds.stderr).toMatch(/ETCD_CREDS has --enable-v2, which etcd 3\.6\.17 \(a step of this migration\) refuses: .*drop --enable-v2/);
+    expect(creds.stderr).toMatch(
+      /ETCD_CREDS has --enable-v2, which etcd 3\.6\.17 \(a step of this migration\) refuses: .*drop --enable-v2/,
+    );
     const gate = await migrate(dir, '3.6.17', [], { ETCD_CREDS: '--feature-gates=InitialCorruptCheck=true' });
     expect(gate.exitCode).toBe(2);
-    expect(gate.stderr).toMatch(/ETCD_CREDS has --feature-gates, which etcd 3\.5\.36 \(a step of this migration\) refuses/);
-    const env = await migrate(dir, '3.7.3', ['--', '--name', NAME], { ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK: 'true' });
+    expect(gate.stderr).toMatch(
+      /ETCD_CREDS has --feature-gates, which etcd 3\.5\.36 \(a step of this migration\) refuses/,
+    );
+    const env = await migrate(dir, '3.7.3', ['--', '--name', NAME], {
+      ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK: 'true',
+    });
     expect(env.exitCode).toBe(2);
-    expect(env.stderr).toMatch(/the pod's variable ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK is etcd's .*use --feature-gates=InitialCorruptCheck=true/);
+    expect(env.stderr).toMatch(
+      /the pod's variable ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK is etcd's .*use --feature-gates=InitialCorruptCheck=true/,
+    );
     expect(await treeSnapshot(dir)).toEqual(before);
   });
 
@@ -109,7 +121,9 @@ describe('etcd 3.6 and 3.7 with the real binaries', () => {
     const before = await treeSnapshot(dir);
     const r = await migrate(dir, '3.6.17', [], { BUNDLED_VERSIONS: '3.5.16 3.6.17' });
     expect(r.exitCode).toBe(2);
-    expect(r.stderr).toMatch(/etcd 3\.6 needs 3\.5 at 3\.5\.26 or newer first, but the newest bundled 3\.5 is 3\.5\.16/);
+    expect(r.stderr).toMatch(
+      /etcd 3\.6 needs 3\.5 at 3\.5\.26 or newer first, but the newest bundled 3\.5 is 3\.5\.16/,
+    );
     expect(await treeSnapshot(dir)).toEqual(before);
   });
 
@@ -118,6 +132,8 @@ describe('etcd 3.6 and 3.7 with the real binaries', () => {
     await makeV3Data('3.5.30', dir, NAME, 1);
     const r = await migrate(dir, '3.6.17', [], { BUNDLED_VERSIONS: '3.5.30 3.6.17' });
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stderr).toContain('etcd-migrate: warning: etcd 3.5.30 runs before 3.6; etcd\'s upgrade guide advises 3.5.32 or newer');
+    expect(r.stderr).toContain(
+      "etcd-migrate: warning: etcd 3.5.30 runs before 3.6; etcd's upgrade guide advises 3.5.32 or newer",
+    );
   });
 });

@@ -21,11 +21,29 @@ async function data(version: string, api: 'v2' | 'v3'): Promise<string> {
   return dir;
 }
 
-const run = async (dir: string, extra: string[] = []) => runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1',
-  '--port', String(await freePort()), '--peer-port', String(await freePort()), ...extra]);
+const run = async (dir: string, extra: string[] = []) =>
+  runCli([
+    '--data-dir',
+    dir,
+    '--target-version',
+    '3.5.30',
+    '--bin-dir',
+    BIN_DIR,
+    '--name',
+    'm1',
+    '--port',
+    String(await freePort()),
+    '--peer-port',
+    String(await freePort()),
+    ...extra,
+  ]);
 
 describe('data without version.txt', () => {
-  it.each([['3.3.25', '3.3'], ['3.4.23', '3.4'], ['3.5.30', '3.5']])('reads the cluster version of %s data from bbolt', async (v, minor) => {
+  it.each([
+    ['3.3.25', '3.3'],
+    ['3.4.23', '3.4'],
+    ['3.5.30', '3.5'],
+  ])('reads the cluster version of %s data from bbolt', async (v, minor) => {
     const ev = await readEvidence(await data(v, 'v3'));
     expect(ev).toEqual({ clusterVersion: { minor, from: 'member/snap/db' }, v3Keys: true });
   });
@@ -35,7 +53,9 @@ describe('data without version.txt', () => {
     const before = await treeSnapshot(dir);
     const r = await run(dir);
     expect(r.exitCode).toBe(2);
-    expect(r.stderr.trim()).toMatch(/^etcd-migrate: error: .* holds data but no version\.txt; the data shows cluster version 3\.4 \(from member\/snap\/db\), v3 keys present \(etcd3 storage\); if that is right, pass --assume-current-version 3\.4\.23\/etcd3/);
+    expect(r.stderr.trim()).toMatch(
+      /^etcd-migrate: error: .* holds data but no version\.txt; the data shows cluster version 3\.4 \(from member\/snap\/db\), v3 keys present \(etcd3 storage\); if that is right, pass --assume-current-version 3\.4\.23\/etcd3/,
+    );
     expect(await treeSnapshot(dir)).toEqual(before);
   });
 
@@ -43,7 +63,9 @@ describe('data without version.txt', () => {
     const dir = await data('3.3.25', 'v2');
     const r = await run(dir);
     expect(r.exitCode).toBe(2);
-    expect(r.stderr).toMatch(/the data shows cluster version 3\.3 \(from member\/snap\/db\), no v3 keys \(etcd2 storage, or no data\); if that is right, pass --assume-current-version 3\.3\.25\/etcd2/);
+    expect(r.stderr).toMatch(
+      /the data shows cluster version 3\.3 \(from member\/snap\/db\), no v3 keys \(etcd2 storage, or no data\); if that is right, pass --assume-current-version 3\.3\.25\/etcd2/,
+    );
   });
 
   it('refuses an assumption the data contradicts', async () => {
@@ -51,7 +73,9 @@ describe('data without version.txt', () => {
     const before = await treeSnapshot(dir);
     const minor = await run(dir, ['--assume-current-version', '3.3.25/etcd3']);
     expect(minor.exitCode).toBe(2);
-    expect(minor.stderr).toMatch(/--assume-current-version 3\.3\.25\/etcd3 contradicts the data: the data shows cluster version 3\.4/);
+    expect(minor.stderr).toMatch(
+      /--assume-current-version 3\.3\.25\/etcd3 contradicts the data: the data shows cluster version 3\.4/,
+    );
     const storage = await run(dir, ['--assume-current-version', '3.4.23/etcd2']);
     expect(storage.exitCode).toBe(2);
     expect(storage.stderr).toMatch(/contradicts the data: .*v3 keys present.*pass 3\.4\.23\/etcd3/);
@@ -79,7 +103,9 @@ describe('version.txt against what the data records', () => {
     const before = await treeSnapshot(dir);
     const r = await run(dir);
     expect(r.exitCode, r.stderr).toBe(2);
-    expect(r.stderr.trim()).toMatch(/^etcd-migrate: error: \S+\/version\.txt says 3\.4\.23\/etcd2, but the data is in etcd3 storage: member\/snap\/db holds v3 keys and the v2 store none; nothing was changed; if the data is right, write 3\.4\.23\/etcd3 into version\.txt$/);
+    expect(r.stderr.trim()).toMatch(
+      /^etcd-migrate: error: \S+\/version\.txt says 3\.4\.23\/etcd2, but the data is in etcd3 storage: member\/snap\/db holds v3 keys and the v2 store none; nothing was changed; if the data is right, write 3\.4\.23\/etcd3 into version\.txt$/,
+    );
     expect(await treeSnapshot(dir)).toEqual(before);
   });
 
@@ -89,20 +115,28 @@ describe('version.txt against what the data records', () => {
     // One minor above, with a target below it: no interrupted upgrade towards it explains that.
     const above = await run(dir, ['--target-version', '3.3.25']);
     expect(above.exitCode, above.stderr).toBe(2);
-    expect(above.stderr.trim()).toMatch(new RegExp('^etcd-migrate: error: \\S+/version\\.txt says 3\\.3\\.25/etcd3, but the data '
-      + 'records cluster version 3\\.4 \\(member/(snap/db|wal/[0-9a-f-]+\\.wal)\\), above 3\\.3; nothing was changed; '
-      + 'write the version the data was last run with into version\\.txt \\(its minor is 3\\.4\\)$'));
+    expect(above.stderr.trim()).toMatch(
+      new RegExp(
+        '^etcd-migrate: error: \\S+/version\\.txt says 3\\.3\\.25/etcd3, but the data ' +
+          'records cluster version 3\\.4 \\(member/(snap/db|wal/[0-9a-f-]+\\.wal)\\), above 3\\.3; nothing was changed; ' +
+          'write the version the data was last run with into version\\.txt \\(its minor is 3\\.4\\)$',
+      ),
+    );
     await fs.writeFile(path.join(dir, 'version.txt'), '3.5.30/etcd3');
     const below = await run(dir);
     expect(below.exitCode, below.stderr).toBe(2);
-    expect(below.stderr).toMatch(/says 3\.5\.30\/etcd3, but the data records cluster version 3\.4 \(member\/\S+\), below 3\.5/);
+    expect(below.stderr).toMatch(
+      /says 3\.5\.30\/etcd3, but the data records cluster version 3\.4 \(member\/\S+\), below 3\.5/,
+    );
     await fs.writeFile(path.join(dir, 'version.txt'), '3.3.25/etcd3');
     expect(await treeSnapshot(dir)).toEqual(before);
     // Two minors above: no run leaves that, whatever the target.
     const two = await withVersion('3.5.30', 'v3', '3.3.25/etcd3');
     const twoAbove = await run(two);
     expect(twoAbove.exitCode, twoAbove.stderr).toBe(2);
-    expect(twoAbove.stderr).toMatch(/says 3\.3\.25\/etcd3, but the data records cluster version 3\.5 \(member\/\S+\), above 3\.3/);
+    expect(twoAbove.stderr).toMatch(
+      /says 3\.3\.25\/etcd3, but the data records cluster version 3\.5 \(member\/\S+\), above 3\.3/,
+    );
   });
 
   it('accepts one minor above when the target needs it: an upgrade step killed before version.txt recorded it', async () => {
@@ -115,31 +149,81 @@ describe('version.txt against what the data records', () => {
 
   it('accepts one minor below for a cluster member (after its last step of a rolling upgrade), and v2 data as etcd2', async () => {
     const dir = await withVersion('3.4.23', 'v3', '3.5.30/etcd3');
-    const r = await run(dir, ['--initial-cluster', `m1=http://127.0.0.1:${await freePort()},m2=http://127.0.0.1:${await freePort()}`]);
+    const r = await run(dir, [
+      '--initial-cluster',
+      `m1=http://127.0.0.1:${await freePort()},m2=http://127.0.0.1:${await freePort()}`,
+    ]);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/3\.5\.30\/etcd3: nothing to migrate/);
     const v2 = await withVersion('3.3.25', 'v2', '3.3.25/etcd2');
-    const same = await runCli(['--data-dir', v2, '--target-version', '3.3.25', '--target-storage', 'etcd2', '--bin-dir', BIN_DIR, '--name', 'm1',
-      '--port', String(await freePort()), '--peer-port', String(await freePort())]);
+    const same = await runCli([
+      '--data-dir',
+      v2,
+      '--target-version',
+      '3.3.25',
+      '--target-storage',
+      'etcd2',
+      '--bin-dir',
+      BIN_DIR,
+      '--name',
+      'm1',
+      '--port',
+      String(await freePort()),
+      '--peer-port',
+      String(await freePort()),
+    ]);
     expect(same.exitCode, same.stderr).toBe(0);
   });
 
-  it('accepts a snapshot restored for an older minor on a cluster member, whose bbolt still records the newer one', { timeout: 120_000 }, async () => {
-    const root = await tmpDir();
-    const m = await startEtcd('3.5.30', path.join(root, 'src'), { name: 'm1' });
-    await etcdctl('3.5.30', m.endpoint, ['put', '/registry/a', '1']);
-    await etcdctl('3.5.30', m.endpoint, ['snapshot', 'save', path.join(root, 'snap.db')]);
-    await m.stop();
-    const dir = path.join(root, 'data');
-    const cluster = ['--name', 'm1', '--initial-cluster', `m1=http://127.0.0.1:${await freePort()},m2=http://127.0.0.2:2380,m3=http://127.0.0.3:2380`];
-    const peer = cluster[3]!.split(',')[0]!.slice(3);
-    const restored = await runCli(['restore', path.join(root, 'snap.db'), '--data-dir', dir, '--target-version', '3.4.23', '--bin-dir', BIN_DIR,
-      ...cluster, '--initial-advertise-peer-urls', peer]);
-    expect(restored.exitCode, restored.stderr).toBe(0);
-    expect(readDbEvidence(dir).clusterVersion).toEqual({ minor: '3.5', from: 'member/snap/db' });
-    const r = await runCli(['--data-dir', dir, '--target-version', '3.4.23', '--bin-dir', BIN_DIR, ...cluster, '--initial-advertise-peer-urls', peer,
-      '--listen-peer-urls', peer, '--port', String(await freePort())]);
-    expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/3\.4\.23\/etcd3: nothing to migrate for 3\.4\.23\/etcd3/);
-  });
+  it(
+    'accepts a snapshot restored for an older minor on a cluster member, whose bbolt still records the newer one',
+    { timeout: 120_000 },
+    async () => {
+      const root = await tmpDir();
+      const m = await startEtcd('3.5.30', path.join(root, 'src'), { name: 'm1' });
+      await etcdctl('3.5.30', m.endpoint, ['put', '/registry/a', '1']);
+      await etcdctl('3.5.30', m.endpoint, ['snapshot', 'save', path.join(root, 'snap.db')]);
+      await m.stop();
+      const dir = path.join(root, 'data');
+      const cluster = [
+        '--name',
+        'm1',
+        '--initial-cluster',
+        `m1=http://127.0.0.1:${await freePort()},m2=http://127.0.0.2:2380,m3=http://127.0.0.3:2380`,
+      ];
+      const peer = cluster[3]!.split(',')[0]!.slice(3);
+      const restored = await runCli([
+        'restore',
+        path.join(root, 'snap.db'),
+        '--data-dir',
+        dir,
+        '--target-version',
+        '3.4.23',
+        '--bin-dir',
+        BIN_DIR,
+        ...cluster,
+        '--initial-advertise-peer-urls',
+        peer,
+      ]);
+      expect(restored.exitCode, restored.stderr).toBe(0);
+      expect(readDbEvidence(dir).clusterVersion).toEqual({ minor: '3.5', from: 'member/snap/db' });
+      const r = await runCli([
+        '--data-dir',
+        dir,
+        '--target-version',
+        '3.4.23',
+        '--bin-dir',
+        BIN_DIR,
+        ...cluster,
+        '--initial-advertise-peer-urls',
+        peer,
+        '--listen-peer-urls',
+        peer,
+        '--port',
+        String(await freePort()),
+      ]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/3\.4\.23\/etcd3: nothing to migrate for 3\.4\.23\/etcd3/);
+    },
+  );
 });

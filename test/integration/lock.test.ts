@@ -24,7 +24,10 @@ interface Holder {
 async function holder(dir: string, opts: { wrap?: string[]; exit?: boolean } = {}): Promise<Holder> {
   const cmd = [...(opts.wrap ?? []), process.execPath, HOLDER, dir, ...(opts.exit ? ['--exit'] : [])];
   const proc = execa(cmd[0]!, cmd.slice(1), { reject: false, stdin: 'pipe', buffer: false });
-  onCleanup(async () => { proc.kill('SIGKILL'); await proc; });
+  onCleanup(async () => {
+    proc.kill('SIGKILL');
+    await proc;
+  });
   const line = await firstLine(proc);
   return { proc, line };
 }
@@ -55,13 +58,29 @@ describe('the data dir lock', () => {
     const h = await holder(dir, { wrap: ns });
     expect(h.line).toBe('held 1');
     const before = await treeSnapshot(dir);
-    const args = ['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1',
-      '--port', String(await freePort()), '--peer-port', String(await freePort())];
+    const args = [
+      '--data-dir',
+      dir,
+      '--target-version',
+      '3.5.30',
+      '--bin-dir',
+      BIN_DIR,
+      '--name',
+      'm1',
+      '--port',
+      String(await freePort()),
+      '--peer-port',
+      String(await freePort()),
+    ];
     const r = await execa(ns[0]!, [...ns.slice(1), process.execPath, ENTRY, ...args], { reject: false });
     expect(r.exitCode, String(r.stderr)).toBe(2);
-    expect(String(r.stderr)).toMatch(new RegExp('^etcd-migrate: error: another etcd-migrate '
-      + '\\(pid 1 in another PID namespace '
-      + '\\(host .*, since .*\\)\\) is working on .*; wait for it to finish, or stop it\n?$'));
+    expect(String(r.stderr)).toMatch(
+      new RegExp(
+        '^etcd-migrate: error: another etcd-migrate ' +
+          '\\(pid 1 in another PID namespace ' +
+          '\\(host .*, since .*\\)\\) is working on .*; wait for it to finish, or stop it\n?$',
+      ),
+    );
     expect(await treeSnapshot(dir)).toEqual(before);
   });
 
@@ -79,8 +98,10 @@ describe('the data dir lock', () => {
     const winner = held[0]!.split(' ')[1];
     for (const l of lines.filter((x) => !x.startsWith('held '))) {
       // Never the dead holder: the winner, or no name while its record is not written yet.
-      expect([`refused another etcd-migrate (pid ${winner}) is working on ${dir}; ${WAIT}`,
-        `refused another etcd-migrate holds the lock ${dir}/.etcd-migrate.lock.db; ${WAIT}`]).toContain(l);
+      expect([
+        `refused another etcd-migrate (pid ${winner}) is working on ${dir}; ${WAIT}`,
+        `refused another etcd-migrate holds the lock ${dir}/.etcd-migrate.lock.db; ${WAIT}`,
+      ]).toContain(l);
     }
   });
 
@@ -108,8 +129,10 @@ describe('the data dir lock', () => {
     const dir = await dataDir();
     await fs.writeFile(path.join(dir, '.etcd-migrate.lock.db'), 'not a lock');
     const h = await holder(dir);
-    expect(h.line).toBe(`refused ${dir}/.etcd-migrate.lock.db is not a lock etcd-migrate made (those stay empty); `
-      + 'if no etcd-migrate runs on this data dir, remove it');
+    expect(h.line).toBe(
+      `refused ${dir}/.etcd-migrate.lock.db is not a lock etcd-migrate made (those stay empty); ` +
+        'if no etcd-migrate runs on this data dir, remove it',
+    );
     expect(await fs.readFile(path.join(dir, '.etcd-migrate.lock.db'), 'utf8')).toBe('not a lock');
   });
 
@@ -136,8 +159,20 @@ describe('the data dir lock', () => {
     const zombie = () => /\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
     for (let i = 0; i < 500 && !zombie(); i++) await new Promise((r) => setTimeout(r, 10));
     expect(readFileSync(`/proc/${pid}/stat`, 'utf8')).toMatch(/\) Z /);
-    const r = await runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1',
-      '--port', String(await freePort()), '--peer-port', String(await freePort())]);
+    const r = await runCli([
+      '--data-dir',
+      dir,
+      '--target-version',
+      '3.5.30',
+      '--bin-dir',
+      BIN_DIR,
+      '--name',
+      'm1',
+      '--port',
+      String(await freePort()),
+      '--peer-port',
+      String(await freePort()),
+    ]);
     expect(r.exitCode, r.stderr).toBe(0);
     expect((await fs.readdir(dir)).sort()).toEqual(['member', 'version.txt']);
   });

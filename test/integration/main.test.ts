@@ -37,9 +37,16 @@ async function noop(appDir: string): Promise<{ exitCode: number; stderr: string 
   const data = path.join(await tmpDir(), 'data');
   await fs.mkdir(path.join(data, 'member'), { recursive: true });
   await fs.writeFile(path.join(data, 'version.txt'), '3.5.30/etcd3');
-  const r = await execa(process.execPath, [path.join(appDir, 'etcd-migrate.mjs'), '--data-dir', data, '--target-version', '3.5.30', '--bin-dir', BIN_DIR], {
-    reject: false, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_DEBUG_NATIVE: 'COMPILE_CACHE' }, extendEnv: false, stdin: 'ignore',
-  });
+  const r = await execa(
+    process.execPath,
+    [path.join(appDir, 'etcd-migrate.mjs'), '--data-dir', data, '--target-version', '3.5.30', '--bin-dir', BIN_DIR],
+    {
+      reject: false,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_DEBUG_NATIVE: 'COMPILE_CACHE' },
+      extendEnv: false,
+      stdin: 'ignore',
+    },
+  );
   return { exitCode: r.exitCode ?? -1, stderr: String(r.stderr) };
 }
 
@@ -65,7 +72,9 @@ describe('the compile cache beside the bundle', () => {
       const mnt = path.join(await tmpDir(), 'ro');
       await fs.mkdir(mnt);
       await execa('mount', ['-t', 'tmpfs', 'tmpfs', mnt]);
-      onCleanup(async () => { await execa('umount', ['-l', mnt], { reject: false }); });
+      onCleanup(async () => {
+        await execa('umount', ['-l', mnt], { reject: false });
+      });
       await fs.cp(dir, path.join(mnt, 'app'), { recursive: true });
       await execa('mount', ['-o', 'remount,ro', mnt]);
       const before = await treeSnapshot(mnt);
@@ -76,7 +85,9 @@ describe('the compile cache beside the bundle', () => {
       expect(await treeSnapshot(mnt)).toEqual(before);
     } else {
       await execa('chmod', ['-R', 'a-w', path.join(dir, 'compile-cache')]);
-      onCleanup(async () => { await execa('chmod', ['-R', 'u+w', path.join(dir, 'compile-cache')]); });
+      onCleanup(async () => {
+        await execa('chmod', ['-R', 'u+w', path.join(dir, 'compile-cache')]);
+      });
       const before = await treeSnapshot(dir);
       const r = await noop(dir);
       expect(r.exitCode).toBe(0);

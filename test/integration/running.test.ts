@@ -46,9 +46,25 @@ describe('an etcd running on the data dir', () => {
     if (way.includes('namespace') && !isRoot) return expect.soft(isRoot, 'needs root (unshare); CI has it').toBe(true);
     const dir = await data();
     const m = await startEtcd('3.4.23', dir, { name: 'm1', ...opts(dir) });
-    const r = await run(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1',
-      '--step-timeout', '10',
-      '--port', String(await freePort()), '--peer-port', String(await freePort())], way.includes('namespace'));
+    const r = await run(
+      [
+        '--data-dir',
+        dir,
+        '--target-version',
+        '3.5.30',
+        '--bin-dir',
+        BIN_DIR,
+        '--name',
+        'm1',
+        '--step-timeout',
+        '10',
+        '--port',
+        String(await freePort()),
+        '--peer-port',
+        String(await freePort()),
+      ],
+      way.includes('namespace'),
+    );
     expect(r.exitCode, r.stderr).toBe(2);
     expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
     expect(r.stderr).toMatch(who);

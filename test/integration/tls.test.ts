@@ -33,10 +33,33 @@ describe('client TLS to the temporary etcd', () => {
     const root = await tmpDir();
     const certs = await makeCerts(path.join(root, 'certs'), ['m1', 'client']);
     const { c, m, before } = await tlsData(root, certs);
-    const r = await runCli(['--data-dir', m.dataDir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', m.name,
-      '--initial-cluster', c.initialCluster, '--listen-peer-urls', m.peerUrl, '--initial-advertise-peer-urls', m.peerUrl,
-      '--port', String(await freePort()), '--client-ca-file', certs.ca],
-    { ETCD_CREDS: tlsFlags(certs, m.name).join(' '), CLIENT_CERT_FILE: certs.crt('client'), CLIENT_KEY_FILE: certs.key('client') });
+    const r = await runCli(
+      [
+        '--data-dir',
+        m.dataDir,
+        '--target-version',
+        '3.5.30',
+        '--bin-dir',
+        BIN_DIR,
+        '--name',
+        m.name,
+        '--initial-cluster',
+        c.initialCluster,
+        '--listen-peer-urls',
+        m.peerUrl,
+        '--initial-advertise-peer-urls',
+        m.peerUrl,
+        '--port',
+        String(await freePort()),
+        '--client-ca-file',
+        certs.ca,
+      ],
+      {
+        ETCD_CREDS: tlsFlags(certs, m.name).join(' '),
+        CLIENT_CERT_FILE: certs.crt('client'),
+        CLIENT_KEY_FILE: certs.key('client'),
+      },
+    );
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/step 1\/1 upgrade 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: [\d.]+ s$/m);
     expect(await fs.readFile(path.join(m.dataDir, 'version.txt'), 'utf8')).toBe('3.5.30/etcd3');
@@ -50,23 +73,76 @@ describe('client TLS to the temporary etcd', () => {
     const certs = await makeCerts(path.join(root, 'certs'), ['m1', 'client']);
     const other = await makeCerts(path.join(root, 'other'), ['client']);
     const { c, m } = await tlsData(root, certs);
-    const r = await runCli(['--data-dir', m.dataDir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', m.name,
-      '--initial-cluster', c.initialCluster, '--listen-peer-urls', m.peerUrl, '--initial-advertise-peer-urls', m.peerUrl,
-      '--port', String(await freePort()), '--step-timeout', '3',
-      '--client-ca-file', other.ca, '--client-cert-file', certs.crt('client'), '--client-key-file', certs.key('client')],
-    { ETCD_CREDS: tlsFlags(certs, m.name).join(' ') });
+    const r = await runCli(
+      [
+        '--data-dir',
+        m.dataDir,
+        '--target-version',
+        '3.5.30',
+        '--bin-dir',
+        BIN_DIR,
+        '--name',
+        m.name,
+        '--initial-cluster',
+        c.initialCluster,
+        '--listen-peer-urls',
+        m.peerUrl,
+        '--initial-advertise-peer-urls',
+        m.peerUrl,
+        '--port',
+        String(await freePort()),
+        '--step-timeout',
+        '3',
+        '--client-ca-file',
+        other.ca,
+        '--client-cert-file',
+        certs.crt('client'),
+        '--client-key-file',
+        certs.key('client'),
+      ],
+      { ETCD_CREDS: tlsFlags(certs, m.name).join(' ') },
+    );
     expect(r.exitCode, r.stderr).toBe(1);
-    expect(r.stderr).toMatch(/etcd 3\.5\.30 was not ready within 3 s \(last: .*(certificate|self.signed).*\).*version\.txt says 3\.4\.23\/etcd3/s);
+    expect(r.stderr).toMatch(
+      /etcd 3\.5\.30 was not ready within 3 s \(last: .*(certificate|self.signed).*\).*version\.txt says 3\.4\.23\/etcd3/s,
+    );
     expect(await fs.readFile(path.join(m.dataDir, 'version.txt'), 'utf8')).toBe('3.4.23/etcd3');
   });
 });
 
 describe('client TLS in the steps that rebuild data (a lone member)', () => {
-  const migrate = async (certs: Certs, m: { name: string; dataDir: string; peerUrl: string }, initialCluster: string, target: string[]) =>
-    runCli(['--data-dir', m.dataDir, ...target, '--bin-dir', BIN_DIR, '--name', m.name,
-      '--initial-cluster', initialCluster, '--listen-peer-urls', m.peerUrl, '--initial-advertise-peer-urls', m.peerUrl,
-      '--port', String(await freePort()), '--client-ca-file', certs.ca, '--client-cert-file', certs.crt('client'), '--client-key-file', certs.key('client')],
-    { ETCD_CREDS: tlsFlags(certs, m.name).join(' ') });
+  const migrate = async (
+    certs: Certs,
+    m: { name: string; dataDir: string; peerUrl: string },
+    initialCluster: string,
+    target: string[],
+  ) =>
+    runCli(
+      [
+        '--data-dir',
+        m.dataDir,
+        ...target,
+        '--bin-dir',
+        BIN_DIR,
+        '--name',
+        m.name,
+        '--initial-cluster',
+        initialCluster,
+        '--listen-peer-urls',
+        m.peerUrl,
+        '--initial-advertise-peer-urls',
+        m.peerUrl,
+        '--port',
+        String(await freePort()),
+        '--client-ca-file',
+        certs.ca,
+        '--client-cert-file',
+        certs.crt('client'),
+        '--client-key-file',
+        certs.key('client'),
+      ],
+      { ETCD_CREDS: tlsFlags(certs, m.name).join(' ') },
+    );
 
   it('downgrades 3.5.30 -> 3.4.23 through https (snapshot, key counts and hashes with client certificates)', async () => {
     const root = await tmpDir();
@@ -100,7 +176,9 @@ describe('client TLS in the steps that rebuild data (a lone member)', () => {
     const q = startMember('3.4.23', c, m, tlsFlags(certs, m.name));
     await waitServing(m.clientUrl, c.tls, '3.4.23', 30_000, q);
     const after = await range(m.clientUrl, '3.4.23', c.tls, '/registry/');
-    expect(after.map((kv) => `${kv.key}=${kv.value}`).sort()).toEqual([...Array(10).keys()].map((i) => `/registry/pods/p${i}=v${i}`).sort());
+    expect(after.map((kv) => `${kv.key}=${kv.value}`).sort()).toEqual(
+      [...Array(10).keys()].map((i) => `/registry/pods/p${i}=v${i}`).sort(),
+    );
     expect(after.filter((kv) => kv.lease !== '0')).toHaveLength(3);
   });
 });

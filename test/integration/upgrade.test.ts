@@ -16,9 +16,11 @@ const NAME = 'm1';
 /** A data dir written by 3.3.25 through the v3 API: plain keys and keys on a lease. */
 async function makeV3Data(dir: string): Promise<{ keys: KeyValue[]; lease: string }> {
   const m = await startEtcd('3.3.25', dir, { name: NAME });
-  for (let i = 0; i < 20; i++) await etcdctl('3.3.25', m.endpoint, ['put', `/registry/pods/default/p${i}`, `{"pod":${i}}`]);
+  for (let i = 0; i < 20; i++)
+    await etcdctl('3.3.25', m.endpoint, ['put', `/registry/pods/default/p${i}`, `{"pod":${i}}`]);
   const lease = await grantLease('3.3.25', m.endpoint, 600);
-  for (let i = 0; i < 5; i++) await etcdctl('3.3.25', m.endpoint, ['put', `/registry/events/e${i}`, `event ${i}`, '--lease', lease]);
+  for (let i = 0; i < 5; i++)
+    await etcdctl('3.3.25', m.endpoint, ['put', `/registry/events/e${i}`, `event ${i}`, '--lease', lease]);
   const keys = await dumpKeys('3.3.25', m.endpoint);
   await m.stop();
   await fs.writeFile(path.join(dir, 'version.txt'), '3.3.25/etcd3');
@@ -34,8 +36,20 @@ describe('upgrade 3.3.25/etcd3 -> 3.5.30/etcd3 with real etcd', () => {
 
     // Watch version.txt while the migration runs: it must advance through 3.4.23 to 3.5.30.
     const watcher = watchVersionFile(dir);
-    const r = await runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', NAME,
-      '--port', String(port), '--peer-port', String(peerPort)]);
+    const r = await runCli([
+      '--data-dir',
+      dir,
+      '--target-version',
+      '3.5.30',
+      '--bin-dir',
+      BIN_DIR,
+      '--name',
+      NAME,
+      '--port',
+      String(port),
+      '--peer-port',
+      String(peerPort),
+    ]);
     const seen = await watcher.stop();
 
     expect(r.stderr).toContain('step 1/2');
@@ -47,15 +61,32 @@ describe('upgrade 3.3.25/etcd3 -> 3.5.30/etcd3 with real etcd', () => {
     expect(seen.indexOf('3.4.23/etcd3')).toBeLessThan(seen.indexOf('3.5.30/etcd3'));
 
     // The data now runs on 3.5.30 (an older minor refuses it) with every key, value and lease.
-    const refused = await execa(path.join(BIN_DIR, 'etcd-3.4.23'), ['--data-dir', dir, '--name', NAME,
-      '--listen-client-urls', `http://127.0.0.1:${port}`, '--advertise-client-urls', `http://127.0.0.1:${port}`,
-      '--listen-peer-urls', `http://127.0.0.1:${peerPort}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
-      '--initial-cluster', `${NAME}=http://127.0.0.1:${peerPort}`], { reject: false, timeout: 20_000 });
+    const refused = await execa(
+      path.join(BIN_DIR, 'etcd-3.4.23'),
+      [
+        '--data-dir',
+        dir,
+        '--name',
+        NAME,
+        '--listen-client-urls',
+        `http://127.0.0.1:${port}`,
+        '--advertise-client-urls',
+        `http://127.0.0.1:${port}`,
+        '--listen-peer-urls',
+        `http://127.0.0.1:${peerPort}`,
+        '--initial-advertise-peer-urls',
+        `http://127.0.0.1:${peerPort}`,
+        '--initial-cluster',
+        `${NAME}=http://127.0.0.1:${peerPort}`,
+      ],
+      { reject: false, timeout: 20_000 },
+    );
     expect(refused.stderr).toMatch(/cluster cannot be downgraded/);
 
     const m = await startEtcd('3.5.30', dir, { name: NAME });
     const after = await dumpKeys('3.5.30', m.endpoint);
-    const strip = (k: KeyValue[]) => k.map(({ key, value, lease: l, modRevision }) => ({ key, value, lease: l, modRevision }));
+    const strip = (k: KeyValue[]) =>
+      k.map(({ key, value, lease: l, modRevision }) => ({ key, value, lease: l, modRevision }));
     expect(strip(after)).toEqual(strip(keys));
     expect(after.filter((k) => k.lease === lease)).toHaveLength(5);
     const ttl = await leaseTtl('3.5.30', m.endpoint, lease);
@@ -66,8 +97,22 @@ describe('upgrade 3.3.25/etcd3 -> 3.5.30/etcd3 with real etcd', () => {
     const dir = path.join(await tmpDir(), 'data');
     await makeV3Data(dir);
     const before = await treeSnapshot(dir);
-    const r = await runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--dry-run',
-      '--port', String(await freePort()), '--peer-port', String(await freePort()), '--', '--name', NAME]);
+    const r = await runCli([
+      '--data-dir',
+      dir,
+      '--target-version',
+      '3.5.30',
+      '--bin-dir',
+      BIN_DIR,
+      '--dry-run',
+      '--port',
+      String(await freePort()),
+      '--peer-port',
+      String(await freePort()),
+      '--',
+      '--name',
+      NAME,
+    ]);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toContain('1. upgrade 3.3.25/etcd3 -> 3.4.23/etcd3');
     expect(r.stdout).toContain('2. upgrade 3.4.23/etcd3 -> 3.5.30/etcd3');
@@ -77,16 +122,57 @@ describe('upgrade 3.3.25/etcd3 -> 3.5.30/etcd3 with real etcd', () => {
   it('execs the target etcd with the user flags and the entrypoint PID, and it serves the data', async () => {
     const dir = path.join(await tmpDir(), 'data');
     const { keys } = await makeV3Data(dir);
-    const [port, peerPort, clientPort, realPeer] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const [port, peerPort, clientPort, realPeer] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
     const client = `http://127.0.0.1:${clientPort}`;
     const peer = `http://127.0.0.1:${realPeer}`;
-    const proc = execa(process.execPath, [ENTRY, '--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR,
-      '--name', NAME, '--port', String(port), '--peer-port', String(peerPort), '--',
-      '--name', NAME, '--listen-client-urls', client, '--advertise-client-urls', client,
-      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `${NAME}=${peer}`],
-    // ETCD_NAME would clash with --name in etcd ("conflicting environment variable"): the entrypoint drops it.
-    { reject: false, env: { ETCD_NAME: NAME, ETCD_DATA_PREFIX: '/registry' }, extendEnv: true, all: true, stdin: 'ignore' });
-    onCleanup(async () => { proc.kill('SIGKILL'); await proc; });
+    const proc = execa(
+      process.execPath,
+      [
+        ENTRY,
+        '--data-dir',
+        dir,
+        '--target-version',
+        '3.5.30',
+        '--bin-dir',
+        BIN_DIR,
+        '--name',
+        NAME,
+        '--port',
+        String(port),
+        '--peer-port',
+        String(peerPort),
+        '--',
+        '--name',
+        NAME,
+        '--listen-client-urls',
+        client,
+        '--advertise-client-urls',
+        client,
+        '--listen-peer-urls',
+        peer,
+        '--initial-advertise-peer-urls',
+        peer,
+        '--initial-cluster',
+        `${NAME}=${peer}`,
+      ],
+      // ETCD_NAME would clash with --name in etcd ("conflicting environment variable"): the entrypoint drops it.
+      {
+        reject: false,
+        env: { ETCD_NAME: NAME, ETCD_DATA_PREFIX: '/registry' },
+        extendEnv: true,
+        all: true,
+        stdin: 'ignore',
+      },
+    );
+    onCleanup(async () => {
+      proc.kill('SIGKILL');
+      await proc;
+    });
 
     let served: KeyValue[] | undefined;
     for (let i = 0; i < 300 && !served; i++) {
@@ -118,7 +204,7 @@ describe('upgrade 3.3.25/etcd3 -> 3.5.30/etcd3 with real etcd', () => {
     const dir = path.join(await tmpDir(), 'data');
     await makeV3Data(dir);
     await fs.writeFile(path.join(dir, 'version.txt'), '3.3.20/etcd3');
-    const before = (await treeSnapshot(path.join(dir, 'member')));
+    const before = await treeSnapshot(path.join(dir, 'member'));
     const r = await runCli(['--data-dir', dir, '--target-version', '3.3.25', '--bin-dir', BIN_DIR]);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toContain('nothing to migrate');

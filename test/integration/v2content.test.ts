@@ -34,11 +34,31 @@ async function v2Put(endpoint: string, key: string, query = '', value?: string):
 /** Starts etcd `version` on `dir` expecting it to exit on its own within 20 s; returns its log. */
 async function startFails(version: string, dir: string, flags: string[] = []): Promise<string> {
   const [client, peer] = [`http://127.0.0.1:${await freePort()}`, `http://127.0.0.1:${await freePort()}`];
-  const proc = execa(path.join(BIN_DIR, `etcd-${version}`), ['--name', 'test-member', '--data-dir', dir,
-    '--listen-client-urls', client, '--advertise-client-urls', client, '--listen-peer-urls', peer,
-    '--initial-advertise-peer-urls', peer, '--initial-cluster', `test-member=${peer}`, ...flags],
-  { reject: false, all: true, timeout: 20_000, stdin: 'ignore' });
-  onCleanup(async () => { proc.kill('SIGKILL'); await proc; });
+  const proc = execa(
+    path.join(BIN_DIR, `etcd-${version}`),
+    [
+      '--name',
+      'test-member',
+      '--data-dir',
+      dir,
+      '--listen-client-urls',
+      client,
+      '--advertise-client-urls',
+      client,
+      '--listen-peer-urls',
+      peer,
+      '--initial-advertise-peer-urls',
+      peer,
+      '--initial-cluster',
+      `test-member=${peer}`,
+      ...flags,
+    ],
+    { reject: false, all: true, timeout: 20_000, stdin: 'ignore' },
+  );
+  onCleanup(async () => {
+    proc.kill('SIGKILL');
+    await proc;
+  });
   const r = await proc;
   expect(r.timedOut).toBe(false);
   expect(r.exitCode).not.toBe(0);
@@ -68,7 +88,7 @@ async function runOnce(version: string, dir: string, flags: string[]): Promise<v
 }
 
 describe('readV2Content', () => {
-  it('3.5.30 data: its start\'s raw v2 PUTs are after the (absent) snapshot, all allowed; etcdutl agrees', async () => {
+  it("3.5.30 data: its start's raw v2 PUTs are after the (absent) snapshot, all allowed; etcdutl agrees", async () => {
     const dir = await v3Data();
     const c = await readV2Content(dir);
     expect(c.snapshot).toBeUndefined();
@@ -116,8 +136,12 @@ describe('readV2Content', () => {
     const first = await reader.read();
     expect(first).toEqual(inWal);
     expect(await reader.read()).toBe(first);
-    expect(inWal.walRequests.map((r) => `${r.method} ${r.path}`))
-      .toEqual(['PUT /1/foo/bar', 'PUT /1/foo/baz', 'PUT /1/empty', 'PUT /1/_hidden']);
+    expect(inWal.walRequests.map((r) => `${r.method} ${r.path}`)).toEqual([
+      'PUT /1/foo/bar',
+      'PUT /1/foo/baz',
+      'PUT /1/empty',
+      'PUT /1/_hidden',
+    ]);
     expect(inWal.snapshotKeys).toEqual([]);
     expect(JSON.stringify(inWal)).not.toMatch(/secret/);
     const walCheck = await checkV2store(dir);
@@ -125,8 +149,9 @@ describe('readV2Content', () => {
     expect(walCheck.out).toBe('Error: detected custom v2 content in WAL records');
     // The check of 3.5.30 (before 3.5.32) reads the .snap only: it misses them.
     expect(await checkV2store(dir, '3.5.30')).toEqual({ exitCode: 0, out: 'No custom content found in v2store.' });
-    expect(await startFails('3.6.17', await copyOf(dir)))
-      .toMatch(/detected disallowed v2 WAL for stage --v2-deprecation=write-only/);
+    expect(await startFails('3.6.17', await copyOf(dir))).toMatch(
+      /detected disallowed v2 WAL for stage --v2-deprecation=write-only/,
+    );
 
     const m2 = await startEtcd('3.5.30', dir, { extraArgs: ['--enable-v2=true', '--snapshot-count=1'] });
     for (let i = 0; i < 3; i++) await etcdctl('3.5.30', m2.endpoint, ['put', `/registry/w${i}`, 'x']);
@@ -166,7 +191,8 @@ describe('readV2Content', () => {
     const c = await readV2Content(dir);
     expect(c).toMatchObject({ snapshotKeys: ['/1/foo/bar'], walRequests: [], v2EntriesAfterSnapshot: 0 });
     expect(await checkV2store(dir)).toEqual({ exitCode: 1, out: 'Error: detected custom content in v2store' });
-    expect(await startFails('3.5.36', dir, ['--v2-deprecation=write-only-drop-data']))
-      .toMatch(/detected disallowed custom content in v2store for stage --v2-deprecation=write-only-drop-data/);
+    expect(await startFails('3.5.36', dir, ['--v2-deprecation=write-only-drop-data'])).toMatch(
+      /detected disallowed custom content in v2store for stage --v2-deprecation=write-only-drop-data/,
+    );
   });
 });

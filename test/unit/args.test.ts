@@ -43,12 +43,16 @@ describe('parseArgs', () => {
   });
 
   it('refuses a log level that is none, naming the four', () => {
-    expect(() => parseArgs(['--log-level', 'verbose'])).toThrow('--log-level verbose is not a level: use debug, info, warn or error');
+    expect(() => parseArgs(['--log-level', 'verbose'])).toThrow(
+      '--log-level verbose is not a level: use debug, info, warn or error',
+    );
     expect(parseArgs(['--log-level', 'debug']).logLevel).toBe('debug');
   });
 
   it('refuses an unknown flag with the nearest valid name', () => {
-    expect(() => parseArgs(['--bin-dirs', '/x'])).toThrow(/unknown flag --bin-dirs; did you mean --bin-dir\? see etcd-migrate --help/);
+    expect(() => parseArgs(['--bin-dirs', '/x'])).toThrow(
+      /unknown flag --bin-dirs; did you mean --bin-dir\? see etcd-migrate --help/,
+    );
   });
 
   it('keeps what follows -- for etcd', () => {
@@ -106,7 +110,7 @@ describe('the option table of docs/configuration.md', () => {
   });
 });
 
-describe('the option table\'s defaults', () => {
+describe("the option table's defaults", () => {
   it('are the ones resolveOptions applies', async () => {
     const { resolveOptions } = await import('../../src/options.ts');
     const { fmtData } = await import('../../src/version.ts');

@@ -8,14 +8,36 @@ const sum = (entries: Array<[string, string, boolean]>) => {
 };
 
 describe('checksum', () => {
-  const data: Array<[string, string, boolean]> = [['/registry/a', '1', false], ['/registry/b', '2', true], ['/registry/c', '', false]];
+  const data: Array<[string, string, boolean]> = [
+    ['/registry/a', '1', false],
+    ['/registry/b', '2', true],
+    ['/registry/c', '', false],
+  ];
   it('does not depend on the order keys come in', () => {
     expect(sum(data)).toEqual(sum([...data].reverse()));
   });
   it('changes with any value, key, or TTL flag', () => {
     const a = sum(data);
-    expect(checksumMismatch(a, sum([['/registry/a', '1', false], ['/registry/b', '3', true], ['/registry/c', '', false]]))).toBe('keys or values differ');
-    expect(checksumMismatch(a, sum([['/registry/a', '1', true], ['/registry/b', '2', false], ['/registry/c', '', false]]))).toBe('keys with a TTL 1 -> 1 (different keys)');
+    expect(
+      checksumMismatch(
+        a,
+        sum([
+          ['/registry/a', '1', false],
+          ['/registry/b', '3', true],
+          ['/registry/c', '', false],
+        ]),
+      ),
+    ).toBe('keys or values differ');
+    expect(
+      checksumMismatch(
+        a,
+        sum([
+          ['/registry/a', '1', true],
+          ['/registry/b', '2', false],
+          ['/registry/c', '', false],
+        ]),
+      ),
+    ).toBe('keys with a TTL 1 -> 1 (different keys)');
     expect(checksumMismatch(a, sum(data.slice(1)))).toMatch(/key count 3 -> 2/);
     // key/value boundary is part of the digest: ("ab","c") is not ("a","bc")
     expect(sum([['ab', 'c', false]]).kv).not.toBe(sum([['a', 'bc', false]]).kv);
@@ -47,7 +69,12 @@ describe('kvDigest', () => {
   it('is the first 64 bits of sha256(len(key) as 4 bytes big-endian || key || value): the format pending TTL files carry across versions', async () => {
     const { createHash } = await import('node:crypto');
     const { kvDigest } = await import('../../src/checksum.ts');
-    for (const [k, v] of [['/registry/pods/a', '{"x":1}'], ['', ''], ['/k', ''], ['/\u00e9', 'v'.repeat(70_000)]] as const) {
+    for (const [k, v] of [
+      ['/registry/pods/a', '{"x":1}'],
+      ['', ''],
+      ['/k', ''],
+      ['/\u00e9', 'v'.repeat(70_000)],
+    ] as const) {
       const len = Buffer.alloc(4);
       len.writeUInt32BE(Buffer.byteLength(k));
       const want = createHash('sha256').update(len).update(k).update(v).digest().readBigUInt64BE(0);

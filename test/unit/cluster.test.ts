@@ -25,8 +25,23 @@ describe('members', () => {
 
 describe('one definition of a cluster everywhere: a member with two peer URLs is one member', () => {
   const TWO_URLS = 'a=http://127.0.0.1:2380,a=http://127.0.0.2:2380';
-  const args = (initialCluster: string) => etcdArgs({ bin: 'etcd', version: v('3.5.30'), dataDir: '/d', storage: 'etcd3', env: {}, timeoutMs: 1,
-    member: { name: 'a', initialCluster, listenPeerUrls: 'http://127.0.0.1:2380', initialAdvertisePeerUrls: 'http://127.0.0.1:2380', port: 1, extraArgs: [] } });
+  const args = (initialCluster: string) =>
+    etcdArgs({
+      bin: 'etcd',
+      version: v('3.5.30'),
+      dataDir: '/d',
+      storage: 'etcd3',
+      env: {},
+      timeoutMs: 1,
+      member: {
+        name: 'a',
+        initialCluster,
+        listenPeerUrls: 'http://127.0.0.1:2380',
+        initialAdvertisePeerUrls: 'http://127.0.0.1:2380',
+        port: 1,
+        extraArgs: [],
+      },
+    });
   const downgrade = plan(d('3.5.30/etcd3'), d('3.4.23/etcd3'), BUNDLE)[0] as Parameters<typeof checkDowngrade>[0];
 
   it('the temporary etcd of a lone member elects itself quickly, with one URL or two', () => {
@@ -37,13 +52,18 @@ describe('one definition of a cluster everywhere: a member with two peer URLs is
 
   it('a downgrade refuses a cluster, naming how many members it has, and not a lone member with two URLs', () => {
     expect(() => checkDowngrade(downgrade, { initialCluster: TWO_URLS })).not.toThrow();
-    expect(() => checkDowngrade(downgrade, { initialCluster: `${THREE},c=http://10.0.0.4:2380` })).toThrow(/INITIAL_CLUSTER names 3\)/);
+    expect(() => checkDowngrade(downgrade, { initialCluster: `${THREE},c=http://10.0.0.4:2380` })).toThrow(
+      /INITIAL_CLUSTER names 3\)/,
+    );
   });
 });
 
 describe('clusterVersionNeeded', () => {
   const needs = (from: string, to: string, cluster: boolean) =>
-    plan(d(from), d(to), BUNDLE).map((s: Step) => `${s.to.version.major}.${s.to.version.minor}.${s.to.version.patch}:${fmtMinor(clusterVersionNeeded(s, d(to).version, cluster))}`);
+    plan(d(from), d(to), BUNDLE).map(
+      (s: Step) =>
+        `${s.to.version.major}.${s.to.version.minor}.${s.to.version.patch}:${fmtMinor(clusterVersionNeeded(s, d(to).version, cluster))}`,
+    );
 
   it.each([
     // lone member: every step waits for its own minor (the rule it always had)
@@ -85,8 +105,10 @@ describe('checkClusterPlan', () => {
     expect(refused('3.5.30/etcd3', '3.4.23/etcd3', ONE)).toBeUndefined();
   });
 
-  it('refuses conversions on a cluster, naming the procedure (downgrades: their runner\'s check)', () => {
-    expect(refused('3.3.25/etcd2', '3.5.30/etcd3', THREE)).toMatch(/^the plan to 3\.5\.30\/etcd3 holds a storage conversion \(convert 3\.3\.25\/etcd2 -> 3\.3\.25\/etcd3\), which a member of a 3-member cluster \(INITIAL_CLUSTER\) cannot run on its own; stop the cluster, .*--force-new-cluster.*docs\/clusters\.md\)$/);
+  it("refuses conversions on a cluster, naming the procedure (downgrades: their runner's check)", () => {
+    expect(refused('3.3.25/etcd2', '3.5.30/etcd3', THREE)).toMatch(
+      /^the plan to 3\.5\.30\/etcd3 holds a storage conversion \(convert 3\.3\.25\/etcd2 -> 3\.3\.25\/etcd3\), which a member of a 3-member cluster \(INITIAL_CLUSTER\) cannot run on its own; stop the cluster, .*--force-new-cluster.*docs\/clusters\.md\)$/,
+    );
     expect(refused('3.5.30/etcd3', '3.3.25/etcd3', THREE)).toBeUndefined();
     expect(refused('3.3.25/etcd3', '3.3.25/etcd2', THREE)).toMatch(/holds a storage conversion \(roll back/);
   });
@@ -103,6 +125,8 @@ describe('clusterNote', () => {
     expect(n).toContain('member of a 3-member cluster (a, b, c)');
     expect(n).toContain('etcd 3.4.23 also wait(s) until the cluster version is its minor');
     expect(n).toContain('etcd 3.5.30 is done when a write commits at cluster version 3.4 or newer');
-    expect(clusterNote(plan(d('3.4.23/etcd3'), d('3.5.16/etcd3'), BUNDLE), v('3.5.16'), THREE)).not.toContain('also wait');
+    expect(clusterNote(plan(d('3.4.23/etcd3'), d('3.5.16/etcd3'), BUNDLE), v('3.5.16'), THREE)).not.toContain(
+      'also wait',
+    );
   });
 });

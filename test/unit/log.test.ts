@@ -1,6 +1,16 @@
 // The log: its levels, JSON records with fields, the settings found before the command line is parsed.
 import { describe, expect, it } from 'vitest';
-import { childLines, counted, debug, jsonRecord, logFormatOf, logSettingsOf, makeLog, textLine, type LogSettings } from '../../src/log.ts';
+import {
+  childLines,
+  counted,
+  debug,
+  jsonRecord,
+  logFormatOf,
+  logSettingsOf,
+  makeLog,
+  textLine,
+  type LogSettings,
+} from '../../src/log.ts';
 
 const now = new Date('2026-12-03T19:00:00.000Z');
 
@@ -12,15 +22,35 @@ function capture(settings: LogSettings) {
 
 describe('jsonRecord', () => {
   it('is one JSON object, info by default, error for an error line without its prefix', () => {
-    expect(JSON.parse(jsonRecord('step 1/1 done', now))).toEqual({ level: 'info', ts: '2026-12-03T19:00:00.000Z', caller: 'etcd-migrate', msg: 'step 1/1 done' });
-    expect(JSON.parse(jsonRecord('error: no\nits last lines:\n  x', now))).toMatchObject({ level: 'error', msg: 'no\nits last lines:\n  x' });
+    expect(JSON.parse(jsonRecord('step 1/1 done', now))).toEqual({
+      level: 'info',
+      ts: '2026-12-03T19:00:00.000Z',
+      caller: 'etcd-migrate',
+      msg: 'step 1/1 done',
+    });
+    expect(JSON.parse(jsonRecord('error: no\nits last lines:\n  x', now))).toMatchObject({
+      level: 'error',
+      msg: 'no\nits last lines:\n  x',
+    });
     expect(JSON.parse(jsonRecord('internal error: bug', now))).toMatchObject({ level: 'error', msg: 'bug' });
     expect(jsonRecord('a\nb', now).includes('\n')).toBe(false);
   });
 
   it('writes the fields after msg as zap does, in their order; a field named like a record key gets a _', () => {
-    const r = jsonRecord('step 1/3 convert', now, { fields: { step: 1, steps: 3, keys: 6061, from: '3.3.25/etcd2', no: undefined, msg: 'x' } });
-    expect(Object.keys(JSON.parse(r))).toEqual(['level', 'ts', 'caller', 'msg', 'step', 'steps', 'keys', 'from', 'msg_']);
+    const r = jsonRecord('step 1/3 convert', now, {
+      fields: { step: 1, steps: 3, keys: 6061, from: '3.3.25/etcd2', no: undefined, msg: 'x' },
+    });
+    expect(Object.keys(JSON.parse(r))).toEqual([
+      'level',
+      'ts',
+      'caller',
+      'msg',
+      'step',
+      'steps',
+      'keys',
+      'from',
+      'msg_',
+    ]);
     expect(JSON.parse(r)).toMatchObject({ msg: 'step 1/3 convert', keys: 6061, from: '3.3.25/etcd2', msg_: 'x' });
   });
 
@@ -50,7 +80,10 @@ describe('makeLog', () => {
   });
 
   it.each([
-    ['debug', 4], ['info', 3], ['warn', 2], ['error', 1],
+    ['debug', 4],
+    ['info', 3],
+    ['warn', 2],
+    ['error', 1],
   ] as const)('at %s writes %i of the four levels', (level, n) => {
     const { out, log } = capture({ format: 'json', level });
     for (const l of ['debug', 'info', 'warn', 'error'] as const) log(`a ${l} line`, { level: l });
@@ -62,7 +95,15 @@ describe('makeLog', () => {
   it('writes the fields of a JSON record and none in text', () => {
     const json = capture({ format: 'json', level: 'info' });
     json.log('step 1/3 done', { fields: { step: 1, keys: 6061, seconds: 0.43 } });
-    expect(JSON.parse(json.out[0]!)).toEqual({ level: 'info', ts: now.toISOString(), caller: 'etcd-migrate', msg: 'step 1/3 done', step: 1, keys: 6061, seconds: 0.43 });
+    expect(JSON.parse(json.out[0]!)).toEqual({
+      level: 'info',
+      ts: now.toISOString(),
+      caller: 'etcd-migrate',
+      msg: 'step 1/3 done',
+      step: 1,
+      keys: 6061,
+      seconds: 0.43,
+    });
     const text = capture({ format: 'text', level: 'info' });
     text.log('step 1/3 done', { fields: { step: 1 } });
     expect(text.out).toEqual(['etcd-migrate: step 1/3 done\n']);
@@ -95,9 +136,14 @@ describe('logSettingsOf', () => {
   });
 
   it('names a level that is none, from the flag or the variable, and logs at info meanwhile', () => {
-    expect(logSettingsOf(['--log-level', 'verbose', '--log-format=json'], {}))
-      .toEqual({ format: 'json', level: 'info', bad: '--log-level verbose is not a level: use debug, info, warn or error' });
-    expect(logSettingsOf([], { LOG_LEVEL: 'INFO' }).bad).toBe('LOG_LEVEL=INFO is not a level: use debug, info, warn or error');
+    expect(logSettingsOf(['--log-level', 'verbose', '--log-format=json'], {})).toEqual({
+      format: 'json',
+      level: 'info',
+      bad: '--log-level verbose is not a level: use debug, info, warn or error',
+    });
+    expect(logSettingsOf([], { LOG_LEVEL: 'INFO' }).bad).toBe(
+      'LOG_LEVEL=INFO is not a level: use debug, info, warn or error',
+    );
   });
 });
 

@@ -16,7 +16,9 @@ describe('step timeout', () => {
   it('STEP_TIMEOUT, and --step-timeout over it, in seconds', () => {
     expect(resolve(base, { STEP_TIMEOUT: '30' }).stepTimeoutMs).toBe(30_000);
     expect(resolve(base, { STEP_TIMEOUT: '' }).stepTimeoutMs).toBe(120_000);
-    expect(resolve({ ...base, stepTimeout: 2.5 }, { STEP_TIMEOUT: '30', INITIAL_CLUSTER: THREE }).stepTimeoutMs).toBe(2_500);
+    expect(resolve({ ...base, stepTimeout: 2.5 }, { STEP_TIMEOUT: '30', INITIAL_CLUSTER: THREE }).stepTimeoutMs).toBe(
+      2_500,
+    );
   });
 
   it.each([
@@ -30,13 +32,26 @@ describe('client TLS options', () => {
   it('none: plain http', () => expect(resolve(base).clientTls).toBeUndefined());
 
   it('from the environment, with ETCD_CREDS giving the server certificate', () => {
-    const o = resolve(base, { ETCD_CREDS: SERVER, CLIENT_CA_FILE: '/ca.crt', CLIENT_CERT_FILE: '/c.crt', CLIENT_KEY_FILE: '/c.key' });
-    expect(o.clientTls).toEqual({ serverCertFile: '/s.crt', caFile: '/ca.crt', certFile: '/c.crt', keyFile: '/c.key', clientAuth: true });
+    const o = resolve(base, {
+      ETCD_CREDS: SERVER,
+      CLIENT_CA_FILE: '/ca.crt',
+      CLIENT_CERT_FILE: '/c.crt',
+      CLIENT_KEY_FILE: '/c.key',
+    });
+    expect(o.clientTls).toEqual({
+      serverCertFile: '/s.crt',
+      caFile: '/ca.crt',
+      certFile: '/c.crt',
+      keyFile: '/c.key',
+      clientAuth: true,
+    });
   });
 
   it('a flag wins over its variable', () => {
-    const o = resolve({ ...base, clientCaFile: '/flag-ca.crt', clientCertFile: '/f.crt', clientKeyFile: '/f.key' },
-      { ETCD_CREDS: SERVER, CLIENT_CA_FILE: '/ca.crt', CLIENT_CERT_FILE: '/c.crt', CLIENT_KEY_FILE: '/c.key' });
+    const o = resolve(
+      { ...base, clientCaFile: '/flag-ca.crt', clientCertFile: '/f.crt', clientKeyFile: '/f.key' },
+      { ETCD_CREDS: SERVER, CLIENT_CA_FILE: '/ca.crt', CLIENT_CERT_FILE: '/c.crt', CLIENT_KEY_FILE: '/c.key' },
+    );
     expect(o.clientTls).toMatchObject({ caFile: '/flag-ca.crt', certFile: '/f.crt', keyFile: '/f.key' });
   });
 

@@ -10,7 +10,9 @@ function fakeTime() {
   const ticker: Ticker = (ms, fn) => {
     const timer = { ms, next: t + ms, fn, stopped: false };
     timers.push(timer);
-    return () => { timer.stopped = true; };
+    return () => {
+      timer.stopped = true;
+    };
   };
   const advance = (ms: number) => {
     const end = t + ms;
@@ -66,7 +68,12 @@ describe('progress of work done elsewhere', () => {
     const time = fakeTime();
     const { lines, log } = logged();
     let written = 3;
-    const p = progressReporter({ log, now: time.now, ticker: time.ticker })('etcdctl migrate', undefined, 'MiB', async () => written);
+    const p = progressReporter({ log, now: time.now, ticker: time.ticker })(
+      'etcdctl migrate',
+      undefined,
+      'MiB',
+      async () => written,
+    );
     time.advance(LINE_EVERY_MS);
     await Promise.resolve();
     written = 7;
@@ -82,8 +89,12 @@ describe('progress as a bar', () => {
     const time = fakeTime();
     const { lines, log } = logged();
     const out: string[] = [];
-    const p = progressReporter({ log, now: time.now, ticker: time.ticker, tty: { write: (s) => out.push(s), columns: 80 } })(
-      'converting', 10, 'key');
+    const p = progressReporter({
+      log,
+      now: time.now,
+      ticker: time.ticker,
+      tty: { write: (s) => out.push(s), columns: 80 },
+    })('converting', 10, 'key');
     time.advance(750);
     expect(out).toEqual([]);
     p.set(5);
@@ -96,8 +107,12 @@ describe('progress as a bar', () => {
   it('is 80 columns wide on a terminal that does not say', () => {
     const time = fakeTime();
     const out: string[] = [];
-    const p = progressReporter({ log: () => {}, now: time.now, ticker: time.ticker, tty: { write: (s) => out.push(s), columns: 0 } })(
-      'x'.repeat(100), 1, 'key');
+    const p = progressReporter({
+      log: () => {},
+      now: time.now,
+      ticker: time.ticker,
+      tty: { write: (s) => out.push(s), columns: 0 },
+    })('x'.repeat(100), 1, 'key');
     time.advance(1000);
     p.end();
     expect(out[0]).toBe(`\r${'x'.repeat(79)}\x1b[K`);
@@ -106,7 +121,12 @@ describe('progress as a bar', () => {
   it('clears nothing when it never drew', () => {
     const time = fakeTime();
     const out: string[] = [];
-    const p = progressReporter({ log: () => {}, now: time.now, ticker: time.ticker, tty: { write: (s) => out.push(s) } })('x', 1, 'key');
+    const p = progressReporter({
+      log: () => {},
+      now: time.now,
+      ticker: time.ticker,
+      tty: { write: (s) => out.push(s) },
+    })('x', 1, 'key');
     p.end();
     expect(out).toEqual([]);
   });
@@ -123,13 +143,24 @@ describe('sharedTerminal', () => {
     tty.write('\rbar 20%');
     tty.write('\r\x1b[K');
     log('fourth');
-    expect(out).toEqual(['first\n', '\rbar 10%', '\r\x1b[K', 'second\n', 'third\n', '\rbar 20%', '\r\x1b[K', 'fourth\n']);
+    expect(out).toEqual([
+      'first\n',
+      '\rbar 10%',
+      '\r\x1b[K',
+      'second\n',
+      'third\n',
+      '\rbar 20%',
+      '\r\x1b[K',
+      'fourth\n',
+    ]);
   });
 });
 
 describe('the texts', () => {
   it('says what is done when there is no total, caps at 100% and fits the terminal', () => {
-    expect(progressLine('reading the v2 store', 1234, undefined, 'key', 6400)).toBe('reading the v2 store: 1,234 keys, 6 s');
+    expect(progressLine('reading the v2 store', 1234, undefined, 'key', 6400)).toBe(
+      'reading the v2 store: 1,234 keys, 6 s',
+    );
     expect(progressLine('x', 12, 10, 'key', 0)).toBe('x: 10 of 10 keys (100%), 0 s');
     expect(progressLine('reading', 1, 2048, 'MiB', 0)).toBe('reading: 1 of 2,048 MiB (0%), 0 s');
     expect(bar('attaching TTLs', 1, 4, 'key', 2000, 80)).toBe('attaching TTLs [######------------------] 25% 2 s');

@@ -1,13 +1,27 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.ts';
-import { fmt, formatVersionFile, nextMinor, parseVersion, parseVersionFile, previousMinor, tryParseVersion } from '../../src/version.ts';
+import {
+  fmt,
+  formatVersionFile,
+  nextMinor,
+  parseVersion,
+  parseVersionFile,
+  previousMinor,
+  tryParseVersion,
+} from '../../src/version.ts';
 
 describe('version.txt', () => {
-  it.each(['3.4.23/etcd3', '3.3.25/etcd2', '2.2.1/etcd2', '3.10.0/etcd3', '0.0.0/etcd2'])('round trips %s byte for byte', (text) => {
-    expect(formatVersionFile(parseVersionFile(text))).toBe(text);
-  });
+  it.each(['3.4.23/etcd3', '3.3.25/etcd2', '2.2.1/etcd2', '3.10.0/etcd3', '0.0.0/etcd2'])(
+    'round trips %s byte for byte',
+    (text) => {
+      expect(formatVersionFile(parseVersionFile(text))).toBe(text);
+    },
+  );
 
-  it.each([['3.4.23/etcd3\n', '3.4.23/etcd3'], ['  3.4.23/etcd3  \n', '3.4.23/etcd3']])('tolerates surrounding whitespace: %j', (text, out) => {
+  it.each([
+    ['3.4.23/etcd3\n', '3.4.23/etcd3'],
+    ['  3.4.23/etcd3  \n', '3.4.23/etcd3'],
+  ])('tolerates surrounding whitespace: %j', (text, out) => {
     expect(formatVersionFile(parseVersionFile(text))).toBe(out);
   });
 
@@ -26,15 +40,23 @@ describe('version.txt', () => {
   ])('refuses %j with one line naming the fix', (text, message) => {
     expect(() => parseVersionFile(text)).toThrow(UsageError);
     expect(() => parseVersionFile(text)).toThrow(message);
-    try { parseVersionFile(text); } catch (e) { expect((e as Error).message).not.toContain('\n'); expect((e as Error).message).toMatch(/--assume-current-version/); }
+    try {
+      parseVersionFile(text);
+    } catch (e) {
+      expect((e as Error).message).not.toContain('\n');
+      expect((e as Error).message).toMatch(/--assume-current-version/);
+    }
   });
 });
 
 describe('versions', () => {
   it('parses exactly x.y.z', () => {
     expect(tryParseVersion('3.5.16')).toEqual({ major: 3, minor: 5, patch: 16 });
-    for (const bad of ['3.5', '3.5.16.1', 'v3.5.16', '3.5.x', ' 3.5.16', '']) expect(tryParseVersion(bad)).toBeUndefined();
-    expect(() => parseVersion('3.5', 'TARGET_VERSION')).toThrow(/TARGET_VERSION "3\.5" is not a version of the form x\.y\.z/);
+    for (const bad of ['3.5', '3.5.16.1', 'v3.5.16', '3.5.x', ' 3.5.16', ''])
+      expect(tryParseVersion(bad)).toBeUndefined();
+    expect(() => parseVersion('3.5', 'TARGET_VERSION')).toThrow(
+      /TARGET_VERSION "3\.5" is not a version of the form x\.y\.z/,
+    );
   });
   it('knows 3.0 follows 2.3', () => {
     expect(fmt(nextMinor(parseVersion('2.3.7')))).toBe('3.0.0');

@@ -4,10 +4,20 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parseVersionFile } from '../../src/version.ts';
-import { newMemberDir, newPendingTtlsFile, pendingTtlsFile, prepareWorkDir, recoverWorkDir, swapInNewMember, workDir } from '../../src/workdir.ts';
+import {
+  newMemberDir,
+  newPendingTtlsFile,
+  pendingTtlsFile,
+  prepareWorkDir,
+  recoverWorkDir,
+  swapInNewMember,
+  workDir,
+} from '../../src/workdir.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
-afterEach(() => { vi.restoreAllMocks(); });
+afterEach(() => {
+  vi.restoreAllMocks();
+});
 
 const TO = parseVersionFile('3.3.25/etcd3');
 
@@ -30,7 +40,10 @@ async function state(dir: string) {
     member: await fs.readFile(path.join(dir, 'member', 'db'), 'utf8'),
     pending: await fs.readFile(pendingTtlsFile(dir), 'utf8').catch(() => undefined),
     version: await fs.readFile(path.join(dir, 'version.txt'), 'utf8'),
-    workArea: await fs.access(workDir(dir)).then(() => true, () => false),
+    workArea: await fs.access(workDir(dir)).then(
+      () => true,
+      () => false,
+    ),
     entries: (await fs.readdir(dir)).sort(),
   };
 }
@@ -55,10 +68,17 @@ async function swapCrashingAt(dir: string, k: number): Promise<boolean> {
 }
 
 describe('swap of a rebuilt member dir and its pending TTLs', () => {
-  for (const [label, withPending, oldPending] of [['with pending TTLs', true, false], ['replacing older pending TTLs', true, true], ['member dir alone, pending TTLs of the data dir kept', false, true]] as const) {
+  for (const [label, withPending, oldPending] of [
+    ['with pending TTLs', true, false],
+    ['replacing older pending TTLs', true, true],
+    ['member dir alone, pending TTLs of the data dir kept', false, true],
+  ] as const) {
     it(`${label}: a crash after any number of renames, then recovery, gives the new data and its TTLs`, async () => {
       const want = {
-        member: 'new', pending: withPending ? 'ttls' : oldPending ? 'stale' : undefined, version: '3.3.25/etcd3', workArea: false,
+        member: 'new',
+        pending: withPending ? 'ttls' : oldPending ? 'stale' : undefined,
+        version: '3.3.25/etcd3',
+        workArea: false,
         entries: ['member', 'version.txt', ...(withPending || oldPending ? ['.etcd-migrate.pending-ttls'] : [])].sort(),
       };
       let crashes = 0;
@@ -72,7 +92,13 @@ describe('swap of a rebuilt member dir and its pending TTLs', () => {
           expect(recovered).toBeDefined();
           const s = await state(dir);
           if (s.version === '3.3.25/etcd2') {
-            expect(s, `crash at rename ${k}`).toEqual({ member: 'old', pending: oldPending ? 'stale' : undefined, version: '3.3.25/etcd2', workArea: false, entries: s.entries });
+            expect(s, `crash at rename ${k}`).toEqual({
+              member: 'old',
+              pending: oldPending ? 'stale' : undefined,
+              version: '3.3.25/etcd2',
+              workArea: false,
+              entries: s.entries,
+            });
             continue;
           }
           expect(s, `crash at rename ${k}`).toEqual(want);
@@ -90,7 +116,9 @@ describe('swap of a rebuilt member dir and its pending TTLs', () => {
   it('refuses, before its journal, a work area holding what it does not know where to put', async () => {
     const dir = await staged(true);
     await fs.writeFile(path.join(path.dirname(newMemberDir(dir)), 'stray'), 'x');
-    await expect(swapInNewMember(dir, TO)).rejects.toThrow(/holds stray, which the swap does not know where to put; the live data was not changed/);
+    await expect(swapInNewMember(dir, TO)).rejects.toThrow(
+      /holds stray, which the swap does not know where to put; the live data was not changed/,
+    );
     expect((await state(dir)).member).toBe('old');
     expect(await recoverWorkDir(dir)).toMatch(/removed the unfinished work/);
     expect((await state(dir)).version).toBe('3.3.25/etcd2');

@@ -16,8 +16,13 @@ export interface Engine {
 
 /** The ID of `image` in `engine`, or undefined when the engine is missing, not running, or lacks it. */
 export async function imageId(engine: EngineName, image: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
-  const r = await execa(engine, ['image', 'inspect', '--format', '{{.Id}}', image], { reject: false, env, extendEnv: false, timeout: 30_000, stdin: 'ignore' })
-    .catch(() => undefined);
+  const r = await execa(engine, ['image', 'inspect', '--format', '{{.Id}}', image], {
+    reject: false,
+    env,
+    extendEnv: false,
+    timeout: 30_000,
+    stdin: 'ignore',
+  }).catch(() => undefined);
   if (!r || r.exitCode !== 0) return undefined;
   return String(r.stdout).trim() || undefined;
 }
@@ -26,7 +31,11 @@ export async function imageId(engine: EngineName, image: string, env: NodeJS.Pro
  * The engine to rehearse in. auto: podman, then docker, whichever holds the image; none of them
  * means undefined (the local binaries). A named engine that lacks the image is an error.
  */
-export async function chooseEngine(choice: EngineChoice, image: string, env: NodeJS.ProcessEnv): Promise<Engine | undefined> {
+export async function chooseEngine(
+  choice: EngineChoice,
+  image: string,
+  env: NodeJS.ProcessEnv,
+): Promise<Engine | undefined> {
   if (choice === 'none') return undefined;
   const candidates: EngineName[] = choice === 'auto' ? ['podman', 'docker'] : [choice];
   for (const name of candidates) {
@@ -34,14 +43,24 @@ export async function chooseEngine(choice: EngineChoice, image: string, env: Nod
     if (id) return { name, image, imageId: id };
   }
   if (choice === 'auto') return undefined;
-  throw new UsageError(`${choice} has no image ${image} (or ${choice} is not installed or not running); build it with "make image", pass --image, or --engine none for the local binaries`);
+  throw new UsageError(
+    `${choice} has no image ${image} (or ${choice} is not installed or not running); build it with "make image", pass --image, or --engine none for the local binaries`,
+  );
 }
 
 /** `<engine> run` arguments: host network (the temporary etcds listen on 127.0.0.1), one bind mount, never a pull. */
-export function runArgs(image: string, mounts: ReadonlyArray<[host: string, container: string]>, args: readonly string[]): string[] {
+export function runArgs(
+  image: string,
+  mounts: ReadonlyArray<[host: string, container: string]>,
+  args: readonly string[],
+): string[] {
   return [
-    'run', '--rm', '--pull=never', '--network=host',
+    'run',
+    '--rm',
+    '--pull=never',
+    '--network=host',
     ...mounts.flatMap(([h, c]) => ['--volume', `${h}:${c}`]),
-    image, ...args,
+    image,
+    ...args,
   ];
 }

@@ -20,7 +20,19 @@ import { formatReport, type Rehearsal, type Report } from './report.ts';
 import { rehearseCopy } from './run.ts';
 
 /** The main command's flags it shares (same meaning), and its own. */
-export interface RehearseFlags extends Pick<Flags, 'dataDir' | 'targetVersion' | 'targetStorage' | 'binDir' | 'bundledVersions' | 'name' | 'etcdDataPrefix' | 'port' | 'peerPort' | 'help'> {
+export interface RehearseFlags extends Pick<
+  Flags,
+  | 'dataDir'
+  | 'targetVersion'
+  | 'targetStorage'
+  | 'binDir'
+  | 'bundledVersions'
+  | 'name'
+  | 'etcdDataPrefix'
+  | 'port'
+  | 'peerPort'
+  | 'help'
+> {
   image?: string;
   engine?: EngineChoice;
   workDir?: string;
@@ -47,22 +59,36 @@ const IN_CONTAINER = '/rehearsal';
 
 export async function rehearse(f: RehearseFlags, env: NodeJS.ProcessEnv, io: RehearseIo): Promise<number> {
   const source = f.dataDir ?? (env.DATA_DIRECTORY || undefined);
-  if (!source) throw new UsageError('--data-dir (or DATA_DIRECTORY) is required: the data dir to rehearse on (it is copied, never changed)');
+  if (!source)
+    throw new UsageError(
+      '--data-dir (or DATA_DIRECTORY) is required: the data dir to rehearse on (it is copied, never changed)',
+    );
   const port = f.port ?? (await freePort());
   const peerPort = f.peerPort ?? (await freePort([port]));
   const name = f.name ?? (env.ETCD_NAME || `etcd-${os.hostname()}`);
   const peer = `http://127.0.0.1:${peerPort}`;
   // A rehearsal is one member alone on loopback, whatever INITIAL_CLUSTER and the peer URLs say.
   const flags = (dataDir: string): Flags => ({
-    dataDir, targetVersion: f.targetVersion, targetStorage: f.targetStorage, binDir: f.binDir, bundledVersions: f.bundledVersions,
-    name, initialCluster: `${name}=${peer}`, listenPeerUrls: peer, initialAdvertisePeerUrls: peer,
-    port, peerPort, etcdDataPrefix: f.etcdDataPrefix,
+    dataDir,
+    targetVersion: f.targetVersion,
+    targetStorage: f.targetStorage,
+    binDir: f.binDir,
+    bundledVersions: f.bundledVersions,
+    name,
+    initialCluster: `${name}=${peer}`,
+    listenPeerUrls: peer,
+    initialAdvertisePeerUrls: peer,
+    port,
+    peerPort,
+    etcdDataPrefix: f.etcdDataPrefix,
   });
   const ctx = { hostname: os.hostname() };
 
   if (f.alreadyCopied) {
     if (!(await exists(path.join(path.dirname(source), MARKER)))) {
-      throw new UsageError(`--already-copied is only for the copy that rehearse makes; run etcd-migrate rehearse --data-dir ${source} instead`);
+      throw new UsageError(
+        `--already-copied is only for the copy that rehearse makes; run etcd-migrate rehearse --data-dir ${source} instead`,
+      );
     }
     const r = await rehearseCopy(resolveOptions(flags(source), env, ctx), { env, log: io.log, install: io.install });
     io.out(`${JSON.stringify(r)}\n`);
@@ -72,9 +98,12 @@ export async function rehearse(f: RehearseFlags, env: NodeJS.ProcessEnv, io: Reh
   // Everything that can be refused is refused before the copy.
   const opts = resolveOptions(flags(source), env, ctx);
   const st = await fs.stat(source).catch(() => undefined);
-  if (!st?.isDirectory()) throw new UsageError(`${source} is not a directory; pass --data-dir with the etcd data dir to rehearse on`);
+  if (!st?.isDirectory())
+    throw new UsageError(`${source} is not a directory; pass --data-dir with the etcd data dir to rehearse on`);
   if (await heldByProcess(source)) {
-    throw new UsageError(`a process (etcd?) holds ${source} open: a copy of a live data dir is not consistent; stop it first, or rehearse on a copy of a backup`);
+    throw new UsageError(
+      `a process (etcd?) holds ${source} open: a copy of a live data dir is not consistent; stop it first, or rehearse on a copy of a backup`,
+    );
   }
   const image = f.image ?? (env.ETCD_MIGRATE_IMAGE || DEFAULT_IMAGE);
   const engine = await chooseEngine(f.engine ?? 'auto', image, env);
@@ -90,7 +119,9 @@ export async function rehearse(f: RehearseFlags, env: NodeJS.ProcessEnv, io: Reh
   if (!sf) throw new UsageError(`the work dir ${parent} does not exist; pass --work-dir with a directory to copy into`);
   const need = 2 * bytes + 256 * 1048576;
   if (sf.bavail * sf.bsize < need) {
-    throw new UsageError(`${parent} has ${mib(sf.bavail * sf.bsize)} free, the rehearsal needs ${mib(need)} (twice the data, ${mib(bytes)}, and room for etcd); pass --work-dir on a larger file system`);
+    throw new UsageError(
+      `${parent} has ${mib(sf.bavail * sf.bsize)} free, the rehearsal needs ${mib(need)} (twice the data, ${mib(bytes)}, and room for etcd); pass --work-dir on a larger file system`,
+    );
   }
 
   const work = await fs.mkdtemp(path.join(parent, 'etcd-migrate-rehearsal-'));
@@ -101,13 +132,18 @@ export async function rehearse(f: RehearseFlags, env: NodeJS.ProcessEnv, io: Reh
     await fs.writeFile(path.join(work, MARKER), `a copy of ${source} made by etcd-migrate rehearse\n`);
     const t0 = Date.now();
     await fs.cp(source, copy, {
-      recursive: true, preserveTimestamps: true, verbatimSymlinks: true, errorOnExist: true,
+      recursive: true,
+      preserveTimestamps: true,
+      verbatimSymlinks: true,
+      errorOnExist: true,
       filter: (src) => !path.basename(src).startsWith(LOCK_FILE),
     });
     copySeconds = (Date.now() - t0) / 1000;
-    io.log(`rehearsal: copied ${source} (${mib(bytes)}) in ${copySeconds.toFixed(2)} s; `
-      + `migrating it ${engine ? `in ${engine.name}` : 'with the local binaries'}`,
-    { fields: { bytes, seconds: copySeconds } });
+    io.log(
+      `rehearsal: copied ${source} (${mib(bytes)}) in ${copySeconds.toFixed(2)} s; ` +
+        `migrating it ${engine ? `in ${engine.name}` : 'with the local binaries'}`,
+      { fields: { bytes, seconds: copySeconds } },
+    );
     const using = engine ? `the image ${engine.image}` : `the binaries in ${opts.binDir}`;
     debug(io.log, `rehearsal: the copy is ${copy}; ${using}`);
     rehearsal = engine
@@ -118,7 +154,16 @@ export async function rehearse(f: RehearseFlags, env: NodeJS.ProcessEnv, io: Reh
   }
   const report: Report = {
     ...rehearsal,
-    host: { source, copy, kept: f.keep ?? false, bytes, copySeconds, engine: engine?.name ?? 'local', image: engine?.image, imageId: engine?.imageId },
+    host: {
+      source,
+      copy,
+      kept: f.keep ?? false,
+      bytes,
+      copySeconds,
+      engine: engine?.name ?? 'local',
+      image: engine?.image,
+      imageId: engine?.imageId,
+    },
   };
   io.out(f.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
   return report.result === 'ok' ? 0 : 1;
@@ -126,15 +171,40 @@ export async function rehearse(f: RehearseFlags, env: NodeJS.ProcessEnv, io: Reh
 
 /** Runs the rehearsal inside the image on the copy (bind-mounted), and reads its report. */
 async function inContainer(
-  engine: Engine, work: string, fl: Flags, env: NodeJS.ProcessEnv, log: string[],
+  engine: Engine,
+  work: string,
+  fl: Flags,
+  env: NodeJS.ProcessEnv,
+  log: string[],
 ): Promise<Rehearsal> {
-  const args = ['rehearse', '--already-copied', '--data-dir', fl.dataDir!, '--name', fl.name!, '--port', String(fl.port),
-    '--peer-port', String(fl.peerPort), ...log];
-  for (const [flag, v] of [['--target-version', fl.targetVersion], ['--target-storage', fl.targetStorage], ['--bundled-versions', fl.bundledVersions], ['--etcd-data-prefix', fl.etcdDataPrefix]] as const) {
+  const args = [
+    'rehearse',
+    '--already-copied',
+    '--data-dir',
+    fl.dataDir!,
+    '--name',
+    fl.name!,
+    '--port',
+    String(fl.port),
+    '--peer-port',
+    String(fl.peerPort),
+    ...log,
+  ];
+  for (const [flag, v] of [
+    ['--target-version', fl.targetVersion],
+    ['--target-storage', fl.targetStorage],
+    ['--bundled-versions', fl.bundledVersions],
+    ['--etcd-data-prefix', fl.etcdDataPrefix],
+  ] as const) {
     if (v !== undefined) args.push(flag, v);
   }
   const r = await execa(engine.name, runArgs(engine.image, [[work, IN_CONTAINER]], args), {
-    reject: false, env, extendEnv: false, stdin: 'ignore', stdout: 'pipe', stderr: ['pipe', 'inherit'],
+    reject: false,
+    env,
+    extendEnv: false,
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: ['pipe', 'inherit'],
   });
   try {
     return JSON.parse(String(r.stdout)) as Rehearsal;
@@ -143,7 +213,17 @@ async function inContainer(
     const message = `the rehearsal in ${engine.name} (${engine.image}) ended with exit code ${r.exitCode} and no report${why ? `: ${why}` : ''}`;
     const target = `${fl.targetVersion ?? '?'}/${fl.targetStorage ?? 'etcd3'}`;
     // Exit code 2: the entrypoint in the image refused (a usage error); anything else: the engine failed.
-    return { from: '?', target, plan: [], before: { skipped: 'not reached' }, steps: [], after: { skipped: 'not reached' }, result: 'failed', failedAt: r.exitCode === 2 ? 'plan' : 'container', message };
+    return {
+      from: '?',
+      target,
+      plan: [],
+      before: { skipped: 'not reached' },
+      steps: [],
+      after: { skipped: 'not reached' },
+      result: 'failed',
+      failedAt: r.exitCode === 2 ? 'plan' : 'container',
+      message,
+    };
   }
 }
 
@@ -155,7 +235,10 @@ function logFlags(f: RehearseFlags, env: NodeJS.ProcessEnv): string[] {
 
 /** The message of the last error in a log, text lines or JSON records. */
 function errorOf(stderr: string): string | undefined {
-  const line = stderr.split('\n').filter((l) => /error/.test(l)).at(-1);
+  const line = stderr
+    .split('\n')
+    .filter((l) => /error/.test(l))
+    .at(-1);
   if (!line?.startsWith('{')) return line?.replace(/^etcd-migrate: (error: )?/, '');
   try {
     return (JSON.parse(line) as { msg?: string }).msg;
@@ -187,5 +270,9 @@ async function freePort(not: number[] = []): Promise<number> {
   }
 }
 
-const exists = (p: string): Promise<boolean> => fs.lstat(p).then(() => true, () => false);
+const exists = (p: string): Promise<boolean> =>
+  fs.lstat(p).then(
+    () => true,
+    () => false,
+  );
 const mib = (b: number): string => `${(b / 1048576).toFixed(1)} MiB`;

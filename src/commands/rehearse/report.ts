@@ -3,9 +3,7 @@ import { count } from '../../log.ts';
 import { keyTotal, type Counts } from '../../etcd/client/count.ts';
 
 /** A count taken with a temporary etcd on the copy, or why it was not taken. */
-export type Census =
-  | ({ etcd: string; storage: string; seconds: number } & Counts)
-  | { skipped: string };
+export type Census = ({ etcd: string; storage: string; seconds: number } & Counts) | { skipped: string };
 
 export interface StepTime {
   description: string;
@@ -47,9 +45,20 @@ export function judge(before: Census, after: Census, targetEtcd: string): Pick<R
   if ('skipped' in after) return { result: 'ok', message: `nothing to start: ${after.skipped}` };
   const a = keyTotal(after);
   const b = 'skipped' in before ? undefined : keyTotal(before);
-  if (b === undefined) return { result: 'ok', message: `etcd ${targetEtcd} served the migrated copy with ${a === undefined ? '? keys' : count(a, 'key')}; the keys before were not counted (${'skipped' in before ? before.skipped : 'no count'})` };
-  if (a !== b) return { result: 'mismatch', message: `${count(b, 'key')} before the migration, ${a ?? '?'} after: find out why before migrating the real data (keys on expired leases vanish by themselves)` };
-  return { result: 'ok', message: `etcd ${targetEtcd} served the migrated copy with every key (${b} before, ${a} after)` };
+  if (b === undefined)
+    return {
+      result: 'ok',
+      message: `etcd ${targetEtcd} served the migrated copy with ${a === undefined ? '? keys' : count(a, 'key')}; the keys before were not counted (${'skipped' in before ? before.skipped : 'no count'})`,
+    };
+  if (a !== b)
+    return {
+      result: 'mismatch',
+      message: `${count(b, 'key')} before the migration, ${a ?? '?'} after: find out why before migrating the real data (keys on expired leases vanish by themselves)`,
+    };
+  return {
+    result: 'ok',
+    message: `etcd ${targetEtcd} served the migrated copy with every key (${b} before, ${a} after)`,
+  };
 }
 
 const s = (n: number | undefined): string => (n === undefined ? '' : `${n.toFixed(2)} s`);
@@ -70,12 +79,15 @@ export function formatReport(r: Report): string {
   const lines = [
     `rehearsal of ${h.source}: copied ${mib(h.bytes)} in ${s(h.copySeconds)} to ${h.copy}${h.kept ? ' (kept)' : ' (removed afterwards)'}`,
     `ran in: ${h.engine === 'local' ? 'the local etcd binaries' : `${h.engine}, image ${h.image} (${h.imageId?.replace(/^sha256:/, '').slice(0, 12)})`}`,
-    r.failedAt === 'container' ? 'plan: not made: the container did not run the rehearsal'
+    r.failedAt === 'container'
+      ? 'plan: not made: the container did not run the rehearsal'
       : `plan: ${r.from} -> ${r.target}: ${r.failedAt === 'plan' ? 'refused' : r.plan.length ? `${r.plan.length} step(s)` : 'nothing to migrate'}`,
   ];
   r.plan.forEach((p, i) => {
     const t = r.steps[i];
-    lines.push(`  ${i + 1}. ${p}  [${t?.seconds !== undefined ? s(t.seconds) : r.failedAt === 'migrate' && r.steps.length === i ? 'FAILED' : 'not run'}]`);
+    lines.push(
+      `  ${i + 1}. ${p}  [${t?.seconds !== undefined ? s(t.seconds) : r.failedAt === 'migrate' && r.steps.length === i ? 'FAILED' : 'not run'}]`,
+    );
   });
   if (r.migrateSeconds !== undefined) lines.push(`migration: ${s(r.migrateSeconds)} in all`);
   lines.push(`before: ${census(r.before)}`, `after:  ${census(r.after)}`, `result: ${r.result}: ${r.message}`);

@@ -23,26 +23,44 @@ export interface RunContext {
 /** Never throws for what the rehearsal finds: a failure is a report with result 'failed'. */
 export async function rehearseCopy(opts: Options, ctx: RunContext): Promise<Rehearsal> {
   const r: Rehearsal = {
-    from: '?', target: fmtData(opts.target), plan: [], before: { skipped: 'not reached' }, steps: [],
-    after: { skipped: 'not reached' }, result: 'failed', message: '',
+    from: '?',
+    target: fmtData(opts.target),
+    plan: [],
+    before: { skipped: 'not reached' },
+    steps: [],
+    after: { skipped: 'not reached' },
+    result: 'failed',
+    message: '',
   };
-  const failed = (phase: NonNullable<Rehearsal['failedAt']>, e: unknown): Rehearsal => ({ ...r, result: 'failed', failedAt: phase, message: (e as Error)?.message ?? String(e) });
+  const failed = (phase: NonNullable<Rehearsal['failedAt']>, e: unknown): Rehearsal => ({
+    ...r,
+    result: 'failed',
+    failedAt: phase,
+    message: (e as Error)?.message ?? String(e),
+  });
   const run = { ...opts, etcdArgs: undefined };
 
   let state: Awaited<ReturnType<typeof inspectDataDir>>;
   let bundled: Version[];
   try {
     state = await inspectDataDir(opts.dataDir);
-    r.from = state.kind === 'data' ? fmtData(state.version) : state.kind === 'missing' ? 'no data dir' : 'an empty data dir';
-    r.plan = (await migrate({ ...run, dryRun: true }, { env: ctx.env, log: () => {}, install: ctx.install })).steps.map(describe);
+    r.from =
+      state.kind === 'data' ? fmtData(state.version) : state.kind === 'missing' ? 'no data dir' : 'an empty data dir';
+    r.plan = (await migrate({ ...run, dryRun: true }, { env: ctx.env, log: () => {}, install: ctx.install })).steps.map(
+      describe,
+    );
     bundled = opts.bundled ?? (await discoverBundled(opts.binDir));
   } catch (e) {
     return failed('plan', e);
   }
 
   if (state.kind === 'data') {
-    const own = bundled.filter((v) => sameMinor(v, state.version.version)).sort(compare).at(-1);
-    if (!own) r.before = { skipped: `no etcd ${fmtMinor(state.version.version)}.x is bundled to read the data as it is` };
+    const own = bundled
+      .filter((v) => sameMinor(v, state.version.version))
+      .sort(compare)
+      .at(-1);
+    if (!own)
+      r.before = { skipped: `no etcd ${fmtMinor(state.version.version)}.x is bundled to read the data as it is` };
     else {
       try {
         r.before = await census(opts, own, state.version.storage, ctx);
@@ -54,17 +72,23 @@ export async function rehearseCopy(opts: Options, ctx: RunContext): Promise<Rehe
 
   const t0 = Date.now();
   try {
-    await migrate({ ...run, dryRun: false }, {
-      env: ctx.env, log: ctx.log, install: ctx.install,
-      onStep: (d) => r.steps.push({ description: describe(d.step), seconds: d.ms / 1000 }),
-    });
+    await migrate(
+      { ...run, dryRun: false },
+      {
+        env: ctx.env,
+        log: ctx.log,
+        install: ctx.install,
+        onStep: (d) => r.steps.push({ description: describe(d.step), seconds: d.ms / 1000 }),
+      },
+    );
   } catch (e) {
     r.migrateSeconds = (Date.now() - t0) / 1000;
     return failed('migrate', e);
   }
   r.migrateSeconds = (Date.now() - t0) / 1000;
 
-  if (state.kind !== 'data') r.after = { skipped: 'the data dir held no data: version.txt was written, there is no etcd data to start' };
+  if (state.kind !== 'data')
+    r.after = { skipped: 'the data dir held no data: version.txt was written, there is no etcd data to start' };
   else {
     try {
       r.after = await census(opts, opts.target.version, opts.target.storage, ctx);
@@ -79,11 +103,19 @@ export async function rehearseCopy(opts: Options, ctx: RunContext): Promise<Rehe
 async function census(opts: Options, v: Version, storage: Storage, ctx: RunContext): Promise<Census> {
   const t0 = Date.now();
   const etcd = new TempEtcd({
-    bin: binPath(opts.binDir, 'etcd', v), version: v, dataDir: opts.dataDir, storage, env: ctx.env,
+    bin: binPath(opts.binDir, 'etcd', v),
+    version: v,
+    dataDir: opts.dataDir,
+    storage,
+    env: ctx.env,
     timeoutMs: ctx.timeoutMs ?? 120_000,
     member: {
-      name: opts.name, initialCluster: opts.initialCluster, listenPeerUrls: opts.listenPeerUrls,
-      initialAdvertisePeerUrls: opts.initialAdvertisePeerUrls, port: opts.port, extraArgs: opts.extraArgs,
+      name: opts.name,
+      initialCluster: opts.initialCluster,
+      listenPeerUrls: opts.listenPeerUrls,
+      initialAdvertisePeerUrls: opts.initialAdvertisePeerUrls,
+      port: opts.port,
+      extraArgs: opts.extraArgs,
     },
   });
   try {

@@ -18,7 +18,13 @@ export interface Counts {
 const ZERO = Buffer.from([0]).toString('base64');
 
 export async function countV3Keys(endpoint: string, v: Version): Promise<number> {
-  const r = await request(endpoint, 'POST', `${gatewayPrefix(v)}/kv/range`, JSON.stringify({ key: ZERO, range_end: ZERO, count_only: true }), 30_000);
+  const r = await request(
+    endpoint,
+    'POST',
+    `${gatewayPrefix(v)}/kv/range`,
+    JSON.stringify({ key: ZERO, range_end: ZERO, count_only: true }),
+    30_000,
+  );
   if (r.status !== 200) throw new Error(`counting v3 keys failed: HTTP ${r.status}`);
   return Number((JSON.parse(r.body) as { count?: string | number }).count ?? 0);
 }

@@ -25,9 +25,12 @@ export class V3Grpc implements V3Api {
   ranges = 0;
 
   constructor(endpoint: string, tls?: ClientTls) {
-    if (endpoint.startsWith('https:') && !tls) throw new Error(`${endpoint} is https, but no client TLS material was given`);
+    if (endpoint.startsWith('https:') && !tls)
+      throw new Error(`${endpoint} is https, but no client TLS material was given`);
     this.session = http2.connect(endpoint, tls ? httpsOptions(tls) : {});
-    this.session.on('error', (e) => { this.failure = e; });
+    this.session.on('error', (e) => {
+      this.failure = e;
+    });
   }
 
   close(): void {
@@ -47,7 +50,12 @@ export class V3Grpc implements V3Api {
     frame.writeUInt32BE(body.length, 1);
     frame.set(body, 5);
     return new Promise((resolve, reject) => {
-      const req = this.session.request({ ':method': 'POST', ':path': method, 'content-type': 'application/grpc', te: 'trailers' });
+      const req = this.session.request({
+        ':method': 'POST',
+        ':path': method,
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
       req.setTimeout(TIMEOUT_MS, () => req.close(http2.constants.NGHTTP2_CANCEL));
       const answer = new Answer(reuse);
       let status: string | undefined;
@@ -62,12 +70,19 @@ export class V3Grpc implements V3Api {
       req.on('error', (e) => reject(this.failure ?? e));
       req.on('close', () => {
         if (req.rstCode && req.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
-          reject(new StepError(`${method} on the temporary etcd: no answer in ${TIMEOUT_MS / 1000} s or the stream was reset (code ${req.rstCode})`));
+          reject(
+            new StepError(
+              `${method} on the temporary etcd: no answer in ${TIMEOUT_MS / 1000} s or the stream was reset (code ${req.rstCode})`,
+            ),
+          );
         } else if (status !== '0') {
           reject(new V3Error(method, Number(status ?? -1), message || `gRPC status ${status ?? 'missing'}`));
         } else {
           const msg = answer.message();
-          if (!msg) reject(new StepError(`${method} on the temporary etcd: a malformed gRPC answer (${answer.received} bytes)`));
+          if (!msg)
+            reject(
+              new StepError(`${method} on the temporary etcd: a malformed gRPC answer (${answer.received} bytes)`),
+            );
           else resolve(msg);
         }
       });
@@ -76,7 +91,10 @@ export class V3Grpc implements V3Api {
   }
 
   async count(key = ALL, rangeEnd = ALL): Promise<number> {
-    const r = await this.call('/etcdserverpb.KV/Range', rangeRequest(Buffer.from(key, 'base64'), Buffer.from(rangeEnd, 'base64')).int(9, true));
+    const r = await this.call(
+      '/etcdserverpb.KV/Range',
+      rangeRequest(Buffer.from(key, 'base64'), Buffer.from(rangeEnd, 'base64')).int(9, true),
+    );
     for (const f of fields(r)) if (f.n === 4) return f.int;
     return 0;
   }
@@ -87,11 +105,20 @@ export class V3Grpc implements V3Api {
     return 0;
   }
 
-  async* range(key = ALL, rangeEnd = ALL, o: { keysOnly?: boolean; pageSize?: number } = {}): AsyncGenerator<KeyValue[]> {
-    for await (const page of this.pages(key, rangeEnd, o)) yield page.map((kv) => ({ key: kv.key.toString('base64'), ...(kv.value.length ? { value: kv.value.toString('base64') } : {}), ...(kv.lease ? { lease: kv.lease.toString() } : {}) }));
+  async *range(
+    key = ALL,
+    rangeEnd = ALL,
+    o: { keysOnly?: boolean; pageSize?: number } = {},
+  ): AsyncGenerator<KeyValue[]> {
+    for await (const page of this.pages(key, rangeEnd, o))
+      yield page.map((kv) => ({
+        key: kv.key.toString('base64'),
+        ...(kv.value.length ? { value: kv.value.toString('base64') } : {}),
+        ...(kv.lease ? { lease: kv.lease.toString() } : {}),
+      }));
   }
 
-  async* rawRange(): AsyncGenerator<RawKeyValue[]> {
+  async *rawRange(): AsyncGenerator<RawKeyValue[]> {
     yield* this.pages(ALL, ALL, {});
   }
 
@@ -104,7 +131,11 @@ export class V3Grpc implements V3Api {
    * handed out: two page buffers, taken in turn (the keys handed out are views into one: valid until
    * the next piece is asked for).
    */
-  private async* pages(key: string, rangeEnd: string, o: { keysOnly?: boolean; pageSize?: number }): AsyncGenerator<DecodedKv[]> {
+  private async *pages(
+    key: string,
+    rangeEnd: string,
+    o: { keysOnly?: boolean; pageSize?: number },
+  ): AsyncGenerator<DecodedKv[]> {
     const end = Buffer.from(rangeEnd, 'base64');
     let limit = o.pageSize ?? FIRST_PAGE;
     const bufs: Array<Buffer | undefined> = [undefined, undefined];
@@ -112,7 +143,13 @@ export class V3Grpc implements V3Api {
     const fetch = (from: Buffer): Promise<Buffer> => {
       const i = turn;
       turn ^= 1;
-      const answer = this.call('/etcdserverpb.KV/Range', rangeRequest(from, end).int(3, limit).int(8, o.keysOnly ?? false), bufs[i]).then((r) => {
+      const answer = this.call(
+        '/etcdserverpb.KV/Range',
+        rangeRequest(from, end)
+          .int(3, limit)
+          .int(8, o.keysOnly ?? false),
+        bufs[i],
+      ).then((r) => {
         if (!bufs[i] || r.length > bufs[i].length) bufs[i] = r;
         this.ranges++;
         return r;
@@ -182,9 +219,14 @@ export function encodeTxn(ops: readonly Op[]): ProtoWriter {
     if ('request_put' in o) {
       const p = o.request_put;
       let lease = leases.get(p.lease);
-      if (!lease) leases.set(p.lease, lease = new ProtoWriter().int(3, BigInt(p.lease)).finish());
+      if (!lease) leases.set(p.lease, (lease = new ProtoWriter().int(3, BigInt(p.lease)).finish()));
       // PutRequest: key 1, value 2, lease 3, ignore_value 5.
-      op.reset().message(2, 'value' in p ? inner.base64(1, p.key).base64(2, p.value).raw(lease) : inner.base64(1, p.key).raw(lease).int(5, p.ignore_value));
+      op.reset().message(
+        2,
+        'value' in p
+          ? inner.base64(1, p.key).base64(2, p.value).raw(lease)
+          : inner.base64(1, p.key).raw(lease).int(5, p.ignore_value),
+      );
     } else {
       op.reset().message(3, inner.base64(1, o.request_delete_range.key));
     }
@@ -257,7 +299,7 @@ export class RangeReader {
       while (!r.done && kvs.length < n) {
         const tag = r.varint();
         if (tag === ((2 << 3) | 2)) kvs.push(decodeKeyValue(r.bytes()));
-        else if (tag === (3 << 3)) this.more = r.varint() !== 0;
+        else if (tag === 3 << 3) this.more = r.varint() !== 0;
         else r.skip(tag % 8);
       }
     } catch (e) {
@@ -279,7 +321,7 @@ export function scanRange(buf: Buffer): { keys: number; last?: Buffer; more: boo
       if (tag === ((2 << 3) | 2)) {
         last = r.bytes();
         keys++;
-      } else if (tag === (3 << 3)) more = r.varint() !== 0;
+      } else if (tag === 3 << 3) more = r.varint() !== 0;
       else r.skip(tag % 8);
     }
   } catch (e) {

@@ -9,7 +9,11 @@ import type { ClientTls } from '../tls/config.ts';
 export interface HttpClient {
   readonly endpoint: string;
   /** The whole answer as text; for small answers (a v3 page, a v2 write). */
-  text: (method: string, path: string, body?: string) => Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }>;
+  text: (
+    method: string,
+    path: string,
+    body?: string,
+  ) => Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }>;
   /** The answer as a stream of UTF-8 text chunks, for answers that may not fit in memory. */
   stream: (method: string, path: string) => Promise<{ status: number; chunks: AsyncIterable<string> }>;
   close: () => void;
@@ -21,21 +25,36 @@ const TIMEOUT_MS = 120_000;
 export function httpClient(endpoint: string, maxSockets = 32, tls?: ClientTls): HttpClient {
   const secure = endpoint.startsWith('https:');
   if (secure && !tls) throw new Error(`${endpoint} is https, but no client TLS material was given`);
-  const agent = secure ? new https.Agent({ keepAlive: true, maxSockets, ...httpsOptions(tls!) }) : new http.Agent({ keepAlive: true, maxSockets });
-  const open = (method: string, path: string, body?: string, retried = false): Promise<http.IncomingMessage> => new Promise((resolve, reject) => {
-    const req = (secure ? https : http).request(new URL(path, endpoint), { method, agent, timeout: TIMEOUT_MS }, resolve);
-    req.on('timeout', () => req.destroy(new StepError(`${method} ${path.split('?')[0]} on the temporary etcd: no answer in ${TIMEOUT_MS / 1000} s`)));
-    req.on('error', (e: NodeJS.ErrnoException) => {
-      // A kept-alive connection that the server closed just as the request went out: the request
-      // never reached it, so sending it again on a new connection is safe (Node's documented pattern).
-      if (!retried && req.reusedSocket && e.code === 'ECONNRESET') open(method, path, body, true).then(resolve, reject);
-      else reject(e);
+  const agent = secure
+    ? new https.Agent({ keepAlive: true, maxSockets, ...httpsOptions(tls!) })
+    : new http.Agent({ keepAlive: true, maxSockets });
+  const open = (method: string, path: string, body?: string, retried = false): Promise<http.IncomingMessage> =>
+    new Promise((resolve, reject) => {
+      const req = (secure ? https : http).request(
+        new URL(path, endpoint),
+        { method, agent, timeout: TIMEOUT_MS },
+        resolve,
+      );
+      req.on('timeout', () =>
+        req.destroy(
+          new StepError(`${method} ${path.split('?')[0]} on the temporary etcd: no answer in ${TIMEOUT_MS / 1000} s`),
+        ),
+      );
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        // A kept-alive connection that the server closed just as the request went out: the request
+        // never reached it, so sending it again on a new connection is safe (Node's documented pattern).
+        if (!retried && req.reusedSocket && e.code === 'ECONNRESET')
+          open(method, path, body, true).then(resolve, reject);
+        else reject(e);
+      });
+      if (body !== undefined) {
+        req.setHeader(
+          'content-type',
+          path.startsWith('/v3') ? 'application/json' : 'application/x-www-form-urlencoded',
+        );
+        req.end(body);
+      } else req.end();
     });
-    if (body !== undefined) {
-      req.setHeader('content-type', path.startsWith('/v3') ? 'application/json' : 'application/x-www-form-urlencoded');
-      req.end(body);
-    } else req.end();
-  });
   return {
     endpoint,
     async text(method, path, body) {

@@ -12,7 +12,14 @@ export interface Response {
   headers: http.IncomingHttpHeaders;
 }
 
-export function request(endpoint: string, method: string, path: string, body?: string, timeoutMs = 2000, tls?: ClientTls): Promise<Response> {
+export function request(
+  endpoint: string,
+  method: string,
+  path: string,
+  body?: string,
+  timeoutMs = 2000,
+  tls?: ClientTls,
+): Promise<Response> {
   return new Promise((resolve, reject) => {
     const url = new URL(path, endpoint);
     const onResponse = (res: http.IncomingMessage) => {
@@ -24,12 +31,19 @@ export function request(endpoint: string, method: string, path: string, body?: s
       res.on('error', reject);
     };
     const o = { method, timeout: timeoutMs, agent: false as const };
-    if (url.protocol === 'https:' && !tls) throw new Error(`${endpoint} is https, but no client TLS material was given`);
-    const req = url.protocol === 'https:' ? https.request(url, { ...o, ...httpsOptions(tls!) }, onResponse) : http.request(url, o, onResponse);
+    if (url.protocol === 'https:' && !tls)
+      throw new Error(`${endpoint} is https, but no client TLS material was given`);
+    const req =
+      url.protocol === 'https:'
+        ? https.request(url, { ...o, ...httpsOptions(tls!) }, onResponse)
+        : http.request(url, o, onResponse);
     req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in ${timeoutMs} ms`)));
     req.on('error', reject);
     if (body !== undefined) {
-      req.setHeader('content-type', method === 'POST' && path.startsWith('/v3') ? 'application/json' : 'application/x-www-form-urlencoded');
+      req.setHeader(
+        'content-type',
+        method === 'POST' && path.startsWith('/v3') ? 'application/json' : 'application/x-www-form-urlencoded',
+      );
       req.end(body);
     } else req.end();
   });
@@ -64,7 +78,13 @@ export async function versions(endpoint: string, tls?: ClientTls): Promise<Versi
  * Whether the member answering at `endpoint` is the member `name` and has published `clientUrl`
  * as its client URL through raft (etcd publishes a member's attributes once it has joined).
  */
-export async function isJoined(endpoint: string, v: Version, name: string, clientUrl: string, tls?: ClientTls): Promise<boolean> {
+export async function isJoined(
+  endpoint: string,
+  v: Version,
+  name: string,
+  clientUrl: string,
+  tls?: ClientTls,
+): Promise<boolean> {
   const r = await request(endpoint, 'POST', `${gatewayPrefix(v)}/cluster/member/list`, '{}', 2000, tls);
   if (r.status !== 200) return false;
   // Member IDs are 64-bit: compare them as the strings etcd sends.

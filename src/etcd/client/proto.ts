@@ -72,7 +72,8 @@ export class ProtoWriter {
       this.varint((field << 3) | 2);
       this.varint(n);
       this.room(n);
-      if (this.buf.write(s, this.len, n, 'base64') !== n) throw new Error('a base64 field decodes to fewer bytes than its length');
+      if (this.buf.write(s, this.len, n, 'base64') !== n)
+        throw new Error('a base64 field decodes to fewer bytes than its length');
       this.len += n;
     }
     return this;
@@ -208,7 +209,7 @@ export function decodeKeyValue(buf: Buffer): DecodedKv {
     const t = r.varint();
     if (t === ((1 << 3) | 2)) kv.key = r.bytes();
     else if (t === ((5 << 3) | 2)) kv.value = r.bytes();
-    else if (t === (6 << 3)) {
+    else if (t === 6 << 3) {
       const from = r.pos;
       r.varint();
       kv.lease = r.bigSince(from);

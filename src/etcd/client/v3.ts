@@ -25,9 +25,7 @@ export interface RawKeyValue {
 /** A put that moves a key onto a lease: with its value (base64), or keeping the one it has (ignore_value). */
 export type PutOp = { key: string; lease: string; value: string } | { key: string; lease: string; ignore_value: true };
 
-export type Op =
-  | { request_put: PutOp }
-  | { request_delete_range: { key: string } };
+export type Op = { request_put: PutOp } | { request_delete_range: { key: string } };
 
 /** The calls a conversion makes; two transports: the JSON gateway (V3) and gRPC (grpc.ts). */
 export interface V3Api {
@@ -70,11 +68,18 @@ export class V3 implements V3Api {
   }
 
   /** Every key in [key, rangeEnd), page by page in key order. */
-  async* range(key = ALL, rangeEnd = ALL, o: { keysOnly?: boolean; pageSize?: number } = {}): AsyncGenerator<KeyValue[]> {
+  async *range(
+    key = ALL,
+    rangeEnd = ALL,
+    o: { keysOnly?: boolean; pageSize?: number } = {},
+  ): AsyncGenerator<KeyValue[]> {
     let from = key;
     for (;;) {
       const r = await this.call<{ kvs?: KeyValue[]; more?: boolean }>('/kv/range', {
-        key: from, range_end: rangeEnd, limit: o.pageSize ?? 1000, keys_only: o.keysOnly ?? false,
+        key: from,
+        range_end: rangeEnd,
+        limit: o.pageSize ?? 1000,
+        keys_only: o.keysOnly ?? false,
       });
       const kvs = r.kvs ?? [];
       if (kvs.length) yield kvs;
@@ -84,8 +89,13 @@ export class V3 implements V3Api {
     }
   }
 
-  async* rawRange(): AsyncGenerator<RawKeyValue[]> {
-    for await (const page of this.range()) yield page.map((kv) => ({ key: Buffer.from(kv.key, 'base64'), value: Buffer.from(kv.value ?? '', 'base64'), leased: kv.lease !== undefined }));
+  async *rawRange(): AsyncGenerator<RawKeyValue[]> {
+    for await (const page of this.range())
+      yield page.map((kv) => ({
+        key: Buffer.from(kv.key, 'base64'),
+        value: Buffer.from(kv.value ?? '', 'base64'),
+        leased: kv.lease !== undefined,
+      }));
   }
 
   /** A new lease of `ttl` seconds; its ID. */
@@ -133,8 +143,12 @@ export class V3Error extends StepError {
     let msg = body.slice(0, 200);
     try {
       msg = (JSON.parse(body) as { error?: string; message?: string }).message ?? msg;
-    } catch { /* keep the raw text */ }
-    super(`the v3 API answered ${path} with ${path.startsWith('/etcdserverpb.') ? 'gRPC status' : 'HTTP'} ${status}: ${msg}`);
+    } catch {
+      /* keep the raw text */
+    }
+    super(
+      `the v3 API answered ${path} with ${path.startsWith('/etcdserverpb.') ? 'gRPC status' : 'HTTP'} ${status}: ${msg}`,
+    );
     this.status = status;
     this.body = body;
   }

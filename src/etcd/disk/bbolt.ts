@@ -26,10 +26,15 @@ export class Bbolt {
     try {
       const head = this.read(0, 4096);
       const pageSize = head.readUInt32LE(PAGE_HEADER + 8);
-      if (head.readUInt32LE(PAGE_HEADER) !== MAGIC || pageSize < 512 || pageSize > 65536) throw new Error('not a bbolt database');
+      if (head.readUInt32LE(PAGE_HEADER) !== MAGIC || pageSize < 512 || pageSize > 65536)
+        throw new Error('not a bbolt database');
       this.pageSize = pageSize;
       const metas = [this.read(0, pageSize), this.read(pageSize, pageSize)]
-        .map((b) => ({ txid: b.readBigUInt64LE(PAGE_HEADER + 48), root: b.readBigUInt64LE(PAGE_HEADER + 16), ok: validMeta(b) }))
+        .map((b) => ({
+          txid: b.readBigUInt64LE(PAGE_HEADER + 48),
+          root: b.readBigUInt64LE(PAGE_HEADER + 16),
+          ok: validMeta(b),
+        }))
         .filter((m) => m.ok)
         .sort((a, b) => (a.txid > b.txid ? -1 : 1));
       if (!metas[0]) throw new Error('no valid meta page');
@@ -92,8 +97,12 @@ export class Bbolt {
     for (let i = 0; i < count; i++) {
       const e = PAGE_HEADER + i * 16;
       // A branch's children; a leaf's nested buckets that have pages of their own.
-      const child = flags & BRANCH ? page.buf.readBigUInt64LE(e + 8)
-        : flags & LEAF && page.buf.readUInt32LE(e) & BUCKET_LEAF ? page.buf.readBigUInt64LE(e + page.buf.readUInt32LE(e + 4) + page.buf.readUInt32LE(e + 8)) : 0n;
+      const child =
+        flags & BRANCH
+          ? page.buf.readBigUInt64LE(e + 8)
+          : flags & LEAF && page.buf.readUInt32LE(e) & BUCKET_LEAF
+            ? page.buf.readBigUInt64LE(e + page.buf.readUInt32LE(e + 4) + page.buf.readUInt32LE(e + 8))
+            : 0n;
       if (child !== 0n && !this.samePages(other, child)) return false;
     }
     return true;
@@ -118,7 +127,10 @@ export class Bbolt {
         if (page.buf.readUInt32LE(e) & BUCKET_LEAF) continue;
         const pos = e + page.buf.readUInt32LE(e + 4);
         const ksize = page.buf.readUInt32LE(e + 8);
-        fn(page.buf.subarray(pos, pos + ksize), page.buf.subarray(pos + ksize, pos + ksize + page.buf.readUInt32LE(e + 12)));
+        fn(
+          page.buf.subarray(pos, pos + ksize),
+          page.buf.subarray(pos + ksize, pos + ksize + page.buf.readUInt32LE(e + 12)),
+        );
       }
     } else throw new Error(`unexpected page type ${flags}`);
   }
@@ -143,7 +155,10 @@ export class Bbolt {
         let child: bigint | undefined;
         for (let i = 0; i < count; i++) {
           const e = elems + i * 16;
-          const k = page.buf.subarray(e + page.buf.readUInt32LE(e), e + page.buf.readUInt32LE(e) + page.buf.readUInt32LE(e + 4));
+          const k = page.buf.subarray(
+            e + page.buf.readUInt32LE(e),
+            e + page.buf.readUInt32LE(e) + page.buf.readUInt32LE(e + 4),
+          );
           if (i > 0 && Buffer.compare(k, key) > 0) break;
           child = page.buf.readBigUInt64LE(e + 8);
         }
@@ -157,7 +172,10 @@ export class Bbolt {
           const vsize = page.buf.readUInt32LE(e + 12);
           const k = page.buf.subarray(e + pos, e + pos + ksize);
           if (Buffer.compare(k, key) === 0) {
-            return { value: page.buf.subarray(e + pos + ksize, e + pos + ksize + vsize), isBucket: (page.buf.readUInt32LE(e) & BUCKET_LEAF) !== 0 };
+            return {
+              value: page.buf.subarray(e + pos + ksize, e + pos + ksize + vsize),
+              isBucket: (page.buf.readUInt32LE(e) & BUCKET_LEAF) !== 0,
+            };
           }
         }
         return undefined;

@@ -32,14 +32,29 @@ export const crc32c = (b: Uint8Array): number => crc32cUpdate(0, b);
 
 /** CRC-32C continued from `crc` over `b` (Go's crc32.Update): for a file read in chunks, and the WAL's chained records. */
 export function crc32cUpdate(crc: number, b: Uint8Array): number {
-  const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES as [Uint32Array, Uint32Array, Uint32Array, Uint32Array,
-    Uint32Array, Uint32Array, Uint32Array, Uint32Array];
+  const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES as [
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+  ];
   let c = (crc ^ 0xffffffff) >>> 0;
   let i = 0;
   for (const end = b.length - 8; i <= end; i += 8) {
     const lo = (c ^ (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24))) >>> 0;
-    c = t7[lo & 0xff]! ^ t6[(lo >>> 8) & 0xff]! ^ t5[(lo >>> 16) & 0xff]! ^ t4[lo >>> 24]!
-      ^ t3[b[i + 4]!]! ^ t2[b[i + 5]!]! ^ t1[b[i + 6]!]! ^ t0[b[i + 7]!]!;
+    c =
+      t7[lo & 0xff]! ^
+      t6[(lo >>> 8) & 0xff]! ^
+      t5[(lo >>> 16) & 0xff]! ^
+      t4[lo >>> 24]! ^
+      t3[b[i + 4]!]! ^
+      t2[b[i + 5]!]! ^
+      t1[b[i + 6]!]! ^
+      t0[b[i + 7]!]!;
   }
   for (; i < b.length; i++) c = t0[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
@@ -85,7 +100,14 @@ export function withClusterVersion(store: Buffer, version: string): Buffer | und
   const internal = s.Root?.Children?.['0'];
   if (!internal?.Children || internal.Children.version) return undefined;
   const index = s.CurrentIndex ?? 0;
-  internal.Children.version = { Path: '/0/version', CreatedIndex: index, ModifiedIndex: index, ExpireTime: '0001-01-01T00:00:00Z', Value: version, Children: null };
+  internal.Children.version = {
+    Path: '/0/version',
+    CreatedIndex: index,
+    ModifiedIndex: index,
+    ExpireTime: '0001-01-01T00:00:00Z',
+    Value: version,
+    Children: null,
+  };
   return Buffer.from(JSON.stringify(s));
 }
 
@@ -112,7 +134,8 @@ export async function seedClusterVersion(snapDir: string, version: string): Prom
   if (!store) return false;
   const bytes = encodeSnapFile({ store, metadata: before.metadata });
   const back = decodeSnapFile(bytes);
-  if (!back.store.equals(store) || !back.metadata.equals(before.metadata)) throw new Error(`the snapshot file ${file} would not read back as written`);
+  if (!back.store.equals(store) || !back.metadata.equals(before.metadata))
+    throw new Error(`the snapshot file ${file} would not read back as written`);
   await writeFileAtomic(file, bytes, (await fs.stat(file)).mode & 0o777);
   return true;
 }
@@ -122,7 +145,8 @@ function message(buf: Buffer, what: string, expected: Record<number, 'int' | 'by
   const out = new Map<number, Field>();
   for (const f of fields(buf)) {
     const kind = expected[f.n];
-    if (!kind || out.has(f.n) || (kind === 'bytes') !== (f.bytes !== undefined)) throw new Error(`a ${what} with an unexpected field ${f.n}`);
+    if (!kind || out.has(f.n) || (kind === 'bytes') !== (f.bytes !== undefined))
+      throw new Error(`a ${what} with an unexpected field ${f.n}`);
     out.set(f.n, f);
   }
   return out;

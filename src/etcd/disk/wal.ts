@@ -157,7 +157,10 @@ class FileReader {
 
 /** Reads one file's records into `state`; returns the offset of a torn tail record, if any. */
 async function readFile(
-  file: string, name: string, last: boolean, state: LogState<unknown>,
+  file: string,
+  name: string,
+  last: boolean,
+  state: LogState<unknown>,
 ): Promise<number | undefined> {
   const fh = await fs.open(file, 'r');
   try {

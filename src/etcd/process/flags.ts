@@ -8,10 +8,19 @@ const V3_7: Version = { major: 3, minor: 7, patch: 0 };
 
 /** 3.6 renamed these `--experimental-<name>` flags to `--<name>`; 3.7 removed the old names. */
 const RENAMED = new Set([
-  'bootstrap-defrag-threshold-megabytes', 'compaction-batch-limit', 'compact-hash-check-time',
-  'compaction-sleep-interval', 'corrupt-check-time', 'downgrade-check-time', 'max-learners', 'memory-mlock',
-  'peer-skip-client-san-verification', 'snapshot-catchup-entries', 'warning-apply-duration',
-  'warning-unary-request-duration', 'watch-progress-notify-interval',
+  'bootstrap-defrag-threshold-megabytes',
+  'compaction-batch-limit',
+  'compact-hash-check-time',
+  'compaction-sleep-interval',
+  'corrupt-check-time',
+  'downgrade-check-time',
+  'max-learners',
+  'memory-mlock',
+  'peer-skip-client-san-verification',
+  'snapshot-catchup-entries',
+  'warning-apply-duration',
+  'warning-unary-request-duration',
+  'watch-progress-notify-interval',
 ]);
 
 /** 3.6 turned these `--experimental-<name>` flags into feature gates. */
@@ -25,8 +34,13 @@ const GATES: ReadonlyMap<string, string> = new Map([
 ]);
 
 /** Flags that first appeared in 3.6 (the new names above, and these). */
-const NEW_IN_3_6 = new Set(['feature-gates', 'log-format', 'enable-distributed-tracing', 'discovery-token',
-  'discovery-endpoints']);
+const NEW_IN_3_6 = new Set([
+  'feature-gates',
+  'log-format',
+  'enable-distributed-tracing',
+  'discovery-token',
+  'discovery-endpoints',
+]);
 
 export interface FlagProblem {
   flag: string;
@@ -39,8 +53,10 @@ export function flagProblem(v: Version, arg: string): FlagProblem | undefined {
   const m = /^--?([A-Za-z0-9-]+)(?:=(.*))?$/.exec(arg);
   if (!m) return undefined;
   const [name, value] = [m[1]!, m[2]];
-  const fix = compareMinor(v, V3_6) < 0 ? before36(name)
-    : (removedIn36(name, value) ?? (compareMinor(v, V3_7) >= 0 ? removedIn37(name, value) : undefined));
+  const fix =
+    compareMinor(v, V3_6) < 0
+      ? before36(name)
+      : (removedIn36(name, value) ?? (compareMinor(v, V3_7) >= 0 ? removedIn37(name, value) : undefined));
   if (fix === undefined) return undefined;
   const shown = name === 'v2-deprecation' ? arg : `--${name}`;
   return { flag: shown, fix: `etcd ${fmt(v)} ${fix}` };
@@ -93,20 +109,28 @@ function oldName(name: string): string {
  * Refuses, before anything changes, ETCD_CREDS entries that one of the temporary etcds would refuse
  * (they reach every one) and etcd flags after `--` that the target would refuse.
  */
-export function checkFlags(temps: readonly Version[], extraArgs: readonly string[],
-  etcdArgs: readonly string[] | undefined, target: Version): void {
+export function checkFlags(
+  temps: readonly Version[],
+  extraArgs: readonly string[],
+  etcdArgs: readonly string[] | undefined,
+  target: Version,
+): void {
   const seen = [...new Map(temps.map((v) => [fmt(v), v])).values()].sort(compare);
   for (const v of seen) {
     const p = flagProblems(v, extraArgs)[0];
     if (p) {
-      throw new UsageError(`ETCD_CREDS has ${p.flag}, which etcd ${fmt(v)} (a step of this migration) refuses: `
-        + `${p.fix}; nothing was changed`);
+      throw new UsageError(
+        `ETCD_CREDS has ${p.flag}, which etcd ${fmt(v)} (a step of this migration) refuses: ` +
+          `${p.fix}; nothing was changed`,
+      );
     }
   }
   const p = etcdArgs && flagProblems(target, etcdArgs)[0];
   if (p) {
-    throw new UsageError(`the etcd flag ${p.flag} (after --) is refused by etcd ${fmt(target)}, the target: ${p.fix} `
-      + 'in the pod\'s command; nothing was changed');
+    throw new UsageError(
+      `the etcd flag ${p.flag} (after --) is refused by etcd ${fmt(target)}, the target: ${p.fix} ` +
+        "in the pod's command; nothing was changed",
+    );
   }
 }
 
@@ -123,8 +147,10 @@ export function checkEnvFlags(env: Readonly<Record<string, string | undefined>>,
     if (!k.startsWith('ETCD_') || NOT_ETCDS.has(k) || value === undefined || value === '') continue;
     const p = flagProblem(target, `--${k.slice('ETCD_'.length).toLowerCase().replace(/_/g, '-')}=${value}`);
     if (p) {
-      throw new UsageError(`the pod's variable ${k} is etcd's ${p.flag}, which etcd ${fmt(target)} (the target) `
-        + `ignores: ${p.fix}; nothing was changed`);
+      throw new UsageError(
+        `the pod's variable ${k} is etcd's ${p.flag}, which etcd ${fmt(target)} (the target) ` +
+          `ignores: ${p.fix}; nothing was changed`,
+      );
     }
   }
 }

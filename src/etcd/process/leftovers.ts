@@ -27,7 +27,8 @@ export async function findLeftoverEtcds(dataDir: string, self = process.pid): Pr
     const pid = Number(entry);
     if (!Number.isInteger(pid) || pid === self) continue;
     const argv = readOrEmpty(() => readFileSync(`/proc/${pid}/cmdline`, 'utf8'), '').split('\0');
-    const tool = /^(etcd|etcdctl)(-\d+\.\d+\.\d+)?$/.exec(path.basename(argv[0] ?? ''))?.[1] as Leftover['tool'] | undefined;
+    const tool = /^(etcd|etcdctl)(-\d+\.\d+\.\d+)?$/.exec(path.basename(argv[0] ?? ''))?.[1] as
+      Leftover['tool'] | undefined;
     if (!tool) continue;
     const i = argv.indexOf('--data-dir');
     const dir = i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith('--data-dir='))?.slice(11);

@@ -24,7 +24,8 @@ export function lockedIds(procLocks: string): Set<string> {
 export async function heldByProcess(dataDir: string, procLocks?: string): Promise<boolean> {
   const files = [path.join(dataDir, 'member', 'snap', 'db')];
   const wal = path.join(dataDir, 'member', 'wal');
-  for (const n of await fs.readdir(wal).catch(() => [] as string[])) if (n.endsWith('.wal')) files.push(path.join(wal, n));
+  for (const n of await fs.readdir(wal).catch(() => [] as string[]))
+    if (n.endsWith('.wal')) files.push(path.join(wal, n));
   const text = procLocks ?? (await fs.readFile('/proc/locks', 'utf8').catch(() => ''));
   const ids = lockedIds(text);
   for (const f of files) {

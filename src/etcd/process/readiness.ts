@@ -36,7 +36,8 @@ export function missing(e: Expectation, s: Seen): string | undefined {
       ? `no answer yet (a member of ${e.cluster.members} serves only once ${Math.floor(e.cluster.members / 2) + 1} members run and have elected a leader)`
       : 'no answer yet';
   }
-  if (e.cluster && s.server !== fmt(e.version)) return `the hidden client port answers as etcd ${s.server || 'of no version'}, not ${fmt(e.version)}`;
+  if (e.cluster && s.server !== fmt(e.version))
+    return `the hidden client port answers as etcd ${s.server || 'of no version'}, not ${fmt(e.version)}`;
   if (e.version.major >= 3 && (!s.cluster || compareMinor(s.cluster, e.clusterAtLeast) < 0)) {
     const cv = `cluster version ${s.cluster ? fmtMinor(s.cluster) : 'not decided'}`;
     return e.cluster
@@ -46,6 +47,7 @@ export function missing(e: Expectation, s: Seen): string | undefined {
   if (compareMinor(e.clusterAtLeast, V3_6) >= 0 && (!s.storage || compareMinor(s.storage, e.clusterAtLeast) < 0)) {
     return `storage version ${s.storage ? fmtMinor(s.storage) : 'not written'}, waiting for ${fmtMinor(e.clusterAtLeast)}`;
   }
-  if (e.cluster && s.joined === false) return `member ${e.cluster.name} is not yet listed with its client URL ${e.cluster.clientUrl}`;
+  if (e.cluster && s.joined === false)
+    return `member ${e.cluster.name} is not yet listed with its client URL ${e.cluster.clientUrl}`;
   return undefined;
 }

@@ -49,14 +49,22 @@ export async function waitSealed(etcd: TempEtcd, dataDir: string, timeoutMs: num
     }
     await new Promise((res) => setTimeout(res, POLL_MS));
   }
-  throw new StepError(`etcd ${fmt(version)} took no snapshot past every entry it had applied within `
-    + `${timeoutMs / 1000} s (last: ${last})`);
+  throw new StepError(
+    `etcd ${fmt(version)} took no snapshot past every entry it had applied within ` +
+      `${timeoutMs / 1000} s (last: ${last})`,
+  );
 }
 
 /** The raft index this member has applied (maintenance/status). */
 async function appliedIndex(etcd: TempEtcd): Promise<number> {
-  const r = await request(etcd.endpoint, 'POST', `${gatewayPrefix(etcd.opts.version)}/maintenance/status`, '{}', 5000,
-    etcd.opts.member.clientTls);
+  const r = await request(
+    etcd.endpoint,
+    'POST',
+    `${gatewayPrefix(etcd.opts.version)}/maintenance/status`,
+    '{}',
+    5000,
+    etcd.opts.member.clientTls,
+  );
   const status = (r.status === 200 ? JSON.parse(r.body) : {}) as { raftAppliedIndex?: string; raftIndex?: string };
   const applied = Number(status.raftAppliedIndex ?? status.raftIndex);
   if (!Number.isSafeInteger(applied)) throw new Error(`no raft index in its status (HTTP ${r.status})`);

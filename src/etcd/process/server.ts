@@ -98,8 +98,12 @@ export class TempEtcd {
     const args = etcdArgs(opts);
     this.endpoint = clientUrl(opts.member);
     this.proc = execa(opts.bin, args, {
-      reject: false, buffer: false, stdin: 'ignore', all: true,
-      env: temporaryEtcdEnv(opts.env, args), extendEnv: false,
+      reject: false,
+      buffer: false,
+      stdin: 'ignore',
+      all: true,
+      env: temporaryEtcdEnv(opts.env, args),
+      extendEnv: false,
     });
     this.proc.all.setEncoding('utf8');
     let partial = '';
@@ -131,7 +135,9 @@ export class TempEtcd {
     const expect: Expectation = {
       version,
       clusterAtLeast: this.opts.clusterAtLeast ?? version,
-      cluster: cluster ? { members: memberNames(member.initialCluster).length, name: member.name, clientUrl: this.endpoint } : undefined,
+      cluster: cluster
+        ? { members: memberNames(member.initialCluster).length, name: member.name, clientUrl: this.endpoint }
+        : undefined,
     };
     const started = Date.now();
     const deadline = started + timeoutMs;
@@ -142,24 +148,42 @@ export class TempEtcd {
       try {
         const seen: Seen = {};
         let unanswered = '';
-        const v = await versions(this.endpoint, tls).catch((e: Error) => { unanswered = `: ${e.message}`; });
+        const v = await versions(this.endpoint, tls).catch((e: Error) => {
+          unanswered = `: ${e.message}`;
+        });
         if (v) {
           this.answeredAt ??= Date.now();
           seen.server = v.server;
           seen.cluster = v.cluster;
           seen.storage = v.storage;
           // etcd 2.x has no v3 member list; its probe write needs the quorum all the same.
-          if (cluster && version.major >= 3) seen.joined = await isJoined(this.endpoint, version, member.name, this.endpoint, tls);
+          if (cluster && version.major >= 3)
+            seen.joined = await isJoined(this.endpoint, version, member.name, this.endpoint, tls);
         }
         const why = missing(expect, seen);
         // A lone member that answers now, still below the cluster version waited for (MISSED_VERSION_MS).
-        const lowStorage = compareMinor(expect.clusterAtLeast, V3_6) >= 0 && (!seen.storage || compareMinor(seen.storage, expect.clusterAtLeast) < 0);
-        const below = seen.server !== undefined && version.major >= 3 && (!seen.cluster || compareMinor(seen.cluster, expect.clusterAtLeast) < 0 || lowStorage);
-        if (restartIfMissed && !cluster && below && why && Date.now() - this.answeredAt! > MISSED_VERSION_MS && this.answeredAt! - this.spawnedAt < RESTART_IF_START_UNDER_MS) {
+        const lowStorage =
+          compareMinor(expect.clusterAtLeast, V3_6) >= 0 &&
+          (!seen.storage || compareMinor(seen.storage, expect.clusterAtLeast) < 0);
+        const below =
+          seen.server !== undefined &&
+          version.major >= 3 &&
+          (!seen.cluster || compareMinor(seen.cluster, expect.clusterAtLeast) < 0 || lowStorage);
+        if (
+          restartIfMissed &&
+          !cluster &&
+          below &&
+          why &&
+          Date.now() - this.answeredAt! > MISSED_VERSION_MS &&
+          this.answeredAt! - this.spawnedAt < RESTART_IF_START_UNDER_MS
+        ) {
           throw new VersionDecisionMissed(why);
         }
         if (why) last = why + unanswered;
-        else if (await (storage === 'etcd2' ? probeWriteV2(this.endpoint, tls) : probeWriteV3(this.endpoint, version, tls))) return;
+        else if (
+          await (storage === 'etcd2' ? probeWriteV2(this.endpoint, tls) : probeWriteV3(this.endpoint, version, tls))
+        )
+          return;
         else last = 'probe write not committed';
       } catch (e) {
         if (e instanceof VersionDecisionMissed) throw e;
@@ -183,13 +207,17 @@ export class TempEtcd {
     const { code, signal } = this.exited!;
     if (signal === 'SIGKILL' && cluster) {
       const log = this.opts.log ?? (() => {});
-      log(`etcd ${fmt(this.opts.version)} killed, still stopping ${CLUSTER_STOP_GRACE_MS / 1000} s after SIGTERM; `
-        + 'its WAL holds every commit');
+      log(
+        `etcd ${fmt(this.opts.version)} killed, still stopping ${CLUSTER_STOP_GRACE_MS / 1000} s after SIGTERM; ` +
+          'its WAL holds every commit',
+      );
       debug(log, 'a cluster member may take that long when a peer stopping at the same moment hands leadership back');
       return;
     }
-    if (signal === 'SIGKILL') throw this.failure(`etcd ${fmt(this.opts.version)} ignored SIGTERM for ${STOP_GRACE_MS / 1000} s and was killed`);
-    if (!(code === 0 || code === 143 || signal === 'SIGTERM')) throw this.failure(`etcd ${fmt(this.opts.version)} did not stop cleanly`);
+    if (signal === 'SIGKILL')
+      throw this.failure(`etcd ${fmt(this.opts.version)} ignored SIGTERM for ${STOP_GRACE_MS / 1000} s and was killed`);
+    if (!(code === 0 || code === 143 || signal === 'SIGTERM'))
+      throw this.failure(`etcd ${fmt(this.opts.version)} did not stop cleanly`);
   }
 
   /** Stops it without judging how: for cleanup after another failure. */
@@ -231,7 +259,11 @@ interface ErrorLine {
 const MAX_ERROR_CHARS = 500;
 /** Go's flag package: the line it prints before the usage text. */
 const FLAG_ERRORS = [
-  'flag provided but not defined', 'invalid value', 'invalid argument', 'bad flag syntax', 'flag needs an argument',
+  'flag provided but not defined',
+  'invalid value',
+  'invalid argument',
+  'bad flag syntax',
+  'flag needs an argument',
 ];
 const FLAG_ERROR = new RegExp(`^(${FLAG_ERRORS.join('|')})`);
 
@@ -242,7 +274,7 @@ const FLAG_ERROR = new RegExp(`^(${FLAG_ERRORS.join('|')})`);
  */
 export function errorLine(line: string): ErrorLine | undefined {
   const text = line.trim();
-  const cut = (t: string) => t.length > MAX_ERROR_CHARS ? `${t.slice(0, MAX_ERROR_CHARS)}...` : t;
+  const cut = (t: string) => (t.length > MAX_ERROR_CHARS ? `${t.slice(0, MAX_ERROR_CHARS)}...` : t);
   if (FLAG_ERROR.test(text)) return { kind: 'flag', text: cut(text) };
   if (/^panic: /.test(text)) return { kind: 'panic', text: cut(text) };
   const capns = /^\S+ \S+ ([CEF]) \| (.*)$/.exec(text);
@@ -286,9 +318,11 @@ async function startReady(opts: StartOptions): Promise<TempEtcd> {
     }
     await etcd.stop();
     const log = opts.log ?? (() => {});
-    log(`etcd ${fmt(opts.version)} still had ${e.message} ${MISSED_VERSION_MS} ms after it first answered: `
-      + 'started again');
-    debug(log, 'its version monitor missed the leader\'s first commit and would look again 4 s after its start');
+    log(
+      `etcd ${fmt(opts.version)} still had ${e.message} ${MISSED_VERSION_MS} ms after it first answered: ` +
+        'started again',
+    );
+    debug(log, "its version monitor missed the leader's first commit and would look again 4 s after its start");
   }
   etcd = new TempEtcd(opts);
   try {
@@ -304,13 +338,20 @@ export function etcdArgs(o: StartOptions): string[] {
   const m = o.member;
   const client = clientUrl(m);
   const args = [
-    '--name', m.name,
-    '--data-dir', o.dataDir,
-    '--listen-client-urls', client,
-    '--advertise-client-urls', client,
-    '--listen-peer-urls', m.listenPeerUrls,
-    '--initial-advertise-peer-urls', m.initialAdvertisePeerUrls,
-    '--initial-cluster', m.initialCluster,
+    '--name',
+    m.name,
+    '--data-dir',
+    o.dataDir,
+    '--listen-client-urls',
+    client,
+    '--advertise-client-urls',
+    client,
+    '--listen-peer-urls',
+    m.listenPeerUrls,
+    '--initial-advertise-peer-urls',
+    m.initialAdvertisePeerUrls,
+    '--initial-cluster',
+    m.initialCluster,
   ];
   // A lone member elects itself after one election timeout: keep it short (etcd-facts; BENCHMARKS.md).
   // A real cluster keeps etcd's defaults, since peers may be far apart.

@@ -24,14 +24,39 @@ export function offlineTool(v: Version): Tool {
   return compareMinor(v, { major: 3, minor: 5, patch: 0 }) >= 0 ? 'etcdutl' : 'etcdctl';
 }
 
-export async function runTool(binDir: string, tool: Tool, v: Version, args: string[], env: Record<string, string>, what: string, timeoutMs = 3_600_000): Promise<string> {
+export async function runTool(
+  binDir: string,
+  tool: Tool,
+  v: Version,
+  args: string[],
+  env: Record<string, string>,
+  what: string,
+  timeoutMs = 3_600_000,
+): Promise<string> {
   const bin = binPath(binDir, tool, v);
-  const r = await execa(bin, args, { reject: false, env, extendEnv: false, stdin: 'ignore', all: true, timeout: timeoutMs });
+  const r = await execa(bin, args, {
+    reject: false,
+    env,
+    extendEnv: false,
+    stdin: 'ignore',
+    all: true,
+    timeout: timeoutMs,
+  });
   if (r.exitCode === 0 && !r.signal) return String(r.stdout);
-  const lines = String(r.all ?? '').split('\n').filter(Boolean);
+  const lines = String(r.all ?? '')
+    .split('\n')
+    .filter(Boolean);
   const shown = lastLines(path.basename(bin), lines.slice(-TAIL));
-  const how = r.timedOut ? ` (no answer in ${timeoutMs / 1000} s)` : r.signal ? ` (signal ${r.signal})` : ` (exit code ${r.exitCode})`;
+  const how = r.timedOut
+    ? ` (no answer in ${timeoutMs / 1000} s)`
+    : r.signal
+      ? ` (signal ${r.signal})`
+      : ` (exit code ${r.exitCode})`;
   throw new ProcessError(`${what} failed: ${bin}${how}`, {
-    command: bin, exitCode: r.exitCode, signal: r.signal, output: lines.join('\n'), shown,
+    command: bin,
+    exitCode: r.exitCode,
+    signal: r.signal,
+    output: lines.join('\n'),
+    shown,
   });
 }

@@ -38,30 +38,48 @@ const FLAGS = '--client-ca-file/--client-cert-file/--client-key-file (CLIENT_CA_
  * Pure: decides from ETCD_CREDS and the client flags whether the temporary etcd speaks TLS, and
  * checks they agree. `flagValue` reads `--name value` / `--name=value` (options.ts's).
  */
-export function resolveClientTls(extraArgs: readonly string[], f: ClientTlsFlags, flagValue: (args: readonly string[], name: string) => string | undefined): ClientTlsFiles | undefined {
+export function resolveClientTls(
+  extraArgs: readonly string[],
+  f: ClientTlsFlags,
+  flagValue: (args: readonly string[], name: string) => string | undefined,
+): ClientTlsFiles | undefined {
   const serverCert = flagValue(extraArgs, 'cert-file');
   const serverKey = flagValue(extraArgs, 'key-file');
   if (extraArgs.some((a) => /^--?auto-tls(=true)?$/.test(a))) {
-    throw new UsageError('ETCD_CREDS has --auto-tls: the temporary etcd would serve a self-signed certificate that cannot be verified; give --cert-file and --key-file in ETCD_CREDS and --client-ca-file instead (--peer-auto-tls is fine)');
+    throw new UsageError(
+      'ETCD_CREDS has --auto-tls: the temporary etcd would serve a self-signed certificate that cannot be verified; give --cert-file and --key-file in ETCD_CREDS and --client-ca-file instead (--peer-auto-tls is fine)',
+    );
   }
   if ((serverCert === undefined) !== (serverKey === undefined)) {
-    throw new UsageError(`ETCD_CREDS gives ${serverCert === undefined ? '--key-file without --cert-file' : '--cert-file without --key-file'}; give both (the temporary etcd's client certificate and key) or neither`);
+    throw new UsageError(
+      `ETCD_CREDS gives ${serverCert === undefined ? '--key-file without --cert-file' : '--cert-file without --key-file'}; give both (the temporary etcd's client certificate and key) or neither`,
+    );
   }
   if ((f.certFile === undefined) !== (f.keyFile === undefined)) {
-    throw new UsageError(`${f.certFile === undefined ? '--client-key-file is given without --client-cert-file' : '--client-cert-file is given without --client-key-file'}; give both or neither`);
+    throw new UsageError(
+      `${f.certFile === undefined ? '--client-key-file is given without --client-cert-file' : '--client-cert-file is given without --client-key-file'}; give both or neither`,
+    );
   }
   if (serverCert === undefined) {
     if (f.caFile !== undefined || f.certFile !== undefined) {
-      throw new UsageError(`${FLAGS} are given, but ETCD_CREDS has no --cert-file/--key-file, so the temporary etcd serves plain http on 127.0.0.1; add the server certificate to ETCD_CREDS or drop the client options`);
+      throw new UsageError(
+        `${FLAGS} are given, but ETCD_CREDS has no --cert-file/--key-file, so the temporary etcd serves plain http on 127.0.0.1; add the server certificate to ETCD_CREDS or drop the client options`,
+      );
     }
     return undefined;
   }
-  const clientAuth = extraArgs.some((a) => /^--?client-cert-auth(=true)?$/.test(a)) || flagValue(extraArgs, 'trusted-ca-file') !== undefined;
+  const clientAuth =
+    extraArgs.some((a) => /^--?client-cert-auth(=true)?$/.test(a)) ||
+    flagValue(extraArgs, 'trusted-ca-file') !== undefined;
   if (f.caFile === undefined) {
-    throw new UsageError('ETCD_CREDS gives --cert-file, so the temporary etcd serves https on 127.0.0.1; pass --client-ca-file (or CLIENT_CA_FILE): the CA that signed that certificate');
+    throw new UsageError(
+      'ETCD_CREDS gives --cert-file, so the temporary etcd serves https on 127.0.0.1; pass --client-ca-file (or CLIENT_CA_FILE): the CA that signed that certificate',
+    );
   }
   if (clientAuth && f.certFile === undefined) {
-    throw new UsageError('ETCD_CREDS makes the temporary etcd check client certificates (--client-cert-auth or --trusted-ca-file); pass --client-cert-file and --client-key-file (or CLIENT_CERT_FILE and CLIENT_KEY_FILE): a certificate that CA trusts');
+    throw new UsageError(
+      'ETCD_CREDS makes the temporary etcd check client certificates (--client-cert-auth or --trusted-ca-file); pass --client-cert-file and --client-key-file (or CLIENT_CERT_FILE and CLIENT_KEY_FILE): a certificate that CA trusts',
+    );
   }
   return { serverCertFile: serverCert!, caFile: f.caFile, certFile: f.certFile, keyFile: f.keyFile, clientAuth };
 }

@@ -27,7 +27,9 @@ const BIG_TXN_OPS = 1000;
 
 /** The etcd flags and the operations per transaction for etcd `v`. */
 export function txnLimits(v: Version): { flags: string[]; ops: number } {
-  return compareMinor(v, { major: 3, minor: 3, patch: 0 }) >= 0 ? { flags: [`--max-txn-ops=${BIG_TXN_OPS}`], ops: BIG_TXN_OPS } : { flags: [], ops: TXN_OPS };
+  return compareMinor(v, { major: 3, minor: 3, patch: 0 }) >= 0
+    ? { flags: [`--max-txn-ops=${BIG_TXN_OPS}`], ops: BIG_TXN_OPS }
+    : { flags: [], ops: TXN_OPS };
 }
 
 /**
@@ -39,13 +41,21 @@ export function checkMigratedDb(dbFile: string, converted: Checksum): DbKeyspace
   const db = readDbKeyspace(dbFile);
   const got = db.sum.digest();
   if (got.keys !== converted.keys || got.kv !== converted.kv || db.leased || db.tombstones) {
-    throw new StepError(`etcdctl migrate did not write the v2 store faithfully: v2 ${formatChecksum(converted)}, v3 ${formatChecksum(got)}${db.leased ? `, ${count(db.leased, 'key')} on a lease` : ''}${db.tombstones ? `, ${count(db.tombstones, 'deletion')}` : ''}; the live data was not changed`);
+    throw new StepError(
+      `etcdctl migrate did not write the v2 store faithfully: v2 ${formatChecksum(converted)}, v3 ${formatChecksum(got)}${db.leased ? `, ${count(db.leased, 'key')} on a lease` : ''}${db.tombstones ? `, ${count(db.tombstones, 'deletion')}` : ''}; the live data was not changed`,
+    );
   }
   return db;
 }
 
 /** Deletes every key due at or before `cutoff`, in batched transactions; tells `gone` of each. */
-export async function deleteExpired(v3: V3Api, lines: AsyncIterable<TtlLine>, cutoff: number, opsPerTxn: number, gone: (line: TtlLine) => void): Promise<void> {
+export async function deleteExpired(
+  v3: V3Api,
+  lines: AsyncIterable<TtlLine>,
+  cutoff: number,
+  opsPerTxn: number,
+  gone: (line: TtlLine) => void,
+): Promise<void> {
   async function* due(): AsyncGenerator<Op> {
     for await (const line of lines) {
       if (expired(line[0], cutoff)) {

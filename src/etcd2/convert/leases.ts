@@ -96,7 +96,12 @@ export async function attachTtls(v3: V3Api, pending: PendingTtls, o: AttachOptio
   await checkAsConverted(v3, pending, want, converted, cutoff, early);
 
   const pass: PutPass = {
-    v3, pending, opsPerTxn, early, want, converted,
+    v3,
+    pending,
+    opsPerTxn,
+    early,
+    want,
+    converted,
     isLive: (line) => !expired(line[0], cutoff) && !want.missing.has(line[1]),
     progress: o.progress,
   };
@@ -119,14 +124,30 @@ export async function attachTtls(v3: V3Api, pending: PendingTtls, o: AttachOptio
   // 7. Attach. Nothing slow comes after this: the step ends as soon as the last key has its lease.
   // Only which keys are on a lease counts here (keys and values were checked in 3.): no kv digest.
   const withLease = new ChecksumBuilder();
-  await putAll(pass, (line) => leases.get(ttlOf(line[0]))!, (line) => withLease.addDigest(Buffer.from(line[1], 'base64'), 0n, true));
+  await putAll(
+    pass,
+    (line) => leases.get(ttlOf(line[0]))!,
+    (line) => withLease.addDigest(Buffer.from(line[1], 'base64'), 0n, true),
+  );
   const attachedAt = Date.now();
   // The timed pass's lease holds no key now: revoked (only if so: revoking deletes a lease's keys).
   if (holder !== '0') await v3.revokeIfEmpty(holder);
 
   // 8. The keyspace at the end against what the conversion left, less the keys that went.
   const { after, expected } = checkAttached(want, converted, withLease);
-  return { after, expected, expired: want.gone - dueSoon, leases: leases.size, grantedAt: planned, attachedAt, predictedMs, dueSoon, dueWithinMs, sumMs, sumFrom: fromDb ? 'db' : 'etcd' };
+  return {
+    after,
+    expected,
+    expired: want.gone - dueSoon,
+    leases: leases.size,
+    grantedAt: planned,
+    attachedAt,
+    predictedMs,
+    dueSoon,
+    dueWithinMs,
+    sumMs,
+    sumFrom: fromDb ? 'db' : 'etcd',
+  };
 }
 
 /** What the keyspace must hold: the conversion's checksum less the keys that went, and which went missing. */
@@ -176,7 +197,11 @@ function lose(p: PutPass, line: TtlLine): void {
  * the conversion left, and etcd serves nothing more (its revision is the db's highest; asked
  * before the deletions, which raise it).
  */
-async function offlineSum(v3: V3Api, expected: Checksum, offline: AttachOptions['offline']): Promise<ChecksumBuilder | undefined> {
+async function offlineSum(
+  v3: V3Api,
+  expected: Checksum,
+  offline: AttachOptions['offline'],
+): Promise<ChecksumBuilder | undefined> {
   if (!offline || offline.db.tombstones) return undefined;
   const sum = offline.db.sum.digest();
   if (sum.keys !== expected.keys || sum.kv !== expected.kv) return undefined;
@@ -187,7 +212,14 @@ async function offlineSum(v3: V3Api, expected: Checksum, offline: AttachOptions[
  * 3. The keyspace must be what the conversion left: a key that is not there is gone as due (near
  * its expiry, a lease of an earlier attempt took it) or the data was changed outside the migration.
  */
-async function checkAsConverted(v3: V3Api, pending: PendingTtls, want: Expected, converted: ChecksumBuilder, cutoff: number, early: number): Promise<void> {
+async function checkAsConverted(
+  v3: V3Api,
+  pending: PendingTtls,
+  want: Expected,
+  converted: ChecksumBuilder,
+  cutoff: number,
+  early: number,
+): Promise<void> {
   const same = () => {
     const w = want.digest();
     const got = converted.digest();
@@ -201,7 +233,9 @@ async function checkAsConverted(v3: V3Api, pending: PendingTtls, want: Expected,
     }
   }
   if (!same()) {
-    throw new StepError(`the keyspace is not as the etcd2 -> etcd3 conversion left it: expected ${formatChecksum(want.digest())}, found ${formatChecksum(converted.digest())} (did an etcd run on this data dir outside the migration?); restore the backup taken before the conversion and rerun, or delete the pending TTL file to keep the data without its TTLs`);
+    throw new StepError(
+      `the keyspace is not as the etcd2 -> etcd3 conversion left it: expected ${formatChecksum(want.digest())}, found ${formatChecksum(converted.digest())} (did an etcd run on this data dir outside the migration?); restore the backup taken before the conversion and rerun, or delete the pending TTL file to keep the data without its TTLs`,
+    );
   }
 }
 
@@ -287,7 +321,11 @@ async function timedPass(p: PutPass): Promise<{ holder: string; predictedMs: num
   // With the attach's bookkeeping too (the digest of each key put), so that it takes as long: without
   // it this pass took less than the attach (BENCHMARKS.md), and every key would have expired that late.
   const onHolder = new ChecksumBuilder();
-  await putAll(p, () => holder, (line) => onHolder.addDigest(Buffer.from(line[1], 'base64'), 0n, true));
+  await putAll(
+    p,
+    () => holder,
+    (line) => onHolder.addDigest(Buffer.from(line[1], 'base64'), 0n, true),
+  );
   return { holder, predictedMs: Date.now() - t0 };
 }
 
@@ -320,12 +358,19 @@ async function grantLeases(p: PutPass, ttlOf: (exp: number) => number, planned: 
  * confirmed by etcd; keys and values are those checked in 3. (a put writes the value whose digest
  * the conversion recorded, or keeps the value with ignore_value).
  */
-function checkAttached(want: Expected, converted: ChecksumBuilder, withLease: ChecksumBuilder): { after: Checksum; expected: Checksum } {
+function checkAttached(
+  want: Expected,
+  converted: ChecksumBuilder,
+  withLease: ChecksumBuilder,
+): { after: Checksum; expected: Checksum } {
   const l = withLease.digest();
   const after: Checksum = { ...converted.digest(), ttlKeys: l.ttlKeys, ttl: l.ttl };
   const expected = want.digest();
   const mismatch = checksumMismatch(expected, after);
-  if (mismatch) throw new StepError(`after attaching the TTLs the v3 keyspace does not match what the conversion left: ${mismatch}`);
+  if (mismatch)
+    throw new StepError(
+      `after attaching the TTLs the v3 keyspace does not match what the conversion left: ${mismatch}`,
+    );
   return { after, expected };
 }
 
@@ -344,7 +389,9 @@ const putBytes = (line: TtlLine): number => line[1].length + (sendsValue(line) ?
  */
 function checkValue([, key, kv, value]: TtlLine): void {
   if (value !== undefined && kvDigest(Buffer.from(key, 'base64'), Buffer.from(value, 'base64')) !== kv) {
-    throw new StepError(`the pending TTL file is damaged: the value of the key ${JSON.stringify(Buffer.from(key, 'base64').toString())} does not match the digest the conversion recorded; no value of it was written. Restore the backup taken before the etcd2 -> etcd3 conversion and rerun`);
+    throw new StepError(
+      `the pending TTL file is damaged: the value of the key ${JSON.stringify(Buffer.from(key, 'base64').toString())} does not match the digest the conversion recorded; no value of it was written. Restore the backup taken before the etcd2 -> etcd3 conversion and rerun`,
+    );
   }
 }
 
@@ -362,7 +409,10 @@ async function attachOne(v3: V3Api, op: Op, [exp, key]: TtlLine, early: number):
       return false;
     }
     if (e instanceof V3Error && e.keyNotFound && exp - Date.now() < early) return false;
-    if (e instanceof V3Error && e.keyNotFound) throw new StepError(`a key with ${Math.round((exp - Date.now()) / 1000)} s of TTL left is gone from the keyspace before its lease was attached (did an etcd run on this data dir outside the migration?)`);
+    if (e instanceof V3Error && e.keyNotFound)
+      throw new StepError(
+        `a key with ${Math.round((exp - Date.now()) / 1000)} s of TTL left is gone from the keyspace before its lease was attached (did an etcd run on this data dir outside the migration?)`,
+      );
     throw e;
   }
 }

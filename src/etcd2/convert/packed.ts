@@ -50,7 +50,12 @@ export class PackedLines {
   line(i: number): TtlLine {
     const key = this.keys.toString('latin1', i ? this.ends[i - 1]! : 0, this.ends[i]!);
     if (!this.hasValue[i]) return [this.exps[i]!, key, this.kvs[i]!];
-    return [this.exps[i]!, key, this.kvs[i]!, this.values.toString('latin1', i ? this.valueEnds[i - 1]! : 0, this.valueEnds[i]!)];
+    return [
+      this.exps[i]!,
+      key,
+      this.kvs[i]!,
+      this.values.toString('latin1', i ? this.valueEnds[i - 1]! : 0, this.valueEnds[i]!),
+    ];
   }
 }
 

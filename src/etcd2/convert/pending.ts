@@ -24,7 +24,11 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A
 const header = (c: Checksum): Array<string | number> => [MAGIC, c.keys, c.ttlKeys, c.kv, c.ttl];
 
 /** Writes the file and fsyncs it; returns how many keys it holds. */
-export async function writePendingTtls(file: string, expected: Checksum, lines: AsyncIterable<TtlLine>): Promise<number> {
+export async function writePendingTtls(
+  file: string,
+  expected: Checksum,
+  lines: AsyncIterable<TtlLine>,
+): Promise<number> {
   const out = new SpillWriter(file);
   try {
     await out.write(header(expected));
@@ -82,18 +86,31 @@ export interface PendingTtls {
 const BLOCK = 32 << 10;
 
 export async function readPendingTtls(file: string): Promise<PendingTtls> {
-  const damaged = (what: string) => new StepError(`the pending TTL file ${file} is damaged (${what}); restore the backup taken before the etcd2 -> etcd3 conversion and rerun`);
+  const damaged = (what: string) =>
+    new StepError(
+      `the pending TTL file ${file} is damaged (${what}); restore the backup taken before the etcd2 -> etcd3 conversion and rerun`,
+    );
   let head: string[];
   try {
     head = (await firstLine(file)).split('\t');
   } catch (e) {
-    if (errno(e) === 'ENOENT') throw new StepError(`the pending TTL file ${file} is missing, so the TTLs of the etcd2 -> etcd3 conversion cannot be attached; restore the backup taken before the conversion and rerun`);
+    if (errno(e) === 'ENOENT')
+      throw new StepError(
+        `the pending TTL file ${file} is missing, so the TTLs of the etcd2 -> etcd3 conversion cannot be attached; restore the backup taken before the conversion and rerun`,
+      );
     throw e;
   }
-  if ((head[0] !== MAGIC && head[0] !== MAGIC_V1) || head.length !== 5) throw damaged('its first line is not the header');
+  if ((head[0] !== MAGIC && head[0] !== MAGIC_V1) || head.length !== 5)
+    throw damaged('its first line is not the header');
   const fields = head[0] === MAGIC ? 4 : 3;
   const expected: Checksum = { keys: Number(head[1]), ttlKeys: Number(head[2]), kv: head[3]!, ttl: head[4]! };
-  if (!Number.isSafeInteger(expected.keys) || !Number.isSafeInteger(expected.ttlKeys) || !/^[0-9a-f]{16}$/.test(expected.kv) || !/^[0-9a-f]{16}$/.test(expected.ttl)) throw damaged('an unreadable header');
+  if (
+    !Number.isSafeInteger(expected.keys) ||
+    !Number.isSafeInteger(expected.ttlKeys) ||
+    !/^[0-9a-f]{16}$/.test(expected.kv) ||
+    !/^[0-9a-f]{16}$/.test(expected.ttl)
+  )
+    throw damaged('an unreadable header');
   // Every line is checked on the first whole read; a step reads the file several times, and the
   // later reads (the same bytes) only split the lines (BENCHMARKS.md).
   let checked = false;
@@ -101,7 +118,15 @@ export async function readPendingTtls(file: string): Promise<PendingTtls> {
     const f = line.split('\t');
     const exp = Number(f[0]);
     // A value is checked against the digest before it is used (leases.ts): here only its length.
-    if (!checked && (f.length !== fields || !Number.isSafeInteger(exp) || !BASE64.test(f[1]!) || !/^[0-9a-f]{1,16}$/.test(f[2]!) || (fields === 4 && f[3]!.length % 4 !== 0))) throw damaged(`line ${n}`);
+    if (
+      !checked &&
+      (f.length !== fields ||
+        !Number.isSafeInteger(exp) ||
+        !BASE64.test(f[1]!) ||
+        !/^[0-9a-f]{1,16}$/.test(f[2]!) ||
+        (fields === 4 && f[3]!.length % 4 !== 0))
+    )
+      throw damaged(`line ${n}`);
     return fields === 4 ? [exp, f[1]!, BigInt(`0x${f[2]}`), f[3]!] : [exp, f[1]!, BigInt(`0x${f[2]}`)];
   };
   async function* blocks(): AsyncGenerator<TtlLine[]> {

@@ -1,12 +1,20 @@
 // Runs an async task per item with at most `limit` in flight; the first failure stops the intake
 // and is thrown once the tasks in flight have settled.
 
-export async function forEachConcurrent<T>(items: AsyncIterable<T> | Iterable<T>, limit: number, task: (item: T) => Promise<void>): Promise<void> {
+export async function forEachConcurrent<T>(
+  items: AsyncIterable<T> | Iterable<T>,
+  limit: number,
+  task: (item: T) => Promise<void>,
+): Promise<void> {
   const running = new Set<Promise<void>>();
   let failure: { error: unknown } | undefined;
   for await (const item of items) {
     if (failure) break;
-    const p: Promise<void> = task(item).catch((error: unknown) => { failure ??= { error }; }).finally(() => running.delete(p));
+    const p: Promise<void> = task(item)
+      .catch((error: unknown) => {
+        failure ??= { error };
+      })
+      .finally(() => running.delete(p));
     running.add(p);
     if (running.size >= limit) await Promise.race(running);
   }
@@ -22,7 +30,9 @@ export interface ByteLimit<T> {
 
 /** Groups items into arrays of up to `size` items and, with `limit`, up to `limit.bytes` bytes. */
 export async function* batches<T>(
-  items: AsyncIterable<T> | Iterable<T>, size: number, limit?: ByteLimit<T>,
+  items: AsyncIterable<T> | Iterable<T>,
+  size: number,
+  limit?: ByteLimit<T>,
 ): AsyncGenerator<T[]> {
   let batch: T[] = [];
   let bytes = 0;

@@ -65,7 +65,8 @@ export class RevisionOrder {
   add(revision: number, record: Buffer): void {
     const size = REV + record.length;
     if (this.used + size > this.buf.length) {
-      if (this.used + size <= this.budget) this.grow(Math.min(this.budget, Math.max(2 * this.buf.length, this.used + size)));
+      if (this.used + size <= this.budget)
+        this.grow(Math.min(this.budget, Math.max(2 * this.buf.length, this.used + size)));
       else {
         this.spillBuffer();
         if (size > this.buf.length) this.grow(size);
@@ -131,7 +132,12 @@ export class RevisionOrder {
     // Bucket j holds the revisions in [bounds[j-1], bounds[j]): equal revisions share one.
     const bounds = Array.from({ length: k - 1 }, (_, j) => sorted[Math.floor(((j + 1) * sorted.length) / k)]!);
     const names = Array.from({ length: k }, (_, j) => path.join(this.dir, `records.${j}`));
-    const outs = names.map((name) => ({ fd: openSync(name, 'wx', 0o600), buf: Buffer.allocUnsafe(256 << 10), used: 0, bytes: 0 }));
+    const outs = names.map((name) => ({
+      fd: openSync(name, 'wx', 0o600),
+      buf: Buffer.allocUnsafe(256 << 10),
+      used: 0,
+      bytes: 0,
+    }));
     const bucketOf = (rev: number) => {
       let lo = 0;
       let hi = bounds.length;

@@ -31,7 +31,13 @@ export interface TransformSummary {
 /** The record of one key for migrate's stdin: the 8-byte little-endian length, then the KeyValue. */
 export function kvRecord(key: Buffer, value: Buffer, createRevision: number, modRevision: number): Buffer {
   // kv.proto: key 1, create_revision 2, mod_revision 3, version 4, value 5 (lease 6 stays 0).
-  const kv = new ProtoWriter().bytes(1, key).int(2, createRevision).int(3, modRevision).int(4, 1).bytes(5, value).finish();
+  const kv = new ProtoWriter()
+    .bytes(1, key)
+    .int(2, createRevision)
+    .int(3, modRevision)
+    .int(4, 1)
+    .bytes(5, value)
+    .finish();
   const head = Buffer.alloc(8);
   head.writeBigUInt64LE(BigInt(kv.length));
   return Buffer.concat([head, kv]);
@@ -61,8 +67,15 @@ export class V2ToV3Transform {
       if (exp !== undefined) this.dirExpiry.set(n.key, exp);
       return {};
     }
-    if (!Number.isSafeInteger(n.createdIndex) || !Number.isSafeInteger(n.modifiedIndex) || n.createdIndex <= 0 || n.modifiedIndex <= 0) {
-      throw new StepError(`etcdctl migrate gave the v2 key ${JSON.stringify(n.key)} unusable indexes (created ${n.createdIndex}, modified ${n.modifiedIndex})`);
+    if (
+      !Number.isSafeInteger(n.createdIndex) ||
+      !Number.isSafeInteger(n.modifiedIndex) ||
+      n.createdIndex <= 0 ||
+      n.modifiedIndex <= 0
+    ) {
+      throw new StepError(
+        `etcdctl migrate gave the v2 key ${JSON.stringify(n.key)} unusable indexes (created ${n.createdIndex}, modified ${n.modifiedIndex})`,
+      );
     }
     const exp = this.expiryOf(n);
     if (exp !== undefined && expired(exp, nowMs)) {

@@ -8,10 +8,12 @@
  * adds: etcd gives every lease its full TTL again when it starts, so the time between this grant and
  * the start of the target etcd lengthens every lease (etcd-facts).
  */
-export const leaseTtl = (expiresMs: number, grantMs: number): number => Math.max(1, Math.floor((expiresMs - grantMs) / 1000));
+export const leaseTtl = (expiresMs: number, grantMs: number): number =>
+  Math.max(1, Math.floor((expiresMs - grantMs) / 1000));
 
 /** The TTL to ask for when a lease planned at `plannedMs` is granted at `nowMs`: less the whole seconds gone since. */
-export const ttlAtGrant = (ttl: number, plannedMs: number, nowMs: number): number => Math.max(1, ttl - Math.round((nowMs - plannedMs) / 1000));
+export const ttlAtGrant = (ttl: number, plannedMs: number, nowMs: number): number =>
+  Math.max(1, ttl - Math.round((nowMs - plannedMs) / 1000));
 
 /** A key whose expiry has passed must not survive the conversion. */
 export const expired = (expiresMs: number, nowMs: number): boolean => expiresMs <= nowMs;

@@ -67,7 +67,10 @@ export interface V2Store {
  * its end, before anything is returned.
  */
 export async function readV2Store(
-  snapFile: string, nowMs: number, hiddenFile: string, onChunk?: (bytes: number) => void,
+  snapFile: string,
+  nowMs: number,
+  hiddenFile: string,
+  onChunk?: (bytes: number) => void,
 ): Promise<V2Store> {
   const t = new V2ToV3Transform({ output: false });
   const out = new SpillWriter(hiddenFile);

@@ -36,7 +36,9 @@ export async function writeV2Keys(c: HttpClient, spillFile: string): Promise<V2W
     const ttl = ends ? Math.max(1, Math.round((ends - now) / 1000)) : undefined;
     const node = await put(c, key, value, ttl);
     if (node.key !== key || (node.value ?? '') !== value) {
-      throw new StepError(`etcd2 cannot hold the key ${JSON.stringify(key)} as it is (the v2 API stored it as ${JSON.stringify(node.key)}: v2 keys are cleaned paths)`);
+      throw new StepError(
+        `etcd2 cannot hold the key ${JSON.stringify(key)} as it is (the v2 API stored it as ${JSON.stringify(node.key)}: v2 keys are cleaned paths)`,
+      );
     }
     written.add(key, value, ttl !== undefined);
     if (ttl !== undefined) {
@@ -58,7 +60,9 @@ export async function writeV2Keys(c: HttpClient, spillFile: string): Promise<V2W
     // Only keys whose TTL has run out by now may be missing.
     const due = [...duePerSecond].filter(([s]) => s * 1000 <= Date.now()).reduce((n, [, k]) => n + k, 0);
     if (!(r.keys < w.keys && w.keys - r.keys <= due && w.ttlKeys - r.ttlKeys === w.keys - r.keys)) {
-      throw new StepError(`the v2 store read back does not hold what was written: ${mismatch}; the live data was not changed`);
+      throw new StepError(
+        `the v2 store read back does not hold what was written: ${mismatch}; the live data was not changed`,
+      );
     }
   }
   return { written: w, readBack: r, expired: gone, dirs };

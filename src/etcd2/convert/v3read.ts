@@ -61,13 +61,20 @@ export async function readV3Prefix(v3: V3, prefix: string, out: SpillWriter): Pr
 function checkStorable(key: Buffer, value: Buffer): void {
   const name = () => JSON.stringify(key.toString('utf8'));
   if (value.subarray(0, K8S_PROTOBUF_MAGIC.length).equals(K8S_PROTOBUF_MAGIC)) {
-    throw new UsageError(`the value of ${name()} is Kubernetes protobuf (it starts with "k8s\\0"), and etcd2 can hold only JSON: nothing was changed. To roll back, first make the apiserver store JSON (--storage-media-type=application/json, i.e. STORAGE_MEDIA_TYPE=application/json) and rewrite every object (e.g. kubectl get <each resource> -A -o json | kubectl replace -f -), or stay on etcd3 (TARGET_STORAGE=etcd3)`);
+    throw new UsageError(
+      `the value of ${name()} is Kubernetes protobuf (it starts with "k8s\\0"), and etcd2 can hold only JSON: nothing was changed. To roll back, first make the apiserver store JSON (--storage-media-type=application/json, i.e. STORAGE_MEDIA_TYPE=application/json) and rewrite every object (e.g. kubectl get <each resource> -A -o json | kubectl replace -f -), or stay on etcd3 (TARGET_STORAGE=etcd3)`,
+    );
   }
-  for (const [what, bytes] of [['key', key], ['value', value]] as const) {
+  for (const [what, bytes] of [
+    ['key', key],
+    ['value', value],
+  ] as const) {
     try {
       utf8.decode(bytes);
     } catch {
-      throw new UsageError(`the ${what} of ${name()} is not UTF-8 text, and etcd2 can hold only text: nothing was changed; stay on etcd3 (TARGET_STORAGE=etcd3) or remove that key`);
+      throw new UsageError(
+        `the ${what} of ${name()} is not UTF-8 text, and etcd2 can hold only text: nothing was changed; stay on etcd3 (TARGET_STORAGE=etcd3) or remove that key`,
+      );
     }
   }
 }
@@ -104,8 +111,10 @@ class PathTree {
     const parent = this.chain.at(-1);
     if (parent && key[parent.length] === 0x2f) {
       const dir = JSON.stringify(parent.toString('utf8'));
-      throw new UsageError(`the key ${dir} is also a directory in etcd2 (the key ${name()} is under it), and a v2 node `
-        + `cannot be both: nothing was changed. ${WAY_OUT('one of them')}`);
+      throw new UsageError(
+        `the key ${dir} is also a directory in etcd2 (the key ${name()} is under it), and a v2 node ` +
+          `cannot be both: nothing was changed. ${WAY_OUT('one of them')}`,
+      );
     }
     this.chain.push(key);
   }

@@ -47,44 +47,67 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
   const reading = Date.now();
   const unchanged = handed && handed.identity === (await dbIdentity(dbFile));
   const db = unchanged ? handed.keyspace : tryReadDb(dbFile);
-  const offline = db && { db, ms: Date.now() - reading, how: unchanged ? 'read by the conversion (this db file, unchanged since)' : 'read offline from the db before etcd started' };
+  const offline = db && {
+    db,
+    ms: Date.now() - reading,
+    how: unchanged
+      ? 'read by the conversion (this db file, unchanged since)'
+      : 'read offline from the db before etcd started',
+  };
   // What the target etcd will add to every lease: its election timeout when it becomes leader, and
   // the time it takes to get there, measured by this very start of it (a lone member's: a cluster
   // member's start waits for its peers). The rollback's temporary etcd reads the leases at once.
   const target = s.then === 'target';
   let startMs = 0;
-  const r = await withTempEtcd({
-    bin: binPath(ctx.binDir, 'etcd', v), version: v, dataDir: ctx.dataDir, member: ctx.member, storage: 'etcd3',
-    env: ctx.env, timeoutMs: ctx.stepTimeoutMs, flags: seal ? [...txn.flags, ...SEAL_FLAGS] : txn.flags,
-    // As an upgrade step waits (from the minor below, this start is the upgrade to the target).
-    clusterAtLeast: clusterVersionNeeded(s, ctx.target.version, isCluster(ctx.member.initialCluster)), log: ctx.log,
-  }, (e) => {
-    // From its spawn until it first answered (the start that counted, if it was started twice): after
-    // that it may wait for its cluster version, which the target's etcd finds decided (this one
-    // writes it; etcd/process/server.ts, etcd/disk/snapfile.ts).
-    startMs = target && !isCluster(ctx.member.initialCluster) ? (e.answeredAt ?? Date.now()) - e.spawnedAt : 0;
-    const extendMs = target ? ctx.targetElectionTimeoutMs + startMs : 0;
-    // etcd's minimum lease TTL: 1.5 election timeouts, whole seconds (the rollback's etcd: 0.1 s).
-    const minTtl = target ? Math.max(1, Math.ceil((1.5 * ctx.targetElectionTimeoutMs) / 1000)) : 1;
-    const electionWaitMs = target ? ctx.targetElectionTimeoutMs : 0;
-    const attach = { opsPerTxn: txn.ops, extendMs, minTtl, electionWaitMs, offline };
-    return withGrpc(e.endpoint, async (g) => {
-      // Sealed before the grants, whose timing counts.
-      if (seal) await waitSealed(e, ctx.dataDir, ctx.stepTimeoutMs);
-      const progress = progressOf(ctx)('attaching TTLs', 2 * pending.expected.ttlKeys, 'put');
-      return attachTtls(g, pending, { ...attach, progress }).finally(() => progress.end());
-    }, ctx.member.clientTls);
-  });
+  const r = await withTempEtcd(
+    {
+      bin: binPath(ctx.binDir, 'etcd', v),
+      version: v,
+      dataDir: ctx.dataDir,
+      member: ctx.member,
+      storage: 'etcd3',
+      env: ctx.env,
+      timeoutMs: ctx.stepTimeoutMs,
+      flags: seal ? [...txn.flags, ...SEAL_FLAGS] : txn.flags,
+      // As an upgrade step waits (from the minor below, this start is the upgrade to the target).
+      clusterAtLeast: clusterVersionNeeded(s, ctx.target.version, isCluster(ctx.member.initialCluster)),
+      log: ctx.log,
+    },
+    (e) => {
+      // From its spawn until it first answered (the start that counted, if it was started twice): after
+      // that it may wait for its cluster version, which the target's etcd finds decided (this one
+      // writes it; etcd/process/server.ts, etcd/disk/snapfile.ts).
+      startMs = target && !isCluster(ctx.member.initialCluster) ? (e.answeredAt ?? Date.now()) - e.spawnedAt : 0;
+      const extendMs = target ? ctx.targetElectionTimeoutMs + startMs : 0;
+      // etcd's minimum lease TTL: 1.5 election timeouts, whole seconds (the rollback's etcd: 0.1 s).
+      const minTtl = target ? Math.max(1, Math.ceil((1.5 * ctx.targetElectionTimeoutMs) / 1000)) : 1;
+      const electionWaitMs = target ? ctx.targetElectionTimeoutMs : 0;
+      const attach = { opsPerTxn: txn.ops, extendMs, minTtl, electionWaitMs, offline };
+      return withGrpc(
+        e.endpoint,
+        async (g) => {
+          // Sealed before the grants, whose timing counts.
+          if (seal) await waitSealed(e, ctx.dataDir, ctx.stepTimeoutMs);
+          const progress = progressOf(ctx)('attaching TTLs', 2 * pending.expected.ttlKeys, 'put');
+          return attachTtls(g, pending, { ...attach, progress }).finally(() => progress.end());
+        },
+        ctx.member.clientTls,
+      );
+    },
+  );
   await removeFileDurably(file);
   const expired = r.expired + r.dueSoon ? `, ${counted(r.expired + r.dueSoon, 'key')} expired` : '';
   return {
     figures: `${counted(r.after.ttlKeys, 'key')} on ${counted(r.leases, 'lease')}${expired}`,
     fields: { keys: r.after.ttlKeys, leases: r.leases, expired: r.expired + r.dueSoon },
-    detail: `after: ${formatChecksum(r.after)}; ${count(r.expired, 'key')} expired since the conversion`
-      + `${r.dueSoon ? `, ${r.dueSoon} more were due within ${seconds(r.dueWithinMs)} and were deleted (no lease could end them sooner)` : ''}; ${count(r.after.ttlKeys, 'key')} on ${count(r.leases, 'lease')} `
-      + `(granted ${seconds(Date.now() - r.grantedAt)} before the end of this step; attached in ${seconds(r.attachedAt - r.grantedAt)}, ${seconds(r.predictedMs)} allowed for by a timed pass onto one lease; `
-      + `etcd stopped and the file removed in ${seconds(Date.now() - r.attachedAt)}; every key and value ${offline && r.sumFrom === 'db' ? offline.how : 'read through etcd'} and checked first in ${seconds(r.sumMs)}. `
-      + (target ? `A lease restarts in full when etcd becomes leader, plus its election timeout: each is ${seconds(ctx.targetElectionTimeoutMs + startMs)} shorter for the target etcd's election timeout and start)` : 'The rollback reads the leases next)'),
+    detail:
+      `after: ${formatChecksum(r.after)}; ${count(r.expired, 'key')} expired since the conversion` +
+      `${r.dueSoon ? `, ${r.dueSoon} more were due within ${seconds(r.dueWithinMs)} and were deleted (no lease could end them sooner)` : ''}; ${count(r.after.ttlKeys, 'key')} on ${count(r.leases, 'lease')} ` +
+      `(granted ${seconds(Date.now() - r.grantedAt)} before the end of this step; attached in ${seconds(r.attachedAt - r.grantedAt)}, ${seconds(r.predictedMs)} allowed for by a timed pass onto one lease; ` +
+      `etcd stopped and the file removed in ${seconds(Date.now() - r.attachedAt)}; every key and value ${offline && r.sumFrom === 'db' ? offline.how : 'read through etcd'} and checked first in ${seconds(r.sumMs)}. ` +
+      (target
+        ? `A lease restarts in full when etcd becomes leader, plus its election timeout: each is ${seconds(ctx.targetElectionTimeoutMs + startMs)} shorter for the target etcd's election timeout and start)`
+        : 'The rollback reads the leases next)'),
   };
 }
 

@@ -56,7 +56,6 @@ type V2ToV3Step = Extract<Step, { kind: 'v2-to-v3' }>;
 
 export const mode = 'rebuild';
 
-
 /**
  * The run's backup goes beside it (it reads only the live member dir; the swap waits for the backup
  * to be verified): while migrate writes the sorted records into bbolt, one core is free, so the run
@@ -77,7 +76,11 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   // snapshots, which migrate only reads, as hard links.
   const { scratch, source, dbFile } = await copyMember(ctx);
   const copied = since();
-  const files: TransformerFiles = { ttlFile: path.join(scratch, 'ttl-keys.tsv'), summaryFile: path.join(scratch, 'summary.json'), sortDir: scratch };
+  const files: TransformerFiles = {
+    ttlFile: path.join(scratch, 'ttl-keys.tsv'),
+    summaryFile: path.join(scratch, 'summary.json'),
+    sortDir: scratch,
+  };
 
   // 2. v3 must be empty: migrate writes v2 indexes as v3 revisions (etcd-facts: the revision-collision trap).
   refuseV3Keys(s, dbFile);
@@ -88,32 +91,56 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   const whole = await readWholeV2Store(v, ctx, scratch, files.hiddenFile);
   files.nowMs = whole.nowMs;
   const all = whole.summary.converted;
-  const from = whole.etcdRan ? `saved by etcd ${fmt(v)} on a copy of the member dir (copied, run and stopped in ${seconds(whole.snapMs)})`
+  const from = whole.etcdRan
+    ? `saved by etcd ${fmt(v)} on a copy of the member dir (copied, run and stopped in ${seconds(whole.snapMs)})`
     : 'its newest snapshot file (the WAL holds nothing after it)';
-  debug(ctx.log, `the whole v2 store, ${from} and read in ${since()}: ${count(all.keys, 'key')} not due`
-    + ` (${all.ttlKeys} with a TTL),`
-    + ` of which ${whole.hiddenKeys} hidden`
-    + ` (a name on their path starts with _: etcdctl migrate does not hand them over; converted from this read)`
-    + ` in ${count(whole.hiddenDirs, 'hidden directory', 'hidden directories')}`);
+  debug(
+    ctx.log,
+    `the whole v2 store, ${from} and read in ${since()}: ${count(all.keys, 'key')} not due` +
+      ` (${all.ttlKeys} with a TTL),` +
+      ` of which ${whole.hiddenKeys} hidden` +
+      ` (a name on their path starts with _: etcdctl migrate does not hand them over; converted from this read)` +
+      ` in ${count(whole.hiddenDirs, 'hidden directory', 'hidden directories')}`,
+  );
 
   // 4. Convert, offline, through the transformer; it must have converted exactly that store.
   const converted = whole.summary.converted;
   const v2 = await convert(v, ctx, { scratch, source }, files, converted);
-  debug(ctx.log, `etcdctl ${fmt(v)} migrate done in ${since()} (its db copied and the rest of the member dir linked first, in ${copied}): ${count(converted.keys, 'key')} (${converted.ttlKeys} with a TTL) in ${count(v2.dirs, 'directory', 'directories')} (v3 has no directories; they are not kept); ${count(v2.expired, 'key')} ${were(v2.expired)} already due and ${v2.expired === 1 ? 'is' : 'are'} not converted`);
+  debug(
+    ctx.log,
+    `etcdctl ${fmt(v)} migrate done in ${since()} (its db copied and the rest of the member dir linked first, in ${copied}): ${count(converted.keys, 'key')} (${converted.ttlKeys} with a TTL) in ${count(v2.dirs, 'directory', 'directories')} (v3 has no directories; they are not kept); ${count(v2.expired, 'key')} ${were(v2.expired)} already due and ${v2.expired === 1 ? 'is' : 'are'} not converted`,
+  );
 
   // 5 and 6 at once (both only read the db migrate wrote; the check on this thread, the restore in
   // its own process). 5. Every record of the db it wrote. 6. The new member dir: the db restored,
   // with a fresh WAL and v2 store; it is used only if the check passed.
   const restored = path.join(scratch, 'restored');
-  const restoring = restoreSnapshot({ binDir: ctx.binDir, version: v, file: dbFile, dataDir: restored, member: ctx.member, token: ctx.member.initialClusterToken ?? 'etcd-cluster', env: ctx.env, skipHashCheck: true });
+  const restoring = restoreSnapshot({
+    binDir: ctx.binDir,
+    version: v,
+    file: dbFile,
+    dataDir: restored,
+    member: ctx.member,
+    token: ctx.member.initialClusterToken ?? 'etcd-cluster',
+    env: ctx.env,
+    skipHashCheck: true,
+  });
   const checked = await checkWhileRestoring(dbFile, converted, restoring);
   const inDb = checked.sum.digest();
-  debug(ctx.log, `the db it wrote holds every key and value it was given, none on a lease (${count(inDb.keys, 'key')}; read offline in ${since()})`);
+  debug(
+    ctx.log,
+    `the db it wrote holds every key and value it was given, none on a lease (${count(inDb.keys, 'key')}; read offline in ${since()})`,
+  );
   await restoring;
   const { same, seeded, why, cluster } = await installRestored(v, ctx, { dbFile, restored, source, checked });
-  debug(ctx.log, `${offlineTool(v)} ${fmt(v)} snapshot restore of that db, beside the check: a new member dir with a fresh WAL and an empty v2 store, ${since()} after the check; `
-    + (seeded ? `cluster version ${cluster} recorded in it` : `no cluster version recorded${why}: etcd decides it when it starts`)
-    + `; its key bucket ${same ? 'is' : 'is not'} the checked one, page for page`);
+  debug(
+    ctx.log,
+    `${offlineTool(v)} ${fmt(v)} snapshot restore of that db, beside the check: a new member dir with a fresh WAL and an empty v2 store, ${since()} after the check; ` +
+      (seeded
+        ? `cluster version ${cluster} recorded in it`
+        : `no cluster version recorded${why}: etcd decides it when it starts`) +
+      `; its key bucket ${same ? 'is' : 'is not'} the checked one, page for page`,
+  );
 
   // 7. The TTLs, pending until the end of the chain (fsynced; the swap moves the file in).
   const pending = await writePending(ctx, converted, files.ttlFile);
@@ -124,8 +151,9 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   return {
     figures: `${counted(inDb.keys, 'key')}, ${counted(pending, 'TTL')} pending${due}`,
     fields: { keys: inDb.keys, ttls: pending, due: v2.expired },
-    detail: `before (v2): ${formatChecksum(converted)} in ${count(v2.dirs, 'dir')}; after (v3, TTLs pending): ${formatChecksum(after)}; `
-      + `${count(v2.expired, 'key')} ${were(v2.expired)} due before it (not converted); the TTLs of ${count(pending, 'key')} wait in ${PENDING_TTLS_FILE} for the end of the chain; v2 store emptied; new member and cluster IDs`,
+    detail:
+      `before (v2): ${formatChecksum(converted)} in ${count(v2.dirs, 'dir')}; after (v3, TTLs pending): ${formatChecksum(after)}; ` +
+      `${count(v2.expired, 'key')} ${were(v2.expired)} due before it (not converted); the TTLs of ${count(pending, 'key')} wait in ${PENDING_TTLS_FILE} for the end of the chain; v2 store emptied; new member and cluster IDs`,
   };
 }
 
@@ -154,30 +182,43 @@ function refuseV3Keys(s: V2ToV3Step, dbFile: string): void {
   const v = s.to.version;
   const inV3 = liveKeyCount(dbFile);
   if (inV3 > 0) {
-    throw new UsageError(`the etcd2 data of ${fmtData(s.from)} also holds ${count(inV3, 'key')} in etcd3 storage, which etcdctl migrate could overwrite (v2 indexes become v3 revisions); nothing was changed. Look at them with ETCDCTL_API=3 etcdctl get "" --prefix --keys-only on etcd ${fmt(v)}; if the data is really etcd3, write ${fmt(s.from.version)}/etcd3 into version.txt, else delete those keys`);
+    throw new UsageError(
+      `the etcd2 data of ${fmtData(s.from)} also holds ${count(inV3, 'key')} in etcd3 storage, which etcdctl migrate could overwrite (v2 indexes become v3 revisions); nothing was changed. Look at them with ETCDCTL_API=3 etcdctl get "" --prefix --keys-only on etcd ${fmt(v)}; if the data is really etcd3, write ${fmt(s.from.version)}/etcd3 into version.txt, else delete those keys`,
+    );
   }
 }
 
 /** 4. `etcdctl migrate` on the copy with the transformer; what it converted must be `converted`. */
 async function convert(
-  v: Version, ctx: StepContext, w: { scratch: string; source: string }, files: TransformerFiles, converted: Checksum,
+  v: Version,
+  ctx: StepContext,
+  w: { scratch: string; source: string },
+  files: TransformerFiles,
+  converted: Checksum,
 ): Promise<TransformSummary> {
   const script = await writeTransformerScript(w.scratch, ctx.install, files);
   // etcdctl migrate tells nothing as it goes: how much of the db it has written says how far it is.
   const dbMib = async () => (await fs.stat(path.join(w.source, 'member', 'snap', 'db'))).size / MIB;
   const migrating = progressOf(ctx)(`etcdctl ${fmt(v)} migrate`, undefined, 'MiB', dbMib);
-  const out = await migrateV2ToV3(binPath(ctx.binDir, 'etcdctl', v), w.source, script, ctx.env)
-    .finally(() => migrating.end());
+  const out = await migrateV2ToV3(binPath(ctx.binDir, 'etcdctl', v), w.source, script, ctx.env).finally(() =>
+    migrating.end(),
+  );
   const v2 = await readSummary(files.summaryFile, out);
   if (!sameChecksum(v2.converted, converted)) {
-    throw new StepError(`etcdctl migrate and its transformer converted ${formatChecksum(v2.converted)}, `
-      + `but the v2 store holds ${formatChecksum(converted)}; the live data was not changed`);
+    throw new StepError(
+      `etcdctl migrate and its transformer converted ${formatChecksum(v2.converted)}, ` +
+        `but the v2 store holds ${formatChecksum(converted)}; the live data was not changed`,
+    );
   }
   return v2;
 }
 
 /** 5. The db migrate wrote, checked record by record while the restore runs; a failed check waits for the restore. */
-async function checkWhileRestoring(dbFile: string, converted: Checksum, restoring: Promise<unknown>): Promise<DbKeyspace> {
+async function checkWhileRestoring(
+  dbFile: string,
+  converted: Checksum,
+  restoring: Promise<unknown>,
+): Promise<DbKeyspace> {
   try {
     return checkMigratedDb(dbFile, converted);
   } catch (e) {
@@ -191,7 +232,9 @@ async function checkWhileRestoring(dbFile: string, converted: Checksum, restorin
  * 5. is handed to this run's attach step when the restored key bucket is the checked one.
  */
 async function installRestored(
-  v: Version, ctx: StepContext, w: { dbFile: string; restored: string; source: string; checked: DbKeyspace },
+  v: Version,
+  ctx: StepContext,
+  w: { dbFile: string; restored: string; source: string; checked: DbKeyspace },
 ): Promise<{ same: boolean; seeded: boolean; why: string; cluster: string }> {
   // The restored db's key bucket is the one just checked, page for page: the attach step of this run
   // takes this check for its own read of the db, while the file is unchanged (etcd2/steps/attach-ttls.ts).
@@ -215,7 +258,10 @@ async function installRestored(
 /** 7. The pending TTL file beside the new member dir; it must hold every converted TTL key. */
 async function writePending(ctx: StepContext, converted: Checksum, ttlFile: string): Promise<number> {
   const pending = await writePendingTtlsFromSpill(newPendingTtlsFile(ctx.dataDir), converted, ttlFile);
-  if (pending !== converted.ttlKeys) throw new StepError(`the pending TTL file holds ${count(pending, 'key')}, but ${count(converted.ttlKeys, 'key')} with a TTL ${were(converted.ttlKeys)} converted; the live data was not changed`);
+  if (pending !== converted.ttlKeys)
+    throw new StepError(
+      `the pending TTL file holds ${count(pending, 'key')}, but ${count(converted.ttlKeys, 'key')} with a TTL ${were(converted.ttlKeys)} converted; the live data was not changed`,
+    );
   return pending;
 }
 
@@ -226,19 +272,29 @@ async function writePending(ctx: StepContext, converted: Checksum, ttlFile: stri
  * due keys while it runs, so it may have deleted some of them in the copy.
  */
 async function readWholeV2Store(
-  v: Version, ctx: StepContext, scratch: string, hiddenFile: string,
+  v: Version,
+  ctx: StepContext,
+  scratch: string,
+  hiddenFile: string,
 ): Promise<V2Store & { nowMs: number; etcdRan: boolean; snapMs: number }> {
   const dir = path.join(scratch, 'v2store');
   await fs.mkdir(dir, { mode: 0o700 });
   const t0 = Date.now();
   const snap = await v2StoreSnapshot({
-    bin: binPath(ctx.binDir, 'etcd', v), version: v, dataDir: ctx.dataDir, scratch: dir,
-    member: ctx.member, env: ctx.env, timeoutMs: ctx.stepTimeoutMs, log: ctx.log,
+    bin: binPath(ctx.binDir, 'etcd', v),
+    version: v,
+    dataDir: ctx.dataDir,
+    scratch: dir,
+    member: ctx.member,
+    env: ctx.env,
+    timeoutMs: ctx.stepTimeoutMs,
+    log: ctx.log,
   });
   const nowMs = Date.now();
   const reading = progressOf(ctx)('reading the v2 store', (await fs.stat(snap.file)).size / MIB, 'MiB');
-  const store = await readV2Store(snap.file, nowMs, hiddenFile, (bytes) => reading.add(bytes / MIB))
-    .finally(() => reading.end());
+  const store = await readV2Store(snap.file, nowMs, hiddenFile, (bytes) => reading.add(bytes / MIB)).finally(() =>
+    reading.end(),
+  );
   await fs.rm(dir, { recursive: true, force: true });
   return { ...store, nowMs, etcdRan: snap.etcdRan, snapMs: nowMs - t0 };
 }
@@ -251,10 +307,17 @@ async function readWholeV2Store(
  */
 async function writeTransformerScript(dir: string, install: Install, files: TransformerFiles): Promise<string> {
   // Linux reads at most 256 bytes of a #! line; all after the path is one argument.
-  if (/\s/.test(install.node) || install.node.length > 200) throw new StepError(`the Node binary's path ${JSON.stringify(install.node)} cannot start a script (#! line): it has a space or is too long; install Node at a plain path`);
+  if (/\s/.test(install.node) || install.node.length > 200)
+    throw new StepError(
+      `the Node binary's path ${JSON.stringify(install.node)} cannot start a script (#! line): it has a space or is too long; install Node at a plain path`,
+    );
   const file = path.join(dir, 'transformer.mjs');
   const module = JSON.stringify(pathToFileURL(install.transformer).href);
-  await fs.writeFile(file, `#!${install.node} --max-semi-space-size=1\nconst { runTransformer } = await import(${module});\nawait runTransformer(${JSON.stringify(files)});\n`, { mode: 0o700 });
+  await fs.writeFile(
+    file,
+    `#!${install.node} --max-semi-space-size=1\nconst { runTransformer } = await import(${module});\nawait runTransformer(${JSON.stringify(files)});\n`,
+    { mode: 0o700 },
+  );
   return file;
 }
 
@@ -266,7 +329,10 @@ async function readSummary(file: string, migrateOutput: string): Promise<Transfo
   try {
     return JSON.parse(await fs.readFile(file, 'utf8')) as TransformSummary;
   } catch (e) {
-    if (/no v2 keys to migrate/.test(migrateOutput)) return { converted: new ChecksumBuilder().digest(), dirs: 0, expired: 0 };
-    throw new StepError(`etcdctl migrate ended but its transformer left no summary (${(e as Error).message}); the live data was not changed`);
+    if (/no v2 keys to migrate/.test(migrateOutput))
+      return { converted: new ChecksumBuilder().digest(), dirs: 0, expired: 0 };
+    throw new StepError(
+      `etcdctl migrate ended but its transformer left no summary (${(e as Error).message}); the live data was not changed`,
+    );
   }
 }

@@ -33,7 +33,9 @@ export const needs = (s: V3ToV2Step): ToolNeed[] => [
 
 export async function run(s: V3ToV2Step, ctx: StepContext): Promise<StepReport> {
   if (isCluster(ctx.member.initialCluster)) {
-    throw new UsageError(`a rollback to etcd2 makes a new one-member cluster, but INITIAL_CLUSTER names several members (${ctx.member.initialCluster}); roll back one member alone and add the others again, or stay on etcd3`);
+    throw new UsageError(
+      `a rollback to etcd2 makes a new one-member cluster, but INITIAL_CLUSTER names several members (${ctx.member.initialCluster}); roll back one member alone and add the others again, or stay on etcd3`,
+    );
   }
   const prefix = `${ctx.dataPrefix.replace(/\/+$/, '')}/`;
   const readDir = await scratchDir(ctx, 'v3-to-v2-read');
@@ -42,21 +44,41 @@ export async function run(s: V3ToV2Step, ctx: StepContext): Promise<StepReport> 
   const common = { member: ctx.member, env: ctx.env, timeoutMs: ctx.stepTimeoutMs };
 
   const spill = new SpillWriter(spillFile);
-  const src = await withTempEtcd({ ...common, bin: binPath(ctx.binDir, 'etcd', s.read), version: s.read, dataDir: readDir, storage: 'etcd3' },
-    (e) => withClient(e.endpoint, (c) => readV3Prefix(new V3(c, s.read), prefix, spill), ctx.member.clientTls).finally(() => spill.close()));
+  const src = await withTempEtcd(
+    { ...common, bin: binPath(ctx.binDir, 'etcd', s.read), version: s.read, dataDir: readDir, storage: 'etcd3' },
+    (e) =>
+      withClient(e.endpoint, (c) => readV3Prefix(new V3(c, s.read), prefix, spill), ctx.member.clientTls).finally(() =>
+        spill.close(),
+      ),
+  );
   const before = src.sum.digest();
-  debug(ctx.log, `read ${count(before.keys, 'key')} under ${prefix} (${before.ttlKeys} on a lease)${src.outside ? `; ${count(src.outside, 'key')} outside ${prefix} ${src.outside === 1 ? 'is' : 'are'} not rolled back` : ''}${src.expired ? `; ${count(src.expired, 'key')} whose lease had run out ${src.expired === 1 ? 'is' : 'are'} left out` : ''}`);
+  debug(
+    ctx.log,
+    `read ${count(before.keys, 'key')} under ${prefix} (${before.ttlKeys} on a lease)${src.outside ? `; ${count(src.outside, 'key')} outside ${prefix} ${src.outside === 1 ? 'is' : 'are'} not rolled back` : ''}${src.expired ? `; ${count(src.expired, 'key')} whose lease had run out ${src.expired === 1 ? 'is' : 'are'} left out` : ''}`,
+  );
 
-  const dst = await withTempEtcd({ ...common, bin: binPath(ctx.binDir, 'etcd', s.to.version), version: s.to.version, dataDir: path.dirname(ctx.newMember), storage: 'etcd2' },
-    (e) => withClient(e.endpoint, (c) => writeV2Keys(c, spillFile), ctx.member.clientTls));
+  const dst = await withTempEtcd(
+    {
+      ...common,
+      bin: binPath(ctx.binDir, 'etcd', s.to.version),
+      version: s.to.version,
+      dataDir: path.dirname(ctx.newMember),
+      storage: 'etcd2',
+    },
+    (e) => withClient(e.endpoint, (c) => writeV2Keys(c, spillFile), ctx.member.clientTls),
+  );
 
   const left = src.outside ? `, ${counted(src.outside, 'key')} outside ${prefix} left out` : '';
   return {
     figures: `${counted(dst.readBack.keys, 'key')} (${figure(dst.readBack.ttlKeys)} with a TTL)${left}`,
     fields: {
-      keys: dst.readBack.keys, ttls: dst.readBack.ttlKeys, outside: src.outside, expired: src.expired + dst.expired,
+      keys: dst.readBack.keys,
+      ttls: dst.readBack.ttlKeys,
+      outside: src.outside,
+      expired: src.expired + dst.expired,
     },
-    detail: `before (v3, under ${prefix}): ${formatChecksum(before)}; after (v2): ${formatChecksum(dst.readBack)} in ${count(dst.dirs, 'dir')}`
-      + `${dst.expired ? `; ${count(dst.expired, 'key')} expired on the way` : ''}${src.outside ? `; ${count(src.outside, 'key')} outside ${prefix} not rolled back` : ''}; revisions are not kept`,
+    detail:
+      `before (v3, under ${prefix}): ${formatChecksum(before)}; after (v2): ${formatChecksum(dst.readBack)} in ${count(dst.dirs, 'dir')}` +
+      `${dst.expired ? `; ${count(dst.expired, 'key')} expired on the way` : ''}${src.outside ? `; ${count(src.outside, 'key')} outside ${prefix} not rolled back` : ''}; revisions are not kept`,
   };
 }

@@ -14,23 +14,49 @@ beforeAll(requireBinaries);
 
 const NAME = 'm1';
 
-async function cli(dir: string, target: string, extra: string[] = [], binDir = BIN_DIR, env: Record<string, string> = {}) {
-  return runCli(['--data-dir', dir, '--target-version', target, '--bin-dir', binDir, '--name', NAME,
-    '--port', String(await freePort()), '--peer-port', String(await freePort()), ...extra], env);
+async function cli(
+  dir: string,
+  target: string,
+  extra: string[] = [],
+  binDir = BIN_DIR,
+  env: Record<string, string> = {},
+) {
+  return runCli(
+    [
+      '--data-dir',
+      dir,
+      '--target-version',
+      target,
+      '--bin-dir',
+      binDir,
+      '--name',
+      NAME,
+      '--port',
+      String(await freePort()),
+      '--peer-port',
+      String(await freePort()),
+      ...extra,
+    ],
+    env,
+  );
 }
 
-describe('the backup before a run\'s first step', () => {
+describe("the backup before a run's first step", () => {
   it('a step that fails after etcd ran on the live data is undone from the backup', async () => {
     const dir = path.join(await tmpDir(), 'data');
     const data = await makeHistoryData('3.3.25', dir, NAME);
     const before = await treeSnapshot(dir);
     // etcd 3.4.23 runs for real (it records cluster version 3.4 in the data), but fails to stop cleanly.
-    const bin = await fixtureBinDir({ 'etcd-3.4.23': '"$REAL" "$@" &\npid=$!\ntrap \'kill -TERM $pid; wait $pid; exit 1\' TERM\nwait $pid' });
+    const bin = await fixtureBinDir({
+      'etcd-3.4.23': '"$REAL" "$@" &\npid=$!\ntrap \'kill -TERM $pid; wait $pid; exit 1\' TERM\nwait $pid',
+    });
     const r = await cli(dir, '3.4.23', [], bin);
     expect(r.exitCode, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/etcd 3\.4\.23 did not stop cleanly/);
     expect(r.stderr).toMatch(/the step failed after etcd ran on the live data; restoring .*\.backup/);
-    expect(r.stderr).toContain("restored the data dir from the backup taken before this run's first step: it is as it was then (version.txt = 3.3.25/etcd3)");
+    expect(r.stderr).toContain(
+      "restored the data dir from the backup taken before this run's first step: it is as it was then (version.txt = 3.3.25/etcd3)",
+    );
     expect(await treeSnapshot(dir)).toEqual(before);
     // 3.3.25 still runs it, which it would refuse had the 3.4 cluster version stayed.
     expect((await served('3.3.25', dir, NAME)).keys).toEqual(data.keys);
@@ -40,16 +66,22 @@ describe('the backup before a run\'s first step', () => {
     const dir = path.join(await tmpDir(), 'data');
     const data = await makeHistoryData('3.3.25', dir, NAME);
     const before = await treeSnapshot(dir);
-    const bin = await fixtureBinDir({ 'etcd-3.5.30': '"$REAL" "$@" &\npid=$!\ntrap \'kill -TERM $pid; wait $pid; exit 1\' TERM\nwait $pid' });
+    const bin = await fixtureBinDir({
+      'etcd-3.5.30': '"$REAL" "$@" &\npid=$!\ntrap \'kill -TERM $pid; wait $pid; exit 1\' TERM\nwait $pid',
+    });
     const r = await cli(dir, '3.5.30', [], bin);
     expect(r.exitCode, r.stderr).toBe(1);
     expect(r.stderr.match(/backup of /g)).toHaveLength(1);
     expect(r.stderr).toMatch(/step 1\/2 upgrade 3\.3\.25\/etcd3 -> 3\.4\.23\/etcd3: [\d.]+ s$/m);
-    expect(r.stderr).toContain("restored the data dir from the backup taken before this run's first step: it is as it was then (version.txt = 3.3.25/etcd3)");
+    expect(r.stderr).toContain(
+      "restored the data dir from the backup taken before this run's first step: it is as it was then (version.txt = 3.3.25/etcd3)",
+    );
     // The last line names the version.txt the put-back left, not the last step that completed; etcd's
     // last lines follow it, each on its own line.
     const last = r.stderr.slice(r.stderr.lastIndexOf('etcd-migrate: error: '));
-    expect(last).toMatch(/; version\.txt says 3\.3\.25\/etcd3; the data dir was put back from the backup taken before the run's first step; fix the cause and rerun to repeat its steps(; its last lines:(\n  etcd-3\.5\.30\| .*)+)?\n?$/);
+    expect(last).toMatch(
+      /; version\.txt says 3\.3\.25\/etcd3; the data dir was put back from the backup taken before the run's first step; fix the cause and rerun to repeat its steps(; its last lines:(\n  etcd-3\.5\.30\| .*)+)?\n?$/,
+    );
     expect(last).not.toContain('3.4.23/etcd3, the last step');
     expect(await treeSnapshot(dir)).toEqual(before);
     expect((await served('3.3.25', dir, NAME)).keys).toEqual(data.keys);
@@ -62,7 +94,9 @@ describe('the backup before a run\'s first step', () => {
       const dir = path.join(root, `data-${codec}`);
       const data = await makeHistoryData('3.3.25', dir, NAME);
       const before = await treeSnapshot(dir);
-      const bin = await fixtureBinDir({ 'etcd-3.4.23': '"$REAL" "$@" &\npid=$!\ntrap \'kill -TERM $pid; wait $pid; exit 1\' TERM\nwait $pid' });
+      const bin = await fixtureBinDir({
+        'etcd-3.4.23': '"$REAL" "$@" &\npid=$!\ntrap \'kill -TERM $pid; wait $pid; exit 1\' TERM\nwait $pid',
+      });
       const r = await cli(dir, '3.4.23', [], bin, { BACKUP_COMPRESSION: codec });
       expect(r.exitCode, r.stderr).toBe(1);
       expect(r.stderr).toContain("restored the data dir from the backup taken before this run's first step");
@@ -82,9 +116,12 @@ describe('the backup before a run\'s first step', () => {
     const backups = path.join(root, 'backups');
     await fs.mkdir(backups, { mode: 0o700 });
     const id = backupId(await fs.realpath(dir));
-    const old = ['20200101T000000000Z', '20210101T000000000Z', '20220101T000000000Z'].map((s) => `${id}-${s}-3.4.23-etcd3.backup`);
+    const old = ['20200101T000000000Z', '20210101T000000000Z', '20220101T000000000Z'].map(
+      (s) => `${id}-${s}-3.4.23-etcd3.backup`,
+    );
     const others = ['other-0123abcd-20200101T000000000Z-3.4.23-etcd3.backup', 'notes.txt'];
-    for (const n of [...old, ...others, `${id}-20230101T000000000Z-3.4.23-etcd3.backup.part`]) await fs.writeFile(path.join(backups, n), 'x');
+    for (const n of [...old, ...others, `${id}-20230101T000000000Z-3.4.23-etcd3.backup.part`])
+      await fs.writeFile(path.join(backups, n), 'x');
 
     const r = await cli(dir, '3.5.30', ['--backup-dir', backups, '--keep-backups', '2']);
     expect(r.exitCode, r.stderr).toBe(0);
@@ -151,19 +188,24 @@ describe('the backup before a run\'s first step', () => {
     await fs.mkdir(small);
     // A 16 MiB file system: too small for a member dir of ~77 MiB (its WAL is preallocated).
     const m = await execa('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', small], { reject: false });
-    if (m.exitCode !== 0) ctx.skip(`needs a small file system; mounting a tmpfs is not permitted here (${m.stderr.trim()})`);
-    onCleanup(async () => { await execa('umount', [small], { reject: false }); });
+    if (m.exitCode !== 0)
+      ctx.skip(`needs a small file system; mounting a tmpfs is not permitted here (${m.stderr.trim()})`);
+    onCleanup(async () => {
+      await execa('umount', [small], { reject: false });
+    });
     const dir = path.join(root, 'data');
     await makeHistoryData('3.5.30', dir, NAME);
     const before = await treeSnapshot(dir);
     const r = await cli(dir, '3.4.23', ['--backup-dir', path.join(small, 'b')]);
     expect(r.exitCode).toBe(2);
-    expect(r.stderr).toMatch(/error: not enough free space for step 1 \(downgrade .*\): its backup in .*small\/b needs up to [\d.]+ MiB, [\d.]+ MiB is free/);
+    expect(r.stderr).toMatch(
+      /error: not enough free space for step 1 \(downgrade .*\): its backup in .*small\/b needs up to [\d.]+ MiB, [\d.]+ MiB is free/,
+    );
     expect(await treeSnapshot(dir)).toEqual(before);
     expect(await fs.readdir(small)).toEqual([]);
   });
 
-  it('names a backup dir that is a file, or under one, as the backup\'s problem, before any change', async () => {
+  it("names a backup dir that is a file, or under one, as the backup's problem, before any change", async () => {
     const root = await tmpDir();
     const dir = path.join(root, 'data');
     await makeHistoryData('3.4.23', dir, NAME);
@@ -173,33 +215,40 @@ describe('the backup before a run\'s first step', () => {
     for (const b of [file, path.join(file, 'backups')]) {
       const r = await cli(dir, '3.5.30', ['--backup-dir', b]);
       expect(r.exitCode, r.stderr).toBe(2);
-      expect(r.stderr).toMatch(/error: the backup dir .* cannot be made: .*not-a-dir is a file, not a directory; nothing was changed; point --backup-dir \(BACKUP_DIR\) at a directory\n?$/);
+      expect(r.stderr).toMatch(
+        /error: the backup dir .* cannot be made: .*not-a-dir is a file, not a directory; nothing was changed; point --backup-dir \(BACKUP_DIR\) at a directory\n?$/,
+      );
       expect(r.stderr).not.toMatch(/step 1\/1/);
     }
     expect(await treeSnapshot(dir)).toEqual(before);
     expect(await fs.readFile(file, 'utf8')).toBe('x');
   });
 
-  it('a backup dir that runs out of room while the backup is written: the backup\'s problem, exit 2, nothing changed', async (ctx) => {
+  it("a backup dir that runs out of room while the backup is written: the backup's problem, exit 2, nothing changed", async (ctx) => {
     const root = await tmpDir();
     const full = path.join(root, 'full');
     await fs.mkdir(full);
     // Room in bytes (the space check passes) but no free inode: the backup's first write fails with ENOSPC.
     const m = await execa('mount', ['-t', 'tmpfs', '-o', 'size=256m,nr_inodes=1', 'tmpfs', full], { reject: false });
-    if (m.exitCode !== 0) ctx.skip(`needs a small file system; mounting a tmpfs is not permitted here (${m.stderr.trim()})`);
-    onCleanup(async () => { await execa('umount', [full], { reject: false }); });
+    if (m.exitCode !== 0)
+      ctx.skip(`needs a small file system; mounting a tmpfs is not permitted here (${m.stderr.trim()})`);
+    onCleanup(async () => {
+      await execa('umount', [full], { reject: false });
+    });
     const dir = path.join(root, 'data');
     await makeHistoryData('3.4.23', dir, NAME);
     const before = await treeSnapshot(dir);
     const r = await cli(dir, '3.5.30', ['--backup-dir', full]);
     expect(r.exitCode, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/error: the backup in .*full could not be written: its file system is full \(ENOSPC\); nothing was changed; free space there, put --backup-dir \(BACKUP_DIR\) on another disk, or lower --keep-backups\n?$/);
+    expect(r.stderr).toMatch(
+      /error: the backup in .*full could not be written: its file system is full \(ENOSPC\); nothing was changed; free space there, put --backup-dir \(BACKUP_DIR\) on another disk, or lower --keep-backups\n?$/,
+    );
     expect(r.stderr).not.toMatch(/step 1\/1|etcd 3\.5\.30/);
     expect(await treeSnapshot(dir)).toEqual(before);
     expect(await fs.readdir(full)).toEqual([]);
   });
 
-  it('in a container, refuses a backup dir on the container\'s own file system when the data dir is a volume (kubeadm\'s layout)', async (ctx) => {
+  it("in a container, refuses a backup dir on the container's own file system when the data dir is a volume (kubeadm's layout)", async (ctx) => {
     const root = await tmpDir();
     const vol = path.join(root, 'etcd');
     const other = path.join(root, 'backup-volume');
@@ -207,7 +256,9 @@ describe('the backup before a run\'s first step', () => {
       await fs.mkdir(d);
       const m = await execa('mount', ['-t', 'tmpfs', '-o', 'size=256m', 'tmpfs', d], { reject: false });
       if (m.exitCode !== 0) ctx.skip(`needs a volume; mounting a tmpfs is not permitted here (${m.stderr.trim()})`);
-      onCleanup(async () => { await execa('umount', [d], { reject: false }); });
+      onCleanup(async () => {
+        await execa('umount', [d], { reject: false });
+      });
     }
     // The data dir is the volume's mount point; the default <data-dir>.backups is on the root file system.
     const rootDev = (await fs.stat('/')).dev;
@@ -217,7 +268,9 @@ describe('the backup before a run\'s first step', () => {
     const inPod = { container: 'podman' };
     const r = await cli(vol, '3.5.30', [], BIN_DIR, inPod);
     expect(r.exitCode, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/error: the backup dir .*etcd\.backups is on this container's own file system, which vanishes with the container, while the data dir .* is on a volume; nothing was changed; set --backup-dir \(BACKUP_DIR\) to a dir on a persistent volume/);
+    expect(r.stderr).toMatch(
+      /error: the backup dir .*etcd\.backups is on this container's own file system, which vanishes with the container, while the data dir .* is on a volume; nothing was changed; set --backup-dir \(BACKUP_DIR\) to a dir on a persistent volume/,
+    );
     expect(await treeSnapshot(vol)).toEqual(before);
     await expect(fs.stat(`${vol}.backups`)).rejects.toThrow(/ENOENT/);
     // A backup dir on a volume of its own is fine.

@@ -12,9 +12,18 @@ import type { Step } from '../../../src/plan.ts';
 import { parseVersion } from '../../../src/version.ts';
 import { tmpDir } from '../../helpers/tmp.ts';
 
-const DOWNGRADE: Step = { kind: 'downgrade', from: { version: parseVersion('3.5.30'), storage: 'etcd3' }, to: { version: parseVersion('3.4.23'), storage: 'etcd3' }, snapshotWith: parseVersion('3.5.30') };
+const DOWNGRADE: Step = {
+  kind: 'downgrade',
+  from: { version: parseVersion('3.5.30'), storage: 'etcd3' },
+  to: { version: parseVersion('3.4.23'), storage: 'etcd3' },
+  snapshotWith: parseVersion('3.5.30'),
+};
 const BESIDE = { mode: 'rebuild', backupBeside: true } as const;
-const UPGRADE: Step = { kind: 'upgrade', from: { version: parseVersion('3.4.23'), storage: 'etcd3' }, to: { version: parseVersion('3.5.30'), storage: 'etcd3' } };
+const UPGRADE: Step = {
+  kind: 'upgrade',
+  from: { version: parseVersion('3.4.23'), storage: 'etcd3' },
+  to: { version: parseVersion('3.5.30'), storage: 'etcd3' },
+};
 
 async function guardFor(step: Step) {
   const root = await tmpDir();
@@ -23,13 +32,17 @@ async function guardFor(step: Step) {
   await fs.writeFile(path.join(dataDir, 'member', 'snap', 'db'), Buffer.alloc(8 << 20, 1));
   await fs.writeFile(path.join(dataDir, 'version.txt'), '3.5.30/etcd3');
   const backupDir = path.join(root, 'backups');
-  const opts = resolveOptions({ dataDir, targetVersion: '3.4.23', binDir: '/nonexistent', backupDir }, {}, { hostname: 'h' });
+  const opts = resolveOptions(
+    { dataDir, targetVersion: '3.4.23', binDir: '/nonexistent', backupDir },
+    {},
+    { hostname: 'h' },
+  );
   const guard = await BackupGuard.prepare(opts, [step], () => {});
   const done = async () => (await fs.readdir(backupDir).catch(() => [])).filter((n) => n.endsWith('.backup'));
   return { guard, dataDir, done };
 }
 
-describe('the run\'s backup beside the first step', () => {
+describe("the run's backup beside the first step", () => {
   it('an in-place step starts after the backup is verified', async () => {
     const { guard, done } = await guardFor(UPGRADE);
     const seen = await guard.around(UPGRADE, { mode: 'in-place' }, async () => done());
@@ -53,15 +66,17 @@ describe('the run\'s backup beside the first step', () => {
     expect(seen.atSwap).toHaveLength(1);
   });
 
-  it('a backup that fails stops a rebuild step before its swap, with the backup\'s error', async () => {
+  it("a backup that fails stops a rebuild step before its swap, with the backup's error", async () => {
     const { guard, dataDir } = await guardFor(DOWNGRADE);
     // A member dir holds only files and directories: a backup refuses anything else.
     await fs.symlink('/etc/hostname', path.join(dataDir, 'member', 'odd'));
     let swapped = false;
-    await expect(guard.around(DOWNGRADE, BESIDE, async (backedUp) => {
-      await backedUp();
-      swapped = true;
-    })).rejects.toThrow(/neither a file nor a directory/);
+    await expect(
+      guard.around(DOWNGRADE, BESIDE, async (backedUp) => {
+        await backedUp();
+        swapped = true;
+      }),
+    ).rejects.toThrow(/neither a file nor a directory/);
     expect(swapped).toBe(false);
     expect(existsSync(path.join(dataDir, 'member', 'snap', 'db'))).toBe(true);
   });

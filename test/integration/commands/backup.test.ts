@@ -17,7 +17,12 @@ const NAME = 'm1';
 
 /** The printed `name: value` lines. */
 function printed(stdout: string): Record<string, string> {
-  return Object.fromEntries(stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
+  return Object.fromEntries(
+    stdout
+      .trim()
+      .split('\n')
+      .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]),
+  );
 }
 
 /** What etcd's own tool says about a snapshot file. */
@@ -33,9 +38,22 @@ describe('etcd-migrate backup', () => {
     const data = await makeHistoryData('3.5.30', dir, NAME);
     const m = await startEtcd('3.5.30', dir, { name: NAME });
     // Not offline while etcd runs on it.
-    const busy = await runCli(['backup', path.join(root, 'busy.db'), '--data-dir', dir, '--bin-dir', BIN_DIR, '--port', String(await freePort()), '--peer-port', String(await freePort())]);
+    const busy = await runCli([
+      'backup',
+      path.join(root, 'busy.db'),
+      '--data-dir',
+      dir,
+      '--bin-dir',
+      BIN_DIR,
+      '--port',
+      String(await freePort()),
+      '--peer-port',
+      String(await freePort()),
+    ]);
     expect(busy.exitCode).toBe(2);
-    expect(busy.stderr).toMatch(/etcd \(pid \d+, etcd-3\.5\.30\) is running on .* \(it holds the lock on member\/snap\/db\); back it up with --endpoints/);
+    expect(busy.stderr).toMatch(
+      /etcd \(pid \d+, etcd-3\.5\.30\) is running on .* \(it holds the lock on member\/snap\/db\); back it up with --endpoints/,
+    );
     const out = path.join(root, 'snap.db');
     const r = await runCli(['backup', out, '--endpoints', m.endpoint, '--bin-dir', BIN_DIR]);
     expect(r.exitCode, r.stderr).toBe(0);
@@ -66,29 +84,96 @@ describe('etcd-migrate backup', () => {
     await fs.writeFile(path.join(pki, 'ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
     for (const who of ['server', 'client']) {
       await ssl(['req', ...ec, '-keyout', `${who}.key`, '-out', `${who}.csr`, '-subj', `/CN=${who}`]);
-      const s = await ssl(['x509', '-req', '-in', `${who}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${who}.crt`, '-days', '1', '-extfile', 'ext']);
+      const s = await ssl([
+        'x509',
+        '-req',
+        '-in',
+        `${who}.csr`,
+        '-CA',
+        'ca.crt',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-out',
+        `${who}.crt`,
+        '-days',
+        '1',
+        '-extfile',
+        'ext',
+      ]);
       expect(s.exitCode, s.stderr).toBe(0);
     }
     const dir = path.join(root, 'data');
     const data = await makeHistoryData('3.5.30', dir, NAME);
     const [port, peer] = [await freePort(), await freePort()];
     const client = `https://127.0.0.1:${port}`;
-    const etcd = execa(path.join(BIN_DIR, 'etcd-3.5.30'), ['--name', NAME, '--data-dir', dir,
-      '--listen-client-urls', client, '--advertise-client-urls', client,
-      '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`, '--initial-cluster', `${NAME}=http://127.0.0.1:${peer}`,
-      '--cert-file', path.join(pki, 'server.crt'), '--key-file', path.join(pki, 'server.key'), '--trusted-ca-file', path.join(pki, 'ca.crt'), '--client-cert-auth',
-      '--heartbeat-interval', '10', '--election-timeout', '100'], { reject: false, stdio: 'ignore' });
-    onCleanup(async () => { etcd.kill('SIGKILL'); await etcd; });
-    const tls = ['--cacert', path.join(pki, 'ca.crt'), '--cert', path.join(pki, 'client.crt'), '--key', path.join(pki, 'client.key')];
+    const etcd = execa(
+      path.join(BIN_DIR, 'etcd-3.5.30'),
+      [
+        '--name',
+        NAME,
+        '--data-dir',
+        dir,
+        '--listen-client-urls',
+        client,
+        '--advertise-client-urls',
+        client,
+        '--listen-peer-urls',
+        `http://127.0.0.1:${peer}`,
+        '--initial-advertise-peer-urls',
+        `http://127.0.0.1:${peer}`,
+        '--initial-cluster',
+        `${NAME}=http://127.0.0.1:${peer}`,
+        '--cert-file',
+        path.join(pki, 'server.crt'),
+        '--key-file',
+        path.join(pki, 'server.key'),
+        '--trusted-ca-file',
+        path.join(pki, 'ca.crt'),
+        '--client-cert-auth',
+        '--heartbeat-interval',
+        '10',
+        '--election-timeout',
+        '100',
+      ],
+      { reject: false, stdio: 'ignore' },
+    );
+    onCleanup(async () => {
+      etcd.kill('SIGKILL');
+      await etcd;
+    });
+    const tls = [
+      '--cacert',
+      path.join(pki, 'ca.crt'),
+      '--cert',
+      path.join(pki, 'client.crt'),
+      '--key',
+      path.join(pki, 'client.key'),
+    ];
     for (let i = 0; i < 200; i++) {
-      const h = await execa(path.join(BIN_DIR, 'etcdctl-3.5.30'), ['--endpoints', client, ...tls, 'endpoint', 'health'], { reject: false });
+      const h = await execa(
+        path.join(BIN_DIR, 'etcdctl-3.5.30'),
+        ['--endpoints', client, ...tls, 'endpoint', 'health'],
+        { reject: false },
+      );
       if (h.exitCode === 0) break;
       await new Promise((res) => setTimeout(res, 50));
     }
     // Without the client certificate etcd refuses; with it the snapshot is taken.
-    const refused = await runCli(['backup', path.join(root, 'no.db'), '--endpoints', client, '--cacert', path.join(pki, 'ca.crt'), '--bin-dir', BIN_DIR]);
+    const refused = await runCli([
+      'backup',
+      path.join(root, 'no.db'),
+      '--endpoints',
+      client,
+      '--cacert',
+      path.join(pki, 'ca.crt'),
+      '--bin-dir',
+      BIN_DIR,
+    ]);
     expect(refused.exitCode).toBe(2);
-    expect(refused.stderr).toMatch(/error: cannot reach etcd at https:\/\/127\.0\.0\.1:\d+ \(.*\); check --endpoints and the TLS flags/);
+    expect(refused.stderr).toMatch(
+      /error: cannot reach etcd at https:\/\/127\.0\.0\.1:\d+ \(.*\); check --endpoints and the TLS flags/,
+    );
     await expect(fs.stat(path.join(root, 'no.db'))).rejects.toThrow(/ENOENT/);
     const out = path.join(root, 'tls.db');
     const r = await runCli(['backup', out, '--endpoints', client, ...tls, '--bin-dir', BIN_DIR]);
@@ -104,7 +189,16 @@ describe('etcd-migrate backup', () => {
     const before = await treeSnapshot(dir);
     const key = path.join(root, 'key');
     await fs.writeFile(key, 'x'.repeat(64), { mode: 0o600 });
-    const flags = ['--data-dir', dir, '--bin-dir', BIN_DIR, '--port', String(await freePort()), '--peer-port', String(await freePort())];
+    const flags = [
+      '--data-dir',
+      dir,
+      '--bin-dir',
+      BIN_DIR,
+      '--port',
+      String(await freePort()),
+      '--peer-port',
+      String(await freePort()),
+    ];
     const plain = await runCli(['backup', path.join(root, 'plain.db'), ...flags]);
     expect(plain.exitCode, plain.stderr).toBe(0);
     expect(printed(plain.stdout).keys).toMatch(new RegExp(`^${data.keys.length} `));
@@ -128,11 +222,24 @@ describe('etcd-migrate backup', () => {
     const cases: Array<[string[], RegExp]> = [
       [['backup'], /backup needs a file/],
       [['backup', path.join(root, 'x.db')], /needs --endpoints <client url> .* or --data-dir/],
-      [['backup', path.join(root, 'x.db'), '--endpoints', 'http://127.0.0.1:1', '--data-dir', root], /either --endpoints .* or --data-dir/],
+      [
+        ['backup', path.join(root, 'x.db'), '--endpoints', 'http://127.0.0.1:1', '--data-dir', root],
+        /either --endpoints .* or --data-dir/,
+      ],
       [['backup', path.join(root, 'x.db'), '--endpoints', 'http://127.0.0.1:1,http://127.0.0.1:2'], /one client URL/],
       [['backup', path.join(root, 'x.db'), '--data-dir', root, '--bin-dir', BIN_DIR], /holds no etcd data to back up/],
       [['backup', path.join(root, 'no', 'x.db'), '--data-dir', root], /is not a directory; create it first/],
-      [['backup', path.join(root, 'x.db'), '--endpoints', 'http://127.0.0.1:1', '--backup-encryption-key-file', path.join(root, 'nokey')], /key file .* cannot be read/],
+      [
+        [
+          'backup',
+          path.join(root, 'x.db'),
+          '--endpoints',
+          'http://127.0.0.1:1',
+          '--backup-encryption-key-file',
+          path.join(root, 'nokey'),
+        ],
+        /key file .* cannot be read/,
+      ],
       [['backup', path.join(root, 'x.db'), '--bogus'], /unknown flag --bogus for backup/],
     ];
     for (const [args, message] of cases) {
@@ -148,7 +255,10 @@ describe('etcd-migrate backup', () => {
   });
 
   // etcdctl 3.3 writes its snapshot 0644 by itself: only the umask keeps it the owner's.
-  for (const [signal, code, encrypted, version] of [['SIGTERM', 143, true, '3.4.23'], ['SIGINT', 130, false, '3.3.25']] as const) {
+  for (const [signal, code, encrypted, version] of [
+    ['SIGTERM', 143, true, '3.4.23'],
+    ['SIGINT', 130, false, '3.3.25'],
+  ] as const) {
     it(`${signal} while etcd ${version}'s snapshot is on disk${encrypted ? ' (encryption requested)' : ''}: owner-only temporary files, and no snapshot, member copy or etcd left behind`, async () => {
       const root = await tmpDir();
       const dir = path.join(root, 'data');
@@ -158,16 +268,51 @@ describe('etcd-migrate backup', () => {
       const mark = path.join(await tmpDir(), 'saved');
       // etcdctl saves the snapshot for real, then says so and waits (as a slow disk would), with
       // the etcd on the member copy still running.
-      const bin = await fixtureBinDir({ [`etcdctl-${version}`]: `"$REAL" "$@" || exit $?\ncase "$*" in *"snapshot save"*) touch ${mark}; exec sleep 60;; esac` });
+      const bin = await fixtureBinDir({
+        [`etcdctl-${version}`]: `"$REAL" "$@" || exit $?\ncase "$*" in *"snapshot save"*) touch ${mark}; exec sleep 60;; esac`,
+      });
       const out = path.join(root, 'snap.db');
-      const p = execa(process.execPath, [ENTRY, 'backup', out, '--data-dir', dir, '--bin-dir', bin, '--port', String(await freePort()),
-        '--peer-port', String(await freePort()), ...(encrypted ? ['--backup-encryption-key-file', key] : [])], { reject: false, stdin: 'ignore', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, extendEnv: false });
-      onCleanup(async () => { p.kill('SIGKILL'); await p; });
-      for (let i = 0; i < 600 && !(await fs.stat(mark).then(() => true, () => false)); i++) {
+      const p = execa(
+        process.execPath,
+        [
+          ENTRY,
+          'backup',
+          out,
+          '--data-dir',
+          dir,
+          '--bin-dir',
+          bin,
+          '--port',
+          String(await freePort()),
+          '--peer-port',
+          String(await freePort()),
+          ...(encrypted ? ['--backup-encryption-key-file', key] : []),
+        ],
+        { reject: false, stdin: 'ignore', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, extendEnv: false },
+      );
+      onCleanup(async () => {
+        p.kill('SIGKILL');
+        await p;
+      });
+      for (
+        let i = 0;
+        i < 600 &&
+        !(await fs.stat(mark).then(
+          () => true,
+          () => false,
+        ));
+        i++
+      ) {
         if (p.exitCode !== null) break;
         await new Promise((r) => setTimeout(r, 50));
       }
-      expect(await fs.stat(mark).then(() => true, () => false), 'the snapshot was saved').toBe(true);
+      expect(
+        await fs.stat(mark).then(
+          () => true,
+          () => false,
+        ),
+        'the snapshot was saved',
+      ).toBe(true);
       // The plaintext snapshot is there now, in temporary files that only their owner can read.
       const temps = (await fs.readdir(root)).filter((n) => n.startsWith('snap.db.'));
       expect(temps.length).toBeGreaterThan(0);
@@ -186,14 +331,27 @@ describe('etcd-migrate backup', () => {
     const root = await tmpDir();
     const dir = path.join(root, 'data');
     await makeHistoryData('3.4.23', dir, NAME);
-    const flags = ['--data-dir', dir, '--bin-dir', BIN_DIR, '--port', String(await freePort()), '--peer-port', String(await freePort())];
+    const flags = [
+      '--data-dir',
+      dir,
+      '--bin-dir',
+      BIN_DIR,
+      '--port',
+      String(await freePort()),
+      '--peer-port',
+      String(await freePort()),
+    ];
     for (const mode of [0o640, 0o604]) {
       const key = path.join(root, `key-${mode.toString(8)}`);
       await fs.writeFile(key, 'x'.repeat(64));
       await fs.chmod(key, mode);
       const r = await runCli(['backup', path.join(root, 'x.db'), ...flags, '--backup-encryption-key-file', key]);
       expect(r.exitCode, r.stderr).toBe(2);
-      expect(r.stderr).toMatch(new RegExp(`key file .*key-${mode.toString(8)} is readable by (its group|everyone) \\(mode 0${mode.toString(8)}\\); make it the owner's only: chmod 600`));
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `key file .*key-${mode.toString(8)} is readable by (its group|everyone) \\(mode 0${mode.toString(8)}\\); make it the owner's only: chmod 600`,
+        ),
+      );
     }
     expect((await fs.readdir(root)).sort()).toEqual(['data', 'key-604', 'key-640']);
   });

@@ -14,8 +14,24 @@ beforeAll(requireBinaries);
 const NAME = 'm1';
 
 async function rehearse(dir: string, work: string, extra: string[], bin = BIN_DIR) {
-  return runCli(['rehearse', '--data-dir', dir, '--engine', 'none', '--bin-dir', bin, '--name', NAME, '--work-dir', work,
-    '--port', String(await freePort()), '--peer-port', String(await freePort()), ...extra]);
+  return runCli([
+    'rehearse',
+    '--data-dir',
+    dir,
+    '--engine',
+    'none',
+    '--bin-dir',
+    bin,
+    '--name',
+    NAME,
+    '--work-dir',
+    work,
+    '--port',
+    String(await freePort()),
+    '--peer-port',
+    String(await freePort()),
+    ...extra,
+  ]);
 }
 
 describe('etcd-migrate rehearse (local binaries)', () => {
@@ -32,7 +48,9 @@ describe('etcd-migrate rehearse (local binaries)', () => {
     expect(r.stdout).toMatch(/2\. upgrade 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: .*\[\d+\.\d\d s\]/);
     expect(r.stdout).toContain(`before: etcd 3.3.25, etcd3: ${keys.length} v3 keys;`);
     expect(r.stdout).toContain(`after:  etcd 3.5.30, etcd3: ${keys.length} v3 keys, 1 lease;`);
-    expect(r.stdout).toContain(`result: ok: etcd 3.5.30 served the migrated copy with every key (${keys.length} before, ${keys.length} after)`);
+    expect(r.stdout).toContain(
+      `result: ok: etcd 3.5.30 served the migrated copy with every key (${keys.length} before, ${keys.length} after)`,
+    );
     expect(await treeSnapshot(dir)).toEqual(before);
     expect(await fs.readdir(work)).toEqual([]);
   });
@@ -43,7 +61,12 @@ describe('etcd-migrate rehearse (local binaries)', () => {
     const work = await tmpDir();
     const r = await rehearse(dir, work, ['--target-version', '3.4.23', '--keep', '--json']);
     expect(r.exitCode, r.stderr).toBe(0);
-    const rep = JSON.parse(r.stdout) as { result: string; host: { copy: string; kept: boolean }; before: { v3Keys: number }; after: { v3Keys: number } };
+    const rep = JSON.parse(r.stdout) as {
+      result: string;
+      host: { copy: string; kept: boolean };
+      before: { v3Keys: number };
+      after: { v3Keys: number };
+    };
     expect(rep).toMatchObject({ result: 'ok', host: { kept: true }, before: { v3Keys: 8 }, after: { v3Keys: 8 } });
     expect(path.dirname(path.dirname(rep.host.copy))).toBe(work);
     expect(await fs.readFile(path.join(rep.host.copy, 'version.txt'), 'utf8')).toBe('3.4.23/etcd3');
@@ -55,14 +78,17 @@ describe('etcd-migrate rehearse (local binaries)', () => {
     await makeV3Data('3.3.25', dir, NAME, 3);
     const before = await treeSnapshot(dir);
     const bin = await tmpDir();
-    for (const v of ['3.3.25', '3.5.30']) await fs.symlink(path.join(BIN_DIR, `etcd-${v}`), path.join(bin, `etcd-${v}`));
+    for (const v of ['3.3.25', '3.5.30'])
+      await fs.symlink(path.join(BIN_DIR, `etcd-${v}`), path.join(bin, `etcd-${v}`));
     await fs.writeFile(path.join(bin, 'etcd-3.4.23'), '#!/bin/sh\necho "broken etcd" >&2\nexit 3\n', { mode: 0o755 });
     const work = await tmpDir();
     const r = await rehearse(dir, work, ['--target-version', '3.5.30'], bin);
     expect(r.exitCode).toBe(1);
     expect(r.stdout).toMatch(/1\. upgrade 3\.3\.25\/etcd3 -> 3\.4\.23\/etcd3: .*\[FAILED\]/);
     expect(r.stdout).toMatch(/2\. upgrade .*\[not run\]/);
-    expect(r.stdout).toMatch(/result: failed: step 1\/2 \(upgrade 3\.3\.25\/etcd3 -> 3\.4\.23\/etcd3: .*\) failed: etcd 3\.4\.23 exited before a write committed \(exit code 3\)/);
+    expect(r.stdout).toMatch(
+      /result: failed: step 1\/2 \(upgrade 3\.3\.25\/etcd3 -> 3\.4\.23\/etcd3: .*\) failed: etcd 3\.4\.23 exited before a write committed \(exit code 3\)/,
+    );
     expect(await treeSnapshot(dir)).toEqual(before);
     expect(await fs.readdir(work)).toEqual([]);
   });
@@ -85,7 +111,9 @@ describe('etcd-migrate rehearse (local binaries)', () => {
     const work = await tmpDir();
     const r = await rehearse(dir, work, ['--target-version', '3.5.30']);
     expect(r.exitCode).toBe(2);
-    expect(r.stderr).toMatch(/error: a process \(etcd\?\) holds .* open: a copy of a live data dir is not consistent; stop it first/);
+    expect(r.stderr).toMatch(
+      /error: a process \(etcd\?\) holds .* open: a copy of a live data dir is not consistent; stop it first/,
+    );
     expect(await fs.readdir(work)).toEqual([]);
   });
 

@@ -22,8 +22,20 @@ async function snapshotOf(root: string) {
   const key = path.join(root, 'key');
   await fs.writeFile(key, 'k'.repeat(48), { mode: 0o600 });
   const ports = ['--port', String(await freePort()), '--peer-port', String(await freePort())];
-  for (const [file, extra] of [['snap.db', []], ['snap.enc', ['--backup-encryption-key-file', key]]] as const) {
-    const r = await runCli(['backup', path.join(root, file), '--data-dir', dir, '--bin-dir', BIN_DIR, ...ports, ...extra]);
+  for (const [file, extra] of [
+    ['snap.db', []],
+    ['snap.enc', ['--backup-encryption-key-file', key]],
+  ] as const) {
+    const r = await runCli([
+      'backup',
+      path.join(root, file),
+      '--data-dir',
+      dir,
+      '--bin-dir',
+      BIN_DIR,
+      ...ports,
+      ...extra,
+    ]);
     expect(r.exitCode, r.stderr).toBe(0);
   }
   return { data, snap: path.join(root, 'snap.db'), enc: path.join(root, 'snap.enc'), key };
@@ -34,12 +46,35 @@ describe('etcd-migrate restore', () => {
     const root = await tmpDir();
     const { data, snap, enc, key } = await snapshotOf(root);
     const peer = `http://127.0.0.1:${await freePort()}`;
-    for (const [file, extra] of [[snap, []], [enc, ['--backup-encryption-key-file', key]]] as const) {
+    for (const [file, extra] of [
+      [snap, []],
+      [enc, ['--backup-encryption-key-file', key]],
+    ] as const) {
       const target = path.join(root, `restored-${path.basename(file)}`);
       await fs.mkdir(path.join(target, 'lost+found'), { recursive: true }); // an empty volume
-      const r = await runCli(['restore', file, '--data-dir', target, '--target-version', '3.4.23', '--bin-dir', BIN_DIR,
-        '--name', 'm2', '--initial-cluster', `m2=${peer}`, '--initial-advertise-peer-urls', peer, '--initial-cluster-token', 'tok-1',
-        '--port', String(await freePort()), '--peer-port', String(await freePort()), ...extra]);
+      const r = await runCli([
+        'restore',
+        file,
+        '--data-dir',
+        target,
+        '--target-version',
+        '3.4.23',
+        '--bin-dir',
+        BIN_DIR,
+        '--name',
+        'm2',
+        '--initial-cluster',
+        `m2=${peer}`,
+        '--initial-advertise-peer-urls',
+        peer,
+        '--initial-cluster-token',
+        'tok-1',
+        '--port',
+        String(await freePort()),
+        '--peer-port',
+        String(await freePort()),
+        ...extra,
+      ]);
       expect(r.exitCode, r.stderr).toBe(0);
       expect(r.stdout).toContain(`keys: ${data.keys.length}`);
       expect(r.stdout).toContain(`revision: ${data.revision}`);
@@ -66,7 +101,16 @@ describe('etcd-migrate restore', () => {
     await fs.writeFile(wrong, 'w'.repeat(48), { mode: 0o600 });
     const empty = path.join(root, 'empty');
     await fs.mkdir(empty);
-    const base = ['--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--port', String(await freePort()), '--peer-port', String(await freePort())];
+    const base = [
+      '--target-version',
+      '3.5.30',
+      '--bin-dir',
+      BIN_DIR,
+      '--port',
+      String(await freePort()),
+      '--peer-port',
+      String(await freePort()),
+    ];
     const cases: Array<[string, string[], RegExp]> = [
       [path.join(root, 'flipped.db'), [], /damaged or truncated: its content does not match the sha256 etcd appended/],
       [path.join(root, 'cut.db'), [], /damaged or truncated/],
@@ -98,7 +142,19 @@ describe('etcd-migrate restore', () => {
     await makeHistoryData('3.4.23', dir, NAME);
     const backups = path.join(root, 'backups');
     const ports = ['--port', String(await freePort()), '--peer-port', String(await freePort())];
-    const m = await runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', NAME, '--backup-dir', backups, ...ports]);
+    const m = await runCli([
+      '--data-dir',
+      dir,
+      '--target-version',
+      '3.5.30',
+      '--bin-dir',
+      BIN_DIR,
+      '--name',
+      NAME,
+      '--backup-dir',
+      backups,
+      ...ports,
+    ]);
     expect(m.exitCode, m.stderr).toBe(0);
     const [name] = await fs.readdir(backups);
     // A flipped bit at each of 24 places spread over the file (past its magic: zstd's 4 bytes, the
@@ -129,17 +185,31 @@ describe('etcd-migrate restore', () => {
 
   it('restores a version 1 backup (made before archive version 2), plain and encrypted: etcd serves its keys', async () => {
     const root = await tmpDir();
-    for (const [file, extra] of [[V1_BACKUP, []], [`${V1_BACKUP}.enc`, ['--backup-encryption-key-file', path.join(root, 'key')]]] as const) {
+    for (const [file, extra] of [
+      [V1_BACKUP, []],
+      [`${V1_BACKUP}.enc`, ['--backup-encryption-key-file', path.join(root, 'key')]],
+    ] as const) {
       // The key file is copied: a checkout may leave it readable by others, which is refused.
       await fs.copyFile(path.join(V1_FIXTURES, 'key'), path.join(root, 'key'));
       await fs.chmod(path.join(root, 'key'), 0o600);
       const target = path.join(root, `restored-${file}`);
-      const r = await runCli(['restore', path.join(V1_FIXTURES, file), '--data-dir', target, '--bin-dir', BIN_DIR, ...extra]);
+      const r = await runCli([
+        'restore',
+        path.join(V1_FIXTURES, file),
+        '--data-dir',
+        target,
+        '--bin-dir',
+        BIN_DIR,
+        ...extra,
+      ]);
       expect(r.exitCode, r.stderr).toBe(0);
       expect(await fs.readFile(path.join(target, 'version.txt'), 'utf8')).toBe('3.5.30/etcd3');
       const { keys } = await served('3.5.30', target, 'default');
       expect(keys.map((k) => `${k.key}=${k.value}`)).toEqual([
-        '/registry/fixture/k1=value 1', '/registry/fixture/k2=value 2', '/registry/fixture/k3=value 3', '/registry/fixture/leased=v',
+        '/registry/fixture/k1=value 1',
+        '/registry/fixture/k2=value 2',
+        '/registry/fixture/k3=value 3',
+        '/registry/fixture/leased=v',
       ]);
     }
   });
@@ -153,27 +223,75 @@ describe('etcd-migrate restore', () => {
     const dir = path.join(root, 'old');
     await makeHistoryData('3.4.23', dir, NAME);
     const backups = path.join(root, 'backups');
-    const m = await runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', NAME, '--backup-dir', backups,
-      '--port', String(await freePort()), '--peer-port', String(await freePort())]);
+    const m = await runCli([
+      '--data-dir',
+      dir,
+      '--target-version',
+      '3.5.30',
+      '--bin-dir',
+      BIN_DIR,
+      '--name',
+      NAME,
+      '--backup-dir',
+      backups,
+      '--port',
+      String(await freePort()),
+      '--peer-port',
+      String(await freePort()),
+    ]);
     expect(m.exitCode, m.stderr).toBe(0);
     const archive = path.join(backups, (await fs.readdir(backups))[0]!);
-    for (const [file, extra, files] of [[archive, [], false], [snap, ['--target-version', '3.5.30'], true]] as const) {
+    for (const [file, extra, files] of [
+      [archive, [], false],
+      [snap, ['--target-version', '3.5.30'], true],
+    ] as const) {
       const target = path.join(root, `restored-${path.basename(file)}`);
       const log = path.join(root, `strace-${path.basename(file)}.log`);
-      const r = await execa('strace', ['-f', '-qq', '-y', '-e', 'trace=fsync,fdatasync', '-o', log, process.execPath, ENTRY, 'restore', file,
-        '--data-dir', target, '--bin-dir', BIN_DIR, '--port', String(await freePort()), '--peer-port', String(await freePort()), ...extra],
-      { reject: false, stdin: 'ignore', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, extendEnv: false });
+      const r = await execa(
+        'strace',
+        [
+          '-f',
+          '-qq',
+          '-y',
+          '-e',
+          'trace=fsync,fdatasync',
+          '-o',
+          log,
+          process.execPath,
+          ENTRY,
+          'restore',
+          file,
+          '--data-dir',
+          target,
+          '--bin-dir',
+          BIN_DIR,
+          '--port',
+          String(await freePort()),
+          '--peer-port',
+          String(await freePort()),
+          ...extra,
+        ],
+        { reject: false, stdin: 'ignore', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, extendEnv: false },
+      );
       expect(r.exitCode, String(r.stderr)).toBe(0);
-      const synced = new Set([...(await fs.readFile(log, 'utf8')).matchAll(/f(?:data)?sync\(\d+<([^>]+)>\) = 0/g)].map((x) => x[1]!));
+      const synced = new Set(
+        [...(await fs.readFile(log, 'utf8')).matchAll(/f(?:data)?sync\(\d+<([^>]+)>\) = 0/g)].map((x) => x[1]!),
+      );
       // Synced where they were built, in the work area, before the swap moved them into place.
       const built = path.join(target, '.etcd-migrate', 'new');
       const tree = await treeSnapshot(path.join(target, 'member'));
       const dirs = tree.filter((l) => l.startsWith('d ')).map((l) => path.join(built, 'member', l.split(' ')[1]!));
       expect(dirs.length).toBeGreaterThan(2);
-      expect(dirs.filter((d) => !synced.has(d)), path.basename(file)).toEqual([]);
+      expect(
+        dirs.filter((d) => !synced.has(d)),
+        path.basename(file),
+      ).toEqual([]);
       if (files) {
         const all = tree.filter((l) => l.startsWith('f ')).map((l) => path.join(built, 'member', l.split(' ')[1]!));
-        expect(all.filter((f) => !synced.has(f)), path.basename(file)).toEqual([]);
+        expect(
+          all.filter((f) => !synced.has(f)),
+          path.basename(file),
+        ).toEqual([]);
       }
     }
   });
@@ -184,7 +302,18 @@ describe('etcd-migrate restore', () => {
     const data = await makeHistoryData('3.5.30', dir, NAME);
     const raw = path.join(root, 'db');
     await fs.copyFile(path.join(dir, 'member/snap/db'), raw);
-    const base = ['--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', NAME, '--port', String(await freePort()), '--peer-port', String(await freePort())];
+    const base = [
+      '--target-version',
+      '3.5.30',
+      '--bin-dir',
+      BIN_DIR,
+      '--name',
+      NAME,
+      '--port',
+      String(await freePort()),
+      '--peer-port',
+      String(await freePort()),
+    ];
     const target = path.join(root, 'restored');
     const no = await runCli(['restore', raw, '--data-dir', target, ...base]);
     expect(no.exitCode).toBe(2);

@@ -13,11 +13,26 @@ import { tmpDir } from '../../helpers/tmp.ts';
 
 async function transform(input: string, sortBudget?: number) {
   const dir = await tmpDir();
-  const files = { ttlFile: path.join(dir, 'ttl.tsv'), summaryFile: path.join(dir, 'summary.json'), sortDir: dir, sortBudget };
+  const files = {
+    ttlFile: path.join(dir, 'ttl.tsv'),
+    summaryFile: path.join(dir, 'summary.json'),
+    sortDir: dir,
+    sortBudget,
+  };
   const module = pathToFileURL(path.join(REPO, 'src/etcd2/transformer.ts')).href;
-  const r = await execa(process.execPath, ['--input-type=module', '-e', `const { runTransformer } = await import(${JSON.stringify(module)}); await runTransformer(${JSON.stringify(files)});`], {
-    input, encoding: 'buffer', reject: false,
-  });
+  const r = await execa(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `const { runTransformer } = await import(${JSON.stringify(module)}); await runTransformer(${JSON.stringify(files)});`,
+    ],
+    {
+      input,
+      encoding: 'buffer',
+      reject: false,
+    },
+  );
   const records: Buffer[] = [];
   const out = Buffer.from(r.stdout);
   for (let pos = 0; pos < out.length;) {
@@ -34,7 +49,13 @@ describe('the transformer program', () => {
   it('sends a record per key in order, then more than a pipe holds of one already sent; spills the TTL keys', async () => {
     const nodes = [{ key: '/', dir: true, modifiedIndex: 1, createdIndex: 1 }];
     for (let i = 0; i < 3000; i++) {
-      nodes.push({ key: `/registry/events/e${i}`, value: `{"i":${i},"s":"}{\\"x"}`, ...(i % 3 === 0 ? { expiration: '2099-01-01T00:00:00.5Z', ttl: 100 } : {}), modifiedIndex: 10 + i, createdIndex: 10 + i } as never);
+      nodes.push({
+        key: `/registry/events/e${i}`,
+        value: `{"i":${i},"s":"}{\\"x"}`,
+        ...(i % 3 === 0 ? { expiration: '2099-01-01T00:00:00.5Z', ttl: 100 } : {}),
+        modifiedIndex: 10 + i,
+        createdIndex: 10 + i,
+      } as never);
     }
     // As migrate writes them: no separator.
     const { r, records, summary, ttl, bytes } = await transform(nodes.map((n) => JSON.stringify(n)).join(''));
@@ -57,7 +78,12 @@ describe('the transformer program', () => {
 
   it('sends the records in mod revision order, through its spill files when they are more than its budget', async () => {
     // migrate walks the v2 store in key order; revisions are all over (here: reversed, with gaps).
-    const nodes = Array.from({ length: 2000 }, (_, i) => ({ key: `/registry/pods/p${String(i).padStart(4, '0')}`, value: `{"n":${i}}`, modifiedIndex: 50_000 - 7 * i, createdIndex: 40 + i }));
+    const nodes = Array.from({ length: 2000 }, (_, i) => ({
+      key: `/registry/pods/p${String(i).padStart(4, '0')}`,
+      value: `{"n":${i}}`,
+      modifiedIndex: 50_000 - 7 * i,
+      createdIndex: 40 + i,
+    }));
     const modRevision = (rec: Buffer) => {
       // kv.proto: key (field 1), create_revision (2), mod_revision (3): the varint after tag 0x18.
       let pos = 8 + 2 + rec[9]!;
@@ -78,16 +104,22 @@ describe('the transformer program', () => {
   });
 
   it('sends nothing for a store without keys', async () => {
-    const { r, records, summary } = await transform(JSON.stringify({ key: '/', dir: true, modifiedIndex: 1, createdIndex: 1 }));
+    const { r, records, summary } = await transform(
+      JSON.stringify({ key: '/', dir: true, modifiedIndex: 1, createdIndex: 1 }),
+    );
     expect(r.exitCode).toBe(0);
     expect(records).toHaveLength(0);
     expect(summary).toMatchObject({ converted: { keys: 0 }, dirs: 0, expired: 0 });
   });
 
   it('fails in one line, without a summary, on input cut in the middle of a node', async () => {
-    const { r, summary } = await transform('{"key":"/a","value":"x","modifiedIndex":2,"createdIndex":2}{"key":"/b","val');
+    const { r, summary } = await transform(
+      '{"key":"/a","value":"x","modifiedIndex":2,"createdIndex":2}{"key":"/b","val',
+    );
     expect(r.exitCode).toBe(1);
-    expect(Buffer.from(r.stderr).toString().trim()).toBe('etcd-migrate transformer: the v2 nodes from etcdctl migrate ended in the middle of a node');
+    expect(Buffer.from(r.stderr).toString().trim()).toBe(
+      'etcd-migrate transformer: the v2 nodes from etcdctl migrate ended in the middle of a node',
+    );
     expect(summary).toBeUndefined();
   });
 });

@@ -35,8 +35,23 @@ function v2Dirs(keys: readonly DataKey[]): number {
 const NEXT_ETCD = { ETCD_ELECTION_TIMEOUT: '100', LOG_LEVEL: 'debug' };
 
 async function cli(dir: string, target: string, env: Record<string, string> = {}) {
-  return runCli(['--data-dir', dir, '--target-version', target, '--bin-dir', BIN_DIR, '--name', NAME,
-    '--port', String(await freePort()), '--peer-port', String(await freePort())], { ...NEXT_ETCD, ...env });
+  return runCli(
+    [
+      '--data-dir',
+      dir,
+      '--target-version',
+      target,
+      '--bin-dir',
+      BIN_DIR,
+      '--name',
+      NAME,
+      '--port',
+      String(await freePort()),
+      '--peer-port',
+      String(await freePort()),
+    ],
+    { ...NEXT_ETCD, ...env },
+  );
 }
 
 describe('etcd2 -> etcd3 with every TTL kept', () => {
@@ -47,22 +62,46 @@ describe('etcd2 -> etcd3 with every TTL kept', () => {
 
     const r = await cli(dir, '3.5.30');
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(new RegExp(`^etcd-migrate: step 1/3 convert 3\\.3\\.25/etcd2 -> 3\\.3\\.25/etcd3: ${counted(keys.length, 'key')}, ${counted(expiries.size, 'TTL')} pending, [\\d.]+ s$`, 'm'));
-    expect(r.stderr).toMatch(new RegExp(`etcdctl 3\\.3\\.25 migrate done in [\\d.]+ s \\(its db copied and the rest of the member dir linked first, in [\\d.]+ s\\): ${keys.length} keys \\(${expiries.size} with a TTL\\) in ${v2Dirs(keys)} directories .*; 0 keys were already due`));
-    const report = /before \(v2\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+) in \d+ dirs?; after \(v3, TTLs pending\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+);/.exec(r.stderr);
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `^etcd-migrate: step 1/3 convert 3\\.3\\.25/etcd2 -> 3\\.3\\.25/etcd3: ${counted(keys.length, 'key')}, ${counted(expiries.size, 'TTL')} pending, [\\d.]+ s$`,
+        'm',
+      ),
+    );
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `etcdctl 3\\.3\\.25 migrate done in [\\d.]+ s \\(its db copied and the rest of the member dir linked first, in [\\d.]+ s\\): ${keys.length} keys \\(${expiries.size} with a TTL\\) in ${v2Dirs(keys)} directories .*; 0 keys were already due`,
+      ),
+    );
+    const report =
+      /before \(v2\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+) in \d+ dirs?; after \(v3, TTLs pending\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+);/.exec(
+        r.stderr,
+      );
     expect(report, r.stderr).not.toBeNull();
     expect(report![2]).toBe(report![1]);
     // The TTLs become leases last, with the target's etcd; the checksum then covers which keys have a lease.
-    expect(r.stderr).toMatch(new RegExp(`^etcd-migrate: step 3/3 attach TTLs 3\\.4\\.23/etcd3 -> 3\\.5\\.30/etcd3: ${counted(expiries.size, 'key')} on [\\d,]+ leases?, [\\d.]+ s$`, 'm'));
-    const attached = /debug: step 3\/3: after: (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+); 0 keys expired since the conversion; (\d+) keys on \d+ leases? \(granted ([\d.]+) s before the end of this step/.exec(r.stderr);
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `^etcd-migrate: step 3/3 attach TTLs 3\\.4\\.23/etcd3 -> 3\\.5\\.30/etcd3: ${counted(expiries.size, 'key')} on [\\d,]+ leases?, [\\d.]+ s$`,
+        'm',
+      ),
+    );
+    const attached =
+      /debug: step 3\/3: after: (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+); 0 keys expired since the conversion; (\d+) keys on \d+ leases? \(granted ([\d.]+) s before the end of this step/.exec(
+        r.stderr,
+      );
     expect(attached, r.stderr).not.toBeNull();
     expect(attached![1]).toBe(report![1]);
     expect(Number(attached![2])).toBe(expiries.size);
     console.log(`leases granted ${attached![3]} s before the end of the attach step`);
     // The new member's v2 store holds the cluster version (etcd 3.3 may otherwise take 4 s to decide it).
-    expect(r.stderr).toMatch(/snapshot restore of that db, beside the check: .*; cluster version 3\.3\.0 recorded in it/);
+    expect(r.stderr).toMatch(
+      /snapshot restore of that db, beside the check: .*; cluster version 3\.3\.0 recorded in it/,
+    );
     // The keyspace was still as the conversion left it (the 3.4 upgrade wrote no key): read from the db, not through etcd.
-    expect(r.stderr).toMatch(/every key and value read offline from the db before etcd started and checked first in [\d.]+ s/);
+    expect(r.stderr).toMatch(
+      /every key and value read offline from the db before etcd started and checked first in [\d.]+ s/,
+    );
     await expect(fs.access(path.join(dir, '.etcd-migrate.pending-ttls'))).rejects.toThrow();
     expect(r.stderr).not.toContain('custom');
     expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.5.30/etcd3');
@@ -102,7 +141,10 @@ describe('etcd2 -> etcd3 with every TTL kept', () => {
 
     // The v2 store holds nothing of ours, in the newest .snap file: 3.5.30's own check.
     expect((await fs.readdir(path.join(dir, 'member/snap'))).some((f) => f.endsWith('.snap'))).toBe(true);
-    const check = await execa(path.join(BIN_DIR, 'etcdutl-3.5.30'), ['check', 'v2store', '--data-dir', dir], { reject: false, all: true });
+    const check = await execa(path.join(BIN_DIR, 'etcdutl-3.5.30'), ['check', 'v2store', '--data-dir', dir], {
+      reject: false,
+      all: true,
+    });
     expect(check.all).toContain('No custom content found in v2store');
     expect(check.exitCode).toBe(0);
   }, 120_000);
@@ -117,13 +159,19 @@ describe('etcd2 -> etcd3 with every TTL kept', () => {
     // conversion's check of that key bucket stands for another read (in the 3.5.30 chain above, the
     // 3.4 upgrade's etcd wrote the db, and the attach read it again).
     expect(r.stderr).toMatch(/snapshot restore of that db, .*; its key bucket is the checked one, page for page/);
-    expect(r.stderr).toMatch(/every key and value read by the conversion \(this db file, unchanged since\) and checked first in 0\.00 s/);
+    expect(r.stderr).toMatch(
+      /every key and value read by the conversion \(this db file, unchanged since\) and checked first in 0\.00 s/,
+    );
   });
 
   it('does not convert keys already due when etcd stopped (still in the v2 store: only a running leader expires them)', async () => {
     const base = await tmpDir();
     const keys = k8sDataSet(200);
-    const short = Array.from({ length: 20 }, (_, i) => ({ key: `/registry/events/ns-0/gone-${i}`, value: `{"i":${i}}`, ttl: 3 }));
+    const short = Array.from({ length: 20 }, (_, i) => ({
+      key: `/registry/events/ns-0/gone-${i}`,
+      value: `{"i":${i}}`,
+      ttl: 3,
+    }));
     let dir = '';
     // The short keys must still be in the store when etcd stops (its leader deletes expired keys every
     // 500 ms): etcd is stopped right away. A stop that came too late is done again.
@@ -139,8 +187,17 @@ describe('etcd2 -> etcd3 with every TTL kept', () => {
 
     const r = await cli(dir, '3.3.25');
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(new RegExp(`migrate done in [\\d.]+ s \\(its db copied and the rest of the member dir linked first, in [\\d.]+ s\\): ${keys.length} keys .*; 20 keys were already due and are not converted`));
-    expect(r.stderr).toMatch(new RegExp(`step 1/2 convert .*: ${counted(keys.length, 'key')}, [\\d,]+ TTLs? pending, 20 keys already due \\(not converted\\), [\\d.]+ s$`, 'm'));
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `migrate done in [\\d.]+ s \\(its db copied and the rest of the member dir linked first, in [\\d.]+ s\\): ${keys.length} keys .*; 20 keys were already due and are not converted`,
+      ),
+    );
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `step 1/2 convert .*: ${counted(keys.length, 'key')}, [\\d,]+ TTLs? pending, 20 keys already due \\(not converted\\), [\\d.]+ s$`,
+        'm',
+      ),
+    );
     const m = await startEtcd('3.3.25', dir, { name: NAME });
     const after = await dumpKeys('3.3.25', m.endpoint);
     await m.stop();
@@ -154,7 +211,10 @@ describe('etcd2 -> etcd3 with every TTL kept', () => {
     await etcdctl('3.3.25', m.endpoint, ['put', '/registry/v3-written', 'x']);
     await m.stop();
     // An older backup of this data dir, and room for one: a refusal writes no backup and deletes none.
-    const older = path.join(`${dir}.backups`, `${backupId(await fs.realpath(dir))}-20200101T000000000Z-3.3.25-etcd2.backup`);
+    const older = path.join(
+      `${dir}.backups`,
+      `${backupId(await fs.realpath(dir))}-20200101T000000000Z-3.3.25-etcd2.backup`,
+    );
     await fs.mkdir(path.dirname(older), { mode: 0o700 });
     await fs.writeFile(older, 'older', { mode: 0o600 });
     const before = await treeSnapshot(dir);
@@ -164,10 +224,12 @@ describe('etcd2 -> etcd3 with every TTL kept', () => {
     expect(await fs.readdir(path.dirname(older))).toEqual([path.basename(older)]);
     expect(r.stderr).toMatch(/the step refused before changing anything; its backup \S+ was removed/);
     // The refusal is one line, the last (the run's backup, taken before the step, is logged above it).
-    const errors = r.stderr.trim().split('\n').filter((l) => l.startsWith('etcd-migrate: error:'));
+    const errors = r.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('etcd-migrate: error:'));
     expect(errors).toHaveLength(1);
     expect(r.stderr.trim().split('\n').at(-1)).toBe(errors[0]);
     expect(await treeSnapshot(dir)).toEqual(before);
   });
 });
-

@@ -14,12 +14,17 @@ beforeAll(requireBinaries);
 const NAME = 'm1';
 
 /** A v2 PUT of a key (`value`) or a directory (`dir`); returns the node etcd wrote. */
-async function put(endpoint: string, key: string, o: { value?: string; dir?: boolean; ttl?: number }): Promise<{ expiration?: string }> {
+async function put(
+  endpoint: string,
+  key: string,
+  o: { value?: string; dir?: boolean; ttl?: number },
+): Promise<{ expiration?: string }> {
   const q = new URLSearchParams();
   if (o.dir) q.set('dir', 'true');
   if (o.ttl) q.set('ttl', String(o.ttl));
   const r = await fetch(`${endpoint}/v2/keys${key}?${q}`, {
-    method: 'PUT', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    method: 'PUT',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: o.dir ? '' : `value=${encodeURIComponent(o.value ?? '')}`,
   });
   const body = await r.text();
@@ -28,8 +33,23 @@ async function put(endpoint: string, key: string, o: { value?: string; dir?: boo
 }
 
 async function convert(dir: string, env: Record<string, string> = {}) {
-  return runCli(['--data-dir', dir, '--target-version', '3.3.25', '--bin-dir', BIN_DIR, '--name', NAME,
-    '--port', String(await freePort()), '--peer-port', String(await freePort())], { ETCD_ELECTION_TIMEOUT: '100', LOG_LEVEL: 'debug', ...env });
+  return runCli(
+    [
+      '--data-dir',
+      dir,
+      '--target-version',
+      '3.3.25',
+      '--bin-dir',
+      BIN_DIR,
+      '--name',
+      NAME,
+      '--port',
+      String(await freePort()),
+      '--peer-port',
+      String(await freePort()),
+    ],
+    { ETCD_ELECTION_TIMEOUT: '100', LOG_LEVEL: 'debug', ...env },
+  );
 }
 
 /** The keys, values and remaining lease TTLs (s; none: no lease) of the converted data, read by etcd 3.3.25. */
@@ -37,7 +57,10 @@ async function readBack(dir: string): Promise<Map<string, { value: string; ttl?:
   const m = await startEtcd('3.3.25', dir, { name: NAME });
   const out = new Map<string, { value: string; ttl?: number }>();
   for (const kv of await dumpKeys('3.3.25', m.endpoint, '')) {
-    out.set(kv.key, { value: kv.value, ...(kv.lease !== '0' ? { ttl: await leaseTtl('3.3.25', m.endpoint, kv.lease) } : {}) });
+    out.set(kv.key, {
+      value: kv.value,
+      ...(kv.lease !== '0' ? { ttl: await leaseTtl('3.3.25', m.endpoint, kv.lease) } : {}),
+    });
   }
   await m.stop();
   return out;
@@ -73,15 +96,20 @@ describe('the whole v2 tree', () => {
     for (const k of keys) expect(after.get(k.key)!.value, k.key).toBe(k.value);
     for (const k of keys) {
       if (!k.ttl) expect(after.get(k.key)!.ttl, k.key).toBeUndefined();
-      else expect(Math.abs(after.get(k.key)!.ttl! - (expiry.get(k.key)! - Date.now()) / 1000), k.key).toBeLessThanOrEqual(3);
+      else
+        expect(Math.abs(after.get(k.key)!.ttl! - (expiry.get(k.key)! - Date.now()) / 1000), k.key).toBeLessThanOrEqual(
+          3,
+        );
     }
     expect(Math.abs(after.get('/registry/_ttl/k')!.ttl! - (hdir - Date.now()) / 1000)).toBeLessThanOrEqual(3);
-    expect(r.stderr).toMatch(/the whole v2 store, .*: 7 keys not due \(3 with a TTL\), of which 6 hidden .* in 4 hidden directories/);
+    expect(r.stderr).toMatch(
+      /the whole v2 store, .*: 7 keys not due \(3 with a TTL\), of which 6 hidden .* in 4 hidden directories/,
+    );
     expect(r.stderr).toMatch(/migrate done in .*: 7 keys \(3 with a TTL\)/);
     expect(r.stderr).not.toMatch(/hidden key|under a hidden/);
   });
 
-  it('gives a key under a directory with a TTL the earliest expiry of its own and its ancestors\'; keys under a directory already due are not converted', async () => {
+  it("gives a key under a directory with a TTL the earliest expiry of its own and its ancestors'; keys under a directory already due are not converted", async () => {
     const base = await tmpDir();
     let dir = '';
     let dirExpiry = 0;
@@ -108,10 +136,17 @@ describe('the whole v2 tree', () => {
 
     const r = await convert(dir);
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/: 5 keys \(4 with a TTL\) in \d+ directories .*; 2 keys were already due and are not converted/);
+    expect(r.stderr).toMatch(
+      /: 5 keys \(4 with a TTL\) in \d+ directories .*; 2 keys were already due and are not converted/,
+    );
     const after = await readBack(dir);
-    expect([...after.keys()].sort()).toEqual(['/registry/permanent', '/registry/ttldir/longer', '/registry/ttldir/plain',
-      '/registry/ttldir/shorter', '/registry/ttldir/sub/deep']);
+    expect([...after.keys()].sort()).toEqual([
+      '/registry/permanent',
+      '/registry/ttldir/longer',
+      '/registry/ttldir/plain',
+      '/registry/ttldir/shorter',
+      '/registry/ttldir/sub/deep',
+    ]);
     expect(after.get('/registry/permanent')!.ttl).toBeUndefined();
     const left = (dirExpiry - Date.now()) / 1000;
     for (const k of ['plain', 'longer', 'sub/deep']) {
@@ -129,7 +164,9 @@ describe('the whole v2 tree', () => {
     await fs.writeFile(path.join(dir, 'version.txt'), '3.3.25/etcd2');
     const r = await convert(dir, { ETCD_CREDS: '--snapshot-count=100000', STEP_TIMEOUT: '10' });
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/the whole v2 store, saved by etcd 3\.3\.25 .*: 2 keys not due \(0 with a TTL\), of which 1 hidden/);
+    expect(r.stderr).toMatch(
+      /the whole v2 store, saved by etcd 3\.3\.25 .*: 2 keys not due \(0 with a TTL\), of which 1 hidden/,
+    );
     expect([...(await readBack(dir)).keys()].sort()).toEqual(['/registry/_hidden', '/registry/k']);
   });
 
@@ -141,20 +178,39 @@ describe('the whole v2 tree', () => {
     await m.stop();
     await fs.writeFile(path.join(dir, 'version.txt'), '3.3.25/etcd2');
     // An etcdctl whose migrate loses one node on its way to the transformer.
-    const bin = await fixtureBinDir({ 'etcdctl-3.3.25': [
-      'if [ "$1" = migrate ]; then',
-      '  W="$(dirname "$5")/lossy.sh"',
-      `  printf '#!/bin/sh\\nsed "s|{\\\\"key\\\\":\\\\"/registry/lost\\\\"[^}]*}||" | %s\\n' "$5" > "$W"`,
-      '  chmod +x "$W"',
-      '  exec "$REAL" migrate --data-dir "$3" --transformer "$W"',
-      'fi',
-      'exec "$REAL" "$@"',
-    ].join('\n') });
+    const bin = await fixtureBinDir({
+      'etcdctl-3.3.25': [
+        'if [ "$1" = migrate ]; then',
+        '  W="$(dirname "$5")/lossy.sh"',
+        `  printf '#!/bin/sh\\nsed "s|{\\\\"key\\\\":\\\\"/registry/lost\\\\"[^}]*}||" | %s\\n' "$5" > "$W"`,
+        '  chmod +x "$W"',
+        '  exec "$REAL" migrate --data-dir "$3" --transformer "$W"',
+        'fi',
+        'exec "$REAL" "$@"',
+      ].join('\n'),
+    });
     const before = await treeSnapshot(dir);
-    const r = await runCli(['--data-dir', dir, '--target-version', '3.3.25', '--bin-dir', bin, '--name', NAME,
-      '--port', String(await freePort()), '--peer-port', String(await freePort())], { ETCD_ELECTION_TIMEOUT: '100' });
+    const r = await runCli(
+      [
+        '--data-dir',
+        dir,
+        '--target-version',
+        '3.3.25',
+        '--bin-dir',
+        bin,
+        '--name',
+        NAME,
+        '--port',
+        String(await freePort()),
+        '--peer-port',
+        String(await freePort()),
+      ],
+      { ETCD_ELECTION_TIMEOUT: '100' },
+    );
     expect(r.exitCode, r.stderr).toBe(1);
-    expect(r.stderr).toMatch(/etcdctl migrate and its transformer converted keys=1 .*, but the v2 store holds keys=2 .*; the live data was not changed/);
+    expect(r.stderr).toMatch(
+      /etcdctl migrate and its transformer converted keys=1 .*, but the v2 store holds keys=2 .*; the live data was not changed/,
+    );
     expect(await treeSnapshot(dir)).toEqual(before);
   });
 });

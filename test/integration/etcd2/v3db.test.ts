@@ -25,10 +25,19 @@ describe.each(['3.3.25', '3.5.30'])('the db of etcd %s, read offline', (version)
     const g = new V3Grpc(m.endpoint);
     onCleanup(async () => g.close());
     const gw = version.startsWith('3.3') ? '/v3beta' : '/v3';
-    const put = (key: Buffer, value: Buffer, lease?: string) => fetch(`${m.endpoint}${gw}/kv/put`, { method: 'POST', body: JSON.stringify({ key: key.toString('base64'), value: value.toString('base64'), ...(lease ? { lease } : {}) }) }).then((r) => expect(r.status).toBe(200));
+    const put = (key: Buffer, value: Buffer, lease?: string) =>
+      fetch(`${m.endpoint}${gw}/kv/put`, {
+        method: 'POST',
+        body: JSON.stringify({
+          key: key.toString('base64'),
+          value: value.toString('base64'),
+          ...(lease ? { lease } : {}),
+        }),
+      }).then((r) => expect(r.status).toBe(200));
     const want = new ChecksumBuilder();
     const keys: Array<[Buffer, Buffer]> = [];
-    for (let i = 0; i < 3000; i++) keys.push([Buffer.from(`/registry/pods/ns-${i % 7}/pod-${i}`), Buffer.from(`{"i":${i}}`)]);
+    for (let i = 0; i < 3000; i++)
+      keys.push([Buffer.from(`/registry/pods/ns-${i % 7}/pod-${i}`), Buffer.from(`{"i":${i}}`)]);
     // Values larger than a page (bbolt overflow pages), a binary key, an empty value.
     for (let i = 0; i < 5; i++) keys.push([Buffer.from(`/big/${i}`), Buffer.alloc(100_000 + i, i + 1)]);
     keys.push([Buffer.from([0xff, 0x00, 0x7f]), Buffer.alloc(0)]);
@@ -55,10 +64,16 @@ describe('checkMigratedDb', () => {
   it('takes exactly the keys and values the transformer gave migrate, none on a lease', async () => {
     const dir = await tmpDir();
     const m = await startEtcd('3.3.25', dir);
-    const keys = Array.from({ length: 50 }, (_, i) => [Buffer.from(`/registry/events/e${i}`), Buffer.from(`v${i}`)] as const);
+    const keys = Array.from(
+      { length: 50 },
+      (_, i) => [Buffer.from(`/registry/events/e${i}`), Buffer.from(`v${i}`)] as const,
+    );
     // In the db: every key but e0 (lost).
     for (const [k, v] of keys.slice(1)) {
-      const r = await fetch(`${m.endpoint}/v3beta/kv/put`, { method: 'POST', body: JSON.stringify({ key: k.toString('base64'), value: v.toString('base64') }) });
+      const r = await fetch(`${m.endpoint}/v3beta/kv/put`, {
+        method: 'POST',
+        body: JSON.stringify({ key: k.toString('base64'), value: v.toString('base64') }),
+      });
       expect(r.status).toBe(200);
     }
     await m.stop();
@@ -69,7 +84,9 @@ describe('checkMigratedDb', () => {
       return all.digest();
     };
     // e0 missing: a loss, refused.
-    expect(() => checkMigratedDb(db, sumOf(0, 3))).toThrow(/etcdctl migrate did not write the v2 store faithfully: v2 keys=50 .*, v3 keys=49 /);
+    expect(() => checkMigratedDb(db, sumOf(0, 3))).toThrow(
+      /etcdctl migrate did not write the v2 store faithfully: v2 keys=50 .*, v3 keys=49 /,
+    );
     // The 49 keys; which of them carry a TTL does not matter to the db (migrate drops TTLs).
     expect(checkMigratedDb(db, sumOf(1, 3)).sum.digest().keys).toBe(49);
     // A changed value is refused.
@@ -80,18 +97,40 @@ describe('checkMigratedDb', () => {
 });
 
 describe('sameKeyBucket', () => {
-  it("holds for the db that etcdctl snapshot restore made of it (page for page), not once etcd wrote a key, nor for other data", async () => {
+  it('holds for the db that etcdctl snapshot restore made of it (page for page), not once etcd wrote a key, nor for other data', async () => {
     const dir = await tmpDir();
     let m = await startEtcd('3.3.25', path.join(dir, 'a'));
-    const put = (endpoint: string, k: string, v: string) => fetch(`${endpoint}/v3beta/kv/put`, { method: 'POST', body: JSON.stringify({ key: Buffer.from(k).toString('base64'), value: Buffer.from(v).toString('base64') }) }).then((r) => expect(r.status).toBe(200));
+    const put = (endpoint: string, k: string, v: string) =>
+      fetch(`${endpoint}/v3beta/kv/put`, {
+        method: 'POST',
+        body: JSON.stringify({ key: Buffer.from(k).toString('base64'), value: Buffer.from(v).toString('base64') }),
+      }).then((r) => expect(r.status).toBe(200));
     // Thousands of keys (branch pages) and a value bigger than a page (overflow pages).
-    for (let i = 0; i < 4000; i += 200) await Promise.all(Array.from({ length: 200 }, (_, j) => put(m.endpoint, `/registry/pods/p-${i + j}`, `{"i":${i + j}}`)));
+    for (let i = 0; i < 4000; i += 200)
+      await Promise.all(
+        Array.from({ length: 200 }, (_, j) => put(m.endpoint, `/registry/pods/p-${i + j}`, `{"i":${i + j}}`)),
+      );
     await put(m.endpoint, '/big', 'x'.repeat(20_000));
     await m.stop();
     const db = path.join(dir, 'a', 'member', 'snap', 'db');
     const peer = 'http://127.0.0.1:1';
-    await restoreSnapshot({ binDir: BIN_DIR, version: parseVersion('3.3.25'), file: db, dataDir: path.join(dir, 'restored'), token: 't', env: {}, skipHashCheck: true,
-      member: { name: 'm1', initialCluster: `m1=${peer}`, listenPeerUrls: peer, initialAdvertisePeerUrls: peer, port: 1, extraArgs: [] } });
+    await restoreSnapshot({
+      binDir: BIN_DIR,
+      version: parseVersion('3.3.25'),
+      file: db,
+      dataDir: path.join(dir, 'restored'),
+      token: 't',
+      env: {},
+      skipHashCheck: true,
+      member: {
+        name: 'm1',
+        initialCluster: `m1=${peer}`,
+        listenPeerUrls: peer,
+        initialAdvertisePeerUrls: peer,
+        port: 1,
+        extraArgs: [],
+      },
+    });
     const restored = path.join(dir, 'restored', 'member', 'snap', 'db');
     // The restore changed other buckets (the file differs), not the key bucket.
     expect((await fs.readFile(restored)).equals(await fs.readFile(db))).toBe(false);
@@ -128,7 +167,10 @@ describe('liveKeyCount', () => {
     const dir = await tmpDir();
     expect(liveKeyCount(path.join(dir, 'member', 'snap', 'db'))).toBe(0);
     const m = await startEtcd('3.3.25', dir);
-    const op = (path_: string, body: object) => fetch(`${m.endpoint}/v3beta/kv/${path_}`, { method: 'POST', body: JSON.stringify(body) }).then((r) => expect(r.status).toBe(200));
+    const op = (path_: string, body: object) =>
+      fetch(`${m.endpoint}/v3beta/kv/${path_}`, { method: 'POST', body: JSON.stringify(body) }).then((r) =>
+        expect(r.status).toBe(200),
+      );
     const b64 = (s: string) => Buffer.from(s).toString('base64');
     for (const k of ['a', 'b', 'c']) await op('put', { key: b64(k), value: b64('1') });
     await op('put', { key: b64('a'), value: b64('2') });
@@ -143,7 +185,9 @@ describe('liveKeyCount', () => {
 
 it('says which file it cannot read, in one line', async () => {
   const dir = await tmpDir();
-  expect(() => readDbKeyspace(path.join(dir, 'nope'))).toThrow(/cannot read the db that etcdctl migrate wrote \(.*nope\): ENOENT/);
+  expect(() => readDbKeyspace(path.join(dir, 'nope'))).toThrow(
+    /cannot read the db that etcdctl migrate wrote \(.*nope\): ENOENT/,
+  );
 });
 
 it('refuses a db that ends inside a page (a truncated file): never reads the missing bytes as zeros', async () => {
@@ -151,8 +195,15 @@ it('refuses a db that ends inside a page (a truncated file): never reads the mis
   const m = await startEtcd('3.3.25', dir);
   const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
   const big = Buffer.alloc(100_000, 'Q');
-  for (const [k, v] of [['/a', 'v'], ['/big', big], ['/z', 'v']] as const) {
-    const r = await fetch(`${m.endpoint}/v3beta/kv/put`, { method: 'POST', body: JSON.stringify({ key: b64(k), value: b64(v) }) });
+  for (const [k, v] of [
+    ['/a', 'v'],
+    ['/big', big],
+    ['/z', 'v'],
+  ] as const) {
+    const r = await fetch(`${m.endpoint}/v3beta/kv/put`, {
+      method: 'POST',
+      body: JSON.stringify({ key: b64(k), value: b64(v) }),
+    });
     expect(r.status).toBe(200);
   }
   await m.stop();

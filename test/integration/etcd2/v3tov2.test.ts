@@ -15,7 +15,10 @@ beforeAll(requireBinaries);
 
 const NAME = 'm1';
 const KEYS = 10_000;
-const OUTSIDE: DataKey[] = [{ key: '/other/a', value: 'x' }, { key: '/registryfoo', value: 'y' }];
+const OUTSIDE: DataKey[] = [
+  { key: '/other/a', value: 'x' },
+  { key: '/registryfoo', value: 'y' },
+];
 
 async function makeV3Data(dir: string, keys: readonly DataKey[]): Promise<void> {
   const m = await startEtcd('3.4.23', dir, { name: NAME });
@@ -25,11 +28,34 @@ async function makeV3Data(dir: string, keys: readonly DataKey[]): Promise<void> 
 }
 
 async function rollback(dir: string, env: Record<string, string> = {}) {
-  return runCli(['--data-dir', dir, '--target-version', '3.3.25', '--target-storage', 'etcd2', '--bin-dir', BIN_DIR, '--name', NAME,
-    '--port', String(await freePort()), '--peer-port', String(await freePort())], env);
+  return runCli(
+    [
+      '--data-dir',
+      dir,
+      '--target-version',
+      '3.3.25',
+      '--target-storage',
+      'etcd2',
+      '--bin-dir',
+      BIN_DIR,
+      '--name',
+      NAME,
+      '--port',
+      String(await freePort()),
+      '--peer-port',
+      String(await freePort()),
+    ],
+    env,
+  );
 }
 
-interface V2Node { key: string; value?: string; dir?: boolean; expiration?: string; nodes?: V2Node[] }
+interface V2Node {
+  key: string;
+  value?: string;
+  dir?: boolean;
+  expiration?: string;
+  nodes?: V2Node[];
+}
 
 /** Every key of a v2 store through the v2 API, with its expiry (ms) if it has a TTL. */
 async function v2Keys(endpoint: string): Promise<Map<string, { value: string; expires?: number }>> {
@@ -53,9 +79,19 @@ describe('rollback etcd3 -> etcd2', () => {
     const r = await rollback(dir, { LOG_LEVEL: 'debug' });
     const ended = Date.now();
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(new RegExp(`step 1/1 roll back 3\\.4\\.23/etcd3 -> 3\\.3\\.25/etcd2: ${counted(keys.length, 'key')} \\(${figure(keys.filter((k) => k.ttl).length)} with a TTL\\), 2 keys outside /registry/ left out, [\\d.]+ s$`, 'm'));
-    expect(r.stderr).toContain(`read ${keys.length} keys under /registry/ (${keys.filter((k) => k.ttl).length} on a lease); 2 keys outside /registry/ are not rolled back`);
-    const report = /before \(v3, under \/registry\/\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+); after \(v2\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+)/.exec(r.stderr);
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `step 1/1 roll back 3\\.4\\.23/etcd3 -> 3\\.3\\.25/etcd2: ${counted(keys.length, 'key')} \\(${figure(keys.filter((k) => k.ttl).length)} with a TTL\\), 2 keys outside /registry/ left out, [\\d.]+ s$`,
+        'm',
+      ),
+    );
+    expect(r.stderr).toContain(
+      `read ${keys.length} keys under /registry/ (${keys.filter((k) => k.ttl).length} on a lease); 2 keys outside /registry/ are not rolled back`,
+    );
+    const report =
+      /before \(v3, under \/registry\/\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+); after \(v2\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+)/.exec(
+        r.stderr,
+      );
     expect(report, r.stderr).not.toBeNull();
     expect(report![2]).toBe(report![1]);
     expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.3.25/etcd2');
@@ -96,17 +132,25 @@ describe('rollback etcd3 -> etcd2', () => {
     keys.splice(100, 0, { key: '/registry/pods/ns-1/proto', value: 'k8s\0\n\x02v1\x12\x03Pod' });
     await makeV3Data(dir, keys);
     // An older backup of this data dir, and room for one: a refusal writes no backup and deletes none.
-    const older = path.join(`${dir}.backups`, `${backupId(await fs.realpath(dir))}-20200101T000000000Z-3.4.23-etcd3.backup`);
+    const older = path.join(
+      `${dir}.backups`,
+      `${backupId(await fs.realpath(dir))}-20200101T000000000Z-3.4.23-etcd3.backup`,
+    );
     await fs.mkdir(path.dirname(older), { mode: 0o700 });
     await fs.writeFile(older, 'older', { mode: 0o600 });
     const before = await treeSnapshot(dir);
     const r = await rollback(dir, { KEEP_BACKUPS: '1' });
     expect(r.exitCode, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/error: the value of "\/registry\/pods\/ns-1\/proto" is Kubernetes protobuf .*nothing was changed/);
+    expect(r.stderr).toMatch(
+      /error: the value of "\/registry\/pods\/ns-1\/proto" is Kubernetes protobuf .*nothing was changed/,
+    );
     expect(await fs.readdir(path.dirname(older))).toEqual([path.basename(older)]);
     expect(r.stderr).toMatch(/the step refused before changing anything; its backup \S+ was removed/);
     // The refusal is one line, the last (the run's backup, taken before the step, is logged above it).
-    const errors = r.stderr.trim().split('\n').filter((l) => l.startsWith('etcd-migrate: error:'));
+    const errors = r.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('etcd-migrate: error:'));
     expect(errors).toHaveLength(1);
     expect(r.stderr.trim().split('\n').at(-1)).toBe(errors[0]);
     expect(await treeSnapshot(dir)).toEqual(before);
@@ -115,18 +159,28 @@ describe('rollback etcd3 -> etcd2', () => {
   it.each([
     ['an empty name (//)', '/registry/pods//p', /the key "\/registry\/pods\/\/p" has an empty name in its path/],
     ['a hidden name', '/registry/pods/_p', /the key "\/registry\/pods\/_p" has a name starting with _ in its path/],
-    ['a key that is also a directory', '/registry/pods/ns-1', /the key "\/registry\/pods\/ns-1" is also a directory in etcd2 \(the key "\/registry\/pods\/ns-1\/pod-\d+" is under it\)/],
-  ])('refuses a key etcd2 cannot hold (%s) before the target etcd runs, naming it, changing nothing', async (_what, key, message) => {
-    const dir = path.join(await tmpDir(), 'data');
-    await makeV3Data(dir, [...k8sDataSet(100), { key, value: '{"kind":"Pod"}' }]);
-    const before = await treeSnapshot(dir);
-    const r = await rollback(dir);
-    expect(r.exitCode, r.stderr).toBe(2);
-    const errors = r.stderr.trim().split('\n').filter((l) => l.startsWith('etcd-migrate: error:'));
-    expect(errors).toHaveLength(1);
-    expect(errors[0]).toMatch(message);
-    expect(errors[0]).toMatch(/nothing was changed\. Rename or delete/);
-    expect(r.stderr.trim().split('\n').at(-1)).toBe(errors[0]);
-    expect(await treeSnapshot(dir)).toEqual(before);
-  });
+    [
+      'a key that is also a directory',
+      '/registry/pods/ns-1',
+      /the key "\/registry\/pods\/ns-1" is also a directory in etcd2 \(the key "\/registry\/pods\/ns-1\/pod-\d+" is under it\)/,
+    ],
+  ])(
+    'refuses a key etcd2 cannot hold (%s) before the target etcd runs, naming it, changing nothing',
+    async (_what, key, message) => {
+      const dir = path.join(await tmpDir(), 'data');
+      await makeV3Data(dir, [...k8sDataSet(100), { key, value: '{"kind":"Pod"}' }]);
+      const before = await treeSnapshot(dir);
+      const r = await rollback(dir);
+      expect(r.exitCode, r.stderr).toBe(2);
+      const errors = r.stderr
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('etcd-migrate: error:'));
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatch(message);
+      expect(errors[0]).toMatch(/nothing was changed\. Rename or delete/);
+      expect(r.stderr.trim().split('\n').at(-1)).toBe(errors[0]);
+      expect(await treeSnapshot(dir)).toEqual(before);
+    },
+  );
 });

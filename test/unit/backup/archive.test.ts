@@ -18,14 +18,21 @@ async function memberTree(root: string): Promise<void> {
   await fs.mkdir(path.join(root, 'member/snap'), { recursive: true, mode: 0o700 });
   await fs.mkdir(path.join(root, 'member/wal'), { mode: 0o700 });
   await fs.writeFile(path.join(root, 'member/snap/db'), crypto.randomBytes(3_000_001), { mode: 0o600 });
-  await fs.writeFile(path.join(root, 'member/snap/0000000000000001-0000000000000001.snap'), 'raft snapshot', { mode: 0o644 });
-  await fs.writeFile(path.join(root, 'member/wal/0000000000000000-0000000000000000.wal'), Buffer.alloc(8_000_000), { mode: 0o600 });
+  await fs.writeFile(path.join(root, 'member/snap/0000000000000001-0000000000000001.snap'), 'raft snapshot', {
+    mode: 0o644,
+  });
+  await fs.writeFile(path.join(root, 'member/wal/0000000000000000-0000000000000000.wal'), Buffer.alloc(8_000_000), {
+    mode: 0o600,
+  });
   await fs.writeFile(path.join(root, 'member/wal/empty'), '', { mode: 0o600 });
   await fs.chmod(path.join(root, 'member/snap/0000000000000001-0000000000000001.snap'), 0o644);
 }
 
 async function refused(p: Promise<unknown>): Promise<IntegrityError> {
-  const e = await p.then(() => undefined, (err: unknown) => err);
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
   expect(e).toBeInstanceOf(IntegrityError);
   return e as IntegrityError;
 }
@@ -35,8 +42,10 @@ const V1 = 'fixture-20261203T200000000Z-3.5.30-etcd3.backup';
 
 /** Every combination a backup is written with. */
 const KINDS = [
-  ['plain', undefined, 'none'], ['plain, zstd', undefined, 'zstd'],
-  ['encrypted', crypto.randomBytes(32), 'none'], ['encrypted, zstd', crypto.randomBytes(32), 'zstd'],
+  ['plain', undefined, 'none'],
+  ['plain, zstd', undefined, 'zstd'],
+  ['encrypted', crypto.randomBytes(32), 'none'],
+  ['encrypted, zstd', crypto.randomBytes(32), 'zstd'],
 ] as const;
 
 describe('backup archive', () => {
@@ -61,33 +70,52 @@ describe('backup archive', () => {
     expect(await treeSnapshot(path.join(out, 'member'))).toEqual(await treeSnapshot(path.join(src, 'member')));
   });
 
-  it.each(['none', 'zstd'] as const)('%s: a large file goes through the hashing thread, there and back, and damage is still found', async (codec) => {
-    const dir = await tmpDir();
-    const src = path.join(dir, 'src');
-    await memberTree(src);
-    // 48 MiB that neither zeros nor zstd make small: past the 32 blocks hashed in place.
-    const big = Buffer.concat(Array.from({ length: 48 }, () => Buffer.from(crypto.randomBytes(768 << 10).toString('base64'))));
-    await fs.writeFile(path.join(src, 'member/snap/db'), big);
-    const file = path.join(dir, 'b');
-    const written = await writeArchiveFile(src, file, HEADER, undefined, true, codec);
-    expect(written.entries.find((e) => e.path === 'member/snap/db')!.size).toBe(big.length);
-    const out = path.join(dir, 'out');
-    await fs.mkdir(out);
-    expect((await readArchiveFile(file, undefined, out)).entries).toEqual(written.entries);
-    expect((await fs.readFile(path.join(out, 'member/snap/db'))).equals(big)).toBe(true);
-    const bad = await fs.readFile(file);
-    bad[bad.length - 5_000_000]! ^= 0x04; // inside one of the last blocks: hashed on the thread
-    await fs.writeFile(file, bad);
-    expect((await refused(readArchiveFile(file, undefined))).message).toMatch(/does not match its sha256|cannot be decompressed/);
-  });
+  it.each(['none', 'zstd'] as const)(
+    '%s: a large file goes through the hashing thread, there and back, and damage is still found',
+    async (codec) => {
+      const dir = await tmpDir();
+      const src = path.join(dir, 'src');
+      await memberTree(src);
+      // 48 MiB that neither zeros nor zstd make small: past the 32 blocks hashed in place.
+      const big = Buffer.concat(
+        Array.from({ length: 48 }, () => Buffer.from(crypto.randomBytes(768 << 10).toString('base64'))),
+      );
+      await fs.writeFile(path.join(src, 'member/snap/db'), big);
+      const file = path.join(dir, 'b');
+      const written = await writeArchiveFile(src, file, HEADER, undefined, true, codec);
+      expect(written.entries.find((e) => e.path === 'member/snap/db')!.size).toBe(big.length);
+      const out = path.join(dir, 'out');
+      await fs.mkdir(out);
+      expect((await readArchiveFile(file, undefined, out)).entries).toEqual(written.entries);
+      expect((await fs.readFile(path.join(out, 'member/snap/db'))).equals(big)).toBe(true);
+      const bad = await fs.readFile(file);
+      bad[bad.length - 5_000_000]! ^= 0x04; // inside one of the last blocks: hashed on the thread
+      await fs.writeFile(file, bad);
+      expect((await refused(readArchiveFile(file, undefined))).message).toMatch(
+        /does not match its sha256|cannot be decompressed/,
+      );
+    },
+  );
 
   it('reports every byte it reads and every byte it checks, for the progress of a large backup', async () => {
     const dir = await tmpDir();
     await memberTree(path.join(dir, 'src'));
     let written = 0;
     let checked = 0;
-    const m = await writeArchiveFile(path.join(dir, 'src'), path.join(dir, 'b'), HEADER, undefined, true, 'none', (n) => { written += n; });
-    await readArchiveFile(path.join(dir, 'b'), undefined, undefined, (n) => { checked += n; });
+    const m = await writeArchiveFile(
+      path.join(dir, 'src'),
+      path.join(dir, 'b'),
+      HEADER,
+      undefined,
+      true,
+      'none',
+      (n) => {
+        written += n;
+      },
+    );
+    await readArchiveFile(path.join(dir, 'b'), undefined, undefined, (n) => {
+      checked += n;
+    });
     expect(m.bytes).toBe(3_000_001 + 13 + 8_000_000);
     expect([written, checked]).toEqual([m.bytes, m.bytes]);
   });
@@ -130,14 +158,21 @@ describe('backup archive', () => {
     await fs.mkdir(path.join(root, 'member/wal'), { recursive: true });
     await fs.writeFile(path.join(root, 'member/db'), 'etcd');
     await fs.writeFile(path.join(root, 'member/wal/0.wal'), Buffer.alloc(8));
-    for (const [p, mode] of [['member', 0o700], ['member/wal', 0o700], ['member/db', 0o600], ['member/wal/0.wal', 0o600]] as const) {
+    for (const [p, mode] of [
+      ['member', 0o700],
+      ['member/wal', 0o700],
+      ['member/db', 0o600],
+      ['member/wal/0.wal', 0o600],
+    ] as const) {
       await fs.chmod(path.join(root, p), mode);
     }
     const header = { dataVersion: '3.5.30/etcd3', created: '2026-12-03T00:00:00.000Z', source: '/var/etcd/data' };
     const parts: Buffer[] = [];
     for await (const b of archiveBytes(root, header, { header, entries: [], bytes: 0 }, 'none')) parts.push(b);
     const doc = await fs.readFile(path.join(import.meta.dirname, '../../../docs/backups.md'), 'utf8');
-    const hex = /\*\*Test vector\*\* \(`test\/unit\/backup\/archive\.test\.ts`[\s\S]*?```\n([0-9a-f\n]+)```/.exec(doc)![1]!.replace(/\n/g, '');
+    const hex = /\*\*Test vector\*\* \(`test\/unit\/backup\/archive\.test\.ts`[\s\S]*?```\n([0-9a-f\n]+)```/
+      .exec(doc)![1]!
+      .replace(/\n/g, '');
     expect(Buffer.concat(parts).toString('hex')).toBe(hex);
     expect((await readArchive(Readable.from([Buffer.from(hex, 'hex')]))).bytes).toBe(12);
   });
@@ -145,7 +180,8 @@ describe('backup archive', () => {
   it('never writes outside the target, whatever the archive says', async () => {
     const dir = await tmpDir();
     const head = (v: number) => `etcd-migrate archive ${v}\n${JSON.stringify({ ...HEADER, block: 1 << 20 })}\n`;
-    const hostile = (v: number, p: string) => Readable.from([Buffer.from(head(v) + JSON.stringify({ t: 'f', p, m: 420, n: 1 }) + '\nx')]);
+    const hostile = (v: number, p: string) =>
+      Readable.from([Buffer.from(head(v) + JSON.stringify({ t: 'f', p, m: 420, n: 1 }) + '\nx')]);
     for (const v of [1, 2]) {
       for (const p of ['../evil', 'member/../../evil', '/etc/evil', 'other/x', 'member/./x']) {
         await refused(readArchive(hostile(v, p), dir));
@@ -164,18 +200,29 @@ describe('backup archive', () => {
     await refused(readArchive(Readable.from([Buffer.concat([raw, Buffer.from('x')])])));
     await refused(readArchive(Readable.from([Buffer.from('etcd-migrate archive 2\n{not json}\n')])));
     for (const block of [0, 1.5, 17 << 20, '1']) {
-      await refused(readArchive(Readable.from([Buffer.from(`etcd-migrate archive 2\n${JSON.stringify({ ...HEADER, block })}\n`)])));
+      await refused(
+        readArchive(Readable.from([Buffer.from(`etcd-migrate archive 2\n${JSON.stringify({ ...HEADER, block })}\n`)])),
+      );
     }
     expect((await readArchive(Readable.from([raw]))).header).toEqual(HEADER);
   });
 
   it('reads version 1 backups (zstd around the archive), plain and encrypted, and refuses them damaged', async () => {
     const key = keyFromFileBytes(await fs.readFile(path.join(FIXTURES, 'key')), 'key');
-    for (const [file, k] of [[V1, undefined], [`${V1}.enc`, key]] as const) {
+    for (const [file, k] of [
+      [V1, undefined],
+      [`${V1}.enc`, key],
+    ] as const) {
       const dir = await tmpDir();
       const m = await readArchiveFile(path.join(FIXTURES, file), k, dir);
       expect(m.header.dataVersion).toBe('3.5.30/etcd3');
-      expect(m.entries.map((e) => e.path)).toEqual(['member', 'member/snap', 'member/snap/db', 'member/wal', 'member/wal/0000000000000000-0000000000000000.wal']);
+      expect(m.entries.map((e) => e.path)).toEqual([
+        'member',
+        'member/snap',
+        'member/snap/db',
+        'member/wal',
+        'member/wal/0000000000000000-0000000000000000.wal',
+      ]);
       const db = await fs.readFile(path.join(dir, 'member/snap/db'));
       expect(m.entries[2]!.sha256).toBe(crypto.hash('sha256', db));
       expect(db.includes('/registry/fixture/leased')).toBe(true);

@@ -4,7 +4,13 @@ import crypto from 'node:crypto';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
-import { CRYPT_MAGIC, decryptStream, encryptStream, IntegrityError, keyFromFileBytes } from '../../../src/backup/crypt.ts';
+import {
+  CRYPT_MAGIC,
+  decryptStream,
+  encryptStream,
+  IntegrityError,
+  keyFromFileBytes,
+} from '../../../src/backup/crypt.ts';
 
 const KEY = crypto.randomBytes(32);
 const HEADER = CRYPT_MAGIC.length + 4 + 32 + 32;
@@ -22,7 +28,10 @@ const enc = (plain: Buffer, chunk = 16) => run(encryptStream(KEY, chunk), plain)
 const dec = (sealed: Buffer, key = KEY) => run(decryptStream(key), sealed, 5);
 
 async function refused(p: Promise<unknown>): Promise<IntegrityError> {
-  const e = await p.then(() => undefined, (err: unknown) => err);
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
   expect(e).toBeInstanceOf(IntegrityError);
   return e as IntegrityError;
 }

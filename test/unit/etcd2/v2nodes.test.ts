@@ -5,13 +5,22 @@ import { prefixEnd } from '../../../src/etcd/client/v3.ts';
 const listing = JSON.stringify({
   action: 'get',
   node: {
-    key: '/registry', dir: true,
+    key: '/registry',
+    dir: true,
     nodes: [
       { key: '/registry/a', value: '{"x":"}]\\\\","y":[1,{"z":2}]}', modifiedIndex: 4, createdIndex: 4 },
       { key: '/registry/events', dir: true, modifiedIndex: 5, createdIndex: 5 },
-      { key: '/registry/b"q', value: 'ü€\n\\"', expiration: '2026-11-26T19:50:45.353184769Z', ttl: 3600, modifiedIndex: 6, createdIndex: 6 },
+      {
+        key: '/registry/b"q',
+        value: 'ü€\n\\"',
+        expiration: '2026-11-26T19:50:45.353184769Z',
+        ttl: 3600,
+        modifiedIndex: 6,
+        createdIndex: 6,
+      },
     ],
-    modifiedIndex: 4, createdIndex: 4,
+    modifiedIndex: 4,
+    createdIndex: 4,
   },
 });
 
@@ -21,7 +30,8 @@ describe('ChildNodeScanner', () => {
     for (const size of [1, 2, 3, 7, 64, listing.length]) {
       const s = new ChildNodeScanner();
       const got: unknown[] = [];
-      for (let i = 0; i < listing.length; i += size) got.push(...s.push(listing.slice(i, i + size)).map((t) => JSON.parse(t)));
+      for (let i = 0; i < listing.length; i += size)
+        got.push(...s.push(listing.slice(i, i + size)).map((t) => JSON.parse(t)));
       expect(got, `chunk size ${size}`).toEqual(want);
       expect(s.complete).toBe(true);
     }
@@ -36,7 +46,10 @@ describe('ChildNodeScanner', () => {
   });
   it('keeps no more text than the child being read', () => {
     const s = new ChildNodeScanner();
-    const big = JSON.stringify({ action: 'get', node: { dir: true, nodes: Array.from({ length: 1000 }, (_, i) => ({ key: `/k${i}`, value: 'v'.repeat(100) })) } });
+    const big = JSON.stringify({
+      action: 'get',
+      node: { dir: true, nodes: Array.from({ length: 1000 }, (_, i) => ({ key: `/k${i}`, value: 'v'.repeat(100) })) },
+    });
     let n = 0;
     for (let i = 0; i < big.length; i += 500) {
       n += s.push(big.slice(i, i + 500)).length;
@@ -59,7 +72,8 @@ describe('prefixEnd', () => {
     for (const size of [1, 5, 64, text.length]) {
       const s = new ChildNodeScanner(CONCATENATED);
       const got: unknown[] = [];
-      for (let i = 0; i < text.length; i += size) got.push(...s.push(text.slice(i, i + size)).map((t) => JSON.parse(t)));
+      for (let i = 0; i < text.length; i += size)
+        got.push(...s.push(text.slice(i, i + size)).map((t) => JSON.parse(t)));
       expect(got, `chunk size ${size}`).toEqual(nodes);
       expect(s.complete).toBe(true);
     }

@@ -7,7 +7,17 @@ import { first } from '../../helpers/walfile.ts';
 
 describe('withoutFlag', () => {
   it('leaves out a flag in each of its spellings, with its value, and keeps the rest', () => {
-    const args = ['--cert-file=/c', '--snapshot-count=10000', '-snapshot-count', '5', '--snapshot-count', '7', '--key-file', '/k', '-snapshot-count=3'];
+    const args = [
+      '--cert-file=/c',
+      '--snapshot-count=10000',
+      '-snapshot-count',
+      '5',
+      '--snapshot-count',
+      '7',
+      '--key-file',
+      '/k',
+      '-snapshot-count=3',
+    ];
     expect(withoutFlag(args, '--snapshot-count')).toEqual(['--cert-file=/c', '--key-file', '/k']);
   });
 });
@@ -30,11 +40,25 @@ describe('v2StoreSnapshot', () => {
       await fs.writeFile(path.join(member, 'snap', '0000000000000002-0000000000000003.snap'), 'older');
       await fs.writeFile(path.join(member, 'snap', '0000000000000002-0000000000000005.snap'), 'newest');
       const o = {
-        bin: path.join(dir, 'no-etcd'), version: { major: 3, minor: 3, patch: 25 }, dataDir: path.join(dir, 'data'), scratch: path.join(dir, 'copy'),
-        member: { name: 'm1', initialCluster: 'm1=http://127.0.0.1:1', listenPeerUrls: 'http://127.0.0.1:1', initialAdvertisePeerUrls: 'http://127.0.0.1:1', port: 2, extraArgs: [] },
-        env: {}, timeoutMs: 1000,
+        bin: path.join(dir, 'no-etcd'),
+        version: { major: 3, minor: 3, patch: 25 },
+        dataDir: path.join(dir, 'data'),
+        scratch: path.join(dir, 'copy'),
+        member: {
+          name: 'm1',
+          initialCluster: 'm1=http://127.0.0.1:1',
+          listenPeerUrls: 'http://127.0.0.1:1',
+          initialAdvertisePeerUrls: 'http://127.0.0.1:1',
+          port: 2,
+          extraArgs: [],
+        },
+        env: {},
+        timeoutMs: 1000,
       };
-      expect(await v2StoreSnapshot(o)).toEqual({ file: path.join(member, 'snap', '0000000000000002-0000000000000005.snap'), etcdRan: false });
+      expect(await v2StoreSnapshot(o)).toEqual({
+        file: path.join(member, 'snap', '0000000000000002-0000000000000005.snap'),
+        etcdRan: false,
+      });
       // One entry past it: etcd must write a newer one (here there is no etcd to start).
       await fs.writeFile(path.join(member, 'wal', '0000000000000000-0000000000000000.wal'), wal(6));
       await expect(v2StoreSnapshot(o)).rejects.toThrow();

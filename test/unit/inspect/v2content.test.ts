@@ -4,20 +4,32 @@ import { describe, expect, it } from 'vitest';
 import { allowedOn36, classifyEntryData, customSnapshotPaths } from '../../../src/inspect/v2content.ts';
 import { bf, vf } from '../../helpers/walfile.ts';
 
-
 /** A pb.Request as gogoproto writes it (proto2, non-nullable: every field but 8 and 17, zeros too). */
-const gogoRequest = (method: string, p: string, time = 0) => Buffer.concat([
-  vf(1, 12345), bf(2, method), bf(3, p), bf(4, ''), vf(5, 0), bf(6, ''), vf(7, 0),
-  ...[9, 10, 11, 12, 13, 14].map((f) => vf(f, 0)), vf(15, time), vf(16, 0),
-]);
+const gogoRequest = (method: string, p: string, time = 0) =>
+  Buffer.concat([
+    vf(1, 12345),
+    bf(2, method),
+    bf(3, p),
+    bf(4, ''),
+    vf(5, 0),
+    bf(6, ''),
+    vf(7, 0),
+    ...[9, 10, 11, 12, 13, 14].map((f) => vf(f, 0)),
+    vf(15, time),
+    vf(16, 0),
+  ]);
 
 // Entries etcd 3.5.30 wrote at its first start: its publish, the cluster version, a v3 put.
 const hex = (...parts: string[]) => Buffer.from(parts.join(''), 'hex');
-const PUBLISH = hex('0881b8d194d1c7e8863912035055541a262f302f6d656d626572732f626461653962626331316464333930642f',
+const PUBLISH = hex(
+  '0881b8d194d1c7e8863912035055541a262f302f6d656d626572732f626461653962626331316464333930642f',
   '6174747269627574657322347b226e616d65223a226d222c22636c69656e7455524c73223a5b22687474703a2f2f',
-  '3132372e302e302e313a3233373931225d7d2800320038004800500058006000680070007800800100');
-const VERSION = hex('0882b8d194d1c7e8863912035055541a0a2f302f76657273696f6e2205332e352e30',
-  '2800320038004800500058006000680070007800800100');
+  '3132372e302e302e313a3233373931225d7d2800320038004800500058006000680070007800800100',
+);
+const VERSION = hex(
+  '0882b8d194d1c7e8863912035055541a0a2f302f76657273696f6e2205332e352e30',
+  '2800320038004800500058006000680070007800800100',
+);
 const V3_PUT = Buffer.from('22080a026b3112027631a2060a0883b8d194d1c7e88639', 'hex');
 
 describe('classifyEntryData', () => {
@@ -66,7 +78,7 @@ describe('classifyEntryData', () => {
 });
 
 describe('allowedOn36', () => {
-  it('only PUT of a member\'s attributes or of the cluster version', () => {
+  it("only PUT of a member's attributes or of the cluster version", () => {
     expect(allowedOn36('PUT', '/0/members/bdae9bbc11dd390d/attributes')).toBe(true);
     expect(allowedOn36('PUT', '/0/members/1/attributes')).toBe(true);
     expect(allowedOn36('PUT', '/0/version')).toBe(true);
@@ -81,15 +93,17 @@ describe('allowedOn36', () => {
 });
 
 type Node = { Path: string; Value?: string; Children: Record<string, Node> | null };
-const dir = (p: string, ...kids: Node[]): Node =>
-  ({ Path: p, Children: Object.fromEntries(kids.map((k) => [k.Path.split('/').pop()!, k])) });
+const dir = (p: string, ...kids: Node[]): Node => ({
+  Path: p,
+  Children: Object.fromEntries(kids.map((k) => [k.Path.split('/').pop()!, k])),
+});
 const key = (p: string): Node => ({ Path: p, Value: 'secret', Children: null });
 const store = (...top: Node[]) => {
   const root = dir('/', dir('/0', dir('/0/members'), key('/0/version')), ...top);
   return Buffer.from(JSON.stringify({ Root: root, CurrentIndex: 9 }));
 };
 
-describe('customSnapshotPaths (3.6\'s IsMetaStoreOnly)', () => {
+describe("customSnapshotPaths (3.6's IsMetaStoreOnly)", () => {
   it('none in a store of /0 with an empty /1 and an empty v2 auth tree', () => {
     expect(customSnapshotPaths(store())).toEqual([]);
     const auth = dir('/2', key('/2/enabled'), dir('/2/users'), dir('/2/roles'));
@@ -107,13 +121,13 @@ describe('customSnapshotPaths (3.6\'s IsMetaStoreOnly)', () => {
     expect(customSnapshotPaths(store(auth))).toEqual(['/2/users/root']);
   });
 
-  it('hidden nodes do not count, as etcd\'s Get does not list them', () => {
+  it("hidden nodes do not count, as etcd's Get does not list them", () => {
     expect(customSnapshotPaths(store(dir('/1', key('/1/_hidden'))))).toEqual([]);
     expect(customSnapshotPaths(store(dir('/_x', key('/_x/a'))))).toEqual([]);
     expect(customSnapshotPaths(store(dir('/1', dir('/1/d', key('/1/d/_h')))))).toEqual(['/1/d']);
   });
 
-  it('any other top-level dir with children counts; a top-level key does not (3.6\'s rule)', () => {
+  it("any other top-level dir with children counts; a top-level key does not (3.6's rule)", () => {
     expect(customSnapshotPaths(store(dir('/3', key('/3/k'))))).toEqual(['/3/k']);
     expect(customSnapshotPaths(store(key('/k')))).toEqual([]);
   });

@@ -39,6 +39,8 @@ describe('linkMemberDir', () => {
     const dir = await tmpDir();
     await fs.mkdir(path.join(dir, 'live', 'member', 'snap'), { recursive: true });
     await fs.mkdir(path.join(dir, 'work', 'member'), { recursive: true });
-    await expect(linkMemberDir(path.join(dir, 'live', 'member'), path.join(dir, 'work', 'member'), [])).rejects.toThrow(/EEXIST/);
+    await expect(linkMemberDir(path.join(dir, 'live', 'member'), path.join(dir, 'work', 'member'), [])).rejects.toThrow(
+      /EEXIST/,
+    );
   });
 });

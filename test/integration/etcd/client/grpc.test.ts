@@ -15,7 +15,10 @@ const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
 const all = async (it: AsyncGenerator<KeyValue[]>) => {
   const out: KeyValue[] = [];
   // The gateway answers more fields (revisions, version); the conversion reads these three.
-  for await (const page of it) out.push(...page.map(({ key, value, lease }) => ({ key, ...(value ? { value } : {}), ...(lease ? { lease } : {}) })));
+  for await (const page of it)
+    out.push(
+      ...page.map(({ key, value, lease }) => ({ key, ...(value ? { value } : {}), ...(lease ? { lease } : {}) })),
+    );
   return out;
 };
 
@@ -26,14 +29,25 @@ describe.each(['3.3.25', '3.5.30'])('gRPC client on etcd %s', (version) => {
     const g = new V3Grpc(m.endpoint);
     onCleanup(async () => g.close());
     // Binary keys (0xff, a zero byte), an empty value, a key that sorts last.
-    const keys = [Buffer.from('/a'), Buffer.from([0x2f, 0x00, 0x01]), Buffer.from([0xff, 0xfe]), ...Array.from({ length: 20 }, (_, i) => Buffer.from(`/k/${String(i).padStart(2, '0')}`))];
+    const keys = [
+      Buffer.from('/a'),
+      Buffer.from([0x2f, 0x00, 0x01]),
+      Buffer.from([0xff, 0xfe]),
+      ...Array.from({ length: 20 }, (_, i) => Buffer.from(`/k/${String(i).padStart(2, '0')}`)),
+    ];
     const id = await g.grant(300);
     expect(await g.timeToLive(id)).toBeGreaterThan(295);
     // Values are put through the gateway, leases attached through gRPC (ignore_value keeps them).
     for (const [i, k] of keys.entries()) {
-      await httpClient(m.endpoint).text('POST', `${version.startsWith('3.3') ? '/v3beta' : '/v3'}/kv/put`, JSON.stringify({ key: b64(k), value: i === 0 ? '' : b64(`v${i}`) }));
+      await httpClient(m.endpoint).text(
+        'POST',
+        `${version.startsWith('3.3') ? '/v3beta' : '/v3'}/kv/put`,
+        JSON.stringify({ key: b64(k), value: i === 0 ? '' : b64(`v${i}`) }),
+      );
     }
-    await g.txn(keys.slice(0, 5).map((k) => ({ request_put: { key: b64(k), lease: id, ignore_value: true as const } })));
+    await g.txn(
+      keys.slice(0, 5).map((k) => ({ request_put: { key: b64(k), lease: id, ignore_value: true as const } })),
+    );
     // A lease with keys is not revoked (that would delete them); an empty one is, through either client.
     for (const api of [g, gw]) {
       expect(await api.revokeIfEmpty(id)).toBe(false);
@@ -53,7 +67,14 @@ describe.each(['3.3.25', '3.5.30'])('gRPC client on etcd %s', (version) => {
     expect(await g.count()).toBe(keys.length);
     for (const api of [g, gw]) {
       const raw: Array<{ key: string; value?: string; lease?: true }> = [];
-      for await (const page of api.rawRange()) raw.push(...page.map((kv) => ({ key: b64(kv.key), ...(kv.value.length ? { value: b64(kv.value) } : {}), ...(kv.leased ? { lease: true as const } : {}) })));
+      for await (const page of api.rawRange())
+        raw.push(
+          ...page.map((kv) => ({
+            key: b64(kv.key),
+            ...(kv.value.length ? { value: b64(kv.value) } : {}),
+            ...(kv.leased ? { lease: true as const } : {}),
+          })),
+        );
       expect(raw).toEqual(viaGrpc.map((kv) => ({ ...kv, ...(kv.lease ? { lease: true } : {}) })));
     }
     expect(await g.count(b64('/k/'), b64('/k0'))).toBe(20);
@@ -65,14 +86,24 @@ describe.each(['3.3.25', '3.5.30'])('gRPC client on etcd %s', (version) => {
   it("recognises etcd's errors: an unknown lease, a put with ignore_value on a missing key, too many operations", async () => {
     const m = await startEtcd(version, await tmpDir());
     await withGrpc(m.endpoint, async (g) => {
-      const err = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e as V3Error);
-      await httpClient(m.endpoint).text('POST', `${version.startsWith('3.3') ? '/v3beta' : '/v3'}/kv/put`, JSON.stringify({ key: b64('/x'), value: b64('v') }));
+      const err = (p: Promise<unknown>) =>
+        p.then(
+          () => undefined,
+          (e: unknown) => e as V3Error,
+        );
+      await httpClient(m.endpoint).text(
+        'POST',
+        `${version.startsWith('3.3') ? '/v3beta' : '/v3'}/kv/put`,
+        JSON.stringify({ key: b64('/x'), value: b64('v') }),
+      );
       const noLease = await err(g.txn([{ request_put: { key: b64('/x'), lease: '12345', ignore_value: true } }]));
       expect(noLease).toBeInstanceOf(V3Error);
       expect(noLease?.leaseNotFound).toBe(true);
       const noKey = await err(g.txn([{ request_put: { key: b64('/missing'), lease: '0', ignore_value: true } }]));
       expect(noKey?.keyNotFound).toBe(true);
-      const tooMany = await err(g.txn(Array.from({ length: 200 }, (_, i) => ({ request_delete_range: { key: b64(`/d${i}`) } }))));
+      const tooMany = await err(
+        g.txn(Array.from({ length: 200 }, (_, i) => ({ request_delete_range: { key: b64(`/d${i}`) } }))),
+      );
       expect(tooMany?.message).toMatch(/gRPC status 3: etcdserver: too many operations in txn request/);
     });
   });
@@ -82,7 +113,10 @@ it('pages by bytes when no page size is given: the first 10,000 keys, then pages
   const m = await startEtcd('3.3.25', await tmpDir(), { extraArgs: ['--max-txn-ops', '1000'] });
   const put = (i: number) => ({ request_put: { key: b64(`/k/${String(i).padStart(6, '0')}`), value: b64(`v${i}`) } });
   for (let t = 0; t < 25; t++) {
-    const r = await fetch(`${m.endpoint}/v3beta/kv/txn`, { method: 'POST', body: JSON.stringify({ success: Array.from({ length: 1000 }, (_, i) => put(t * 1000 + i)) }) });
+    const r = await fetch(`${m.endpoint}/v3beta/kv/txn`, {
+      method: 'POST',
+      body: JSON.stringify({ success: Array.from({ length: 1000 }, (_, i) => put(t * 1000 + i)) }),
+    });
     expect(r.status).toBe(200);
   }
   await withGrpc(m.endpoint, async (g) => {

@@ -21,23 +21,68 @@ describe('seedClusterVersion', () => {
     const restored = path.join(await tmpDir(), 'data');
     const [port, peerPort] = [await freePort(), await freePort()];
     const peer = `http://127.0.0.1:${peerPort}`;
-    await execa(path.join(BIN_DIR, 'etcdctl-3.3.25'), ['snapshot', 'restore', path.join(source, 'member', 'snap', 'db'), '--skip-hash-check',
-      '--data-dir', restored, '--name', 'm1', '--initial-cluster', `m1=${peer}`, '--initial-advertise-peer-urls', peer], { env: { ETCDCTL_API: '3' } });
+    await execa(
+      path.join(BIN_DIR, 'etcdctl-3.3.25'),
+      [
+        'snapshot',
+        'restore',
+        path.join(source, 'member', 'snap', 'db'),
+        '--skip-hash-check',
+        '--data-dir',
+        restored,
+        '--name',
+        'm1',
+        '--initial-cluster',
+        `m1=${peer}`,
+        '--initial-advertise-peer-urls',
+        peer,
+      ],
+      { env: { ETCDCTL_API: '3' } },
+    );
     expect(await seedClusterVersion(path.join(restored, 'member', 'snap'), '3.3.0')).toBe(true);
     expect(await seedClusterVersion(path.join(restored, 'member', 'snap'), '3.3.0')).toBe(false);
 
     const client = `http://127.0.0.1:${port}`;
-    const proc = execa(path.join(BIN_DIR, 'etcd-3.3.25'), ['--name', 'm1', '--data-dir', restored, '--listen-client-urls', client, '--advertise-client-urls', client,
-      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `m1=${peer}`, '--heartbeat-interval', '10', '--election-timeout', '100'],
-    { reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', buffer: false });
-    onCleanup(async () => { proc.kill('SIGKILL'); await proc; });
+    const proc = execa(
+      path.join(BIN_DIR, 'etcd-3.3.25'),
+      [
+        '--name',
+        'm1',
+        '--data-dir',
+        restored,
+        '--listen-client-urls',
+        client,
+        '--advertise-client-urls',
+        client,
+        '--listen-peer-urls',
+        peer,
+        '--initial-advertise-peer-urls',
+        peer,
+        '--initial-cluster',
+        `m1=${peer}`,
+        '--heartbeat-interval',
+        '10',
+        '--election-timeout',
+        '100',
+      ],
+      { reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', buffer: false },
+    );
+    onCleanup(async () => {
+      proc.kill('SIGKILL');
+      await proc;
+    });
     let log = '';
     proc.stderr!.setEncoding('utf8');
-    proc.stderr!.on('data', (c: string) => { log += c; });
+    proc.stderr!.on('data', (c: string) => {
+      log += c;
+    });
     const answers = new Set<string>();
     const deadline = Date.now() + 20_000;
     while (Date.now() < deadline) {
-      const r = await fetch(`${client}/version`).then((x) => x.json() as Promise<{ etcdcluster: string }>, () => undefined);
+      const r = await fetch(`${client}/version`).then(
+        (x) => x.json() as Promise<{ etcdcluster: string }>,
+        () => undefined,
+      );
       if (r) answers.add(r.etcdcluster);
       if (r?.etcdcluster === '3.3.0') break;
       await new Promise((res) => setTimeout(res, 2));

@@ -40,10 +40,26 @@ async function start(decideMs: string) {
   const [port, peer, dataDir] = [await freePort(), await freePort(), await tmpDir()];
   const lines: string[] = [];
   const t0 = Date.now();
-  const r = await withTempEtcd({
-    bin: path.join(bin, 'etcd-3.5.30'), version: parseVersion('3.5.30'), dataDir, storage: 'etcd3', env: { FAKE_DECIDE_MS: decideMs }, timeoutMs: 10_000, log: (l, x) => lines.push(`${x?.level ?? 'info'}: ${l}`),
-    member: { name: 'm1', initialCluster: `m1=http://127.0.0.1:${peer}`, listenPeerUrls: `http://127.0.0.1:${peer}`, initialAdvertisePeerUrls: `http://127.0.0.1:${peer}`, port, extraArgs: [] },
-  }, async (e) => ({ start: e.answeredAt! - e.spawnedAt, ready: Date.now() - t0 }));
+  const r = await withTempEtcd(
+    {
+      bin: path.join(bin, 'etcd-3.5.30'),
+      version: parseVersion('3.5.30'),
+      dataDir,
+      storage: 'etcd3',
+      env: { FAKE_DECIDE_MS: decideMs },
+      timeoutMs: 10_000,
+      log: (l, x) => lines.push(`${x?.level ?? 'info'}: ${l}`),
+      member: {
+        name: 'm1',
+        initialCluster: `m1=http://127.0.0.1:${peer}`,
+        listenPeerUrls: `http://127.0.0.1:${peer}`,
+        initialAdvertisePeerUrls: `http://127.0.0.1:${peer}`,
+        port,
+        extraArgs: [],
+      },
+    },
+    async (e) => ({ start: e.answeredAt! - e.spawnedAt, ready: Date.now() - t0 }),
+  );
   const spawns = (await fs.readFile(path.join(dataDir, 'spawns'), 'utf8')).trim().split('\n').length;
   return { ...r, spawns, lines };
 }
@@ -56,7 +72,7 @@ describe('TempEtcd', () => {
     expect(r.ready).toBeLessThan(2500);
     expect(r.lines).toEqual([
       'info: etcd 3.5.30 still had cluster version 3.4 300 ms after it first answered: started again',
-      'debug: its version monitor missed the leader\'s first commit and would look again 4 s after its start',
+      "debug: its version monitor missed the leader's first commit and would look again 4 s after its start",
     ]);
   });
 

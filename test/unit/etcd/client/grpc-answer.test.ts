@@ -38,17 +38,32 @@ async function count(pieces: Buffer[]): Promise<number> {
 
 describe('gRPC answers', () => {
   // A RangeResponse with a long header (field 1) and count (field 4) = 123,456.
-  const msg = new ProtoWriter().message(1, new ProtoWriter().bytes(9, Buffer.alloc(40_000, 7))).int(4, 123_456).finish();
+  const msg = new ProtoWriter()
+    .message(1, new ProtoWriter().bytes(9, Buffer.alloc(40_000, 7)))
+    .int(4, 123_456)
+    .finish();
   const whole = Buffer.concat([prefix(msg.length), msg]);
 
   it('reads an answer whose prefix and message are cut across frames', async () => {
     expect(await count([whole])).toBe(123_456);
-    expect(await count([whole.subarray(0, 2), whole.subarray(2, 3), whole.subarray(3, 9), whole.subarray(9, 20_000), whole.subarray(20_000)])).toBe(123_456);
+    expect(
+      await count([
+        whole.subarray(0, 2),
+        whole.subarray(2, 3),
+        whole.subarray(3, 9),
+        whole.subarray(9, 20_000),
+        whole.subarray(20_000),
+      ]),
+    ).toBe(123_456);
   });
 
   it('refuses an answer shorter or longer than its prefix says', async () => {
-    await expect(count([whole.subarray(0, whole.length - 1)])).rejects.toThrow(`a malformed gRPC answer (${whole.length - 1} bytes)`);
-    await expect(count([whole, Buffer.from([1])])).rejects.toThrow(`a malformed gRPC answer (${whole.length + 1} bytes)`);
+    await expect(count([whole.subarray(0, whole.length - 1)])).rejects.toThrow(
+      `a malformed gRPC answer (${whole.length - 1} bytes)`,
+    );
+    await expect(count([whole, Buffer.from([1])])).rejects.toThrow(
+      `a malformed gRPC answer (${whole.length + 1} bytes)`,
+    );
     await expect(count([whole.subarray(0, 3)])).rejects.toThrow('a malformed gRPC answer (3 bytes)');
   });
 });
@@ -56,7 +71,8 @@ describe('gRPC answers', () => {
 describe('scanRange', () => {
   it('finds the key count, a copy of the last key and whether etcd has more, without decoding every key', async () => {
     const { scanRange } = await import('../../../../src/etcd/client/grpc.ts');
-    const kv = (key: string, value: string) => new ProtoWriter().bytes(1, Buffer.from(key)).int(2, 5).int(3, 6).int(4, 1).bytes(5, Buffer.from(value)).finish();
+    const kv = (key: string, value: string) =>
+      new ProtoWriter().bytes(1, Buffer.from(key)).int(2, 5).int(3, 6).int(4, 1).bytes(5, Buffer.from(value)).finish();
     const answer = (more: boolean, ...kvs: Buffer[]) => {
       const w = new ProtoWriter().bytes(1, new ProtoWriter().int(1, 7).finish());
       for (const k of kvs) w.bytes(2, k);

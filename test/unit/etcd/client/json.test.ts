@@ -25,7 +25,9 @@ async function errorOf(f: () => Promise<unknown>): Promise<string> {
 describe('JSON that holds values: a parse error never quotes it', () => {
   it('a v2 listing with a broken node', async () => {
     const broken = `{"action":"get","node":{"dir":true,"nodes":[{"key":"/k","value":${SECRET}}]}}`;
-    const msg = await errorOf(async () => { for await (const n of listDir(answering(broken), '/')) void n; });
+    const msg = await errorOf(async () => {
+      for await (const n of listDir(answering(broken), '/')) void n;
+    });
     expect(msg).not.toContain(SECRET.slice(0, 7));
     expect(msg).toMatch(/not valid JSON \(\d+ characters; not shown/);
   });

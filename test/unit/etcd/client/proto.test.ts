@@ -28,7 +28,11 @@ describe('protobuf writer and reader', () => {
     // RequestOp{request_put(2): PutRequest{key(1)="k", lease(3)=5, ignore_value(5)=true}}
     expect([...op]).toEqual([0x12, 0x07, 0x0a, 0x01, 0x6b, 0x18, 0x05, 0x28, 0x01]);
     const [outer] = [...fields(op)];
-    expect([...fields(outer!.bytes!)].map((f) => [f.n, f.bytes?.toString() ?? f.int])).toEqual([[1, 'k'], [3, 5], [5, 1]]);
+    expect([...fields(outer!.bytes!)].map((f) => [f.n, f.bytes?.toString() ?? f.int])).toEqual([
+      [1, 'k'],
+      [3, 5],
+      [5, 1],
+    ]);
   });
 
   it('skips fixed-width fields and refuses truncated input', () => {
@@ -40,10 +44,15 @@ describe('protobuf writer and reader', () => {
   });
 });
 
-describe('encodeTxn (the gRPC client\'s transaction request)', () => {
+describe("encodeTxn (the gRPC client's transaction request)", () => {
   it('writes what a writer per field writes: puts with their lease and ignore_value, deletes, binary keys, several leases', async () => {
     const { encodeTxn } = await import('../../../../src/etcd/client/grpc.ts');
-    const keys = [Buffer.from('/a'), Buffer.from([0x00, 0xff, 0x10]), Buffer.alloc(300, 0x61), Buffer.from('/registry/events/x')];
+    const keys = [
+      Buffer.from('/a'),
+      Buffer.from([0x00, 0xff, 0x10]),
+      Buffer.alloc(300, 0x61),
+      Buffer.from('/registry/events/x'),
+    ];
     const leases = ['7587887654321098765', '12', '0'];
     const ops = keys.flatMap((k, i) => [
       { request_put: { key: k.toString('base64'), lease: leases[i % 3]!, ignore_value: true as const } },
@@ -51,7 +60,16 @@ describe('encodeTxn (the gRPC client\'s transaction request)', () => {
     ]);
     const want = new ProtoWriter();
     for (const [i, k] of keys.entries()) {
-      want.message(2, new ProtoWriter().message(2, new ProtoWriter().bytes(1, k).int(3, BigInt(leases[i % 3]!)).int(5, true)));
+      want.message(
+        2,
+        new ProtoWriter().message(
+          2,
+          new ProtoWriter()
+            .bytes(1, k)
+            .int(3, BigInt(leases[i % 3]!))
+            .int(5, true),
+        ),
+      );
       want.message(2, new ProtoWriter().message(3, new ProtoWriter().bytes(1, k)));
     }
     expect(encodeTxn(ops).finish().equals(want.finish())).toBe(true);
@@ -67,25 +85,45 @@ describe('encodeTxn (the gRPC client\'s transaction request)', () => {
       { request_put: { key: Buffer.from('/e').toString('base64'), lease: '7', value: '' } },
     ];
     const want = new ProtoWriter()
-      .message(2, new ProtoWriter().message(2, new ProtoWriter().bytes(1, Buffer.from('/k')).bytes(2, value).int(3, 7n)))
+      .message(
+        2,
+        new ProtoWriter().message(2, new ProtoWriter().bytes(1, Buffer.from('/k')).bytes(2, value).int(3, 7n)),
+      )
       .message(2, new ProtoWriter().message(2, new ProtoWriter().bytes(1, Buffer.from('/e')).int(3, 7n)));
     expect(encodeTxn(ops).finish().equals(want.finish())).toBe(true);
   });
 });
 
-describe('RangeReader (the gRPC client\'s one-pass RangeResponse reader)', () => {
+describe("RangeReader (the gRPC client's one-pass RangeResponse reader)", () => {
   it('reads key, value and lease of each KeyValue and the more flag, skipping every other field, a few keys at a time', async () => {
     const { RangeReader } = await import('../../../../src/etcd/client/grpc.ts');
-    const kv = (key: string, value: string, lease: bigint) => new ProtoWriter().bytes(1, Buffer.from(key)).int(2, 7).int(3, 300).int(4, 2).bytes(5, Buffer.from(value)).int(6, lease);
+    const kv = (key: string, value: string, lease: bigint) =>
+      new ProtoWriter()
+        .bytes(1, Buffer.from(key))
+        .int(2, 7)
+        .int(3, 300)
+        .int(4, 2)
+        .bytes(5, Buffer.from(value))
+        .int(6, lease);
     const header = new ProtoWriter().int(1, 123456789).int(2, 42).int(3, 99).int(4, 5);
-    const r = new ProtoWriter().message(1, header).message(2, kv('/a', 'x'.repeat(200), 0n)).message(2, kv('/b', '', 0x7fffffffffffff01n)).int(3, true).int(4, 1_000_000).finish();
+    const r = new ProtoWriter()
+      .message(1, header)
+      .message(2, kv('/a', 'x'.repeat(200), 0n))
+      .message(2, kv('/b', '', 0x7fffffffffffff01n))
+      .int(3, true)
+      .int(4, 1_000_000)
+      .finish();
     const page = new RangeReader(r);
     const first = page.next(1);
     expect(first.map((k) => [k.key.toString(), k.value.length, k.lease, k.leased])).toEqual([['/a', 200, 0n, false]]);
-    expect(page.next(5).map((k) => [k.key.toString(), k.value.length, k.lease, k.leased])).toEqual([['/b', 0, 0x7fffffffffffff01n, true]]);
+    expect(page.next(5).map((k) => [k.key.toString(), k.value.length, k.lease, k.leased])).toEqual([
+      ['/b', 0, 0x7fffffffffffff01n, true],
+    ]);
     expect(page.more).toBe(true);
     expect(page.next(5)).toEqual([]);
     expect(first[0]!.value.toString()).toBe('x'.repeat(200));
-    expect(() => new RangeReader(r.subarray(0, r.length - 3)).next(5)).toThrow(/unreadable gRPC range answer.*truncated/);
+    expect(() => new RangeReader(r.subarray(0, r.length - 3)).next(5)).toThrow(
+      /unreadable gRPC range answer.*truncated/,
+    );
   });
 });

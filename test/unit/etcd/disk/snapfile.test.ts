@@ -2,16 +2,57 @@
 // cluster version written into the v2 store.
 import crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { crc32c, crc32cUpdate, decodeSnapFile, encodeSnapFile, withClusterVersion } from '../../../../src/etcd/disk/snapfile.ts';
+import {
+  crc32c,
+  crc32cUpdate,
+  decodeSnapFile,
+  encodeSnapFile,
+  withClusterVersion,
+} from '../../../../src/etcd/disk/snapfile.ts';
 
 /** A v2 store as `snapshot restore` leaves it: /0/members with one member, /1 empty. */
-const store = (extra: Record<string, unknown> = {}) => Buffer.from(JSON.stringify({
-  Root: { Path: '/', CreatedIndex: 0, ModifiedIndex: 0, ExpireTime: '0001-01-01T00:00:00Z', Value: '', Children: {
-    0: { Path: '/0', CreatedIndex: 0, ModifiedIndex: 0, ExpireTime: '0001-01-01T00:00:00Z', Value: '', Children: { members: { Path: '/0/members', CreatedIndex: 1, ModifiedIndex: 1, ExpireTime: '0001-01-01T00:00:00Z', Value: '', Children: {} }, ...extra } },
-    1: { Path: '/1', CreatedIndex: 0, ModifiedIndex: 0, ExpireTime: '0001-01-01T00:00:00Z', Value: '', Children: {} },
-  } },
-  CurrentIndex: 1, CurrentVersion: 2,
-}));
+const store = (extra: Record<string, unknown> = {}) =>
+  Buffer.from(
+    JSON.stringify({
+      Root: {
+        Path: '/',
+        CreatedIndex: 0,
+        ModifiedIndex: 0,
+        ExpireTime: '0001-01-01T00:00:00Z',
+        Value: '',
+        Children: {
+          0: {
+            Path: '/0',
+            CreatedIndex: 0,
+            ModifiedIndex: 0,
+            ExpireTime: '0001-01-01T00:00:00Z',
+            Value: '',
+            Children: {
+              members: {
+                Path: '/0/members',
+                CreatedIndex: 1,
+                ModifiedIndex: 1,
+                ExpireTime: '0001-01-01T00:00:00Z',
+                Value: '',
+                Children: {},
+              },
+              ...extra,
+            },
+          },
+          1: {
+            Path: '/1',
+            CreatedIndex: 0,
+            ModifiedIndex: 0,
+            ExpireTime: '0001-01-01T00:00:00Z',
+            Value: '',
+            Children: {},
+          },
+        },
+      },
+      CurrentIndex: 1,
+      CurrentVersion: 2,
+    }),
+  );
 
 describe('snapshot files', () => {
   it('CRC-32C is the Castagnoli CRC (check value of "123456789")', () => {
@@ -50,8 +91,17 @@ describe('snapshot files', () => {
 
   it('sets /0/version in a store that has none, at the current index; leaves others alone', () => {
     const out = JSON.parse(withClusterVersion(store(), '3.3.0')!.toString());
-    expect(out.Root.Children['0'].Children.version).toEqual({ Path: '/0/version', CreatedIndex: 1, ModifiedIndex: 1, ExpireTime: '0001-01-01T00:00:00Z', Value: '3.3.0', Children: null });
-    expect(out.Root.Children['0'].Children.members).toEqual(JSON.parse(store().toString()).Root.Children['0'].Children.members);
+    expect(out.Root.Children['0'].Children.version).toEqual({
+      Path: '/0/version',
+      CreatedIndex: 1,
+      ModifiedIndex: 1,
+      ExpireTime: '0001-01-01T00:00:00Z',
+      Value: '3.3.0',
+      Children: null,
+    });
+    expect(out.Root.Children['0'].Children.members).toEqual(
+      JSON.parse(store().toString()).Root.Children['0'].Children.members,
+    );
     expect(withClusterVersion(store({ version: { Path: '/0/version', Value: '3.2.0' } }), '3.3.0')).toBeUndefined();
     expect(withClusterVersion(Buffer.from('{"Root":{"Path":"/","Children":{}}}'), '3.3.0')).toBeUndefined();
   });

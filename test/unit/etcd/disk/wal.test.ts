@@ -20,9 +20,15 @@ describe('readWal', () => {
   it('reads the records up to the preallocated zeros', async () => {
     const w = first().entry(1, 1, 'a').entry(2, 1, 'bb').state(1, 2).snapshot(2, 1).entry(3, 2, 'ccc').state(2, 3);
     const log = await readWal(await walDir([w.bytes()]));
-    expect(log.entries.map((e) => [e.index, e.term, e.data.toString()]))
-      .toEqual([[1, 1, 'a'], [2, 1, 'bb'], [3, 2, 'ccc']]);
-    expect(log.snapshots).toEqual([{ index: 0, term: 0 }, { index: 2, term: 1 }]);
+    expect(log.entries.map((e) => [e.index, e.term, e.data.toString()])).toEqual([
+      [1, 1, 'a'],
+      [2, 1, 'bb'],
+      [3, 2, 'ccc'],
+    ]);
+    expect(log.snapshots).toEqual([
+      { index: 0, term: 0 },
+      { index: 2, term: 1 },
+    ]);
     expect(log.hardState).toEqual({ term: 2, commit: 3 });
     expect(log.torn).toBeUndefined();
     expect(entriesAfter(log, 2).map((e) => e.index)).toEqual([3]);
@@ -32,7 +38,11 @@ describe('readWal', () => {
   it('a later entry at an index replaces it and every entry after it', async () => {
     const w = first().entry(1, 1).entry(2, 1).entry(3, 1).entry(4, 1).entry(3, 2, 'new');
     const log = await readWal(await walDir([w.bytes()]));
-    expect(log.entries.map((e) => [e.index, e.term])).toEqual([[1, 1], [2, 1], [3, 2]]);
+    expect(log.entries.map((e) => [e.index, e.term])).toEqual([
+      [1, 1],
+      [2, 1],
+      [3, 2],
+    ]);
   });
 
   it('follows the crc chain across files, and refuses a file whose crc record breaks it', async () => {
@@ -98,7 +108,10 @@ describe('readWal', () => {
   it('snapshot records beyond the committed index are not valid starts', async () => {
     const w = first().entry(1, 1).entry(2, 1).snapshot(1, 1).snapshot(2, 1).state(1, 1);
     const log = await readWal(await walDir([w.bytes()]));
-    expect(validSnapshots(log)).toEqual([{ index: 0, term: 0 }, { index: 1, term: 1 }]);
+    expect(validSnapshots(log)).toEqual([
+      { index: 0, term: 0 },
+      { index: 1, term: 1 },
+    ]);
   });
 
   it('a missing WAL file in the sequence is an error; no WAL at all is an empty log', async () => {

@@ -18,7 +18,11 @@ describe('flagProblem', () => {
     ['3.7.3', '--experimental-unknown-thing', /drop it/],
     ['3.7.3', '--discovery=http://x', /--discovery-endpoints and --discovery-token/],
     ['3.5.36', '--feature-gates=InitialCorruptCheck=true', /does not know --feature-gates \(new in 3\.6\)/],
-    ['3.5.36', '--watch-progress-notify-interval=5s', /etcd 3\.5 calls it --experimental-watch-progress-notify-interval/],
+    [
+      '3.5.36',
+      '--watch-progress-notify-interval=5s',
+      /etcd 3\.5 calls it --experimental-watch-progress-notify-interval/,
+    ],
   ])('etcd %s refuses %s', (ver, arg, fix) => {
     expect(flagProblem(v(ver), arg)?.fix).toMatch(fix);
   });
@@ -37,27 +41,39 @@ describe('flagProblem', () => {
 });
 
 describe('checkFlags', () => {
-  it('refuses an ETCD_CREDS entry any step\'s etcd refuses, naming that etcd', () => {
-    expect(() => checkFlags([v('3.5.36'), v('3.6.17')], ['--enable-v2=true'], undefined, v('3.6.17')))
-      .toThrow(/ETCD_CREDS has --enable-v2, which etcd 3\.6\.17 \(a step of this migration\) refuses/);
+  it("refuses an ETCD_CREDS entry any step's etcd refuses, naming that etcd", () => {
+    expect(() => checkFlags([v('3.5.36'), v('3.6.17')], ['--enable-v2=true'], undefined, v('3.6.17'))).toThrow(
+      /ETCD_CREDS has --enable-v2, which etcd 3\.6\.17 \(a step of this migration\) refuses/,
+    );
   });
 
   it('refuses an etcd flag after -- that the target refuses, and only the target counts for them', () => {
-    expect(() => checkFlags([v('3.5.36')], [], ['--enable-v2'], v('3.6.17'))).toThrow(/the etcd flag --enable-v2 \(after --\)/);
+    expect(() => checkFlags([v('3.5.36')], [], ['--enable-v2'], v('3.6.17'))).toThrow(
+      /the etcd flag --enable-v2 \(after --\)/,
+    );
     expect(() => checkFlags([v('3.6.17')], [], ['--feature-gates=X=true'], v('3.6.17'))).not.toThrow();
   });
 });
 
 describe('checkEnvFlags', () => {
   it('refuses a pod variable the target etcd would ignore, naming what replaces it', () => {
-    expect(() => checkEnvFlags({ ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK: 'true' }, v('3.7.3')))
-      .toThrow(/the pod's variable ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK is etcd's --experimental-initial-corrupt-check, which etcd 3\.7\.3 \(the target\) ignores: .*use --feature-gates=InitialCorruptCheck=true/);
-    expect(() => checkEnvFlags({ ETCD_ENABLE_V2: 'true' }, v('3.6.17'))).toThrow(/ETCD_ENABLE_V2 is etcd's --enable-v2/);
+    expect(() => checkEnvFlags({ ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK: 'true' }, v('3.7.3'))).toThrow(
+      /the pod's variable ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK is etcd's --experimental-initial-corrupt-check, which etcd 3\.7\.3 \(the target\) ignores: .*use --feature-gates=InitialCorruptCheck=true/,
+    );
+    expect(() => checkEnvFlags({ ETCD_ENABLE_V2: 'true' }, v('3.6.17'))).toThrow(
+      /ETCD_ENABLE_V2 is etcd's --enable-v2/,
+    );
   });
 
-  it('takes what the target reads, this tool\'s own variables and empty ones', () => {
-    const env = { ETCD_NAME: 'm1', ETCD_DATA_PREFIX: '/registry', ETCD_CREDS: '--enable-v2', ETCD_HOSTNAME: 'h',
-      ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK: '', PATH: '/bin' };
+  it("takes what the target reads, this tool's own variables and empty ones", () => {
+    const env = {
+      ETCD_NAME: 'm1',
+      ETCD_DATA_PREFIX: '/registry',
+      ETCD_CREDS: '--enable-v2',
+      ETCD_HOSTNAME: 'h',
+      ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK: '',
+      PATH: '/bin',
+    };
     expect(() => checkEnvFlags(env, v('3.7.3'))).not.toThrow();
     expect(() => checkEnvFlags({ ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK: 'true' }, v('3.6.17'))).not.toThrow();
   });

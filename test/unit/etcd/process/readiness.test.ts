@@ -5,7 +5,11 @@ import { parseVersion } from '../../../../src/version.ts';
 
 const v = parseVersion;
 const lone: Expectation = { version: v('3.5.30'), clusterAtLeast: v('3.5.30') };
-const member: Expectation = { version: v('3.5.16'), clusterAtLeast: v('3.4.0'), cluster: { members: 3, name: 'm1', clientUrl: 'http://127.0.0.1:1' } };
+const member: Expectation = {
+  version: v('3.5.16'),
+  clusterAtLeast: v('3.4.0'),
+  cluster: { members: 3, name: 'm1', clientUrl: 'http://127.0.0.1:1' },
+};
 
 describe('missing', () => {
   it('a lone member: the cluster version must be its minor (as before), nothing else', () => {
@@ -19,10 +23,18 @@ describe('missing', () => {
 
   it('a cluster member: its own version, the cluster version at least the one needed, joined', () => {
     expect(missing(member, {})).toMatch(/^no answer yet \(a member of 3 serves only once 2 members run/);
-    expect(missing(member, { server: '3.5.30', cluster: v('3.4.0'), joined: true })).toBe('the hidden client port answers as etcd 3.5.30, not 3.5.16');
-    expect(missing(member, { server: '3.5.16', cluster: v('3.3.0'), joined: true })).toBe('cluster version 3.3, waiting for 3.4, which etcd sets only once every member runs etcd 3.4 or newer (start the other members\' entrypoints; a rolling upgrade moves one minor at a time)');
-    expect(missing(member, { server: '3.5.16', joined: true })).toMatch(/^cluster version not decided, waiting for 3\.4/);
-    expect(missing(member, { server: '3.5.16', cluster: v('3.4.0'), joined: false })).toBe('member m1 is not yet listed with its client URL http://127.0.0.1:1');
+    expect(missing(member, { server: '3.5.30', cluster: v('3.4.0'), joined: true })).toBe(
+      'the hidden client port answers as etcd 3.5.30, not 3.5.16',
+    );
+    expect(missing(member, { server: '3.5.16', cluster: v('3.3.0'), joined: true })).toBe(
+      "cluster version 3.3, waiting for 3.4, which etcd sets only once every member runs etcd 3.4 or newer (start the other members' entrypoints; a rolling upgrade moves one minor at a time)",
+    );
+    expect(missing(member, { server: '3.5.16', joined: true })).toMatch(
+      /^cluster version not decided, waiting for 3\.4/,
+    );
+    expect(missing(member, { server: '3.5.16', cluster: v('3.4.0'), joined: false })).toBe(
+      'member m1 is not yet listed with its client URL http://127.0.0.1:1',
+    );
     // a rolling upgrade: the others still serve 3.4, and that is enough
     expect(missing(member, { server: '3.5.16', cluster: v('3.4.0'), joined: true })).toBeUndefined();
     expect(missing(member, { server: '3.5.16', cluster: v('3.5.0'), joined: true })).toBeUndefined();

@@ -4,7 +4,8 @@ import { resolveClientTls, type ClientTlsFlags } from '../../../../src/etcd/tls/
 import { UsageError } from '../../../../src/errors.ts';
 import { flagValue } from '../../../../src/options.ts';
 
-const resolve = (creds: string, f: ClientTlsFlags = {}) => resolveClientTls(creds.split(/\s+/).filter(Boolean), f, flagValue);
+const resolve = (creds: string, f: ClientTlsFlags = {}) =>
+  resolveClientTls(creds.split(/\s+/).filter(Boolean), f, flagValue);
 const err = (creds: string, f: ClientTlsFlags = {}) => {
   try {
     resolve(creds, f);
@@ -24,16 +25,32 @@ describe('resolveClientTls', () => {
   });
 
   it('https with the server certificate, in either flag form', () => {
-    expect(resolve(`${PEER} --cert-file /s.crt --key-file=/s.key`, { caFile: '/ca.crt' }))
-      .toEqual({ serverCertFile: '/s.crt', caFile: '/ca.crt', certFile: undefined, keyFile: undefined, clientAuth: false });
-    expect(resolve('--cert-file=/s.crt --key-file=/s.key --client-cert-auth', { caFile: '/ca.crt', certFile: '/c.crt', keyFile: '/c.key' }))
-      .toEqual({ serverCertFile: '/s.crt', caFile: '/ca.crt', certFile: '/c.crt', keyFile: '/c.key', clientAuth: true });
+    expect(resolve(`${PEER} --cert-file /s.crt --key-file=/s.key`, { caFile: '/ca.crt' })).toEqual({
+      serverCertFile: '/s.crt',
+      caFile: '/ca.crt',
+      certFile: undefined,
+      keyFile: undefined,
+      clientAuth: false,
+    });
+    expect(
+      resolve('--cert-file=/s.crt --key-file=/s.key --client-cert-auth', {
+        caFile: '/ca.crt',
+        certFile: '/c.crt',
+        keyFile: '/c.key',
+      }),
+    ).toEqual({ serverCertFile: '/s.crt', caFile: '/ca.crt', certFile: '/c.crt', keyFile: '/c.key', clientAuth: true });
   });
 
   it('client certificates are needed with --client-cert-auth or --trusted-ca-file (etcd 3.5 checks clients with the latter alone)', () => {
-    expect(err('--cert-file=/s.crt --key-file=/s.key --client-cert-auth', { caFile: '/ca.crt' })).toMatch(/pass --client-cert-file and --client-key-file/);
-    expect(err('--cert-file=/s.crt --key-file=/s.key --trusted-ca-file=/ca.crt', { caFile: '/ca.crt' })).toMatch(/pass --client-cert-file/);
-    expect(resolve('--cert-file=/s.crt --key-file=/s.key --client-cert-auth=false', { caFile: '/ca.crt' })?.clientAuth).toBe(false);
+    expect(err('--cert-file=/s.crt --key-file=/s.key --client-cert-auth', { caFile: '/ca.crt' })).toMatch(
+      /pass --client-cert-file and --client-key-file/,
+    );
+    expect(err('--cert-file=/s.crt --key-file=/s.key --trusted-ca-file=/ca.crt', { caFile: '/ca.crt' })).toMatch(
+      /pass --client-cert-file/,
+    );
+    expect(
+      resolve('--cert-file=/s.crt --key-file=/s.key --client-cert-auth=false', { caFile: '/ca.crt' })?.clientAuth,
+    ).toBe(false);
   });
 
   it('refuses what cannot work, naming the fix', () => {
@@ -41,7 +58,9 @@ describe('resolveClientTls', () => {
     expect(err('--cert-file=/s.crt')).toMatch(/--cert-file without --key-file; give both/);
     expect(err('--key-file=/s.key')).toMatch(/--key-file without --cert-file/);
     expect(err('', { caFile: '/ca.crt' })).toMatch(/ETCD_CREDS has no --cert-file\/--key-file/);
-    expect(err('--cert-file=/s.crt --key-file=/s.key', { caFile: '/ca.crt', certFile: '/c.crt' })).toMatch(/--client-cert-file is given without --client-key-file/);
+    expect(err('--cert-file=/s.crt --key-file=/s.key', { caFile: '/ca.crt', certFile: '/c.crt' })).toMatch(
+      /--client-cert-file is given without --client-key-file/,
+    );
     expect(err('--auto-tls')).toMatch(/--auto-tls/);
   });
 });

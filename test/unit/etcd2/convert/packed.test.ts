@@ -5,8 +5,14 @@ import type { TtlLine } from '../../../../src/etcd2/convert/ttl.ts';
 describe('PackedLines', () => {
   it('gives back every line as pushed (with a value, an empty one, or none), its buffers grown past their first guess, up to its capacity', () => {
     const lines: TtlLine[] = Array.from({ length: 50 }, (_, i): TtlLine => {
-      const [exp, key, kv]: TtlLine = [1_800_000_000_123 + i, Buffer.alloc(i * 7, i).toString('base64'), (1n << 63n) + BigInt(i)];
-      return i % 3 === 0 ? [exp, key, kv] : [exp, key, kv, Buffer.alloc(i % 3 === 1 ? i * 11 : 0, i + 1).toString('base64')];
+      const [exp, key, kv]: TtlLine = [
+        1_800_000_000_123 + i,
+        Buffer.alloc(i * 7, i).toString('base64'),
+        (1n << 63n) + BigInt(i),
+      ];
+      return i % 3 === 0
+        ? [exp, key, kv]
+        : [exp, key, kv, Buffer.alloc(i % 3 === 1 ? i * 11 : 0, i + 1).toString('base64')];
     });
     const p = new PackedLines(50);
     for (const l of lines) {

@@ -22,7 +22,12 @@ describe('pending TTL file', () => {
     // ~6,000 lines of varying length: several blocks, their ends falling inside lines.
     const lines: TtlLine[] = Array.from({ length: 6000 }, (_, i) => {
       const key = Buffer.concat([Buffer.from(`/registry/events/ns-${i % 7}/e-${i}-`), Buffer.alloc(i % 61, 0xff)]);
-      return [1_800_000_000_000 + i * 37, key.toString('base64'), kvDigest(key, `v${i}`), i % 5 ? Buffer.from(`v${i}`).toString('base64') : ''];
+      return [
+        1_800_000_000_000 + i * 37,
+        key.toString('base64'),
+        kvDigest(key, `v${i}`),
+        i % 5 ? Buffer.from(`v${i}`).toString('base64') : '',
+      ];
     });
     expect(await writePendingTtls(file, expected, gen(lines))).toBe(lines.length);
     expect((await fs.stat(file)).size).toBeGreaterThan(8 * 32 * 1024);
@@ -37,13 +42,20 @@ describe('pending TTL file', () => {
     expect(one).toEqual(lines);
   });
 
-  it('from a spill file of the same lines (the transformer\'s): the same bytes, the keys counted across blocks', async () => {
+  it("from a spill file of the same lines (the transformer's): the same bytes, the keys counted across blocks", async () => {
     const dir = await tmpDir();
-    const lines: TtlLine[] = Array.from({ length: 6000 }, (_, i) => [1_800_000_000_000 + i, Buffer.from(`/k/${i}`.padEnd(20 + (i % 50), 'x')).toString('base64'), BigInt(i * 7919 + 1), Buffer.alloc(i % 9, i).toString('base64')]);
+    const lines: TtlLine[] = Array.from({ length: 6000 }, (_, i) => [
+      1_800_000_000_000 + i,
+      Buffer.from(`/k/${i}`.padEnd(20 + (i % 50), 'x')).toString('base64'),
+      BigInt(i * 7919 + 1),
+      Buffer.alloc(i % 9, i).toString('base64'),
+    ]);
     const spill = new SpillWriter(path.join(dir, 'spill'));
     for (const l of lines) await spill.write(ttlLineFields(l));
     await spill.close();
-    expect(await writePendingTtlsFromSpill(path.join(dir, 'copied'), expected, path.join(dir, 'spill'))).toBe(lines.length);
+    expect(await writePendingTtlsFromSpill(path.join(dir, 'copied'), expected, path.join(dir, 'spill'))).toBe(
+      lines.length,
+    );
     expect(await writePendingTtls(path.join(dir, 'written'), expected, gen(lines))).toBe(lines.length);
     expect(await fs.readFile(path.join(dir, 'copied'))).toEqual(await fs.readFile(path.join(dir, 'written')));
     expect((await fs.stat(path.join(dir, 'copied'))).mode & 0o777).toBe(0o600);
@@ -51,23 +63,37 @@ describe('pending TTL file', () => {
 
   it('names a damaged line by its number, in whichever block it lies', async () => {
     const file = path.join(await tmpDir(), 'pending');
-    const lines: TtlLine[] = Array.from({ length: 5000 }, (_, i) => [1_800_000_000_000 + i, Buffer.from(`/k/${i}`.padEnd(80, 'x')).toString('base64'), BigInt(i + 1), 'dmFsdWU=']);
+    const lines: TtlLine[] = Array.from({ length: 5000 }, (_, i) => [
+      1_800_000_000_000 + i,
+      Buffer.from(`/k/${i}`.padEnd(80, 'x')).toString('base64'),
+      BigInt(i + 1),
+      'dmFsdWU=',
+    ]);
     await writePendingTtls(file, expected, gen(lines));
     const text = (await fs.readFile(file, 'latin1')).split('\n');
     text[4001] = text[4001]!.replace(/\t[0-9a-f]+\t/, '\tnot-hex\t');
     await fs.writeFile(file, text.join('\n'), 'latin1');
     const p = await readPendingTtls(file);
-    const read = async () => { for await (const b of p.blocks()) void b; };
+    const read = async () => {
+      for await (const b of p.blocks()) void b;
+    };
     await expect(read()).rejects.toThrow(/pending TTL file .* is damaged \(line 4002\)/);
     // A key that is not base64 is damage too (it would be put as other bytes).
-    text[4001] = lines[4000]!.map((f, i) => (i === 1 ? `${f}`.replace(/^../, '!!') : i === 2 ? (f as bigint).toString(16) : f)).join('\t');
+    text[4001] = lines[4000]!
+      .map((f, i) => (i === 1 ? `${f}`.replace(/^../, '!!') : i === 2 ? (f as bigint).toString(16) : f))
+      .join('\t');
     await fs.writeFile(file, text.join('\n'), 'latin1');
     await expect(read()).rejects.toThrow(/is damaged \(line 4002\)/);
     // A value cut short, and a line without its value (its digest is checked where it is used, leases.ts).
-    text[4001] = lines[4000]!.map((f, i) => (i === 2 ? (f as bigint).toString(16) : i === 3 ? 'dmFsdWU' : f)).join('\t');
+    text[4001] = lines[4000]!
+      .map((f, i) => (i === 2 ? (f as bigint).toString(16) : i === 3 ? 'dmFsdWU' : f))
+      .join('\t');
     await fs.writeFile(file, text.join('\n'), 'latin1');
     await expect(read()).rejects.toThrow(/is damaged \(line 4002\)/);
-    text[4001] = lines[4000]!.slice(0, 3).map((f, i) => (i === 2 ? (f as bigint).toString(16) : f)).join('\t');
+    text[4001] = lines[4000]!
+      .slice(0, 3)
+      .map((f, i) => (i === 2 ? (f as bigint).toString(16) : f))
+      .join('\t');
     await fs.writeFile(file, text.join('\n'), 'latin1');
     await expect(read()).rejects.toThrow(/is damaged \(line 4002\)/);
     text[4001] = lines[4000]!.map((f, i) => (i === 2 ? (f as bigint).toString(16) : f)).join('\t');
@@ -78,15 +104,27 @@ describe('pending TTL file', () => {
   it("reads an earlier build's file (v1: no values; its keys are put with ignore_value), and writes none without values", async () => {
     const file = path.join(await tmpDir(), 'pending');
     const key = Buffer.from('/registry/events/e1').toString('base64');
-    await fs.writeFile(file, `#etcd-migrate pending TTLs v1\t12\t3\t0123456789abcdef\tfedcba9876543210\n1800000000000\t${key}\tabc\n`);
+    await fs.writeFile(
+      file,
+      `#etcd-migrate pending TTLs v1\t12\t3\t0123456789abcdef\tfedcba9876543210\n1800000000000\t${key}\tabc\n`,
+    );
     const p = await readPendingTtls(file);
     expect(p.expected).toEqual(expected);
     const got: TtlLine[] = [];
     for await (const l of p.lines()) got.push(l);
     expect(got).toEqual([[1_800_000_000_000, key, 0xabcn]]);
     // v1 lines have three fields: one with a fourth is damage.
-    await fs.writeFile(file, `#etcd-migrate pending TTLs v1\t12\t3\t0123456789abcdef\tfedcba9876543210\n1800000000000\t${key}\tabc\tdmFsdWU=\n`);
-    await expect((async () => { for await (const l of (await readPendingTtls(file)).lines()) void l; })()).rejects.toThrow(/is damaged \(line 2\)/);
-    await expect(writePendingTtls(path.join(path.dirname(file), 'new'), expected, gen([[1_800_000_000_000, key, 0xabcn]]))).rejects.toThrow(/without its value/);
+    await fs.writeFile(
+      file,
+      `#etcd-migrate pending TTLs v1\t12\t3\t0123456789abcdef\tfedcba9876543210\n1800000000000\t${key}\tabc\tdmFsdWU=\n`,
+    );
+    await expect(
+      (async () => {
+        for await (const l of (await readPendingTtls(file)).lines()) void l;
+      })(),
+    ).rejects.toThrow(/is damaged \(line 2\)/);
+    await expect(
+      writePendingTtls(path.join(path.dirname(file), 'new'), expected, gen([[1_800_000_000_000, key, 0xabcn]])),
+    ).rejects.toThrow(/without its value/);
   });
 });

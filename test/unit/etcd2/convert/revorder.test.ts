@@ -31,7 +31,9 @@ function shuffled<T>(xs: T[], seed: number): T[] {
   const a = [...xs];
   let s = seed;
   for (let i = a.length - 1; i > 0; i--) {
-    s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
     const j = Math.abs(s) % (i + 1);
     [a[i], a[j]] = [a[j]!, a[i]!];
   }
@@ -49,10 +51,16 @@ async function run(entries: Array<[number, string, number]>, budget?: number) {
 
 /** What a stable sort by revision gives. */
 const expected = (entries: Array<[number, string, number]>) =>
-  entries.map((e, i) => [e, i] as const).sort((a, b) => a[0][0] - b[0][0] || a[1] - b[1]).map(([e]) => e[1]);
+  entries
+    .map((e, i) => [e, i] as const)
+    .sort((a, b) => a[0][0] - b[0][0] || a[1] - b[1])
+    .map(([e]) => e[1]);
 
 describe('RevisionOrder', () => {
-  const entries = shuffled(Array.from({ length: 5000 }, (_, i) => [10 + i * 3, `k${i}`, 20 + (i % 97)] as [number, string, number]), 7);
+  const entries = shuffled(
+    Array.from({ length: 5000 }, (_, i) => [10 + i * 3, `k${i}`, 20 + (i % 97)] as [number, string, number]),
+    7,
+  );
 
   it('gives the records back sorted by revision, in memory', async () => {
     const { got, left, count, spilled } = await run(entries);
@@ -72,7 +80,10 @@ describe('RevisionOrder', () => {
   });
 
   it('keeps the order of equal revisions, in memory and through buckets', async () => {
-    const dups = shuffled(Array.from({ length: 2000 }, (_, i) => [100 + (i % 50), `d${i}`, 30] as [number, string, number]), 11);
+    const dups = shuffled(
+      Array.from({ length: 2000 }, (_, i) => [100 + (i % 50), `d${i}`, 30] as [number, string, number]),
+      11,
+    );
     expect((await run(dups)).got).toEqual(expected(dups));
     const small = await run(dups, 4096);
     expect(small.spilled).toBe(true);
@@ -80,7 +91,12 @@ describe('RevisionOrder', () => {
   });
 
   it('takes a record bigger than the budget and than a chunk', async () => {
-    const big: Array<[number, string, number]> = [[50, 'small-a', 10], [7, 'huge', (1 << 20) + 5000], [3, 'small-b', 10], [60, 'mid', 9000]];
+    const big: Array<[number, string, number]> = [
+      [50, 'small-a', 10],
+      [7, 'huge', (1 << 20) + 5000],
+      [3, 'small-b', 10],
+      [60, 'mid', 9000],
+    ];
     for (const budget of [undefined, 8192]) {
       const { got, left, spilled } = await run(big, budget);
       expect(spilled).toBe(budget !== undefined);

@@ -13,9 +13,12 @@ function decode(record: Buffer): Map<number, Buffer | number> {
 const NOW = Date.parse('2026-11-26T12:00:00Z');
 
 describe('V2ToV3Transform', () => {
-  it('gives each key the record of etcd\'s default transformer: key, value, create and mod revision from the v2 indexes, version 1', () => {
+  it("gives each key the record of etcd's default transformer: key, value, create and mod revision from the v2 indexes, version 1", () => {
     const t = new V2ToV3Transform();
-    const { record, ttl } = t.node({ key: '/registry/pods/ns/p', value: '{"ü":1}', createdIndex: 7, modifiedIndex: 42 }, NOW);
+    const { record, ttl } = t.node(
+      { key: '/registry/pods/ns/p', value: '{"ü":1}', createdIndex: 7, modifiedIndex: 42 },
+      NOW,
+    );
     expect(ttl).toBeUndefined();
     const kv = decode(record!);
     expect(kv.get(1)).toEqual(Buffer.from('/registry/pods/ns/p'));
@@ -33,20 +36,39 @@ describe('V2ToV3Transform', () => {
     const nodes: V2Node[] = [
       { key: '/', dir: true, createdIndex: 1, modifiedIndex: 1 },
       { key: '/registry', dir: true, createdIndex: 2, modifiedIndex: 2 },
-      { key: '/registry/events/e1', value: 'a', expiration: '2026-11-26T13:00:00.123456789Z', ttl: 3600, createdIndex: 3, modifiedIndex: 3 },
-      { key: '/registry/events/e0', value: 'b', expiration: '2026-11-26T12:00:00Z', ttl: 0, createdIndex: 4, modifiedIndex: 4 },
+      {
+        key: '/registry/events/e1',
+        value: 'a',
+        expiration: '2026-11-26T13:00:00.123456789Z',
+        ttl: 3600,
+        createdIndex: 3,
+        modifiedIndex: 3,
+      },
+      {
+        key: '/registry/events/e0',
+        value: 'b',
+        expiration: '2026-11-26T12:00:00Z',
+        ttl: 0,
+        createdIndex: 4,
+        modifiedIndex: 4,
+      },
       { key: '/registry/k', value: 'c', createdIndex: 5, modifiedIndex: 6 },
     ];
     const out = nodes.map((n) => t.node(n, NOW));
     expect(out.map((o) => o.record !== undefined)).toEqual([false, false, true, false, true]);
-    expect(out[2]!.ttl).toEqual([Date.parse('2026-11-26T13:00:00.123Z'), Buffer.from('/registry/events/e1').toString('base64'), kvDigest('/registry/events/e1', 'a'), Buffer.from('a').toString('base64')]);
+    expect(out[2]!.ttl).toEqual([
+      Date.parse('2026-11-26T13:00:00.123Z'),
+      Buffer.from('/registry/events/e1').toString('base64'),
+      kvDigest('/registry/events/e1', 'a'),
+      Buffer.from('a').toString('base64'),
+    ]);
     const want = new ChecksumBuilder();
     want.add('/registry/events/e1', 'a', true);
     want.add('/registry/k', 'c', false);
     expect(t.summary()).toEqual({ converted: want.digest(), dirs: 1, expired: 1 });
   });
 
-  it('gives a key the earliest expiry of its own and its ancestor directories\', and leaves out keys under a directory already due', () => {
+  it("gives a key the earliest expiry of its own and its ancestor directories', and leaves out keys under a directory already due", () => {
     const t = new V2ToV3Transform();
     const at = (iso: string) => ({ expiration: iso, ttl: 1 });
     const nodes: V2Node[] = [
@@ -79,8 +101,12 @@ describe('V2ToV3Transform', () => {
   });
 
   it('refuses a key without usable indexes', () => {
-    expect(() => new V2ToV3Transform().node({ key: '/k', value: 'v', createdIndex: 0, modifiedIndex: 3 }, NOW)).toThrow(/unusable indexes/);
-    expect(() => new V2ToV3Transform().node({ key: '/k', value: 'v', createdIndex: 1, modifiedIndex: 2 ** 60 }, NOW)).toThrow(/unusable indexes/);
+    expect(() => new V2ToV3Transform().node({ key: '/k', value: 'v', createdIndex: 0, modifiedIndex: 3 }, NOW)).toThrow(
+      /unusable indexes/,
+    );
+    expect(() =>
+      new V2ToV3Transform().node({ key: '/k', value: 'v', createdIndex: 1, modifiedIndex: 2 ** 60 }, NOW),
+    ).toThrow(/unusable indexes/);
   });
 
   it('frames any size', () => {

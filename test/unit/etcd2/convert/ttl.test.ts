@@ -45,11 +45,13 @@ describe('pool', () => {
   });
   it('throws the first failure after the tasks in flight settle', async () => {
     const done: number[] = [];
-    await expect(forEachConcurrent([1, 2, 3, 4], 2, async (i) => {
-      if (i === 2) throw new Error('two');
-      await new Promise((r) => setTimeout(r, 5));
-      done.push(i);
-    })).rejects.toThrow('two');
+    await expect(
+      forEachConcurrent([1, 2, 3, 4], 2, async (i) => {
+        if (i === 2) throw new Error('two');
+        await new Promise((r) => setTimeout(r, 5));
+        done.push(i);
+      }),
+    ).rejects.toThrow('two');
     expect(done).toContain(1);
   });
 });

@@ -12,10 +12,17 @@ const Z = '0001-01-01T00:00:00Z';
 describe('v2StoreNodes', () => {
   it('gives every node under /1 (hidden ones too), directories before their contents, and stops at the end of the tree', () => {
     const tricky = 'a "quoted" \\ value, with {braces}, [brackets], "Children":{ and \\"';
-    const keys = node('/1', 0, 0, Z, '', `{${[
-      `"_h":${node('/1/_h', 5, 5, Z, '', `{"k":${node('/1/_h/k', 5, 6, '2026-11-26T13:00:00.123456789Z', tricky, 'null')}}`)}`,
-      `"a":${node('/1/a', 4, 4, Z, '', `{"b":${node('/1/a/b', 7, 7, Z, 'ü€', 'null')},"e":${node('/1/a/e', 8, 8, Z, '', '{}')}}`)}`,
-    ].join(',')}}`);
+    const keys = node(
+      '/1',
+      0,
+      0,
+      Z,
+      '',
+      `{${[
+        `"_h":${node('/1/_h', 5, 5, Z, '', `{"k":${node('/1/_h/k', 5, 6, '2026-11-26T13:00:00.123456789Z', tricky, 'null')}}`)}`,
+        `"a":${node('/1/a', 4, 4, Z, '', `{"b":${node('/1/a/b', 7, 7, Z, 'ü€', 'null')},"e":${node('/1/a/e', 8, 8, Z, '', '{}')}}`)}`,
+      ].join(',')}}`,
+    );
     const members = node('/0', 0, 0, Z, '', `{"version":${node('/0/version', 3, 3, Z, '3.3.0', 'null')}}`);
     const text = `{"Root":${node('/', 0, 0, Z, '', `{"0":${members},"1":${keys}}`)},"WatcherHub":{"EventHistory":{"Queue":{"Events":[{"action":"set","node":{"key":"/1/x","value":"v"}}]}}},"CurrentIndex":8}`;
     expect([...v2StoreNodes(Buffer.from(text))]).toEqual([
@@ -47,8 +54,13 @@ describe('v2StoreNodes', () => {
   it('reads a snapshot file in chunks and checks its CRC', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'v2store-'));
     try {
-      const keys = Array.from({ length: 3000 }, (_, i) => `"k${i}":${node(`/1/k${i}`, i + 1, i + 1, Z, 'x'.repeat(200), 'null')}`);
-      const store = Buffer.from(`{"Root":${node('/', 0, 0, Z, '', `{"1":${node('/1', 0, 0, Z, '', `{${keys.join(',')}}`)}}`)},"CurrentIndex":3000}`);
+      const keys = Array.from(
+        { length: 3000 },
+        (_, i) => `"k${i}":${node(`/1/k${i}`, i + 1, i + 1, Z, 'x'.repeat(200), 'null')}`,
+      );
+      const store = Buffer.from(
+        `{"Root":${node('/', 0, 0, Z, '', `{"1":${node('/1', 0, 0, Z, '', `{${keys.join(',')}}`)}}`)},"CurrentIndex":3000}`,
+      );
       const file = path.join(dir, 'a.snap');
       await fs.writeFile(file, encodeSnapFile({ store, metadata: Buffer.from([0x10, 0x05]) }));
       const r = await readV2Store(file, 0, path.join(dir, 'hidden'));
