@@ -156,7 +156,7 @@ export function lockedFileIsCurrent(file: string): boolean {
 async function checkPrevious(dataDir: string, prev: Holder | undefined): Promise<void> {
   if (!prev || !sameLiveProcess(prev)) return;
   const exe = path.basename(readlinkOr(`/proc/${prev.pid}/exe`));
-  if (/^etcd/.test(exe)) {
+  if (exe.startsWith('etcd')) {
     throw new UsageError(`etcd (pid ${prev.pid}, ${exe}) is running on ${dataDir}; stop it before migrating its data`);
   }
   throw new UsageError(`another etcd-migrate (pid ${prev.pid}) is working on ${dataDir}; ${WAIT}`);

@@ -21,10 +21,10 @@ import {
  * - v2-to-v3: offline `etcdctl migrate` with etcd `to.version`'s tools; every TTL is left, with its
  *             absolute expiry, in the data dir's pending TTL file for an attach-ttls step.
  * - attach-ttls: start etcd `to.version` on the data and give each key of the pending TTL file a lease
- *             for what is left of its TTL, then remove the file. Last in the chain (`then` 'target'):
+ *             for what is left of its TTL, then remove the file. Last in the chain (`before` 'target'):
  *             etcd gives every lease its full TTL again whenever it starts, so each start after the
  *             grant lengthens it; there it also does the upgrade to `to` (from the minor below, or
- *             a patch) that would come just before it. Before a rollback (`then` 'rollback'), which
+ *             a patch) that would come just before it. Before a rollback (`before` 'rollback'), which
  *             reads the leases.
  * - v3-to-v2: read the v3 keys with etcd `read`, write them with their TTLs into a new v2 store
  *             made by etcd `to.version`, then swap it in.
@@ -42,7 +42,7 @@ export type Step =
   | { kind: 'upgrade'; from: DataVersion; to: DataVersion; sealWith?: Version }
   | { kind: 'patch'; from: DataVersion; to: DataVersion }
   | { kind: 'v2-to-v3'; from: DataVersion; to: DataVersion }
-  | { kind: 'attach-ttls'; from: DataVersion; to: DataVersion; then: 'target' | 'rollback'; sealWith?: Version }
+  | { kind: 'attach-ttls'; from: DataVersion; to: DataVersion; before: 'target' | 'rollback'; sealWith?: Version }
   | { kind: 'v3-to-v2'; from: DataVersion; to: DataVersion; read: Version }
   | { kind: 'downgrade'; from: DataVersion; to: DataVersion; snapshotWith: Version }
   | { kind: 'etcd-downgrade'; from: DataVersion; to: DataVersion; enableWith: Version }
@@ -117,11 +117,11 @@ export function plan(
   // The pending TTLs become leases with etcd `version` on the data as it is at that point. Last in
   // the chain, an upgrade (or patch) to that very etcd just before it is left out: the attach step's
   // etcd starts on the data one minor below and upgrades it as it runs, one start of etcd instead of two.
-  const attach = (version: Version, then: 'target' | 'rollback') => {
+  const attach = (version: Version, before: 'target' | 'rollback') => {
     const last = steps.at(-1);
     let sealWith: Version | undefined;
     if (
-      then === 'target' &&
+      before === 'target' &&
       (last?.kind === 'upgrade' || last?.kind === 'patch') &&
       compare(last.to.version, version) === 0
     ) {
@@ -129,7 +129,13 @@ export function plan(
       at = last.from;
       sealWith = last.kind === 'upgrade' ? last.sealWith : undefined;
     }
-    push({ kind: 'attach-ttls', from: at, to: { version, storage: 'etcd3' }, then, ...(sealWith ? { sealWith } : {}) });
+    push({
+      kind: 'attach-ttls',
+      from: at,
+      to: { version, storage: 'etcd3' },
+      before,
+      ...(sealWith ? { sealWith } : {}),
+    });
     pending = false;
   };
 

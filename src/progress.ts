@@ -40,18 +40,18 @@ export interface Terminal {
  * text; the bar is drawn again at its next tick. Returns the terminal for the reporter and the log.
  */
 export function sharedTerminal(t: Terminal, log: Log): { tty: Terminal; log: Log } {
-  let bar = false;
+  let barShown = false;
   return {
     tty: {
       columns: t.columns,
       write: (text) => {
-        bar = !text.endsWith(CLEAR);
+        barShown = !text.endsWith(CLEAR);
         t.write(text);
       },
     },
     log: (line, extra) => {
-      if (bar) t.write(CLEAR);
-      bar = false;
+      if (barShown) t.write(CLEAR);
+      barShown = false;
       log(line, extra);
     },
   };

@@ -318,11 +318,11 @@ function blockReader(block: unknown, { hasher, onBytes }: Work): FileReader {
     const take = async (job: Promise<Block>): Promise<void> => {
       const b = await job;
       digests.push(b.digest);
-      onBytes(b.plain.reduce((sum, x) => sum + x.length, 0));
+      const length = b.plain.reduce((sum, x) => sum + x.length, 0);
+      onBytes(length);
       if (out) {
         const { bytesWritten } = await out.writev(b.plain);
-        const size = b.plain.reduce((sum, x) => sum + x.length, 0);
-        if (bytesWritten !== size) throw new Error(`short write restoring ${p}`);
+        if (bytesWritten !== length) throw new Error(`short write restoring ${p}`);
       }
     };
     // The blocks are parsed in order (a compressed block's length is in its bytes); their checks

@@ -11,8 +11,8 @@ export interface Devices {
 }
 
 /** Backups that would vanish with the container: on its root file system, the data dir elsewhere. */
-export const backupVanishes = (inContainer: boolean, d: Devices): boolean =>
-  inContainer && d.backup === d.root && d.data !== d.root;
+export const backupVanishes = (containerized: boolean, d: Devices): boolean =>
+  containerized && d.backup === d.root && d.data !== d.root;
 
 /**
  * Whether this process runs in a container: the markers docker (/.dockerenv) and podman or CRI-O

@@ -145,7 +145,7 @@ export async function backupCommand(f: CommandFlags, io: CommandIO): Promise<voi
     await fs.link(result, out).catch((e: unknown) => {
       if (errno(e) !== 'EEXIST') throw e;
       throw new UsageError(
-        `${out} appeared while the backup was made; ` + 'backups are never overwritten, choose a new file name',
+        `${out} appeared while the backup was made; backups are never overwritten, choose a new file name`,
       );
     });
     placed = true;

@@ -47,6 +47,7 @@ export function readDbEvidence(dataDir: string): Evidence {
  */
 export async function v2StoreHasKeys(dataDir: string): Promise<boolean> {
   const member = path.join(dataDir, 'member');
+  // oxlint-disable-next-line no-control-regex -- protobuf bytes in a WAL, matched on purpose
   const patterns = { snap: /"Path":"\/1\//, wal: /\x1a(?:[\x01-\x7f]|[\x80-\xff][\x01-\x7f])\/1\// };
   for (const sub of ['snap', 'wal'] as const) {
     const dir = path.join(member, sub);
@@ -61,6 +62,7 @@ export async function v2StoreHasKeys(dataDir: string): Promise<boolean> {
 export async function v2StoreVersion(dataDir: string): Promise<{ minor: string; from: string } | undefined> {
   const member = path.join(dataDir, 'member');
   // A raft entry holds a v2 PUT as protobuf: field 3 (path) "/0/version", field 4 (value) "x.y.z".
+  // oxlint-disable-next-line no-control-regex -- protobuf bytes in a WAL, matched on purpose
   const walPattern = /\x1a\x0a\/0\/version\x22[\x05-\x0a](\d+\.\d+)\.\d+/g;
   const snapPattern = /"Path":"\/0\/version"[^}]*?"Value":"(\d+\.\d+)\.\d+"/g;
   let found: { minor: string; from: string } | undefined;

@@ -227,7 +227,7 @@ describe('--log-format json', () => {
       expect(rec.level).toBe('info');
       expect(Number.isNaN(Date.parse(String(rec.ts)))).toBe(false);
     }
-    const step = records.find((x) => /^step 1\/1 /.test(String(x.msg)));
+    const step = records.find((x) => String(x.msg).startsWith('step 1/1 '));
     expect(step?.msg).toMatch(/^step 1\/1 upgrade 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: [\d.]+ s$/);
     expect(step).toMatchObject({
       step: 1,

@@ -20,8 +20,8 @@ const show = (s: Step): string => {
         ? ` snapshot ${fmt(s.snapshotWith)}`
         : s.kind === 'etcd-downgrade'
           ? ` enable ${fmt(s.enableWith)}`
-          : s.kind === 'attach-ttls' && s.then !== 'target'
-            ? ` then ${s.then}`
+          : s.kind === 'attach-ttls' && s.before !== 'target'
+            ? ` then ${s.before}`
             : '';
   const seal = (s.kind === 'upgrade' || s.kind === 'attach-ttls') && s.sealWith ? ` seal ${fmt(s.sealWith)}` : '';
   return `${s.kind} ${fmtData(s.from)} -> ${fmtData(s.to)}${extra}${seal}`;

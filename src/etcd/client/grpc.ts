@@ -78,12 +78,12 @@ export class V3Grpc implements V3Api {
         } else if (status !== '0') {
           reject(new V3Error(method, Number(status ?? -1), message || `gRPC status ${status ?? 'missing'}`));
         } else {
-          const msg = answer.message();
-          if (!msg)
+          const reply = answer.message();
+          if (!reply)
             reject(
               new StepError(`${method} on the temporary etcd: a malformed gRPC answer (${answer.received} bytes)`),
             );
-          else resolve(msg);
+          else resolve(reply);
         }
       });
       req.end(frame);

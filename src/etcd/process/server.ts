@@ -276,7 +276,7 @@ export function errorLine(line: string): ErrorLine | undefined {
   const text = line.trim();
   const cut = (t: string) => (t.length > MAX_ERROR_CHARS ? `${t.slice(0, MAX_ERROR_CHARS)}...` : t);
   if (FLAG_ERROR.test(text)) return { kind: 'flag', text: cut(text) };
-  if (/^panic: /.test(text)) return { kind: 'panic', text: cut(text) };
+  if (text.startsWith('panic: ')) return { kind: 'panic', text: cut(text) };
   const capns = /^\S+ \S+ ([CEF]) \| (.*)$/.exec(text);
   if (capns) return { kind: capns[1] === 'E' ? 'error' : 'fatal', text: cut(capns[2]!) };
   if (text.startsWith('{') && /"level":"(error|dpanic|panic|fatal)"/.test(text)) {

@@ -57,7 +57,7 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
   // What the target etcd will add to every lease: its election timeout when it becomes leader, and
   // the time it takes to get there, measured by this very start of it (a lone member's: a cluster
   // member's start waits for its peers). The rollback's temporary etcd reads the leases at once.
-  const target = s.then === 'target';
+  const target = s.before === 'target';
   let startMs = 0;
   const r = await withTempEtcd(
     {

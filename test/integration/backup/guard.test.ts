@@ -6,7 +6,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { backupId } from '../../../src/backup/retention.ts';
 import { runCli, treeSnapshot } from '../../helpers/cli.ts';
-import { fixtureBinDir, makeHistoryData, modeOf, served } from '../../helpers/fixtures.ts';
+import { fixtureBinDir, makeHistoryData, served } from '../../helpers/fixtures.ts';
 import { BIN_DIR, requireBinaries } from '../../helpers/env.ts';
 import { freePort, onCleanup, tmpDir } from '../../helpers/tmp.ts';
 

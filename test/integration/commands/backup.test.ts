@@ -8,7 +8,7 @@ import { runCli, treeSnapshot } from '../../helpers/cli.ts';
 import { fixtureBinDir, makeHistoryData, modeOf } from '../../helpers/fixtures.ts';
 import { BIN_DIR, ENTRY, requireBinaries } from '../../helpers/env.ts';
 import { findLeftoverEtcds } from '../../../src/etcd/process/leftovers.ts';
-import { etcdctl, startEtcd } from '../../helpers/etcd.ts';
+import { startEtcd } from '../../helpers/etcd.ts';
 import { freePort, onCleanup, tmpDir } from '../../helpers/tmp.ts';
 
 beforeAll(requireBinaries);

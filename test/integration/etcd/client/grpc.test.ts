@@ -12,10 +12,10 @@ import { freePort, onCleanup, tmpDir } from '../../../helpers/tmp.ts';
 beforeAll(requireBinaries);
 
 const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
-const all = async (it: AsyncGenerator<KeyValue[]>) => {
+const all = async (pages: AsyncGenerator<KeyValue[]>) => {
   const out: KeyValue[] = [];
   // The gateway answers more fields (revisions, version); the conversion reads these three.
-  for await (const page of it)
+  for await (const page of pages)
     out.push(
       ...page.map(({ key, value, lease }) => ({ key, ...(value ? { value } : {}), ...(lease ? { lease } : {}) })),
     );

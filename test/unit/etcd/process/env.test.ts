@@ -62,9 +62,9 @@ describe('temporaryEtcdEnv', () => {
 });
 
 describe('the exec of the target etcd', () => {
-  const opts = (etcdArgs: string[]) =>
+  const opts = (podArgs: string[]) =>
     resolveOptions(
-      { dataDir: '/var/etcd/data', targetVersion: '3.5.30', binDir: '/b', etcdArgs },
+      { dataDir: '/var/etcd/data', targetVersion: '3.5.30', binDir: '/b', etcdArgs: podArgs },
       {},
       { hostname: 'h' },
     );
