@@ -12,7 +12,6 @@ import { txnLimits } from '../convert/check.ts';
 import { attachTtls } from '../convert/leases.ts';
 import { readPendingTtls } from '../convert/pending.ts';
 import { dbIdentity, readDbKeyspace, type DbKeyspace } from '../convert/v3db.ts';
-import { withGrpc } from '../../etcd/client/grpc.ts';
 import { SEAL_FLAGS, waitSealed } from '../../etcd/process/seal.ts';
 import { withTempEtcd } from '../../etcd/process/server.ts';
 import { removeFileDurably } from '../../fsx.ts';
@@ -73,7 +72,7 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
       clusterAtLeast: clusterVersionNeeded(s, ctx.target.version, isCluster(ctx.member.initialCluster)),
       log: ctx.log,
     },
-    (e) => {
+    async (e) => {
       // From its spawn until it first answered (the start that counted, if it was started twice): after
       // that it may wait for its cluster version, which the target's etcd finds decided (this one
       // writes it; etcd/process/server.ts, etcd/disk/snapfile.ts).
@@ -83,6 +82,8 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
       const minTtl = target ? Math.max(1, Math.ceil((1.5 * ctx.targetElectionTimeoutMs) / 1000)) : 1;
       const electionWaitMs = target ? ctx.targetElectionTimeoutMs : 0;
       const attach = { opsPerTxn: txn.ops, extendMs, minTtl, electionWaitMs, offline };
+      // Loaded here: node:http2 costs every other pod start ~10 ms (BENCHMARKS.md, issue 15).
+      const { withGrpc } = await import('../../etcd/client/grpc.ts');
       return withGrpc(
         e.endpoint,
         async (g) => {
