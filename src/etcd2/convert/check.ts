@@ -42,7 +42,10 @@ export function checkMigratedDb(dbFile: string, converted: Checksum): DbKeyspace
   const got = db.sum.digest();
   if (got.keys !== converted.keys || got.kv !== converted.kv || db.leased || db.tombstones) {
     throw new StepError(
-      `etcdctl migrate did not write the v2 store faithfully: v2 ${formatChecksum(converted)}, v3 ${formatChecksum(got)}${db.leased ? `, ${count(db.leased, 'key')} on a lease` : ''}${db.tombstones ? `, ${count(db.tombstones, 'deletion')}` : ''}; the live data was not changed`,
+      'etcdctl migrate did not write the v2 store faithfully: ' +
+        `v2 ${formatChecksum(converted)}, v3 ${formatChecksum(got)}` +
+        `${db.leased ? `, ${count(db.leased, 'key')} on a lease` : ''}` +
+        `${db.tombstones ? `, ${count(db.tombstones, 'deletion')}` : ''}; the live data was not changed`,
     );
   }
   return db;

@@ -39,7 +39,10 @@ export interface AttachOptions {
    * its election timeout, in whole seconds, to that.
    */
   minTtl?: number;
-  /** How much later than expected the next etcd may become leader: its randomized election wait, up to one election timeout. */
+  /**
+   * How much later than expected the next etcd may become leader: its randomized election wait, up to one
+   * election timeout.
+   */
   electionWaitMs?: number;
   /**
    * The keyspace read offline from the db before this etcd started, and how long that took. When it
@@ -234,7 +237,11 @@ async function checkAsConverted(
   }
   if (!same()) {
     throw new StepError(
-      `the keyspace is not as the etcd2 -> etcd3 conversion left it: expected ${formatChecksum(want.digest())}, found ${formatChecksum(converted.digest())} (did an etcd run on this data dir outside the migration?); restore the backup taken before the conversion and rerun, or delete the pending TTL file to keep the data without its TTLs`,
+      'the keyspace is not as the etcd2 -> etcd3 conversion left it: ' +
+        `expected ${formatChecksum(want.digest())}, found ${formatChecksum(converted.digest())} ` +
+        '(did an etcd run on this data dir outside the migration?); ' +
+        'restore the backup taken before the conversion and rerun, ' +
+        'or delete the pending TTL file to keep the data without its TTLs',
     );
   }
 }
@@ -390,7 +397,10 @@ const putBytes = (line: TtlLine): number => line[1].length + (sendsValue(line) ?
 function checkValue([, key, kv, value]: TtlLine): void {
   if (value !== undefined && kvDigest(Buffer.from(key, 'base64'), Buffer.from(value, 'base64')) !== kv) {
     throw new StepError(
-      `the pending TTL file is damaged: the value of the key ${JSON.stringify(Buffer.from(key, 'base64').toString())} does not match the digest the conversion recorded; no value of it was written. Restore the backup taken before the etcd2 -> etcd3 conversion and rerun`,
+      'the pending TTL file is damaged: ' +
+        `the value of the key ${JSON.stringify(Buffer.from(key, 'base64').toString())} ` +
+        'does not match the digest the conversion recorded; no value of it was written. ' +
+        'Restore the backup taken before the etcd2 -> etcd3 conversion and rerun',
     );
   }
 }
@@ -411,7 +421,9 @@ async function attachOne(v3: V3Api, op: Op, [exp, key]: TtlLine, early: number):
     if (e instanceof V3Error && e.keyNotFound && exp - Date.now() < early) return false;
     if (e instanceof V3Error && e.keyNotFound)
       throw new StepError(
-        `a key with ${Math.round((exp - Date.now()) / 1000)} s of TTL left is gone from the keyspace before its lease was attached (did an etcd run on this data dir outside the migration?)`,
+        `a key with ${Math.round((exp - Date.now()) / 1000)} s of TTL left ` +
+          'is gone from the keyspace before its lease was attached ' +
+          '(did an etcd run on this data dir outside the migration?)',
       );
     throw e;
   }

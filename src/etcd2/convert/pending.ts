@@ -88,7 +88,8 @@ const BLOCK = 32 << 10;
 export async function readPendingTtls(file: string): Promise<PendingTtls> {
   const damaged = (what: string) =>
     new StepError(
-      `the pending TTL file ${file} is damaged (${what}); restore the backup taken before the etcd2 -> etcd3 conversion and rerun`,
+      `the pending TTL file ${file} is damaged (${what}); ` +
+        'restore the backup taken before the etcd2 -> etcd3 conversion and rerun',
     );
   let head: string[];
   try {
@@ -96,7 +97,9 @@ export async function readPendingTtls(file: string): Promise<PendingTtls> {
   } catch (e) {
     if (errno(e) === 'ENOENT')
       throw new StepError(
-        `the pending TTL file ${file} is missing, so the TTLs of the etcd2 -> etcd3 conversion cannot be attached; restore the backup taken before the conversion and rerun`,
+        `the pending TTL file ${file} is missing, ` +
+          'so the TTLs of the etcd2 -> etcd3 conversion cannot be attached; ' +
+          'restore the backup taken before the conversion and rerun',
       );
     throw e;
   }

@@ -125,7 +125,10 @@ export class RevisionOrder {
     this.revs.n = 0;
   }
 
-  /** Splits the spill file into files by revision range, about half the budget each; their names and sizes, lowest range first. */
+  /**
+   * Splits the spill file into files by revision range, about half the budget each; their names and sizes, lowest
+   * range first.
+   */
   private split(file: string, bytes: number): Array<{ name: string; bytes: number }> {
     const k = Math.max(1, Math.ceil(bytes / (this.budget / 2)));
     const sorted = Float64Array.from(this.all.view()).sort();

@@ -74,7 +74,8 @@ export class V2ToV3Transform {
       n.modifiedIndex <= 0
     ) {
       throw new StepError(
-        `etcdctl migrate gave the v2 key ${JSON.stringify(n.key)} unusable indexes (created ${n.createdIndex}, modified ${n.modifiedIndex})`,
+        `etcdctl migrate gave the v2 key ${JSON.stringify(n.key)} ` +
+          `unusable indexes (created ${n.createdIndex}, modified ${n.modifiedIndex})`,
       );
     }
     const exp = this.expiryOf(n);

@@ -37,7 +37,8 @@ export async function writeV2Keys(c: HttpClient, spillFile: string): Promise<V2W
     const node = await put(c, key, value, ttl);
     if (node.key !== key || (node.value ?? '') !== value) {
       throw new StepError(
-        `etcd2 cannot hold the key ${JSON.stringify(key)} as it is (the v2 API stored it as ${JSON.stringify(node.key)}: v2 keys are cleaned paths)`,
+        `etcd2 cannot hold the key ${JSON.stringify(key)} as it is ` +
+          `(the v2 API stored it as ${JSON.stringify(node.key)}: v2 keys are cleaned paths)`,
       );
     }
     written.add(key, value, ttl !== undefined);

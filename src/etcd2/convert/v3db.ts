@@ -17,7 +17,10 @@ export interface DbKeyspace {
   /** Records on a lease, and deletion marks: none right after a migrate. */
   leased: number;
   tombstones: number;
-  /** The highest main revision of a record (0 for none): the store's revision when etcd next starts, unless its WAL holds more. */
+  /**
+   * The highest main revision of a record (0 for none): the store's revision when etcd next starts, unless its WAL
+   * holds more.
+   */
   maxRevision: number;
 }
 

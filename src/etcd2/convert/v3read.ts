@@ -62,7 +62,12 @@ function checkStorable(key: Buffer, value: Buffer): void {
   const name = () => JSON.stringify(key.toString('utf8'));
   if (value.subarray(0, K8S_PROTOBUF_MAGIC.length).equals(K8S_PROTOBUF_MAGIC)) {
     throw new UsageError(
-      `the value of ${name()} is Kubernetes protobuf (it starts with "k8s\\0"), and etcd2 can hold only JSON: nothing was changed. To roll back, first make the apiserver store JSON (--storage-media-type=application/json, i.e. STORAGE_MEDIA_TYPE=application/json) and rewrite every object (e.g. kubectl get <each resource> -A -o json | kubectl replace -f -), or stay on etcd3 (TARGET_STORAGE=etcd3)`,
+      `the value of ${name()} is Kubernetes protobuf (it starts with "k8s\\0"), ` +
+        'and etcd2 can hold only JSON: nothing was changed. ' +
+        'To roll back, first make the apiserver store JSON ' +
+        '(--storage-media-type=application/json, i.e. STORAGE_MEDIA_TYPE=application/json) ' +
+        'and rewrite every object (e.g. kubectl get <each resource> -A -o json | kubectl replace -f -), ' +
+        'or stay on etcd3 (TARGET_STORAGE=etcd3)',
     );
   }
   for (const [what, bytes] of [
@@ -73,7 +78,8 @@ function checkStorable(key: Buffer, value: Buffer): void {
       utf8.decode(bytes);
     } catch {
       throw new UsageError(
-        `the ${what} of ${name()} is not UTF-8 text, and etcd2 can hold only text: nothing was changed; stay on etcd3 (TARGET_STORAGE=etcd3) or remove that key`,
+        `the ${what} of ${name()} is not UTF-8 text, ` +
+          'and etcd2 can hold only text: nothing was changed; stay on etcd3 (TARGET_STORAGE=etcd3) or remove that key',
       );
     }
   }

@@ -98,16 +98,25 @@ export async function run(s: AttachStep, ctx: StepContext): Promise<StepReport> 
   );
   await removeFileDurably(file);
   const expired = r.expired + r.dueSoon ? `, ${counted(r.expired + r.dueSoon, 'key')} expired` : '';
+  const dueSoon = r.dueSoon
+    ? `, ${r.dueSoon} more were due within ${seconds(r.dueWithinMs)} and were deleted (no lease could end them sooner)`
+    : '';
   return {
     figures: `${counted(r.after.ttlKeys, 'key')} on ${counted(r.leases, 'lease')}${expired}`,
     fields: { keys: r.after.ttlKeys, leases: r.leases, expired: r.expired + r.dueSoon },
     detail:
       `after: ${formatChecksum(r.after)}; ${count(r.expired, 'key')} expired since the conversion` +
-      `${r.dueSoon ? `, ${r.dueSoon} more were due within ${seconds(r.dueWithinMs)} and were deleted (no lease could end them sooner)` : ''}; ${count(r.after.ttlKeys, 'key')} on ${count(r.leases, 'lease')} ` +
-      `(granted ${seconds(Date.now() - r.grantedAt)} before the end of this step; attached in ${seconds(r.attachedAt - r.grantedAt)}, ${seconds(r.predictedMs)} allowed for by a timed pass onto one lease; ` +
-      `etcd stopped and the file removed in ${seconds(Date.now() - r.attachedAt)}; every key and value ${offline && r.sumFrom === 'db' ? offline.how : 'read through etcd'} and checked first in ${seconds(r.sumMs)}. ` +
+      `${dueSoon}; ${count(r.after.ttlKeys, 'key')} on ${count(r.leases, 'lease')} ` +
+      `(granted ${seconds(Date.now() - r.grantedAt)} before the end of this step; ` +
+      `attached in ${seconds(r.attachedAt - r.grantedAt)}, ` +
+      `${seconds(r.predictedMs)} allowed for by a timed pass onto one lease; ` +
+      `etcd stopped and the file removed in ${seconds(Date.now() - r.attachedAt)}; ` +
+      `every key and value ${offline && r.sumFrom === 'db' ? offline.how : 'read through etcd'} ` +
+      `and checked first in ${seconds(r.sumMs)}. ` +
       (target
-        ? `A lease restarts in full when etcd becomes leader, plus its election timeout: each is ${seconds(ctx.targetElectionTimeoutMs + startMs)} shorter for the target etcd's election timeout and start)`
+        ? 'A lease restarts in full when etcd becomes leader, plus its election timeout: ' +
+          `each is ${seconds(ctx.targetElectionTimeoutMs + startMs)} shorter ` +
+          "for the target etcd's election timeout and start)"
         : 'The rollback reads the leases next)'),
   };
 }

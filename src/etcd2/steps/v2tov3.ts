@@ -108,7 +108,12 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   const v2 = await convert(v, ctx, { scratch, source }, files, converted);
   debug(
     ctx.log,
-    `etcdctl ${fmt(v)} migrate done in ${since()} (its db copied and the rest of the member dir linked first, in ${copied}): ${count(converted.keys, 'key')} (${converted.ttlKeys} with a TTL) in ${count(v2.dirs, 'directory', 'directories')} (v3 has no directories; they are not kept); ${count(v2.expired, 'key')} ${were(v2.expired)} already due and ${v2.expired === 1 ? 'is' : 'are'} not converted`,
+    `etcdctl ${fmt(v)} migrate done in ${since()} ` +
+      `(its db copied and the rest of the member dir linked first, in ${copied}): ` +
+      `${count(converted.keys, 'key')} (${converted.ttlKeys} with a TTL) ` +
+      `in ${count(v2.dirs, 'directory', 'directories')} (v3 has no directories; they are not kept); ` +
+      `${count(v2.expired, 'key')} ${were(v2.expired)} already due ` +
+      `and ${v2.expired === 1 ? 'is' : 'are'} not converted`,
   );
 
   // 5 and 6 at once (both only read the db migrate wrote; the check on this thread, the restore in
@@ -129,13 +134,15 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
   const inDb = checked.sum.digest();
   debug(
     ctx.log,
-    `the db it wrote holds every key and value it was given, none on a lease (${count(inDb.keys, 'key')}; read offline in ${since()})`,
+    'the db it wrote holds every key and value it was given, ' +
+      `none on a lease (${count(inDb.keys, 'key')}; read offline in ${since()})`,
   );
   await restoring;
   const { same, seeded, why, cluster } = await installRestored(v, ctx, { dbFile, restored, source, checked });
   debug(
     ctx.log,
-    `${offlineTool(v)} ${fmt(v)} snapshot restore of that db, beside the check: a new member dir with a fresh WAL and an empty v2 store, ${since()} after the check; ` +
+    `${offlineTool(v)} ${fmt(v)} snapshot restore of that db, beside the check: ` +
+      `a new member dir with a fresh WAL and an empty v2 store, ${since()} after the check; ` +
       (seeded
         ? `cluster version ${cluster} recorded in it`
         : `no cluster version recorded${why}: etcd decides it when it starts`) +
@@ -152,8 +159,11 @@ export async function run(s: V2ToV3Step, ctx: StepContext): Promise<StepReport> 
     figures: `${counted(inDb.keys, 'key')}, ${counted(pending, 'TTL')} pending${due}`,
     fields: { keys: inDb.keys, ttls: pending, due: v2.expired },
     detail:
-      `before (v2): ${formatChecksum(converted)} in ${count(v2.dirs, 'dir')}; after (v3, TTLs pending): ${formatChecksum(after)}; ` +
-      `${count(v2.expired, 'key')} ${were(v2.expired)} due before it (not converted); the TTLs of ${count(pending, 'key')} wait in ${PENDING_TTLS_FILE} for the end of the chain; v2 store emptied; new member and cluster IDs`,
+      `before (v2): ${formatChecksum(converted)} in ${count(v2.dirs, 'dir')}; ` +
+      `after (v3, TTLs pending): ${formatChecksum(after)}; ` +
+      `${count(v2.expired, 'key')} ${were(v2.expired)} due before it (not converted); ` +
+      `the TTLs of ${count(pending, 'key')} wait in ${PENDING_TTLS_FILE} for the end of the chain; ` +
+      'v2 store emptied; new member and cluster IDs',
   };
 }
 
@@ -183,7 +193,10 @@ function refuseV3Keys(s: V2ToV3Step, dbFile: string): void {
   const inV3 = liveKeyCount(dbFile);
   if (inV3 > 0) {
     throw new UsageError(
-      `the etcd2 data of ${fmtData(s.from)} also holds ${count(inV3, 'key')} in etcd3 storage, which etcdctl migrate could overwrite (v2 indexes become v3 revisions); nothing was changed. Look at them with ETCDCTL_API=3 etcdctl get "" --prefix --keys-only on etcd ${fmt(v)}; if the data is really etcd3, write ${fmt(s.from.version)}/etcd3 into version.txt, else delete those keys`,
+      `the etcd2 data of ${fmtData(s.from)} also holds ${count(inV3, 'key')} in etcd3 storage, ` +
+        'which etcdctl migrate could overwrite (v2 indexes become v3 revisions); nothing was changed. ' +
+        `Look at them with ETCDCTL_API=3 etcdctl get "" --prefix --keys-only on etcd ${fmt(v)}; ` +
+        `if the data is really etcd3, write ${fmt(s.from.version)}/etcd3 into version.txt, else delete those keys`,
     );
   }
 }
@@ -260,7 +273,9 @@ async function writePending(ctx: StepContext, converted: Checksum, ttlFile: stri
   const pending = await writePendingTtlsFromSpill(newPendingTtlsFile(ctx.dataDir), converted, ttlFile);
   if (pending !== converted.ttlKeys)
     throw new StepError(
-      `the pending TTL file holds ${count(pending, 'key')}, but ${count(converted.ttlKeys, 'key')} with a TTL ${were(converted.ttlKeys)} converted; the live data was not changed`,
+      `the pending TTL file holds ${count(pending, 'key')}, ` +
+        `but ${count(converted.ttlKeys, 'key')} with a TTL ${were(converted.ttlKeys)} converted; ` +
+        'the live data was not changed',
     );
   return pending;
 }
@@ -309,13 +324,16 @@ async function writeTransformerScript(dir: string, install: Install, files: Tran
   // Linux reads at most 256 bytes of a #! line; all after the path is one argument.
   if (/\s/.test(install.node) || install.node.length > 200)
     throw new StepError(
-      `the Node binary's path ${JSON.stringify(install.node)} cannot start a script (#! line): it has a space or is too long; install Node at a plain path`,
+      `the Node binary's path ${JSON.stringify(install.node)} cannot start a script (#! line): ` +
+        'it has a space or is too long; install Node at a plain path',
     );
   const file = path.join(dir, 'transformer.mjs');
   const module = JSON.stringify(pathToFileURL(install.transformer).href);
   await fs.writeFile(
     file,
-    `#!${install.node} --max-semi-space-size=1\nconst { runTransformer } = await import(${module});\nawait runTransformer(${JSON.stringify(files)});\n`,
+    `#!${install.node} --max-semi-space-size=1\n` +
+      `const { runTransformer } = await import(${module});\n` +
+      `await runTransformer(${JSON.stringify(files)});\n`,
     { mode: 0o700 },
   );
   return file;
@@ -332,7 +350,8 @@ async function readSummary(file: string, migrateOutput: string): Promise<Transfo
     if (/no v2 keys to migrate/.test(migrateOutput))
       return { converted: new ChecksumBuilder().digest(), dirs: 0, expired: 0 };
     throw new StepError(
-      `etcdctl migrate ended but its transformer left no summary (${(e as Error).message}); the live data was not changed`,
+      `etcdctl migrate ended but its transformer left no summary (${(e as Error).message}); ` +
+        'the live data was not changed',
     );
   }
 }

@@ -34,7 +34,9 @@ export const needs = (s: V3ToV2Step): ToolNeed[] => [
 export async function run(s: V3ToV2Step, ctx: StepContext): Promise<StepReport> {
   if (isCluster(ctx.member.initialCluster)) {
     throw new UsageError(
-      `a rollback to etcd2 makes a new one-member cluster, but INITIAL_CLUSTER names several members (${ctx.member.initialCluster}); roll back one member alone and add the others again, or stay on etcd3`,
+      'a rollback to etcd2 makes a new one-member cluster, ' +
+        `but INITIAL_CLUSTER names several members (${ctx.member.initialCluster}); ` +
+        'roll back one member alone and add the others again, or stay on etcd3',
     );
   }
   const prefix = `${ctx.dataPrefix.replace(/\/+$/, '')}/`;
@@ -52,9 +54,15 @@ export async function run(s: V3ToV2Step, ctx: StepContext): Promise<StepReport> 
       ),
   );
   const before = src.sum.digest();
+  const outsideNote = src.outside
+    ? `; ${count(src.outside, 'key')} outside ${prefix} ${src.outside === 1 ? 'is' : 'are'} not rolled back`
+    : '';
+  const expiredNote = src.expired
+    ? `; ${count(src.expired, 'key')} whose lease had run out ${src.expired === 1 ? 'is' : 'are'} left out`
+    : '';
   debug(
     ctx.log,
-    `read ${count(before.keys, 'key')} under ${prefix} (${before.ttlKeys} on a lease)${src.outside ? `; ${count(src.outside, 'key')} outside ${prefix} ${src.outside === 1 ? 'is' : 'are'} not rolled back` : ''}${src.expired ? `; ${count(src.expired, 'key')} whose lease had run out ${src.expired === 1 ? 'is' : 'are'} left out` : ''}`,
+    `read ${count(before.keys, 'key')} under ${prefix} (${before.ttlKeys} on a lease)${outsideNote}${expiredNote}`,
   );
 
   const dst = await withTempEtcd(
@@ -78,7 +86,10 @@ export async function run(s: V3ToV2Step, ctx: StepContext): Promise<StepReport> 
       expired: src.expired + dst.expired,
     },
     detail:
-      `before (v3, under ${prefix}): ${formatChecksum(before)}; after (v2): ${formatChecksum(dst.readBack)} in ${count(dst.dirs, 'dir')}` +
-      `${dst.expired ? `; ${count(dst.expired, 'key')} expired on the way` : ''}${src.outside ? `; ${count(src.outside, 'key')} outside ${prefix} not rolled back` : ''}; revisions are not kept`,
+      `before (v3, under ${prefix}): ${formatChecksum(before)}; ` +
+      `after (v2): ${formatChecksum(dst.readBack)} in ${count(dst.dirs, 'dir')}` +
+      `${dst.expired ? `; ${count(dst.expired, 'key')} expired on the way` : ''}` +
+      `${src.outside ? `; ${count(src.outside, 'key')} outside ${prefix} not rolled back` : ''}` +
+      '; revisions are not kept',
   };
 }
