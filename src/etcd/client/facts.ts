@@ -46,7 +46,8 @@ export async function memberFacts(
   if (hash === undefined || rev === undefined) throw new Error(`etcdctl ${fmt(v)} endpoint hashkv printed no hash`);
   if (Number(rev) !== Number(range.header?.revision ?? 0))
     throw new Error(
-      `etcd ${fmt(v)} changed revision while it was being read (${range.header?.revision} -> ${rev}); nothing else may write to the temporary etcd`,
+      `etcd ${fmt(v)} changed revision while it was being read (${range.header?.revision} -> ${rev}); ` +
+        'nothing else may write to the temporary etcd',
     );
   return { keys: Number(range.count ?? 0), revision: Number(rev), hashKv: Number(hash) };
 }

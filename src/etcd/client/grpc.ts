@@ -72,7 +72,8 @@ export class V3Grpc implements V3Api {
         if (req.rstCode && req.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
           reject(
             new StepError(
-              `${method} on the temporary etcd: no answer in ${TIMEOUT_MS / 1000} s or the stream was reset (code ${req.rstCode})`,
+              `${method} on the temporary etcd: no answer in ${TIMEOUT_MS / 1000} s ` +
+                `or the stream was reset (code ${req.rstCode})`,
             ),
           );
         } else if (status !== '0') {

@@ -116,7 +116,10 @@ export async function probeWriteV3(endpoint: string, v: Version, tls?: ClientTls
   return r.status === 200 && r.body.includes('"header"');
 }
 
-/** The same through the v2 API (etcd2 storage gets no v3 write): a DELETE answered "Key not found" (100) was committed. */
+/**
+ * The same through the v2 API (etcd2 storage gets no v3 write): a DELETE answered "Key not found" (100) was
+ * committed.
+ */
 export async function probeWriteV2(endpoint: string, tls?: ClientTls): Promise<boolean> {
   const r = await request(endpoint, 'DELETE', `/v2/keys${PROBE_KEY}`, undefined, 2000, tls);
   if (r.status === 200) return true;

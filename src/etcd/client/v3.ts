@@ -147,7 +147,8 @@ export class V3Error extends StepError {
       /* keep the raw text */
     }
     super(
-      `the v3 API answered ${path} with ${path.startsWith('/etcdserverpb.') ? 'gRPC status' : 'HTTP'} ${status}: ${msg}`,
+      `the v3 API answered ${path} ` +
+        `with ${path.startsWith('/etcdserverpb.') ? 'gRPC status' : 'HTTP'} ${status}: ${msg}`,
     );
     this.status = status;
     this.body = body;

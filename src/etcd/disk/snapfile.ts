@@ -30,7 +30,10 @@ const TABLES = (() => {
 /** CRC-32C (Castagnoli), as Go's crc32.Update(0, crc32.MakeTable(crc32.Castagnoli), b). */
 export const crc32c = (b: Uint8Array): number => crc32cUpdate(0, b);
 
-/** CRC-32C continued from `crc` over `b` (Go's crc32.Update): for a file read in chunks, and the WAL's chained records. */
+/**
+ * CRC-32C continued from `crc` over `b` (Go's crc32.Update): for a file read in chunks, and the WAL's chained
+ * records.
+ */
 export function crc32cUpdate(crc: number, b: Uint8Array): number {
   const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES as [
     Uint32Array,

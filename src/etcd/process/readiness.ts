@@ -33,7 +33,8 @@ export interface Seen {
 export function missing(e: Expectation, s: Seen): string | undefined {
   if (s.server === undefined) {
     return e.cluster
-      ? `no answer yet (a member of ${e.cluster.members} serves only once ${Math.floor(e.cluster.members / 2) + 1} members run and have elected a leader)`
+      ? `no answer yet (a member of ${e.cluster.members} serves only once ` +
+          `${Math.floor(e.cluster.members / 2) + 1} members run and have elected a leader)`
       : 'no answer yet';
   }
   if (e.cluster && s.server !== fmt(e.version))
@@ -41,11 +42,16 @@ export function missing(e: Expectation, s: Seen): string | undefined {
   if (e.version.major >= 3 && (!s.cluster || compareMinor(s.cluster, e.clusterAtLeast) < 0)) {
     const cv = `cluster version ${s.cluster ? fmtMinor(s.cluster) : 'not decided'}`;
     return e.cluster
-      ? `${cv}, waiting for ${fmtMinor(e.clusterAtLeast)}, which etcd sets only once every member runs etcd ${fmtMinor(e.clusterAtLeast)} or newer (start the other members' entrypoints; a rolling upgrade moves one minor at a time)`
+      ? `${cv}, waiting for ${fmtMinor(e.clusterAtLeast)}, ` +
+          `which etcd sets only once every member runs etcd ${fmtMinor(e.clusterAtLeast)} or newer ` +
+          "(start the other members' entrypoints; a rolling upgrade moves one minor at a time)"
       : cv;
   }
   if (compareMinor(e.clusterAtLeast, V3_6) >= 0 && (!s.storage || compareMinor(s.storage, e.clusterAtLeast) < 0)) {
-    return `storage version ${s.storage ? fmtMinor(s.storage) : 'not written'}, waiting for ${fmtMinor(e.clusterAtLeast)}`;
+    return (
+      `storage version ${s.storage ? fmtMinor(s.storage) : 'not written'}, ` +
+      `waiting for ${fmtMinor(e.clusterAtLeast)}`
+    );
   }
   if (e.cluster && s.joined === false)
     return `member ${e.cluster.name} is not yet listed with its client URL ${e.cluster.clientUrl}`;

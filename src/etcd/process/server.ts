@@ -305,7 +305,10 @@ export async function withTempEtcd<T>(opts: StartOptions, fn: (etcd: TempEtcd) =
   return result;
 }
 
-/** A started etcd, ready; a lone member that missed its cluster version decision started once more (MISSED_VERSION_MS). */
+/**
+ * A started etcd, ready; a lone member that missed its cluster version decision started once more
+ * (MISSED_VERSION_MS).
+ */
 async function startReady(opts: StartOptions): Promise<TempEtcd> {
   let etcd = new TempEtcd(opts);
   try {

@@ -83,7 +83,8 @@ export async function checkSnapshotFile(file: string): Promise<{ sha256: string;
   if (!body.digest().equals(trailer)) {
     throw new IntegrityError(
       'damaged',
-      `${file} is damaged or truncated: its content does not match the sha256 etcd appended to it (a raw copy of member/snap/db has no such hash; restore one with --skip-hash-check)`,
+      `${file} is damaged or truncated: its content does not match the sha256 etcd appended to it ` +
+        '(a raw copy of member/snap/db has no such hash; restore one with --skip-hash-check)',
     );
   }
   return { sha256: whole.digest('hex'), size };

@@ -47,23 +47,29 @@ export function resolveClientTls(
   const serverKey = flagValue(extraArgs, 'key-file');
   if (extraArgs.some((a) => /^--?auto-tls(=true)?$/.test(a))) {
     throw new UsageError(
-      'ETCD_CREDS has --auto-tls: the temporary etcd would serve a self-signed certificate that cannot be verified; give --cert-file and --key-file in ETCD_CREDS and --client-ca-file instead (--peer-auto-tls is fine)',
+      'ETCD_CREDS has --auto-tls: the temporary etcd would serve a self-signed certificate that cannot be verified; ' +
+        'give --cert-file and --key-file in ETCD_CREDS and --client-ca-file instead (--peer-auto-tls is fine)',
     );
   }
   if ((serverCert === undefined) !== (serverKey === undefined)) {
+    const half = serverCert === undefined ? '--key-file without --cert-file' : '--cert-file without --key-file';
     throw new UsageError(
-      `ETCD_CREDS gives ${serverCert === undefined ? '--key-file without --cert-file' : '--cert-file without --key-file'}; give both (the temporary etcd's client certificate and key) or neither`,
+      `ETCD_CREDS gives ${half}; give both (the temporary etcd's client certificate and key) or neither`,
     );
   }
   if ((f.certFile === undefined) !== (f.keyFile === undefined)) {
-    throw new UsageError(
-      `${f.certFile === undefined ? '--client-key-file is given without --client-cert-file' : '--client-cert-file is given without --client-key-file'}; give both or neither`,
-    );
+    const half =
+      f.certFile === undefined
+        ? '--client-key-file is given without --client-cert-file'
+        : '--client-cert-file is given without --client-key-file';
+    throw new UsageError(`${half}; give both or neither`);
   }
   if (serverCert === undefined) {
     if (f.caFile !== undefined || f.certFile !== undefined) {
       throw new UsageError(
-        `${FLAGS} are given, but ETCD_CREDS has no --cert-file/--key-file, so the temporary etcd serves plain http on 127.0.0.1; add the server certificate to ETCD_CREDS or drop the client options`,
+        `${FLAGS} are given, but ETCD_CREDS has no --cert-file/--key-file, ` +
+          'so the temporary etcd serves plain http on 127.0.0.1; ' +
+          'add the server certificate to ETCD_CREDS or drop the client options',
       );
     }
     return undefined;
@@ -73,12 +79,15 @@ export function resolveClientTls(
     flagValue(extraArgs, 'trusted-ca-file') !== undefined;
   if (f.caFile === undefined) {
     throw new UsageError(
-      'ETCD_CREDS gives --cert-file, so the temporary etcd serves https on 127.0.0.1; pass --client-ca-file (or CLIENT_CA_FILE): the CA that signed that certificate',
+      'ETCD_CREDS gives --cert-file, so the temporary etcd serves https on 127.0.0.1; ' +
+        'pass --client-ca-file (or CLIENT_CA_FILE): the CA that signed that certificate',
     );
   }
   if (clientAuth && f.certFile === undefined) {
     throw new UsageError(
-      'ETCD_CREDS makes the temporary etcd check client certificates (--client-cert-auth or --trusted-ca-file); pass --client-cert-file and --client-key-file (or CLIENT_CERT_FILE and CLIENT_KEY_FILE): a certificate that CA trusts',
+      'ETCD_CREDS makes the temporary etcd check client certificates (--client-cert-auth or --trusted-ca-file); ' +
+        'pass --client-cert-file and --client-key-file (or CLIENT_CERT_FILE and CLIENT_KEY_FILE): ' +
+        'a certificate that CA trusts',
     );
   }
   return { serverCertFile: serverCert!, caFile: f.caFile, certFile: f.certFile, keyFile: f.keyFile, clientAuth };

@@ -16,7 +16,8 @@ export async function loadClientTls(files: ClientTlsFiles | undefined): Promise<
       return await fs.readFile(p);
     } catch (e) {
       throw new UsageError(
-        `${what} ${p} (${from}) cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); fix the path or its permissions`,
+        `${what} ${p} (${from}) cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ` +
+          'fix the path or its permissions',
       );
     }
   };
@@ -35,13 +36,18 @@ export async function loadClientTls(files: ClientTlsFiles | undefined): Promise<
   );
   if (!server.checkIP('127.0.0.1') && !server.checkHost('localhost')) {
     throw new UsageError(
-      `the server certificate ${files.serverCertFile} (ETCD_CREDS --cert-file) names neither 127.0.0.1 nor localhost, but the temporary etcd serves on 127.0.0.1 only; add IP:127.0.0.1 to its subjectAltName`,
+      `the server certificate ${files.serverCertFile} (ETCD_CREDS --cert-file) ` +
+        'names neither 127.0.0.1 nor localhost, but the temporary etcd serves on 127.0.0.1 only; ' +
+        'add IP:127.0.0.1 to its subjectAltName',
     );
   }
-  // With client certificate checks, etcd's own JSON gateway presents the server certificate as a client (measured: 3.3-3.5).
+  // With client certificate checks, etcd's own JSON gateway presents the server certificate as a client
+  // (measured: 3.3-3.5).
   if (files.clientAuth && server.keyUsage && !server.keyUsage.includes(CLIENT_AUTH_EKU)) {
     throw new UsageError(
-      `the server certificate ${files.serverCertFile} (ETCD_CREDS --cert-file) does not allow client auth, but with --client-cert-auth etcd's HTTP gateway presents it as a client to itself; issue it with extendedKeyUsage serverAuth,clientAuth`,
+      `the server certificate ${files.serverCertFile} (ETCD_CREDS --cert-file) does not allow client auth, ` +
+        "but with --client-cert-auth etcd's HTTP gateway presents it as a client to itself; " +
+        'issue it with extendedKeyUsage serverAuth,clientAuth',
     );
   }
   const ca = await read(files.caFile, 'the CA file', '--client-ca-file');
