@@ -45,7 +45,8 @@ const RESTORE = {
   'target-version': {
     type: 'string',
     describe:
-      'the etcd version x.y.z the data dir is for (its tool restores the snapshot) [env TARGET_VERSION]; a backup archive records its own',
+      'the etcd version x.y.z the data dir is for (its tool restores the snapshot) [env TARGET_VERSION]; ' +
+      'a backup archive records its own',
   },
   name: MAIN['name']!,
   'initial-cluster': MAIN['initial-cluster']!,
@@ -92,8 +93,12 @@ export function parseCommand(argv: readonly string[]): CommandFlags {
   const options = command === 'backup' ? BACKUP : RESTORE;
   const usage =
     command === 'backup'
-      ? '$0 backup <file> (--endpoints <url> [--cacert --cert --key] | --data-dir <dir>) [options]\n\nSaves an etcd snapshot of a live member or an offline data dir into <file>, verifies it, and prints its hash, revision, keys and size.'
-      : '$0 restore <file> --data-dir <empty dir> [--target-version x.y.z] [member flags] [options]\n\nRestores an etcd snapshot or an etcd-migrate backup (decrypting it when needed) into an empty data dir, checks it with the target etcd, and writes version.txt.';
+      ? '$0 backup <file> (--endpoints <url> [--cacert --cert --key] | --data-dir <dir>) [options]\n\n' +
+        'Saves an etcd snapshot of a live member or an offline data dir into <file>, verifies it, ' +
+        'and prints its hash, revision, keys and size.'
+      : '$0 restore <file> --data-dir <empty dir> [--target-version x.y.z] [member flags] [options]\n\n' +
+        'Restores an etcd snapshot or an etcd-migrate backup (decrypting it when needed) into an empty data dir, ' +
+        'checks it with the target etcd, and writes version.txt.';
   const a = subcommandParser(
     yargs(argv.slice(1))
       .scriptName('etcd-migrate')

@@ -289,13 +289,15 @@ async function snapshotOffline(
   if (state.kind !== 'data') {
     throw new UsageError(
       state.kind === 'unversioned'
-        ? `${dataDir} has no version.txt, so the etcd to read it with is unknown; write it (e.g. echo -n 3.4.23/etcd3 > ${dataDir}/version.txt)`
+        ? `${dataDir} has no version.txt, so the etcd to read it with is unknown; ` +
+            `write it (e.g. echo -n 3.4.23/etcd3 > ${dataDir}/version.txt)`
         : `${dataDir} holds no etcd data to back up`,
     );
   }
   if (state.version.storage !== 'etcd3')
     throw new UsageError(
-      `${dataDir} holds ${fmtData(state.version)}: a v3 snapshot would hold none of the etcd2 data; the migration's own backups (in --backup-dir) keep it`,
+      `${dataDir} holds ${fmtData(state.version)}: a v3 snapshot would hold none of the etcd2 data; ` +
+        "the migration's own backups (in --backup-dir) keep it",
     );
   if (await swapPending(dataDir))
     throw new UsageError(
@@ -308,7 +310,8 @@ async function snapshotOffline(
     .at(-1);
   if (!version)
     throw new UsageError(
-      `${dataDir} holds ${fmtData(state.version)} data, and no etcd ${state.version.version.major}.${state.version.version.minor}.x is in ${binDir} to read it`,
+      `${dataDir} holds ${fmtData(state.version)} data, ` +
+        `and no etcd ${state.version.version.major}.${state.version.version.minor}.x is in ${binDir} to read it`,
     );
   await checkTools(binDir, [
     { tool: 'etcd', version },

@@ -95,7 +95,8 @@ async function fromArchive(input: string, f: CommandFlags, io: CommandIO, target
   const asked = f.targetVersion ?? (io.env[ENV.targetVersion] || undefined);
   if (asked && asked !== fmtData(v).split('/')[0]) {
     throw new UsageError(
-      `the backup holds ${fmtData(v)} data, not ${asked}; restore it as it is (without --target-version), then migrate it with etcd-migrate --target-version ${asked}`,
+      `the backup holds ${fmtData(v)} data, not ${asked}; ` +
+        `restore it as it is (without --target-version), then migrate it with etcd-migrate --target-version ${asked}`,
     );
   }
   const files = manifest.entries.filter((e) => e.type === 'file').length;
@@ -173,7 +174,8 @@ async function fromSnapshot(
     );
     if (facts.revision !== status.revision)
       throw new StepError(
-        `etcd ${tv} on the restored data serves revision ${facts.revision}, but the snapshot holds ${status.revision}; nothing was changed`,
+        `etcd ${tv} on the restored data serves revision ${facts.revision}, ` +
+          `but the snapshot holds ${status.revision}; nothing was changed`,
       );
     io.print(`keys: ${facts.keys}`);
     io.log(`etcd ${tv} started on the restored data: ${describeFacts(facts)}`, {
@@ -182,7 +184,8 @@ async function fromSnapshot(
   }
   io.print(`revision: ${status.revision}`);
   io.print(
-    `member: ${opts.name} (${opts.initialAdvertisePeerUrls}), cluster ${opts.initialCluster}, token ${opts.initialClusterToken}`,
+    `member: ${opts.name} (${opts.initialAdvertisePeerUrls}), ` +
+      `cluster ${opts.initialCluster}, token ${opts.initialClusterToken}`,
   );
   return { version: v, storage: 'etcd3' };
 }

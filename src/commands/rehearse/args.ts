@@ -27,7 +27,9 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseFlags {
       .scriptName('etcd-migrate')
       .command(
         'rehearse',
-        "copy a data dir (the original is only read), migrate the copy in the image (or with the local binaries), start the target etcd on it and report: the plan, each step's time, the key counts before and after, the result",
+        'copy a data dir (the original is only read), migrate the copy in the image (or with the local binaries), ' +
+          "start the target etcd on it and report: the plan, each step's time, " +
+          'the key counts before and after, the result',
         (c) =>
           c
             .option('data-dir', { type: 'string', describe: 'the etcd data dir to rehearse on [env DATA_DIRECTORY]' })
@@ -39,7 +41,8 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseFlags {
             .option('engine', {
               choices: ENGINE_CHOICES,
               describe:
-                'container engine; auto: podman or docker, whichever has the image, else none; none: the local binaries (default auto)',
+                'container engine; auto: podman or docker, whichever has the image, else none; ' +
+                'none: the local binaries (default auto)',
             })
             .option('bin-dir', {
               type: 'string',

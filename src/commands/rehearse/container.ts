@@ -44,7 +44,8 @@ export async function chooseEngine(
   }
   if (choice === 'auto') return undefined;
   throw new UsageError(
-    `${choice} has no image ${image} (or ${choice} is not installed or not running); build it with "make image", pass --image, or --engine none for the local binaries`,
+    `${choice} has no image ${image} (or ${choice} is not installed or not running); ` +
+      'build it with "make image", pass --image, or --engine none for the local binaries',
   );
 }
 

@@ -87,7 +87,8 @@ export async function rehearse(f: RehearseFlags, env: NodeJS.ProcessEnv, io: Reh
   if (f.alreadyCopied) {
     if (!(await exists(path.join(path.dirname(source), MARKER)))) {
       throw new UsageError(
-        `--already-copied is only for the copy that rehearse makes; run etcd-migrate rehearse --data-dir ${source} instead`,
+        '--already-copied is only for the copy that rehearse makes; ' +
+          `run etcd-migrate rehearse --data-dir ${source} instead`,
       );
     }
     const r = await rehearseCopy(resolveOptions(flags(source), env, ctx), { env, log: io.log, install: io.install });
@@ -102,7 +103,8 @@ export async function rehearse(f: RehearseFlags, env: NodeJS.ProcessEnv, io: Reh
     throw new UsageError(`${source} is not a directory; pass --data-dir with the etcd data dir to rehearse on`);
   if (await heldByProcess(source)) {
     throw new UsageError(
-      `a process (etcd?) holds ${source} open: a copy of a live data dir is not consistent; stop it first, or rehearse on a copy of a backup`,
+      `a process (etcd?) holds ${source} open: a copy of a live data dir is not consistent; ` +
+        'stop it first, or rehearse on a copy of a backup',
     );
   }
   const image = f.image ?? (env.ETCD_MIGRATE_IMAGE || DEFAULT_IMAGE);
@@ -120,7 +122,9 @@ export async function rehearse(f: RehearseFlags, env: NodeJS.ProcessEnv, io: Reh
   const need = 2 * bytes + 256 * 1048576;
   if (sf.bavail * sf.bsize < need) {
     throw new UsageError(
-      `${parent} has ${mib(sf.bavail * sf.bsize)} free, the rehearsal needs ${mib(need)} (twice the data, ${mib(bytes)}, and room for etcd); pass --work-dir on a larger file system`,
+      `${parent} has ${mib(sf.bavail * sf.bsize)} free, ` +
+        `the rehearsal needs ${mib(need)} (twice the data, ${mib(bytes)}, and room for etcd); ` +
+        'pass --work-dir on a larger file system',
     );
   }
 
@@ -210,7 +214,9 @@ async function inContainer(
     return JSON.parse(String(r.stdout)) as Rehearsal;
   } catch {
     const why = errorOf(String(r.stderr));
-    const message = `the rehearsal in ${engine.name} (${engine.image}) ended with exit code ${r.exitCode} and no report${why ? `: ${why}` : ''}`;
+    const message =
+      `the rehearsal in ${engine.name} (${engine.image}) ended with exit code ${r.exitCode} ` +
+      `and no report${why ? `: ${why}` : ''}`;
     const target = `${fl.targetVersion ?? '?'}/${fl.targetStorage ?? 'etcd3'}`;
     // Exit code 2: the entrypoint in the image refused (a usage error); anything else: the engine failed.
     return {

@@ -48,12 +48,16 @@ export function judge(before: Census, after: Census, targetEtcd: string): Pick<R
   if (b === undefined)
     return {
       result: 'ok',
-      message: `etcd ${targetEtcd} served the migrated copy with ${a === undefined ? '? keys' : count(a, 'key')}; the keys before were not counted (${'skipped' in before ? before.skipped : 'no count'})`,
+      message:
+        `etcd ${targetEtcd} served the migrated copy with ${a === undefined ? '? keys' : count(a, 'key')}; ` +
+        `the keys before were not counted (${'skipped' in before ? before.skipped : 'no count'})`,
     };
   if (a !== b)
     return {
       result: 'mismatch',
-      message: `${count(b, 'key')} before the migration, ${a ?? '?'} after: find out why before migrating the real data (keys on expired leases vanish by themselves)`,
+      message:
+        `${count(b, 'key')} before the migration, ${a ?? '?'} after: ` +
+        'find out why before migrating the real data (keys on expired leases vanish by themselves)',
     };
   return {
     result: 'ok',
@@ -76,18 +80,24 @@ const mib = (b: number): string => `${(b / 1048576).toFixed(1)} MiB`;
 
 export function formatReport(r: Report): string {
   const h = r.host;
+  const ranIn =
+    h.engine === 'local'
+      ? 'the local etcd binaries'
+      : `${h.engine}, image ${h.image} (${h.imageId?.replace(/^sha256:/, '').slice(0, 12)})`;
+  const planned = r.failedAt === 'plan' ? 'refused' : r.plan.length ? `${r.plan.length} step(s)` : 'nothing to migrate';
   const lines = [
-    `rehearsal of ${h.source}: copied ${mib(h.bytes)} in ${s(h.copySeconds)} to ${h.copy}${h.kept ? ' (kept)' : ' (removed afterwards)'}`,
-    `ran in: ${h.engine === 'local' ? 'the local etcd binaries' : `${h.engine}, image ${h.image} (${h.imageId?.replace(/^sha256:/, '').slice(0, 12)})`}`,
+    `rehearsal of ${h.source}: copied ${mib(h.bytes)} in ${s(h.copySeconds)} to ${h.copy}` +
+      `${h.kept ? ' (kept)' : ' (removed afterwards)'}`,
+    `ran in: ${ranIn}`,
     r.failedAt === 'container'
       ? 'plan: not made: the container did not run the rehearsal'
-      : `plan: ${r.from} -> ${r.target}: ${r.failedAt === 'plan' ? 'refused' : r.plan.length ? `${r.plan.length} step(s)` : 'nothing to migrate'}`,
+      : `plan: ${r.from} -> ${r.target}: ${planned}`,
   ];
   r.plan.forEach((p, i) => {
     const t = r.steps[i];
-    lines.push(
-      `  ${i + 1}. ${p}  [${t?.seconds !== undefined ? s(t.seconds) : r.failedAt === 'migrate' && r.steps.length === i ? 'FAILED' : 'not run'}]`,
-    );
+    const time =
+      t?.seconds !== undefined ? s(t.seconds) : r.failedAt === 'migrate' && r.steps.length === i ? 'FAILED' : 'not run';
+    lines.push(`  ${i + 1}. ${p}  [${time}]`);
   });
   if (r.migrateSeconds !== undefined) lines.push(`migration: ${s(r.migrateSeconds)} in all`);
   lines.push(`before: ${census(r.before)}`, `after:  ${census(r.after)}`, `result: ${r.result}: ${r.message}`);
