@@ -29,7 +29,8 @@ export async function discoverBundled(binDir: string): Promise<Version[]> {
     .sort(compare);
   if (versions.length === 0)
     throw new UsageError(
-      `the bin dir ${binDir} holds no etcd-<x.y.z> binary; pass --bin-dir with the bundled versions, or install them (make etcd-bin)`,
+      `the bin dir ${binDir} holds no etcd-<x.y.z> binary; ` +
+        'pass --bin-dir with the bundled versions, or install them (make etcd-bin)',
     );
   return versions;
 }

@@ -86,7 +86,8 @@ export function checksumMismatch(before: Checksum, after: Checksum): string | un
   if (before.kv !== after.kv) diffs.push('keys or values differ');
   if (before.ttlKeys !== after.ttlKeys || before.ttl !== after.ttl)
     diffs.push(
-      `keys with a TTL ${before.ttlKeys} -> ${after.ttlKeys}${before.ttlKeys === after.ttlKeys ? ' (different keys)' : ''}`,
+      `keys with a TTL ${before.ttlKeys} -> ${after.ttlKeys}` +
+        `${before.ttlKeys === after.ttlKeys ? ' (different keys)' : ''}`,
     );
   return diffs.join(', ');
 }

@@ -151,7 +151,8 @@ export async function run(install: Install): Promise<never> {
       log(`error: ${e.message}`);
     } else {
       log(
-        `internal error: ${(e as Error)?.message ?? String(e)} (a bug: please report it with ETCD_MIGRATE_DEBUG=1 output)`,
+        `internal error: ${(e as Error)?.message ?? String(e)} ` +
+          '(a bug: please report it with ETCD_MIGRATE_DEBUG=1 output)',
       );
       if (process.env.ETCD_MIGRATE_DEBUG) console.error(e);
     }

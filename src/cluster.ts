@@ -42,7 +42,11 @@ export function checkClusterPlan(steps: readonly Step[], initialCluster: string,
   const s = steps.find((x) => x.kind === 'v2-to-v3' || x.kind === 'v3-to-v2');
   if (!s) return;
   throw new UsageError(
-    `the plan to ${fmtData(target)} holds a storage conversion (${describe(s).split(':')[0]}), which a member of a ${n}-member cluster (INITIAL_CLUSTER) cannot run on its own; stop the cluster, make one member a cluster of its own (etcd --force-new-cluster), migrate it with INITIAL_CLUSTER naming only itself, then add the other members back with empty data dirs (docs/clusters.md)`,
+    `the plan to ${fmtData(target)} holds a storage conversion (${describe(s).split(':')[0]}), ` +
+      `which a member of a ${n}-member cluster (INITIAL_CLUSTER) cannot run on its own; ` +
+      'stop the cluster, make one member a cluster of its own (etcd --force-new-cluster), ' +
+      'migrate it with INITIAL_CLUSTER naming only itself, ' +
+      'then add the other members back with empty data dirs (docs/clusters.md)',
   );
 }
 
@@ -53,14 +57,18 @@ export function clusterNote(steps: readonly Step[], target: Version, initialClus
   const meets = steps.filter((s) => compareMinor(clusterVersionNeeded(s, target, true), s.from.version) > 0);
   const last = steps.at(-1)!;
   const parts = [
-    `member of a ${names.length}-member cluster (${names.join(', ')}): each temporary etcd needs a majority of the members up (running their entrypoints or etcd)`,
+    `member of a ${names.length}-member cluster (${names.join(', ')}): ` +
+      'each temporary etcd needs a majority of the members up (running their entrypoints or etcd)',
   ];
   if (meets.length)
     parts.push(
-      `${meets.map((s) => `etcd ${fmt(s.to.version)}`).join(', ')} also wait(s) until the cluster version is its minor, which needs every member on it (all members migrate together)`,
+      `${meets.map((s) => `etcd ${fmt(s.to.version)}`).join(', ')} ` +
+        'also wait(s) until the cluster version is its minor, ' +
+        'which needs every member on it (all members migrate together)',
     );
   parts.push(
-    `etcd ${fmt(last.to.version)} is done when a write commits at cluster version ${fmtMinor(clusterVersionNeeded(last, target, true))} or newer`,
+    `etcd ${fmt(last.to.version)} is done when a write commits ` +
+      `at cluster version ${fmtMinor(clusterVersionNeeded(last, target, true))} or newer`,
   );
   return parts.join('; ');
 }

@@ -130,7 +130,8 @@ async function prepare(opts: Options, rt?: Runtime): Promise<Prepared> {
         : undefined;
   if (state.kind === 'data' && opts.assumeCurrent && fmtData(opts.assumeCurrent) !== fmtData(state.version)) {
     throw new UsageError(
-      `version.txt says ${fmtData(state.version)} but --assume-current-version says ${fmtData(opts.assumeCurrent)}; drop the flag (version.txt is the record) or fix version.txt`,
+      `version.txt says ${fmtData(state.version)} but --assume-current-version says ${fmtData(opts.assumeCurrent)}; ` +
+        'drop the flag (version.txt is the record) or fix version.txt',
     );
   }
   const pendingTtls = await exists(pendingTtlsFile(opts.dataDir));
@@ -340,7 +341,11 @@ async function customV2Blocks(
   if (!found) return { drop: false, reader };
   if (opts.dropV2Content) return { drop: true, reader };
   throw new UsageError(
-    `the v2 store holds custom content, which etcd 3.6 refuses: ${found}; delete those keys through etcd ${fmtMinor(current.version)} started with --enable-v2 and rerun, or rerun with --drop-v2-content (a lone member: the v3 data is kept, the v2 keys dropped, new member and cluster IDs), or stay below 3.6; nothing was changed`,
+    `the v2 store holds custom content, which etcd 3.6 refuses: ${found}; ` +
+      `delete those keys through etcd ${fmtMinor(current.version)} started with --enable-v2 and rerun, ` +
+      'or rerun with --drop-v2-content ' +
+      '(a lone member: the v3 data is kept, the v2 keys dropped, new member and cluster IDs), ' +
+      'or stay below 3.6; nothing was changed',
   );
 }
 
@@ -360,7 +365,9 @@ async function assumedVersion(opts: Options, bundled: readonly Version[]): Promi
       (minor ? `${minor}.0` : '3.4.23');
     const storage = ev.v3Keys === false ? 'etcd2' : 'etcd3';
     throw new UsageError(
-      `${opts.dataDir} holds data but no version.txt; ${shown}; if that is right, pass --assume-current-version ${example}/${storage} (or write it into version.txt); nothing is guessed`,
+      `${opts.dataDir} holds data but no version.txt; ${shown}; ` +
+        `if that is right, pass --assume-current-version ${example}/${storage} ` +
+        '(or write it into version.txt); nothing is guessed',
     );
   }
   if (ev.clusterVersion && ev.clusterVersion.minor !== fmtMinor(a.version)) {
@@ -403,8 +410,8 @@ async function checkVersionFile(dataDir: string, v: DataVersion, opts: Options):
   if (!recorded || how === 'ok') return;
   throw new UsageError(
     `${file} says ${fmtData(v)}, but the data records cluster version ${recorded.minor} ` +
-      `(${recorded.from}), ${how} ${fmtMinor(v.version)}; nothing was changed; write the version the data was last run ` +
-      `with into version.txt (its minor is ${recorded.minor})`,
+      `(${recorded.from}), ${how} ${fmtMinor(v.version)}; nothing was changed; ` +
+      `write the version the data was last run with into version.txt (its minor is ${recorded.minor})`,
   );
 }
 

@@ -74,7 +74,10 @@ export interface Options {
   backupKeyFile: string | undefined;
   /** How the backup's blocks are stored. */
   backupCompression: Codec;
-  /** For restored members (downgrades, restore): flag, env, the etcd flags after --, ETCD_INITIAL_CLUSTER_TOKEN, etcd's default. */
+  /**
+   * For restored members (downgrades, restore): flag, env, the etcd flags after --, ETCD_INITIAL_CLUSTER_TOKEN,
+   * etcd's default.
+   */
   initialClusterToken: string;
   /**
    * The election timeout (ms) of the etcd that serves the data after the migration: the etcd flags
@@ -93,7 +96,10 @@ export interface Context {
 export const DEFAULT_BIN_DIR = '/usr/local/bin';
 export const DEFAULT_PORT = 18629;
 export const DEFAULT_PEER_PORT = 2380;
-/** Seconds a lone member's temporary etcd may take; a cluster member's waits for its peers, which may start minutes apart. */
+/**
+ * Seconds a lone member's temporary etcd may take; a cluster member's waits for its peers, which may start minutes
+ * apart.
+ */
 export const DEFAULT_STEP_TIMEOUT_S = 120;
 export const DEFAULT_CLUSTER_STEP_TIMEOUT_S = 600;
 export const DEFAULT_KEEP_BACKUPS = 3;
@@ -278,7 +284,8 @@ function resolveElectionTimeout(etcdArgs: readonly string[] | undefined, env: En
   const ms = et === undefined ? DEFAULT_ELECTION_TIMEOUT_MS : Number(et);
   if (!Number.isSafeInteger(ms) || ms < 1) {
     throw new UsageError(
-      `the target etcd's election timeout "${et}" (--election-timeout after --, or ETCD_ELECTION_TIMEOUT) is not a whole number of milliseconds; fix it as etcd would need it`,
+      `the target etcd's election timeout "${et}" (--election-timeout after --, or ETCD_ELECTION_TIMEOUT) ` +
+        'is not a whole number of milliseconds; fix it as etcd would need it',
     );
   }
   return ms;
@@ -389,7 +396,8 @@ function checkInitialCluster(value: string, name: string): void {
   }
   if (!names.includes(name)) {
     throw new UsageError(
-      `the initial cluster "${value}" does not name this member "${name}": set INITIAL_CLUSTER to include ${name}=<its peer url>, or set ETCD_NAME to this member's name`,
+      `the initial cluster "${value}" does not name this member "${name}": ` +
+        `set INITIAL_CLUSTER to include ${name}=<its peer url>, or set ETCD_NAME to this member's name`,
     );
   }
 }

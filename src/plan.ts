@@ -98,7 +98,8 @@ export function plan(
   checkStorageVersion(target, 'the target');
   if (!b.has(target.version)) {
     throw new PlanError(
-      `target version ${fmt(target.version)} is not bundled (bundled: ${b.list()}); set TARGET_VERSION to one of them, or add etcd-${fmt(target.version)} to the bin dir`,
+      `target version ${fmt(target.version)} is not bundled (bundled: ${b.list()}); ` +
+        `set TARGET_VERSION to one of them, or add etcd-${fmt(target.version)} to the bin dir`,
     );
   }
   if (!current) return [];
@@ -143,12 +144,16 @@ export function plan(
     // Convert as early as possible: at the first 3.x minor the chain reaches, before any v3 write.
     if (compareMinor(at.version, NEWEST_MIGRATE_MINOR) > 0) {
       throw new PlanError(
-        `version.txt says ${fmtData(at)}, but no etcdctl newer than ${fmtMinor(NEWEST_MIGRATE_MINOR)} can convert etcd2 data (3.5 removed "etcdctl migrate"); restore a backup taken before ${fmtMinor(at.version)}, or set TARGET_STORAGE=etcd2`,
+        `version.txt says ${fmtData(at)}, but no etcdctl newer than ${fmtMinor(NEWEST_MIGRATE_MINOR)} ` +
+          'can convert etcd2 data (3.5 removed "etcdctl migrate"); ' +
+          `restore a backup taken before ${fmtMinor(at.version)}, or set TARGET_STORAGE=etcd2`,
       );
     }
     if (compareMinor(target.version, at.version) < 0 || compareMinor(target.version, FIRST_V3) < 0) {
+      const lowest = compareMinor(at.version, FIRST_V3) < 0 ? FIRST_V3 : at.version;
       throw new PlanError(
-        `cannot convert ${fmtData(at)} to etcd3 and go down to ${fmtData(target)}; choose a target version at or above ${fmtMinor(compareMinor(at.version, FIRST_V3) < 0 ? FIRST_V3 : at.version)}`,
+        `cannot convert ${fmtData(at)} to etcd3 and go down to ${fmtData(target)}; ` +
+          `choose a target version at or above ${fmtMinor(lowest)}`,
       );
     }
     for (const s of upgrades(at, FIRST_V3, target, b)) push(s);
@@ -178,7 +183,8 @@ export function plan(
   if (c < 0) {
     if (at.storage === 'etcd2') {
       throw new PlanError(
-        `cannot downgrade etcd2 data from ${fmtData(at)} to ${fmtData(target)}: etcd2 storage has no downgrade; restore a backup taken with ${fmtMinor(target.version)}`,
+        `cannot downgrade etcd2 data from ${fmtData(at)} to ${fmtData(target)}: etcd2 storage has no downgrade; ` +
+          `restore a backup taken with ${fmtMinor(target.version)}`,
       );
     }
     for (const s of downgrades(at, target, b)) push(s);
@@ -203,7 +209,8 @@ function upgrades(from: DataVersion, until: Version, target: DataVersion, b: Bun
         const advised = rule.advised ? ` (${fmt(rule.advised)} or newer advised)` : '';
         throw new PlanError(
           `etcd ${fmtMinor(m)} needs ${fmtMinor(at.version)} at ${fmt(rule.min)} or newer first, ` +
-            `but the newest bundled ${fmtMinor(at.version)} is ${fmt(p)}; bundle etcd ${fmt(rule.min)} or newer${advised}`,
+            `but the newest bundled ${fmtMinor(at.version)} is ${fmt(p)}; ` +
+            `bundle etcd ${fmt(rule.min)} or newer${advised}`,
         );
       }
       if (best !== at.version) {
@@ -275,7 +282,9 @@ export function planNotes(steps: readonly Step[]): string[] {
 function checkStorageVersion(d: DataVersion, what: string): void {
   if (what === 'the target' && d.storage === 'etcd2' && compareMinor(d.version, NEWEST_ETCD2_MINOR) > 0) {
     throw new PlanError(
-      `the target ${fmtData(d)} is not possible: etcd ${fmtMinor(d.version)} does not serve etcd2 storage by default; choose ${fmtMinor(NEWEST_ETCD2_MINOR)} or older for etcd2, or set TARGET_STORAGE=etcd3`,
+      `the target ${fmtData(d)} is not possible: ` +
+        `etcd ${fmtMinor(d.version)} does not serve etcd2 storage by default; ` +
+        `choose ${fmtMinor(NEWEST_ETCD2_MINOR)} or older for etcd2, or set TARGET_STORAGE=etcd3`,
     );
   }
   if (d.storage === 'etcd3' && compareMinor(d.version, FIRST_V3) < 0) {
@@ -298,7 +307,8 @@ class Bundle {
     const found = this.versions.filter((x) => sameMinor(x, v)).at(-1);
     if (!found)
       throw new PlanError(
-        `etcd ${fmtMinor(v)} is needed ${why}, but no ${fmtMinor(v)}.x is bundled (bundled: ${this.list()}); add etcd-${fmtMinor(v)}.x to the bin dir or BUNDLED_VERSIONS`,
+        `etcd ${fmtMinor(v)} is needed ${why}, but no ${fmtMinor(v)}.x is bundled (bundled: ${this.list()}); ` +
+          `add etcd-${fmtMinor(v)}.x to the bin dir or BUNDLED_VERSIONS`,
       );
     return found;
   }
@@ -316,20 +326,45 @@ export function stepName(s: Step): string {
 export function describe(s: Step): string {
   switch (s.kind) {
     case 'upgrade':
-      return `upgrade ${fmtData(s.from)} -> ${fmtData(s.to)}: start etcd ${fmt(s.to.version)} until a write commits, then stop it`;
+      return (
+        `upgrade ${fmtData(s.from)} -> ${fmtData(s.to)}: ` +
+        `start etcd ${fmt(s.to.version)} until a write commits, then stop it`
+      );
     case 'patch':
-      return `patch ${fmtData(s.from)} -> ${fmtData(s.to)}: start etcd ${fmt(s.to.version)} until a write commits, then stop it`;
+      return (
+        `patch ${fmtData(s.from)} -> ${fmtData(s.to)}: ` +
+        `start etcd ${fmt(s.to.version)} until a write commits, then stop it`
+      );
     case 'v2-to-v3':
-      return `convert ${fmtData(s.from)} -> ${fmtData(s.to)}: etcdctl ${fmt(s.to.version)} migrate; every TTL kept aside until the end of the chain`;
+      return (
+        `convert ${fmtData(s.from)} -> ${fmtData(s.to)}: ` +
+        `etcdctl ${fmt(s.to.version)} migrate; every TTL kept aside until the end of the chain`
+      );
     case 'attach-ttls':
-      return `attach TTLs ${fmtData(s.from)} -> ${fmtData(s.to)}: start etcd ${fmt(s.to.version)}${sameMinor(s.from.version, s.to.version) ? '' : ' (the upgrade to it)'} and give every key with a pending TTL a lease for what is left of it`;
+      return (
+        `attach TTLs ${fmtData(s.from)} -> ${fmtData(s.to)}: start etcd ${fmt(s.to.version)}` +
+        `${sameMinor(s.from.version, s.to.version) ? '' : ' (the upgrade to it)'}` +
+        ' and give every key with a pending TTL a lease for what is left of it'
+      );
     case 'v3-to-v2':
-      return `roll back ${fmtData(s.from)} -> ${fmtData(s.to)}: read keys with etcd ${fmt(s.read)}, write them with TTLs into a new etcd ${fmt(s.to.version)} v2 store`;
+      return (
+        `roll back ${fmtData(s.from)} -> ${fmtData(s.to)}: read keys with etcd ${fmt(s.read)}, ` +
+        `write them with TTLs into a new etcd ${fmt(s.to.version)} v2 store`
+      );
     case 'downgrade':
-      return `downgrade ${fmtData(s.from)} -> ${fmtData(s.to)}: snapshot with etcd ${fmt(s.snapshotWith)}, restore with etcd ${fmt(s.to.version)}`;
+      return (
+        `downgrade ${fmtData(s.from)} -> ${fmtData(s.to)}: ` +
+        `snapshot with etcd ${fmt(s.snapshotWith)}, restore with etcd ${fmt(s.to.version)}`
+      );
     case 'drop-v2':
-      return `drop v2 content ${fmtData(s.from)}: snapshot and restore with etcd ${fmt(s.snapshotWith)}; the v3 data kept, new member and cluster IDs`;
+      return (
+        `drop v2 content ${fmtData(s.from)}: snapshot and restore with etcd ${fmt(s.snapshotWith)}; ` +
+        'the v3 data kept, new member and cluster IDs'
+      );
     case 'etcd-downgrade':
-      return `downgrade ${fmtData(s.from)} -> ${fmtData(s.to)}: etcd ${fmt(s.enableWith)} enables the downgrade to ${fmtMinor(s.to.version)}, then etcd ${fmt(s.to.version)} starts on the same data`;
+      return (
+        `downgrade ${fmtData(s.from)} -> ${fmtData(s.to)}: etcd ${fmt(s.enableWith)} enables the downgrade to ` +
+        `${fmtMinor(s.to.version)}, then etcd ${fmt(s.to.version)} starts on the same data`
+      );
   }
 }

@@ -18,7 +18,8 @@ export async function checkPortsFree(opts: Options): Promise<void> {
   for (const [port, what] of ports) {
     if (!(await portFree(createServer, port))) {
       throw new UsageError(
-        `127.0.0.1:${port} is already in use, and ${what} needs it for the temporary etcd; stop whatever holds it (is etcd already running on this data?) or choose another port`,
+        `127.0.0.1:${port} is already in use, and ${what} needs it for the temporary etcd; ` +
+          'stop whatever holds it (is etcd already running on this data?) or choose another port',
       );
     }
   }

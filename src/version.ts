@@ -75,7 +75,9 @@ export function parseStorage(text: string, what = 'storage'): Storage {
 /** Parses the contents of version.txt. `file` names it in the error. */
 export function parseVersionFile(text: string, file = 'version.txt'): DataVersion {
   const body = text.trim();
-  const fix = `write "<x.y.z>/<etcd2|etcd3>" (the etcd version that last ran this data, e.g. 3.4.23/etcd3) into it, or pass --assume-current-version`;
+  const fix =
+    'write "<x.y.z>/<etcd2|etcd3>" (the etcd version that last ran this data, e.g. 3.4.23/etcd3) into it, ' +
+    'or pass --assume-current-version';
   if (body === '') throw new UsageError(`${file} is empty: ${fix}`);
   const parts = body.split('/');
   if (parts.length !== 2) throw new UsageError(`${file} holds "${clip(body)}", not <x.y.z>/<etcd2|etcd3>: ${fix}`);

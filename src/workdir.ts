@@ -53,7 +53,8 @@ export async function swapInNewMember(dataDir: string, to: DataVersion): Promise
   const unknown = (await fs.readdir(fresh)).filter((e) => !SWAPPED.has(e));
   if (unknown.length)
     throw new StepError(
-      `the work area ${fresh} holds ${unknown.join(', ')}, which the swap does not know where to put; the live data was not changed`,
+      `the work area ${fresh} holds ${unknown.join(', ')}, which the swap does not know where to put; ` +
+        'the live data was not changed',
     );
   await fsyncDir(fresh);
   await writeFileAtomic(path.join(workDir(dataDir), JOURNAL), fmtData(to), 0o600);

@@ -198,7 +198,8 @@ export function keyFromFileBytes(bytes: Buffer, file: string): Buffer {
   const key = bytes.subarray(0, end);
   if (key.length < MIN_KEY_BYTES) {
     throw new UsageError(
-      `the backup encryption key file ${file} holds ${key.length} bytes; it needs at least ${MIN_KEY_BYTES} random bytes, e.g. openssl rand -base64 48 > ${file}`,
+      `the backup encryption key file ${file} holds ${key.length} bytes; ` +
+        `it needs at least ${MIN_KEY_BYTES} random bytes, e.g. openssl rand -base64 48 > ${file}`,
     );
   }
   return key;

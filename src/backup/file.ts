@@ -146,7 +146,10 @@ export async function encryptFile(src: string, dst: string, key: Buffer): Promis
   await fsyncFile(dst);
 }
 
-/** Decrypts `src` into the new file `dst` (0600); fails with an IntegrityError, leaving `dst` for the caller to remove. */
+/**
+ * Decrypts `src` into the new file `dst` (0600); fails with an IntegrityError, leaving `dst` for the caller to
+ * remove.
+ */
 export async function decryptFile(src: string, dst: string, key: Buffer): Promise<void> {
   await pipeline(read(src), decryptStream(key), ownerOnlyWriteStream(dst));
   await fsyncFile(dst);

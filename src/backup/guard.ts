@@ -93,7 +93,8 @@ export class BackupGuard {
     const existingDir = await nearestDir(dir);
     await fs.access(existingDir, fs.constants.W_OK | fs.constants.X_OK).catch(() => {
       throw new UsageError(
-        `the backup dir ${dir} cannot be ${existingDir === dir ? 'written' : `created in ${existingDir}`} (permission denied or read-only); choose a writable --backup-dir (BACKUP_DIR)`,
+        `the backup dir ${dir} cannot be ${existingDir === dir ? 'written' : `created in ${existingDir}`} ` +
+          '(permission denied or read-only); choose a writable --backup-dir (BACKUP_DIR)',
       );
     });
     const backup = await measureFree(existingDir);
@@ -116,7 +117,10 @@ export class BackupGuard {
     if (!verdict.ok) {
       const where = verdict.what === 'backup' ? `its backup in ${dir}` : `its work in ${opts.dataDir}`;
       throw new UsageError(
-        `not enough free space for step ${verdict.step + 1} (${verdict.label}): ${where} needs up to ${human(verdict.need)}, ${human(verdict.free)} is free (member dir ${human(sizes.member)}); free some space, put --backup-dir (BACKUP_DIR) on another disk, or lower --keep-backups`,
+        `not enough free space for step ${verdict.step + 1} (${verdict.label}): ` +
+          `${where} needs up to ${human(verdict.need)}, ` +
+          `${human(verdict.free)} is free (member dir ${human(sizes.member)}); ` +
+          'free some space, put --backup-dir (BACKUP_DIR) on another disk, or lower --keep-backups',
       );
     }
     const root = await fs.stat('/');
@@ -132,7 +136,10 @@ export class BackupGuard {
 
   /** For --dry-run: what would be backed up where. */
   static describePlan(opts: Options): string {
-    return `one verified backup of the data, before the first step changes it, in ${opts.backupDir} (keep ${opts.keepBackups}${opts.backupKeyFile ? ', encrypted' : ''})`;
+    return (
+      `one verified backup of the data, before the first step changes it, in ${opts.backupDir} ` +
+      `(keep ${opts.keepBackups}${opts.backupKeyFile ? ', encrypted' : ''})`
+    );
   }
 
   /**
@@ -267,14 +274,17 @@ export class BackupGuard {
     try {
       const v = await restoreArchive(b.file, this.target.key, this.dataDir);
       this.log(
-        `restored the data dir from the backup taken before this run's first step: it is as it was then (version.txt = ${fmtData(v)})`,
+        "restored the data dir from the backup taken before this run's first step: " +
+          `it is as it was then (version.txt = ${fmtData(v)})`,
       );
       this.failureNote =
         "the data dir was put back from the backup taken before the run's first step; " +
         'fix the cause and rerun to repeat its steps';
     } catch (e) {
       this.log(
-        `could not restore the backup automatically (${(e as Error).message}); the data dir may hold changes by etcd ${fmtData(s.to)} while version.txt says ${fmtData(s.from)}: rerun to retry the step, or restore by hand with: etcd-migrate restore ${b.file} --data-dir <an empty dir>`,
+        `could not restore the backup automatically (${(e as Error).message}); ` +
+          `the data dir may hold changes by etcd ${fmtData(s.to)} while version.txt says ${fmtData(s.from)}: ` +
+          `rerun to retry the step, or restore by hand with: etcd-migrate restore ${b.file} --data-dir <an empty dir>`,
       );
     }
   }

@@ -46,7 +46,8 @@ export async function readKeyFile(file: string): Promise<Buffer> {
   } catch (e) {
     if (e instanceof UsageError) throw e;
     throw new UsageError(
-      `the backup encryption key file ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)}); point --backup-encryption-key-file (BACKUP_ENCRYPTION_KEY_FILE) at a file of 32+ random bytes`,
+      `the backup encryption key file ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)}); ` +
+        'point --backup-encryption-key-file (BACKUP_ENCRYPTION_KEY_FILE) at a file of 32+ random bytes',
     );
   }
   return keyFromFileBytes(bytes, file);

@@ -6,7 +6,10 @@ import type { V2ContentReader } from '../inspect/v2content.ts';
 import { progressReporter, type StartProgress } from '../progress.ts';
 import type { DataVersion, Version } from '../version.ts';
 
-/** This program's own files: the Node binary that runs it, and the entry of its v2 transformer (src/etcd2/transformer.ts). */
+/**
+ * This program's own files: the Node binary that runs it, and the entry of its v2 transformer
+ * (src/etcd2/transformer.ts).
+ */
 export interface Install {
   node: string;
   transformer: string;

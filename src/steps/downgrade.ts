@@ -100,12 +100,15 @@ export async function run(s: DowngradeStep, ctx: StepContext): Promise<StepRepor
   const status = await snapshotStatus(ctx.binDir, s.to.version, snapshot, ctx.env);
   if (status.revision !== source.revision) {
     throw new StepError(
-      `the snapshot holds revision ${status.revision}, but etcd ${fmt(s.snapshotWith)} served revision ${source.revision}; nothing was changed`,
+      `the snapshot holds revision ${status.revision}, ` +
+        `but etcd ${fmt(s.snapshotWith)} served revision ${source.revision}; ` +
+        'nothing was changed',
     );
   }
   debug(
     ctx.log,
-    `snapshot by etcd ${fmt(s.snapshotWith)}: ${describeFacts(source)}, ${human(file.size)}, sha256 ${file.sha256.slice(0, 16)}, verified`,
+    `snapshot by etcd ${fmt(s.snapshotWith)}: ${describeFacts(source)}, ` +
+      `${human(file.size)}, sha256 ${file.sha256.slice(0, 16)}, verified`,
   );
 
   // 3. Restore with the older version's tool into a fresh dir (restore refuses an existing one).
@@ -127,7 +130,8 @@ export async function run(s: DowngradeStep, ctx: StepContext): Promise<StepRepor
   );
   if (!sameFacts(source, after)) {
     throw new StepError(
-      `etcd ${fmt(s.to.version)} on the restored snapshot serves ${describeFacts(after)}, but etcd ${fmt(s.snapshotWith)} served ${describeFacts(source)}; nothing was changed`,
+      `etcd ${fmt(s.to.version)} on the restored snapshot serves ${describeFacts(after)}, ` +
+        `but etcd ${fmt(s.snapshotWith)} served ${describeFacts(source)}; nothing was changed`,
     );
   }
   return {
