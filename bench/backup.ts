@@ -184,17 +184,22 @@ try {
 
   const cpu = (await fs.readFile('/proc/cpuinfo', 'utf8')).match(/model name\s*:\s*(.*)/)?.[1] ?? 'unknown CPU';
   console.log(
-    `Data: ${keys} keys of 100 KiB written by etcd 3.5.30; db ${(db / 2 ** 20).toFixed(0)} MiB, member dir ${(member / 2 ** 20).toFixed(0)} MiB (WAL segments preallocated).`,
+    `Data: ${keys} keys of 100 KiB written by etcd 3.5.30; ` +
+      `db ${(db / 2 ** 20).toFixed(0)} MiB, member dir ${(member / 2 ** 20).toFixed(0)} MiB ` +
+      '(WAL segments preallocated).',
   );
   console.log(
-    `Machine: ${os.cpus().length} x ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${os.type()} ${os.release()}, Node ${process.version}; ${new Date().toISOString().slice(0, 10)}; median of ${runs} runs, warm page cache.\n`,
+    `Machine: ${os.cpus().length} x ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ` +
+      `${os.type()} ${os.release()}, Node ${process.version}; ${new Date().toISOString().slice(0, 10)}; ` +
+      `median of ${runs} runs, warm page cache.\n`,
   );
   console.log('| what | seconds | output size (MiB) | vs `cp` of the db |');
   console.log('|---|---:|---:|---:|');
   const base0 = median(rows[0]!.times);
   for (const r of rows)
     console.log(
-      `| ${r.what} | ${median(r.times).toFixed(2)} | ${(r.bytes / 2 ** 20).toFixed(0)} | ${(median(r.times) / base0).toFixed(1)}x |`,
+      `| ${r.what} | ${median(r.times).toFixed(2)} | ${(r.bytes / 2 ** 20).toFixed(0)} | ` +
+        `${(median(r.times) / base0).toFixed(1)}x |`,
     );
   console.log(`\nLoad average (1 min) at the end: ${os.loadavg()[0]!.toFixed(1)} on ${os.cpus().length} cores.`);
 } finally {

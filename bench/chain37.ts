@@ -105,8 +105,10 @@ const raw = async (): Promise<number> => {
 };
 const r = await pairs(runs, whole, raw);
 console.log(
-  `3.5.30 -> 3.7.3, ${keys} keys: whole entrypoint run ${fmtMs(r.a)}; raw etcd 3.5.36, 3.6.17, 3.7.3 start+write+stop ${fmtMs(r.b)}; ` +
-    `ratio median ${median(r.ratios).toFixed(2)} (pairwise, min ${Math.min(...r.ratios).toFixed(2)}, max ${Math.max(...r.ratios).toFixed(2)})`,
+  `3.5.30 -> 3.7.3, ${keys} keys: whole entrypoint run ${fmtMs(r.a)}; ` +
+    `raw etcd 3.5.36, 3.6.17, 3.7.3 start+write+stop ${fmtMs(r.b)}; ` +
+    `ratio median ${median(r.ratios).toFixed(2)} ` +
+    `(pairwise, min ${Math.min(...r.ratios).toFixed(2)}, max ${Math.max(...r.ratios).toFixed(2)})`,
 );
 console.log(`last run's lines: ${steps.at(-1)}`);
 await fs.rm(root, { recursive: true, force: true });

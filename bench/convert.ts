@@ -1,10 +1,11 @@
-// Benchmark (the entrypoint as the image runs it: the bundle): etcd2 -> etcd3 conversion with every TTL re-attached (the v2-to-v3 and attach-ttls
-// steps, through the CLI, with the run's backup) side by side with `etcdctl migrate` alone, on copies
-// of the same 3.3.25 etcd2 data dir; and, when a baseline commit is given, the entrypoint of that
+// Benchmark (the entrypoint as the image runs it: the bundle): etcd2 -> etcd3 conversion with every TTL re-attached
+// (the v2-to-v3 and attach-ttls steps, through the CLI, with the run's backup) side by side with `etcdctl migrate`
+// alone, on copies of the same 3.3.25 etcd2 data dir; and, when a baseline commit is given, the entrypoint of that
 // commit too, in the same rounds (migrate, etcd's floor, this tree, baseline; the order turns each
 // round). Time and peak RSS (VmHWM of each process, sampled from /proc every 20 ms). etcd's floor
 // (see `floor` below) is the least that etcd's own tools take to keep a TTL.
-// Usage: [BENCH_BASELINE=<commit>] [BENCH_TARGET=3.3.25] node bench/convert.ts [keys=100000] [bin-dir=.cache/etcd-bin] [port-base=23500] [rounds=1]
+// Usage: [BENCH_BASELINE=<commit>] [BENCH_TARGET=3.3.25] node bench/convert.ts
+//   [keys=100000] [bin-dir=.cache/etcd-bin] [port-base=23500] [rounds=1]
 // (BENCH_TARGET: the target version; 3.3.25, the default, is the conversion and the attach alone,
 // 3.5.30 the whole chain a pod runs: conversion, upgrades, attach)
 // (BENCH_NODE_OPTIONS becomes the NODE_OPTIONS of the etcd-migrate process, e.g. --max-old-space-size=64;
@@ -112,7 +113,8 @@ try {
     const t0 = performance.now();
     await makeV2DataDir(base, keys, binDir, portBase, portBase + 1);
     console.error(
-      `data: ${keys} keys written through the v2 API of etcd 3.3.25 in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      `data: ${keys} keys written through the v2 API of etcd 3.3.25 ` +
+        `in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     );
   }
   // Both sides run the bundle the image ships (dist/etcd-migrate.mjs, built here first); the
@@ -242,7 +244,9 @@ try {
     }
   }
   console.log(
-    `machine: ${machine()}; ${keys} keys; target ${target}; ${rounds} round(s);${process.env.BENCH_ENV ? ` env ${process.env.BENCH_ENV};` : ''} load average before ${loadBefore}, after: ${(await fs.readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`,
+    `machine: ${machine()}; ${keys} keys; target ${target}; ${rounds} round(s);` +
+      `${process.env.BENCH_ENV ? ` env ${process.env.BENCH_ENV};` : ''} load average before ${loadBefore}, ` +
+      `after: ${(await fs.readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`,
   );
   console.log('| what | time (median; each round) | steps (last round) | peak RSS (last round) |');
   console.log('|---|---|---|---|');
@@ -272,11 +276,13 @@ try {
     const fails = xs.filter((x) => x.failed);
     if (fails.length)
       console.log(
-        `| ${name} | FAILED in ${fails.length} of ${xs.length} rounds, after ${fails.map((x) => x.seconds.toFixed(1)).join(', ')} s: ${fails.at(-1)!.failed} | | |`,
+        `| ${name} | FAILED in ${fails.length} of ${xs.length} rounds, ` +
+          `after ${fails.map((x) => x.seconds.toFixed(1)).join(', ')} s: ${fails.at(-1)!.failed} | | |`,
       );
     if (fails.length === xs.length) continue;
     console.log(
-      `| ${name} | ${t.toFixed(1)} s = ${(t / migrateMedian).toFixed(2)}x migrate (${xs.map((x) => x.seconds.toFixed(1)).join(', ')}) | ${steps} | ${rss} |`,
+      `| ${name} | ${t.toFixed(1)} s = ${(t / migrateMedian).toFixed(2)}x migrate ` +
+        `(${xs.map((x) => x.seconds.toFixed(1)).join(', ')}) | ${steps} | ${rss} |`,
     );
   }
   // The log lines of each etcd-migrate side's last round: where its time went.
@@ -291,7 +297,8 @@ try {
       /(\d+) keys on (\d+) leases \(granted [\d.]+ s before the end of this step; attached in ([\d.]+) s/.exec(last);
     if (att)
       console.log(
-        `  TTL re-attachment: ${att[1]} keys on ${att[2]} leases in ${att[3]} s = ${Math.round(Number(att[1]) / Math.max(Number(att[3]), 0.01))} keys/s`,
+        `  TTL re-attachment: ${att[1]} keys on ${att[2]} leases in ${att[3]} s = ` +
+          `${Math.round(Number(att[1]) / Math.max(Number(att[3]), 0.01))} keys/s`,
       );
   }
 } finally {

@@ -167,10 +167,13 @@ function rows(): Row[] {
 
 const cpu = (await fs.readFile('/proc/cpuinfo', 'utf8')).match(/model name\s*:\s*(.*)/)?.[1] ?? 'unknown CPU';
 console.log(
-  `Machine: ${os.cpus().length} x ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${os.type()} ${os.release()}, Node ${process.version}; ${new Date().toISOString().slice(0, 16)}Z; page cache ${cold ? 'dropped before every timed row (cold)' : 'warm'}; median of ${runs} rounds.`,
+  `Machine: ${os.cpus().length} x ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ` +
+    `${os.type()} ${os.release()}, Node ${process.version}; ${new Date().toISOString().slice(0, 16)}Z; ` +
+    `page cache ${cold ? 'dropped before every timed row (cold)' : 'warm'}; median of ${runs} rounds.`,
 );
 console.log(
-  `Data: ${VALUE_BYTES >> 10} KiB values (base64 of random bytes) written by etcd 3.5.30 with --quota-backend-bytes ${QUOTA / 2 ** 30} GiB and --snapshot-count 1000.\n`,
+  `Data: ${VALUE_BYTES >> 10} KiB values (base64 of random bytes) written by etcd 3.5.30 ` +
+    `with --quota-backend-bytes ${QUOTA / 2 ** 30} GiB and --snapshot-count 1000.\n`,
 );
 await makeBigData(dataRoot, sizes);
 const summary: Array<{
@@ -192,7 +195,8 @@ for (const mib of sizes) {
       r.samples.push(await r.run(data));
       loads.push(os.loadavg()[0]!);
       process.stderr.write(
-        `${mib} MiB round ${round + 1}: ${r.what}: ${r.samples.at(-1)!.s.toFixed(2)} s (load ${os.loadavg()[0]!.toFixed(1)})\n`,
+        `${mib} MiB round ${round + 1}: ${r.what}: ${r.samples.at(-1)!.s.toFixed(2)} s ` +
+          `(load ${os.loadavg()[0]!.toFixed(1)})\n`,
       );
     }
   }
@@ -206,7 +210,8 @@ for (const mib of sizes) {
     `### db ${(db / 2 ** 20).toFixed(0)} MiB, member dir ${(member / 2 ** 20).toFixed(0)} MiB (${mib} MiB of values)\n`,
   );
   console.log(
-    '| what | seconds (median) | min-max | CPU s | MB/s of the member dir | vs `cp` of the db | output MiB | peak RSS MiB |',
+    '| what | seconds (median) | min-max | CPU s | MB/s of the member dir | vs `cp` of the db | ' +
+      'output MiB | peak RSS MiB |',
   );
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
   const entry: (typeof summary)[number] = { mib, db, member, rows: {} };
@@ -219,7 +224,10 @@ for (const mib of sizes) {
       ? ` (step ${m(r, (x) => x.step)?.toFixed(2)} s, its backup ${m(r, (x) => x.backup)?.toFixed(2)} s)`
       : '';
     console.log(
-      `| ${r.what}${extra} | ${s.toFixed(2)} | ${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)} | ${m(r, (x) => x.cpu)?.toFixed(1) ?? ''} | ${(member / 1e6 / s).toFixed(0)} | ${(s / cp).toFixed(1)}x | ${bytes === undefined ? '' : (bytes / 2 ** 20).toFixed(0)} | ${rss === undefined ? '' : (rss / 1024).toFixed(0)} |`,
+      `| ${r.what}${extra} | ${s.toFixed(2)} | ${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)} | ` +
+        `${m(r, (x) => x.cpu)?.toFixed(1) ?? ''} | ${(member / 1e6 / s).toFixed(0)} | ${(s / cp).toFixed(1)}x | ` +
+        `${bytes === undefined ? '' : (bytes / 2 ** 20).toFixed(0)} | ` +
+        `${rss === undefined ? '' : (rss / 1024).toFixed(0)} |`,
     );
     entry.rows[r.key] = {
       s,
@@ -234,7 +242,8 @@ for (const mib of sizes) {
   summary.push(entry);
 }
 console.log(
-  `Load average (1 min) during the run: ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)} on ${os.cpus().length} cores.\n`,
+  `Load average (1 min) during the run: ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)} ` +
+    `on ${os.cpus().length} cores.\n`,
 );
 
 // The growth curve, for GitHub's mermaid renderer.

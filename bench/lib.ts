@@ -47,7 +47,10 @@ export const fmtMs = (xs: number[]): string =>
   `median ${median(xs).toFixed(1)} ms (min ${Math.min(...xs).toFixed(1)}, max ${Math.max(...xs).toFixed(1)})`;
 
 export function machine(): string {
-  return `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
+  return (
+    `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ` +
+    `${os.type()} ${os.release()}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`
+  );
 }
 
 export const bin = (tool: string, v: string): string => path.join(BIN_DIR, `${tool}-${v}`);

@@ -13,7 +13,8 @@ if (out) {
     const m = process.memoryUsage();
     appendFileSync(
       out,
-      `${Date.now() - t0}\t${mib(m.rss)}\t${mib(m.heapTotal)}\t${mib(m.heapUsed)}\t${mib(m.external)}\t${mib(m.arrayBuffers)}\n`,
+      `${Date.now() - t0}\t${mib(m.rss)}\t${mib(m.heapTotal)}\t${mib(m.heapUsed)}\t` +
+        `${mib(m.external)}\t${mib(m.arrayBuffers)}\n`,
     );
   };
   setInterval(sample, 50).unref();

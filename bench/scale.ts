@@ -1,5 +1,6 @@
 // Issue 19: backups and a whole one-minor upgrade at etcd's real sizes, side by side in one run.
-//   node bench/scale.ts [--sizes 1,4,8] [--runs 1] [--data .cache/bench-data/scale] [--baseline 06cbc08] [--out bench/results]
+//   node bench/scale.ts [--sizes 1,4,8] [--runs 1] [--data .cache/bench-data/scale] [--baseline 06cbc08]
+//     [--out bench/results]
 // For each size (GB of bbolt db, bench/scale-data.ts makes the data once): `cp` of the member dir
 // and of the db (the disk's limit), `etcdctl snapshot save` from a running etcd, the verified backup
 // (plain, encrypted; uncompressed and zstd) and its restore, the baseline's (the last commit with
@@ -123,7 +124,8 @@ async function main(): Promise<void> {
     const add = (what: string, x: Sample) => {
       rows.set(what, [...(rows.get(what) ?? []), x]);
       process.stderr.write(
-        `${gb} GB: ${what}: ${x.s.toFixed(2)} s, ${(x.rssKiB / 1024).toFixed(0)} MiB (load ${os.loadavg()[0]!.toFixed(1)})\n`,
+        `${gb} GB: ${what}: ${x.s.toFixed(2)} s, ${(x.rssKiB / 1024).toFixed(0)} MiB ` +
+          `(load ${os.loadavg()[0]!.toFixed(1)})\n`,
       );
     };
     const out = work('out');
@@ -242,14 +244,16 @@ function printSize(x: { gb: number; db: number; member: number; rows: Map<string
     const s = median(xs.map((r) => r.s));
     const bytes = xs.at(-1)!.bytes;
     console.log(
-      `| ${what} | ${s.toFixed(2)} | ${(x.member / 1e6 / s).toFixed(0)} | ${(s / cp).toFixed(2)}x | ${(Math.max(...xs.map((r) => r.rssKiB)) / 1024).toFixed(0)} | ${bytes ? gbs(bytes) : ''} |`,
+      `| ${what} | ${s.toFixed(2)} | ${(x.member / 1e6 / s).toFixed(0)} | ${(s / cp).toFixed(2)}x | ` +
+        `${(Math.max(...xs.map((r) => r.rssKiB)) / 1024).toFixed(0)} | ${bytes ? gbs(bytes) : ''} |`,
     );
   }
   const whole = median(x.rows.get('whole run 3.5.36 -> 3.6.17 (entrypoint)')!.map((r) => r.s));
   const fl = median(x.rows.get("etcd's floor: 3.6.17 started until a write, stopped")!.map((r) => r.s));
   const cpDb = median(x.rows.get('`cp member/snap/db`')!.map((r) => r.s));
   console.log(
-    `\nWhole run / (floor + cp of the db): ${whole.toFixed(2)} / (${fl.toFixed(2)} + ${cpDb.toFixed(2)}) = ${(whole / (fl + cpDb)).toFixed(2)}x`,
+    `\nWhole run / (floor + cp of the db): ${whole.toFixed(2)} / (${fl.toFixed(2)} + ${cpDb.toFixed(2)}) = ` +
+      `${(whole / (fl + cpDb)).toFixed(2)}x`,
   );
 }
 
@@ -290,7 +294,8 @@ function svg(all: Array<{ gb: number; rows: Map<string, Sample[]> }>): string {
     const c = colors[i % colors.length];
     return (
       `<polyline fill="none" stroke="${c}" stroke-width="2" points="${pts}"/>` +
-      `<text x="${W - R + 10}" y="${T + 14 * i + 10}" fill="${c}" font-size="11">${n.replace(/`/g, '').replace(/&/g, '&amp;').replace(/</g, '&lt;')}</text>`
+      `<text x="${W - R + 10}" y="${T + 14 * i + 10}" fill="${c}" font-size="11">` +
+      `${n.replace(/`/g, '').replace(/&/g, '&amp;').replace(/</g, '&lt;')}</text>`
     );
   });
   const ticks = all.map(
@@ -302,8 +307,10 @@ function svg(all: Array<{ gb: number; rows: Map<string, Sample[]> }>): string {
   );
   return (
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif">` +
-    `<rect width="100%" height="100%" fill="#fff"/><line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="#000"/>` +
-    `<line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="#000"/>${ticks.join('')}${yt.join('')}${lines.join('')}</svg>\n`
+    '<rect width="100%" height="100%" fill="#fff"/>' +
+    `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="#000"/>` +
+    `<line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="#000"/>` +
+    `${ticks.join('')}${yt.join('')}${lines.join('')}</svg>\n`
   );
 }
 

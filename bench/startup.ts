@@ -27,7 +27,9 @@ interface Run {
 
 // The CPU time (user + sys) the process used, read at its exit by a one-line --import hook (as in
 // bench/steps.ts): finer than /usr/bin/time's 10 ms ticks.
-const hook = `data:text/javascript,process.on('exit',()=>{const u=process.cpuUsage();process._rawDebug('cpu-ms '+(u.user+u.system)/1000)})`;
+const hook =
+  'data:text/javascript,' +
+  "process.on('exit',()=>{const u=process.cpuUsage();process._rawDebug('cpu-ms '+(u.user+u.system)/1000)})";
 
 /** One run: wall time here, CPU time from the hook, max RSS from /usr/bin/time. */
 function timed(dir: string): Run {
@@ -58,9 +60,10 @@ console.log(
     .map((l) => l.toFixed(2))
     .join(' ')}; ${runs} runs each, alternating`,
 );
-console.log(
-  `cache: ${process.env.NODE_DISABLE_COMPILE_CACHE ? 'off (NODE_DISABLE_COMPILE_CACHE=1)' : 'the compile cache beside each bundle'}`,
-);
+const cache = process.env.NODE_DISABLE_COMPILE_CACHE
+  ? 'off (NODE_DISABLE_COMPILE_CACHE=1)'
+  : 'the compile cache beside each bundle';
+console.log(`cache: ${cache}`);
 for (const [k, name] of [
   [0, `baseline  ${baseDir}`],
   [1, `candidate ${candDir}`],

@@ -67,10 +67,13 @@ const [direct, cached, uncached] = await rounds(runs, [
   () => serve(process.execPath, [entry, ...own, '--', ...etcdArgs], noCache),
 ]);
 console.log(
-  `1. nothing to migrate, start to first committed write: etcd directly ${fmtMs(direct!)}; entrypoint+exec with its compile cache ${fmtMs(cached!)}; without ${fmtMs(uncached!)}`,
+  `1. nothing to migrate, start to first committed write: etcd directly ${fmtMs(direct!)}; ` +
+    `entrypoint+exec with its compile cache ${fmtMs(cached!)}; without ${fmtMs(uncached!)}`,
 );
 console.log(
-  `   added by the entrypoint: with the cache ${medianDiff(cached!, direct!).toFixed(1)} ms, without ${medianDiff(uncached!, direct!).toFixed(1)} ms (medians of round-by-round differences); the cache saves ${medianDiff(uncached!, cached!).toFixed(1)} ms`,
+  `   added by the entrypoint: with the cache ${medianDiff(cached!, direct!).toFixed(1)} ms, ` +
+    `without ${medianDiff(uncached!, direct!).toFixed(1)} ms (medians of round-by-round differences); ` +
+    `the cache saves ${medianDiff(uncached!, cached!).toFixed(1)} ms`,
 );
 
 // 1b. The entrypoint's own work: the same run without the exec, process start to exit, against an
@@ -78,7 +81,9 @@ console.log(
 // --import hook that every variant loads), which a busy machine disturbs less than wall time.
 const empty = path.join(root, 'empty.mjs');
 await fs.writeFile(empty, '');
-const hook = `data:text/javascript,process.on('exit',()=>{const u=process.cpuUsage();process._rawDebug('cpu-ms '+(u.user+u.system)/1000)})`;
+const hook =
+  'data:text/javascript,' +
+  "process.on('exit',()=>{const u=process.cpuUsage();process._rawDebug('cpu-ms '+(u.user+u.system)/1000)})";
 // BASELINE_ENTRY=<another build's etcd-migrate.mjs> adds it as a fourth variant (e.g. main's dist/).
 const baseline = process.env.BASELINE_ENTRY;
 const cpu: number[][] = [[], [], [], []];
@@ -99,17 +104,23 @@ const [bare, ownCached, ownUncached, other] = await rounds(runs * 3, [
 ]);
 for (const c of cpu) c.splice(0, 1); // the warm-up round
 console.log(
-  `1b. without the exec, process start to exit: node on an empty module ${fmtMs(bare!)}; entrypoint with its compile cache ${fmtMs(ownCached!)}; without ${fmtMs(ownUncached!)}`,
+  `1b. without the exec, process start to exit: node on an empty module ${fmtMs(bare!)}; ` +
+    `entrypoint with its compile cache ${fmtMs(ownCached!)}; without ${fmtMs(ownUncached!)}`,
 );
 console.log(
-  `   the entrypoint's own work: with the cache ${medianDiff(ownCached!, bare!).toFixed(1)} ms, without ${medianDiff(ownUncached!, bare!).toFixed(1)} ms`,
+  `   the entrypoint's own work: with the cache ${medianDiff(ownCached!, bare!).toFixed(1)} ms, ` +
+    `without ${medianDiff(ownUncached!, bare!).toFixed(1)} ms`,
 );
 if (baseline)
   console.log(
-    `   ${baseline}: ${fmtMs(other!)}, own work ${medianDiff(other!, bare!).toFixed(1)} ms; CPU time ${fmtMs(cpu[3]!)}, own ${medianDiff(cpu[3]!, cpu[0]!).toFixed(1)} ms`,
+    `   ${baseline}: ${fmtMs(other!)}, own work ${medianDiff(other!, bare!).toFixed(1)} ms; ` +
+      `CPU time ${fmtMs(cpu[3]!)}, own ${medianDiff(cpu[3]!, cpu[0]!).toFixed(1)} ms`,
   );
 console.log(
-  `   CPU time: node on an empty module ${fmtMs(cpu[0]!)}; entrypoint with its compile cache ${fmtMs(cpu[1]!)}; without ${fmtMs(cpu[2]!)}; the entrypoint's own: ${medianDiff(cpu[1]!, cpu[0]!).toFixed(1)} ms with the cache, ${medianDiff(cpu[2]!, cpu[0]!).toFixed(1)} ms without`,
+  `   CPU time: node on an empty module ${fmtMs(cpu[0]!)}; ` +
+    `entrypoint with its compile cache ${fmtMs(cpu[1]!)}; without ${fmtMs(cpu[2]!)}; ` +
+    `the entrypoint's own: ${medianDiff(cpu[1]!, cpu[0]!).toFixed(1)} ms with the cache, ` +
+    `${medianDiff(cpu[2]!, cpu[0]!).toFixed(1)} ms without`,
 );
 
 // 2. One upgrade step, from the entrypoint's own log line, vs raw start + write + stop.
@@ -160,7 +171,10 @@ const raw = async (): Promise<number> => {
 };
 const one = await pairs(runs, step, raw);
 console.log(
-  `2. one step 3.4.23 -> 3.5.30: entrypoint step ${fmtMs(one.a)}; raw etcd start+write+stop ${fmtMs(one.b)}; ratio median ${median(one.ratios).toFixed(2)} (pairwise, min ${Math.min(...one.ratios).toFixed(2)}, max ${Math.max(...one.ratios).toFixed(2)}); the run's verified backup before it (not in the step's time): ${fmtMs(backupMs.slice(1))}`,
+  `2. one step 3.4.23 -> 3.5.30: entrypoint step ${fmtMs(one.a)}; raw etcd start+write+stop ${fmtMs(one.b)}; ` +
+    `ratio median ${median(one.ratios).toFixed(2)} ` +
+    `(pairwise, min ${Math.min(...one.ratios).toFixed(2)}, max ${Math.max(...one.ratios).toFixed(2)}); ` +
+    `the run's verified backup before it (not in the step's time): ${fmtMs(backupMs.slice(1))}`,
 );
 
 // 2b. The whole chain 3.3.25 -> 3.5.30 on a fresh (empty-keyspace) data dir: process wall time.

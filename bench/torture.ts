@@ -73,8 +73,10 @@ await execa(process.execPath, ['dist/etcd-migrate.mjs', ...args(await freshDataD
 const full = Date.now() - t0;
 const r = await torture({ freshDataDir, args, kills, seed, maxDelayMs: full, check: checkStorage });
 console.log(
-  `torture: ${r.kills} kills (${r.orphans} orphaning the temporary etcd) over ${r.episodes} copies in ${r.runs} runs; ` +
-    `kill moments in [0, ${full} ms); seed ${seed}; violations: ${r.violations.length}; last copy converged: ${r.converged}; ` +
+  `torture: ${r.kills} kills (${r.orphans} orphaning the temporary etcd) ` +
+    `over ${r.episodes} copies in ${r.runs} runs; ` +
+    `kill moments in [0, ${full} ms); seed ${seed}; violations: ${r.violations.length}; ` +
+    `last copy converged: ${r.converged}; ` +
     `${r.converged && r.violations.length === 0 ? `${r.episodes}/${r.episodes} copies converged` : 'FAILED'}`,
 );
 for (const v of r.violations) console.log(`  ${v}`);

@@ -134,7 +134,9 @@ try {
           const label = `${which}, target etcd --election-timeout ${election} ms`;
           results.set(label, [...(results.get(label) ?? []), errors]);
           console.error(
-            `round ${round + 1} ${label}: ${errors.length} keys, TTL error ${Math.min(...errors).toFixed(2)} to ${Math.max(...errors).toFixed(2)} s (load ${(await fs.readFile('/proc/loadavg', 'utf8')).split(' ')[0]})`,
+            `round ${round + 1} ${label}: ${errors.length} keys, ` +
+              `TTL error ${Math.min(...errors).toFixed(2)} to ${Math.max(...errors).toFixed(2)} s ` +
+              `(load ${(await fs.readFile('/proc/loadavg', 'utf8')).split(' ')[0]})`,
           );
         } finally {
           p.kill('SIGTERM');
@@ -150,9 +152,10 @@ try {
   for (const [label, runs] of results) {
     const [which, et] = label.split(', target etcd --election-timeout ');
     const worst = Math.max(...runs.flat().map(Math.abs));
-    console.log(
-      `| ${which === 'ours' ? 'this branch (attach at the end)' : `baseline ${baseline} (leases at the conversion)`} | ${et} | ${runs.map((e) => `${Math.min(...e).toFixed(2)} to ${Math.max(...e).toFixed(2)}`).join('; ')} | ${worst.toFixed(2)} s |`,
-    );
+    const who =
+      which === 'ours' ? 'this branch (attach at the end)' : `baseline ${baseline} (leases at the conversion)`;
+    const spans = runs.map((e) => `${Math.min(...e).toFixed(2)} to ${Math.max(...e).toFixed(2)}`).join('; ');
+    console.log(`| ${who} | ${et} | ${spans} | ${worst.toFixed(2)} s |`);
   }
 } finally {
   await fs.rm(work, { recursive: true, force: true });
