@@ -16,8 +16,8 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
  * Node's own modules are taken with process.getBuiltinModule(), not `import`: an ESM import of a
  * built-in builds its namespace, which reads every export, and some are lazy (node:fs's promises
  * and streams, node:util's parseArgs and worker_threads), a cost every pod start pays even with
- * nothing to migrate (BENCHMARKS.md). Here each export is read when first imported by a module that runs: the pure wrapper
- * lets esbuild drop an export no module imports. `require()` from bundled CommonJS gets the module
+ * nothing to migrate (BENCHMARKS.md). Here each export is read when first imported by a module that runs: the
+ * pure wrapper lets esbuild drop an export no module imports. `require()` from bundled CommonJS gets the module
  * object itself; `await import()` of a built-in is left to Node.
  */
 const builtins = {
