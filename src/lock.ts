@@ -151,7 +151,7 @@ export function lockedFileIsCurrent(file: string): boolean {
 /**
  * The previous holder may be alive without the lock: the exec'd etcd keeps the entrypoint's PID but
  * not its files. Visible here (same PID namespace), it refuses the run; etcd's own locks on its
- * data (running.ts) cover one in another namespace.
+ * data (etcd/process/running.ts) cover one in another namespace.
  */
 async function checkPrevious(dataDir: string, prev: Holder | undefined): Promise<void> {
   if (!prev || !sameLiveProcess(prev)) return;

@@ -10,7 +10,7 @@ import { inspectDataDir, VERSION_FILE, writeVersionFile, type DataDirState } fro
 import { readIfExists } from './fsx.ts';
 import { BackupError, ProcessError, StepError, UsageError, isBug, isUserFacing } from './errors.ts';
 import { acquireLock, type Lock } from './lock.ts';
-import { refuseRunningEtcd } from './running.ts';
+import { refuseRunningEtcd } from './etcd/process/running.ts';
 import { stopLeftoverEtcds } from './etcd/process/leftovers.ts';
 import { debug, seconds, secondsField, type Log } from './log.ts';
 import type { Options } from './options.ts';

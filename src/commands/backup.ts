@@ -28,7 +28,7 @@ import { acquireLock } from '../lock.ts';
 import { DEFAULT_BIN_DIR, ENV, resolveOptions } from '../options.ts';
 import { checkPortsFree } from '../preflight.ts';
 import { onInterrupt } from '../interrupt.ts';
-import { refuseRunningEtcd } from '../running.ts';
+import { refuseRunningEtcd } from '../etcd/process/running.ts';
 import { stopLeftoverEtcds } from '../etcd/process/leftovers.ts';
 import { compare, fmt, fmtData, sameMinor, type Version } from '../version.ts';
 import { swapPending } from '../workdir.ts';

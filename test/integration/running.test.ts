@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { BIN_DIR, ENTRY, requireBinaries } from '../helpers/env.ts';
 import { etcdctl, startEtcd, type MemberOptions } from '../helpers/etcd.ts';
 import { runCli } from '../helpers/cli.ts';
-import { recordLocked } from '../../src/running.ts';
+import { recordLocked } from '../../src/etcd/process/running.ts';
 import { freePort, tmpDir } from '../helpers/tmp.ts';
 
 beforeAll(requireBinaries);

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { discoverBundled } from '../../bundled-versions.ts';
 import { chooseEngine, runArgs, type Engine, type EngineChoice } from './container.ts';
 import { UsageError } from '../../errors.ts';
-import { heldByProcess } from '../../etcd/process/live.ts';
+import { findRunningEtcd } from '../../etcd/process/running.ts';
 import { LOCK_FILE } from '../../datadir.ts';
 import { debug, type Log } from '../../log.ts';
 import { resolveOptions, type Flags } from '../../options.ts';
@@ -101,7 +101,7 @@ export async function rehearse(f: RehearseFlags, env: NodeJS.ProcessEnv, io: Reh
   const st = await fs.stat(source).catch(() => undefined);
   if (!st?.isDirectory())
     throw new UsageError(`${source} is not a directory; pass --data-dir with the etcd data dir to rehearse on`);
-  if (await heldByProcess(source)) {
+  if (findRunningEtcd(source)) {
     throw new UsageError(
       `a process (etcd?) holds ${source} open: a copy of a live data dir is not consistent; ` +
         'stop it first, or rehearse on a copy of a backup',

@@ -3,7 +3,7 @@
 // area (its transformer ends by itself once migrate is gone: its pipes close). Once this run holds
 // the lock, no live entrypoint nor exec'd etcd owns the data dir, so an etcd or etcdctl that this
 // tool started (its environment carries TEMPORARY_MARK) and whose --data-dir lies in it is a
-// leftover: stop it. Any other etcd is never signalled: src/running.ts refuses the run instead.
+// leftover: stop it. Any other etcd is never signalled: running.ts refuses the run instead.
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { TEMPORARY_MARK } from './env.ts';

@@ -8,8 +8,8 @@
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { UsageError } from './errors.ts';
-import { readlinkOr, readOr } from './fsx.ts';
+import { UsageError } from '../../errors.ts';
+import { readlinkOr, readOr } from '../../fsx.ts';
 
 export interface RunningEtcd {
   /** The locked file, relative to the data dir. */
@@ -71,17 +71,26 @@ function lockHolders(files: readonly string[]): Map<string, number | undefined> 
   }
   const out = new Map<string, number | undefined>();
   if (byInode.size === 0) return out;
-  for (const line of readOr('/proc/locks').split('\n')) {
-    // "1: FLOCK  ADVISORY  WRITE 17083 fe:00:9986084 0 EOF"; OFD locks show PID -1.
-    const m = /^\d+: (?:->\s+)?\S+\s+\S+\s+\S+\s+(-?\d+)\s+([0-9a-f]+:[0-9a-f]+:\d+)\s/.exec(line);
-    const f = m && byInode.get(m[2]!);
-    if (f && !out.get(f)) out.set(f, Number(m[1]) > 0 ? Number(m[1]) : undefined);
+  for (const lock of procLocks(readOr('/proc/locks'))) {
+    const f = byInode.get(lock.id);
+    if (f && !out.get(f)) out.set(f, lock.pid);
   }
   return out;
 }
 
+/** The locks of a /proc/locks text: "maj:min:inode" and the holder's PID (none for OFD locks, -1 there). */
+export function procLocks(text: string): Array<{ id: string; pid?: number }> {
+  const locks: Array<{ id: string; pid?: number }> = [];
+  for (const line of text.split('\n')) {
+    // "1: FLOCK  ADVISORY  WRITE 17083 fe:00:9986084 0 EOF"; a blocked waiter's line starts with "->".
+    const m = /^\d+: (?:->\s+)?\S+\s+\S+\s+\S+\s+(-?\d+)\s+([0-9a-f]+:[0-9a-f]+:\d+)\s/.exec(line);
+    if (m) locks.push({ id: m[2]!, ...(Number(m[1]) > 0 ? { pid: Number(m[1]) } : {}) });
+  }
+  return locks;
+}
+
 /** A device number as /proc/locks writes it: major:minor in hex, two digits at least. */
-function devName(dev: number): string {
+export function devName(dev: number): string {
   const major = Number((BigInt(dev) >> 8n) & 0xfffn) | Number((BigInt(dev) >> 32n) & ~0xfffn);
   const minor = Number(BigInt(dev) & 0xffn) | Number((BigInt(dev) >> 12n) & ~0xffn);
   return `${major.toString(16).padStart(2, '0')}:${minor.toString(16).padStart(2, '0')}`;
