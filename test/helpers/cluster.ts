@@ -194,7 +194,8 @@ export async function waitServing(
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(
-    `${url} did not serve ${version ?? 'etcd'} within ${timeoutMs} ms (last: ${last})${p ? `; output: ${p.output().slice(-2000)}` : ''}`,
+    `${url} did not serve ${version ?? 'etcd'} within ${timeoutMs} ms (last: ${last})` +
+      (p ? `; output: ${p.output().slice(-2000)}` : ''),
   );
 }
 

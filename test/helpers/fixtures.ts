@@ -1,4 +1,5 @@
-// Data dirs for the backup, restore and downgrade tests (a compacted history, leases), and bin dirs with one binary replaced.
+// Data dirs for the backup, restore and downgrade tests (a compacted history, leases), and bin dirs with one binary
+// replaced.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { BIN_DIR } from './env.ts';

@@ -16,7 +16,10 @@ export async function podmanMissing(): Promise<string | undefined> {
 
 let confEnv: Record<string, string> | undefined;
 
-/** CONTAINERS_CONF and CONTAINERS_REGISTRIES_CONF, written by scripts/podman-conf.sh (other CONTAINERS_* pass through). */
+/**
+ * CONTAINERS_CONF and CONTAINERS_REGISTRIES_CONF, written by scripts/podman-conf.sh (other CONTAINERS_* pass
+ * through).
+ */
 export async function podmanEnv(): Promise<Record<string, string>> {
   if (!confEnv) {
     const r = await execa('bash', [path.join(REPO, 'scripts/podman-conf.sh')]);
@@ -46,7 +49,10 @@ export function podman(args: string[], o: { reject?: boolean; timeoutMs?: number
   );
 }
 
-/** Builds the image from this checkout (cached layers make a rebuild take seconds); returns its ID and the build's time. */
+/**
+ * Builds the image from this checkout (cached layers make a rebuild take seconds); returns its ID and the build's
+ * time.
+ */
 export async function buildImage(): Promise<{ id: string; seconds: number; output: string }> {
   const t0 = Date.now();
   const r = await execa('bash', [path.join(REPO, 'image/build.sh')], {

@@ -130,11 +130,14 @@ export function describeLoop(name: string, loop: PutLoop, windows: Window[]): st
   const acked = loop.puts.filter((p) => p.ok);
   const during = windows.map((w) => loop.puts.filter((p) => p.at >= w.from && p.at < w.to));
   return (
-    `${name}: ${loop.puts.length} puts, ${acked.length} acknowledged, ${loop.puts.length - acked.length} failed; per member: ` +
+    `${name}: ${loop.puts.length} puts, ${acked.length} acknowledged, ${loop.puts.length - acked.length} failed; ` +
+    'per member: ' +
     windows
       .map(
         (w, k) =>
-          `${w.member} ${((w.to - w.from) / 1000).toFixed(1)} s down, ${during[k]!.filter((p) => p.ok).length}/${during[k]!.length} acknowledged, cluster version then ${w.clusterVersionAfter}`,
+          `${w.member} ${((w.to - w.from) / 1000).toFixed(1)} s down, ` +
+          `${during[k]!.filter((p) => p.ok).length}/${during[k]!.length} acknowledged, ` +
+          `cluster version then ${w.clusterVersionAfter}`,
       )
       .join('; ')
   );

@@ -101,7 +101,8 @@ export async function torture(o: TortureOptions): Promise<TortureResult> {
       continue;
     } else if (!killed || r.signal !== 'SIGKILL') {
       result.violations.push(
-        `run ${result.runs} failed (exit ${r.exitCode ?? r.signal}): ${String(r.all).split('\n').filter(Boolean).slice(-3).join(' | ')}`,
+        `run ${result.runs} failed (exit ${r.exitCode ?? r.signal}): ` +
+          String(r.all).split('\n').filter(Boolean).slice(-3).join(' | '),
       );
       if (result.violations.length > 3) break;
     }

@@ -7,7 +7,10 @@ import { leaseExpiries } from './lease-ends.ts';
 
 export { leaseExpiries };
 
-/** Writes `keys` through the v2 API of etcd 3.3.25 into `dir` (version.txt 3.3.25/etcd2); returns each TTL key's expiry (ms). */
+/**
+ * Writes `keys` through the v2 API of etcd 3.3.25 into `dir` (version.txt 3.3.25/etcd2); returns each TTL key's expiry
+ * (ms).
+ */
 export async function makeV2Data(dir: string, keys: readonly DataKey[], name: string): Promise<Map<string, number>> {
   const m = await startEtcd('3.3.25', dir, { name });
   const expiries = await writeV2(m.endpoint, keys);

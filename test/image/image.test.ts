@@ -98,7 +98,8 @@ describe.skipIf(missing)(`the image${missing ? ` [skipped: ${missing}]` : ''}`, 
       '-e',
       `
       const fs = require('fs');
-      console.log(JSON.stringify({ bin: fs.readdirSync('/usr/local/bin').sort(), etcd: fs.readlinkSync('/usr/local/bin/etcd'),
+      console.log(JSON.stringify({
+        bin: fs.readdirSync('/usr/local/bin').sort(), etcd: fs.readlinkSync('/usr/local/bin/etcd'),
         app: fs.readdirSync('/app').sort(), node: process.version, top: fs.readdirSync('/').sort(),
         usrbin: fs.existsSync('/usr/bin'), npmCache: fs.existsSync('/root/.npm') }));`,
     ]);
@@ -117,7 +118,9 @@ describe.skipIf(missing)(`the image${missing ? ` [skipped: ${missing}]` : ''}`, 
     expect(j.bin).toEqual(expect.arrayContaining(['etcd', 'etcdctl', 'etcdutl-3.5.30', 'etcdutl-3.7.3', 'node']));
     expect(j.etcd).toBe('etcd-3.7.3');
     expect(j.node).toMatch(/^v24\./);
-    expect(j.app).toEqual(['chunks', 'compile-cache', 'etcd-migrate.mjs', 'transformer.mjs']); // the bundle (src/ and its production dependencies), its lazily loaded chunks and their compile cache, the transformer etcdctl migrate runs, nothing else
+    // the bundle (src/ and its production dependencies), its lazily loaded chunks and their compile cache, the
+    // transformer etcdctl migrate runs, nothing else
+    expect(j.app).toEqual(['chunks', 'compile-cache', 'etcd-migrate.mjs', 'transformer.mjs']);
     expect(j.top).not.toContain('bin'); // no shell, no compiler, no package manager
     expect(j.usrbin).toBe(false);
     expect(j.npmCache).toBe(false);
@@ -143,7 +146,7 @@ describe.skipIf(missing)(`the image${missing ? ` [skipped: ${missing}]` : ''}`, 
     expect(log).not.toMatch(/mismatch|rejected/);
   });
 
-  it('upgrade manifest: 3.3.25/etcd3 data -> 3.5.30, execs etcd as PID 1, stops cleanly on SIGTERM, no migration the second time', async () => {
+  it('upgrade manifest: 3.3.25 -> 3.5.30, etcd as PID 1 exits 0 on SIGTERM, no migration on restart', async () => {
     expect(upgrade.env).toMatchObject({
       TARGET_STORAGE: 'etcd3',
       TARGET_VERSION: '3.5.30',
@@ -174,7 +177,7 @@ describe.skipIf(missing)(`the image${missing ? ` [skipped: ${missing}]` : ''}`, 
     expect((await second.stop()).exitCode).toBe(0);
   });
 
-  it('upgrade manifest with TARGET_VERSION=3.7.3: 3.5.30 data steps through 3.5.36 and 3.6.17, etcd 3.7.3 (a static Go build) runs as PID 1', async () => {
+  it('upgrade manifest, TARGET_VERSION=3.7.3: 3.5.30 via 3.5.36, 3.6.17; etcd 3.7.3 (static Go) as PID 1', async () => {
     const p = await pod(image, { ...upgrade, env: { ...upgrade.env, TARGET_VERSION: '3.7.3' } });
     const { keys, lease } = await makeV3Data('3.5.30', p.data, NAME);
     const c = await p.run();
@@ -234,7 +237,7 @@ describe.skipIf(missing)(`the image${missing ? ` [skipped: ${missing}]` : ''}`, 
     },
   );
 
-  it("the Dockerfile's release path: downloads the tarballs of releases.tsv, checks their sha256, bundles the newest of each minor", async () => {
+  it("Dockerfile release path: gets releases.tsv's tarballs, checks sha256, bundles the newest per minor", async () => {
     // Offline stand-ins: tarballs served on loopback, a releases.tsv naming them, the Node of the image just built.
     const files = await tmpDir();
     const tars = await makeTarballs(files, [
@@ -289,7 +292,10 @@ describe.skipIf(missing)(`the image${missing ? ` [skipped: ${missing}]` : ''}`, 
       '/usr/local/bin/node',
       built,
       '-e',
-      `const fs = require('fs'); console.log(JSON.stringify({ bin: fs.readdirSync('/usr/local/bin').sort(), etcd: fs.readlinkSync('/usr/local/bin/etcd'), utl: fs.readFileSync('/usr/local/bin/etcdutl', 'utf8') }))`,
+      `const fs = require('fs');
+      console.log(JSON.stringify({
+        bin: fs.readdirSync('/usr/local/bin').sort(), etcd: fs.readlinkSync('/usr/local/bin/etcd'),
+        utl: fs.readFileSync('/usr/local/bin/etcdutl', 'utf8') }))`,
     ]);
     expect(JSON.parse(String(l.stdout))).toEqual({
       bin: [
@@ -311,7 +317,7 @@ describe.skipIf(missing)(`the image${missing ? ` [skipped: ${missing}]` : ''}`, 
     );
   });
 
-  it('rehearse in the image: migrates a copy, counts the keys before and after, leaves the original as it was', async () => {
+  it('rehearse in the image: migrates a copy, counts keys before and after, leaves the original as is', async () => {
     const dir = path.join(await tmpDir(), 'data');
     const { keys } = await makeV3Data('3.3.25', dir, NAME);
     const before = await treeSnapshot(dir);

@@ -5,6 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli, treeSnapshot } from '../helpers/cli.ts';
 import { BIN_DIR, REPO, requireBinaries } from '../helpers/env.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+import { joinedRegex } from '../helpers/regex.ts';
 
 beforeAll(requireBinaries);
 
@@ -99,7 +100,10 @@ describe('--dry-run and --output json', () => {
     const r = await runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--dry-run']);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toMatch(
-      /^plan \(dry run, nothing changed\): 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: 1 step\(s\)\n  1\. upgrade 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3/,
+      joinedRegex(
+        /^plan \(dry run, nothing changed\): 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: 1 step\(s\)\n/,
+        /  1\. upgrade 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3/,
+      ),
     );
     expect(r.stdout).toContain(`first: one verified backup of the data`);
     expect(r.stderr).not.toContain('plan');
@@ -179,11 +183,17 @@ describe('unknown words', () => {
     const cases: Array<[string[], RegExp]> = [
       [
         ['rehearse', '--data-dri', '/x'],
-        /^etcd-migrate: error: unknown flag --data-dri for rehearse; did you mean --data-dir\? see etcd-migrate rehearse --help$/,
+        joinedRegex(
+          /^etcd-migrate: error: unknown flag --data-dri for rehearse; /,
+          /did you mean --data-dir\? see etcd-migrate rehearse --help$/,
+        ),
       ],
       [
         ['restore', 'f.db', '--data-dri', '/x'],
-        /^etcd-migrate: error: unknown flag --data-dri for restore; did you mean --data-dir\? see etcd-migrate restore --help$/,
+        joinedRegex(
+          /^etcd-migrate: error: unknown flag --data-dri for restore; /,
+          /did you mean --data-dir\? see etcd-migrate restore --help$/,
+        ),
       ],
       [['rehearse', 'extra'], /^etcd-migrate: error: unexpected argument "extra"; see etcd-migrate rehearse --help$/],
       [['backpu'], /^etcd-migrate: error: unexpected argument "backpu"; did you mean the command backup\? /],
@@ -197,7 +207,7 @@ describe('unknown words', () => {
 });
 
 describe('--log-format json', () => {
-  it("writes every log line as a record shaped like etcd's (level, ts, caller, msg, fields), errors at level error", async () => {
+  it('logs each line as an etcd-shaped record (level, ts, caller, msg, fields), errors at level error', async () => {
     const { makeV3Data } = await import('../helpers/data.ts');
     const { freePort } = await import('../helpers/tmp.ts');
     const dir = path.join(await tmpDir(), 'data');
@@ -309,7 +319,10 @@ describe('--log-level', () => {
     const debug = await run('debug', '3.5.30');
     expect(debug.exitCode, debug.stderr).toBe(0);
     expect(debug.stderr).toMatch(
-      /^etcd-migrate: debug: step 1\/1 upgrade 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: start etcd 3\.5\.30 until a write commits, then stop it$/m,
+      joinedRegex(
+        /^etcd-migrate: debug: step 1\/1 upgrade 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: /,
+        /start etcd 3\.5\.30 until a write commits, then stop it$/m,
+      ),
     );
     expect(debug.stderr.split('\n').length).toBeGreaterThan(lines.length);
 

@@ -25,7 +25,7 @@ const memberIds = async (url: string): Promise<string[]> => {
 };
 
 describe('a 3-member cluster through 3.6 and 3.7', () => {
-  it('rolls 3.5.36 -> 3.6.17 -> 3.7.3 one member at a time under a put loop, then steps down to 3.6.17 member by member', async () => {
+  it('rolls 3.5.36 -> 3.6.17 -> 3.7.3 a member at a time under a put loop, then back to 3.6.17 likewise', async () => {
     const root = await tmpDir();
     const c = await planCluster(root, 3);
     const procs: Proc[] = c.nodes.map((m) => startEntrypoint(c, m, { target: '3.5.36' }));

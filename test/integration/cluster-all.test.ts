@@ -24,7 +24,7 @@ import { tmpDir } from '../helpers/tmp.ts';
 beforeAll(requireBinaries);
 
 describe('a 3-member cluster, all members at once', () => {
-  it("3.3.25 -> 3.5.30 with peer and client TLS, members starting 1.5 s apart, each then exec'ing etcd 3.5.30", async () => {
+  it('3.3.25 -> 3.5.30 with peer and client TLS, members starting 1.5 s apart, each then execs 3.5.30', async () => {
     const root = await tmpDir();
     const certs = await makeCerts(path.join(root, 'certs'), ['m1', 'm2', 'm3', 'client']);
     const c = await planCluster(root, 3, certs);
@@ -85,11 +85,12 @@ describe('a 3-member cluster, all members at once', () => {
     }
     expect(cv).toBe('3.5.0');
     console.log(
-      `all members 3.3.25 -> 3.5.30 with TLS: ${(took / 1000).toFixed(1)} s from the first entrypoint to all three serving 3.5.30\n${summary(entries)}`,
+      `all members 3.3.25 -> 3.5.30 with TLS: ${(took / 1000).toFixed(1)} s ` +
+        `from the first entrypoint to all three serving 3.5.30\n${summary(entries)}`,
     );
   }, 240_000);
 
-  it('3.4.23 -> 3.7.3 with all members at once: each steps through 3.5.36 and 3.6.17 with the others, then execs etcd 3.7.3', async () => {
+  it('3.4.23 -> 3.7.3, all members at once: together via 3.5.36 and 3.6.17, then each execs etcd 3.7.3', async () => {
     const root = await tmpDir();
     const c = await planCluster(root, 3);
     const old = c.nodes.map((m) => startMember('3.4.23', c, m));
@@ -126,11 +127,12 @@ describe('a 3-member cluster, all members at once', () => {
     }
     expect(cv).toBe('3.7.0');
     console.log(
-      `all members 3.4.23 -> 3.7.3: ${(took / 1000).toFixed(1)} s from the first entrypoint to all three serving 3.7.3\n${summary(entries)}`,
+      `all members 3.4.23 -> 3.7.3: ${(took / 1000).toFixed(1)} s ` +
+        `from the first entrypoint to all three serving 3.7.3\n${summary(entries)}`,
     );
   }, 300_000);
 
-  it('a member late by 15 s and more: the others wait at 3.4 until it runs 3.4 too (no minor skipped), then all finish', async () => {
+  it('a member 15+ s late: the others wait at 3.4 until it runs 3.4 (no minor skipped), then all finish', async () => {
     const root = await tmpDir();
     const c = await planCluster(root, 3);
     const old = c.nodes.map((m) => startMember('3.3.25', c, m));
@@ -163,7 +165,8 @@ describe('a 3-member cluster, all members at once', () => {
       expect(await range(m.clientUrl, '3.5.30', undefined, '/registry/')).toEqual(before);
     }
     console.log(
-      `a member late by 15 s and more: all three serving 3.5.30 ${((Date.now() - late) / 1000).toFixed(1)} s after it started\n${summary(entries)}`,
+      `a member late by 15 s and more: all three serving 3.5.30 ` +
+        `${((Date.now() - late) / 1000).toFixed(1)} s after it started\n${summary(entries)}`,
     );
   }, 180_000);
 });

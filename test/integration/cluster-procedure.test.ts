@@ -26,7 +26,10 @@ import { tmpDir } from '../helpers/tmp.ts';
 
 beforeAll(requireBinaries);
 
-/** `etcdctl member add` through the gateway; etcd refuses it for 5 s after the last member joined ("unhealthy cluster"): retried. */
+/**
+ * `etcdctl member add` through the gateway; etcd refuses it for 5 s after the last member joined ("unhealthy cluster"):
+ * retried.
+ */
 async function memberAdd(url: string, peerUrl: string): Promise<void> {
   for (let i = 0; ; i++) {
     const r = await request(url, 'POST', '/v3/cluster/member/add', JSON.stringify({ peerURLs: [peerUrl] }), 10_000);
@@ -36,7 +39,9 @@ async function memberAdd(url: string, peerUrl: string): Promise<void> {
   }
 }
 
-/** Waits until a member's own v2 store (a local read) holds `n` keys under `dir`: a follower acknowledges writes late. */
+/**
+ * Waits until a member's own v2 store (a local read) holds `n` keys under `dir`: a follower acknowledges writes late.
+ */
 async function waitLocalKeys(url: string, dir: string, n: number): Promise<void> {
   for (let i = 0; ; i++) {
     const r = await request(url, 'GET', `/v2/keys${dir}`, undefined, 5000);

@@ -7,6 +7,7 @@ import { BIN_DIR, requireBinaries } from '../helpers/env.ts';
 import { makeCerts } from '../helpers/certs.ts';
 import { runCli, treeSnapshot } from '../helpers/cli.ts';
 import { freePort, tmpDir } from '../helpers/tmp.ts';
+import { joinedRegex } from '../helpers/regex.ts';
 
 beforeAll(requireBinaries);
 
@@ -19,7 +20,8 @@ interface Case {
 }
 
 const cluster = async () =>
-  `m1=http://127.0.0.1:${await freePort()},m2=http://127.0.0.1:${await freePort()},m3=http://127.0.0.1:${await freePort()}`;
+  `m1=http://127.0.0.1:${await freePort()},m2=http://127.0.0.1:${await freePort()},` +
+  `m3=http://127.0.0.1:${await freePort()}`;
 const none = async () => [];
 const made = new Map<string, ReturnType<typeof makeCerts>>();
 /** One set of certificates per test (root), made on first use. */
@@ -43,15 +45,20 @@ const cases: Case[] = [
     name: 'v2 -> v3 on a cluster',
     version: '3.3.25/etcd2',
     args: async () => ['--initial-cluster', await cluster()],
-    message:
-      /the plan to 3\.5\.30\/etcd3 holds a storage conversion \(convert 3\.3\.25\/etcd2 -> 3\.3\.25\/etcd3\), which a member of a 3-member cluster \(INITIAL_CLUSTER\) cannot run on its own; stop the cluster, .*--force-new-cluster.*docs\/clusters\.md\)/,
+    message: joinedRegex(
+      /the plan to 3\.5\.30\/etcd3 holds a storage conversion \(convert 3\.3\.25\/etcd2 -> 3\.3\.25\/etcd3\), /,
+      /which a member of a 3-member cluster \(INITIAL_CLUSTER\) cannot run on its own; /,
+      /stop the cluster, .*--force-new-cluster.*docs\/clusters\.md\)/,
+    ),
   },
   {
     name: 'a downgrade on a cluster',
     version: '3.5.30/etcd3',
     args: async () => ['--initial-cluster', await cluster(), '--target-version', '3.4.23'],
-    message:
-      /cannot downgrade 3\.5\.30\/etcd3 -> 3\.4\.23\/etcd3 for a member of a multi-member cluster .*restore it on every member with "etcd-migrate restore"/,
+    message: joinedRegex(
+      /cannot downgrade 3\.5\.30\/etcd3 -> 3\.4\.23\/etcd3 for a member of a multi-member cluster /,
+      /.*restore it on every member with "etcd-migrate restore"/,
+    ),
   },
   {
     name: 'a rollback to etcd2 on a cluster',

@@ -74,7 +74,7 @@ describe('crash safety', () => {
   );
 
   it(
-    'converges after 20 SIGKILLs at random moments of 3.3.25/etcd2 with TTLs -> 3.5.30/etcd3: every key, value and TTL kept',
+    'converges after 20 SIGKILLs at random moments of 3.3.25/etcd2 with TTLs -> 3.5.30/etcd3: keys, values, TTLs kept',
     { timeout: 400_000 },
     async () => {
       const root = await tmpDir();
@@ -99,14 +99,16 @@ describe('crash safety', () => {
       const { after, wrongLease, errors } = await checkTtls(m.endpoint, keys, expiries, judgeFrom);
       const now = Date.now();
       const byKey = new Map(after.map((k) => [k.key, k]));
-      // Every key that has not expired is there with its value; every key that has is gone (2 s either way is not judged).
+      // Every key that has not expired is there with its value; every key that has is gone (2 s either way is not
+      // judged).
       const live = keys.filter((k) => k.ttl === undefined || expiries.get(k.key)! > now + 2000);
       const dead = keys.filter((k) => k.ttl !== undefined && expiries.get(k.key)! < now - 2000);
       expect(live.filter((k) => byKey.get(k.key)?.value !== k.value).map((k) => k.key)).toEqual([]);
       expect(dead.filter((k) => byKey.has(k.key)).map((k) => k.key)).toEqual([]);
       expect(wrongLease).toEqual([]);
       console.log(
-        `etcd2 torture: ${r.kills} kills (${r.orphans} orphaning etcd) over ${r.episodes} copies in ${r.runs} runs, seed ${seed}; TTL error ${range(errors)}`,
+        `etcd2 torture: ${r.kills} kills (${r.orphans} orphaning etcd) over ${r.episodes} copies in ${r.runs} runs, ` +
+          `seed ${seed}; TTL error ${range(errors)}`,
       );
       expect(Math.max(...errors.map(Math.abs))).toBeLessThanOrEqual(2);
     },
@@ -183,7 +185,8 @@ describe('crash safety', () => {
       'bash',
       [
         '-c',
-        `exec -a ${BIN_DIR}/etcdctl-3.3.25 "$0" -e "setInterval(() => {}, 1000)" -- migrate --data-dir ${dir}/.etcd-migrate/new --transformer x`,
+        `exec -a ${BIN_DIR}/etcdctl-3.3.25 "$0" -e "setInterval(() => {}, 1000)" ` +
+          `-- migrate --data-dir ${dir}/.etcd-migrate/new --transformer x`,
         process.execPath,
       ],
       { reject: false, env: { ETCDMIGRATE_TEMPORARY: '1' } },

@@ -9,6 +9,7 @@ import { BIN_DIR, requireBinaries } from '../helpers/env.ts';
 import { leaseTtl, startEtcd } from '../helpers/etcd.ts';
 import { watchVersionFile } from '../helpers/watch.ts';
 import { freePort, tmpDir } from '../helpers/tmp.ts';
+import { joinedRegex } from '../helpers/regex.ts';
 
 beforeAll(requireBinaries);
 
@@ -42,7 +43,7 @@ async function cli(
 }
 
 describe('downgrade with real etcd', () => {
-  it('3.5.30 -> 3.4.23 -> 3.3.25 keeps every key, value, lease and the revision; each step in version.txt', async () => {
+  it('3.5.30 -> 3.4.23 -> 3.3.25 keeps every key, value, lease, the revision; each step in version.txt', async () => {
     const dir = path.join(await tmpDir(), 'data');
     const data = await makeHistoryData('3.5.30', dir, NAME);
     const watcher = watchVersionFile(dir);
@@ -50,10 +51,16 @@ describe('downgrade with real etcd', () => {
     const seen = await watcher.stop();
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toMatch(
-      /step 1\/2 downgrade 3\.5\.30\/etcd3 -> 3\.4\.23\/etcd3: [\d,]+ keys at revision [\d,]+, new member and cluster IDs, [\d.]+ s$/m,
+      joinedRegex(
+        /step 1\/2 downgrade 3\.5\.30\/etcd3 -> 3\.4\.23\/etcd3: /,
+        /[\d,]+ keys at revision [\d,]+, new member and cluster IDs, [\d.]+ s$/m,
+      ),
     );
     expect(r.stderr).toMatch(
-      /step 2\/2 downgrade 3\.4\.23\/etcd3 -> 3\.3\.25\/etcd3: [\d,]+ keys at revision [\d,]+, new member and cluster IDs, [\d.]+ s$/m,
+      joinedRegex(
+        /step 2\/2 downgrade 3\.4\.23\/etcd3 -> 3\.3\.25\/etcd3: /,
+        /[\d,]+ keys at revision [\d,]+, new member and cluster IDs, [\d.]+ s$/m,
+      ),
     );
     expect(r.stderr).toMatch(/debug: step 1\/2: .*; version\.txt = 3\.4\.23\/etcd3$/m);
     expect(r.stderr).toMatch(/debug: step 2\/2: .*; version\.txt = 3\.3\.25\/etcd3$/m);
@@ -130,7 +137,10 @@ exec "$REAL" "$@"`;
     expect(r.stderr).toMatch(message);
     expect(r.stderr).toContain('the data dir was not changed');
     expect(r.stderr).toMatch(
-      /error: step 1\/1 \(downgrade 3\.5\.30\/etcd3 -> 3\.4\.23\/etcd3.*\) failed: .*version\.txt says 3\.5\.30\/etcd3/s,
+      joinedRegex(
+        /error: step 1\/1 \(downgrade 3\.5\.30\/etcd3 -> 3\.4\.23\/etcd3.*\) failed: /,
+        /.*version\.txt says 3\.5\.30\/etcd3/s,
+      ),
     );
     expect(await treeSnapshot(dir)).toEqual(before);
     if (mode === 'die') {

@@ -7,6 +7,7 @@ import { runCli } from '../helpers/cli.ts';
 import { fixtureBinDir, makeHistoryData } from '../helpers/fixtures.ts';
 import { BIN_DIR, requireBinaries } from '../helpers/env.ts';
 import { freePort, tmpDir } from '../helpers/tmp.ts';
+import { joinedRegex } from '../helpers/regex.ts';
 
 beforeAll(requireBinaries);
 
@@ -17,7 +18,7 @@ describe('an etcd that exits on a bad flag', () => {
     ['3.4.23', '3.5.30', '--bogus-flag', 'flag provided but not defined: -bogus-flag'],
     ['3.3.25', '3.4.23', '--snapshot-count=abc', 'invalid value "abc" for flag -snapshot-count: parse error'],
   ] as const) {
-    it(`etcd ${to} with ETCD_CREDS=${creds}: the step's error names etcd's own line, without the usage text`, async () => {
+    it(`etcd ${to} with ETCD_CREDS=${creds}: the step's error names etcd's own line, not the usage text`, async () => {
       const dir = path.join(await tmpDir(), 'data');
       await makeHistoryData(from, dir, NAME);
       const r = await runCli(
@@ -45,7 +46,7 @@ describe('an etcd that exits on a bad flag', () => {
 });
 
 describe('an etcd that exits with output of its own', () => {
-  it('its last lines end the error, each on its own line, indented and named; in JSON inside the one record', async () => {
+  it('its last lines end the error, each on its own line, indented, named; in JSON inside the one record', async () => {
     const bin = await fixtureBinDir({ 'etcd-3.5.30': 'echo "first line" >&2\necho "second | line" >&2\nexit 3' });
     const run = async (format: string) => {
       const dir = path.join(await tmpDir(), 'data');
@@ -70,7 +71,11 @@ describe('an etcd that exits with output of its own', () => {
     const text = await run('text');
     expect(text.exitCode, text.stderr).toBe(1);
     expect(text.stderr).toMatch(
-      /^etcd-migrate: error: step 1\/1 \(upgrade .*\) failed: etcd 3\.5\.30 exited before a write committed \(exit code 3\); .*; its last lines:\n  etcd-3\.5\.30\| first line\n  etcd-3\.5\.30\| second \| line$/m,
+      joinedRegex(
+        /^etcd-migrate: error: step 1\/1 \(upgrade .*\) failed: /,
+        /etcd 3\.5\.30 exited before a write committed \(exit code 3\); .*; /,
+        /its last lines:\n  etcd-3\.5\.30\| first line\n  etcd-3\.5\.30\| second \| line$/m,
+      ),
     );
     // Every other line is the entrypoint's own.
     expect(
@@ -96,7 +101,8 @@ describe('errorLine', () => {
     expect(errorLine('2026-12-03 18:01:35.487212 I | embed: ready to serve client requests')).toBeUndefined();
     expect(
       errorLine(
-        '{"level":"fatal","ts":"t","msg":"listener failed","error":"open /x: no such file or directory","stacktrace":"a\\nb"}',
+        '{"level":"fatal","ts":"t","msg":"listener failed",' +
+          '"error":"open /x: no such file or directory","stacktrace":"a\\nb"}',
       ),
     ).toEqual({ kind: 'fatal', text: 'listener failed: open /x: no such file or directory' });
     expect(errorLine('{"level":"info","msg":"serving"}')).toBeUndefined();

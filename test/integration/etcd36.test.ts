@@ -10,6 +10,7 @@ import { treeSnapshot } from '../helpers/cli.ts';
 import { request } from '../../src/etcd/client/probe.ts';
 import { readV2Content } from '../../src/inspect/v2content.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+import { joinedRegex } from '../helpers/regex.ts';
 
 beforeAll(requireBinaries);
 
@@ -25,7 +26,7 @@ async function withCustomV2(dir: string): Promise<void> {
 }
 
 describe('etcd 3.6 and 3.7 with the real binaries', () => {
-  it('3.7 is never started on a WAL holding 3.5 v2 requests after its last snapshot: data that reached 3.6 unsealed is sealed by 3.6 first', async () => {
+  it("3.7 never meets 3.5 v2 requests after the WAL's last snapshot: 3.6 seals data reaching it unsealed", async () => {
     const dir = path.join(await tmpDir(), 'data');
     const { keys } = await makeV3Data('3.5.36', dir, NAME, 5);
     // 3.6 with etcd's defaults (not this tool's sealed 3.6 step) leaves 3.5's entries after the last snapshot.
@@ -42,7 +43,7 @@ describe('etcd 3.6 and 3.7 with the real binaries', () => {
     expect((await dumpKeys('3.7.3', m7.endpoint)).map((k) => k.key)).toEqual(keys.map((k) => k.key));
   });
 
-  it('3.4 data whose /health was probed (QGETs in its WAL, on which 3.6 panics) is sealed by the 3.5 step before 3.6 starts', async () => {
+  it('3.4 data whose /health was probed (WAL QGETs, on which 3.6 panics) is sealed by the 3.5 step first', async () => {
     const dir = path.join(await tmpDir(), 'data');
     const { keys } = await makeV3Data('3.4.23', dir, NAME, 3);
     const m = await startEtcd('3.4.23', dir, { name: NAME });
@@ -65,14 +66,18 @@ describe('etcd 3.6 and 3.7 with the real binaries', () => {
     expect((await readV2Content(dir)).v2EntriesAfterSnapshot).toBe(0);
   });
 
-  it('custom v2 content is refused before 3.6 with its count and keys, nothing changed; --drop-v2-content drops it', async () => {
+  it('refuses custom v2 content before 3.6 (count, keys), changing nothing; --drop-v2-content drops it', async () => {
     const dir = path.join(await tmpDir(), 'data');
     await withCustomV2(dir);
     const before = await treeSnapshot(dir);
     const r = await migrate(dir, '3.6.17');
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(
-      /the v2 store holds custom content, which etcd 3\.6 refuses: 4 v2 writes in the WAL \(PUT \/apps\/a, PUT \/apps\/b, PUT \/flannel\/network\/config, \.\.\.\); .*--drop-v2-content.*nothing was changed/,
+      joinedRegex(
+        /the v2 store holds custom content, which etcd 3\.6 refuses: /,
+        /4 v2 writes in the WAL \(PUT \/apps\/a, PUT \/apps\/b, PUT \/flannel\/network\/config, \.\.\.\); /,
+        /.*--drop-v2-content.*nothing was changed/,
+      ),
     );
     expect(r.stderr).not.toContain('secret-value');
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -86,14 +91,17 @@ describe('etcd 3.6 and 3.7 with the real binaries', () => {
     expect((await dumpKeys('3.7.3', m.endpoint)).map((k) => k.key)).toHaveLength(6);
   });
 
-  it("flags the target etcd or a step's etcd refuses are refused before any change, naming what replaces them", async () => {
+  it("refuses flags the target or a step's etcd refuses, before any change, naming what replaces them", async () => {
     const dir = path.join(await tmpDir(), 'data');
     await makeV3Data('3.5.30', dir, NAME, 1);
     const before = await treeSnapshot(dir);
     const pod = await migrate(dir, '3.7.3', ['--', '--experimental-initial-corrupt-check=true']);
     expect(pod.exitCode).toBe(2);
     expect(pod.stderr).toMatch(
-      /the etcd flag --experimental-initial-corrupt-check \(after --\) is refused by etcd 3\.7\.3, the target: .*use --feature-gates=InitialCorruptCheck=true/,
+      joinedRegex(
+        /the etcd flag --experimental-initial-corrupt-check \(after --\) is refused by etcd 3\.7\.3, the target: /,
+        /.*use --feature-gates=InitialCorruptCheck=true/,
+      ),
     );
     const creds = await migrate(dir, '3.6.17', [], { ETCD_CREDS: '--enable-v2=true' });
     expect(creds.exitCode).toBe(2);
@@ -110,7 +118,10 @@ describe('etcd 3.6 and 3.7 with the real binaries', () => {
     });
     expect(env.exitCode).toBe(2);
     expect(env.stderr).toMatch(
-      /the pod's variable ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK is etcd's .*use --feature-gates=InitialCorruptCheck=true/,
+      joinedRegex(
+        /the pod's variable ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK is etcd's /,
+        /.*use --feature-gates=InitialCorruptCheck=true/,
+      ),
     );
     expect(await treeSnapshot(dir)).toEqual(before);
   });

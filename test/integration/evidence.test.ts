@@ -9,6 +9,7 @@ import { etcdctl, startEtcd } from '../helpers/etcd.ts';
 import { runCli, treeSnapshot } from '../helpers/cli.ts';
 import { freePort, tmpDir } from '../helpers/tmp.ts';
 import { readDbEvidence, readEvidence } from '../../src/inspect/evidence.ts';
+import { joinedRegex } from '../helpers/regex.ts';
 
 beforeAll(requireBinaries);
 
@@ -54,7 +55,11 @@ describe('data without version.txt', () => {
     const r = await run(dir);
     expect(r.exitCode).toBe(2);
     expect(r.stderr.trim()).toMatch(
-      /^etcd-migrate: error: .* holds data but no version\.txt; the data shows cluster version 3\.4 \(from member\/snap\/db\), v3 keys present \(etcd3 storage\); if that is right, pass --assume-current-version 3\.4\.23\/etcd3/,
+      joinedRegex(
+        /^etcd-migrate: error: .* holds data but no version\.txt; /,
+        /the data shows cluster version 3\.4 \(from member\/snap\/db\), v3 keys present \(etcd3 storage\); /,
+        /if that is right, pass --assume-current-version 3\.4\.23\/etcd3/,
+      ),
     );
     expect(await treeSnapshot(dir)).toEqual(before);
   });
@@ -64,7 +69,10 @@ describe('data without version.txt', () => {
     const r = await run(dir);
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(
-      /the data shows cluster version 3\.3 \(from member\/snap\/db\), no v3 keys \(etcd2 storage, or no data\); if that is right, pass --assume-current-version 3\.3\.25\/etcd2/,
+      joinedRegex(
+        /the data shows cluster version 3\.3 \(from member\/snap\/db\), no v3 keys \(etcd2 storage, or no data\); /,
+        /if that is right, pass --assume-current-version 3\.3\.25\/etcd2/,
+      ),
     );
   });
 
@@ -104,12 +112,16 @@ describe('version.txt against what the data records', () => {
     const r = await run(dir);
     expect(r.exitCode, r.stderr).toBe(2);
     expect(r.stderr.trim()).toMatch(
-      /^etcd-migrate: error: \S+\/version\.txt says 3\.4\.23\/etcd2, but the data is in etcd3 storage: member\/snap\/db holds v3 keys and the v2 store none; nothing was changed; if the data is right, write 3\.4\.23\/etcd3 into version\.txt$/,
+      joinedRegex(
+        /^etcd-migrate: error: \S+\/version\.txt says 3\.4\.23\/etcd2, but the data is in etcd3 storage: /,
+        /member\/snap\/db holds v3 keys and the v2 store none; nothing was changed; /,
+        /if the data is right, write 3\.4\.23\/etcd3 into version\.txt$/,
+      ),
     );
     expect(await treeSnapshot(dir)).toEqual(before);
   });
 
-  it('refuses a minor the recorded cluster version contradicts, above or below, with both facts, changing nothing', async () => {
+  it('refuses a minor the recorded cluster version contradicts, above or below, naming both; no change', async () => {
     const dir = await withVersion('3.4.23', 'v3', '3.3.25/etcd3');
     const before = await treeSnapshot(dir);
     // One minor above, with a target below it: no interrupted upgrade towards it explains that.
@@ -118,7 +130,8 @@ describe('version.txt against what the data records', () => {
     expect(above.stderr.trim()).toMatch(
       new RegExp(
         '^etcd-migrate: error: \\S+/version\\.txt says 3\\.3\\.25/etcd3, but the data ' +
-          'records cluster version 3\\.4 \\(member/(snap/db|wal/[0-9a-f-]+\\.wal)\\), above 3\\.3; nothing was changed; ' +
+          'records cluster version 3\\.4 \\(member/(snap/db|wal/[0-9a-f-]+\\.wal)\\), above 3\\.3; ' +
+          'nothing was changed; ' +
           'write the version the data was last run with into version\\.txt \\(its minor is 3\\.4\\)$',
       ),
     );
@@ -139,7 +152,7 @@ describe('version.txt against what the data records', () => {
     );
   });
 
-  it('accepts one minor above when the target needs it: an upgrade step killed before version.txt recorded it', async () => {
+  it('accepts one minor above if the target needs it: an upgrade step killed before version.txt had it', async () => {
     const dir = await withVersion('3.4.23', 'v3', '3.3.25/etcd3');
     const r = await run(dir, ['--target-version', '3.4.23']);
     expect(r.exitCode, r.stderr).toBe(0);
@@ -147,7 +160,7 @@ describe('version.txt against what the data records', () => {
     expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.4.23/etcd3');
   });
 
-  it('accepts one minor below for a cluster member (after its last step of a rolling upgrade), and v2 data as etcd2', async () => {
+  it('accepts one minor below for a cluster member after its last rolling upgrade step; v2 data as etcd2', async () => {
     const dir = await withVersion('3.4.23', 'v3', '3.5.30/etcd3');
     const r = await run(dir, [
       '--initial-cluster',

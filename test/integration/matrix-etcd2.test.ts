@@ -12,7 +12,9 @@ import { tmpDir } from '../helpers/tmp.ts';
 
 beforeAll(requireBinaries);
 
-/** The etcd that serves the data next is the test's (--election-timeout 100): the tool is told, as a pod's env would. */
+/**
+ * The etcd that serves the data next is the test's (--election-timeout 100): the tool is told, as a pod's env would.
+ */
 const NEXT_ETCD = { ETCD_ELECTION_TIMEOUT: '100' };
 
 describe('etcd2 data to every bundled etcd3 version', () => {

@@ -9,6 +9,7 @@ import { runCli } from '../helpers/cli.ts';
 import { request } from '../../src/etcd/client/probe.ts';
 import { planCluster, put, range, startMember, waitServing } from '../helpers/cluster.ts';
 import { freePort, tmpDir } from '../helpers/tmp.ts';
+import { joinedRegex } from '../helpers/regex.ts';
 
 beforeAll(requireBinaries);
 
@@ -104,7 +105,10 @@ describe('client TLS to the temporary etcd', () => {
     );
     expect(r.exitCode, r.stderr).toBe(1);
     expect(r.stderr).toMatch(
-      /etcd 3\.5\.30 was not ready within 3 s \(last: .*(certificate|self.signed).*\).*version\.txt says 3\.4\.23\/etcd3/s,
+      joinedRegex(
+        /etcd 3\.5\.30 was not ready within 3 s \(last: .*(certificate|self.signed).*\)/,
+        /.*version\.txt says 3\.4\.23\/etcd3/s,
+      ),
     );
     expect(await fs.readFile(path.join(m.dataDir, 'version.txt'), 'utf8')).toBe('3.4.23/etcd3');
   });
@@ -144,7 +148,7 @@ describe('client TLS in the steps that rebuild data (a lone member)', () => {
       { ETCD_CREDS: tlsFlags(certs, m.name).join(' ') },
     );
 
-  it('downgrades 3.5.30 -> 3.4.23 through https (snapshot, key counts and hashes with client certificates)', async () => {
+  it('downgrades 3.5.30 -> 3.4.23 over https (snapshot, key counts and hashes with client certificates)', async () => {
     const root = await tmpDir();
     const certs = await makeCerts(path.join(root, 'certs'), ['m1', 'client']);
     const { c, m, before } = await tlsData(root, certs, '3.5.30');

@@ -66,7 +66,7 @@ describe('checksum remove', () => {
 });
 
 describe('kvDigest', () => {
-  it('is the first 64 bits of sha256(len(key) as 4 bytes big-endian || key || value): the format pending TTL files carry across versions', async () => {
+  it('is sha256(4-byte big-endian len(key) || key || value) cut to 64 bits, as in pending TTL files', async () => {
     const { createHash } = await import('node:crypto');
     const { kvDigest } = await import('../../src/checksum.ts');
     for (const [k, v] of [

@@ -6,6 +6,7 @@ import { check as checkDowngrade } from '../../src/steps/downgrade.ts';
 import { UsageError } from '../../src/errors.ts';
 import { plan, type Step } from '../../src/plan.ts';
 import { fmtMinor, parseVersion, parseVersionFile } from '../../src/version.ts';
+import { joinedRegex } from '../helpers/regex.ts';
 
 const v = parseVersion;
 const d = (s: string) => parseVersionFile(s);
@@ -62,7 +63,8 @@ describe('clusterVersionNeeded', () => {
   const needs = (from: string, to: string, cluster: boolean) =>
     plan(d(from), d(to), BUNDLE).map(
       (s: Step) =>
-        `${s.to.version.major}.${s.to.version.minor}.${s.to.version.patch}:${fmtMinor(clusterVersionNeeded(s, d(to).version, cluster))}`,
+        `${s.to.version.major}.${s.to.version.minor}.${s.to.version.patch}:` +
+        fmtMinor(clusterVersionNeeded(s, d(to).version, cluster)),
     );
 
   it.each([
@@ -107,7 +109,11 @@ describe('checkClusterPlan', () => {
 
   it("refuses conversions on a cluster, naming the procedure (downgrades: their runner's check)", () => {
     expect(refused('3.3.25/etcd2', '3.5.30/etcd3', THREE)).toMatch(
-      /^the plan to 3\.5\.30\/etcd3 holds a storage conversion \(convert 3\.3\.25\/etcd2 -> 3\.3\.25\/etcd3\), which a member of a 3-member cluster \(INITIAL_CLUSTER\) cannot run on its own; stop the cluster, .*--force-new-cluster.*docs\/clusters\.md\)$/,
+      joinedRegex(
+        /^the plan to 3\.5\.30\/etcd3 holds a storage conversion \(convert 3\.3\.25\/etcd2 -> 3\.3\.25\/etcd3\), /,
+        /which a member of a 3-member cluster \(INITIAL_CLUSTER\) cannot run on its own; /,
+        /stop the cluster, .*--force-new-cluster.*docs\/clusters\.md\)$/,
+      ),
     );
     expect(refused('3.5.30/etcd3', '3.3.25/etcd3', THREE)).toBeUndefined();
     expect(refused('3.3.25/etcd3', '3.3.25/etcd2', THREE)).toMatch(/holds a storage conversion \(roll back/);

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.ts';
 import { flagValue, resolveOptions, type Env, type Flags } from '../../src/options.ts';
 import { fmtData } from '../../src/version.ts';
+import { joinedRegex } from '../helpers/regex.ts';
 
 const ctx = { hostname: 'node1' };
 const base: Flags = { dataDir: '/d', targetVersion: '3.5.30' };
@@ -152,7 +153,10 @@ describe('resolveOptions', () => {
       'election timeout not a number',
       { ...base, etcdArgs: ['--election-timeout=1s'] },
       {},
-      /the target etcd's election timeout "1s" \(--election-timeout after --, or ETCD_ELECTION_TIMEOUT\) is not a whole number of milliseconds/,
+      joinedRegex(
+        /the target etcd's election timeout "1s" \(--election-timeout after --, or ETCD_ELECTION_TIMEOUT\) /,
+        /is not a whole number of milliseconds/,
+      ),
     ],
     ['election timeout zero in env', base, { ETCD_ELECTION_TIMEOUT: '0' }, /election timeout "0"/],
   ])('refuses %s', (_name, flags, env, message) => {
@@ -198,13 +202,15 @@ describe('ETCD_CREDS cannot override what the tool sets for its temporary etcds'
     expect(refused(`--peer-auto-tls ${creds}`)).toThrow(UsageError);
     expect(refused(creds)).toThrow(
       new RegExp(
-        `^ETCD_CREDS gives --${flag}, which etcd-migrate sets itself for every temporary etcd .*; remove it from ETCD_CREDS`,
+        `^ETCD_CREDS gives --${flag}, which etcd-migrate sets itself for every temporary etcd .*; ` +
+          'remove it from ETCD_CREDS',
       ),
     );
   });
   it('TLS, quotas, logging and tuning pass', () => {
     const creds =
-      '--cert-file=/s.crt --key-file=/s.key --peer-cert-file /p.crt --peer-key-file=/p.key --quota-backend-bytes=8589934592 --log-level=warn --snapshot-count=5000 --auth-token=simple';
+      '--cert-file=/s.crt --key-file=/s.key --peer-cert-file /p.crt --peer-key-file=/p.key ' +
+      '--quota-backend-bytes=8589934592 --log-level=warn --snapshot-count=5000 --auth-token=simple';
     expect(resolve(base, { ETCD_CREDS: creds, CLIENT_CA_FILE: '/ca.crt' }).extraArgs).toEqual(creds.split(' '));
   });
   it('--etcd-server-extra-args is named as what gave it', () => {

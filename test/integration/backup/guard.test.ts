@@ -9,6 +9,7 @@ import { runCli, treeSnapshot } from '../../helpers/cli.ts';
 import { fixtureBinDir, makeHistoryData, served } from '../../helpers/fixtures.ts';
 import { BIN_DIR, requireBinaries } from '../../helpers/env.ts';
 import { freePort, onCleanup, tmpDir } from '../../helpers/tmp.ts';
+import { joinedRegex } from '../../helpers/regex.ts';
 
 beforeAll(requireBinaries);
 
@@ -55,14 +56,15 @@ describe("the backup before a run's first step", () => {
     expect(r.stderr).toMatch(/etcd 3\.4\.23 did not stop cleanly/);
     expect(r.stderr).toMatch(/the step failed after etcd ran on the live data; restoring .*\.backup/);
     expect(r.stderr).toContain(
-      "restored the data dir from the backup taken before this run's first step: it is as it was then (version.txt = 3.3.25/etcd3)",
+      "restored the data dir from the backup taken before this run's first step: " +
+        'it is as it was then (version.txt = 3.3.25/etcd3)',
     );
     expect(await treeSnapshot(dir)).toEqual(before);
     // 3.3.25 still runs it, which it would refuse had the 3.4 cluster version stayed.
     expect((await served('3.3.25', dir, NAME)).keys).toEqual(data.keys);
   });
 
-  it('one backup covers a run of several steps; a failure in the second step puts back the data from before the first', async () => {
+  it('one backup covers several steps; a failure in the second puts back the data from before the first', async () => {
     const dir = path.join(await tmpDir(), 'data');
     const data = await makeHistoryData('3.3.25', dir, NAME);
     const before = await treeSnapshot(dir);
@@ -74,13 +76,19 @@ describe("the backup before a run's first step", () => {
     expect(r.stderr.match(/backup of /g)).toHaveLength(1);
     expect(r.stderr).toMatch(/step 1\/2 upgrade 3\.3\.25\/etcd3 -> 3\.4\.23\/etcd3: [\d.]+ s$/m);
     expect(r.stderr).toContain(
-      "restored the data dir from the backup taken before this run's first step: it is as it was then (version.txt = 3.3.25/etcd3)",
+      "restored the data dir from the backup taken before this run's first step: " +
+        'it is as it was then (version.txt = 3.3.25/etcd3)',
     );
     // The last line names the version.txt the put-back left, not the last step that completed; etcd's
     // last lines follow it, each on its own line.
     const last = r.stderr.slice(r.stderr.lastIndexOf('etcd-migrate: error: '));
     expect(last).toMatch(
-      /; version\.txt says 3\.3\.25\/etcd3; the data dir was put back from the backup taken before the run's first step; fix the cause and rerun to repeat its steps(; its last lines:(\n  etcd-3\.5\.30\| .*)+)?\n?$/,
+      joinedRegex(
+        /; version\.txt says 3\.3\.25\/etcd3; /,
+        /the data dir was put back from the backup taken before the run's first step; /,
+        /fix the cause and rerun to repeat its steps/,
+        /(; its last lines:(\n  etcd-3\.5\.30\| .*)+)?\n?$/,
+      ),
     );
     expect(last).not.toContain('3.4.23/etcd3, the last step');
     expect(await treeSnapshot(dir)).toEqual(before);
@@ -133,7 +141,7 @@ describe("the backup before a run's first step", () => {
     expect(left).toEqual([...others, old[2]!, made[0]!].sort());
   });
 
-  it('encrypts backups with the key file; restore needs that key and gives back the member dir byte for byte', async () => {
+  it('encrypts backups with the key file; restore needs it and gives back the member dir byte for byte', async () => {
     const root = await tmpDir();
     const dir = path.join(root, 'data');
     await makeHistoryData('3.5.30', dir, NAME);
@@ -199,7 +207,10 @@ describe("the backup before a run's first step", () => {
     const r = await cli(dir, '3.4.23', ['--backup-dir', path.join(small, 'b')]);
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(
-      /error: not enough free space for step 1 \(downgrade .*\): its backup in .*small\/b needs up to [\d.]+ MiB, [\d.]+ MiB is free/,
+      joinedRegex(
+        /error: not enough free space for step 1 \(downgrade .*\): /,
+        /its backup in .*small\/b needs up to [\d.]+ MiB, [\d.]+ MiB is free/,
+      ),
     );
     expect(await treeSnapshot(dir)).toEqual(before);
     expect(await fs.readdir(small)).toEqual([]);
@@ -216,7 +227,10 @@ describe("the backup before a run's first step", () => {
       const r = await cli(dir, '3.5.30', ['--backup-dir', b]);
       expect(r.exitCode, r.stderr).toBe(2);
       expect(r.stderr).toMatch(
-        /error: the backup dir .* cannot be made: .*not-a-dir is a file, not a directory; nothing was changed; point --backup-dir \(BACKUP_DIR\) at a directory\n?$/,
+        joinedRegex(
+          /error: the backup dir .* cannot be made: .*not-a-dir is a file, not a directory; nothing was changed; /,
+          /point --backup-dir \(BACKUP_DIR\) at a directory\n?$/,
+        ),
       );
       expect(r.stderr).not.toMatch(/step 1\/1/);
     }
@@ -224,7 +238,7 @@ describe("the backup before a run's first step", () => {
     expect(await fs.readFile(file, 'utf8')).toBe('x');
   });
 
-  it("a backup dir that runs out of room while the backup is written: the backup's problem, exit 2, nothing changed", async (ctx) => {
+  it("a backup dir filling up during the backup: the backup's problem, exit 2, nothing changed", async (ctx) => {
     const root = await tmpDir();
     const full = path.join(root, 'full');
     await fs.mkdir(full);
@@ -241,14 +255,17 @@ describe("the backup before a run's first step", () => {
     const r = await cli(dir, '3.5.30', ['--backup-dir', full]);
     expect(r.exitCode, r.stderr).toBe(2);
     expect(r.stderr).toMatch(
-      /error: the backup in .*full could not be written: its file system is full \(ENOSPC\); nothing was changed; free space there, put --backup-dir \(BACKUP_DIR\) on another disk, or lower --keep-backups\n?$/,
+      joinedRegex(
+        /error: the backup in .*full could not be written: its file system is full \(ENOSPC\); nothing was changed; /,
+        /free space there, put --backup-dir \(BACKUP_DIR\) on another disk, or lower --keep-backups\n?$/,
+      ),
     );
     expect(r.stderr).not.toMatch(/step 1\/1|etcd 3\.5\.30/);
     expect(await treeSnapshot(dir)).toEqual(before);
     expect(await fs.readdir(full)).toEqual([]);
   });
 
-  it("in a container, refuses a backup dir on the container's own file system when the data dir is a volume (kubeadm's layout)", async (ctx) => {
+  it('in a container, refuses a backup dir on its own fs when the data dir is a volume (kubeadm)', async (ctx) => {
     const root = await tmpDir();
     const vol = path.join(root, 'etcd');
     const other = path.join(root, 'backup-volume');
@@ -269,7 +286,11 @@ describe("the backup before a run's first step", () => {
     const r = await cli(vol, '3.5.30', [], BIN_DIR, inPod);
     expect(r.exitCode, r.stderr).toBe(2);
     expect(r.stderr).toMatch(
-      /error: the backup dir .*etcd\.backups is on this container's own file system, which vanishes with the container, while the data dir .* is on a volume; nothing was changed; set --backup-dir \(BACKUP_DIR\) to a dir on a persistent volume/,
+      joinedRegex(
+        /error: the backup dir .*etcd\.backups is on this container's own file system, /,
+        /which vanishes with the container, while the data dir .* is on a volume; nothing was changed; /,
+        /set --backup-dir \(BACKUP_DIR\) to a dir on a persistent volume/,
+      ),
     );
     expect(await treeSnapshot(vol)).toEqual(before);
     await expect(fs.stat(`${vol}.backups`)).rejects.toThrow(/ENOENT/);

@@ -1,8 +1,9 @@
 // The run's backup and a step, as the executor orders them (src/backup/guard.ts): a step starts
 // only once the backup is written and verified, but a rebuild step that asks for it (which only
 // reads the live member dir until its swap, and leaves a core idle) starts beside the backup, and
-// what it calls before changing the live data waits for the backup. A backup that fails stops the rebuild step before its swap, with the
-// backup's own error. Real files, no etcd: the step is a function.
+// what it calls before changing the live data waits for the backup. A backup that fails stops the
+// rebuild step before its swap, with the backup's own error. Real files, no etcd: the step is a
+// function.
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -49,13 +50,13 @@ describe("the run's backup beside the first step", () => {
     expect(seen).toHaveLength(1);
   });
 
-  it('a rebuild step without backupBeside (a conversion: it keeps both cores busy) starts after the backup too', async () => {
+  it('a rebuild step without backupBeside (a conversion: both cores busy) starts after the backup too', async () => {
     const { guard, done } = await guardFor(DOWNGRADE);
     const seen = await guard.around(DOWNGRADE, { mode: 'rebuild' }, async () => done());
     expect(seen).toHaveLength(1);
   });
 
-  it('a rebuild step with backupBeside (a downgrade) starts at once, and what it calls before its swap returns once the backup is verified', async () => {
+  it('a rebuild step with backupBeside (a downgrade) starts at once; pre-swap calls wait for the backup', async () => {
     const { guard, done } = await guardFor(DOWNGRADE);
     const seen = await guard.around(DOWNGRADE, BESIDE, async (backedUp) => {
       const atStart = await done();

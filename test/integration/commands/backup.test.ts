@@ -10,6 +10,7 @@ import { BIN_DIR, ENTRY, requireBinaries } from '../../helpers/env.ts';
 import { findLeftoverEtcds } from '../../../src/etcd/process/leftovers.ts';
 import { startEtcd } from '../../helpers/etcd.ts';
 import { freePort, onCleanup, tmpDir } from '../../helpers/tmp.ts';
+import { joinedRegex } from '../../helpers/regex.ts';
 
 beforeAll(requireBinaries);
 
@@ -52,7 +53,10 @@ describe('etcd-migrate backup', () => {
     ]);
     expect(busy.exitCode).toBe(2);
     expect(busy.stderr).toMatch(
-      /etcd \(pid \d+, etcd-3\.5\.30\) is running on .* \(it holds the lock on member\/snap\/db\); back it up with --endpoints/,
+      joinedRegex(
+        /etcd \(pid \d+, etcd-3\.5\.30\) is running on .* \(it holds the lock on member\/snap\/db\); /,
+        /back it up with --endpoints/,
+      ),
     );
     const out = path.join(root, 'snap.db');
     const r = await runCli(['backup', out, '--endpoints', m.endpoint, '--bin-dir', BIN_DIR]);
@@ -259,7 +263,10 @@ describe('etcd-migrate backup', () => {
     ['SIGTERM', 143, true, '3.4.23'],
     ['SIGINT', 130, false, '3.3.25'],
   ] as const) {
-    it(`${signal} while etcd ${version}'s snapshot is on disk${encrypted ? ' (encryption requested)' : ''}: owner-only temporary files, and no snapshot, member copy or etcd left behind`, async () => {
+    const name =
+      `${signal} while etcd ${version}'s snapshot is on disk${encrypted ? ' (encryption requested)' : ''}: ` +
+      'owner-only temporary files, and no snapshot, member copy or etcd left behind';
+    it(name, async () => {
       const root = await tmpDir();
       const dir = path.join(root, 'data');
       await makeHistoryData(version, dir, NAME);
@@ -268,9 +275,8 @@ describe('etcd-migrate backup', () => {
       const mark = path.join(await tmpDir(), 'saved');
       // etcdctl saves the snapshot for real, then says so and waits (as a slow disk would), with
       // the etcd on the member copy still running.
-      const bin = await fixtureBinDir({
-        [`etcdctl-${version}`]: `"$REAL" "$@" || exit $?\ncase "$*" in *"snapshot save"*) touch ${mark}; exec sleep 60;; esac`,
-      });
+      const etcdctl = `"$REAL" "$@" || exit $?\ncase "$*" in *"snapshot save"*) touch ${mark}; exec sleep 60;; esac`;
+      const bin = await fixtureBinDir({ [`etcdctl-${version}`]: etcdctl });
       const out = path.join(root, 'snap.db');
       const p = execa(
         process.execPath,
@@ -349,7 +355,8 @@ describe('etcd-migrate backup', () => {
       expect(r.exitCode, r.stderr).toBe(2);
       expect(r.stderr).toMatch(
         new RegExp(
-          `key file .*key-${mode.toString(8)} is readable by (its group|everyone) \\(mode 0${mode.toString(8)}\\); make it the owner's only: chmod 600`,
+          `key file .*key-${mode.toString(8)} is readable by (its group|everyone) \\(mode 0${mode.toString(8)}\\); ` +
+            "make it the owner's only: chmod 600",
         ),
       );
     }

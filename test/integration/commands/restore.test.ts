@@ -42,7 +42,7 @@ async function snapshotOf(root: string) {
 }
 
 describe('etcd-migrate restore', () => {
-  it('restores a snapshot (plain or encrypted) for an older minor, with the member flags, and writes version.txt', async () => {
+  it('restores a snapshot (plain or encrypted) for an older minor with member flags; writes version.txt', async () => {
     const root = await tmpDir();
     const { data, snap, enc, key } = await snapshotOf(root);
     const peer = `http://127.0.0.1:${await freePort()}`;
@@ -158,8 +158,8 @@ describe('etcd-migrate restore', () => {
     expect(m.exitCode, m.stderr).toBe(0);
     const [name] = await fs.readdir(backups);
     // A flipped bit at each of 24 places spread over the file (past its magic: zstd's 4 bytes, the
-    // archive's first line, so each is still taken for an archive). A version 1 archive is a zstd stream: zstd raises ZSTD_error_*
-    // codes of several kinds, each said as damage.
+    // archive's first line, so each is still taken for an archive). A version 1 archive is a zstd
+    // stream: zstd raises ZSTD_error_* codes of several kinds, each said as damage.
     const target = path.join(root, 'restored');
     const codes = new Set<string>();
     for (const file of [path.join(backups, name!), path.join(V1_FIXTURES, V1_BACKUP)]) {
@@ -183,7 +183,7 @@ describe('etcd-migrate restore', () => {
     expect(codes.size).toBeGreaterThan(1);
   });
 
-  it('restores a version 1 backup (made before archive version 2), plain and encrypted: etcd serves its keys', async () => {
+  it('restores a version 1 backup (before archive version 2), plain and encrypted: etcd serves its keys', async () => {
     const root = await tmpDir();
     for (const [file, extra] of [
       [V1_BACKUP, []],
@@ -214,7 +214,7 @@ describe('etcd-migrate restore', () => {
     }
   });
 
-  it('makes every directory of the restored member dir durable (and, from a snapshot, every file) before the swap', async (ctx) => {
+  it('makes each dir of the restored member durable (from a snapshot, each file too) before the swap', async (ctx) => {
     const strace = await execa('strace', ['-V'], { reject: false }).catch(() => undefined);
     if (!strace || strace.exitCode !== 0) ctx.skip('needs strace to see the fsyncs');
     const root = await tmpDir();

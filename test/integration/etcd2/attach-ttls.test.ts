@@ -19,12 +19,16 @@ import { fixtureBinDir } from '../../helpers/fixtures.ts';
 import { b64, k8sDataSet, writeV3, type DataKey } from '../../helpers/k8sdata.ts';
 import { freePort, onCleanup, tmpDir } from '../../helpers/tmp.ts';
 import { checkTtls, makeV2Data, range } from '../../helpers/ttl.ts';
+import { joinedRegex } from '../../helpers/regex.ts';
 
 beforeAll(requireBinaries);
 
 const NAME = 'm1';
 const PENDING = '.etcd-migrate.pending-ttls';
-/** The etcd that serves the data next is the test's (helpers/etcd.ts: --election-timeout 100): the tool is told, as a pod's env would. */
+/**
+ * The etcd that serves the data next is the test's (helpers/etcd.ts: --election-timeout 100): the tool is told, as a
+ * pod's env would.
+ */
 const NEXT_ETCD = { ETCD_ELECTION_TIMEOUT: '100' };
 
 /** Runs the entrypoint until `when` holds (checked every few ms), then SIGKILLs its process group (etcd too). */
@@ -115,7 +119,7 @@ async function expectTtlsKept(
 }
 
 describe('attach-ttls at the end of the chain', () => {
-  it("with a long election timeout (3 s) on the exec'd etcd, every lease ends from about 1 s before to one election timeout after the v2 expiry", async () => {
+  it("3 s election timeout on the exec'd etcd: leases end from ~1 s before to 3 s after the v2 expiry", async () => {
     const dir = path.join(await tmpDir(), 'data');
     const keys = k8sDataSet(300);
     const expiries = await makeV2Data(dir, keys, NAME);
@@ -151,7 +155,7 @@ describe('attach-ttls at the end of the chain', () => {
     expect(Math.max(...errors)).toBeLessThanOrEqual(3.5);
   }, 120_000);
 
-  it("cuts its transactions by bytes too: 1,200 events of 2 KB and a value near etcd's request limit (1.5 MiB) all get their lease", async () => {
+  it("cuts transactions by bytes: 1,200 2 KB events and a value near etcd's 1.5 MiB limit get leases", async () => {
     const dir = path.join(await tmpDir(), 'data');
     const event = (i: number) => JSON.stringify({ kind: 'Event', i, message: 'x'.repeat(2000) });
     const keys: DataKey[] = [
@@ -183,7 +187,7 @@ describe('attach-ttls at the end of the chain', () => {
     await expectTtlsKept(dir, keys, expiries, 'large values');
   }, 120_000);
 
-  it('killed after the conversion, then again as the leases are granted: the rerun gives every key its TTL within 2 s', async () => {
+  it('killed after conversion, then while granting leases: the rerun gives every key its TTL within 2 s', async () => {
     const dir = path.join(await tmpDir(), 'data');
     const keys = k8sDataSet(2000);
     const expiries = await makeV2Data(dir, keys, NAME);
@@ -222,7 +226,8 @@ describe('attach-ttls at the end of the chain', () => {
       () => false,
     );
     console.log(
-      `second run: ${second.killed ? 'killed' : 'completed'}; pending TTL file ${pendingLeft ? 'still there' : 'removed'}`,
+      `second run: ${second.killed ? 'killed' : 'completed'}; ` +
+        `pending TTL file ${pendingLeft ? 'still there' : 'removed'}`,
     );
 
     // 3. Completes.
@@ -230,12 +235,15 @@ describe('attach-ttls at the end of the chain', () => {
     expect(third.exitCode, third.stderr).toBe(0);
     if (pendingLeft)
       expect(third.stderr).toMatch(
-        /step 1\/1 attach TTLs 3\.(4\.23|5\.30)\/etcd3 -> 3\.5\.30\/etcd3: [\d,]+ keys? on [\d,]+ leases?(, [\d,]+ keys? expired)?, [\d.]+ s$/m,
+        joinedRegex(
+          /step 1\/1 attach TTLs 3\.(4\.23|5\.30)\/etcd3 -> 3\.5\.30\/etcd3: /,
+          /[\d,]+ keys? on [\d,]+ leases?(, [\d,]+ keys? expired)?, [\d.]+ s$/m,
+        ),
       );
     await expectTtlsKept(dir, keys, expiries, 'after two kills');
   }, 120_000);
 
-  it('a write by an etcd outside the migration that only its WAL holds (killed before its backend committed) is found: the db alone would not show it', async () => {
+  it('finds a write of an outside etcd that only its WAL holds (killed before its backend committed)', async () => {
     const dir = path.join(await tmpDir(), 'data');
     const keys = k8sDataSet(300);
     await makeV2Data(dir, keys, NAME);
@@ -272,15 +280,20 @@ describe('attach-ttls at the end of the chain', () => {
     expect(Number(m2![2])).toBe(Number(m2![1]) + 1);
   }, 60_000);
 
-  /** A bin dir whose etcd 3.5.30 fails the attach step's start (the only one with --max-txn-ops on the live data dir) once. */
+  /**
+   * A bin dir whose etcd 3.5.30 fails the attach step's start (the only one with --max-txn-ops on the live data dir)
+   * once.
+   */
   async function attachFailsOnce(): Promise<string> {
     const marker = path.join(await tmpDir(), 'failed-once');
     return fixtureBinDir({
-      'etcd-3.5.30': `case "$*" in *--max-txn-ops*) if [ ! -e ${marker} ]; then touch ${marker}; echo "injected failure" >&2; exit 3; fi;; esac\nexec "$REAL" "$@"`,
+      'etcd-3.5.30':
+        `case "$*" in *--max-txn-ops*) if [ ! -e ${marker} ]; then touch ${marker}; ` +
+        'echo "injected failure" >&2; exit 3; fi;; esac\nexec "$REAL" "$@"',
     });
   }
 
-  it("the attach fails in the run that converted: the run's backup (etcd2) is put back, its pending TTLs are stale, and the rerun converts again and attaches", async () => {
+  it('attach fails in the converting run: etcd2 backup put back, TTLs stale; rerun converts and attaches', async () => {
     const dir = path.join(await tmpDir(), 'data');
     const keys = k8sDataSet(1000);
     const expiries = await makeV2Data(dir, keys, NAME);
@@ -303,7 +316,10 @@ describe('attach-ttls at the end of the chain', () => {
     expect(failed.exitCode, failed.stderr).toBe(1);
     expect(failed.stderr).toMatch(/restored the data dir from the backup .*\(version\.txt = 3\.3\.25\/etcd2\)/);
     expect(failed.stderr).toMatch(
-      /step 3\/3 \(attach TTLs 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: .*\) failed: etcd 3\.5\.30 exited before a write committed \(exit code 3\)/s,
+      joinedRegex(
+        /step 3\/3 \(attach TTLs 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: .*\) failed: /,
+        /etcd 3\.5\.30 exited before a write committed \(exit code 3\)/s,
+      ),
     );
     expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.3.25/etcd2');
     await fs.access(path.join(dir, PENDING));
@@ -318,7 +334,7 @@ describe('attach-ttls at the end of the chain', () => {
     await expectTtlsKept(dir, keys, expiries, 'after a failed attach, converted again');
   }, 120_000);
 
-  it('the attach fails in a run that starts with pending TTLs: the data stays as the last step left it (3.4.23) with its TTLs pending, and a rerun attaches them', async () => {
+  it('attach fails in a run begun with pending TTLs: data stays 3.4.23 with TTLs pending; rerun attaches', async () => {
     const dir = path.join(await tmpDir(), 'data');
     const keys = k8sDataSet(1000);
     const expiries = await makeV2Data(dir, keys, NAME);
@@ -342,7 +358,10 @@ describe('attach-ttls at the end of the chain', () => {
     const failed = await runCli(args(bin), NEXT_ETCD);
     expect(failed.exitCode, failed.stderr).toBe(1);
     expect(failed.stderr).toMatch(
-      /step 1\/1 \(attach TTLs 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: .*\) failed: etcd 3\.5\.30 exited before a write committed \(exit code 3\).*version\.txt says 3\.4\.23\/etcd3/s,
+      joinedRegex(
+        /step 1\/1 \(attach TTLs 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: .*\) failed: /,
+        /etcd 3\.5\.30 exited before a write committed \(exit code 3\).*version\.txt says 3\.4\.23\/etcd3/s,
+      ),
     );
     expect(await fs.readFile(path.join(dir, 'version.txt'), 'utf8')).toBe('3.4.23/etcd3');
     await fs.access(path.join(dir, PENDING));
@@ -353,7 +372,7 @@ describe('attach-ttls at the end of the chain', () => {
     await expectTtlsKept(dir, keys, expiries, 'after a failed attach on its own');
   }, 120_000);
 
-  it("as a pod sees it: the exec'd target etcd, with etcd's default election timeout, serves every TTL within 2 s", async () => {
+  it("as a pod sees it: the exec'd etcd, with the default election timeout, serves every TTL within 2 s", async () => {
     const dir = path.join(await tmpDir(), 'data');
     const keys = k8sDataSet(1000);
     const expiries = await makeV2Data(dir, keys, NAME);
@@ -411,10 +430,10 @@ describe('attach-ttls at the end of the chain', () => {
     pod.kill('SIGTERM');
     const r = await pod;
     expect(String(r.all)).toMatch(/^etcd-migrate: step 3\/3 attach TTLs 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: /m);
-    const short =
-      /^etcd-migrate: debug: step 3\/3: .*granted [\d.]+ s before the end of this step; .*each is ([\d.]+) s shorter for the target etcd's election timeout and start/m.exec(
-        String(r.all),
-      );
+    const short = joinedRegex(
+      /^etcd-migrate: debug: step 3\/3: .*granted [\d.]+ s before the end of this step; /,
+      /.*each is ([\d.]+) s shorter for the target etcd's election timeout and start/m,
+    ).exec(String(r.all));
     expect(short, String(r.all)).not.toBeNull();
     expect(Number(short![1])).toBeGreaterThan(1);
   }, 120_000);
@@ -431,7 +450,10 @@ describe('attach-ttls at the end of the chain', () => {
     const r = await runCli(['--data-dir', dir, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--dry-run']);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toMatch(
-      /1\. attach TTLs 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: start etcd 3\.5\.30 \(the upgrade to it\) and give every key/,
+      joinedRegex(
+        /1\. attach TTLs 3\.4\.23\/etcd3 -> 3\.5\.30\/etcd3: /,
+        /start etcd 3\.5\.30 \(the upgrade to it\) and give every key/,
+      ),
     );
     expect(r.stdout).not.toMatch(/2\. /);
   });
@@ -471,14 +493,15 @@ describe('attachTtls (on a running etcd 3.5.30)', () => {
       this.left = n;
     }
     override async txn(ops: readonly Op[]): Promise<void> {
-      // Counts the batches of puts onto a lease: the timed pass's (onto the one lease that outlives every key), then the attach's.
+      // Counts the batches of puts onto a lease: the timed pass's (onto the one lease that outlives every key), then
+      // the attach's.
       if (ops.some((o) => 'request_put' in o && o.request_put.lease !== '0') && this.left-- <= 0)
         throw new Error('killed');
       return super.txn(ops);
     }
   }
 
-  it('is idempotent: after a crash half way and an etcd restart, a rerun gives every key one new lease for what is left', async () => {
+  it('is idempotent: crashed half way, etcd restarted, a rerun gives each key one lease for what is left', async () => {
     const dir = path.join(await tmpDir(), 'data');
     const keys: DataKey[] = Array.from({ length: 300 }, (_, i) => ({
       key: `/registry/events/e${i}`,
@@ -525,7 +548,7 @@ describe('attachTtls (on a running etcd 3.5.30)', () => {
     }
   }, 60_000);
 
-  it('puts each key with the value the conversion recorded, checked first: a value that does not match its digest is not written', async () => {
+  it('puts each key with the value recorded, checked first: one not matching its digest is not written', async () => {
     const dir = path.join(await tmpDir(), 'data');
     const m = await startEtcd('3.5.30', dir, { name: NAME });
     const keys: DataKey[] = Array.from({ length: 30 }, (_, i) => ({
@@ -543,7 +566,10 @@ describe('attachTtls (on a running etcd 3.5.30)', () => {
       opsPerTxn: 10,
     }).catch((e: Error) => e);
     expect(String(err)).toMatch(
-      /the pending TTL file is damaged: the value of the key "\/registry\/events\/e20" does not match the digest the conversion recorded; no value of it was written/,
+      joinedRegex(
+        /the pending TTL file is damaged: the value of the key "\/registry\/events\/e20" /,
+        /does not match the digest the conversion recorded; no value of it was written/,
+      ),
     );
     expect(String(err)).not.toMatch(/"n":/);
     const after = await dumpKeys('3.5.30', m.endpoint);
@@ -573,7 +599,7 @@ describe('attachTtls (on a running etcd 3.5.30)', () => {
     expect(after.filter((k) => k.lease !== '0').length).toBe(10);
   });
 
-  it("a key due before any lease could end it (the next etcd's minimum TTL, from its start) is deleted now; others get what is left less what that etcd adds", async () => {
+  it("deletes a key due within the next etcd's minimum TTL; others get the rest less what that etcd adds", async () => {
     const dir = path.join(await tmpDir(), 'data');
     const m = await startEtcd('3.5.30', dir, { name: NAME });
     const keys: DataKey[] = [
@@ -603,7 +629,7 @@ describe('attachTtls (on a running etcd 3.5.30)', () => {
     expect(left).toBeLessThanOrEqual(599);
   });
 
-  it("a key that an earlier attempt's lease removed just before its expiry counts as expired; a key missing long before it is a loss", async () => {
+  it("removed by an earlier attempt's lease just before expiry: expired; missing long before it: a loss", async () => {
     const dir = path.join(await tmpDir(), 'data');
     const m = await startEtcd('3.5.30', dir, { name: NAME });
     const keys: DataKey[] = [
@@ -642,7 +668,10 @@ describe('attachTtls (on a running etcd 3.5.30)', () => {
     // Now /later is gone an hour before its expiry: refused, naming the way out.
     await etcdctl('3.5.30', m.endpoint, ['del', '/registry/events/later']);
     await expect(attachTtls(new V3(httpClient(m.endpoint), v), await readPendingTtls(file))).rejects.toThrow(
-      /the keyspace is not as the etcd2 -> etcd3 conversion left it.*delete the pending TTL file to keep the data without its TTLs/,
+      joinedRegex(
+        /the keyspace is not as the etcd2 -> etcd3 conversion left it/,
+        /.*delete the pending TTL file to keep the data without its TTLs/,
+      ),
     );
   }, 60_000);
 });

@@ -25,7 +25,8 @@ async function transform(input: string, sortBudget?: number) {
     [
       '--input-type=module',
       '-e',
-      `const { runTransformer } = await import(${JSON.stringify(module)}); await runTransformer(${JSON.stringify(files)});`,
+      `const { runTransformer } = await import(${JSON.stringify(module)}); ` +
+        `await runTransformer(${JSON.stringify(files)});`,
     ],
     {
       input,
@@ -46,7 +47,7 @@ async function transform(input: string, sortBudget?: number) {
 }
 
 describe('the transformer program', () => {
-  it('sends a record per key in order, then more than a pipe holds of one already sent; spills the TTL keys', async () => {
+  it('sends a record per key in order, then more than a pipe holds of one already sent; spills TTL keys', async () => {
     const nodes = [{ key: '/', dir: true, modifiedIndex: 1, createdIndex: 1 }];
     for (let i = 0; i < 3000; i++) {
       nodes.push({
@@ -76,7 +77,7 @@ describe('the transformer program', () => {
     expect(bytes).toBe(real.reduce((n, p) => n + p.length, 0) + padBytes);
   });
 
-  it('sends the records in mod revision order, through its spill files when they are more than its budget', async () => {
+  it('sends the records in mod revision order, through spill files when they exceed its budget', async () => {
     // migrate walks the v2 store in key order; revisions are all over (here: reversed, with gaps).
     const nodes = Array.from({ length: 2000 }, (_, i) => ({
       key: `/registry/pods/p${String(i).padStart(4, '0')}`,

@@ -11,6 +11,7 @@ import { runCli, treeSnapshot } from '../../helpers/cli.ts';
 import { backupId } from '../../../src/backup/retention.ts';
 import { counted } from '../../../src/log.ts';
 import { freePort, tmpDir } from '../../helpers/tmp.ts';
+import { joinedRegex } from '../../helpers/regex.ts';
 
 beforeAll(requireBinaries);
 
@@ -29,8 +30,8 @@ function v2Dirs(keys: readonly DataKey[]): number {
 }
 
 /**
- * The etcd that serves the data next is the test's (helpers/etcd.ts: --election-timeout 100): the tool is told, as a pod's env would.
- * The checks behind each step's line are on its debug lines.
+ * The etcd that serves the data next is the test's (helpers/etcd.ts: --election-timeout 100): the tool is told, as a
+ * pod's env would. The checks behind each step's line are on its debug lines.
  */
 const NEXT_ETCD = { ETCD_ELECTION_TIMEOUT: '100', LOG_LEVEL: 'debug' };
 
@@ -55,7 +56,7 @@ async function cli(dir: string, target: string, env: Record<string, string> = {}
 }
 
 describe('etcd2 -> etcd3 with every TTL kept', () => {
-  it(`converts ${KEYS} Kubernetes-shaped keys 3.3.25/etcd2 -> 3.5.30/etcd3: same keys and values, every TTL within 2 s, v2 store empty`, async () => {
+  it(`converts ${KEYS} k8s-like keys 3.3.25/etcd2 -> 3.5.30/etcd3: same data, TTLs within 2 s, v2 empty`, async () => {
     const dir = path.join(await tmpDir(), 'data');
     const keys = k8sDataSet(KEYS);
     const expiries = await makeV2Data(dir, keys);
@@ -64,32 +65,37 @@ describe('etcd2 -> etcd3 with every TTL kept', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toMatch(
       new RegExp(
-        `^etcd-migrate: step 1/3 convert 3\\.3\\.25/etcd2 -> 3\\.3\\.25/etcd3: ${counted(keys.length, 'key')}, ${counted(expiries.size, 'TTL')} pending, [\\d.]+ s$`,
+        '^etcd-migrate: step 1/3 convert 3\\.3\\.25/etcd2 -> 3\\.3\\.25/etcd3: ' +
+          `${counted(keys.length, 'key')}, ${counted(expiries.size, 'TTL')} pending, [\\d.]+ s$`,
         'm',
       ),
     );
     expect(r.stderr).toMatch(
       new RegExp(
-        `etcdctl 3\\.3\\.25 migrate done in [\\d.]+ s \\(its db copied and the rest of the member dir linked first, in [\\d.]+ s\\): ${keys.length} keys \\(${expiries.size} with a TTL\\) in ${v2Dirs(keys)} directories .*; 0 keys were already due`,
+        'etcdctl 3\\.3\\.25 migrate done in [\\d.]+ s ' +
+          '\\(its db copied and the rest of the member dir linked first, in [\\d.]+ s\\): ' +
+          `${keys.length} keys \\(${expiries.size} with a TTL\\) in ${v2Dirs(keys)} directories .*; ` +
+          '0 keys were already due',
       ),
     );
-    const report =
-      /before \(v2\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+) in \d+ dirs?; after \(v3, TTLs pending\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+);/.exec(
-        r.stderr,
-      );
+    const report = joinedRegex(
+      /before \(v2\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+) in \d+ dirs?; /,
+      /after \(v3, TTLs pending\): (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+);/,
+    ).exec(r.stderr);
     expect(report, r.stderr).not.toBeNull();
     expect(report![2]).toBe(report![1]);
     // The TTLs become leases last, with the target's etcd; the checksum then covers which keys have a lease.
     expect(r.stderr).toMatch(
       new RegExp(
-        `^etcd-migrate: step 3/3 attach TTLs 3\\.4\\.23/etcd3 -> 3\\.5\\.30/etcd3: ${counted(expiries.size, 'key')} on [\\d,]+ leases?, [\\d.]+ s$`,
+        '^etcd-migrate: step 3/3 attach TTLs 3\\.4\\.23/etcd3 -> 3\\.5\\.30/etcd3: ' +
+          `${counted(expiries.size, 'key')} on [\\d,]+ leases?, [\\d.]+ s$`,
         'm',
       ),
     );
-    const attached =
-      /debug: step 3\/3: after: (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+); 0 keys expired since the conversion; (\d+) keys on \d+ leases? \(granted ([\d.]+) s before the end of this step/.exec(
-        r.stderr,
-      );
+    const attached = joinedRegex(
+      /debug: step 3\/3: after: (keys=\S+ ttl-keys=\S+ kv=\S+ ttl=\S+); 0 keys expired since the conversion; /,
+      /(\d+) keys on \d+ leases? \(granted ([\d.]+) s before the end of this step/,
+    ).exec(r.stderr);
     expect(attached, r.stderr).not.toBeNull();
     expect(attached![1]).toBe(report![1]);
     expect(Number(attached![2])).toBe(expiries.size);
@@ -98,7 +104,8 @@ describe('etcd2 -> etcd3 with every TTL kept', () => {
     expect(r.stderr).toMatch(
       /snapshot restore of that db, beside the check: .*; cluster version 3\.3\.0 recorded in it/,
     );
-    // The keyspace was still as the conversion left it (the 3.4 upgrade wrote no key): read from the db, not through etcd.
+    // The keyspace was still as the conversion left it (the 3.4 upgrade wrote no key): read from the db, not through
+    // etcd.
     expect(r.stderr).toMatch(
       /every key and value read offline from the db before etcd started and checked first in [\d.]+ s/,
     );
@@ -149,7 +156,7 @@ describe('etcd2 -> etcd3 with every TTL kept', () => {
     expect(check.exitCode).toBe(0);
   }, 120_000);
 
-  it('converts with ETCD_ENABLE_V2=false in the environment (the conversion is offline; no etcd serves v2)', async () => {
+  it('converts with ETCD_ENABLE_V2=false in the env (the conversion is offline; no etcd serves v2)', async () => {
     const dir = path.join(await tmpDir(), 'data');
     await makeV2Data(dir, k8sDataSet(200));
     const r = await cli(dir, '3.3.25', { ETCD_ENABLE_V2: 'false' });
@@ -164,7 +171,7 @@ describe('etcd2 -> etcd3 with every TTL kept', () => {
     );
   });
 
-  it('does not convert keys already due when etcd stopped (still in the v2 store: only a running leader expires them)', async () => {
+  it('skips keys due when etcd stopped (still in the v2 store: only a running leader expires them)', async () => {
     const base = await tmpDir();
     const keys = k8sDataSet(200);
     const short = Array.from({ length: 20 }, (_, i) => ({
@@ -189,12 +196,14 @@ describe('etcd2 -> etcd3 with every TTL kept', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toMatch(
       new RegExp(
-        `migrate done in [\\d.]+ s \\(its db copied and the rest of the member dir linked first, in [\\d.]+ s\\): ${keys.length} keys .*; 20 keys were already due and are not converted`,
+        'migrate done in [\\d.]+ s \\(its db copied and the rest of the member dir linked first, in [\\d.]+ s\\): ' +
+          `${keys.length} keys .*; 20 keys were already due and are not converted`,
       ),
     );
     expect(r.stderr).toMatch(
       new RegExp(
-        `step 1/2 convert .*: ${counted(keys.length, 'key')}, [\\d,]+ TTLs? pending, 20 keys already due \\(not converted\\), [\\d.]+ s$`,
+        `step 1/2 convert .*: ${counted(keys.length, 'key')}, [\\d,]+ TTLs? pending, ` +
+          '20 keys already due \\(not converted\\), [\\d.]+ s$',
         'm',
       ),
     );

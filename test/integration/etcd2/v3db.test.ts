@@ -97,7 +97,7 @@ describe('checkMigratedDb', () => {
 });
 
 describe('sameKeyBucket', () => {
-  it('holds for the db that etcdctl snapshot restore made of it (page for page), not once etcd wrote a key, nor for other data', async () => {
+  it('holds for its snapshot-restored db (page for page), not once etcd wrote a key, nor for other data', async () => {
     const dir = await tmpDir();
     let m = await startEtcd('3.3.25', path.join(dir, 'a'));
     const put = (endpoint: string, k: string, v: string) =>

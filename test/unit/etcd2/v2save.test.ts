@@ -30,7 +30,7 @@ function wal(n: number): Buffer {
 }
 
 describe('v2StoreSnapshot', () => {
-  it('takes the newest snapshot file as it is when the WAL holds no entry past it, and runs etcd otherwise', async () => {
+  it('takes the newest snapshot file as is when the WAL holds no entry past it, and runs etcd otherwise', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'v2save-'));
     try {
       const member = path.join(dir, 'data', 'member');

@@ -83,7 +83,7 @@ describe.each(['3.3.25', '3.5.30'])('gRPC client on etcd %s', (version) => {
     expect(await g.count()).toBe(keys.length - 1);
   });
 
-  it("recognises etcd's errors: an unknown lease, a put with ignore_value on a missing key, too many operations", async () => {
+  it("recognises etcd's errors: unknown lease, ignore_value put on a missing key, too many operations", async () => {
     const m = await startEtcd(version, await tmpDir());
     await withGrpc(m.endpoint, async (g) => {
       const err = (p: Promise<unknown>) =>
@@ -109,7 +109,7 @@ describe.each(['3.3.25', '3.5.30'])('gRPC client on etcd %s', (version) => {
   });
 });
 
-it('pages by bytes when no page size is given: the first 10,000 keys, then pages sized to ~8 MiB, every key once, in order, handed out 250 at a time', async () => {
+it('pages by bytes with no page size: 10,000 keys, then ~8 MiB; every key once, in order, 250 at a time', async () => {
   const m = await startEtcd('3.3.25', await tmpDir(), { extraArgs: ['--max-txn-ops', '1000'] });
   const put = (i: number) => ({ request_put: { key: b64(`/k/${String(i).padStart(6, '0')}`), value: b64(`v${i}`) } });
   for (let t = 0; t < 25; t++) {

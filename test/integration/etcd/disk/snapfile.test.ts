@@ -12,7 +12,7 @@ import { freePort, onCleanup, tmpDir } from '../../../helpers/tmp.ts';
 beforeAll(requireBinaries);
 
 describe('seedClusterVersion', () => {
-  it('etcd 3.3.25 on a restored member with the version recorded: decided from its first answer, v3 serving', async () => {
+  it('etcd 3.3.25 on a restored member with the version recorded: decided at first answer, v3 serving', async () => {
     // A db with keys (a stopped member's), restored as the v2-to-v3 step does it.
     const source = await tmpDir();
     const m = await startEtcd('3.3.25', source);
@@ -88,7 +88,8 @@ describe('seedClusterVersion', () => {
       await new Promise((res) => setTimeout(res, 2));
     }
     expect([...answers]).toEqual(['3.3.0']);
-    // It read the version at its start (without it: "cluster version: to_be_decided", then "setting up the initial cluster version").
+    // It read the version at its start (without it: "cluster version: to_be_decided", then "setting up the initial
+    // cluster version").
     expect(log).toMatch(/set the cluster version to 3\.3 from store/);
     expect(log).toMatch(/starting server\.\.\. \[version: 3\.3\.25, cluster version: 3\.3\]/);
     expect(log).not.toMatch(/setting up the initial cluster version/);

@@ -76,7 +76,7 @@ describe('TempEtcd', () => {
     ]);
   });
 
-  it('starts it again only once; the start kept is the one that counted, apart from what it waited for after', async () => {
+  it('starts it again only once; the start kept is the one that counted, except what it waited for after', async () => {
     const r = await start('1500');
     expect(r.spawns).toBe(2);
     expect(r.ready).toBeGreaterThanOrEqual(1500 + 300);

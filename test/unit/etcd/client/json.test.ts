@@ -33,7 +33,10 @@ describe('JSON that holds values: a parse error never quotes it', () => {
   });
 
   it('a v2 store in a snapshot file with a broken node', async () => {
-    const store = `{"Root":{"Path":"/","CreatedIndex":0,"ModifiedIndex":0,"ExpireTime":"0001-01-01T00:00:00Z","Value":"","Children":{"1":{"Path":"/1/k","CreatedIndex":1,"ModifiedIndex":1,"ExpireTime":"0001-01-01T00:00:00Z","Value":${SECRET},"Children":null}}}}`;
+    const store =
+      '{"Root":{"Path":"/","CreatedIndex":0,"ModifiedIndex":0,"ExpireTime":"0001-01-01T00:00:00Z","Value":"",' +
+      '"Children":{"1":{"Path":"/1/k","CreatedIndex":1,"ModifiedIndex":1,"ExpireTime":"0001-01-01T00:00:00Z",' +
+      `"Value":${SECRET},"Children":null}}}}`;
     const msg = await errorOf(async () => [...v2StoreNodes(Buffer.from(store))]);
     expect(msg).not.toContain(SECRET.slice(0, 7));
     expect(msg).toMatch(/not valid JSON/);

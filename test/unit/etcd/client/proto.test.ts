@@ -45,7 +45,7 @@ describe('protobuf writer and reader', () => {
 });
 
 describe("encodeTxn (the gRPC client's transaction request)", () => {
-  it('writes what a writer per field writes: puts with their lease and ignore_value, deletes, binary keys, several leases', async () => {
+  it('writes as a per-field writer: puts with lease and ignore_value, deletes, binary keys, many leases', async () => {
     const { encodeTxn } = await import('../../../../src/etcd/client/grpc.ts');
     const keys = [
       Buffer.from('/a'),
@@ -77,7 +77,7 @@ describe("encodeTxn (the gRPC client's transaction request)", () => {
     expect(encodeTxn(ops).size).toBe(want.size);
   });
 
-  it('writes a put with its value (field 2) instead of ignore_value; an empty value is left out, as proto3 does', async () => {
+  it('writes a put with its value (field 2), not ignore_value; an empty value is left out, as in proto3', async () => {
     const { encodeTxn } = await import('../../../../src/etcd/client/grpc.ts');
     const value = Buffer.from([0x00, 0x7b, 0xff, 0x22]);
     const ops = [
@@ -95,7 +95,7 @@ describe("encodeTxn (the gRPC client's transaction request)", () => {
 });
 
 describe("RangeReader (the gRPC client's one-pass RangeResponse reader)", () => {
-  it('reads key, value and lease of each KeyValue and the more flag, skipping every other field, a few keys at a time', async () => {
+  it('reads KeyValues (key, value, lease) and the more flag, skipping other fields, a few keys at a time', async () => {
     const { RangeReader } = await import('../../../../src/etcd/client/grpc.ts');
     const kv = (key: string, value: string, lease: bigint) =>
       new ProtoWriter()

@@ -28,7 +28,7 @@ describe('childEnv', () => {
 });
 
 describe('temporaryEtcdEnv', () => {
-  it('keeps TLS, logging, quotas, auth and tuning; drops listeners, URLs, discovery, proxy, metrics, gateways; marks it', () => {
+  it('keeps TLS, logging, quotas, auth, tuning; drops all URLs, discovery, proxy, metrics, gateways; marks it', () => {
     const kept = {
       ETCD_PEER_CERT_FILE: '/p.crt',
       ETCD_TRUSTED_CA_FILE: '/ca',
@@ -104,7 +104,7 @@ describe('temporary etcd flags', () => {
       args('3.5.30', 'etcd3', { ...member, initialCluster: 'm=http://127.0.0.1:2380,n=http://127.0.0.1:2381' }),
     ).not.toContain('--election-timeout');
   });
-  it('enables v2 for etcd2 storage on 3.3+ (whatever ETCD_ENABLE_V2 says), never for etcd3 storage, and not on 3.0-3.2 (no such flag)', () => {
+  it('enables v2 for etcd2 on 3.3+ (whatever ETCD_ENABLE_V2 says), never for etcd3, not on 3.0-3.2 (no flag)', () => {
     expect(args('3.4.23', 'etcd2')).toContain('--enable-v2=true');
     expect(args('3.3.25', 'etcd2')).toContain('--enable-v2=true');
     expect(args('3.2.24', 'etcd2')).not.toContain('--enable-v2=true');

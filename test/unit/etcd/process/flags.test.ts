@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkEnvFlags, checkFlags, flagProblem } from '../../../../src/etcd/process/flags.ts';
 import { parseVersion } from '../../../../src/version.ts';
+import { joinedRegex } from '../../../helpers/regex.ts';
 
 const v = parseVersion;
 
@@ -58,7 +59,10 @@ describe('checkFlags', () => {
 describe('checkEnvFlags', () => {
   it('refuses a pod variable the target etcd would ignore, naming what replaces it', () => {
     expect(() => checkEnvFlags({ ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK: 'true' }, v('3.7.3'))).toThrow(
-      /the pod's variable ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK is etcd's --experimental-initial-corrupt-check, which etcd 3\.7\.3 \(the target\) ignores: .*use --feature-gates=InitialCorruptCheck=true/,
+      joinedRegex(
+        /the pod's variable ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK is etcd's --experimental-initial-corrupt-check, /,
+        /which etcd 3\.7\.3 \(the target\) ignores: .*use --feature-gates=InitialCorruptCheck=true/,
+      ),
     );
     expect(() => checkEnvFlags({ ETCD_ENABLE_V2: 'true' }, v('3.6.17'))).toThrow(
       /ETCD_ENABLE_V2 is etcd's --enable-v2/,

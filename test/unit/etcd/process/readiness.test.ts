@@ -27,7 +27,8 @@ describe('missing', () => {
       'the hidden client port answers as etcd 3.5.30, not 3.5.16',
     );
     expect(missing(member, { server: '3.5.16', cluster: v('3.3.0'), joined: true })).toBe(
-      "cluster version 3.3, waiting for 3.4, which etcd sets only once every member runs etcd 3.4 or newer (start the other members' entrypoints; a rolling upgrade moves one minor at a time)",
+      'cluster version 3.3, waiting for 3.4, which etcd sets only once every member runs etcd 3.4 or newer ' +
+        "(start the other members' entrypoints; a rolling upgrade moves one minor at a time)",
     );
     expect(missing(member, { server: '3.5.16', joined: true })).toMatch(
       /^cluster version not decided, waiting for 3\.4/,

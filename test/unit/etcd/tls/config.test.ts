@@ -41,7 +41,7 @@ describe('resolveClientTls', () => {
     ).toEqual({ serverCertFile: '/s.crt', caFile: '/ca.crt', certFile: '/c.crt', keyFile: '/c.key', clientAuth: true });
   });
 
-  it('client certificates are needed with --client-cert-auth or --trusted-ca-file (etcd 3.5 checks clients with the latter alone)', () => {
+  it('needs client certificates with --client-cert-auth or --trusted-ca-file (etcd 3.5 checks with the latter)', () => {
     expect(err('--cert-file=/s.crt --key-file=/s.key --client-cert-auth', { caFile: '/ca.crt' })).toMatch(
       /pass --client-cert-file and --client-key-file/,
     );

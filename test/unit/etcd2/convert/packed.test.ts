@@ -3,7 +3,7 @@ import { PackedLines } from '../../../../src/etcd2/convert/packed.ts';
 import type { TtlLine } from '../../../../src/etcd2/convert/ttl.ts';
 
 describe('PackedLines', () => {
-  it('gives back every line as pushed (with a value, an empty one, or none), its buffers grown past their first guess, up to its capacity', () => {
+  it('gives back each line as pushed (value, empty or none), buffers grown past a first guess, up to capacity', () => {
     const lines: TtlLine[] = Array.from({ length: 50 }, (_, i): TtlLine => {
       const [exp, key, kv]: TtlLine = [
         1_800_000_000_123 + i,

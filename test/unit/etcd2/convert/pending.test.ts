@@ -17,7 +17,7 @@ async function* gen(lines: TtlLine[]) {
 }
 
 describe('pending TTL file', () => {
-  it('reads back every line as written, in order, block by block and line by line (lines cut by the 32 KiB blocks come whole)', async () => {
+  it('reads back every line in order, by block and by line (lines cut by the 32 KiB blocks come whole)', async () => {
     const file = path.join(await tmpDir(), 'pending');
     // ~6,000 lines of varying length: several blocks, their ends falling inside lines.
     const lines: TtlLine[] = Array.from({ length: 6000 }, (_, i) => {
@@ -42,7 +42,7 @@ describe('pending TTL file', () => {
     expect(one).toEqual(lines);
   });
 
-  it("from a spill file of the same lines (the transformer's): the same bytes, the keys counted across blocks", async () => {
+  it("from a spill file of the same lines (the transformer's): same bytes, keys counted across blocks", async () => {
     const dir = await tmpDir();
     const lines: TtlLine[] = Array.from({ length: 6000 }, (_, i) => [
       1_800_000_000_000 + i,
@@ -101,7 +101,7 @@ describe('pending TTL file', () => {
     await read();
   });
 
-  it("reads an earlier build's file (v1: no values; its keys are put with ignore_value), and writes none without values", async () => {
+  it("reads an older build's v1 file (no values: put with ignore_value); writes no line without a value", async () => {
     const file = path.join(await tmpDir(), 'pending');
     const key = Buffer.from('/registry/events/e1').toString('base64');
     await fs.writeFile(
@@ -116,7 +116,8 @@ describe('pending TTL file', () => {
     // v1 lines have three fields: one with a fourth is damage.
     await fs.writeFile(
       file,
-      `#etcd-migrate pending TTLs v1\t12\t3\t0123456789abcdef\tfedcba9876543210\n1800000000000\t${key}\tabc\tdmFsdWU=\n`,
+      '#etcd-migrate pending TTLs v1\t12\t3\t0123456789abcdef\tfedcba9876543210\n' +
+        `1800000000000\t${key}\tabc\tdmFsdWU=\n`,
     );
     await expect(
       (async () => {

@@ -13,7 +13,7 @@ function decode(record: Buffer): Map<number, Buffer | number> {
 const NOW = Date.parse('2026-11-26T12:00:00Z');
 
 describe('V2ToV3Transform', () => {
-  it("gives each key the record of etcd's default transformer: key, value, create and mod revision from the v2 indexes, version 1", () => {
+  it("gives each key etcd's default transformer's record: key, value, revisions from the v2 indexes, version 1", () => {
     const t = new V2ToV3Transform();
     const { record, ttl } = t.node(
       { key: '/registry/pods/ns/p', value: '{"ü":1}', createdIndex: 7, modifiedIndex: 42 },
@@ -31,7 +31,7 @@ describe('V2ToV3Transform', () => {
     expect(decode(t.node({ key: '/e', value: '', createdIndex: 8, modifiedIndex: 8 }, NOW).record!).has(5)).toBe(false);
   });
 
-  it('spills a key with a TTL (absolute expiry to the ms, key, digest, value), leaves out a key already due, counts directories but the root', () => {
+  it('spills TTL keys (absolute expiry, key, digest, value), leaves out keys already due, counts dirs but root', () => {
     const t = new V2ToV3Transform();
     const nodes: V2Node[] = [
       { key: '/', dir: true, createdIndex: 1, modifiedIndex: 1 },
@@ -68,7 +68,7 @@ describe('V2ToV3Transform', () => {
     expect(t.summary()).toEqual({ converted: want.digest(), dirs: 1, expired: 1 });
   });
 
-  it("gives a key the earliest expiry of its own and its ancestor directories', and leaves out keys under a directory already due", () => {
+  it("gives a key the earliest expiry of its own and its ancestors', leaves out keys under a dir already due", () => {
     const t = new V2ToV3Transform();
     const at = (iso: string) => ({ expiration: iso, ttl: 1 });
     const nodes: V2Node[] = [

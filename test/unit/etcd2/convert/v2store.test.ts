@@ -6,12 +6,16 @@ import { isHidden, readV2Store, V2StoreScanner, v2StoreNodes } from '../../../..
 import { encodeSnapFile } from '../../../../src/etcd/disk/snapfile.ts';
 
 const node = (p: string, c: number, m: number, exp: string, value: string, children: string) =>
-  `{"Path":${JSON.stringify(p)},"CreatedIndex":${c},"ModifiedIndex":${m},"ExpireTime":"${exp}","Value":${JSON.stringify(value)},"Children":${children}}`;
+  `{"Path":${JSON.stringify(p)},"CreatedIndex":${c},"ModifiedIndex":${m},"ExpireTime":"${exp}",` +
+  `"Value":${JSON.stringify(value)},"Children":${children}}`;
 const Z = '0001-01-01T00:00:00Z';
 
 describe('v2StoreNodes', () => {
-  it('gives every node under /1 (hidden ones too), directories before their contents, and stops at the end of the tree', () => {
+  it("gives every node under /1 (hidden ones too), dirs before their contents, and stops at the tree's end", () => {
     const tricky = 'a "quoted" \\ value, with {braces}, [brackets], "Children":{ and \\"';
+    const hk = node('/1/_h/k', 5, 6, '2026-11-26T13:00:00.123456789Z', tricky, 'null');
+    const ab = node('/1/a/b', 7, 7, Z, 'ü€', 'null');
+    const ae = node('/1/a/e', 8, 8, Z, '', '{}');
     const keys = node(
       '/1',
       0,
@@ -19,12 +23,15 @@ describe('v2StoreNodes', () => {
       Z,
       '',
       `{${[
-        `"_h":${node('/1/_h', 5, 5, Z, '', `{"k":${node('/1/_h/k', 5, 6, '2026-11-26T13:00:00.123456789Z', tricky, 'null')}}`)}`,
-        `"a":${node('/1/a', 4, 4, Z, '', `{"b":${node('/1/a/b', 7, 7, Z, 'ü€', 'null')},"e":${node('/1/a/e', 8, 8, Z, '', '{}')}}`)}`,
+        `"_h":${node('/1/_h', 5, 5, Z, '', `{"k":${hk}}`)}`,
+        `"a":${node('/1/a', 4, 4, Z, '', `{"b":${ab},"e":${ae}}`)}`,
       ].join(',')}}`,
     );
     const members = node('/0', 0, 0, Z, '', `{"version":${node('/0/version', 3, 3, Z, '3.3.0', 'null')}}`);
-    const text = `{"Root":${node('/', 0, 0, Z, '', `{"0":${members},"1":${keys}}`)},"WatcherHub":{"EventHistory":{"Queue":{"Events":[{"action":"set","node":{"key":"/1/x","value":"v"}}]}}},"CurrentIndex":8}`;
+    const text =
+      `{"Root":${node('/', 0, 0, Z, '', `{"0":${members},"1":${keys}}`)},` +
+      '"WatcherHub":{"EventHistory":{"Queue":{"Events":[{"action":"set","node":{"key":"/1/x","value":"v"}}]}}},' +
+      '"CurrentIndex":8}';
     expect([...v2StoreNodes(Buffer.from(text))]).toEqual([
       { key: '/', dir: true, createdIndex: 0, modifiedIndex: 0 },
       { key: '/_h', dir: true, createdIndex: 5, modifiedIndex: 5 },
@@ -39,7 +46,9 @@ describe('v2StoreNodes', () => {
   it('gives the same nodes from the text in pieces of any size, keeping only the node it is in', () => {
     const big = 'v'.repeat(5000);
     const leaf = (p: string, v: string) => node(p, 2, 2, Z, v, 'null');
-    const text = `{"Root":${node('/', 0, 0, Z, '', `{"1":${node('/1', 0, 0, Z, '', `{"_d":${node('/1/_d', 1, 1, Z, '', `{"a":${leaf('/1/_d/a', big)},"b":${leaf('/1/_d/b', '"}{')}}`)},"k":${leaf('/1/k', 'x')}}`)}}`)},"CurrentIndex":2}`;
+    const d = node('/1/_d', 1, 1, Z, '', `{"a":${leaf('/1/_d/a', big)},"b":${leaf('/1/_d/b', '"}{')}}`);
+    const one = node('/1', 0, 0, Z, '', `{"_d":${d},"k":${leaf('/1/k', 'x')}}`);
+    const text = `{"Root":${node('/', 0, 0, Z, '', `{"1":${one}}`)},"CurrentIndex":2}`;
     const whole = v2StoreNodes(Buffer.from(text));
     expect(whole.map((n) => n.key)).toEqual(['/', '/_d', '/_d/a', '/_d/b', '/k']);
     for (const size of [1, 3, 7, 64, 1000]) {
@@ -58,9 +67,8 @@ describe('v2StoreNodes', () => {
         { length: 3000 },
         (_, i) => `"k${i}":${node(`/1/k${i}`, i + 1, i + 1, Z, 'x'.repeat(200), 'null')}`,
       );
-      const store = Buffer.from(
-        `{"Root":${node('/', 0, 0, Z, '', `{"1":${node('/1', 0, 0, Z, '', `{${keys.join(',')}}`)}}`)},"CurrentIndex":3000}`,
-      );
+      const one = node('/1', 0, 0, Z, '', `{${keys.join(',')}}`);
+      const store = Buffer.from(`{"Root":${node('/', 0, 0, Z, '', `{"1":${one}}`)},"CurrentIndex":3000}`);
       const file = path.join(dir, 'a.snap');
       await fs.writeFile(file, encodeSnapFile({ store, metadata: Buffer.from([0x10, 0x05]) }));
       const r = await readV2Store(file, 0, path.join(dir, 'hidden'));
