@@ -11,7 +11,7 @@ import path from 'node:path';
 import { decodeSnapFile } from '../etcd/disk/snapfile.ts';
 import { count } from '../log.ts';
 import { bytesOf, num, parses, ProtoFormatError, readMessage, type Schema } from '../etcd/disk/pbmessage.ts';
-import { entriesAfter, readWal, validSnapshots, type WalSnapshot } from '../etcd/disk/wal.ts';
+import { entriesAfter, readWal, validSnapshots, WalError, type WalSnapshot } from '../etcd/disk/wal.ts';
 
 /** etcdserverpb.Request (proto2, every field written): a v2 request. */
 const REQUEST: Schema = {
@@ -195,16 +195,36 @@ async function filesKey(dataDir: string): Promise<string> {
   return parts.join('\n');
 }
 
-/** Reads a stopped member's v2 content: member/snap and member/wal (or `walDir`) under `dataDir`. */
+/**
+ * Reads a stopped member's v2 content: member/snap and member/wal (or `walDir`) under `dataDir`.
+ * The WAL is read from the file that holds the newest .snap file's index on, as etcd replays it;
+ * the whole WAL only when that snapshot is not the one etcd would start from (a WAL record of it
+ * is missing or not yet committed) or the files read do not reach back to it.
+ */
 export async function readV2Content(dataDir: string, walDir = path.join(dataDir, 'member', 'wal')): Promise<V2Content> {
+  const snapDir = path.join(dataDir, 'member', 'snap');
+  const newest = await newestSnapIndex(snapDir);
+  if (newest !== undefined) {
+    try {
+      const c = await readV2ContentFrom(snapDir, walDir, newest.index);
+      if (c.snapshot?.file === newest.file) return c;
+    } catch (e) {
+      if (!(e instanceof WalError)) throw e;
+    }
+  }
+  return readV2ContentFrom(snapDir, walDir, undefined);
+}
+
+async function readV2ContentFrom(snapDir: string, walDir: string, from: number | undefined): Promise<V2Content> {
   // Each entry is classified as it is read: only v2 requests keep anything (a large WAL of puts stays small).
-  const log = await readWal(walDir, (data, type) => {
+  const keep = (data: Buffer, type: number) => {
     if (type !== 0 || data.length === 0) return undefined;
     const c = classifyEntryData(data);
     return c.kind === 'v2' ? c : undefined;
-  });
+  };
+  const log = await readWal(walDir, keep, from);
   const valid = validSnapshots(log);
-  const { snap, broken } = await loadNewestSnap(path.join(dataDir, 'member', 'snap'), valid);
+  const { snap, broken } = await loadNewestSnap(snapDir, valid);
   const walSnapshot = valid.at(-1) ?? { index: 0, term: 0 };
   const v2After = (index: number) =>
     entriesAfter(log, index).flatMap((e): V2Request[] =>
@@ -230,17 +250,31 @@ interface LoadedSnap {
   store: Buffer;
 }
 
-/** etcd's LoadNewestAvailable: the newest .snap by name that decodes and that a valid WAL record names. */
-async function loadNewestSnap(snapDir: string, valid: WalSnapshot[]): Promise<{ snap?: LoadedSnap; broken: string[] }> {
+/** The newest .snap file by name that decodes, and the index it was taken at. */
+async function newestSnapIndex(snapDir: string): Promise<{ file: string; index: number } | undefined> {
+  for (const file of (await snapNames(snapDir)).reverse()) {
+    try {
+      const snap = decodeSnapFile(await fs.readFile(path.join(snapDir, file)));
+      return { file, index: num(readMessage(snap.metadata, { 1: 'bytes', 2: 'varint', 3: 'varint' }), 2) };
+    } catch {
+      // loadNewestSnap reports it
+    }
+  }
+  return undefined;
+}
+
+async function snapNames(snapDir: string): Promise<string[]> {
   const names = await fs.readdir(snapDir).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') return [] as string[];
     throw e;
   });
+  return names.filter((n) => n.endsWith('.snap')).sort();
+}
+
+/** etcd's LoadNewestAvailable: the newest .snap by name that decodes and that a valid WAL record names. */
+async function loadNewestSnap(snapDir: string, valid: WalSnapshot[]): Promise<{ snap?: LoadedSnap; broken: string[] }> {
   const broken: string[] = [];
-  for (const file of names
-    .filter((n) => n.endsWith('.snap'))
-    .sort()
-    .reverse()) {
+  for (const file of (await snapNames(snapDir)).reverse()) {
     let snap;
     let meta;
     try {

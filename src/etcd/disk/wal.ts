@@ -62,10 +62,13 @@ export interface WalLog<T = Buffer> {
 /**
  * Reads every WAL file in `walDir`; an empty log when there is none (as etcdutl does). Each entry
  * keeps what `keep` makes of its bytes, so memory stays small however large the WAL; by default a
- * copy of them.
+ * copy of them. With `from`, only the files that etcd opens to replay after a snapshot at that index
+ * (wal.Open: the last file whose first index is at most `from`, and every later one); all of them
+ * when none is.
  */
-export async function readWal<T = Buffer>(walDir: string, keep?: Keep<T>): Promise<WalLog<T>> {
-  const files = await walFiles(walDir);
+export async function readWal<T = Buffer>(walDir: string, keep?: Keep<T>, from?: number): Promise<WalLog<T>> {
+  const all = await walFiles(walDir);
+  const files = from === undefined ? all : all.slice(Math.max(0, searchIndex(all, from)));
   const state = new LogState<T>(files, keep ?? ((d: Buffer) => Buffer.from(d) as T));
   for (let i = 0; i < files.length; i++) {
     const torn = await readFile(path.join(walDir, files[i]!), files[i]!, i === files.length - 1, state);
@@ -89,6 +92,12 @@ export function entriesAfter<T>(log: WalLog<T>, index: number): Array<WalEntry<T
     throw new WalError(at.file, at.offset, why);
   }
   return log.entries.slice(index + 1 - first.index);
+}
+
+/** etcd's searchIndex: the last file whose first index (the name's second part) is at most `index`, or -1. */
+function searchIndex(names: readonly string[], index: number): number {
+  for (let i = names.length - 1; i >= 0; i--) if (parseInt(names[i]!.slice(17, 33), 16) <= index) return i;
+  return -1;
 }
 
 /** WAL file names in order, checked for a contiguous sequence (etcd refuses a missing file). */
@@ -260,7 +269,7 @@ function addRecord(type: number, data: Buffer, state: LogState<unknown>): void {
     log.snapshots.push({ index: num(s, 1), term: num(s, 2) });
   } else if (type === RECORD.metadata) {
     if (state.metadata && !state.metadata.equals(data)) throw new ProtoFormatError('two metadata records that differ');
-    state.metadata = data;
+    state.metadata ??= Buffer.from(data);
   } else {
     throw new ProtoFormatError(`unexpected record type ${type}`);
   }

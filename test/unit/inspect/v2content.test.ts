@@ -1,8 +1,12 @@
 // The pure parts of src/inspect/v2content.ts: what an entry's data is (raw v2 Request, nested v2,
 // v3, neither), 3.6's allowed v2 requests, and 3.6's rule for custom content in a v2 store.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { allowedOn36, classifyEntryData, customSnapshotPaths } from '../../../src/inspect/v2content.ts';
-import { bf, vf } from '../../helpers/walfile.ts';
+import { encodeSnapFile } from '../../../src/etcd/disk/snapfile.ts';
+import { allowedOn36, classifyEntryData, customSnapshotPaths, readV2Content } from '../../../src/inspect/v2content.ts';
+import { tmpDir } from '../../helpers/tmp.ts';
+import { bf, first, vf } from '../../helpers/walfile.ts';
 
 /** A pb.Request as gogoproto writes it (proto2, non-nullable: every field but 8 and 17, zeros too). */
 const gogoRequest = (method: string, p: string, time = 0) =>
@@ -134,5 +138,49 @@ describe("customSnapshotPaths (3.6's IsMetaStoreOnly)", () => {
 
   it('refuses JSON without a root', () => {
     expect(() => customSnapshotPaths(Buffer.from('{}'))).toThrow(/root/);
+  });
+});
+
+describe('readV2Content on a member dir built here', () => {
+  const hex16 = (n: number) => n.toString(16).padStart(16, '0');
+  const snapFile = (index: number, term: number) =>
+    encodeSnapFile({ store: store(), metadata: Buffer.concat([bf(1, ''), vf(2, index), vf(3, term)]) });
+
+  /** Three WAL files (their first indexes 0, 4, 6), a custom v2 write before the snapshot at 5 and one after. */
+  async function member(damageFirst: boolean): Promise<string> {
+    const dir = await tmpDir();
+    const [wal, snap] = [path.join(dir, 'member', 'wal'), path.join(dir, 'member', 'snap')];
+    await fs.mkdir(wal, { recursive: true });
+    await fs.mkdir(snap, { recursive: true });
+    const a = first().entry(1, 1).entry(2, 1, gogoRequest('PUT', '/1/before')).entry(3, 1);
+    const b = a.next().entry(4, 1).entry(5, 1).snapshot(5, 1);
+    const c = b.next().entry(6, 1, gogoRequest('PUT', '/1/after')).state(1, 6);
+    const bytesA = a.bytes(0);
+    if (damageFirst) bytesA[a.offsets.at(-1)! + 20]! ^= 0x01;
+    const files: Array<[number, Buffer]> = [
+      [0, bytesA],
+      [4, b.bytes(0)],
+      [6, c.bytes()],
+    ];
+    for (const [i, [start, bytes]] of files.entries())
+      await fs.writeFile(path.join(wal, `${hex16(i)}-${hex16(start)}.wal`), bytes);
+    await fs.writeFile(path.join(snap, `${hex16(1)}-${hex16(5)}.snap`), snapFile(5, 1));
+    return dir;
+  }
+
+  it('reads the WAL from the file that holds the newest snapshot on: files before it are not read', async () => {
+    const c = await readV2Content(await member(true));
+    expect(c.snapshot).toMatchObject({ index: 5, term: 1 });
+    expect(c.walRequests.map((r) => r.path)).toEqual(['/1/after']);
+    expect(c.v2EntriesAfterSnapshot).toBe(1);
+  });
+
+  it('reads the whole WAL when the newest .snap file is not one etcd would start from', async () => {
+    const dir = await member(false);
+    // A newer .snap that no WAL record names: etcd starts from the one at 5, found only in the earlier files.
+    await fs.writeFile(path.join(dir, 'member', 'snap', `${hex16(1)}-${hex16(7)}.snap`), snapFile(7, 1));
+    const c = await readV2Content(dir);
+    expect(c.snapshot).toMatchObject({ file: `${hex16(1)}-${hex16(5)}.snap`, index: 5 });
+    expect(c.walRequests.map((r) => r.path)).toEqual(['/1/after']);
   });
 });

@@ -114,6 +114,29 @@ describe('readWal', () => {
     ]);
   });
 
+  it('from an index, reads the file that holds it and those after, as etcd opens the WAL', async () => {
+    // Files start at indexes 0, 10 and 20 (walDir's names); the first is damaged where nothing reads it then.
+    const a = first().entry(1, 1).entry(9, 1, 'x'.repeat(8));
+    const b = a.next().entry(10, 1).entry(11, 1).snapshot(11, 1);
+    const c = b.next().entry(12, 1).state(1, 12);
+    const damaged = a.bytes(0);
+    damaged[a.offsets.at(-1)! + 30]! ^= 0x01;
+    const dir = await walDir([damaged, b.bytes(0), c.bytes()]);
+    const log = await readWal(dir, undefined, 15);
+    expect(log.files).toEqual([name(1, 10), name(2, 20)]);
+    expect(log.entries.map((e) => e.index)).toEqual([10, 11, 12]);
+    expect(validSnapshots(log)).toEqual([{ index: 11, term: 1 }]);
+    expect((await readWal(dir, undefined, 20)).files).toEqual([name(2, 20)]);
+    // Below the first file's index, or without one, every file is read, and the damage is found.
+    await expect(readWal(dir)).rejects.toThrow(/crc mismatch/);
+    expect(await readWal(dir, undefined, 0).catch((e: unknown) => e)).toBeInstanceOf(WalError);
+    const x = first().entry(1, 1);
+    const later = await walDir([x.bytes(0), x.next().entry(2, 1).bytes()]);
+    await fs.rename(path.join(later, name(0, 0)), path.join(later, name(0, 5)));
+    await fs.rename(path.join(later, name(1, 10)), path.join(later, name(1, 15)));
+    expect((await readWal(later, undefined, 3)).files).toEqual([name(0, 5), name(1, 15)]);
+  });
+
   it('a missing WAL file in the sequence is an error; no WAL at all is an empty log', async () => {
     const a = first().entry(1, 1);
     const dir = await walDir([a.bytes(0), a.next().entry(2, 1).bytes()]);
