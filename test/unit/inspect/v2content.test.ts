@@ -148,8 +148,8 @@ describe('readV2Content on a member dir built here', () => {
 
   /** Three WAL files (their first indexes 0, 4, 6), a custom v2 write before the snapshot at 5 and one after. */
   async function member(damageFirst: boolean): Promise<string> {
-    const dir = await tmpDir();
-    const [wal, snap] = [path.join(dir, 'member', 'wal'), path.join(dir, 'member', 'snap')];
+    const data = await tmpDir();
+    const [wal, snap] = [path.join(data, 'member', 'wal'), path.join(data, 'member', 'snap')];
     await fs.mkdir(wal, { recursive: true });
     await fs.mkdir(snap, { recursive: true });
     const a = first().entry(1, 1).entry(2, 1, gogoRequest('PUT', '/1/before')).entry(3, 1);
@@ -165,7 +165,7 @@ describe('readV2Content on a member dir built here', () => {
     for (const [i, [start, bytes]] of files.entries())
       await fs.writeFile(path.join(wal, `${hex16(i)}-${hex16(start)}.wal`), bytes);
     await fs.writeFile(path.join(snap, `${hex16(1)}-${hex16(5)}.snap`), snapFile(5, 1));
-    return dir;
+    return data;
   }
 
   it('reads the WAL from the file that holds the newest snapshot on: files before it are not read', async () => {
@@ -176,10 +176,10 @@ describe('readV2Content on a member dir built here', () => {
   });
 
   it('reads the whole WAL when the newest .snap file is not one etcd would start from', async () => {
-    const dir = await member(false);
+    const data = await member(false);
     // A newer .snap that no WAL record names: etcd starts from the one at 5, found only in the earlier files.
-    await fs.writeFile(path.join(dir, 'member', 'snap', `${hex16(1)}-${hex16(7)}.snap`), snapFile(7, 1));
-    const c = await readV2Content(dir);
+    await fs.writeFile(path.join(data, 'member', 'snap', `${hex16(1)}-${hex16(7)}.snap`), snapFile(7, 1));
+    const c = await readV2Content(data);
     expect(c.snapshot).toMatchObject({ file: `${hex16(1)}-${hex16(5)}.snap`, index: 5 });
     expect(c.walRequests.map((r) => r.path)).toEqual(['/1/after']);
   });
