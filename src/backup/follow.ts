@@ -18,6 +18,7 @@ export class Progress {
   done = false;
   /** The writer failed: the follower stops with this. */
   failed: Error | undefined;
+
   private waiters: Array<() => void> = [];
 
   open(): void {
@@ -134,6 +135,7 @@ export class Follower implements PullSource, AsyncIterable<Buffer> {
 }
 
 const CHUNK = 4 << 20;
+const FLUSH_EVERY = 64 << 20;
 
 /**
  * A new file (owner-only, failing if it exists) that reports each completed write to `progress`;
@@ -141,10 +143,29 @@ const CHUNK = 4 << 20;
  */
 export function followedWriteStream(file: string, progress: Progress, sync: boolean): Writable {
   let fh: FileHandle | undefined;
+  // The disk flush starts while the file is written (without it, the kernel starts only at 10% of
+  // the memory dirty, and the fsync at the end would write the whole file): at most one at a time.
+  let flushing: Promise<void> | undefined;
+  let flushFailed: Error | undefined;
+  let flushedTo = 0;
+  const flushEarly = () => {
+    if (!sync || flushing || progress.written - flushedTo < FLUSH_EVERY) return;
+    flushedTo = progress.written;
+    flushing = fh!.datasync().then(
+      () => {
+        flushing = undefined;
+      },
+      (e: Error) => {
+        flushFailed = e;
+      },
+    );
+  };
   const write = async (bufs: Buffer[]): Promise<void> => {
+    if (flushFailed) throw flushFailed;
     progress.advance(await writeAll(fh!, bufs, progress.written));
     // A block's buffer is used again once its bytes are in the file.
     for (const b of bufs) written(b);
+    flushEarly();
   };
   return new Writable({
     highWaterMark: 8 << 20,
@@ -170,7 +191,12 @@ export function followedWriteStream(file: string, progress: Progress, sync: bool
     final(cb) {
       // The follower reads the last bytes while they are flushed to the disk.
       progress.finish();
-      (sync ? fh!.sync() : Promise.resolve()).then(() => cb(), cb);
+      const done = async () => {
+        await flushing;
+        if (flushFailed) throw flushFailed;
+        if (sync) await fh!.sync();
+      };
+      done().then(() => cb(), cb);
     },
     destroy(err, cb) {
       if (!progress.done || err) progress.fail(err ?? new Error(`the writing of ${file} stopped before its end`));
