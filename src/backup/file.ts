@@ -91,7 +91,8 @@ export async function writeArchiveFile(
  * reads it back from the file behind the writer: each byte once it is written, decrypted,
  * decompressed and hashed while later blocks are still being read and written. Resolves with the
  * manifest written and the one read back once both are done and the file is on disk; a failure of
- * either side stops the other. The caller compares the two.
+ * either side stops the other. The caller compares the two. `progress`: the writer's, which the
+ * follower waits on (a test sees each write there before the follower does).
  */
 export async function writeAndReadBack(
   root: string,
@@ -100,9 +101,9 @@ export async function writeAndReadBack(
   key: Buffer | undefined,
   codec: Codec = 'none',
   onBytes?: OnBytes,
+  progress = new Progress(),
 ): Promise<{ written: Manifest; read: Manifest }> {
   const written: Manifest = { header, entries: [], bytes: 0 };
-  const progress = new Progress();
   const stop = new AbortController();
   const stages: Transform[] = key ? [encryptStream(key)] : [];
   const archive = Readable.from(archiveBytes(root, header, written, codec, onBytes), {
