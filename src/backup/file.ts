@@ -15,8 +15,8 @@ import {
 } from './archive.ts';
 import type { Codec } from './blocks.ts';
 import { IntegrityError } from '../errors.ts';
-import { CRYPT_MAGIC, decryptStream, encryptStream } from './crypt.ts';
-import { Follower, followedWriteStream, Progress } from './follow.ts';
+import { CRYPT_MAGIC, decryptStream, DecryptingSource, encryptStream, Sealer } from './crypt.ts';
+import { Follower, followedWriteStream, Progress, type PullSource } from './follow.ts';
 
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 const BOLT_MAGIC = 0xed0cdaed;
@@ -105,12 +105,12 @@ export async function writeAndReadBack(
 ): Promise<{ written: Manifest; read: Manifest }> {
   const written: Manifest = { header, entries: [], bytes: 0 };
   const stop = new AbortController();
-  const stages: Transform[] = key ? [encryptStream(key)] : [];
   const archive = Readable.from(archiveBytes(root, header, written, codec, onBytes), {
     objectMode: false,
     highWaterMark: 8 * CHUNK,
   });
-  const writing = pipeline([archive, ...stages, followedWriteStream(file, progress, true)], {
+  const sealer = key ? new Sealer(key) : undefined;
+  const writing = pipeline([archive, followedWriteStream(file, progress, true, sealer)], {
     signal: stop.signal,
   }).catch((e: unknown) => {
     progress.fail(e as Error);
@@ -119,12 +119,8 @@ export async function writeAndReadBack(
   const follower = new Follower(file, progress);
   const reading = (async () => {
     try {
-      if (!key) return await readArchive({ read: (b) => follower.read(b) }, undefined, onBytes);
-      let m: Manifest | undefined;
-      await pipeline(follower, decryptStream(key), async (src: AsyncIterable<Buffer>) => {
-        m = await readArchive(src, undefined, onBytes);
-      });
-      return m!;
+      const src: PullSource = { read: (b) => follower.read(b) };
+      return await readArchive(key ? new DecryptingSource(src, key) : src, undefined, onBytes);
     } catch (e) {
       // A damaged byte read back stops the writing; a failed writer has stopped already.
       if (!progress.failed) stop.abort(e);

@@ -6,6 +6,7 @@ import { constants, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { IntegrityError } from '../errors.ts';
+import type { Sealer } from './crypt.ts';
 import { written } from './hasher.ts';
 
 /** What the writer has done so far; the follower waits on it. */
@@ -56,10 +57,9 @@ export interface PullSource {
 
 /**
  * Reads `file` from its start as the writer's `progress` says bytes are there, never past them;
- * ends when the writer is done and every byte was read, and fails when the writer fails. Use it
- * as a PullSource or as an iterable of chunks, not both.
+ * ends when the writer is done and every byte was read, and fails when the writer fails.
  */
-export class Follower implements PullSource, AsyncIterable<Buffer> {
+export class Follower implements PullSource {
   private readonly file: string;
   private readonly progress: Progress;
   private fh: FileHandle | undefined;
@@ -105,19 +105,6 @@ export class Follower implements PullSource, AsyncIterable<Buffer> {
     }
   }
 
-  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
-    try {
-      for (;;) {
-        const b = Buffer.allocUnsafeSlow(CHUNK);
-        const n = await this.read(b);
-        if (n === 0) return;
-        yield b.subarray(0, n);
-      }
-    } finally {
-      await this.close();
-    }
-  }
-
   async close(): Promise<void> {
     this.closed = true;
     const fh = this.fh;
@@ -134,14 +121,14 @@ export class Follower implements PullSource, AsyncIterable<Buffer> {
   }
 }
 
-const CHUNK = 4 << 20;
 const FLUSH_EVERY = 64 << 20;
 
 /**
  * A new file (owner-only, failing if it exists) that reports each completed write to `progress`;
- * with `sync`, fsynced before it finishes. Whatever ends it early fails `progress`.
+ * with `sync`, fsynced before it finishes; with a `sealer`, what is written to it is encrypted.
+ * Whatever ends it early fails `progress`.
  */
-export function followedWriteStream(file: string, progress: Progress, sync: boolean): Writable {
+export function followedWriteStream(file: string, progress: Progress, sync: boolean, sealer?: Sealer): Writable {
   let fh: FileHandle | undefined;
   // The disk flush starts while the file is written (without it, the kernel starts only at 10% of
   // the memory dirty, and the fsync at the end would write the whole file): at most one at a time.
@@ -162,9 +149,12 @@ export function followedWriteStream(file: string, progress: Progress, sync: bool
   };
   const write = async (bufs: Buffer[]): Promise<void> => {
     if (flushFailed) throw flushFailed;
-    progress.advance(await writeAll(fh!, bufs, progress.written));
+    // Encrypted, the plain bytes are copied into the sealer's chunk; else written as they are.
+    const out = sealer ? bufs.flatMap((b) => sealer.push(b)) : bufs;
+    if (sealer) for (const b of bufs) written(b);
+    progress.advance(await writeAll(fh!, out, progress.written));
     // A block's buffer is used again once its bytes are in the file.
-    for (const b of bufs) written(b);
+    if (!sealer) for (const b of bufs) written(b);
     flushEarly();
   };
   return new Writable({
@@ -190,8 +180,9 @@ export function followedWriteStream(file: string, progress: Progress, sync: bool
     },
     final(cb) {
       // The follower reads the last bytes while they are flushed to the disk.
-      progress.finish();
       const done = async () => {
+        if (sealer) progress.advance(await writeAll(fh!, sealer.end(), progress.written));
+        progress.finish();
         await flushing;
         if (flushFailed) throw flushFailed;
         if (sync) await fh!.sync();
