@@ -121,7 +121,7 @@ export class Follower implements PullSource {
   }
 }
 
-const FLUSH_EVERY = 64 << 20;
+const FLUSH_EVERY = 256 << 20;
 
 /**
  * A new file (owner-only, failing if it exists) that reports each completed write to `progress`;
