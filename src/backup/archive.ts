@@ -31,8 +31,10 @@ import {
   zeroDigest,
   type Codec,
 } from './blocks.ts';
-import { blockBuffer, Hasher } from './hasher.ts';
+import { blockBuffer, Hasher, releaseBlock } from './hasher.ts';
+import type { PullSource } from './follow.ts';
 import { mapOrdered, range } from './ordered.ts';
+import { Zstd } from './zstd.ts';
 
 export const ARCHIVE_MAGIC = 'etcd-migrate archive 2\n';
 export const ARCHIVE_MAGIC_V1 = 'etcd-migrate archive 1\n';
@@ -71,9 +73,11 @@ export async function* archiveBytes(
   onBytes: OnBytes = () => {},
 ): AsyncGenerator<Buffer> {
   const hasher = new Hasher();
+  const zstd = new Zstd();
   try {
-    yield* archiveWith(root, header, manifest, codec, { hasher, onBytes });
+    yield* archiveWith(root, header, manifest, codec, { hasher, zstd, onBytes });
   } finally {
+    zstd.close();
     await hasher.close();
   }
 }
@@ -83,6 +87,7 @@ export type OnBytes = (n: number) => void;
 
 interface Work {
   hasher: Hasher;
+  zstd: Zstd;
   onBytes: OnBytes;
 }
 
@@ -136,19 +141,17 @@ async function* fileBlocks(
   abs: string,
   size: number,
   codec: Codec,
-  { hasher, onBytes }: Work,
+  { hasher, zstd, onBytes }: Work,
 ): AsyncGenerator<Buffer, Buffer> {
   const fh = await fs.open(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
   const digests: Buffer[] = [];
   try {
-    // A zero block's buffer is read into again: most of an idle member's bytes are zeros, and
-    // fresh buffers cost more than the reading.
-    const spare: Buffer[] = [];
     const encode = async (i: number) => {
-      const buf = spare.pop() ?? blockBuffer(BLOCK_SIZE);
+      const buf = blockBuffer(BLOCK_SIZE);
       const plain = await readBlock(fh, abs, buf, i * BLOCK_SIZE, Math.min(BLOCK_SIZE, size - i * BLOCK_SIZE));
-      const b = await encodeBlock(plain, codec, hasher);
-      if (b.zero) spare.push(buf);
+      const b = await encodeBlock(plain, codec, hasher, zstd);
+      // A zero block's buffer is read into again: its parts hold none of its bytes.
+      if (b.zero) releaseBlock(buf);
       return b;
     };
     for await (const b of mapOrdered(range(Math.ceil(size / BLOCK_SIZE)), IN_FLIGHT, encode)) {
@@ -190,7 +193,7 @@ type FileReader = (r: Reader, p: string, size: number, out: FileHandle | undefin
  * as recorded; target/member must not exist.
  */
 export async function readArchive(
-  src: AsyncIterable<Buffer>,
+  src: AsyncIterable<Buffer> | PullSource,
   target?: string,
   onBytes: OnBytes = () => {},
 ): Promise<Manifest> {
@@ -210,10 +213,12 @@ export async function readArchive(
   const header = parseJson(await nextLine()) as ArchiveHeader & { block?: unknown };
   if (typeof header?.dataVersion !== 'string') throw damaged('its header has no dataVersion');
   const hasher = new Hasher();
+  const zstd = new Zstd();
   try {
-    const readFile = v1 ? readFileV1 : blockReader(header.block, { hasher, onBytes });
+    const readFile = v1 ? readFileV1 : blockReader(header.block, { hasher, zstd, onBytes });
     return await readRecords(r, header, readFile, nextLine, meta, target);
   } finally {
+    zstd.close();
     await hasher.close();
   }
 }
@@ -309,7 +314,7 @@ const readFileV1: FileReader = async (r, p, size, out) => {
 };
 
 /** Version 2: the file's blocks, each checked against its sha256 (a few at once), then the file's digest. */
-function blockReader(block: unknown, { hasher, onBytes }: Work): FileReader {
+function blockReader(block: unknown, { hasher, zstd, onBytes }: Work): FileReader {
   if (typeof block !== 'number' || !Number.isInteger(block) || block < 1 || block > MAX_BLOCK_SIZE) {
     throw damaged('its header has no valid block size');
   }
@@ -324,13 +329,14 @@ function blockReader(block: unknown, { hasher, onBytes }: Work): FileReader {
         const { bytesWritten } = await out.writev(b.plain);
         if (bytesWritten !== length) throw new Error(`short write restoring ${p}`);
       }
+      if (b.own) releaseBlock(b.plain[0]!);
     };
     // The blocks are parsed in order (a compressed block's length is in its bytes); their checks
     // run side by side, and their bytes are written in order.
     const window: Array<Promise<Block>> = [];
     try {
       for (let i = 0; i * block < size; i++) {
-        const job = (await takeBlock(r, `block ${i} of ${p}`, Math.min(block, size - i * block), hasher))();
+        const job = (await takeBlock(r, `block ${i} of ${p}`, Math.min(block, size - i * block), hasher, zstd))();
         window.push(job);
         job.catch(() => undefined);
         if (window.length >= IN_FLIGHT) await take(window.shift()!);
@@ -349,39 +355,48 @@ interface Block {
   /** Its plain bytes, in pieces. */
   plain: Buffer[];
   digest: Buffer;
+  /** Its one piece is a blockBuffer of its own, given back once used. */
+  own: boolean;
 }
 
 /**
  * Takes one block's bytes from the archive (reading is serial: `r` is shared); returns its check,
- * which runs beside the next blocks' (hashing on its thread, decompression on the threadpool).
+ * which runs beside the next blocks' (hashing on its thread).
  */
-async function takeBlock(r: Reader, what: string, n: number, hasher: Hasher): Promise<() => Promise<Block>> {
+async function takeBlock(
+  r: Reader,
+  what: string,
+  n: number,
+  hasher: Hasher,
+  zstd: Zstd,
+): Promise<() => Promise<Block>> {
   const kind = (await r.bytes(1))[0];
-  if (kind === KIND_ZERO) return async () => ({ plain: [zeroBytes(n)], digest: zeroDigest(n) });
+  if (kind === KIND_ZERO) return async () => ({ plain: [zeroBytes(n)], digest: zeroDigest(n), own: false });
   if (kind === KIND_STORED) {
-    // Copied out of the stream's buffers into one of its own, which the hashing thread may take.
+    // Into a buffer of its own, which the hashing thread may take: read there, or copied from the stream's.
     const block = blockBuffer(n);
-    let at = 0;
-    for await (const piece of r.exactly(n)) at += piece.copy(block, at);
-    const expected = await r.bytes(32);
+    await r.into(block);
+    const expected = Buffer.from(await r.bytes(32));
     return async () => {
       const { buf, digest: d } = await hasher.hash(block);
       if (!d.equals(expected)) throw damaged(`the content of ${what} does not match its sha256`);
-      return { plain: [buf], digest: d };
+      return { plain: [buf], digest: d, own: true };
     };
   }
   if (kind !== KIND_ZSTD) throw damaged(`${what} is of an unknown kind`);
   const length = (await r.bytes(4)).readUInt32BE(0);
   // Only a block that compression made smaller is stored compressed: a larger length is damage.
   if (length > n) throw damaged(`${what} has a length past its size`);
-  const packed = await r.bytes(length);
-  const expected = await r.bytes(32);
+  const packed = blockBuffer(length);
+  await r.into(packed);
+  const expected = Buffer.from(await r.bytes(32));
   return async () => {
-    const plain = unpack(packed, n);
+    const plain = unpack(packed, n, zstd);
+    releaseBlock(packed);
     if (!plain) throw damaged(`${what} cannot be decompressed`);
     const { buf, digest: d } = await hasher.hash(plain);
     if (!d.equals(expected)) throw damaged(`the content of ${what} does not match its sha256`);
-    return { plain: [buf], digest: d };
+    return { plain: [buf], digest: d, own: true };
   };
 }
 
@@ -404,57 +419,137 @@ function parseJson(text: string): unknown {
 const damaged = (what: string): IntegrityError =>
   new IntegrityError('damaged', `the backup archive is damaged: ${what}`);
 
-/** Pulls exact byte counts and lines out of a stream of buffers. */
+/** Read-ahead from a PullSource: records and digests; a block's bytes are read straight into its buffer. */
+const PULL = 16 << 10;
+
+/**
+ * Pulls exact byte counts and lines out of a stream of buffers, or out of a PullSource (then a
+ * block's bytes are read into its own buffer, not copied there, and the bytes read ahead go to
+ * one buffer, used again). What `bytes`, `line` and `exactly` return is only valid until the next
+ * call: copy what is kept.
+ */
 class Reader {
-  private readonly it: AsyncIterator<Buffer>;
-  private buf: Buffer = Buffer.alloc(0);
+  private readonly it: AsyncIterator<Buffer> | undefined;
+  private readonly pull: PullSource | undefined;
+  /** Bytes read and not yet taken, in pieces: never joined, only the bytes a take spans are copied. */
+  private pieces: Buffer[] = [];
+  private length = 0;
   private ended = false;
-  constructor(src: AsyncIterable<Buffer>) {
-    this.it = src[Symbol.asyncIterator]();
+  /** A PullSource's read-ahead; its pieces are views of it. */
+  private ahead: Buffer | undefined;
+  constructor(src: AsyncIterable<Buffer> | PullSource) {
+    if (Symbol.asyncIterator in src) this.it = src[Symbol.asyncIterator]();
+    else this.pull = src;
   }
   private async more(): Promise<boolean> {
     if (this.ended) return false;
-    const n = await this.it.next();
-    if (n.done) {
+    let b: Buffer | undefined;
+    if (this.pull) {
+      // What is left moves to the front of the read-ahead (a record can be longer than it: then a
+      // larger one), and the next bytes are read after it.
+      const left = this.length;
+      const old = this.ahead;
+      if (!old || old.length - left < PULL / 2) this.ahead = Buffer.allocUnsafeSlow(Math.max(PULL, 2 * left));
+      const ra = this.ahead!;
+      this.takeInto(ra.subarray(0, left), old === ra);
+      const n = await this.pull.read(ra.subarray(left));
+      this.pieces = left ? [ra.subarray(0, left)] : [];
+      this.length = left;
+      if (n > 0) b = ra.subarray(left, left + n);
+    } else {
+      const n = await this.it!.next();
+      if (!n.done) b = n.value;
+    }
+    if (!b) {
       this.ended = true;
       return false;
     }
-    this.buf = this.buf.length ? Buffer.concat([this.buf, n.value]) : n.value;
+    if (b.length) {
+      this.pieces.push(b);
+      this.length += b.length;
+    }
     return true;
   }
-  async bytes(n: number): Promise<Buffer> {
-    while (this.buf.length < n)
-      if (!(await this.more())) throw new IntegrityError('truncated', 'the backup archive is truncated');
-    const out = this.buf.subarray(0, n);
-    this.buf = this.buf.subarray(n);
+  /** The next `n` bytes, which are there. */
+  private take(n: number): Buffer {
+    const first = this.pieces[0];
+    if (first && first.length >= n) {
+      this.pieces[0] = first.subarray(n);
+      if (this.pieces[0].length === 0) this.pieces.shift();
+      this.length -= n;
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    this.takeInto(out);
     return out;
+  }
+  /** Fills `dst` from the pieces, which hold at least its length; `overlap`: `dst` may overlap them. */
+  private takeInto(dst: Buffer, overlap = false): void {
+    let at = 0;
+    while (at < dst.length) {
+      const p = this.pieces[0]!;
+      const k = Math.min(p.length, dst.length - at);
+      // Buffer.copy is memmove: bytes moved to the front of the buffer they are in stay whole.
+      if (!overlap || p.byteOffset !== dst.byteOffset + at) p.copy(dst, at, 0, k);
+      at += k;
+      if (k === p.length) this.pieces.shift();
+      else this.pieces[0] = p.subarray(k);
+    }
+    this.length -= dst.length;
+  }
+  async bytes(n: number): Promise<Buffer> {
+    if (this.pull && n - this.length > PULL) {
+      const out = Buffer.allocUnsafe(n);
+      await this.into(out);
+      return out;
+    }
+    while (this.length < n)
+      if (!(await this.more())) throw new IntegrityError('truncated', 'the backup archive is truncated');
+    return this.take(n);
+  }
+  /** Fills `dst` with the next bytes: what was read ahead is copied, the rest read straight into it. */
+  async into(dst: Buffer): Promise<void> {
+    const ahead = Math.min(this.length, dst.length);
+    this.takeInto(dst.subarray(0, ahead));
+    let at = ahead;
+    if (this.pull) {
+      while (at < dst.length) {
+        const n = this.ended ? 0 : await this.pull.read(dst.subarray(at));
+        if (n === 0) {
+          this.ended = true;
+          throw new IntegrityError('truncated', 'the backup archive is truncated');
+        }
+        at += n;
+      }
+      return;
+    }
+    for await (const piece of this.exactly(dst.length - at)) at += piece.copy(dst, at);
   }
   /** The next line's bytes, its newline included. */
   async line(): Promise<Buffer> {
     for (;;) {
-      const i = this.buf.indexOf(0x0a);
-      if (i >= 0) {
-        const s = this.buf.subarray(0, i + 1);
-        this.buf = this.buf.subarray(i + 1);
-        return s;
+      let seen = 0;
+      for (const p of this.pieces) {
+        const i = p.indexOf(0x0a);
+        if (i >= 0) return this.take(seen + i + 1);
+        seen += p.length;
       }
-      if (this.buf.length > MAX_LINE) throw damaged('a record is too long');
+      if (this.length > MAX_LINE) throw damaged('a record is too long');
       if (!(await this.more())) throw new IntegrityError('truncated', 'the backup archive is truncated');
     }
   }
   async *exactly(n: number): AsyncGenerator<Buffer> {
     let left = n;
     while (left > 0) {
-      if (this.buf.length === 0 && !(await this.more()))
+      if (this.length === 0 && !(await this.more()))
         throw new IntegrityError('truncated', 'the backup archive is truncated');
-      const piece = this.buf.subarray(0, Math.min(left, this.buf.length));
-      this.buf = this.buf.subarray(piece.length);
+      const piece = this.take(Math.min(left, this.pieces[0]!.length));
       left -= piece.length;
       yield piece;
     }
   }
   async atEnd(): Promise<boolean> {
-    while (this.buf.length === 0) if (!(await this.more())) return true;
+    while (this.length === 0) if (!(await this.more())) return true;
     return false;
   }
 }

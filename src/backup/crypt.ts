@@ -13,6 +13,7 @@
 import crypto from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { IntegrityError, UsageError } from '../errors.ts';
+import type { PullSource } from './follow.ts';
 
 export { IntegrityError };
 
@@ -79,44 +80,176 @@ class Bytes {
   }
 }
 
-/** A Transform that encrypts what is written to it. */
-export function encryptStream(keyMaterial: Uint8Array, chunkSize = DEFAULT_CHUNK): Transform {
-  const salt = crypto.randomBytes(32);
-  const { key, check } = derive(keyMaterial, salt);
-  const header = Buffer.alloc(HEADER_LEN);
-  CRYPT_MAGIC.copy(header, 0);
-  header.writeUInt32BE(chunkSize, CRYPT_MAGIC.length);
-  salt.copy(header, CRYPT_MAGIC.length + 4);
-  check.copy(header, CRYPT_MAGIC.length + 36);
-  const buf = new Bytes();
-  let i = 0;
-  let started = false;
-  const seal = (plain: Buffer, final: boolean): Buffer[] => {
-    const c = crypto.createCipheriv('aes-256-gcm', key, nonce(i));
-    c.setAAD(aad(header, i, final));
-    i++;
+/**
+ * Encrypts a stream of bytes pushed to it: the header, then each chunk once a byte after it has
+ * come (the last chunk is only known at the end). The plain bytes are copied out as they come: the
+ * caller's buffers are free again when `push` returns.
+ */
+export class Sealer {
+  private readonly header: Buffer;
+  private readonly key: Buffer;
+  private readonly stage: Buffer;
+  private staged = 0;
+  private i = 0;
+  private started = false;
+
+  constructor(keyMaterial: Uint8Array, chunkSize = DEFAULT_CHUNK) {
+    const salt = crypto.randomBytes(32);
+    const { key, check } = derive(keyMaterial, salt);
+    this.key = key;
+    this.header = Buffer.alloc(HEADER_LEN);
+    CRYPT_MAGIC.copy(this.header, 0);
+    this.header.writeUInt32BE(chunkSize, CRYPT_MAGIC.length);
+    salt.copy(this.header, CRYPT_MAGIC.length + 4);
+    check.copy(this.header, CRYPT_MAGIC.length + 36);
+    this.stage = Buffer.allocUnsafeSlow(chunkSize);
+  }
+
+  /** The encrypted bytes that `plain` completes. */
+  push(plain: Buffer): Buffer[] {
+    const out = this.start();
+    let at = 0;
+    while (at < plain.length) {
+      if (this.staged === this.stage.length) {
+        out.push(...this.seal(this.stage, false));
+        this.staged = 0;
+      }
+      const n = plain.copy(this.stage, this.staged, at);
+      this.staged += n;
+      at += n;
+    }
+    return out;
+  }
+
+  /** The rest: the last chunk (perhaps empty), and the header if nothing came. */
+  end(): Buffer[] {
+    const out = this.start();
+    out.push(...this.seal(this.stage.subarray(0, this.staged), true));
+    this.staged = 0;
+    return out;
+  }
+
+  private start(): Buffer[] {
+    if (this.started) return [];
+    this.started = true;
+    return [this.header];
+  }
+
+  private seal(plain: Buffer, final: boolean): Buffer[] {
+    const c = crypto.createCipheriv('aes-256-gcm', this.key, nonce(this.i));
+    c.setAAD(aad(this.header, this.i, final));
+    this.i++;
     const sealed = c.update(plain);
     c.final();
     return [sealed, c.getAuthTag()];
-  };
+  }
+}
+
+/** A Transform that encrypts what is written to it. */
+export function encryptStream(keyMaterial: Uint8Array, chunkSize = DEFAULT_CHUNK): Transform {
+  const sealer = new Sealer(keyMaterial, chunkSize);
   return new Transform({
     ...ROOM,
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      if (!started) {
-        this.push(header);
-        started = true;
-      }
-      buf.push(chunk);
-      // Keep at least one byte back: the last chunk is only known at the end.
-      while (buf.length > chunkSize) for (const b of seal(buf.take(chunkSize), false)) this.push(b);
+      for (const b of sealer.push(chunk)) this.push(b);
       cb();
     },
     flush(cb: TransformCallback) {
-      if (!started) this.push(header);
-      for (const b of seal(buf.take(buf.length), true)) this.push(b);
+      for (const b of sealer.end()) this.push(b);
       cb();
     },
   });
+}
+
+/** Reads what `read` gives into `dst` until it is full or the source ends; how many bytes. */
+async function readFull(src: PullSource, dst: Buffer): Promise<number> {
+  let at = 0;
+  while (at < dst.length) {
+    const n = await src.read(dst.subarray(at));
+    if (n === 0) break;
+    at += n;
+  }
+  return at;
+}
+
+/**
+ * The plain bytes of an encrypted file that `src` reads, as a PullSource: each chunk is read into
+ * one buffer, used again, and authenticated before any of its bytes is handed out. It fails with
+ * an IntegrityError, as decryptStream does.
+ */
+export class DecryptingSource implements PullSource {
+  private readonly src: PullSource;
+  private readonly keyMaterial: Uint8Array;
+  private header: Buffer | undefined;
+  private key: Buffer | undefined;
+  /** A sealed chunk and the byte after it (which tells whether it is the last). */
+  private sealed: Buffer | undefined;
+  /** Bytes of the next chunk already read (the byte read after the last chunk). */
+  private carried = 0;
+  private plain: Buffer | undefined;
+  private plainAt = 0;
+  private i = 0;
+  private done = false;
+
+  constructor(src: PullSource, keyMaterial: Uint8Array) {
+    this.src = src;
+    this.keyMaterial = keyMaterial;
+  }
+
+  async read(dst: Buffer): Promise<number> {
+    while (!this.plain || this.plainAt === this.plain.length) {
+      if (this.done) return 0;
+      await this.next();
+    }
+    const n = this.plain.copy(dst, 0, this.plainAt);
+    this.plainAt += n;
+    return n;
+  }
+
+  private async next(): Promise<void> {
+    if (!this.header) {
+      const h = Buffer.alloc(HEADER_LEN);
+      if ((await readFull(this.src, h)) < HEADER_LEN)
+        throw new IntegrityError('truncated', 'the encrypted file is truncated (shorter than its header)');
+      const { key, chunkSize } = readHeader(h, this.keyMaterial);
+      this.header = h;
+      this.key = key;
+      this.sealed = Buffer.allocUnsafeSlow(chunkSize + TAG_LEN + 1);
+    }
+    const s = this.sealed!;
+    const full = s.length - 1;
+    if (this.carried) s[0] = s[full]!;
+    const got = this.carried + (await readFull(this.src, s.subarray(this.carried)));
+    // A byte after a whole chunk: it is not the last, and that byte starts the next one.
+    const final = got <= full;
+    this.carried = final ? 0 : 1;
+    this.plain = openChunk(this.key!, this.header!, this.i, s.subarray(0, Math.min(got, full)), final);
+    this.plainAt = 0;
+    this.i++;
+    this.done = final;
+  }
+}
+
+/** One sealed chunk (ciphertext and tag) authenticated and decrypted. */
+function openChunk(key: Buffer, header: Buffer, i: number, sealed: Buffer, final: boolean): Buffer {
+  if (sealed.length < TAG_LEN)
+    throw new IntegrityError('truncated', 'the encrypted file is truncated (its last chunk is incomplete)');
+  const d = crypto.createDecipheriv('aes-256-gcm', key, nonce(i));
+  d.setAAD(aad(header, i, final));
+  d.setAuthTag(sealed.subarray(sealed.length - TAG_LEN));
+  try {
+    const out = d.update(sealed.subarray(0, sealed.length - TAG_LEN));
+    // GCM yields every byte from update; final only checks the tag.
+    d.final();
+    return out;
+  } catch {
+    throw final
+      ? new IntegrityError(
+          'damaged',
+          `the encrypted file is damaged or truncated: chunk ${i} (the last one read) fails authentication`,
+        )
+      : new IntegrityError('damaged', `the encrypted file is damaged: chunk ${i} fails authentication`);
+  }
 }
 
 /** A Transform that decrypts and authenticates; it fails with an IntegrityError. */
@@ -126,27 +259,7 @@ export function decryptStream(keyMaterial: Uint8Array): Transform {
   let key: Buffer | undefined;
   let chunkSize = 0;
   let i = 0;
-  const open = (sealed: Buffer, final: boolean): Buffer => {
-    if (sealed.length < TAG_LEN)
-      throw new IntegrityError('truncated', 'the encrypted file is truncated (its last chunk is incomplete)');
-    const d = crypto.createDecipheriv('aes-256-gcm', key!, nonce(i));
-    d.setAAD(aad(header!, i, final));
-    d.setAuthTag(sealed.subarray(sealed.length - TAG_LEN));
-    try {
-      const out = d.update(sealed.subarray(0, sealed.length - TAG_LEN));
-      // GCM yields every byte from update; final only checks the tag.
-      d.final();
-      i++;
-      return out;
-    } catch {
-      throw final
-        ? new IntegrityError(
-            'damaged',
-            `the encrypted file is damaged or truncated: chunk ${i} (the last one read) fails authentication`,
-          )
-        : new IntegrityError('damaged', `the encrypted file is damaged: chunk ${i} fails authentication`);
-    }
-  };
+  const open = (sealed: Buffer, final: boolean): Buffer => openChunk(key!, header!, i++, sealed, final);
   return new Transform({
     ...ROOM,
     transform(chunk: Buffer, _enc, cb: TransformCallback) {

@@ -15,7 +15,8 @@ import {
 } from './archive.ts';
 import type { Codec } from './blocks.ts';
 import { IntegrityError } from '../errors.ts';
-import { CRYPT_MAGIC, decryptStream, encryptStream } from './crypt.ts';
+import { CRYPT_MAGIC, decryptStream, DecryptingSource, encryptStream, Sealer } from './crypt.ts';
+import { Follower, followedWriteStream, Progress, type PullSource } from './follow.ts';
 
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 const BOLT_MAGIC = 0xed0cdaed;
@@ -85,6 +86,56 @@ export async function writeArchiveFile(
   return manifest;
 }
 
+/**
+ * Writes `<root>/member` as an archive (with a key, encrypted) to the new file `file`, fsynced, and
+ * reads it back from the file behind the writer: each byte once it is written, decrypted,
+ * decompressed and hashed while later blocks are still being read and written. Resolves with the
+ * manifest written and the one read back once both are done and the file is on disk; a failure of
+ * either side stops the other. The caller compares the two. `progress`: the writer's, which the
+ * follower waits on (a test sees each write there before the follower does).
+ */
+export async function writeAndReadBack(
+  root: string,
+  file: string,
+  header: ArchiveHeader,
+  key: Buffer | undefined,
+  codec: Codec = 'none',
+  onBytes?: OnBytes,
+  progress = new Progress(),
+): Promise<{ written: Manifest; read: Manifest }> {
+  const written: Manifest = { header, entries: [], bytes: 0 };
+  const stop = new AbortController();
+  const archive = Readable.from(archiveBytes(root, header, written, codec, onBytes), {
+    objectMode: false,
+    highWaterMark: 8 * CHUNK,
+  });
+  const sealer = key ? new Sealer(key) : undefined;
+  const writing = pipeline([archive, followedWriteStream(file, progress, true, sealer)], {
+    signal: stop.signal,
+  }).catch((e: unknown) => {
+    progress.fail(e as Error);
+    throw e;
+  });
+  const follower = new Follower(file, progress);
+  const reading = (async () => {
+    try {
+      const src: PullSource = { read: (b) => follower.read(b) };
+      return await readArchive(key ? new DecryptingSource(src, key) : src, undefined, onBytes);
+    } catch (e) {
+      // A damaged byte read back stops the writing; a failed writer has stopped already.
+      if (!progress.failed) stop.abort(e);
+      throw e;
+    } finally {
+      await follower.close();
+    }
+  })();
+  const [w, r] = await Promise.allSettled([writing, reading]);
+  // The read-back stopped the writer: its error is the one; otherwise the writer's, which the read-back only saw.
+  if (w.status === 'rejected' && (r.status === 'fulfilled' || !stop.signal.aborted)) throw w.reason;
+  if (r.status === 'rejected') throw r.reason;
+  return { written, read: r.value };
+}
+
 /** Reads an archive file back, checking everything; with `target`, extracts it there. */
 export async function readArchiveFile(
   file: string,
@@ -92,6 +143,15 @@ export async function readArchiveFile(
   target?: string,
   onBytes?: OnBytes,
 ): Promise<Manifest> {
+  if (!key && (await sniffArchive(file)) === 'v2') {
+    // Pulled straight into the blocks' buffers: no stream, no copies.
+    const f = Follower.whole(file, (await fs.stat(file)).size);
+    try {
+      return await readArchive({ read: (b) => f.read(b) }, target, onBytes);
+    } finally {
+      await f.close();
+    }
+  }
   let manifest: Manifest | undefined;
   const sink = async (source: AsyncIterable<Buffer>) => {
     manifest = await readArchive(unwrapV1(source), target, onBytes);
@@ -99,6 +159,17 @@ export async function readArchiveFile(
   if (key) await pipeline(read(file), decryptStream(key), sink);
   else await pipeline(read(file), sink);
   return manifest!;
+}
+
+async function sniffArchive(file: string): Promise<'v2' | 'other'> {
+  const fh = await fs.open(file, 'r');
+  try {
+    const b = Buffer.alloc(ARCHIVE_MAGIC.length);
+    const { bytesRead } = await fh.read(b, 0, b.length, 0);
+    return bytesRead === b.length && b.toString('latin1') === ARCHIVE_MAGIC ? 'v2' : 'other';
+  } finally {
+    await fh.close();
+  }
 }
 
 /**

@@ -31,6 +31,11 @@ export class Hasher {
   private next = 0;
   private large = 0;
   private readonly waiting = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
+  private open = true;
+
+  constructor() {
+    users++;
+  }
 
   /**
    * The sha256 of `b`. `b` must start its own ArrayBuffer, which nothing else uses (made by
@@ -51,6 +56,8 @@ export class Hasher {
 
   /** Ends the worker; pending hashes fail. */
   async close(): Promise<void> {
+    if (this.open && --users === 0) pool.length = 0;
+    this.open = false;
     const w = this.worker;
     this.worker = undefined;
     if (w) await w.terminate();
@@ -78,7 +85,39 @@ export class Hasher {
   }
 }
 
+/**
+ * Block buffers are used again once their bytes are written or checked: a fresh 1 MiB buffer per
+ * block costs the kernel's zeroing of its pages and the GC's work (and, with zstd, memory that
+ * grew with the db while the GC lagged).
+ */
+const POOLED = 1 << 20;
+const POOL_MAX = 32;
+const pool: ArrayBuffer[] = [];
+/** Buffers to give back to the pool once written (lendBlock). */
+const lent = new WeakSet<ArrayBuffer>();
+/** Hashers open: the pool is emptied when the last one closes. */
+let users = 0;
+
 /** A buffer with an ArrayBuffer of its own (never Buffer's shared pool), as Hasher.hash needs. */
-export const blockBuffer = (n: number): Buffer => Buffer.allocUnsafeSlow(n);
+export function blockBuffer(n: number): Buffer {
+  const ab = n <= POOLED ? pool.pop() : undefined;
+  return ab ? Buffer.from(ab, 0, n) : Buffer.allocUnsafeSlow(n <= POOLED && users > 0 ? POOLED : n).subarray(0, n);
+}
+
+/** Gives a blockBuffer's memory back; nothing may use `b`, or any view of its bytes, afterwards. */
+export function releaseBlock(b: Buffer): void {
+  const ab = b.buffer as ArrayBuffer;
+  if (users > 0 && b.byteOffset === 0 && ab.byteLength === POOLED && pool.length < POOL_MAX) pool.push(ab);
+}
+
+/** Marks a blockBuffer whose only other use is being written: `written` gives it back then. */
+export function lendBlock(b: Buffer): void {
+  lent.add(b.buffer as ArrayBuffer);
+}
+
+/** Called with each buffer once it was written: a lent block's memory goes back to the pool. */
+export function written(b: Buffer): void {
+  if (lent.delete(b.buffer as ArrayBuffer)) releaseBlock(b);
+}
 
 export const sha256 = (b: Buffer): Buffer => crypto.hash('sha256', b, 'buffer');

@@ -8,7 +8,7 @@ import { fmtData, type DataVersion } from '../version.ts';
 import { prepareWorkDir, removeWorkDir, swapInNewMember } from '../workdir.ts';
 import { parseVersionFile } from '../version.ts';
 import { keyFromFileBytes } from './crypt.ts';
-import { fsyncFile, readArchiveFile, writeArchiveFile } from './file.ts';
+import { readArchiveFile, writeAndReadBack } from './file.ts';
 import type { Entry, Manifest, OnBytes } from './archive.ts';
 import type { Codec } from './blocks.ts';
 import { backupName, PART_SUFFIX, toDelete } from './retention.ts';
@@ -54,9 +54,9 @@ export async function readKeyFile(file: string): Promise<Buffer> {
 }
 
 /**
- * Archives `<dataDir>/member` into `<dir>/<name>.part`, reads the whole file back (decrypting,
- * decompressing, hashing every file) and compares it with what was read from the data dir; only
- * then renames it to its final name.
+ * Archives `<dataDir>/member` into `<dir>/<name>.part`, reads the whole file back as it is written
+ * (decrypting, decompressing, hashing every block) and compares it with what was read from the
+ * data dir; only once it is fsynced and matches is it renamed to its final name.
  */
 export async function createBackup(
   dataDir: string,
@@ -71,16 +71,10 @@ export async function createBackup(
   const part = file + PART_SUFFIX;
   try {
     const header = { dataVersion: fmtData(v), created: now.toISOString(), source: path.resolve(dataDir) };
-    const written = await writeArchiveFile(dataDir, part, header, b.key, false, b.codec, onBytes);
-    // The disk flush (I/O wait) runs while the read-back (CPU) checks the same bytes; both finish
-    // before the rename, so a backup under its final name is always on disk and verified.
-    const [checked, synced] = await Promise.allSettled([
-      readArchiveFile(part, b.key, undefined, onBytes),
-      fsyncFile(part),
-    ]);
-    if (checked.status === 'rejected') throw checked.reason;
-    if (synced.status === 'rejected') throw synced.reason;
-    const read = checked.value;
+    // Read back behind the writer, from the file, every block decrypted, decompressed and hashed;
+    // the file is fsynced and the whole of it checked before the rename, so a backup under its
+    // final name is always on disk and verified.
+    const { written, read } = await writeAndReadBack(dataDir, part, header, b.key, b.codec, onBytes);
     if (!sameEntries(written.entries, read.entries))
       throw new IntegrityError('damaged', `the backup ${part} read back differs from the data it was written from`);
     await fs.rename(part, file);

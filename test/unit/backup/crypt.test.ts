@@ -6,6 +6,7 @@ import { buffer } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
 import {
   CRYPT_MAGIC,
+  DecryptingSource,
   decryptStream,
   encryptStream,
   IntegrityError,
@@ -25,7 +26,25 @@ async function run(t: NodeJS.ReadWriteStream, input: Buffer, pieces = 3): Promis
 }
 
 const enc = (plain: Buffer, chunk = 16) => run(encryptStream(KEY, chunk), plain);
-const dec = (sealed: Buffer, key = KEY) => run(decryptStream(key), sealed, 5);
+const decStream = (sealed: Buffer, key = KEY) => run(decryptStream(key), sealed, 5);
+
+/** The same through DecryptingSource (the backup's read-back), reading a few bytes at a time. */
+async function decPull(sealed: Buffer, key = KEY): Promise<Buffer> {
+  let at = 0;
+  const src = {
+    read: async (dst: Buffer) => {
+      const n = Math.min(dst.length, 5, sealed.length - at);
+      sealed.copy(dst, 0, at, at + n);
+      at += n;
+      return n;
+    },
+  };
+  const d = new DecryptingSource(src, key);
+  const out: Buffer[] = [];
+  const b = Buffer.alloc(7);
+  for (let n = await d.read(b); n > 0; n = await d.read(b)) out.push(Buffer.from(b.subarray(0, n)));
+  return Buffer.concat(out);
+}
 
 async function refused(p: Promise<unknown>): Promise<IntegrityError> {
   const e = await p.then(
@@ -36,7 +55,10 @@ async function refused(p: Promise<unknown>): Promise<IntegrityError> {
   return e as IntegrityError;
 }
 
-describe('backup encryption', () => {
+describe.each([
+  ['decryptStream', decStream],
+  ['DecryptingSource', decPull],
+] as const)('backup encryption, read by %s', (_name, dec) => {
   it.each([0, 1, 15, 16, 17, 32, 33, 1000])('round-trips %i bytes with 16-byte chunks', async (n) => {
     const plain = crypto.randomBytes(n);
     const sealed = await enc(plain);
