@@ -57,13 +57,19 @@ export class Zstd {
   private c: Engine | undefined;
   private d: Engine | undefined;
   private readonly scratch = Buffer.alloc(64);
+  /** The native handles (false: the one-shot calls, as on a Node without them; tested both ways). */
+  private readonly native: boolean;
+
+  constructor(native = true) {
+    this.native = native;
+  }
 
   /**
    * `src` compressed into `out` as one frame; the frame's length, or undefined when it does not fit
    * in `out` (then the block is better stored as it is).
    */
   compress(src: Buffer, out: Buffer): number | undefined {
-    this.c ??= engine(zlib.createZstdCompress({ params: { [ZSTD_c_compressionLevel]: LEVEL } }));
+    if (this.native) this.c ??= engine(zlib.createZstdCompress({ params: { [ZSTD_c_compressionLevel]: LEVEL } }));
     if (!this.c) {
       const packed = zlib.zstdCompressSync(src, { params: { [ZSTD_c_compressionLevel]: LEVEL } });
       return packed.length <= out.length ? packed.copy(out) : undefined;
@@ -82,7 +88,7 @@ export class Zstd {
    * `out.length` bytes, and nothing else.
    */
   decompress(packed: Buffer, out: Buffer): boolean {
-    this.d ??= engine(zlib.createZstdDecompress());
+    if (this.native) this.d ??= engine(zlib.createZstdDecompress());
     if (!this.d) {
       try {
         const plain = zlib.zstdDecompressSync(packed, { maxOutputLength: Math.max(out.length, 1) });

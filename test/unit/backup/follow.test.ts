@@ -189,12 +189,15 @@ describe('the read-back that follows the backup file', () => {
   });
 });
 
-describe('zstd on reused contexts', () => {
+describe.each([
+  ['native handles', true],
+  ['one-shot calls (a Node without the handles)', false],
+])('zstd on reused contexts, %s', (_, native) => {
   const text = Buffer.from(crypto.randomBytes(600_000).toString('hex')).subarray(0, 1 << 20);
   const L1 = { params: { [zlib.constants.ZSTD_c_compressionLevel]: 1 } };
 
   it('makes the same frames as zstdCompressSync, one per block, context after context', () => {
-    const z = new Zstd();
+    const z = new Zstd(native);
     const out = Buffer.alloc(1 << 20);
     for (const block of [text, text.subarray(0, 5000), Buffer.alloc(1 << 20, 3), text]) {
       const n = z.compress(block, out);
@@ -208,7 +211,7 @@ describe('zstd on reused contexts', () => {
 
   // A changed byte inside a frame (zstd here has no checksum) is the block's sha256's to catch.
   it('takes only one whole frame of exactly the block size, and recovers after a damaged one', () => {
-    const z = new Zstd();
+    const z = new Zstd(native);
     const frame = zlib.zstdCompressSync(text, L1);
     const plain = Buffer.alloc(1 << 20);
     const good = () => {
