@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 // @ts-expect-error: a plain .mjs build script without types
-import { bundle } from '../scripts/build.mjs';
+import { bundle, fillCompileCache } from '../scripts/build.mjs';
 import { BIN_DIR } from '../test/helpers/env.ts';
 import { bin, flags, fmtMs, machine, median, pairs, untilWrite } from './lib.ts';
 
@@ -17,6 +17,8 @@ const keys = Number(process.argv[3] ?? 1000);
 const root = await fs.mkdtemp(path.join(os.tmpdir(), 'etcd-migrate-bench-'));
 const app = path.join(root, 'app');
 await (bundle as (dir: string) => Promise<void>)(app);
+// As the image ships it: with the V8 code of its pod start paths (image/build.sh --compile-cache).
+await (fillCompileCache as (dir: string) => Promise<void>)(app);
 const entry = path.join(app, 'etcd-migrate.mjs');
 const portBase = Number(process.env.BENCH_PORT_BASE ?? 10379);
 const [port, peerPort] = [portBase, portBase + 1];

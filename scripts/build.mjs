@@ -5,6 +5,7 @@
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { isBuiltin } from 'node:module';
 import path from 'node:path';
@@ -110,10 +111,11 @@ export async function bundle(outdir = path.join(repo, 'dist')) {
 }
 
 /**
- * Fills `<outdir>/compile-cache/`, which src/main.ts turns on when it exists: runs the bundle once
- * on the pod start path that has nothing to migrate (a scratch data dir at the target version, a
- * bin dir naming it), without the exec, so Node writes the V8 code of every module and function
- * that path ran when it exits.
+ * Fills `<outdir>/compile-cache/`, which src/main.ts turns on when it exists: runs the bundle on a
+ * scratch data dir, without the exec, so Node writes the V8 code of every module and function that
+ * ran when it exits. First the pod start with nothing to migrate (the common case), then a dry run
+ * of a one-minor upgrade, which loads the step runners and the backup (what a pod start that
+ * migrates loads on top).
  */
 export async function fillCompileCache(outdir) {
   const cache = path.join(outdir, 'compile-cache');
@@ -123,17 +125,27 @@ export async function fillCompileCache(outdir) {
   try {
     const [data, bin] = [path.join(scratch, 'data'), path.join(scratch, 'bin')];
     await mkdir(path.join(data, 'member'), { recursive: true });
-    await writeFile(path.join(data, 'version.txt'), '3.5.30/etcd3');
     await mkdir(bin);
-    await writeFile(path.join(bin, 'etcd-3.5.30'), '');
-    execFileSync(
-      process.execPath,
-      [path.join(outdir, 'etcd-migrate.mjs'), '--data-dir', data, '--target-version', '3.5.30', '--bin-dir', bin],
-      {
-        stdio: ['ignore', 'ignore', 'pipe'],
-        env: { PATH: process.env.PATH ?? '' },
-      },
-    );
+    for (const v of ['3.4.23', '3.5.30']) await writeFile(path.join(bin, `etcd-${v}`), '', { mode: 0o755 });
+    const run = (current, extra) => {
+      writeFileSync(path.join(data, 'version.txt'), current);
+      execFileSync(
+        process.execPath,
+        [
+          path.join(outdir, 'etcd-migrate.mjs'),
+          '--data-dir',
+          data,
+          '--target-version',
+          '3.5.30',
+          '--bin-dir',
+          bin,
+          ...extra,
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH ?? '' } },
+      );
+    };
+    run('3.5.30/etcd3', []);
+    run('3.4.23/etcd3', ['--dry-run']);
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }

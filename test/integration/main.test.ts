@@ -65,6 +65,25 @@ describe('the compile cache beside the bundle', () => {
     expect(r.stderr).not.toMatch(/mismatch|rejected/);
   });
 
+  it('covers a pod start that migrates: the step runners and the backup are hits too', async () => {
+    const dir = await app();
+    const data = path.join(await tmpDir(), 'data');
+    await fs.mkdir(path.join(data, 'member'), { recursive: true });
+    await fs.writeFile(path.join(data, 'version.txt'), '3.4.23/etcd3');
+    const args = ['--data-dir', data, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--dry-run'];
+    const r = await execa(process.execPath, [path.join(dir, 'etcd-migrate.mjs'), ...args], {
+      reject: false,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_DEBUG_NATIVE: 'COMPILE_CACHE' },
+      extendEnv: false,
+      stdin: 'ignore',
+    });
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    for (const chunk of ['steps', 'guard'])
+      expect(r.stderr).toMatch(new RegExp(`V8 code cache for ESM file:\\S+/chunks/${chunk}-\\w+\\.mjs was accepted`));
+    expect(hits(String(r.stderr))).toBeGreaterThan(hits((await noop(dir)).stderr));
+    expect(r.stderr).not.toMatch(/mismatch|rejected/);
+  });
+
   it('read-only: read, never written, and the run is unchanged', async () => {
     const dir = await app();
     if (isRoot) {
