@@ -13,7 +13,7 @@ import { acquireLock, type Lock } from './lock.ts';
 import { refuseRunningEtcd } from './etcd/process/running.ts';
 import { stopLeftoverEtcds } from './etcd/process/leftovers.ts';
 import { debug, seconds, secondsField, type Log } from './log.ts';
-import type { Options } from './options.ts';
+import { memberOf, type Options } from './options.ts';
 import type { StartProgress } from './progress.ts';
 import { describe, plan, planNotes, stepName, V2_FREE_MINOR, type Step } from './plan.ts';
 import { checkEnvFlags, checkFlags } from './etcd/process/flags.ts';
@@ -188,12 +188,7 @@ async function apply(
     dataDir: opts.dataDir,
     binDir: opts.binDir,
     member: {
-      name: opts.name,
-      initialCluster: opts.initialCluster,
-      listenPeerUrls: opts.listenPeerUrls,
-      initialAdvertisePeerUrls: opts.initialAdvertisePeerUrls,
-      port: opts.port,
-      extraArgs: opts.extraArgs,
+      ...memberOf(opts),
       clientTls,
       initialClusterToken: opts.initialClusterToken,
     },

@@ -2,6 +2,7 @@
 import path from 'node:path';
 import type { Codec } from './backup/blocks.ts';
 import { isCluster } from './cluster.ts';
+import type { MemberConfig } from './etcd/process/server.ts';
 import { resolveClientTls, type ClientTlsFiles } from './etcd/tls/config.ts';
 import { UsageError } from './errors.ts';
 import { ENV, OPTIONS } from './option-table.ts';
@@ -306,6 +307,18 @@ function resolveStepTimeout(flag: number | undefined, envValue: string | undefin
 }
 
 /** A backup inside the data dir would be copied into the next backup and lost with the dir. */
+/** The temporary etcd's member from the options: its name, cluster, peer URLs, port and ETCD_CREDS. */
+export function memberOf(o: Options): MemberConfig {
+  return {
+    name: o.name,
+    initialCluster: o.initialCluster,
+    listenPeerUrls: o.listenPeerUrls,
+    initialAdvertisePeerUrls: o.initialAdvertisePeerUrls,
+    port: o.port,
+    extraArgs: o.extraArgs,
+  };
+}
+
 export function checkBackupDir(backupDir: string, dataDir: string): void {
   const rel = path.relative(path.resolve(dataDir), path.resolve(backupDir));
   if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {

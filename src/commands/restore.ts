@@ -20,7 +20,7 @@ import { checkSnapshotFile, restoreSnapshot, snapshotStatus } from '../etcd/proc
 import { offlineTool } from '../etcd/process/tool.ts';
 import { fsyncDir, fsyncTree } from '../fsx.ts';
 import { acquireLock } from '../lock.ts';
-import { ENV, resolveOptions } from '../options.ts';
+import { ENV, memberOf, resolveOptions } from '../options.ts';
 import { checkPortsFree } from '../preflight.ts';
 import { fmtData, parseVersionFile, type DataVersion } from '../version.ts';
 import { prepareWorkDir, removeWorkDir, swapInNewMember, workDir } from '../workdir.ts';
@@ -133,14 +133,7 @@ async function fromSnapshot(
   if (f.skipHashCheck) io.log('--skip-hash-check: the snapshot has no sha256 from etcd to check');
   else await checkSnapshotFile(input);
   const status = await snapshotStatus(opts.binDir, v, input, io.env);
-  const member = {
-    name: opts.name,
-    initialCluster: opts.initialCluster,
-    listenPeerUrls: opts.listenPeerUrls,
-    initialAdvertisePeerUrls: opts.initialAdvertisePeerUrls,
-    port: opts.port,
-    extraArgs: opts.extraArgs,
-  };
+  const member = memberOf(opts);
   const restored = path.join(workDir(dataDir), 'restored');
   await restoreSnapshot({
     binDir: opts.binDir,

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.ts';
-import { flagValue, resolveOptions, type Env, type Flags } from '../../src/options.ts';
+import { flagValue, memberOf, resolveOptions, type Env, type Flags } from '../../src/options.ts';
 import { fmtData } from '../../src/version.ts';
 import { joinedRegex } from '../helpers/regex.ts';
 
@@ -237,5 +237,22 @@ describe('paths are normalised once', () => {
     expect(() => resolve({ ...base, dataDir: '/var/etcd/data', etcdArgs: ['--data-dir=/var/etcd/other'] })).toThrow(
       /--data-dir=\/var\/etcd\/other is not the data dir being migrated \(\/var\/etcd\/data\)/,
     );
+  });
+});
+
+describe('memberOf', () => {
+  it("is the temporary etcd's member as the options resolve it, ETCD_CREDS included", () => {
+    const o = resolve(
+      { dataDir: '/d', targetVersion: '3.5.30', name: 'm2', port: 23790 },
+      { INITIAL_CLUSTER: 'm1=https://a:2380,m2=https://b:2380', ETCD_CREDS: '--peer-auto-tls' },
+    );
+    expect(memberOf(o)).toEqual({
+      name: 'm2',
+      initialCluster: 'm1=https://a:2380,m2=https://b:2380',
+      listenPeerUrls: o.listenPeerUrls,
+      initialAdvertisePeerUrls: o.initialAdvertisePeerUrls,
+      port: 23790,
+      extraArgs: ['--peer-auto-tls'],
+    });
   });
 });

@@ -7,7 +7,7 @@ import { countStore } from '../../etcd/client/count.ts';
 import { TempEtcd } from '../../etcd/process/server.ts';
 import type { Log } from '../../log.ts';
 import { migrate } from '../../migrate.ts';
-import type { Options } from '../../options.ts';
+import { memberOf, type Options } from '../../options.ts';
 import { describe } from '../../plan.ts';
 import { judge, type Census, type Rehearsal } from './report.ts';
 import { compare, fmt, fmtData, fmtMinor, sameMinor, type Storage, type Version } from '../../version.ts';
@@ -109,14 +109,7 @@ async function census(opts: Options, v: Version, storage: Storage, ctx: RunConte
     storage,
     env: ctx.env,
     timeoutMs: ctx.timeoutMs ?? 120_000,
-    member: {
-      name: opts.name,
-      initialCluster: opts.initialCluster,
-      listenPeerUrls: opts.listenPeerUrls,
-      initialAdvertisePeerUrls: opts.initialAdvertisePeerUrls,
-      port: opts.port,
-      extraArgs: opts.extraArgs,
-    },
+    member: memberOf(opts),
   });
   try {
     await etcd.waitReady();
