@@ -2,7 +2,7 @@
 // snapshot, optionally encrypted. Written owner-only (0600) and fsynced. A version 1 archive is
 // a zstd stream around the archive; it is still read.
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
-import { Readable, type Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import {
@@ -15,6 +15,7 @@ import {
 } from './archive.ts';
 import type { Codec } from './blocks.ts';
 import { IntegrityError } from '../errors.ts';
+import { fsyncFile } from '../fsx.ts';
 import { CRYPT_MAGIC, decryptStream, DecryptingSource, encryptStream, Sealer } from './crypt.ts';
 import { Follower, followedWriteStream, Progress, type PullSource } from './follow.ts';
 
@@ -25,17 +26,21 @@ export type FileKind = 'encrypted' | 'archive' | 'snapshot' | 'unknown';
 
 /** What a file holds, from its first bytes. */
 export async function sniff(file: string): Promise<FileKind> {
+  const head = await readHead(file, 32);
+  if (head.length >= CRYPT_MAGIC.length && head.subarray(0, CRYPT_MAGIC.length).equals(CRYPT_MAGIC)) return 'encrypted';
+  if (isArchive(head)) return 'archive';
+  // bbolt's first meta page: page header (16 bytes), then the magic.
+  if (head.length >= 20 && head.readUInt32LE(16) === BOLT_MAGIC) return 'snapshot';
+  return 'unknown';
+}
+
+/** Up to the first `n` bytes of `file`. */
+async function readHead(file: string, n: number): Promise<Buffer> {
   const fh = await fs.open(file, 'r');
   try {
-    const b = Buffer.alloc(32);
-    const { bytesRead } = await fh.read(b, 0, 32, 0);
-    const head = b.subarray(0, bytesRead);
-    if (head.length >= CRYPT_MAGIC.length && head.subarray(0, CRYPT_MAGIC.length).equals(CRYPT_MAGIC))
-      return 'encrypted';
-    if (isArchive(head)) return 'archive';
-    // bbolt's first meta page: page header (16 bytes), then the magic.
-    if (head.length >= 20 && head.readUInt32LE(16) === BOLT_MAGIC) return 'snapshot';
-    return 'unknown';
+    const b = Buffer.alloc(n);
+    const { bytesRead } = await fh.read(b, 0, n, 0);
+    return b.subarray(0, bytesRead);
   } finally {
     await fh.close();
   }
@@ -51,22 +56,21 @@ export function ownerOnlyWriteStream(file: string) {
   return createWriteStream(file, { flags: 'wx', mode: 0o600, highWaterMark: CHUNK });
 }
 
-export async function fsyncFile(file: string): Promise<void> {
-  const fh = await fs.open(file, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 const CHUNK = 1 << 20;
 const read = (file: string) => createReadStream(file, { highWaterMark: 4 * CHUNK });
 const zstdDecompress = () => zlib.createZstdDecompress({ chunkSize: CHUNK });
 
+/** The archive of `<root>/member` as a byte stream; `manifest.entries` fills in as it is read. */
+const archiveStream = (root: string, manifest: Manifest, codec: Codec, onBytes?: OnBytes): Readable =>
+  Readable.from(archiveBytes(root, manifest.header, manifest, codec, onBytes), {
+    objectMode: false,
+    highWaterMark: 8 * CHUNK,
+  });
+
 /**
  * Writes `<root>/member` as an archive (with a key, encrypted) to a new file, fsynced unless `sync`
- * is false (the caller then fsyncs it before relying on it).
+ * is false (the caller then fsyncs it before relying on it). The backup's writer, without its
+ * read-back (writeAndReadBack).
  */
 export async function writeArchiveFile(
   root: string,
@@ -78,11 +82,11 @@ export async function writeArchiveFile(
   onBytes?: OnBytes,
 ): Promise<Manifest> {
   const manifest: Manifest = { header, entries: [], bytes: 0 };
-  const stages: Transform[] = key ? [encryptStream(key)] : [];
-  const bytes = archiveBytes(root, header, manifest, codec, onBytes);
-  const archive = Readable.from(bytes, { objectMode: false, highWaterMark: 8 * CHUNK });
-  await pipeline([archive, ...stages, ownerOnlyWriteStream(file)]);
-  if (sync) await fsyncFile(file);
+  const sealer = key ? new Sealer(key) : undefined;
+  await pipeline([
+    archiveStream(root, manifest, codec, onBytes),
+    followedWriteStream(file, new Progress(), sync, sealer),
+  ]);
   return manifest;
 }
 
@@ -105,11 +109,8 @@ export async function writeAndReadBack(
 ): Promise<{ written: Manifest; read: Manifest }> {
   const written: Manifest = { header, entries: [], bytes: 0 };
   const stop = new AbortController();
-  const archive = Readable.from(archiveBytes(root, header, written, codec, onBytes), {
-    objectMode: false,
-    highWaterMark: 8 * CHUNK,
-  });
   const sealer = key ? new Sealer(key) : undefined;
+  const archive = archiveStream(root, written, codec, onBytes);
   const writing = pipeline([archive, followedWriteStream(file, progress, true, sealer)], {
     signal: stop.signal,
   }).catch((e: unknown) => {
@@ -143,7 +144,7 @@ export async function readArchiveFile(
   target?: string,
   onBytes?: OnBytes,
 ): Promise<Manifest> {
-  if (!key && (await sniffArchive(file)) === 'v2') {
+  if (!key && (await readHead(file, ARCHIVE_MAGIC.length)).toString('latin1') === ARCHIVE_MAGIC) {
     // Pulled straight into the blocks' buffers: no stream, no copies.
     const f = Follower.whole(file, (await fs.stat(file)).size);
     try {
@@ -159,17 +160,6 @@ export async function readArchiveFile(
   if (key) await pipeline(read(file), decryptStream(key), sink);
   else await pipeline(read(file), sink);
   return manifest!;
-}
-
-async function sniffArchive(file: string): Promise<'v2' | 'other'> {
-  const fh = await fs.open(file, 'r');
-  try {
-    const b = Buffer.alloc(ARCHIVE_MAGIC.length);
-    const { bytesRead } = await fh.read(b, 0, b.length, 0);
-    return bytesRead === b.length && b.toString('latin1') === ARCHIVE_MAGIC ? 'v2' : 'other';
-  } finally {
-    await fh.close();
-  }
 }
 
 /**

@@ -202,20 +202,20 @@ async function filesKey(dataDir: string): Promise<string> {
  * is missing or not yet committed) or the files read do not reach back to it.
  */
 export async function readV2Content(dataDir: string, walDir = path.join(dataDir, 'member', 'wal')): Promise<V2Content> {
-  const snapDir = path.join(dataDir, 'member', 'snap');
-  const newest = await newestSnapIndex(snapDir);
+  const snaps = new SnapFiles(path.join(dataDir, 'member', 'snap'));
+  const newest = await snaps.newest();
   if (newest !== undefined) {
     try {
-      const c = await readV2ContentFrom(snapDir, walDir, newest.index);
+      const c = await readV2ContentFrom(snaps, walDir, newest.index);
       if (c.snapshot?.file === newest.file) return c;
     } catch (e) {
       if (!(e instanceof WalError)) throw e;
     }
   }
-  return readV2ContentFrom(snapDir, walDir, undefined);
+  return readV2ContentFrom(snaps, walDir, undefined);
 }
 
-async function readV2ContentFrom(snapDir: string, walDir: string, from: number | undefined): Promise<V2Content> {
+async function readV2ContentFrom(snaps: SnapFiles, walDir: string, from: number | undefined): Promise<V2Content> {
   // Each entry is classified as it is read: only v2 requests keep anything (a large WAL of puts stays small).
   const keep = (data: Buffer, type: number) => {
     if (type !== 0 || data.length === 0) return undefined;
@@ -224,7 +224,7 @@ async function readV2ContentFrom(snapDir: string, walDir: string, from: number |
   };
   const log = await readWal(walDir, keep, from);
   const valid = validSnapshots(log);
-  const { snap, broken } = await loadNewestSnap(snapDir, valid);
+  const { snap, broken } = await loadNewestSnap(snaps, valid);
   const walSnapshot = valid.at(-1) ?? { index: 0, term: 0 };
   const v2After = (index: number) =>
     entriesAfter(log, index).flatMap((e): V2Request[] =>
@@ -250,44 +250,72 @@ interface LoadedSnap {
   store: Buffer;
 }
 
-/** The newest .snap file by name that decodes, and the index it was taken at. */
-async function newestSnapIndex(snapDir: string): Promise<{ file: string; index: number } | undefined> {
-  for (const file of (await snapNames(snapDir)).reverse()) {
-    try {
-      const snap = decodeSnapFile(await fs.readFile(path.join(snapDir, file)));
-      return { file, index: num(readMessage(snap.metadata, { 1: 'bytes', 2: 'varint', 3: 'varint' }), 2) };
-    } catch {
-      // loadNewestSnap reports it
-    }
+/** A member's .snap files, newest first, each read and decoded once (undefined: it does not decode). */
+class SnapFiles {
+  private readonly dir: string;
+  private names: Promise<string[]> | undefined;
+  private readonly loaded = new Map<string, Promise<LoadedSnap | undefined>>();
+  constructor(dir: string) {
+    this.dir = dir;
   }
-  return undefined;
+
+  newestFirst(): Promise<string[]> {
+    this.names ??= fs.readdir(this.dir).then(
+      (names) =>
+        names
+          .filter((n) => n.endsWith('.snap'))
+          .sort()
+          .reverse(),
+      (e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT') return [];
+        throw e;
+      },
+    );
+    return this.names;
+  }
+
+  load(file: string): Promise<LoadedSnap | undefined> {
+    let p = this.loaded.get(file);
+    if (!p) {
+      p = fs.readFile(path.join(this.dir, file)).then(decodeSnap(file), () => undefined);
+      this.loaded.set(file, p);
+    }
+    return p;
+  }
+
+  /** The newest .snap file that decodes. */
+  async newest(): Promise<LoadedSnap | undefined> {
+    for (const file of await this.newestFirst()) {
+      const snap = await this.load(file);
+      if (snap) return snap;
+    }
+    return undefined;
+  }
 }
 
-async function snapNames(snapDir: string): Promise<string[]> {
-  const names = await fs.readdir(snapDir).catch((e: NodeJS.ErrnoException) => {
-    if (e.code === 'ENOENT') return [] as string[];
-    throw e;
-  });
-  return names.filter((n) => n.endsWith('.snap')).sort();
-}
+/** A .snap file's store and the index and term it was taken at; undefined when it does not decode. */
+const decodeSnap =
+  (file: string) =>
+  (bytes: Buffer): LoadedSnap | undefined => {
+    try {
+      const snap = decodeSnapFile(bytes);
+      const meta = readMessage(snap.metadata, { 1: 'bytes', 2: 'varint', 3: 'varint' });
+      return { file, index: num(meta, 2), term: num(meta, 3), store: snap.store };
+    } catch {
+      return undefined;
+    }
+  };
 
 /** etcd's LoadNewestAvailable: the newest .snap by name that decodes and that a valid WAL record names. */
-async function loadNewestSnap(snapDir: string, valid: WalSnapshot[]): Promise<{ snap?: LoadedSnap; broken: string[] }> {
+async function loadNewestSnap(
+  snaps: SnapFiles,
+  valid: WalSnapshot[],
+): Promise<{ snap?: LoadedSnap; broken: string[] }> {
   const broken: string[] = [];
-  for (const file of (await snapNames(snapDir)).reverse()) {
-    let snap;
-    let meta;
-    try {
-      snap = decodeSnapFile(await fs.readFile(path.join(snapDir, file)));
-      meta = readMessage(snap.metadata, { 1: 'bytes', 2: 'varint', 3: 'varint' });
-    } catch {
-      broken.push(file);
-      continue;
-    }
-    const [index, term] = [num(meta, 2), num(meta, 3)];
-    if (valid.some((w) => w.index === index && w.term === term)) {
-      return { snap: { file, index, term, store: snap.store }, broken };
-    }
+  for (const file of await snaps.newestFirst()) {
+    const snap = await snaps.load(file);
+    if (!snap) broken.push(file);
+    else if (valid.some((w) => w.index === snap.index && w.term === snap.term)) return { snap, broken };
   }
   return { broken };
 }
