@@ -190,12 +190,14 @@ type FileReader = (r: Reader, p: string, size: number, out: FileHandle | undefin
 /**
  * Reads an archive (version 2, or a decompressed version 1), checking every file's digest and the
  * end record. With `target`, recreates the tree under it (target/member/...), files fsynced, modes
- * as recorded; target/member must not exist.
+ * as recorded; target/member must not exist. With `source`, the dir a version 2 archive was just
+ * written from: each block is compared with the same bytes read again from there, not hashed.
  */
 export async function readArchive(
   src: AsyncIterable<Buffer> | PullSource,
   target?: string,
   onBytes: OnBytes = () => {},
+  source?: string,
 ): Promise<Manifest> {
   const r = new Reader(src);
   const magic = (await r.bytes(ARCHIVE_MAGIC.length)).toString('latin1');
@@ -215,7 +217,8 @@ export async function readArchive(
   const hasher = new Hasher();
   const zstd = new Zstd();
   try {
-    const readFile = v1 ? readFileV1 : blockReader(header.block, { hasher, zstd, onBytes });
+    if (v1 && source) throw new Error('only a version 2 archive is compared with its source');
+    const readFile = v1 ? readFileV1 : blockReader(header.block, { hasher, zstd, onBytes }, source);
     return await readRecords(r, header, readFile, nextLine, meta, target);
   } finally {
     zstd.close();
@@ -313,8 +316,11 @@ const readFileV1: FileReader = async (r, p, size, out) => {
   return d;
 };
 
-/** Version 2: the file's blocks, each checked against its sha256 (a few at once), then the file's digest. */
-function blockReader(block: unknown, { hasher, zstd, onBytes }: Work): FileReader {
+/**
+ * Version 2: the file's blocks, each checked (a few at once) against its sha256, or with `source`
+ * against the file it was written from; then the file's digest.
+ */
+function blockReader(block: unknown, { hasher, zstd, onBytes }: Work, source: string | undefined): FileReader {
   if (typeof block !== 'number' || !Number.isInteger(block) || block < 1 || block > MAX_BLOCK_SIZE) {
     throw damaged('its header has no valid block size');
   }
@@ -323,20 +329,23 @@ function blockReader(block: unknown, { hasher, zstd, onBytes }: Work): FileReade
     const take = async (job: Promise<Block>): Promise<void> => {
       const b = await job;
       digests.push(b.digest);
-      const length = b.plain.reduce((sum, x) => sum + x.length, 0);
-      onBytes(length);
+      onBytes(b.plain.length);
       if (out) {
-        const { bytesWritten } = await out.writev(b.plain);
-        if (bytesWritten !== length) throw new Error(`short write restoring ${p}`);
+        const { bytesWritten } = await out.write(b.plain);
+        if (bytesWritten !== b.plain.length) throw new Error(`short write restoring ${p}`);
       }
-      if (b.own) releaseBlock(b.plain[0]!);
+      if (b.own) releaseBlock(b.plain);
     };
+    const from = source ? await SourceFile.open(path.join(source, p)) : undefined;
+    const check: Check = from ? (b, i) => from.compare(b, i * block) : hashCheck(hasher);
     // The blocks are parsed in order (a compressed block's length is in its bytes); their checks
     // run side by side, and their bytes are written in order.
     const window: Array<Promise<Block>> = [];
     try {
       for (let i = 0; i * block < size; i++) {
-        const job = (await takeBlock(r, `block ${i} of ${p}`, Math.min(block, size - i * block), hasher, zstd))();
+        const what = `block ${i} of ${p}`;
+        const decode = await takeBlock(r, what, Math.min(block, size - i * block), zstd);
+        const job = decode().then((b) => check(b, i));
         window.push(job);
         job.catch(() => undefined);
         if (window.length >= IN_FLIGHT) await take(window.shift()!);
@@ -344,6 +353,7 @@ function blockReader(block: unknown, { hasher, zstd, onBytes }: Work): FileReade
       while (window.length > 0) await take(window.shift()!);
     } finally {
       await Promise.allSettled(window);
+      await from?.close();
     }
     const d = fileDigest(digests);
     if (!d.equals(await r.bytes(32))) throw damaged(`the content of ${p} does not match its digest`);
@@ -352,36 +362,80 @@ function blockReader(block: unknown, { hasher, zstd, onBytes }: Work): FileReade
 }
 
 interface Block {
-  /** Its plain bytes, in pieces. */
-  plain: Buffer[];
+  /** Its plain bytes. */
+  plain: Buffer;
+  /** Its sha256, checked. */
   digest: Buffer;
-  /** Its one piece is a blockBuffer of its own, given back once used. */
+  /** Its bytes are a blockBuffer of its own, given back once used. */
   own: boolean;
 }
 
+/** Checks a decoded block; resolves with it (its plain bytes may have moved) and its checked digest. */
+type Check = (b: Decoded, index: number) => Promise<Block>;
+
+interface Decoded {
+  plain: Buffer;
+  /** The sha256 the archive holds for it; none for a zero block. */
+  expected: Buffer | undefined;
+  own: boolean;
+  what: string;
+}
+
+/** A restore's check: each block's bytes hashed (on the hashing thread) against the sha256 beside them. */
+const hashCheck =
+  (hasher: Hasher): Check =>
+  async ({ plain, expected, own, what }) => {
+    if (!expected) return { plain, digest: zeroDigest(plain.length), own };
+    const { buf, digest: d } = await hasher.hash(plain);
+    if (!d.equals(expected)) throw damaged(`the content of ${what} does not match its sha256`);
+    return { plain: buf, digest: d, own };
+  };
+
 /**
- * Takes one block's bytes from the archive (reading is serial: `r` is shared); returns its check,
- * which runs beside the next blocks' (hashing on its thread).
+ * The file a block was written from, read again for the backup's read-back: the bytes read back
+ * from the archive file must be the ones in the data dir, byte for byte. The writer hashed those
+ * bytes; comparing them here costs a read from the page cache, not a second sha256 of every byte,
+ * and is a check of its own: nothing the writer held in memory is reused for it.
  */
-async function takeBlock(
-  r: Reader,
-  what: string,
-  n: number,
-  hasher: Hasher,
-  zstd: Zstd,
-): Promise<() => Promise<Block>> {
+class SourceFile {
+  private readonly abs: string;
+  private readonly fh: FileHandle;
+  private constructor(abs: string, fh: FileHandle) {
+    this.abs = abs;
+    this.fh = fh;
+  }
+
+  static async open(abs: string): Promise<SourceFile> {
+    return new SourceFile(abs, await fs.open(abs, constants.O_RDONLY | constants.O_NOFOLLOW));
+  }
+
+  /** Compares the block at `pos` with the data dir's bytes; a zero block gets the digest of its zeros. */
+  async compare({ plain, expected, own, what }: Decoded, pos: number): Promise<Block> {
+    const theirs = await readBlock(this.fh, this.abs, blockBuffer(plain.length), pos, plain.length);
+    const same = theirs.equals(plain);
+    releaseBlock(theirs);
+    if (!same) throw new IntegrityError('damaged', `the backup's ${what} read back differs from ${this.abs}`);
+    return { plain, digest: expected ?? zeroDigest(plain.length), own };
+  }
+
+  close(): Promise<void> {
+    return this.fh.close();
+  }
+}
+
+/**
+ * Takes one block's bytes from the archive (reading is serial: `r` is shared); returns its
+ * decoding, which runs beside the next blocks' (and so does its check).
+ */
+async function takeBlock(r: Reader, what: string, n: number, zstd: Zstd): Promise<() => Promise<Decoded>> {
   const kind = (await r.bytes(1))[0];
-  if (kind === KIND_ZERO) return async () => ({ plain: [zeroBytes(n)], digest: zeroDigest(n), own: false });
+  if (kind === KIND_ZERO) return async () => ({ plain: zeroBytes(n), expected: undefined, own: false, what });
   if (kind === KIND_STORED) {
     // Into a buffer of its own, which the hashing thread may take: read there, or copied from the stream's.
     const block = blockBuffer(n);
     await r.into(block);
     const expected = Buffer.from(await r.bytes(32));
-    return async () => {
-      const { buf, digest: d } = await hasher.hash(block);
-      if (!d.equals(expected)) throw damaged(`the content of ${what} does not match its sha256`);
-      return { plain: [buf], digest: d, own: true };
-    };
+    return async () => ({ plain: block, expected, own: true, what });
   }
   if (kind !== KIND_ZSTD) throw damaged(`${what} is of an unknown kind`);
   const length = (await r.bytes(4)).readUInt32BE(0);
@@ -394,9 +448,7 @@ async function takeBlock(
     const plain = unpack(packed, n, zstd);
     releaseBlock(packed);
     if (!plain) throw damaged(`${what} cannot be decompressed`);
-    const { buf, digest: d } = await hasher.hash(plain);
-    if (!d.equals(expected)) throw damaged(`the content of ${what} does not match its sha256`);
-    return { plain: [buf], digest: d, own: true };
+    return { plain, expected, own: true, what };
   };
 }
 

@@ -93,7 +93,8 @@ export async function writeArchiveFile(
 /**
  * Writes `<root>/member` as an archive (with a key, encrypted) to the new file `file`, fsynced, and
  * reads it back from the file behind the writer: each byte once it is written, decrypted,
- * decompressed and hashed while later blocks are still being read and written. Resolves with the
+ * decompressed and compared with the data dir's bytes, read again, while later blocks are still
+ * being read and written. Resolves with the
  * manifest written and the one read back once both are done and the file is on disk; a failure of
  * either side stops the other. The caller compares the two. `progress`: the writer's, which the
  * follower waits on (a test sees each write there before the follower does).
@@ -121,7 +122,7 @@ export async function writeAndReadBack(
   const reading = (async () => {
     try {
       const src: PullSource = { read: (b) => follower.read(b) };
-      return await readArchive(key ? new DecryptingSource(src, key) : src, undefined, onBytes);
+      return await readArchive(key ? new DecryptingSource(src, key) : src, undefined, onBytes, root);
     } catch (e) {
       // A damaged byte read back stops the writing; a failed writer has stopped already.
       if (!progress.failed) stop.abort(e);

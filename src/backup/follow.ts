@@ -1,6 +1,6 @@
 // A file read back while it is written: the writer (followedWriteStream) says how many bytes have
 // reached the file, and a follower (Follower) reads only those, from the file, waiting for more.
-// A backup's read-back (decrypting, decompressing, hashing every block) then runs beside the
+// A backup's read-back (decrypting, decompressing, comparing every block) then runs beside the
 // writing instead of after it, and still reads every byte of the file as it is on disk.
 import { constants, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';

@@ -1,5 +1,5 @@
-// sha256 of large blocks on a second thread. A backup hashes every byte twice (writing, then
-// reading back), which on one thread is most of its time; a worker thread takes the hashing while
+// sha256 of large blocks on a second thread. A backup hashes every byte as it writes it (a restore
+// as it reads it), which on one thread is most of its time; a worker thread takes the hashing while
 // the main thread reads, checks for zeros and writes. Each block's memory is moved to the worker
 // and back, never copied.
 import crypto from 'node:crypto';

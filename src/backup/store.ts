@@ -55,8 +55,9 @@ export async function readKeyFile(file: string): Promise<Buffer> {
 
 /**
  * Archives `<dataDir>/member` into `<dir>/<name>.part`, reads the whole file back as it is written
- * (decrypting, decompressing, hashing every block) and compares it with what was read from the
- * data dir; only once it is fsynced and matches is it renamed to its final name.
+ * (decrypting, decompressing, comparing every block with the data dir's bytes) and compares its
+ * digests with what the writer hashed; only once it is fsynced and matches is it renamed to its
+ * final name.
  */
 export async function createBackup(
   dataDir: string,
@@ -71,9 +72,9 @@ export async function createBackup(
   const part = file + PART_SUFFIX;
   try {
     const header = { dataVersion: fmtData(v), created: now.toISOString(), source: path.resolve(dataDir) };
-    // Read back behind the writer, from the file, every block decrypted, decompressed and hashed;
-    // the file is fsynced and the whole of it checked before the rename, so a backup under its
-    // final name is always on disk and verified.
+    // Read back behind the writer, from the file, every block decrypted, decompressed and compared
+    // with the data dir; the file is fsynced and the whole of it checked before the rename, so a
+    // backup under its final name is always on disk and verified.
     const { written, read } = await writeAndReadBack(dataDir, part, header, b.key, b.codec, onBytes);
     if (!sameEntries(written.entries, read.entries))
       throw new IntegrityError('damaged', `the backup ${part} read back differs from the data it was written from`);

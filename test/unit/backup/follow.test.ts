@@ -1,6 +1,7 @@
 // The read-back that follows the .part file as it is written (src/backup/follow.ts, file.ts
 // writeAndReadBack, store.ts createBackup): it reads only bytes the writer wrote, from the file, so
-// a byte changed on disk after it was written is caught; it ends with the writer, whether the writer
+// a byte changed on disk after it was written is caught, and compares them with the data dir, so a
+// data dir that changed under the writer is caught too; it ends with the writer, whether the writer
 // finishes or fails; a failed backup leaves no file behind.
 import crypto from 'node:crypto';
 import fsSync, { promises as fs } from 'node:fs';
@@ -100,6 +101,31 @@ describe('the read-back that follows the backup file', () => {
       const e = await rejection(writeAndReadBack(path.join(dir, 'src'), file, HEADER, key, codec, undefined, progress));
       expect(changed).toBeGreaterThan(0);
       expect(e).toBeInstanceOf(IntegrityError);
+    },
+  );
+
+  it.each(KINDS)(
+    '%s: the data dir changed after its bytes were written, before they are read back, is caught',
+    async (_name, key, codec) => {
+      const dir = await tmpDir();
+      const src = path.join(dir, 'src');
+      await member(src);
+      const db = path.join(src, 'member/snap/db');
+      const file = path.join(dir, 'b.part');
+      const progress = new Watched();
+      let changed = false;
+      progress.before = (at, n) => {
+        if (changed || at < 1 << 20 || n < 1024) return;
+        changed = true;
+        // In place, at its size: what was written is the old bytes, what is compared the new.
+        const bytes = fsSync.readFileSync(db);
+        for (let i = 0; i < bytes.length; i += 4096) bytes[i]! ^= 0x01;
+        fsSync.writeFileSync(db, bytes, { flag: 'r+' });
+      };
+      const e = await rejection(writeAndReadBack(src, file, HEADER, key, codec, undefined, progress));
+      expect(changed).toBe(true);
+      expect(e).toBeInstanceOf(IntegrityError);
+      expect((e as Error).message).toContain(`differs from ${db}`);
     },
   );
 
