@@ -2,6 +2,7 @@
 // content check, the step), this tree's entrypoint against a baseline commit's, side by side with
 // etcd's floor (3.6.17 started on the data until a write commits, then stopped), alternating round
 // by round, each on a fresh copy of the same data (the copy and a `sync` before each, not timed).
+// The backup alone too (bench/backup-once.ts, each tree's), beside `cp -a member` then `sync -f`.
 //   node bench/whole-run.ts --data <a stopped 3.5 member dir> [--runs 3] [--baseline 14b2729]
 // The data dir is only read (bench/scale-data.ts makes such dirs).
 import { execa } from 'execa';
@@ -29,17 +30,41 @@ const [port, peerPort] = [portBase, portBase + 1];
 const lone = ['--heartbeat-interval', '10', '--election-timeout', '100'];
 const QUOTA = ['--quota-backend-bytes', String(9 * 1024 ** 3)];
 
-/** A commit's entrypoint bundle, built by its own build script with this checkout's node_modules. */
-async function bundleOf(ref: string | undefined, dir: string): Promise<string> {
-  let tree = repo;
-  if (ref) {
-    tree = work(`tree-${ref}`);
-    await fs.mkdir(tree);
-    await execa('bash', ['-c', `git -C ${repo} archive ${ref} | tar -x -C ${tree}`]);
-    await fs.symlink(path.join(repo, 'node_modules'), path.join(tree, 'node_modules'));
-  }
+/** A commit's tree (this checkout's without one), with this checkout's node_modules. */
+async function treeOf(ref: string | undefined): Promise<string> {
+  if (!ref) return repo;
+  const tree = work(`tree-${ref}`);
+  await fs.mkdir(tree);
+  await execa('bash', ['-c', `git -C ${repo} archive ${ref} | tar -x -C ${tree}`]);
+  await fs.symlink(path.join(repo, 'node_modules'), path.join(tree, 'node_modules'));
+  return tree;
+}
+
+/** A tree's entrypoint bundle, built by its own build script. */
+async function bundleOf(tree: string, dir: string): Promise<string> {
   await execa(process.execPath, [path.join(tree, 'scripts', 'build.mjs'), dir]);
   return path.join(dir, 'etcd-migrate.mjs');
+}
+
+/** A tree's verified backup of `dir` alone, in a process of its own. */
+async function backupOnce(tree: string, dir: string): Promise<number> {
+  const out = work('backup-once');
+  await fs.rm(out, { recursive: true, force: true });
+  const r = await execa(process.execPath, [path.join(repo, 'bench/backup-once.ts'), path.join(tree, 'src'), dir, out]);
+  await fs.rm(out, { recursive: true, force: true });
+  return (JSON.parse(r.stdout) as { s: number }).s;
+}
+
+async function cpMember(from: string): Promise<number> {
+  const out = work('member-copy');
+  await fs.rm(out, { recursive: true, force: true });
+  await fs.mkdir(out);
+  await execa('sync');
+  const t0 = performance.now();
+  await execa('bash', ['-c', 'cp -a "$0/member" "$1/member" && sync -f "$1"', from, out]);
+  const s = (performance.now() - t0) / 1000;
+  await fs.rm(out, { recursive: true, force: true });
+  return s;
 }
 
 const startEtcd = (version: string, dir: string) =>
@@ -103,14 +128,20 @@ async function cpDb(from: string, sync: boolean): Promise<number> {
 }
 
 try {
-  const baseEntry = await bundleOf(o.baseline, work('app-base'));
-  const hereEntry = await bundleOf(undefined, work('app-here'));
+  const [baseTree, hereTree] = [await treeOf(o.baseline), await treeOf(undefined)];
+  const baseEntry = await bundleOf(baseTree, work('app-base'));
+  const hereEntry = await bundleOf(hereTree, work('app-here'));
   const from = await at3536();
   const db = (await fs.stat(path.join(from, 'member', 'snap', 'db'))).size;
   console.log(`machine: ${machine()}; load average ${os.loadavg()[0]!.toFixed(2)}; db ${(db / 1e9).toFixed(2)} GB`);
   const FLOOR = "etcd's floor: 3.6.17 until a write, stopped";
   const [CP, CP_SYNC] = ['`cp` of the db', '`cp` of the db, then `sync -f`'];
+  const [CP_MEMBER, BACKUP] = ['`cp -a member`, then `sync -f`', 'backup, this tree'];
+  const BACKUP_BASE = `backup, baseline ${o.baseline}`;
   const rows: Array<[string, () => Promise<number>]> = [
+    [CP_MEMBER, () => cpMember(from)],
+    [BACKUP_BASE, () => backupOnce(baseTree, from)],
+    [BACKUP, () => backupOnce(hereTree, from)],
     [CP, () => cpDb(from, false)],
     [CP_SYNC, () => cpDb(from, true)],
     [`entrypoint, baseline ${o.baseline}`, async () => entrypoint(baseEntry, await copyOf(from))],
@@ -125,7 +156,10 @@ try {
     console.log(`| ${label} | ${xs.map((x) => x.toFixed(2)).join(' | ')} | ${median(xs).toFixed(2)} |`);
   }
   const m = (label: string) => median(times.get(label)!);
-  for (const [label] of rows.slice(2, 4)) {
+  for (const label of [BACKUP_BASE, BACKUP]) {
+    console.log(`${label}: ${(m(label) / m(CP_MEMBER)).toFixed(2)}x the time of ${CP_MEMBER}`);
+  }
+  for (const label of [`entrypoint, baseline ${o.baseline}`, 'entrypoint, this tree']) {
     const w = m(label);
     console.log(
       `${label}: ${w.toFixed(2)} / (floor ${m(FLOOR).toFixed(2)} + cp ${m(CP).toFixed(2)}) = ` +
