@@ -107,12 +107,13 @@ export async function writeAndReadBack(
   codec: Codec = 'none',
   onBytes?: OnBytes,
   progress = new Progress(),
+  direct = true,
 ): Promise<{ written: Manifest; read: Manifest }> {
   const written: Manifest = { header, entries: [], bytes: 0 };
   const stop = new AbortController();
   const sealer = key ? new Sealer(key) : undefined;
   const archive = archiveStream(root, written, codec, onBytes);
-  const writing = pipeline([archive, followedWriteStream(file, progress, true, sealer)], {
+  const writing = pipeline([archive, followedWriteStream(file, progress, true, sealer, direct)], {
     signal: stop.signal,
   }).catch((e: unknown) => {
     progress.fail(e as Error);

@@ -7,12 +7,15 @@ import type { FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { IntegrityError } from '../errors.ts';
 import type { Sealer } from './crypt.ts';
+import { DirectSink, DirectSource, openForWrite } from './direct.ts';
 import { written } from './hasher.ts';
 
 /** What the writer has done so far; the follower waits on it. */
 export class Progress {
   /** The file exists (the follower may open it). */
   opened = false;
+  /** It is written unbuffered (direct.ts): the follower reads it so too. */
+  direct = false;
   /** Bytes written to the file from its start, each write completed. */
   written = 0;
   /** The writer wrote its last byte: `written` is the file's size. */
@@ -22,8 +25,9 @@ export class Progress {
 
   private waiters: Array<() => void> = [];
 
-  open(): void {
+  open(direct = false): void {
     this.opened = true;
+    this.direct = direct;
     this.wake();
   }
   advance(n: number): void {
@@ -63,6 +67,7 @@ export class Follower implements PullSource {
   private readonly file: string;
   private readonly progress: Progress;
   private fh: FileHandle | undefined;
+  private direct: DirectSource | undefined;
   private at = 0;
   private closed = false;
 
@@ -90,6 +95,14 @@ export class Follower implements PullSource {
     for (;;) {
       if (p.failed) throw p.failed;
       if (this.closed) throw new Error(`the read-back of ${this.file} was closed`);
+      if (p.opened && p.direct && this.at < p.written) {
+        const [limit, done] = [p.written, p.done];
+        const n = await this.readDirect(dst, limit, done);
+        if (n > 0 || dst.length === 0) return n;
+        // No whole block yet: wait for more, unless more came meanwhile.
+        if (p.written === limit && p.done === done) await p.changed();
+        continue;
+      }
       if (p.opened && this.at < p.written) {
         const n = Math.min(dst.length, p.written - this.at);
         if (n === 0) return 0;
@@ -103,6 +116,15 @@ export class Follower implements PullSource {
       if (p.done) return this.atEnd();
       await p.changed();
     }
+  }
+
+  /** An unbuffered read of what the writer wrote unbuffered, up to `limit` (its end once `done`). */
+  private async readDirect(dst: Buffer, limit: number, done: boolean): Promise<number> {
+    this.fh ??= await fs.open(this.file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_DIRECT);
+    this.direct ??= new DirectSource(this.fh, this.file);
+    const n = await this.direct.read(dst, this.at, limit, done);
+    this.at += n;
+    return n;
   }
 
   async close(): Promise<void> {
@@ -125,18 +147,26 @@ const FLUSH_EVERY = 256 << 20;
 
 /**
  * A new file (owner-only, failing if it exists) that reports each completed write to `progress`;
- * with `sync`, fsynced before it finishes; with a `sealer`, what is written to it is encrypted.
- * Whatever ends it early fails `progress`.
+ * with `sync`, fsynced before it finishes; with a `sealer`, what is written to it is encrypted;
+ * with `direct`, written unbuffered where the file system allows it (direct.ts). Whatever ends it
+ * early fails `progress`.
  */
-export function followedWriteStream(file: string, progress: Progress, sync: boolean, sealer?: Sealer): Writable {
+export function followedWriteStream(
+  file: string,
+  progress: Progress,
+  sync: boolean,
+  sealer?: Sealer,
+  direct = false,
+): Writable {
   let fh: FileHandle | undefined;
+  let sink: DirectSink | undefined;
   // The disk flush starts while the file is written (without it, the kernel starts only at 10% of
   // the memory dirty, and the fsync at the end would write the whole file): at most one at a time.
   let flushing: Promise<void> | undefined;
   let flushFailed: Error | undefined;
   let flushedTo = 0;
   const flushEarly = () => {
-    if (!sync || flushing || progress.written - flushedTo < FLUSH_EVERY) return;
+    if (!sync || sink || flushing || progress.written - flushedTo < FLUSH_EVERY) return;
     flushedTo = progress.written;
     flushing = fh!.datasync().then(
       () => {
@@ -147,12 +177,16 @@ export function followedWriteStream(file: string, progress: Progress, sync: bool
       },
     );
   };
+  /** Writes `out` to the file; unbuffered, only whole stages reach it at once. */
+  const put = async (out: Buffer[]): Promise<void> => {
+    progress.advance(sink ? await sink.write(out) : await writeAll(fh!, out, progress.written));
+  };
   const write = async (bufs: Buffer[]): Promise<void> => {
     if (flushFailed) throw flushFailed;
     // Encrypted, the plain bytes are copied into the sealer's chunk; else written as they are.
     const out = sealer ? bufs.flatMap((b) => sealer.push(b)) : bufs;
     if (sealer) for (const b of bufs) written(b);
-    progress.advance(await writeAll(fh!, out, progress.written));
+    await put(out);
     // A block's buffer is used again once its bytes are in the file.
     if (!sealer) for (const b of bufs) written(b);
     flushEarly();
@@ -162,10 +196,11 @@ export function followedWriteStream(file: string, progress: Progress, sync: bool
     // the kernel's copy into the page cache cost twice the system time, and more often than not).
     highWaterMark: 2 << 20,
     construct(cb) {
-      fs.open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600).then(
+      openForWrite(file, direct).then(
         (h) => {
-          fh = h;
-          progress.open();
+          fh = h.fh;
+          if (h.direct) sink = new DirectSink(h.fh);
+          progress.open(h.direct);
           cb();
         },
         (e: Error) => {
@@ -183,7 +218,8 @@ export function followedWriteStream(file: string, progress: Progress, sync: bool
     final(cb) {
       // The follower reads the last bytes while they are flushed to the disk.
       const done = async () => {
-        if (sealer) progress.advance(await writeAll(fh!, sealer.end(), progress.written));
+        if (sealer) await put(sealer.end());
+        if (sink) progress.advance(await sink.end());
         progress.finish();
         await flushing;
         if (flushFailed) throw flushFailed;

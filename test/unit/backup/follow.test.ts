@@ -45,6 +45,10 @@ const KINDS = [
   ['encrypted', crypto.randomBytes(32), 'none'],
   ['encrypted, zstd', crypto.randomBytes(32), 'zstd'],
 ] as const;
+/** Each kind written and read back unbuffered (direct.ts) and through the page cache. */
+const WAYS = KINDS.flatMap(([name, key, codec]) =>
+  [true, false].map((direct) => [`${name}, ${direct ? 'unbuffered' : 'buffered'}`, key, codec, direct] as const),
+);
 
 async function rejection(p: Promise<unknown>): Promise<unknown> {
   return p.then(
@@ -56,9 +60,9 @@ async function rejection(p: Promise<unknown>): Promise<unknown> {
 }
 
 describe('the read-back that follows the backup file', () => {
-  it.each(KINDS)(
+  it.each(WAYS)(
     '%s: reads back what was written, the same manifest as a read of the whole file',
-    async (_name, key, codec) => {
+    async (_name, key, codec, direct) => {
       const dir = await tmpDir();
       await member(path.join(dir, 'src'));
       const file = path.join(dir, 'b.part');
@@ -71,7 +75,9 @@ describe('the read-back that follows the backup file', () => {
         codec,
         undefined,
         progress,
+        direct,
       );
+      expect(progress.direct).toBe(direct);
       expect(read.entries).toEqual(written.entries);
       expect(progress.writes.length).toBeGreaterThan(1);
       expect(progress.written).toBe((await fs.stat(file)).size);
@@ -79,9 +85,9 @@ describe('the read-back that follows the backup file', () => {
     },
   );
 
-  it.each(KINDS)(
+  it.each(WAYS)(
     '%s: a byte changed in the file after it was written, before the follower reads it, is caught',
-    async (_name, key, codec) => {
+    async (_name, key, codec, direct) => {
       const dir = await tmpDir();
       await member(path.join(dir, 'src'));
       const file = path.join(dir, 'b.part');
@@ -98,7 +104,8 @@ describe('the read-back that follows the backup file', () => {
         fsSync.writeSync(fd, b, 0, 1, changed);
         fsSync.closeSync(fd);
       };
-      const e = await rejection(writeAndReadBack(path.join(dir, 'src'), file, HEADER, key, codec, undefined, progress));
+      const src = path.join(dir, 'src');
+      const e = await rejection(writeAndReadBack(src, file, HEADER, key, codec, undefined, progress, direct));
       expect(changed).toBeGreaterThan(0);
       expect(e).toBeInstanceOf(IntegrityError);
     },
