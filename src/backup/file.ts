@@ -94,10 +94,10 @@ export async function writeArchiveFile(
  * Writes `<root>/member` as an archive (with a key, encrypted) to the new file `file`, fsynced, and
  * reads it back from the file behind the writer: each byte once it is written, decrypted,
  * decompressed and compared with the data dir's bytes, read again, while later blocks are still
- * being read and written. Resolves with the
- * manifest written and the one read back once both are done and the file is on disk; a failure of
- * either side stops the other. The caller compares the two. `progress`: the writer's, which the
- * follower waits on (a test sees each write there before the follower does).
+ * being read and written. Resolves with the manifest written and the one read back once both are
+ * done and the file is on disk; a failure of either side stops the other. The caller compares the
+ * two. `progress`: the writer's, which the follower waits on (a test sees each write there before
+ * the follower does). `direct`: unbuffered where the file system allows it (direct.ts).
  */
 export async function writeAndReadBack(
   root: string,
