@@ -32,6 +32,7 @@ import {
   type Codec,
 } from './blocks.ts';
 import { blockBuffer, Hasher, releaseBlock } from './hasher.ts';
+import { openSink, type Sink } from './direct.ts';
 import type { PullSource } from './follow.ts';
 import { mapOrdered, range } from './ordered.ts';
 import { Zstd } from './zstd.ts';
@@ -185,7 +186,7 @@ const changedSize = (abs: string, at: number, shrank = false): Error =>
   );
 
 /** How a version reads one file's content: it checks the digest, writes to `out` if given. */
-type FileReader = (r: Reader, p: string, size: number, out: FileHandle | undefined) => Promise<Buffer>;
+type FileReader = (r: Reader, p: string, size: number, out: Sink | undefined) => Promise<Buffer>;
 
 /**
  * Reads an archive (version 2, or a decompressed version 1), checking every file's digest and the
@@ -273,23 +274,19 @@ async function readRecords(
       const size = rec.n;
       if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
         throw damaged(`entry ${p} has no valid size`);
-      const fh = target
-        ? await fs
-            .open(
-              path.join(target, p),
-              constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-              0o600,
-            )
-            .catch((e) => {
-              throw damaged(`cannot create ${p}: ${(e as Error).message}`);
-            })
+      // Written past the page cache where the file system allows it: a restore does not evict what etcd reads next.
+      const file = target
+        ? await openSink(path.join(target, p), true).catch((e: unknown) => {
+            throw damaged(`cannot create ${p}: ${(e as Error).message}`);
+          })
         : undefined;
       let d: Buffer;
       try {
-        d = await readFile(r, p, size, fh);
-        if (fh) await fh.sync();
+        d = await readFile(r, p, size, file?.sink);
+        await file?.sink.end();
+        await file?.fh.sync();
       } finally {
-        await fh?.close();
+        await file?.fh.close();
       }
       if (target) await fs.chmod(path.join(target, p), mode);
       meta?.update(d);
@@ -309,7 +306,7 @@ const readFileV1: FileReader = async (r, p, size, out) => {
   const hash = crypto.createHash('sha256');
   for await (const piece of r.exactly(size)) {
     hash.update(piece);
-    if (out) await out.write(piece);
+    if (out) await out.write([piece]);
   }
   const d = hash.digest();
   if (!d.equals(await r.bytes(32))) throw damaged(`the content of ${p} does not match its sha256`);
@@ -330,10 +327,7 @@ function blockReader(block: unknown, { hasher, zstd, onBytes }: Work, source: st
       const b = await job;
       digests.push(b.digest);
       onBytes(b.plain.length);
-      if (out) {
-        const { bytesWritten } = await out.write(b.plain);
-        if (bytesWritten !== b.plain.length) throw new Error(`short write restoring ${p}`);
-      }
+      if (out) await out.write([b.plain]);
       if (b.own) releaseBlock(b.plain);
     };
     const from = source ? await SourceFile.open(path.join(source, p)) : undefined;

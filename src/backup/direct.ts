@@ -30,7 +30,29 @@ const Wasm = (
   }
 ).WebAssembly;
 
-const isRefusal = (e: unknown): boolean => ['EINVAL', 'EOPNOTSUPP', 'ENOTSUP'].includes((e as { code?: string }).code!);
+/** The file system's refusal of O_DIRECT. */
+export const isRefusal = (e: unknown): boolean =>
+  ['EINVAL', 'EOPNOTSUPP', 'ENOTSUP'].includes((e as { code?: string }).code!);
+
+/** Where a new file's bytes go, in order. */
+export interface Sink {
+  /** Takes `bufs` (they may be used again once this resolves); returns how many bytes reached the file. */
+  write(bufs: readonly Buffer[]): Promise<number>;
+  /** Writes what is left; returns how many bytes. The file then holds exactly the bytes written. */
+  end(): Promise<number>;
+}
+
+/**
+ * Opens the new file `file` (owner-only, failing if it exists) as a Sink: unbuffered where the file
+ * system takes it (`direct`), else through the page cache.
+ */
+export async function openSink(
+  file: string,
+  tryDirect: boolean,
+): Promise<{ fh: FileHandle; sink: Sink; direct: boolean }> {
+  const { fh, direct } = await openForWrite(file, tryDirect);
+  return { fh, sink: direct ? new DirectSink(fh) : new BufferedSink(fh), direct };
+}
 
 /**
  * Opens the new file `file` for writing (owner-only, failing if it exists), unbuffered when the
@@ -63,7 +85,7 @@ export async function openForWrite(file: string, tryDirect: boolean): Promise<{ 
  * aligned buffer and written a whole buffer at a time; `end` writes the rest padded to a block,
  * then cuts the file to its size.
  */
-export class DirectSink {
+export class DirectSink implements Sink {
   private readonly fh: FileHandle;
   private readonly stage = alignedBuffer(STAGE);
   private staged = 0;
@@ -74,7 +96,6 @@ export class DirectSink {
     this.fh = fh;
   }
 
-  /** Takes `bufs` (copied: they may be used again once this resolves); returns how many bytes reached the file. */
   async write(bufs: readonly Buffer[]): Promise<number> {
     const before = this.at;
     for (const b of bufs) {
@@ -89,7 +110,6 @@ export class DirectSink {
     return this.at - before;
   }
 
-  /** Writes what is left; returns how many bytes. The file is then exactly the bytes written. */
   async end(): Promise<number> {
     const rest = this.staged;
     if (rest === 0) return 0;
@@ -116,6 +136,42 @@ export class DirectSink {
       done += bytesWritten;
     }
   }
+}
+
+/** Writes through the page cache, each write at the end of the ones before (a short write is continued). */
+export class BufferedSink implements Sink {
+  private readonly fh: FileHandle;
+  private at = 0;
+
+  constructor(fh: FileHandle) {
+    this.fh = fh;
+  }
+
+  async write(bufs: readonly Buffer[]): Promise<number> {
+    const total = bufs.reduce((n, b) => n + b.length, 0);
+    let done = 0;
+    let rest = bufs;
+    while (done < total) {
+      const { bytesWritten } = await this.fh.writev(rest as Buffer[], this.at + done);
+      if (bytesWritten === 0) throw new Error('a write to the backup file wrote nothing');
+      done += bytesWritten;
+      rest = skip(rest, bytesWritten);
+    }
+    this.at += total;
+    return total;
+  }
+
+  async end(): Promise<number> {
+    return 0;
+  }
+}
+
+function skip(bufs: readonly Buffer[], n: number): Buffer[] {
+  let i = 0;
+  while (i < bufs.length && n >= bufs[i]!.length) n -= bufs[i++]!.length;
+  const rest = bufs.slice(i);
+  if (n > 0) rest[0] = rest[0]!.subarray(n);
+  return rest;
 }
 
 /**

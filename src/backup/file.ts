@@ -147,8 +147,8 @@ export async function readArchiveFile(
   onBytes?: OnBytes,
 ): Promise<Manifest> {
   if (!key && (await readHead(file, ARCHIVE_MAGIC.length)).toString('latin1') === ARCHIVE_MAGIC) {
-    // Pulled straight into the blocks' buffers: no stream, no copies.
-    const f = Follower.whole(file, (await fs.stat(file)).size);
+    // Pulled into the blocks' buffers, unbuffered where the file system allows: no stream.
+    const f = Follower.whole(file, (await fs.stat(file)).size, true);
     try {
       return await readArchive({ read: (b) => f.read(b) }, target, onBytes);
     } finally {

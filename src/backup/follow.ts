@@ -7,7 +7,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { IntegrityError } from '../errors.ts';
 import type { Sealer } from './crypt.ts';
-import { DirectSink, DirectSource, openForWrite } from './direct.ts';
+import { DirectSource, isRefusal, openSink, type Sink } from './direct.ts';
 import { written } from './hasher.ts';
 
 /** What the writer has done so far; the follower waits on it. */
@@ -76,10 +76,10 @@ export class Follower implements PullSource {
     this.progress = progress;
   }
 
-  /** A file that is already whole, read the same way. */
-  static whole(file: string, size: number): Follower {
+  /** A file that is already whole, read the same way; with `direct`, unbuffered where the file system allows. */
+  static whole(file: string, size: number, direct = false): Follower {
     const p = new Progress();
-    p.open();
+    p.open(direct);
     p.advance(size);
     p.finish();
     return new Follower(file, p);
@@ -95,18 +95,19 @@ export class Follower implements PullSource {
     for (;;) {
       if (p.failed) throw p.failed;
       if (this.closed) throw new Error(`the read-back of ${this.file} was closed`);
-      if (p.opened && p.direct && this.at < p.written) {
+      if (p.opened && this.at < p.written) await this.open();
+      if (this.direct && this.at < p.written) {
         const [limit, done] = [p.written, p.done];
-        const n = await this.readDirect(dst, limit, done);
+        const n = await this.direct.read(dst, this.at, limit, done);
+        this.at += n;
         if (n > 0 || dst.length === 0) return n;
         // No whole block yet: wait for more, unless more came meanwhile.
         if (p.written === limit && p.done === done) await p.changed();
         continue;
       }
-      if (p.opened && this.at < p.written) {
+      if (this.fh && this.at < p.written) {
         const n = Math.min(dst.length, p.written - this.at);
         if (n === 0) return 0;
-        this.fh ??= await fs.open(this.file, constants.O_RDONLY | constants.O_NOFOLLOW);
         const { bytesRead } = await this.fh.read(dst, 0, n, this.at);
         // The writer said these bytes are there: a file that ends before them was cut by another hand.
         if (bytesRead === 0) throw new IntegrityError('truncated', `${this.file} ends before what was written to it`);
@@ -118,13 +119,21 @@ export class Follower implements PullSource {
     }
   }
 
-  /** An unbuffered read of what the writer wrote unbuffered, up to `limit` (its end once `done`). */
-  private async readDirect(dst: Buffer, limit: number, done: boolean): Promise<number> {
-    this.fh ??= await fs.open(this.file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_DIRECT);
-    this.direct ??= new DirectSource(this.fh, this.file);
-    const n = await this.direct.read(dst, this.at, limit, done);
-    this.at += n;
-    return n;
+  /** Opens the file: unbuffered when it is written so, unless the file system refuses that here. */
+  private async open(): Promise<void> {
+    if (this.fh) return;
+    const flags = constants.O_RDONLY | constants.O_NOFOLLOW;
+    if (this.progress.direct) {
+      const fh = await fs.open(this.file, flags | constants.O_DIRECT).catch((e: unknown) => {
+        if (isRefusal(e)) return undefined;
+        throw e;
+      });
+      if (fh) {
+        [this.fh, this.direct] = [fh, new DirectSource(fh, this.file)];
+        return;
+      }
+    }
+    this.fh = await fs.open(this.file, flags);
   }
 
   async close(): Promise<void> {
@@ -159,14 +168,15 @@ export function followedWriteStream(
   direct = false,
 ): Writable {
   let fh: FileHandle | undefined;
-  let sink: DirectSink | undefined;
+  let sink: Sink | undefined;
+  let unbuffered = false;
   // The disk flush starts while the file is written (without it, the kernel starts only at 10% of
   // the memory dirty, and the fsync at the end would write the whole file): at most one at a time.
   let flushing: Promise<void> | undefined;
   let flushFailed: Error | undefined;
   let flushedTo = 0;
   const flushEarly = () => {
-    if (!sync || sink || flushing || progress.written - flushedTo < FLUSH_EVERY) return;
+    if (!sync || unbuffered || flushing || progress.written - flushedTo < FLUSH_EVERY) return;
     flushedTo = progress.written;
     flushing = fh!.datasync().then(
       () => {
@@ -179,7 +189,7 @@ export function followedWriteStream(
   };
   /** Writes `out` to the file; unbuffered, only whole stages reach it at once. */
   const put = async (out: Buffer[]): Promise<void> => {
-    progress.advance(sink ? await sink.write(out) : await writeAll(fh!, out, progress.written));
+    progress.advance(await sink!.write(out));
   };
   const write = async (bufs: Buffer[]): Promise<void> => {
     if (flushFailed) throw flushFailed;
@@ -196,10 +206,9 @@ export function followedWriteStream(
     // the kernel's copy into the page cache cost twice the system time, and more often than not).
     highWaterMark: 2 << 20,
     construct(cb) {
-      openForWrite(file, direct).then(
+      openSink(file, direct).then(
         (h) => {
-          fh = h.fh;
-          if (h.direct) sink = new DirectSink(h.fh);
+          [fh, sink, unbuffered] = [h.fh, h.sink, h.direct];
           progress.open(h.direct);
           cb();
         },
@@ -219,7 +228,7 @@ export function followedWriteStream(
       // The follower reads the last bytes while they are flushed to the disk.
       const done = async () => {
         if (sealer) await put(sealer.end());
-        if (sink) progress.advance(await sink.end());
+        progress.advance(await sink!.end());
         progress.finish();
         await flushing;
         if (flushFailed) throw flushFailed;
@@ -237,26 +246,4 @@ export function followedWriteStream(
       );
     },
   });
-}
-
-/** Writes all of `bufs` at `pos` (a short write is continued); returns how many bytes. */
-async function writeAll(fh: FileHandle, bufs: Buffer[], pos: number): Promise<number> {
-  const total = bufs.reduce((n, b) => n + b.length, 0);
-  let done = 0;
-  let rest = bufs;
-  while (done < total) {
-    const { bytesWritten } = await fh.writev(rest, pos + done);
-    if (bytesWritten === 0) throw new Error('a write to the backup file wrote nothing');
-    done += bytesWritten;
-    rest = skip(rest, bytesWritten);
-  }
-  return total;
-}
-
-function skip(bufs: Buffer[], n: number): Buffer[] {
-  let i = 0;
-  while (i < bufs.length && n >= bufs[i]!.length) n -= bufs[i++]!.length;
-  const rest = bufs.slice(i);
-  if (n > 0) rest[0] = rest[0]!.subarray(n);
-  return rest;
 }

@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ALIGN, alignedBuffer, DirectSink, DirectSource, openForWrite } from '../../../src/backup/direct.ts';
+import { ALIGN, alignedBuffer, DirectSource, openForWrite, openSink } from '../../../src/backup/direct.ts';
 import { IntegrityError } from '../../../src/errors.ts';
 import { tmpDir } from '../../helpers/tmp.ts';
 
@@ -33,13 +33,14 @@ describe('unbuffered writes and reads of the backup file', () => {
     expect(await fs.readFile(path.join(dir, 'f'))).toEqual(b);
   });
 
-  it.each([0, 1, ALIGN - 1, ALIGN, ALIGN + 1, (4 << 20) - 1, 4 << 20, (9 << 20) + 5])(
-    '%i bytes in pieces of any size come back exactly, and the file ends at the last',
-    async (total) => {
+  const SIZES = [0, 1, ALIGN - 1, ALIGN, ALIGN + 1, (4 << 20) - 1, 4 << 20, (9 << 20) + 5];
+  it.each(SIZES.flatMap((n) => [true, false].map((direct) => [n, direct] as const)))(
+    '%i bytes in pieces of any size come back exactly, and the file ends at the last (unbuffered: %s)',
+    async (total, direct) => {
       const dir = await tmpDir();
       const file = path.join(dir, 'f');
-      const { fh } = await openForWrite(file, true);
-      const sink = new DirectSink(fh);
+      const { fh, sink, direct: was } = await openSink(file, direct);
+      expect(was).toBe(direct);
       const bufs = pieces(total, [1, 4095, 70_000, 1 << 20, 3]);
       let reached = 0;
       for (let i = 0; i < bufs.length; i += 7) reached += await sink.write(bufs.slice(i, i + 7));
