@@ -56,28 +56,34 @@ export async function openSink(
 
 /**
  * Opens the new file `file` for writing (owner-only, failing if it exists), unbuffered when the
- * file system takes an aligned write that way; `direct` says which it is.
+ * file system takes an aligned write that way; `direct` says which it is. The file is created
+ * first and then opened again with O_DIRECT: a file system that refuses the flag may do so only
+ * after it created the file (ramfs does).
  */
 export async function openForWrite(file: string, tryDirect: boolean): Promise<{ fh: FileHandle; direct: boolean }> {
-  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-  if (!tryDirect) return { fh: await fs.open(file, flags, 0o600), direct: false };
-  let fh: FileHandle;
+  const flags = constants.O_WRONLY | constants.O_NOFOLLOW;
+  const fh = await fs.open(file, flags | constants.O_CREAT | constants.O_EXCL, 0o600);
+  if (!tryDirect) return { fh, direct: false };
+  let direct: FileHandle;
   try {
-    fh = await fs.open(file, flags | constants.O_DIRECT, 0o600);
+    direct = await fs.open(file, flags | constants.O_DIRECT);
   } catch (e) {
-    if (!isRefusal(e)) throw e;
-    return { fh: await fs.open(file, flags, 0o600), direct: false };
+    if (isRefusal(e)) return { fh, direct: false };
+    await fh.close();
+    throw e;
   }
   // A file system may take the flag and refuse the writes: one aligned block tells.
   try {
-    await fh.write(alignedBuffer(ALIGN), 0, ALIGN, 0);
-    await fh.truncate(0);
-    return { fh, direct: true };
+    await direct.write(alignedBuffer(ALIGN), 0, ALIGN, 0);
+    await direct.truncate(0);
   } catch (e) {
+    await direct.close();
+    if (isRefusal(e)) return { fh, direct: false };
     await fh.close();
-    if (!isRefusal(e)) throw e;
-    return { fh: await fs.open(file, constants.O_WRONLY | constants.O_TRUNC | constants.O_NOFOLLOW), direct: false };
+    throw e;
   }
+  await fh.close();
+  return { fh: direct, direct: true };
 }
 
 /**

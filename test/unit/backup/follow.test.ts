@@ -15,7 +15,7 @@ import { readArchiveFile, writeAndReadBack } from '../../../src/backup/file.ts';
 import { Follower, followedWriteStream, Progress } from '../../../src/backup/follow.ts';
 import { createBackup } from '../../../src/backup/store.ts';
 import { Zstd } from '../../../src/backup/zstd.ts';
-import { tmpDir } from '../../helpers/tmp.ts';
+import { onCleanup, tmpDir } from '../../helpers/tmp.ts';
 
 const HEADER = { dataVersion: '3.5.30/etcd3', created: '2026-01-01T00:00:00.000Z', source: '/x' };
 
@@ -135,6 +135,30 @@ describe('the read-back that follows the backup file', () => {
       expect((e as Error).message).toContain(`differs from ${db}`);
     },
   );
+
+  it('on a file system that refuses O_DIRECT (ramfs), backup and restore use the page cache', async (ctx) => {
+    const dir = await tmpDir();
+    const src = path.join(dir, 'src');
+    await member(src, 4);
+    const ram = path.join(dir, 'ram');
+    await fs.mkdir(ram);
+    const { execa } = await import('execa');
+    const m = await execa('mount', ['-t', 'ramfs', 'ramfs', ram], { reject: false });
+    if (m.exitCode !== 0)
+      ctx.skip(`needs a file system without O_DIRECT; mounting a ramfs is not permitted here (${m.stderr.trim()})`);
+    onCleanup(async () => {
+      await execa('umount', [ram]);
+    });
+    const file = path.join(ram, 'b.part');
+    const progress = new Progress();
+    const { written, read } = await writeAndReadBack(src, file, HEADER, undefined, 'none', undefined, progress, true);
+    expect(progress.direct).toBe(false);
+    expect(read.entries).toEqual(written.entries);
+    await fs.mkdir(path.join(ram, 'out'));
+    await readArchiveFile(file, undefined, path.join(ram, 'out'));
+    const [back, db] = [path.join(ram, 'out/member/snap/db'), path.join(src, 'member/snap/db')];
+    expect((await fs.readFile(back)).equals(await fs.readFile(db))).toBe(true);
+  });
 
   it('never reads past what the writer says is written, waits for more, and ends with the writer', async () => {
     const dir = await tmpDir();
