@@ -20,15 +20,21 @@ const STAGE = 4 << 20;
  */
 export function alignedBuffer(bytes: number): Buffer {
   const pages = Math.ceil(bytes / 65536);
-  return Buffer.from(new Wasm.Memory({ initial: pages, maximum: pages }).buffer, 0, bytes);
+  return Buffer.from(new Wasm!.Memory({ initial: pages, maximum: pages }).buffer, 0, bytes);
 }
 
-/** The global WebAssembly object, which this project's type libraries (es2024, node) do not declare. */
+/**
+ * The global WebAssembly object, which this project's type libraries (es2024, node) do not declare;
+ * Node run with --jitless has none, and then every file goes through the page cache.
+ */
 const Wasm = (
   globalThis as unknown as {
-    WebAssembly: { Memory: new (pages: { initial: number; maximum: number }) => { buffer: ArrayBuffer } };
+    WebAssembly?: { Memory: new (pages: { initial: number; maximum: number }) => { buffer: ArrayBuffer } };
   }
 ).WebAssembly;
+
+/** Whether O_DIRECT may be tried at all: there is aligned memory for it. */
+export const canAlign = typeof Wasm?.Memory === 'function';
 
 /** The file system's refusal of O_DIRECT. */
 export const isRefusal = (e: unknown): boolean =>
@@ -63,7 +69,7 @@ export async function openSink(
 export async function openForWrite(file: string, tryDirect: boolean): Promise<{ fh: FileHandle; direct: boolean }> {
   const flags = constants.O_WRONLY | constants.O_NOFOLLOW;
   const fh = await fs.open(file, flags | constants.O_CREAT | constants.O_EXCL, 0o600);
-  if (!tryDirect) return { fh, direct: false };
+  if (!tryDirect || !canAlign) return { fh, direct: false };
   let direct: FileHandle;
   try {
     direct = await fs.open(file, flags | constants.O_DIRECT);

@@ -7,7 +7,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { IntegrityError } from '../errors.ts';
 import type { Sealer } from './crypt.ts';
-import { DirectSource, isRefusal, openSink, type Sink } from './direct.ts';
+import { canAlign, DirectSource, isRefusal, openSink, type Sink } from './direct.ts';
 import { written } from './hasher.ts';
 
 /** What the writer has done so far; the follower waits on it. */
@@ -123,7 +123,7 @@ export class Follower implements PullSource {
   private async open(): Promise<void> {
     if (this.fh) return;
     const flags = constants.O_RDONLY | constants.O_NOFOLLOW;
-    if (this.progress.direct) {
+    if (this.progress.direct && canAlign) {
       const fh = await fs.open(this.file, flags | constants.O_DIRECT).catch((e: unknown) => {
         if (isRefusal(e)) return undefined;
         throw e;
