@@ -9,8 +9,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain .mjs build script without types
 import { bundle, fillCompileCache } from '../../scripts/build.mjs';
 import { treeSnapshot } from '../helpers/cli.ts';
+import { makeV3Data } from '../helpers/data.ts';
+import { readArchiveFile } from '../../src/backup/file.ts';
 import { BIN_DIR, requireBinaries } from '../helpers/env.ts';
-import { onCleanup, tmpDir } from '../helpers/tmp.ts';
+import { freePort, onCleanup, tmpDir } from '../helpers/tmp.ts';
 
 beforeAll(requireBinaries);
 
@@ -142,4 +144,25 @@ describe('the compile cache beside the bundle', () => {
     expect(hits(r.stderr)).toBe(0);
     expect(r.stderr).toMatch(/mismatch/);
   });
+});
+
+describe('the bundle under node --jitless (no WebAssembly, so no aligned memory for O_DIRECT)', () => {
+  it("writes and reads back the run's backup through the page cache, and migrates", async () => {
+    const dir = await app();
+    const root = await tmpDir();
+    const data = path.join(root, 'data');
+    await makeV3Data('3.4.23', data, 'm1', 3);
+    const [port, peer] = [await freePort(), await freePort()];
+    const args = ['--data-dir', data, '--target-version', '3.5.30', '--bin-dir', BIN_DIR, '--name', 'm1'];
+    args.push('--port', String(port), '--peer-port', String(peer), '--backup-dir', path.join(root, 'b'));
+    const r = await execa(process.execPath, ['--jitless', path.join(dir, 'etcd-migrate.mjs'), ...args], {
+      reject: false,
+      stdin: 'ignore',
+    });
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    expect(await fs.readFile(path.join(data, 'version.txt'), 'utf8')).toBe('3.5.30/etcd3');
+    const [backup] = await fs.readdir(path.join(root, 'b'));
+    const m = await readArchiveFile(path.join(root, 'b', backup!), undefined);
+    expect(m.header.dataVersion).toBe('3.4.23/etcd3');
+  }, 60_000);
 });
