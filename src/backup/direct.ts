@@ -66,7 +66,7 @@ export async function openSink(
  * first and then opened again with O_DIRECT: a file system that refuses the flag may do so only
  * after it created the file (ramfs does).
  */
-export async function openForWrite(file: string, tryDirect: boolean): Promise<{ fh: FileHandle; direct: boolean }> {
+async function openForWrite(file: string, tryDirect: boolean): Promise<{ fh: FileHandle; direct: boolean }> {
   const flags = constants.O_WRONLY | constants.O_NOFOLLOW;
   const fh = await fs.open(file, flags | constants.O_CREAT | constants.O_EXCL, 0o600);
   if (!tryDirect || !canAlign) return { fh, direct: false };
@@ -116,7 +116,7 @@ export class DirectSink implements Sink {
         const k = b.copy(this.stage, this.staged, off);
         off += k;
         this.staged += k;
-        if (this.staged === STAGE) await this.flush(STAGE);
+        if (this.staged === STAGE) await this.flush();
       }
     }
     return this.at - before;
@@ -134,9 +134,9 @@ export class DirectSink implements Sink {
     return rest;
   }
 
-  private async flush(n: number): Promise<void> {
-    await this.writeStage(n);
-    this.at += n;
+  private async flush(): Promise<void> {
+    await this.writeStage(STAGE);
+    this.at += STAGE;
     this.staged = 0;
   }
 

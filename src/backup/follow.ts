@@ -67,7 +67,8 @@ export class Follower implements PullSource {
   private readonly file: string;
   private readonly progress: Progress;
   private fh: FileHandle | undefined;
-  private direct: DirectSource | undefined;
+  /** Set when the file is read unbuffered. */
+  private directSource: DirectSource | undefined;
   private at = 0;
   private closed = false;
 
@@ -95,10 +96,10 @@ export class Follower implements PullSource {
     for (;;) {
       if (p.failed) throw p.failed;
       if (this.closed) throw new Error(`the read-back of ${this.file} was closed`);
-      if (p.opened && this.at < p.written) await this.open();
-      if (this.direct && this.at < p.written) {
+      if (!this.fh && p.opened && this.at < p.written) await this.open();
+      if (this.directSource && this.at < p.written) {
         const [limit, done] = [p.written, p.done];
-        const n = await this.direct.read(dst, this.at, limit, done);
+        const n = await this.directSource.read(dst, this.at, limit, done);
         this.at += n;
         if (n > 0 || dst.length === 0) return n;
         // No whole block yet: wait for more, unless more came meanwhile.
@@ -121,7 +122,6 @@ export class Follower implements PullSource {
 
   /** Opens the file: unbuffered when it is written so, unless the file system refuses that here. */
   private async open(): Promise<void> {
-    if (this.fh) return;
     const flags = constants.O_RDONLY | constants.O_NOFOLLOW;
     if (this.progress.direct && canAlign) {
       const fh = await fs.open(this.file, flags | constants.O_DIRECT).catch((e: unknown) => {
@@ -129,7 +129,7 @@ export class Follower implements PullSource {
         throw e;
       });
       if (fh) {
-        [this.fh, this.direct] = [fh, new DirectSource(fh, this.file)];
+        [this.fh, this.directSource] = [fh, new DirectSource(fh, this.file)];
         return;
       }
     }
@@ -169,14 +169,13 @@ export function followedWriteStream(
 ): Writable {
   let fh: FileHandle | undefined;
   let sink: Sink | undefined;
-  let unbuffered = false;
   // The disk flush starts while the file is written (without it, the kernel starts only at 10% of
   // the memory dirty, and the fsync at the end would write the whole file): at most one at a time.
   let flushing: Promise<void> | undefined;
   let flushFailed: Error | undefined;
   let flushedTo = 0;
   const flushEarly = () => {
-    if (!sync || unbuffered || flushing || progress.written - flushedTo < FLUSH_EVERY) return;
+    if (!sync || progress.direct || flushing || progress.written - flushedTo < FLUSH_EVERY) return;
     flushedTo = progress.written;
     flushing = fh!.datasync().then(
       () => {
@@ -208,7 +207,7 @@ export function followedWriteStream(
     construct(cb) {
       openSink(file, direct).then(
         (h) => {
-          [fh, sink, unbuffered] = [h.fh, h.sink, h.direct];
+          [fh, sink] = [h.fh, h.sink];
           progress.open(h.direct);
           cb();
         },

@@ -28,6 +28,14 @@ async function memberTree(root: string): Promise<void> {
   await fs.chmod(path.join(root, 'member/snap/0000000000000001-0000000000000001.snap'), 0o644);
 }
 
+/** The archive of `<root>/member`, all its bytes. */
+async function archiveOf(root: string, codec: 'none' | 'zstd', header = HEADER): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const b of archiveBytes(root, header, { header, entries: [], bytes: 0 }, codec))
+    parts.push(Buffer.from(b));
+  return Buffer.concat(parts);
+}
+
 async function refused(p: Promise<unknown>): Promise<IntegrityError> {
   const e = await p.then(
     () => undefined,
@@ -167,13 +175,12 @@ describe('backup archive', () => {
       await fs.chmod(path.join(root, p), mode);
     }
     const header = { dataVersion: '3.5.30/etcd3', created: '2026-12-03T00:00:00.000Z', source: '/var/etcd/data' };
-    const parts: Buffer[] = [];
-    for await (const b of archiveBytes(root, header, { header, entries: [], bytes: 0 }, 'none')) parts.push(b);
+    const archived = await archiveOf(root, 'none', header);
     const doc = await fs.readFile(path.join(import.meta.dirname, '../../../docs/backups.md'), 'utf8');
     const hex = /\*\*Test vector\*\* \(`test\/unit\/backup\/archive\.test\.ts`[\s\S]*?```\n([0-9a-f\n]+)```/
       .exec(doc)![1]!
       .replace(/\n/g, '');
-    expect(Buffer.concat(parts).toString('hex')).toBe(hex);
+    expect(archived.toString('hex')).toBe(hex);
     expect((await readArchive(Readable.from([Buffer.from(hex, 'hex')]))).bytes).toBe(12);
   });
 
@@ -241,13 +248,6 @@ describe("a backup's read-back, compared with the data dir it was written from",
     await memberTree(root);
     const text = Buffer.from('etcd '.repeat(420_000)).subarray(0, 2 << 20);
     await fs.writeFile(path.join(root, 'member/snap/db'), Buffer.concat([text, crypto.randomBytes(2 << 20)]));
-  }
-
-  async function archiveOf(root: string, codec: 'none' | 'zstd'): Promise<Buffer> {
-    const parts: Buffer[] = [];
-    const m = { header: HEADER, entries: [], bytes: 0 };
-    for await (const b of archiveBytes(root, HEADER, m, codec)) parts.push(Buffer.from(b));
-    return Buffer.concat(parts);
   }
 
   /** Flips one byte of a file in place. */

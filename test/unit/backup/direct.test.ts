@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ALIGN, alignedBuffer, DirectSource, openForWrite, openSink } from '../../../src/backup/direct.ts';
+import { ALIGN, alignedBuffer, DirectSource, openSink } from '../../../src/backup/direct.ts';
 import { IntegrityError } from '../../../src/errors.ts';
 import { tmpDir } from '../../helpers/tmp.ts';
 
@@ -24,7 +24,7 @@ function pieces(total: number, sizes: number[]): Buffer[] {
 describe('unbuffered writes and reads of the backup file', () => {
   it('gives memory that an O_DIRECT write takes', async () => {
     const dir = await tmpDir();
-    const { fh, direct } = await openForWrite(path.join(dir, 'f'), true);
+    const { fh, direct } = await openSink(path.join(dir, 'f'), true);
     // This machine's file systems take O_DIRECT; a fall back here would hide what the test is for.
     expect(direct).toBe(true);
     const b = alignedBuffer(3 * ALIGN).fill(7);
